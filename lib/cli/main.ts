@@ -1,0 +1,62 @@
+/**
+ * `gitlab-spot-autoscaler` — the command line. Each subcommand lives in commands/<name>.ts and
+ * exports `run(argv): Promise<number>`; this file only dispatches and prints help.
+ */
+import { run as explain } from './commands/explain';
+import { run as validate } from './commands/validate';
+
+type Command = { summary: string; usage: string; run: (argv: string[]) => Promise<number> };
+
+export const COMMANDS: Record<string, Command> = {
+  explain: {
+    summary: 'print the idle settings in force for each pool at given instants (one JSON line per --at)',
+    usage: 'explain --config FILE --at ISO8601 [--at ISO8601 ...]',
+    run: explain,
+  },
+  validate: {
+    summary: 'check a config file and list every problem with its path',
+    usage: 'validate --config FILE',
+    run: validate,
+  },
+};
+
+export function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  return [
+    'gitlab-spot-autoscaler — EC2 spot workers for GitLab CI, the serverless successor to docker+machine',
+    '',
+    'Usage: gitlab-spot-autoscaler <command> [options]',
+    '',
+    'Commands:',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    ...Object.values(COMMANDS).map((c) => `  gitlab-spot-autoscaler ${c.usage}`),
+    '',
+    'Run `gitlab-spot-autoscaler <command> --help` for a command\'s options.',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage() + '\n');
+    return name ? 0 : 2;
+  }
+  if (name === '--version' || name === '-v') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`gitlab-spot-autoscaler: unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`Usage: gitlab-spot-autoscaler ${command.usage}\n\n${command.summary}\n`);
+    return 0;
+  }
+  return command.run(rest);
+}
+
+declare const __VERSION__: string | undefined;
+const VERSION = typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0-dev';

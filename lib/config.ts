@@ -1,0 +1,278 @@
+/**
+ * The deployment configuration: what a docker+machine `config.toml` was, in one YAML or JSON file.
+ *
+ * gitlab-runner's knob names are kept verbatim (IdleCount, IdleTime, MaxBuilds, limit,
+ * concurrent, IdleCountMin, IdleScaleFactor, MaxGrowthRate, autoscaling Periods + Timezone) and
+ * mean what they meant there (docs.gitlab.com/runner/configuration/autoscale/). Every default
+ * lives in DEFAULTS below and nowhere else.
+ *
+ * Secrets never live in this file: it names the SSM parameters that hold them.
+ */
+import { z } from 'zod';
+import { parse as parseYaml } from 'yaml';
+import { parseCron, isValidTimeZone, CronSyntaxError } from './cron';
+
+/** Every default, in one place. The README's settings table is generated from the same values. */
+export const DEFAULTS = {
+  concurrent: 0, // 0 = no global cap on running jobs, as in gitlab-runner
+  limit: 0, // 0 = unlimited, as in gitlab-runner
+  IdleCount: 0,
+  IdleTime: 600, // seconds; gitlab-runner's default
+  MaxBuilds: 0, // 0 = unlimited
+  IdleCountMin: 0,
+  IdleScaleFactor: 0,
+  MaxGrowthRate: 0, // 0 = unlimited
+  Timezone: 'UTC', // gitlab-runner uses the host's zone; a Lambda's host zone is UTC
+  runUntagged: false, // gitlab-runner's run_untagged default when tags are set
+  market: 'spot' as const,
+  onDemandFallback: true,
+  rootVolumeSize: 30, // GiB
+  rootVolumeType: 'gp3' as const,
+  dockerImage: 'alpine:latest',
+  privileged: false,
+  bootTimeout: 600, // seconds a worker may take to report ready before it is repaired
+  jobTimeout: 3 * 3600, // seconds a running job holds capacity without a confirming event
+  pendingJobTtl: 3600, // seconds a pending job holds capacity without a confirming event
+  capacityCooldown: 300, // seconds an instance type / zone rests after a capacity error
+  ssmPrefix: '/gitlab-spot-autoscaler',
+};
+
+const nonNegInt = (what: string) =>
+  z.number({ invalid_type_error: `${what} must be a number` }).int(`${what} must be a whole number`).min(0, `${what} must be >= 0`);
+
+const cronString = z.string().superRefine((s, ctx) => {
+  try {
+    parseCron(s);
+  } catch (e) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      message: `cron expression ${JSON.stringify(s)} does not parse: ${(e as Error).message} (accepted: gorhill/cronexpr syntax, e.g. "* * 9-17 * * mon-fri *")`,
+    });
+    if (!(e instanceof CronSyntaxError)) throw e;
+  }
+});
+
+const timeZone = z.string().refine(isValidTimeZone, (s) => ({
+  message: `unknown time zone ${JSON.stringify(s)} (accepted: an IANA name such as "UTC", "Europe/Berlin", "America/New_York")`,
+}));
+
+const ssmParameterName = z
+  .string()
+  .regex(/^\/[A-Za-z0-9_.\-/]+$/, 'must be an SSM parameter name starting with "/" (letters, digits, _ . - /)');
+
+/** A `[[runners.machine.autoscaling]]` section. As in gitlab-runner, a value left out is 0 while the section is active (periods.ts). */
+export const AutoscalingSchema = z
+  .object({
+    Periods: z.array(cronString).min(1, 'Periods needs at least one cron expression'),
+    Timezone: timeZone.optional(),
+    IdleCount: nonNegInt('IdleCount').optional(),
+    IdleTime: nonNegInt('IdleTime').optional(),
+    IdleCountMin: nonNegInt('IdleCountMin').optional(),
+    IdleScaleFactor: z.number().min(0, 'IdleScaleFactor must be >= 0').optional(),
+  })
+  .strict();
+
+const tagName = z
+  .string()
+  .min(1, 'a tag cannot be empty')
+  .regex(/^[A-Za-z0-9_.:\-/+ ]+$/, 'tags may hold letters, digits, space and _ . : - / +');
+
+export const WorkerSchema = z
+  .object({
+    instanceTypes: z
+      .array(z.string().regex(/^[a-z0-9-]+\.[a-z0-9-]+$/, 'must be an EC2 instance type such as "m6i.large"'))
+      .min(1, 'a pool needs at least one instance type (several are better: spot capacity is per type and zone)'),
+    subnets: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must be a subnet id such as "subnet-0abc123"')).min(1, 'a pool needs at least one subnet'),
+    market: z.enum(['spot', 'on-demand']).default(DEFAULTS.market),
+    onDemandFallback: z.boolean().default(DEFAULTS.onDemandFallback),
+    maxPrice: z.number().positive('maxPrice must be > 0 (USD per hour); leave it out to pay at most the on-demand price').optional(),
+    ami: z
+      .string()
+      .regex(/^(ami-[0-9a-f]+|resolve:ssm:\/.+)$/, 'must be an AMI id ("ami-0abc...") or "resolve:ssm:/aws/service/..."'),
+    rootVolumeSize: z.number().int().min(8, 'rootVolumeSize must be >= 8 GiB').max(16384).default(DEFAULTS.rootVolumeSize),
+    rootVolumeType: z.enum(['gp3', 'gp2', 'io1', 'io2']).default(DEFAULTS.rootVolumeType),
+    securityGroups: z.array(z.string().regex(/^sg-[0-9a-f]+$/, 'must be a security group id such as "sg-0abc123"')).default([]),
+    privateAddressOnly: z.boolean().default(true),
+    tags: z.record(z.string()).default({}),
+    docker: z
+      .object({
+        image: z.string().min(1).default(DEFAULTS.dockerImage),
+        privileged: z.boolean().default(DEFAULTS.privileged),
+        volumes: z.array(z.string()).default([]),
+        disableCache: z.boolean().default(false),
+      })
+      .strict()
+      .default({}),
+    cache: z
+      .object({
+        shared: z.boolean().default(true),
+        bucketName: z.string().optional(), // the deployment's cache bucket when unset
+      })
+      .strict()
+      .default({}),
+    bootTimeout: nonNegInt('bootTimeout').default(DEFAULTS.bootTimeout),
+  })
+  .strict();
+
+export const PoolSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,30}$/, 'pool names are 1-31 of a-z, 0-9 and "-", starting with a letter or digit'),
+    tags: z.array(tagName).default([]),
+    runUntagged: z.boolean().default(DEFAULTS.runUntagged),
+    runnerTokenParameter: ssmParameterName.optional(),
+    limit: nonNegInt('limit').default(DEFAULTS.limit),
+    IdleCount: nonNegInt('IdleCount').default(DEFAULTS.IdleCount),
+    IdleTime: nonNegInt('IdleTime').default(DEFAULTS.IdleTime),
+    MaxBuilds: nonNegInt('MaxBuilds').default(DEFAULTS.MaxBuilds),
+    IdleCountMin: nonNegInt('IdleCountMin').default(DEFAULTS.IdleCountMin),
+    IdleScaleFactor: z.number().min(0, 'IdleScaleFactor must be >= 0').default(DEFAULTS.IdleScaleFactor),
+    MaxGrowthRate: nonNegInt('MaxGrowthRate').default(DEFAULTS.MaxGrowthRate),
+    Timezone: timeZone.default(DEFAULTS.Timezone),
+    autoscaling: z.array(AutoscalingSchema).default([]),
+    jobTimeout: nonNegInt('jobTimeout').default(DEFAULTS.jobTimeout),
+    worker: WorkerSchema,
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    deployment: z.string().regex(/^[a-z0-9][a-z0-9-]{0,30}$/, 'deployment names are 1-31 of a-z, 0-9 and "-"'),
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region such as "eu-west-1"').optional(),
+    ssmPrefix: ssmParameterName.default(DEFAULTS.ssmPrefix),
+    gitlab: z
+      .object({
+        url: z.string().url('must be the GitLab base URL, e.g. "https://gitlab.example.com"').refine((u) => /^https?:\/\//.test(u), 'must start with https:// (or http:// for a lab)'),
+        apiTokenParameter: ssmParameterName.optional(),
+        webhookSecretParameter: ssmParameterName.optional(),
+      })
+      .strict(),
+    concurrent: nonNegInt('concurrent').default(DEFAULTS.concurrent),
+    pendingJobTtl: nonNegInt('pendingJobTtl').default(DEFAULTS.pendingJobTtl),
+    capacityCooldown: nonNegInt('capacityCooldown').default(DEFAULTS.capacityCooldown),
+    pools: z.array(PoolSchema).min(1, 'at least one pool is needed'),
+  })
+  .strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type Pool = z.infer<typeof PoolSchema>;
+export type Autoscaling = z.infer<typeof AutoscalingSchema>;
+export type WorkerShape = z.infer<typeof WorkerSchema>;
+
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`invalid configuration ${source}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function pathOf(path: (string | number)[]): string {
+  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '') || '(root)';
+}
+
+/** Values that look like secrets are refused wherever they appear: they belong in SSM. */
+const SECRET_PATTERNS: [RegExp, string][] = [
+  [/^glrt-/, 'a GitLab runner authentication token'],
+  [/^GR1348941/, 'a GitLab runner registration token'],
+  [/^glpat-/, 'a GitLab personal access token'],
+  [/^(AKIA|ASIA)[A-Z0-9]{16}$/, 'an AWS access key id'],
+];
+
+function findSecrets(value: unknown, path: (string | number)[], out: string[]): void {
+  if (typeof value === 'string') {
+    for (const [re, what] of SECRET_PATTERNS)
+      if (re.test(value)) out.push(`${pathOf(path)}: looks like ${what}; secrets never go in the config file — store it in SSM Parameter Store (SecureString) and name the parameter instead`);
+  } else if (Array.isArray(value)) value.forEach((v, i) => findSecrets(v, [...path, i], out));
+  else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) findSecrets(v, [...path, k], out);
+}
+
+/** Cross-field rules the schema cannot express. */
+function crossCheck(config: Config): string[] {
+  const problems: string[] = [];
+  const names = new Map<string, number>();
+  const tagOwner = new Map<string, string>();
+  const untagged: string[] = [];
+  config.pools.forEach((pool, i) => {
+    const at = `pools[${i}]`;
+    if (names.has(pool.name)) problems.push(`${at}.name: "${pool.name}" is already used by pools[${names.get(pool.name)}]; pool names must be unique`);
+    names.set(pool.name, i);
+    // A job runs on a runner whose tags include all the job's tags (GitLab's rule). Two pools
+    // sharing a tag could both take a job tagged with it, so the controller could not tell
+    // which pool needs capacity: tags must be disjoint, and one pool at most runs untagged jobs.
+    for (const tag of new Set(pool.tags)) {
+      const owner = tagOwner.get(tag);
+      if (owner !== undefined && owner !== pool.name)
+        problems.push(`${at}.tags: tag "${tag}" is also served by pool "${owner}"; a job tagged "${tag}" could match both pools — give each pool its own tags`);
+      else tagOwner.set(tag, pool.name);
+    }
+    if (pool.runUntagged) untagged.push(pool.name);
+    if (pool.tags.length === 0 && !pool.runUntagged)
+      problems.push(`${at}: pool "${pool.name}" has no tags and runUntagged is false, so no job can ever reach it; add tags or set runUntagged: true`);
+    if (pool.IdleCountMin > pool.IdleCount && pool.IdleScaleFactor > 0)
+      problems.push(`${at}.IdleCountMin: ${pool.IdleCountMin} is above IdleCount ${pool.IdleCount}; IdleCount is the upper bound of the idle target`);
+    if (pool.limit > 0 && pool.IdleCount > pool.limit)
+      problems.push(`${at}.IdleCount: ${pool.IdleCount} can never be reached with limit ${pool.limit}; lower IdleCount or raise limit`);
+    if (pool.worker.market === 'on-demand' && pool.worker.maxPrice !== undefined)
+      problems.push(`${at}.worker.maxPrice: only applies to spot; remove it or set market: spot`);
+  });
+  if (untagged.length > 1)
+    problems.push(`pools: ${untagged.map((n) => `"${n}"`).join(', ')} all set runUntagged: true; an untagged job would match each of them — allow it on one pool only`);
+  return problems;
+}
+
+/** Validates an already-parsed object. Every problem is reported at once, each with its path. */
+export function validateConfig(raw: unknown, source = '(inline)'): Config {
+  const secretProblems: string[] = [];
+  findSecrets(raw, [], secretProblems);
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      let msg = issue.message;
+      if (issue.code === z.ZodIssueCode.unrecognized_keys) msg = `unknown setting${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (check the spelling; names are case-sensitive, as in gitlab-runner)`;
+      else if (issue.code === z.ZodIssueCode.invalid_type && issue.received === 'undefined') msg = `required (expected ${issue.expected})`;
+      else if (issue.code === z.ZodIssueCode.invalid_type) msg = `expected ${issue.expected}, got ${issue.received}`;
+      else if (issue.code === z.ZodIssueCode.invalid_enum_value) msg = `"${String(issue.received)}" is not accepted (accepted: ${issue.options.map((o) => JSON.stringify(o)).join(', ')})`;
+      return `${pathOf(issue.path)}: ${msg}`;
+    });
+    throw new ConfigError(source, [...secretProblems, ...problems]);
+  }
+  const problems = [...secretProblems, ...crossCheck(parsed.data)];
+  if (problems.length) throw new ConfigError(source, problems);
+  return parsed.data;
+}
+
+/** Parses YAML or JSON text (JSON is YAML) and validates it. */
+export function parseConfig(text: string, source = '(inline)'): Config {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (e) {
+    throw new ConfigError(source, [`not valid YAML/JSON: ${(e as Error).message.split('\n')[0]}`]);
+  }
+  return validateConfig(raw, source);
+}
+
+/** SSM parameter names of a deployment. Everything a deployment writes lives under `base`. */
+export function parameterNames(config: Config, stage: string) {
+  const base = `${config.ssmPrefix.replace(/\/$/, '')}/${config.deployment}/${stage}`;
+  return {
+    base,
+    config: `${base}/config`,
+    state: `${base}/state`,
+    webhookSecret: config.gitlab.webhookSecretParameter ?? `${base}/secrets/webhook-secret`,
+    gitlabApiToken: config.gitlab.apiTokenParameter ?? `${base}/secrets/gitlab-api-token`,
+    runnerToken: (pool: Pool) => pool.runnerTokenParameter ?? `${base}/secrets/runner-token/${pool.name}`,
+  };
+}
+
+/**
+ * The pool that serves a job with these tags, following GitLab's matching rule: a runner takes a
+ * job when the runner's tags include every job tag, and takes untagged jobs only with run_untagged.
+ * Pools have disjoint tags (validated), so at most one pool matches.
+ */
+export function poolForJobTags(config: Config, jobTags: readonly string[]): Pool | undefined {
+  if (jobTags.length === 0) return config.pools.find((p) => p.runUntagged);
+  return config.pools.find((p) => jobTags.every((t) => p.tags.includes(t)));
+}

@@ -1,0 +1,91 @@
+/**
+ * The small interfaces the reconcile pass drives. EC2, SSM, SQS and GitLab adapters implement them
+ * for Lambda; the simulation and the tests implement them in memory. Nothing here imports AWS.
+ */
+import type { Pool } from '../config';
+import type { Retirement, Termination, WorkerView } from '../model';
+
+/** An instance type in a subnet: the unit spot capacity is granted (or refused) in. */
+export interface CapacityPool {
+  instanceType: string;
+  subnet: string;
+}
+
+/** How a launch error is handled (facts: CreateFleet errors). */
+export type LaunchErrorClass =
+  | 'capacity' // InsufficientInstanceCapacity, UnfulfillableCapacity, MaxSpotInstanceCountExceeded...: cool that pool down, try others
+  | 'quota' // VcpuLimitExceeded, InstanceLimitExceeded: back off the whole pool, alert
+  | 'throttling' // RequestLimitExceeded: back off with jitter
+  | 'invalid' // InvalidParameterValue and friends: a bug or bad config, never retried in a loop
+  | 'other';
+
+export interface LaunchError {
+  class: LaunchErrorClass;
+  code: string;
+  message: string;
+  instanceType?: string;
+  subnet?: string;
+}
+
+export interface LaunchRequest {
+  pool: Pool;
+  count: number;
+  /** Id of the reconcile pass, tagged on every instance. */
+  passId: string;
+  /** Idempotency token for CreateFleet: the same pass retried launches nothing twice. */
+  clientToken: string;
+  /** Capacity pools on cooldown: left out of the overrides. */
+  avoid: readonly CapacityPool[];
+}
+
+export interface LaunchResult {
+  launched: WorkerView[];
+  errors: LaunchError[];
+}
+
+/** The fleet, as found in EC2 by this deployment's tags. Level-triggered: always rediscovered. */
+export interface Fleet {
+  /** Every instance of this deployment and stage that is not terminated, by tags, all pages. */
+  discover(now: number): Promise<WorkerView[]>;
+  launch(req: LaunchRequest): Promise<LaunchResult>;
+  /** Graceful: tags the instances; each worker leaves after its current job. */
+  requestRetirement(retirements: readonly Retirement[]): Promise<void>;
+  /** Immediate; only ever called for instances the planner found not running a job, or broken. */
+  terminate(terminations: readonly Termination[]): Promise<void>;
+}
+
+/** A job as GitLab reports it through the API (routing and confirmation). */
+export interface GitLabJob {
+  id: number;
+  status: string;
+  tagList: string[];
+}
+
+export interface GitLabJobs {
+  /** undefined when the job no longer exists (404). */
+  getJob(projectId: number, jobId: number): Promise<GitLabJob | undefined>;
+}
+
+/** What the webhook queues for each Job Hook delivery (see handlers/webhook). */
+export interface JobEvent {
+  jobId: number;
+  projectId: number;
+  /** GitLab build_status: created, pending, running, success, failed, canceled, ... */
+  status: string;
+  /** Epoch ms when the webhook received it. */
+  receivedAt: number;
+  /** Job tags when known (the Job Hook carries none; the API or the simulation may). */
+  tags?: string[];
+  /** GitLab's Idempotency-Key / event UUID, for de-duplication. */
+  deliveryId?: string;
+}
+
+export interface Clock {
+  now(): number;
+}
+
+export interface Logger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}

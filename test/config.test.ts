@@ -1,0 +1,118 @@
+import { parseConfig, validateConfig, ConfigError, DEFAULTS, parameterNames, poolForJobTags } from '../lib/config';
+import { makeConfig, poolInput } from './helpers/config';
+
+function problemsOf(raw: unknown): string[] {
+  try {
+    validateConfig(raw, 'test.yaml');
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems;
+    throw e;
+  }
+  throw new Error('config was accepted');
+}
+
+const base = (pools: unknown[], extra: Record<string, unknown> = {}) => ({ deployment: 'ci', gitlab: { url: 'https://gitlab.example.com' }, pools, ...extra });
+
+describe('config', () => {
+  test('a minimal YAML config gets the documented defaults', () => {
+    const c = parseConfig(
+      `deployment: ci
+gitlab:
+  url: https://gitlab.example.com
+pools:
+  - name: docker
+    runUntagged: true
+    worker:
+      instanceTypes: [m6i.large]
+      subnets: [subnet-0abc]
+      ami: ami-0123abcd
+`,
+      'inline.yaml',
+    );
+    const p = c.pools[0];
+    expect(c.concurrent).toBe(DEFAULTS.concurrent);
+    expect([p.limit, p.IdleCount, p.IdleTime, p.MaxBuilds, p.IdleCountMin, p.IdleScaleFactor, p.MaxGrowthRate]).toEqual([
+      DEFAULTS.limit,
+      DEFAULTS.IdleCount,
+      DEFAULTS.IdleTime,
+      DEFAULTS.MaxBuilds,
+      DEFAULTS.IdleCountMin,
+      DEFAULTS.IdleScaleFactor,
+      DEFAULTS.MaxGrowthRate,
+    ]);
+    expect(p.worker.market).toBe('spot');
+    expect(p.worker.onDemandFallback).toBe(true);
+    expect(p.worker.docker).toEqual({ image: DEFAULTS.dockerImage, privileged: false, volumes: [], disableCache: false });
+  });
+
+  test('JSON is accepted too', () => {
+    const c = parseConfig(JSON.stringify(base([poolInput()])), 'c.json');
+    expect(c.pools[0].name).toBe('docker');
+  });
+
+  test('every problem is listed at once, each with its path and what is accepted', () => {
+    const problems = problemsOf(
+      base([
+        poolInput({ IdleCount: -1, Timezone: 'Mars/Olympus', autoscaling: [{ Periods: ['* * 25 * * * *'], IdleCount: 1 }], worker: { instanceTypes: [], subnets: ['subnet-0abc'], ami: 'ami-0abc' } }),
+      ]),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'pools[0].IdleCount: IdleCount must be >= 0',
+        expect.stringMatching(/^pools\[0\]\.Timezone: unknown time zone "Mars\/Olympus" \(accepted: an IANA name/),
+        expect.stringMatching(/^pools\[0\]\.autoscaling\[0\]\.Periods\[0\]: cron expression "\* \* 25 \* \* \* \*" does not parse/),
+        expect.stringMatching(/^pools\[0\]\.worker\.instanceTypes: a pool needs at least one instance type/),
+      ]),
+    );
+    expect(problems).toHaveLength(4);
+  });
+
+  test('unknown and misspelt settings are rejected by name', () => {
+    expect(problemsOf(base([poolInput({ IdleCounts: 3 })]))).toEqual(['pools[0]: unknown setting "IdleCounts" (check the spelling; names are case-sensitive, as in gitlab-runner)']);
+  });
+
+  test('missing required values name the path', () => {
+    expect(problemsOf({ deployment: 'ci', pools: [] })).toEqual(['gitlab: required (expected object)', 'pools: at least one pool is needed']);
+  });
+
+  test('tags that overlap between pools are ambiguous and rejected', () => {
+    const problems = problemsOf(base([poolInput({ name: 'a', tags: ['docker', 'linux'], runUntagged: false }), poolInput({ name: 'b', tags: ['linux', 'gpu'], runUntagged: false })]));
+    expect(problems).toEqual(['pools[1].tags: tag "linux" is also served by pool "a"; a job tagged "linux" could match both pools — give each pool its own tags']);
+  });
+
+  test('only one pool may run untagged jobs; a pool nobody can reach is an error', () => {
+    expect(problemsOf(base([poolInput({ name: 'a' }), poolInput({ name: 'b' })]))).toEqual([
+      'pools: "a", "b" all set runUntagged: true; an untagged job would match each of them — allow it on one pool only',
+    ]);
+    expect(problemsOf(base([poolInput({ runUntagged: false })]))).toEqual([
+      'pools[0]: pool "docker" has no tags and runUntagged is false, so no job can ever reach it; add tags or set runUntagged: true',
+    ]);
+  });
+
+  test('secrets are refused wherever they appear', () => {
+    const problems = problemsOf(base([poolInput({ worker: { instanceTypes: ['m5.large'], subnets: ['subnet-0abc'], ami: 'ami-0abc', tags: { token: 'glrt-abcdefABCDEF123456' } } })]));
+    expect(problems[0]).toMatch(/^pools\[0\]\.worker\.tags\.token: looks like a GitLab runner authentication token; secrets never go in the config file/);
+    expect(problems.join('\n')).not.toContain('glrt-abcdefABCDEF123456');
+  });
+
+  test('malformed YAML names the problem', () => {
+    expect(() => parseConfig('pools: [\n', 'bad.yaml')).toThrow(/invalid configuration bad\.yaml:\n {2}- not valid YAML\/JSON/);
+  });
+
+  test('SSM parameter names default under the deployment prefix and can be overridden', () => {
+    const c = makeConfig([poolInput({ runnerTokenParameter: '/custom/token' }), poolInput({ name: 'gpu', runUntagged: false, tags: ['gpu'] })]);
+    const names = parameterNames(c, 'prod');
+    expect(names.webhookSecret).toBe('/gitlab-spot-autoscaler/test/prod/secrets/webhook-secret');
+    expect(names.runnerToken(c.pools[0])).toBe('/custom/token');
+    expect(names.runnerToken(c.pools[1])).toBe('/gitlab-spot-autoscaler/test/prod/secrets/runner-token/gpu');
+  });
+
+  test('jobs are routed by GitLab\'s tag rule', () => {
+    const c = makeConfig([poolInput({ name: 'docker', tags: ['docker', 'linux'] }), poolInput({ name: 'gpu', runUntagged: false, tags: ['gpu'] })]);
+    expect(poolForJobTags(c, [])?.name).toBe('docker');
+    expect(poolForJobTags(c, ['linux'])?.name).toBe('docker');
+    expect(poolForJobTags(c, ['docker', 'linux'])?.name).toBe('docker');
+    expect(poolForJobTags(c, ['gpu'])?.name).toBe('gpu');
+    expect(poolForJobTags(c, ['gpu', 'linux'])).toBeUndefined();
+  });
+});
