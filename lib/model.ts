@@ -16,7 +16,7 @@ export type WorkerState = 'booting' | 'idle' | 'busy' | 'retiring';
 /** Something wrong with an instance, found by the fleet adapter (EC2 status, tags, state). */
 export type WorkerProblem =
   | 'impaired' // failed EC2 status checks
-  | 'stopped' // stopped or stopping: workers are never meant to stop (shutdown = terminate)
+  | 'stopped' // stopped or stopping: workers are never meant to stop (shutdown = terminate); the adapter reports its state as 'retiring'
   | 'interrupted'; // spot interruption notice received (interruption handler tags it)
 
 export interface WorkerView {

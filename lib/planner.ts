@@ -63,13 +63,16 @@ interface Triage {
 function triage(pool: Pool, workers: readonly WorkerView[], now: number): Triage {
   const t: Triage = { healthy: [], terminate: [], leaving: 0 };
   for (const w of workers) {
-    if (w.problem === 'stopped') {
+    if (w.state === 'busy') {
+      // Whatever else is wrong with it, a worker reported busy is left to finish: a busy impaired
+      // worker is terminated on a later pass, once it is no longer busy.
+      if (w.problem) t.leaving++;
+      else t.healthy.push(w);
+    } else if (w.problem === 'stopped') {
       t.terminate.push({ id: w.id, reason: 'instance is stopped; workers never stop (shutdown = terminate), so it is broken' });
       t.leaving++;
     } else if (w.problem === 'impaired') {
-      // Never kill a busy worker: a busy impaired worker is left to finish (or fail) its job and
-      // is terminated on a later pass, once it is no longer busy.
-      if (w.state !== 'busy' && (w.state !== 'retiring' || retirementIgnored(pool, w, now))) t.terminate.push({ id: w.id, reason: 'failed EC2 status checks' });
+      if (w.state !== 'retiring' || retirementIgnored(pool, w, now)) t.terminate.push({ id: w.id, reason: 'failed EC2 status checks' });
       t.leaving++;
     } else if (w.problem === 'interrupted') {
       // AWS reclaims it; the worker drains itself. Its capacity is replaced below.

@@ -165,7 +165,11 @@ const arbCase = fc.record({
 type Case = typeof arbCase extends fc.Arbitrary<infer T> ? T : never;
 
 function build(c: Case) {
-  const fix = (p: { IdleCount: number; IdleCountMin: number; limit: number }) => ({ ...p, IdleCountMin: Math.min(p.IdleCountMin, p.IdleCount), IdleCount: p.limit > 0 ? Math.min(p.IdleCount, p.limit) : p.IdleCount });
+  // Keep to configs validation accepts: IdleCount within limit, IdleCountMin within IdleCount.
+  const fix = (p: { IdleCount: number; IdleCountMin: number; limit: number }) => {
+    const IdleCount = p.limit > 0 ? Math.min(p.IdleCount, p.limit) : p.IdleCount;
+    return { ...p, IdleCount, IdleCountMin: Math.min(p.IdleCountMin, IdleCount) };
+  };
   const config = makeConfig([poolInput(fix(c.a)), poolInput(fix(c.b))], { concurrent: c.concurrent });
   const seen = new Set<string>();
   const workers: WorkerView[] = [];
