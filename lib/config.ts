@@ -31,6 +31,7 @@ export const DEFAULTS = {
   dockerImage: 'alpine:latest',
   privileged: false,
   bootTimeout: 600, // seconds a worker may take to report ready before it is repaired
+  maxLifetime: 24 * 3600, // seconds; a worker retires itself after this, so no instance lives forever
   jobTimeout: 3 * 3600, // seconds a running job holds capacity without a confirming event
   pendingJobTtl: 3600, // seconds a pending job holds capacity without a confirming event
   capacityCooldown: 300, // seconds an instance type / zone rests after a capacity error
@@ -111,6 +112,8 @@ export const WorkerSchema = z
       .strict()
       .default({}),
     bootTimeout: nonNegInt('bootTimeout').default(DEFAULTS.bootTimeout),
+    // Hard cap on a worker's life (seconds): after it the worker retires itself after its job.
+    maxLifetime: nonNegInt('maxLifetime').default(DEFAULTS.maxLifetime),
   })
   .strict();
 

@@ -4,6 +4,7 @@
  */
 import { run as explain } from './commands/explain';
 import { run as validate } from './commands/validate';
+import { run as userData, USAGE as userDataUsage } from './commands/user-data';
 
 type Command = { summary: string; usage: string; run: (argv: string[]) => Promise<number> };
 
@@ -17,6 +18,11 @@ export const COMMANDS: Record<string, Command> = {
     summary: 'check a config file and list every problem with its path',
     usage: 'validate --config FILE',
     run: validate,
+  },
+  'user-data': {
+    summary: 'print the exact user data (bash script) a worker of a pool boots with',
+    usage: userDataUsage,
+    run: userData,
   },
 };
 

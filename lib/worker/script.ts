@@ -1,0 +1,363 @@
+/**
+ * The worker's shell program: the part of the user data that is the same for every pool.
+ * renderUserData (userdata.ts) puts the pool's values in front of it as shell variables.
+ *
+ * It is a template literal, so the shell's `\${` and backslashes are escaped here; read the
+ * rendered script instead (`gitlab-spot-autoscaler user-data --config FILE --pool NAME`), which
+ * shellcheck checks in test/worker. Lines starting with "##" are dropped from the rendered script.
+ */
+export const WORKER_SCRIPT = `## ---- everything below is the same for every pool (lib/worker/script.ts) ----
+## Lines starting with "##" are rationale for maintainers; the renderer drops them to keep the user
+## data well under EC2's 16 KB limit. docs/worker.md has the whole design.
+set -uo pipefail
+umask 077
+export TZ=UTC LC_ALL=C
+PATH=$PATH:/usr/local/bin:/snap/bin
+
+## GSA_* variables exist for the test harness only (test/worker): a sandboxed root, a local
+## IMDS stand-in and short delays. Nothing sets them on an instance.
+ROOT=\${GSA_ROOT:-}
+IMDS=\${GSA_IMDS_URL:-http://169.254.169.254}
+POLL=\${GSA_POLL:-5}
+RETRY_DELAY=\${GSA_RETRY_DELAY:-5}
+INTERRUPT_MARGIN=\${GSA_INTERRUPT_MARGIN:-20}
+KILL_GRACE=\${GSA_KILL_GRACE:-30}
+MAX_RESTARTS=3
+SELF=$ROOT/usr/local/sbin/gsa-worker
+UNIT=$ROOT/etc/systemd/system/gsa-worker.service
+CONF_DIR=$ROOT/etc/gsa-worker
+CONF=$CONF_DIR/config.toml
+STATE_DIR=$ROOT/var/lib/gsa-worker
+RUN=$ROOT/run/gsa-worker
+runner_pid='' monitor_pid='' FINISHING='' IMDS_TOKEN='' IMDS_TOKEN_AT=0
+
+now() { printf '%(%s)T' -1; }
+iso() { printf '%(%Y-%m-%dT%H:%M:%SZ)T' -1; }
+log() { printf '%s gsa-worker: %s\\n' "$(iso)" "$*" >&2; }
+
+## The only way out. The launch template sets InstanceInitiatedShutdownBehavior=terminate, so a
+## power-off is a termination: nothing is left behind and billing stops.
+finish() {
+  [ -n "$FINISHING" ] && return 0
+  FINISHING=1
+  log "shutting down: $1"
+  if [ -n "$runner_pid" ] && kill -0 "$runner_pid" 2>/dev/null; then kill -KILL "$runner_pid" 2>/dev/null; fi
+  [ -n "$monitor_pid" ] && kill "$monitor_pid" 2>/dev/null
+  rm -f "$CONF"
+  shutdown -h now "gsa-worker: $1"
+  exit 0
+}
+
+## retry ATTEMPTS SECONDS WHAT COMMAND...: every attempt bounded by timeout(1), backoff between
+## attempts, and never past the boot deadline.
+retry() {
+  local n=$1 t=$2 what=$3 i
+  shift 3
+  for ((i = 1; i <= n; i++)); do
+    timeout "$t" "$@" && return 0
+    log "$what failed (attempt $i/$n)"
+    [ "$(now)" -lt "$BOOT_DEADLINE" ] || break
+    [ "$i" -lt "$n" ] && sleep $((RETRY_DELAY * i))
+  done
+  return 1
+}
+
+## IMDSv2 only (the launch template sets HttpTokens=required). Hop limit 1 keeps job containers,
+## which sit one network hop further, away from the instance role.
+imds_refresh() {
+  local t
+  t=$(now)
+  [ -n "$IMDS_TOKEN" ] && [ $((t - IMDS_TOKEN_AT)) -lt 600 ] && return 0
+  IMDS_TOKEN=$(curl -sf --max-time 3 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 21600' "$IMDS/latest/api/token") || return 1
+  IMDS_TOKEN_AT=$t
+}
+imds() { curl -sf --max-time 3 -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" "$IMDS/latest/meta-data/$1"; }
+
+## tag KEY=VALUE...: one CreateTags call per transition (docs/controller.md: the CreateTags bucket
+## is shared by the whole account, so no heartbeat). Best effort, except where the caller decides.
+tag() {
+  local args=() kv i
+  for kv in "$@"; do args+=("Key=$TAG_PREFIX:\${kv%%=*},Value=\${kv#*=}"); done
+  for i in 1 2 3; do
+    timeout 30 aws ec2 create-tags --region "$REGION" --resources "$INSTANCE_ID" --tags "\${args[@]}" >/dev/null && return 0
+    sleep $((RETRY_DELAY * i))
+  done
+  log "could not tag the instance ($*)"
+  return 1
+}
+
+pkg_install() {
+  if command -v dnf >/dev/null; then
+    retry 3 600 "dnf install $1" dnf install -y -q "$1"
+  elif command -v apt-get >/dev/null; then
+    ## cloud-init and unattended-upgrades may hold the dpkg lock at boot: wait for it.
+    retry 3 600 "apt-get update" apt-get -o DPkg::Lock::Timeout=300 update -q &&
+      retry 3 600 "apt-get install $2" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q "$2"
+  else
+    return 1
+  fi
+}
+
+## Each tool is installed only when missing, so a pre-baked AMI boots in seconds.
+ensure_tools() {
+  local arch
+  if ! command -v aws >/dev/null; then
+    log "installing the AWS CLI"
+    if command -v snap >/dev/null; then retry 3 600 "snap install aws-cli" snap install aws-cli --classic; else pkg_install awscli awscli; fi ||
+      finish "the AWS CLI is missing and could not be installed"
+  fi
+  if ! command -v docker >/dev/null; then
+    log "installing docker"
+    pkg_install docker docker.io || finish "docker is missing and could not be installed"
+  fi
+  retry 3 120 "starting docker" systemctl start docker.service || finish "the docker service does not start"
+  retry 5 30 "docker info" docker info >/dev/null || finish "docker does not answer (docker info)"
+  if ! command -v gitlab-runner >/dev/null; then
+    case $(uname -m) in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) finish "no gitlab-runner build for CPU $(uname -m)" ;; esac
+    log "installing gitlab-runner $RUNNER_VERSION ($arch)"
+    mkdir -p "$ROOT/usr/local/bin"
+    retry 3 300 "downloading gitlab-runner" curl -fsSL --max-time 280 -o "$ROOT/usr/local/bin/gitlab-runner" \\
+      "https://gitlab-runner-downloads.s3.amazonaws.com/$RUNNER_VERSION/binaries/gitlab-runner-linux-$arch" ||
+      finish "gitlab-runner is missing and could not be downloaded"
+    chmod 0755 "$ROOT/usr/local/bin/gitlab-runner"
+  fi
+}
+
+## The token goes from the aws CLI's stdout into a shell variable and from there into a 0600 file
+## in a 0700 directory: never into argv, the environment, the log or a job container.
+read_token() {
+  local i err
+  for ((i = 1; i <= 5; i++)); do
+    if RUNNER_TOKEN=$(timeout 60 aws ssm get-parameter --region "$REGION" --name "$TOKEN_PARAM" --with-decryption \\
+      --query Parameter.Value --output text 2>"$RUN/ssm.err"); then
+      rm -f "$RUN/ssm.err"
+      [[ $RUNNER_TOKEN =~ ^[A-Za-z0-9._-]+$ ]] && return 0
+      finish "SSM parameter $TOKEN_PARAM does not hold a runner authentication token"
+    fi
+    err=$(head -c 300 "$RUN/ssm.err")
+    log "reading SSM parameter $TOKEN_PARAM failed: $err"
+    case $err in *ParameterNotFound*) break ;; esac
+    [ "$(now)" -lt "$BOOT_DEADLINE" ] || break
+    sleep $((RETRY_DELAY * i))
+  done
+  finish "cannot read the runner token from SSM parameter $TOKEN_PARAM"
+}
+
+write_config() {
+  local toml
+  { mkdir -p "$CONF_DIR" && chmod 0700 "$CONF_DIR"; } || finish "cannot create $CONF_DIR"
+  toml=$(runner_toml)
+  toml=\${toml//__GSA_REGION__/$REGION}
+  { printf '%s\\n' "\${toml/__GSA_RUNNER_TOKEN__/$RUNNER_TOKEN}" >"$CONF" && chmod 0600 "$CONF"; } || finish "cannot write $CONF"
+}
+
+## POST /api/v4/runners/verify with the token on stdin: a rejected token or an unreachable GitLab
+## is found here, at boot, with a clear reason, instead of a runner that polls forever.
+verify_token() {
+  local i code
+  for ((i = 1; ; i++)); do
+    code=$(printf '{"token":"%s"}' "$RUNNER_TOKEN" | curl -s -o /dev/null -w '%{http_code}' --max-time 20 \\
+      -H 'Content-Type: application/json' --data-binary @- "$GITLAB_URL/api/v4/runners/verify")
+    case $code in
+      200) return 0 ;;
+      401 | 403 | 410) finish "GitLab at $GITLAB_URL rejected the runner token from $TOKEN_PARAM (HTTP $code)" ;;
+    esac
+    log "GitLab at $GITLAB_URL not reachable (HTTP $code), attempt $i"
+    [ "$(now)" -lt "$BOOT_DEADLINE" ] || finish "GitLab at $GITLAB_URL unreachable for bootTimeout ($BOOT_TIMEOUT s)"
+    sleep $((RETRY_DELAY * (i < 6 ? i : 6)))
+  done
+}
+
+## Reads gitlab-runner's log: copies it to the console and turns job start/end lines into state
+## tags. The lines are the runner's own ("Checking for jobs... received", "Job succeeded",
+## "Job failed"), logged at info level by run-single in every supported version.
+monitor() {
+  local line builds busy=0 t fail_since=0 last_fail=0
+  trap - EXIT TERM
+  builds=$(cat "$RUN/builds")
+  while IFS= read -r line; do
+    printf '%s\\n' "$line" >&2
+    case $line in
+      *'Checking for jobs... received'*)
+        builds=$((builds + 1)) busy=1 fail_since=0
+        echo "$builds" >"$RUN/builds"
+        echo busy >"$RUN/state"
+        tag state=busy "builds=$builds" ;;
+      *'Job succeeded'* | *'Job failed'*)
+        if [ "$busy" = 1 ]; then
+          busy=0
+          echo idle >"$RUN/state"
+          ## A worker that is leaving stays "draining" for the controller.
+          if [ -e "$RUN/draining" ]; then tag state=draining "builds=$builds"; else tag state=idle "idle-since=$(iso)" "builds=$builds"; fi
+        fi ;;
+      *'Checking for jobs... failed'* | *'Checking for jobs... forbidden'* | *'is not healthy'*)
+        ## A runner that cannot reach GitLab, or whose token was revoked, retries forever.
+        t=$(now)
+        [ $((t - last_fail)) -gt 120 ] && fail_since=$t
+        last_fail=$t
+        [ $((t - fail_since)) -ge "$BOOT_TIMEOUT" ] && echo "GitLab unreachable or token rejected for $((t - fail_since)) s" >"$RUN/stop" ;;
+    esac
+  done
+}
+
+start_runner() {
+  local left=0 builds
+  builds=$(cat "$RUN/builds")
+  if [ "$MAX_BUILDS" -gt 0 ]; then
+    left=$((MAX_BUILDS - builds))
+    [ "$left" -gt 0 ] || finish "MaxBuilds ($MAX_BUILDS) reached"
+  fi
+  rm -f "$RUN/fifo"
+  mkfifo "$RUN/fifo" || finish "cannot create $RUN/fifo"
+  monitor <"$RUN/fifo" &
+  monitor_pid=$!
+  ## A clean environment (nothing of this script's leaks into jobs), and SIGQUIT/SIGINT back to
+  ## their defaults: bash starts background commands with both ignored.
+  env -i --default-signal=INT,QUIT PATH="$PATH" HOME=/root LANG=C.UTF-8 \\
+    gitlab-runner run-single -c "$CONF" -r "$RUNNER_NAME" --max-builds "$left" --wait-timeout "$WAIT_TIMEOUT" >"$RUN/fifo" 2>&1 &
+  runner_pid=$!
+  log "gitlab-runner started (pid $runner_pid, --max-builds $left, --wait-timeout $WAIT_TIMEOUT)"
+}
+
+## stop REASON DEADLINE: SIGQUIT makes gitlab-runner take no new job and finish the current one;
+## at DEADLINE it gets SIGTERM (abort the job, tell GitLab), KILL_GRACE later the machine goes.
+stop_reason='' stop_deadline=0 term_at=0
+stop() {
+  if [ -z "$stop_reason" ]; then
+    stop_reason=$1 stop_deadline=$2
+    log "stopping: $1; SIGQUIT to gitlab-runner, deadline in $(($2 - $(now))) s"
+    kill -QUIT "$runner_pid" 2>/dev/null
+    touch "$RUN/draining"
+    tag state=draining
+  elif [ "$2" -lt "$stop_deadline" ]; then
+    stop_reason="$stop_reason; $1" stop_deadline=$2
+    log "$1: deadline moved to $(($2 - $(now))) s from now"
+  fi
+}
+
+watch_runner() {
+  local t rc restarts=0 keys value at
+  while :; do
+    t=$(now)
+    if ! kill -0 "$runner_pid" 2>/dev/null; then
+      wait "$runner_pid"
+      rc=$?
+      wait "$monitor_pid" 2>/dev/null
+      monitor_pid=''
+      [ -n "$stop_reason" ] && finish "$stop_reason; gitlab-runner exited ($rc)"
+      if [ "$rc" = 0 ]; then
+        tag state=draining
+        [ "$MAX_BUILDS" -gt 0 ] && [ "$(cat "$RUN/builds")" -ge "$MAX_BUILDS" ] && finish "MaxBuilds ($MAX_BUILDS) reached"
+        finish "no job for IdleTime ($WAIT_TIMEOUT s) after $(cat "$RUN/builds") builds"
+      fi
+      restarts=$((restarts + 1))
+      timeout 30 docker info >/dev/null 2>&1 || finish "gitlab-runner exited ($rc) and docker does not answer"
+      [ "$restarts" -le "$MAX_RESTARTS" ] || finish "gitlab-runner crashed $restarts times (last exit status $rc)"
+      log "gitlab-runner exited with status $rc; restart $restarts of $MAX_RESTARTS"
+      if [ "$(cat "$RUN/state")" = busy ]; then
+        echo idle >"$RUN/state"
+        tag state=idle "idle-since=$(iso)"
+      fi
+      sleep $((RETRY_DELAY * restarts))
+      start_runner
+      continue
+    fi
+    if imds_refresh; then
+      action=$(imds spot/instance-action) && {
+        at=$(date -d "$(sed -n 's/.*"time" *: *"\\([^"]*\\)".*/\\1/p' <<<"$action")" +%s 2>/dev/null) || at=$((t + 120))
+        stop "spot interruption notice ($action)" $((at - INTERRUPT_MARGIN))
+      }
+      keys=$(imds tags/instance)
+      if grep -qxF "$TAG_PREFIX:interrupted" <<<"$keys"; then
+        value=$(imds "tags/instance/$TAG_PREFIX:interrupted")
+        case $value in interruption*) stop "interrupted ($value)" $((t + 120 - INTERRUPT_MARGIN)) ;; esac
+      fi
+      if grep -qxF "$TAG_PREFIX:retire" <<<"$keys"; then
+        value=$(imds "tags/instance/$TAG_PREFIX:retire")
+        stop "retirement requested ($value)" $((t + JOB_TIMEOUT))
+      fi
+    fi
+    [ $((t - STARTED)) -ge "$MAX_LIFETIME" ] && stop "max lifetime ($MAX_LIFETIME s) reached" $((t + JOB_TIMEOUT))
+    [ -s "$RUN/stop" ] && stop "$(cat "$RUN/stop")" $((t + 60))
+    if [ -n "$stop_reason" ]; then
+      if [ "$term_at" = 0 ] && [ "$t" -ge "$stop_deadline" ]; then
+        log "deadline passed: SIGTERM to gitlab-runner (aborts the running job)"
+        kill -TERM "$runner_pid" 2>/dev/null
+        term_at=$t
+      elif [ "$term_at" != 0 ] && [ $((t - term_at)) -ge "$KILL_GRACE" ]; then
+        finish "$stop_reason; gitlab-runner still running $KILL_GRACE s after SIGTERM"
+      fi
+    fi
+    sleep "$POLL"
+  done
+}
+
+run_worker() {
+  trap 'finish "worker script ended unexpectedly (status $?)"' EXIT
+  trap 'finish "stopped by SIGTERM (system shutdown or systemctl stop)"' TERM
+  STARTED=$(now)
+  BOOT_DEADLINE=$((STARTED + BOOT_TIMEOUT))
+  mkdir -p "$RUN" "$STATE_DIR" || finish "cannot create $RUN"
+  ## A worker lives for one boot: after a reboot its state is gone, so it leaves.
+  [ -e "$STATE_DIR/started" ] && finish "rebooted: a worker lives for one boot only"
+  iso >"$STATE_DIR/started"
+  echo 0 >"$RUN/builds"
+  echo booting >"$RUN/state"
+  log "starting: pool $POOL of $DEPLOYMENT/$STAGE"
+  ## Independent of this script: whatever happens to it, the machine powers off after the
+  ## lifetime, the time to finish a job, and a grace period.
+  shutdown -h "+$(((MAX_LIFETIME + JOB_TIMEOUT + 600 + 59) / 60))" "gsa-worker: hard lifetime limit" ||
+    log "could not schedule the hard lifetime shutdown"
+  INSTANCE_ID=''
+  for ((i = 1; i <= 10; i++)); do
+    imds_refresh && INSTANCE_ID=$(imds instance-id) && break
+    sleep $((RETRY_DELAY * (i < 4 ? i : 4)))
+  done
+  [ -n "$INSTANCE_ID" ] || finish "instance metadata (IMDSv2) not reachable at $IMDS"
+  [ -n "$REGION" ] || REGION=$(imds placement/region) || finish "cannot read the region from instance metadata"
+  imds tags/instance >/dev/null ||
+    log "WARNING: instance tags are not in instance metadata (launch template InstanceMetadataTags=enabled?): retirement requests cannot be seen"
+  ensure_tools
+  read_token
+  write_config
+  verify_token
+  unset RUNNER_TOKEN
+  ## Ready is the one tag that must stick: the controller terminates a worker that is not ready
+  ## after bootTimeout, and would then kill a job it runs.
+  tag "ready=$(iso)" state=idle "idle-since=$(iso)" builds=0 || finish "cannot tag itself ready (does the instance role allow ec2:CreateTags on itself?)"
+  echo idle >"$RUN/state"
+  start_runner
+  watch_runner
+}
+
+## cloud-init runs user data once, inside cloud-final.service. The worker runs as its own systemd
+## unit instead: its log goes to the journal and the serial console, and cloud-init finishes.
+install_service() {
+  trap 'rc=$?; [ "$rc" = 0 ] || finish "installing gsa-worker.service failed (status $rc)"' EXIT
+  mkdir -p "\${SELF%/*}" "\${UNIT%/*}" && cp "$0" "$SELF" && chmod 0700 "$SELF" || exit 1
+  cat >"$UNIT" <<'UNIT' || exit 1
+[Unit]
+Description=gitlab-spot-autoscaler worker: gitlab-runner run-single, then power off
+Wants=network-online.target
+After=network-online.target docker.service
+
+[Service]
+Type=simple
+ExecStart=/usr/local/sbin/gsa-worker run
+StandardOutput=journal+console
+StandardError=journal+console
+TimeoutStopSec=60
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+  chmod 0644 "$UNIT"
+  systemctl daemon-reload && systemctl enable gsa-worker.service && systemctl start --no-block gsa-worker.service || exit 1
+  log "gsa-worker.service started (journalctl -u gsa-worker)"
+}
+
+case \${1:-} in
+  run) run_worker ;;
+  *) install_service ;;
+esac
+`;

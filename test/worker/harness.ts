@@ -1,0 +1,340 @@
+/**
+ * Runs the rendered user data for real under bash, in a sandbox:
+ *  - fake `aws`, `docker`, `gitlab-runner`, `shutdown`, `systemctl` on PATH (each logs its argv to
+ *    calls.log and its environment to env.log);
+ *  - a stand-in on 127.0.0.1 (free port) for IMDSv2 (token, instance-id, region, spot notice,
+ *    instance tags) and for GitLab's POST /api/v4/runners/verify; the fakes tell it what they do
+ *    through POST /_test/event/<name>, so a scenario reacts to events, never to timing;
+ *  - GSA_ROOT points the script's files into a temp dir; GSA_POLL and friends shorten the waits.
+ * Everything it starts is stopped by its own PID / process group.
+ */
+import { spawn } from 'node:child_process';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { parseConfig, type Config } from '../../lib/config';
+import { renderUserData } from '../../lib/worker/userdata';
+import { TAGS } from '../../lib/controller/tags';
+
+export const TOKEN = 'glrt-t3_SECRETrunnerTOKEN1234567';
+export const INSTANCE_ID = 'i-0fa1afe1c0ffee000';
+
+export interface RunnerScenario {
+  /** Jobs the fake GitLab hands out. */
+  jobs: number;
+  /** Job number (1-based) that waits for SIGQUIT or SIGTERM before it completes. */
+  waitSignalInJob?: number;
+  /** Job number that ignores SIGQUIT and runs until SIGTERM aborts it. */
+  untilTermInJob?: number;
+  /** Exit with status 2 at once, every time it is started. */
+  crash?: boolean;
+  /** Seconds the fake idles after its jobs before it exits as --wait-timeout would (default 30). */
+  idleSeconds?: number;
+}
+
+export interface Scenario {
+  name: string;
+  /** Pool settings merged into the test pool. */
+  pool?: Record<string, unknown>;
+  runner: RunnerScenario;
+  /** The SSM parameter holds the token (default true). */
+  tokenInSsm?: boolean;
+  /** The token GitLab accepts (default TOKEN). */
+  gitlabAccepts?: string;
+  /** Called for every event the fakes report; may change IMDS state. */
+  onEvent?: (event: string, imds: ImdsState) => void;
+  /** Files created under the sandboxed root before the run. */
+  preexisting?: string[];
+  env?: Record<string, string>;
+  /** Leave config.region out, so the worker reads the region from IMDS. */
+  noRegion?: boolean;
+  /** `docker info` fails. */
+  dockerFails?: boolean;
+}
+
+export interface ImdsState {
+  tags: Map<string, string>;
+  spotAction?: string;
+}
+
+export interface Call {
+  cmd: string;
+  args: string;
+}
+
+export interface RunResult {
+  exitCode: number | null;
+  output: string;
+  calls: Call[];
+  /** Every fake's environment, concatenated. */
+  envDump: string;
+  events: string[];
+  /** Bodies GitLab's verify endpoint received. */
+  verifyBodies: string[];
+  userData: string;
+  /** What the fake runner found: modes of config.toml and its directory, token present in it. */
+  runnerSaw: string;
+  root: string;
+}
+
+function fakeScripts(fake: string, server: string): Record<string, string> {
+  const log = (name: string) => `printf '%s\\t%s\\n' ${name} "$*" >>${fake}/calls.log
+{ echo "=== ${name} $$"; env; } >>${fake}/env.log`;
+  return {
+    aws: `#!/bin/bash
+${log('aws')}
+case "$1 $2" in
+  "ssm get-parameter")
+    if [ -f ${fake}/token ]; then cat ${fake}/token; echo; exit 0; fi
+    echo "An error occurred (ParameterNotFound) when calling the GetParameter operation: " >&2
+    exit 254 ;;
+esac
+exit 0
+`,
+    docker: `#!/bin/bash
+${log('docker')}
+[ "$1" = info ] && [ -f ${fake}/docker.fail ] && exit 1
+exit 0
+`,
+    shutdown: `#!/bin/bash
+${log('shutdown')}
+exit 0
+`,
+    systemctl: `#!/bin/bash
+${log('systemctl')}
+# "start" runs the unit's ExecStart in the foreground, under the sandboxed root.
+if [ "$1" = start ] && [[ " $* " == *" gsa-worker.service "* ]]; then
+  exe=$(sed -n 's/^ExecStart=//p' "$GSA_ROOT/etc/systemd/system/gsa-worker.service")
+  # shellcheck disable=SC2086
+  set -- $exe
+  prog=$1; shift
+  exec "$GSA_ROOT$prog" "$@"
+fi
+exit 0
+`,
+    'gitlab-runner': `#!/bin/bash
+${log('gitlab-runner')}
+. ${fake}/runner.conf
+ev() { printf '%s\\t%s\\n' gitlab-runner "$1" >>${fake}/calls.log; curl -sf -X POST "${server}/_test/event/$1" >/dev/null; }
+quit=0 term=0
+trap 'quit=1; ev signal-QUIT' QUIT
+trap 'term=1; ev signal-TERM' TERM
+conf='' max=0 wt=0
+while [ $# -gt 0 ]; do case $1 in -c) conf=$2; shift ;; --max-builds) max=$2; shift ;; --wait-timeout) wt=$2; shift ;; esac; shift; done
+tok=$(cat ${fake}/token 2>/dev/null)
+has=no; [ -n "$tok" ] && [[ $(cat "$conf") == *"token = \\"$tok\\""* ]] && has=yes
+echo "conf=$(stat -c %a "$conf") dir=$(stat -c %a "$(dirname "$conf")") token-in-conf=$has $(grep -o 'BucketLocation = .*' "$conf")" >${fake}/runner-saw
+short=\${tok:5:9}
+echo "Runtime platform                                    arch=amd64 os=linux pid=$$ revision=fake version=17.9.0"
+if [ "\${CRASH:-0}" = 1 ]; then echo "FATAL: fake crash"; ev exit-2; exit 2; fi
+echo "Starting runner for ${server} with token $short ..."
+n=0
+while [ $quit = 0 ] && [ $term = 0 ] && [ $n -lt "$JOBS" ] && { [ "$max" = 0 ] || [ $n -lt "$max" ]; }; do
+  n=$((n + 1)); id=$((1000 + n))
+  echo "Checking for jobs... received                       job=$id repo_url=https://gitlab.example.com/g/p.git runner=$short"
+  ev job-start-$n
+  docker run --rm --label com.gitlab.gitlab-runner.job.id=$id alpine:latest sh -c 'make test'
+  waited=0
+  if [ "\${WAIT_SIGNAL_IN_JOB:-0}" = $n ]; then
+    while [ $quit = 0 ] && [ $term = 0 ] && [ $waited -lt 400 ]; do sleep 0.05; waited=$((waited + 1)); done
+  fi
+  if [ "\${UNTIL_TERM_IN_JOB:-0}" = $n ]; then
+    while [ $term = 0 ] && [ $waited -lt 400 ]; do sleep 0.05; waited=$((waited + 1)); done
+  fi
+  if [ $term = 1 ]; then
+    echo "Job failed: aborted: terminated                     duration_s=1.0 job=$id project=1 runner=$short"
+    ev job-aborted-$n; ev exit-1; exit 1
+  fi
+  echo "Job succeeded                                       duration_s=0.1 job=$id project=1 runner=$short"
+  ev job-end-$n
+done
+if [ "$max" != 0 ] && [ $n -ge "$max" ]; then echo "This runner has processed its build limit, so now exiting"; ev exit-0; exit 0; fi
+waited=0
+while [ $quit = 0 ] && [ $term = 0 ] && [ $waited -lt $((IDLE_SECONDS * 20)) ]; do sleep 0.05; waited=$((waited + 1)); done
+[ $quit = 1 ] || [ $term = 1 ] || echo "This runner has not received a job in $wt seconds, so now exiting"
+ev exit-0
+exit 0
+`,
+  };
+}
+
+function testConfig(gitlabUrl: string, pool: Record<string, unknown> = {}, noRegion = false): Config {
+  return parseConfig(
+    JSON.stringify({
+      deployment: 'ci',
+      ...(noRegion ? {} : { region: 'eu-west-1' }),
+      gitlab: { url: gitlabUrl },
+      pools: [
+        {
+          name: 'default',
+          runUntagged: true,
+          IdleTime: 600,
+          ...pool,
+          worker: {
+            instanceTypes: ['m6i.large'],
+            subnets: ['subnet-0abc123'],
+            ami: 'ami-0123456789abcdef0',
+            cache: { bucketName: 'ci-cache' },
+            ...((pool.worker as object) ?? {}),
+          },
+        },
+      ],
+    }),
+    'harness',
+  );
+}
+
+async function startStandIn(scenario: Scenario, events: string[], verifyBodies: string[]): Promise<{ server: Server; url: string; state: ImdsState }> {
+  const state: ImdsState = { tags: new Map([[TAGS.pool, 'default'], [TAGS.deployment, 'ci'], ['Name', 'ci-test-default']]) };
+  const imdsToken = 'imds-session-token-1';
+  const accepts = scenario.gitlabAccepts ?? TOKEN;
+  const handler = (req: IncomingMessage, res: ServerResponse, body: string) => {
+    const url = req.url ?? '';
+    const send = (code: number, text = '') => {
+      res.writeHead(code, { 'Content-Type': 'text/plain' });
+      res.end(text);
+    };
+    if (req.method === 'PUT' && url === '/latest/api/token') {
+      return req.headers['x-aws-ec2-metadata-token-ttl-seconds'] ? send(200, imdsToken) : send(400);
+    }
+    if (req.method === 'GET' && url.startsWith('/latest/meta-data/')) {
+      if (req.headers['x-aws-ec2-metadata-token'] !== imdsToken) return send(401);
+      const path = decodeURIComponent(url.slice('/latest/meta-data/'.length));
+      if (path === 'instance-id') return send(200, INSTANCE_ID);
+      if (path === 'placement/region') return send(200, 'eu-west-1');
+      if (path === 'spot/instance-action') return state.spotAction ? send(200, state.spotAction) : send(404);
+      if (path === 'tags/instance') return send(200, [...state.tags.keys()].join('\n'));
+      if (path.startsWith('tags/instance/')) {
+        const v = state.tags.get(path.slice('tags/instance/'.length));
+        return v === undefined ? send(404) : send(200, v);
+      }
+      return send(404);
+    }
+    if (req.method === 'POST' && url === '/api/v4/runners/verify') {
+      verifyBodies.push(body);
+      let token: unknown;
+      try {
+        token = (JSON.parse(body) as { token?: unknown }).token;
+      } catch {
+        return send(400);
+      }
+      return token === accepts ? send(200, '{"id":1}') : send(403, '{"message":"403 Forbidden"}');
+    }
+    if (req.method === 'POST' && url.startsWith('/_test/event/')) {
+      const ev = url.slice('/_test/event/'.length);
+      events.push(ev);
+      scenario.onEvent?.(ev, state);
+      return send(200);
+    }
+    return send(404);
+  };
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => handler(req, res, body));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, state };
+}
+
+export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promise<RunResult> {
+  const dir = mkdtempSync(join(tmpdir(), `gsa-worker-${scenario.name}-`));
+  const fake = join(dir, 'fake');
+  const bin = join(dir, 'bin');
+  const root = join(dir, 'root');
+  for (const d of [fake, bin, root]) mkdirSync(d, { recursive: true });
+  const events: string[] = [];
+  const verifyBodies: string[] = [];
+  const { server, url } = await startStandIn(scenario, events, verifyBodies);
+  try {
+    for (const [name, text] of Object.entries(fakeScripts(fake, url))) {
+      writeFileSync(join(bin, name), text);
+      chmodSync(join(bin, name), 0o755);
+    }
+    writeFileSync(join(fake, 'calls.log'), '');
+    writeFileSync(join(fake, 'env.log'), '');
+    if (scenario.dockerFails) writeFileSync(join(fake, 'docker.fail'), '');
+    if (scenario.tokenInSsm ?? true) writeFileSync(join(fake, 'token'), TOKEN);
+    const r = scenario.runner;
+    writeFileSync(
+      join(fake, 'runner.conf'),
+      `JOBS=${r.jobs}\nWAIT_SIGNAL_IN_JOB=${r.waitSignalInJob ?? 0}\nUNTIL_TERM_IN_JOB=${r.untilTermInJob ?? 0}\nCRASH=${r.crash ? 1 : 0}\nIDLE_SECONDS=${r.idleSeconds ?? 30}\n`,
+    );
+    for (const p of scenario.preexisting ?? []) {
+      mkdirSync(join(root, p, '..'), { recursive: true });
+      writeFileSync(join(root, p), 'x\n');
+    }
+    const config = testConfig(url, scenario.pool, scenario.noRegion);
+    const userData = renderUserData({ config, pool: config.pools[0], stage: 'test' });
+    const script = join(dir, 'user-data');
+    writeFileSync(script, userData);
+
+    const child = spawn('bash', [script], {
+      cwd: dir,
+      detached: true, // its own process group, so leftovers are stopped by our own PID
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: `${bin}:${process.env.PATH}`,
+        HOME: dir,
+        GSA_ROOT: root,
+        GSA_IMDS_URL: url,
+        GSA_POLL: '0.1',
+        GSA_RETRY_DELAY: '0',
+        GSA_KILL_GRACE: '2',
+        ...scenario.env,
+      },
+    });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const exitCode = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => {
+        output += '\n[harness] timed out; killing the process group\n';
+        resolve(null);
+      }, timeoutMs);
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+    try {
+      process.kill(-child.pid!, 'SIGKILL'); // leftovers (a bug), by our own process group id
+    } catch {
+      /* ESRCH: nothing left, as it should be */
+    }
+    const calls = readFileSync(join(fake, 'calls.log'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const i = l.indexOf('\t');
+        return { cmd: l.slice(0, i), args: l.slice(i + 1) };
+      });
+    const runnerSawPath = join(fake, 'runner-saw');
+    return {
+      exitCode,
+      output,
+      calls,
+      envDump: readFileSync(join(fake, 'env.log'), 'utf8'),
+      events,
+      verifyBodies,
+      userData,
+      runnerSaw: existsSync(runnerSawPath) ? readFileSync(runnerSawPath, 'utf8') : '',
+      root,
+    };
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Index of the first call matching, or -1. */
+export function indexOf(calls: Call[], cmd: string, argsPart: string | RegExp, from = 0): number {
+  for (let i = from; i < calls.length; i++) {
+    const c = calls[i];
+    if (c.cmd === cmd && (typeof argsPart === 'string' ? c.args.includes(argsPart) : argsPart.test(c.args))) return i;
+  }
+  return -1;
+}

@@ -1,0 +1,142 @@
+/**
+ * The rendered user data, run for real under bash against fakes and an IMDS / GitLab stand-in
+ * (harness.ts). Each scenario asserts the order of what the worker did, and that the runner token
+ * never shows up in its output, in any command's argv or in any command's environment.
+ */
+import { TAGS } from '../../lib/controller/tags';
+import { indexOf, runScenario, TOKEN, type RunResult } from './harness';
+
+jest.setTimeout(60_000);
+
+function expectNoTokenLeak(r: RunResult): void {
+  expect(r.userData).not.toContain(TOKEN);
+  expect(r.output).not.toContain(TOKEN);
+  for (const c of r.calls) expect(c.args).not.toContain(TOKEN);
+  expect(r.envDump).not.toContain(TOKEN);
+}
+
+/** The last call is the power-off, with the reason; nothing runs after it. */
+function expectShutdown(r: RunResult, reason: RegExp): void {
+  expect(r.exitCode).toBe(0);
+  const last = r.calls[r.calls.length - 1];
+  expect(last.cmd).toBe('shutdown');
+  expect(last.args).toMatch(/^-h now gsa-worker: /);
+  expect(last.args).toMatch(reason);
+  expect(r.output).toMatch(new RegExp(`shutting down: .*${reason.source}`));
+  expect(r.calls.filter((c) => c.cmd === 'shutdown' && c.args.startsWith('-h now'))).toHaveLength(1);
+}
+
+const tagCalls = (r: RunResult) => r.calls.filter((c) => c.cmd === 'aws' && c.args.startsWith('ec2 create-tags'));
+
+describe('worker lifecycle (bash, fakes, IMDS stand-in)', () => {
+  test('normal life: boot, MaxBuilds builds, leaves on its own', async () => {
+    const r = await runScenario({ name: 'maxbuilds', pool: { MaxBuilds: 3 }, runner: { jobs: 5 } });
+    expectShutdown(r, /MaxBuilds \(3\) reached/);
+    expectNoTokenLeak(r);
+    // The hard lifetime power-off is scheduled first: (86400 + 10800 + 600 + 59) / 60 minutes.
+    expect(indexOf(r.calls, 'shutdown', '-h +1630 ')).toBe(indexOf(r.calls, 'shutdown', ''));
+    const ssm = indexOf(r.calls, 'aws', 'ssm get-parameter');
+    expect(r.calls[ssm].args).toContain('--name /gitlab-spot-autoscaler/ci/test/secrets/runner-token/default --with-decryption');
+    const ready = indexOf(r.calls, 'aws', `Key=${TAGS.ready},`);
+    const runner = indexOf(r.calls, 'gitlab-runner', 'run-single');
+    expect(ssm).toBeGreaterThan(-1);
+    expect(ready).toBeGreaterThan(ssm);
+    expect(runner).toBeGreaterThan(ready);
+    expect(r.calls[runner].args).toMatch(/-r ci-test-default --max-builds 3 --wait-timeout 600$/);
+    expect(r.events).toEqual(['job-start-1', 'job-end-1', 'job-start-2', 'job-end-2', 'job-start-3', 'job-end-3', 'exit-0']);
+    // The token reached GitLab's verify endpoint in a request body and the 0600 config file, nowhere else.
+    expect(r.verifyBodies).toEqual([JSON.stringify({ token: TOKEN })]);
+    expect(r.runnerSaw.trim()).toBe('conf=600 dir=700 token-in-conf=yes BucketLocation = "eu-west-1"');
+    const tags = tagCalls(r).map((c) => c.args);
+    expect(tags[0]).toContain(`Key=${TAGS.state},Value=idle`);
+    expect(tags[0]).toContain(`Key=${TAGS.builds},Value=0`);
+    expect(tags.filter((t) => t.includes(`Key=${TAGS.state},Value=busy`)).map((t) => /builds,Value=(\d+)/.exec(t)?.[1])).toEqual(['1', '2', '3']);
+    expect(tags[tags.length - 1]).toContain(`Key=${TAGS.state},Value=draining`);
+    expect(r.calls.some((c) => c.cmd === 'gitlab-runner' && c.args.startsWith('signal-'))).toBe(false);
+  });
+
+  test('normal life: builds, then the controller retires the idle worker', async () => {
+    const r = await runScenario({
+      name: 'retire-idle',
+      noRegion: true, // the region comes from IMDS, into the AWS CLI calls and the cache config
+      runner: { jobs: 2 },
+      onEvent: (ev, imds) => ev === 'job-end-2' && imds.tags.set(TAGS.retire, '2030-01-01T00:00:00.000Z'),
+    });
+    expectShutdown(r, /retirement requested \(2030-01-01T00:00:00.000Z\)/);
+    expectNoTokenLeak(r);
+    expect(r.events).toEqual(['job-start-1', 'job-end-1', 'job-start-2', 'job-end-2', 'signal-QUIT', 'exit-0']);
+    expect(r.runnerSaw).toContain('BucketLocation = "eu-west-1"');
+    expect(r.calls[indexOf(r.calls, 'aws', 'ssm get-parameter')].args).toContain('--region eu-west-1');
+    expect(indexOf(r.calls, 'gitlab-runner', 'run-single')).toBeGreaterThan(-1);
+    expect(r.calls.find((c) => c.cmd === 'gitlab-runner' && c.args.startsWith('run-single'))!.args).toMatch(/--max-builds 0 --wait-timeout 600$/);
+  });
+
+  test('retirement requested mid-job: the job finishes first, SIGQUIT and never SIGTERM/SIGKILL', async () => {
+    const r = await runScenario({
+      name: 'retire-busy',
+      runner: { jobs: 3, waitSignalInJob: 1 },
+      onEvent: (ev, imds) => ev === 'job-start-1' && imds.tags.set(TAGS.retire, '2030-01-01T00:00:00.000Z'),
+    });
+    expectShutdown(r, /retirement requested/);
+    expectNoTokenLeak(r);
+    // exit-0 is the fake's own clean exit: it was not killed.
+    expect(r.events).toEqual(['job-start-1', 'signal-QUIT', 'job-end-1', 'exit-0']);
+    const draining = indexOf(r.calls, 'aws', `Key=${TAGS.state},Value=draining`);
+    expect(draining).toBeGreaterThan(indexOf(r.calls, 'gitlab-runner', 'job-start-1'));
+    // After the job the worker reports draining, not idle: the controller must not count it as available.
+    expect(indexOf(r.calls, 'aws', `Key=${TAGS.state},Value=idle`, draining)).toBe(-1);
+  });
+
+  test('spot interruption: SIGQUIT at once, SIGTERM before the reclaim time, then power off', async () => {
+    const r = await runScenario({
+      name: 'spot',
+      runner: { jobs: 2, untilTermInJob: 1 },
+      // The notice says the instance goes in 120 s; with a margin of 118 s the deadline is ~2 s away.
+      env: { GSA_INTERRUPT_MARGIN: '118' },
+      onEvent: (ev, imds) => {
+        if (ev === 'job-start-1')
+          imds.spotAction = JSON.stringify({ action: 'terminate', time: new Date(Date.now() + 120_000).toISOString().replace(/\.\d+Z$/, 'Z') });
+      },
+    });
+    expectShutdown(r, /spot interruption notice/);
+    expectNoTokenLeak(r);
+    expect(r.events).toEqual(['job-start-1', 'signal-QUIT', 'signal-TERM', 'job-aborted-1', 'exit-1']);
+    expect(r.output).toMatch(/deadline passed: SIGTERM to gitlab-runner/);
+  });
+
+  test('missing token: no runner, no ready tag, power off with the reason', async () => {
+    const r = await runScenario({ name: 'no-token', tokenInSsm: false, runner: { jobs: 1 } });
+    expectShutdown(r, /cannot read the runner token from SSM parameter \/gitlab-spot-autoscaler\/ci\/test\/secrets\/runner-token\/default/);
+    expect(r.output).toContain('ParameterNotFound');
+    expect(r.calls.filter((c) => c.cmd === 'aws' && c.args.startsWith('ssm get-parameter'))).toHaveLength(1); // not retried
+    expect(indexOf(r.calls, 'gitlab-runner', '')).toBe(-1);
+    expect(tagCalls(r)).toHaveLength(0);
+  });
+
+  test('token rejected by GitLab: power off at boot with the reason', async () => {
+    const r = await runScenario({ name: 'rejected', gitlabAccepts: 'glrt-some-other-token', runner: { jobs: 1 } });
+    expectShutdown(r, /rejected the runner token .*HTTP 403/);
+    expectNoTokenLeak(r);
+    expect(indexOf(r.calls, 'gitlab-runner', '')).toBe(-1);
+  });
+
+  test('crashing runner: bounded restarts, then power off', async () => {
+    const r = await runScenario({ name: 'crash', runner: { jobs: 1, crash: true } });
+    expectShutdown(r, /gitlab-runner crashed 4 times \(last exit status 2\)/);
+    expectNoTokenLeak(r);
+    expect(r.calls.filter((c) => c.cmd === 'gitlab-runner' && c.args.startsWith('run-single'))).toHaveLength(4);
+  });
+
+  test('docker not answering: bounded retries, then power off with the reason', async () => {
+    const r = await runScenario({ name: 'docker', dockerFails: true, runner: { jobs: 1 } });
+    expectShutdown(r, /docker does not answer/);
+    expect(r.calls.filter((c) => c.cmd === 'docker' && c.args === 'info')).toHaveLength(5);
+    expect(indexOf(r.calls, 'gitlab-runner', '')).toBe(-1);
+  });
+
+  test('after a reboot the worker leaves at once', async () => {
+    const r = await runScenario({ name: 'reboot', preexisting: ['var/lib/gsa-worker/started'], runner: { jobs: 1 } });
+    expectShutdown(r, /rebooted/);
+    expect(indexOf(r.calls, 'aws', '')).toBe(-1);
+  });
+});

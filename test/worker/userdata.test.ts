@@ -1,0 +1,155 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import { parseConfig } from '../../lib/config';
+import { TAG_PREFIX } from '../../lib/controller/tags';
+import { renderUserData, runnerConfigToml, shellQuote, USER_DATA_LIMIT_BYTES, UserDataError, waitTimeoutFor } from '../../lib/worker/userdata';
+import { run } from '../../lib/cli/commands/user-data';
+import { FULL, MINIMAL, SAMPLES } from './samples';
+
+const hasShellcheck = spawnSync('shellcheck', ['--version']).status === 0;
+// In CI shellcheck must run (.ci/run installs it); a developer machine without it skips.
+const shellcheckTest = hasShellcheck || process.env.CI ? test : test.skip;
+
+const cases = Object.entries(SAMPLES).flatMap(([name, config]) =>
+  config.pools.map((pool) => ({ label: `${name}/${pool.name}`, text: renderUserData({ config, pool, stage: 'prod', cacheBucket: 'deployment-cache' }) })),
+);
+
+/** The config.toml embedded in a rendered script. */
+function embeddedToml(script: string): string {
+  const m = /cat <<'GSA_TOML'\n([\s\S]*?)\nGSA_TOML\n/.exec(script);
+  if (!m) throw new Error('no embedded config.toml');
+  return m[1];
+}
+
+describe('renderUserData', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gsa-userdata-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  shellcheckTest.each(cases)('$label: shellcheck clean', ({ label, text }) => {
+    const file = join(dir, label.replace('/', '_'));
+    writeFileSync(file, text);
+    const r = spawnSync('shellcheck', ['--shell=bash', '--severity=style', file], { encoding: 'utf8' });
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  test.each(cases)('$label: bash parses it and it is under the 16 KB user data limit', ({ label, text }) => {
+    expect(Buffer.byteLength(text)).toBeLessThan(USER_DATA_LIMIT_BYTES);
+    const file = join(dir, `${label.replace('/', '_')}.n`);
+    writeFileSync(file, text);
+    expect(spawnSync('bash', ['-n', file]).status).toBe(0);
+    expect(text.startsWith('#!/bin/bash\n')).toBe(true);
+    expect(text).not.toMatch(/^\s*##/m); // maintainer notes are dropped
+  });
+
+  test('puts the pool values in shell variables and the runner config in config.toml', () => {
+    const config = SAMPLES.full;
+    const pool = config.pools[0];
+    const text = renderUserData({ config, pool, stage: 'prod' });
+    expect(text).toContain("TOKEN_PARAM='/acme/ci/tokens/dind'\n");
+    expect(text).toContain("GITLAB_URL='https://gitlab.acme.example'\n");
+    expect(text).toContain('MAX_BUILDS=10\nWAIT_TIMEOUT=3600\nBOOT_TIMEOUT=900\nJOB_TIMEOUT=7200\nMAX_LIFETIME=86400\n');
+    expect(text).toContain(`TAG_PREFIX='${TAG_PREFIX}'`);
+    const toml = parseToml(embeddedToml(text)) as { runners: Record<string, any>[] };
+    expect(embeddedToml(text)).toBe(runnerConfigToml({ config, pool, stage: 'prod', region: 'eu-west-1' }).replace(/\n+$/, ''));
+    const r = toml.runners[0];
+    expect(r).toMatchObject({ name: 'acme-ci-prod-docker-privileged', url: 'https://gitlab.acme.example', token: '__GSA_RUNNER_TOKEN__', executor: 'docker' });
+    expect(r.docker).toEqual({
+      image: 'docker:27-cli',
+      privileged: true,
+      volumes: ['/certs/client', '/cache', '/var/run/docker.sock:/var/run/docker.sock', `/srv/o'brien "data":/data:ro`],
+      disable_cache: false,
+    });
+    expect(r.cache).toEqual({
+      Type: 's3',
+      Shared: true,
+      s3: { ServerAddress: 's3.amazonaws.com', BucketName: 'acme-ci-runner-cache', BucketLocation: 'eu-west-1', AuthenticationType: 'iam' },
+    });
+    expect(JSON.stringify(r)).not.toMatch(/AccessKey|SecretKey/);
+  });
+
+  test('cache: the deployment bucket when the pool names none, none without a bucket; region filled at boot when unknown', () => {
+    const config = SAMPLES.minimal;
+    const pool = config.pools[0];
+    const withBucket = parseToml(embeddedToml(renderUserData({ config, pool, stage: 'dev', cacheBucket: 'dep-cache' }))) as any;
+    expect(withBucket.runners[0].cache.s3).toMatchObject({ BucketName: 'dep-cache', BucketLocation: '__GSA_REGION__' });
+    const without = parseToml(embeddedToml(renderUserData({ config, pool, stage: 'dev' }))) as any;
+    expect(without.runners[0].cache).toBeUndefined();
+    expect(renderUserData({ config, pool, stage: 'dev' })).toContain("REGION=''\n");
+  });
+
+  test('--wait-timeout is the longest IdleTime the pool can be in; 0 anywhere means none', () => {
+    expect(waitTimeoutFor(SAMPLES.full.pools[0])).toBe(3600);
+    expect(waitTimeoutFor(SAMPLES.full.pools[1])).toBe(0);
+    expect(waitTimeoutFor(SAMPLES.seed.pools[0])).toBe(1800);
+    expect(waitTimeoutFor(SAMPLES.minimal.pools[0])).toBe(600);
+  });
+
+  test('refuses a job volume that would expose the token directory', () => {
+    for (const v of ['/etc:/host-etc', '/:/host', '/etc/gsa-worker/:/x:ro']) {
+      const config = parseConfig(MINIMAL.replace('ami: ami-0123456789abcdef0', `ami: ami-0123456789abcdef0\n      docker: { volumes: ["/cache", "${v}"] }`));
+      expect(() => renderUserData({ config, pool: config.pools[0], stage: 'dev' })).toThrow(
+        new UserDataError(`pools[0].worker.docker.volumes[1]: "${v}" mounts ${v.split(':')[0]} into every job, which exposes the runner token in /etc/gsa-worker; mount a narrower host path`),
+      );
+    }
+    const ok = parseConfig(MINIMAL.replace('ami: ami-0123456789abcdef0', 'ami: ami-0123456789abcdef0\n      docker: { volumes: ["/etc/ssl/certs:/certs:ro", "/etcetera:/x"] }'));
+    expect(() => renderUserData({ config: ok, pool: ok.pools[0], stage: 'dev' })).not.toThrow();
+  });
+
+  test('bad stage, region, runner version or lifetime are named', () => {
+    const config = SAMPLES.minimal;
+    const pool = config.pools[0];
+    expect(() => renderUserData({ config, pool, stage: 'Prod!' })).toThrow(/stage "Prod!"/);
+    expect(() => renderUserData({ config, pool, stage: 'dev', region: 'mars-1' })).toThrow(/region "mars-1"/);
+    expect(() => renderUserData({ config, pool, stage: 'dev', runnerVersion: '17.8' })).toThrow(/runnerVersion "17.8"/);
+    expect(() => renderUserData({ config, pool, stage: 'dev', maxLifetime: 5 })).toThrow(/maxLifetime 5/);
+    expect(() => renderUserData({ config, pool: { ...pool, name: 'other' }, stage: 'dev' })).toThrow('pool "other" is not in the config (pools: default)');
+  });
+
+  test('shellQuote survives bash', () => {
+    for (const s of ["o'brien", '$(rm -rf /) `x` "y" \\n', '']) expect(execFileSync('bash', ['-c', `printf %s ${shellQuote(s)}`], { encoding: 'utf8' })).toBe(s);
+  });
+});
+
+describe('user-data command', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gsa-userdata-cli-'));
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, FULL);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  function capture(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+    let out = '';
+    let err = '';
+    const o = jest.spyOn(process.stdout, 'write').mockImplementation((c) => ((out += String(c)), true));
+    const e = jest.spyOn(process.stderr, 'write').mockImplementation((c) => ((err += String(c)), true));
+    return run(argv)
+      .then((code) => ({ code, out, err }))
+      .finally(() => {
+        o.mockRestore();
+        e.mockRestore();
+      });
+  }
+
+  test('prints the exact user data of a pool', async () => {
+    const r = await capture(['--config', file, '--pool', 'arm', '--stage', 'prod']);
+    expect(r.code).toBe(0);
+    expect(r.out).toBe(renderUserData({ config: SAMPLES.full, pool: SAMPLES.full.pools[1], stage: 'prod' }));
+  });
+
+  test('unknown pool: names the pools', async () => {
+    const r = await capture(['--config', file, '--pool', 'gpu']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('unknown pool "gpu" (pools in ' + file + ': docker-privileged, arm)');
+    expect(r.out).toBe('');
+  });
+
+  test('missing --pool and a bad stage are usage errors', async () => {
+    expect((await capture(['--config', file])).err).toContain('--pool NAME is required');
+    const bad = await capture(['--config', file, '--pool', 'arm', '--stage', 'A B']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('stage "A B"');
+  });
+});
