@@ -5,10 +5,22 @@
 import { run as explain } from './commands/explain';
 import { run as validate } from './commands/validate';
 import { run as userData, USAGE as userDataUsage } from './commands/user-data';
+import { run as simulate, USAGE as SIMULATE_USAGE } from './commands/simulate';
+import { run as migrate, USAGE as MIGRATE_USAGE } from './commands/migrate';
 
 type Command = { summary: string; usage: string; run: (argv: string[]) => Promise<number> };
 
 export const COMMANDS: Record<string, Command> = {
+  simulate: {
+    summary: 'replay a job trace through the controller on simulated spot capacity, beside docker+machine; no arguments = the shipped sample week',
+    usage: SIMULATE_USAGE,
+    run: simulate,
+  },
+  migrate: {
+    summary: "turn a docker+machine config.toml into this project's config (secrets become SSM commands)",
+    usage: MIGRATE_USAGE,
+    run: migrate,
+  },
   explain: {
     summary: 'print the idle settings in force for each pool at given instants (one JSON line per --at)',
     usage: 'explain --config FILE --at ISO8601 [--at ISO8601 ...]',

@@ -1,0 +1,679 @@
+/**
+ * The simulated world: EC2 instances that boot, run one job at a time, get interrupted and shut
+ * down, GitLab's queue of pending jobs, and the webhook events GitLab sends about them. Both
+ * policies of a run (the real controller through `SimFleet`, and the docker+machine baseline in
+ * baseline.ts) drive the same kind of world, each its own copy.
+ *
+ * Modelling choices (docs/simulation.md explains each):
+ *  - A worker boots for a uniform random time in bootSeconds, then takes the oldest pending job of
+ *    its pool at once (GitLab's long polling makes pickup near-immediate).
+ *  - A worker is gitlab-runner `run-single`: it exits by itself after MaxBuilds builds
+ *    (--max-builds) or after being idle for its wait timeout (--wait-timeout, the pool's largest
+ *    IdleTime), and honours a retirement request after its current job.
+ *  - Spot capacity of each instance type x subnet has outages (an alternating on/off process);
+ *    launching into a pool in an outage fails with a 'capacity' LaunchError naming it.
+ *  - A spot instance is interrupted at a constant hazard rate: it gets problem 'interrupted' (the
+ *    2-minute warning; it takes no new job) and is reclaimed 120 s later. A job still running then
+ *    fails with runner_system_failure and GitLab retries it as a new job (projects running CI on
+ *    spot set `retry: {when: runner_system_failure}`), pending again from that instant.
+ *  - Instances take shutdownSeconds from "leave" to terminated; EC2 bills per second, 60 s minimum.
+ */
+import type { Config, Pool } from '../config';
+import { poolForJobTags } from '../config';
+import type { WorkerView } from '../model';
+import type { CapacityPool, Fleet, FleetWorker, GitLabJob, GitLabJobs, JobEvent, LaunchError, LaunchRequest, LaunchResult } from '../controller/ports';
+import type { Retirement, Termination } from '../model';
+import { EventQueue } from './events';
+import { Rng } from './rng';
+import type { PriceTable } from './prices';
+import type { TraceJob } from './trace';
+
+export interface CloudOptions {
+  /** Seconds from launch until the runner takes jobs: uniform in [min, max]. */
+  bootSeconds: [number, number];
+  /** Seconds from "leave" (shutdown or terminate) until the instance is gone and billing stops. */
+  shutdownSeconds: number;
+  /** Seconds a worker takes to notice a retirement request (it polls instance-metadata tags). */
+  retirementNoticeSeconds: number;
+  /** Spot interruptions per running spot instance-hour. */
+  interruptionsPerHour: number;
+  /** Capacity outages per day for each instance type x subnet. */
+  capacityOutagesPerDay: number;
+  /** Mean length of a capacity outage, minutes. */
+  capacityOutageMinutes: number;
+}
+
+export const DEFAULT_CLOUD: CloudOptions = {
+  bootSeconds: [60, 120],
+  shutdownSeconds: 30,
+  retirementNoticeSeconds: 10,
+  interruptionsPerHour: 0.005,
+  capacityOutagesPerDay: 1,
+  capacityOutageMinutes: 30,
+};
+
+/** AWS's notice before a spot instance is reclaimed. */
+export const INTERRUPTION_NOTICE_MS = 120_000;
+const MINUTE = 60_000;
+
+export type JobState = 'pending' | 'assigned' | 'running' | 'success' | 'failed';
+
+/** One GitLab job: a trace job's attempt (a retry is a new job with a new id, as in GitLab). */
+export interface SimJob {
+  id: number;
+  trace: TraceJob;
+  traceIndex: number;
+  pool: string | undefined;
+  state: JobState;
+  pendingSince: number;
+  workerId?: string;
+}
+
+/** What happened to each trace job across its attempts. */
+export interface JobOutcome {
+  /** Seconds spent pending (or waiting for a machine created for it) over all attempts. */
+  wait: number;
+  started: boolean;
+  finished: boolean;
+  attempts: number;
+  hitByInterruption: number;
+}
+
+export type SimWorkerState = 'booting' | 'idle' | 'busy' | 'leaving' | 'gone';
+
+export interface SimWorker {
+  id: string;
+  pool: Pool;
+  instanceType: string;
+  subnet: string;
+  zone: string;
+  market: 'spot' | 'on-demand';
+  launchedAt: number;
+  readyAt: number;
+  state: SimWorkerState;
+  builds: number;
+  idleSince?: number;
+  job?: SimJob;
+  /** A job the baseline's manager acquired for this machine while it boots (docker+machine, IdleCount 0). */
+  boundJob?: SimJob;
+  retireRequestedAt?: number;
+  /** Epoch ms of the spot interruption warning (the interruption handler's tag). */
+  interruptedAt?: number;
+  interrupted?: boolean;
+  /** The reconcile pass that launched it (a launch tag). */
+  passId?: string;
+  goneAt?: number;
+  /** run-single's own exits (max builds, wait timeout); docker+machine machines have none. */
+  selfExit: boolean;
+  /** Bumped whenever the worker becomes idle: stale idle-timeout events are ignored. */
+  idleEpoch: number;
+}
+
+export interface WorldStats {
+  launches: number;
+  interruptions: number;
+  jobsHitByInterruptions: number;
+  /** Busy workers terminated by the policy: the controller must never do it. */
+  busyTerminations: number;
+  limitViolations: number;
+  peakWorkers: number;
+  /** Second-accurate instance time and money, filled in as instances go (and at the end). */
+  instanceSeconds: number;
+  cost: number;
+  onDemandCostOfSameHours: number;
+  byMarket: Record<'spot' | 'on-demand', number>;
+  webhooksSent: number;
+}
+
+export interface Sample {
+  at: number;
+  pending: number;
+  running: number;
+  booting: number;
+  idle: number;
+  busy: number;
+  leaving: number;
+}
+
+export interface WorldOptions {
+  config: Config;
+  cloud: CloudOptions;
+  prices: PriceTable;
+  rng: Rng;
+  /** Global cap on jobs running at once, enforced on pickup (docker+machine's `concurrent`); 0 = none. */
+  maxRunning: number;
+  sampleEveryMs?: number;
+}
+
+/** Seconds a run-single worker waits idle before it exits: the pool's largest IdleTime (0 = forever). */
+export function workerWaitTimeout(pool: Pool): number {
+  const times = [pool.IdleTime, ...pool.autoscaling.map((s) => s.IdleTime ?? 0)];
+  return times.includes(0) && pool.IdleTime === 0 ? 0 : Math.max(...times);
+}
+
+export class World {
+  readonly queue = new EventQueue();
+  now: number;
+  readonly workers = new Map<string, SimWorker>();
+  readonly jobs = new Map<number, SimJob>();
+  readonly outcomes: JobOutcome[];
+  readonly samples: Sample[] = [];
+  readonly stats: WorldStats = {
+    launches: 0, interruptions: 0, jobsHitByInterruptions: 0, busyTerminations: 0, limitViolations: 0, peakWorkers: 0,
+    instanceSeconds: 0, cost: 0, onDemandCostOfSameHours: 0, byMarket: { spot: 0, 'on-demand': 0 }, webhooksSent: 0,
+  };
+  /** Called for every job status change GitLab would send a Job Hook for. */
+  onJobEvent: (e: JobEvent) => void = () => {};
+  /** Called when a spot interruption warning arrives (EventBridge -> interruption handler). */
+  onInterruption: (w: SimWorker) => void = () => {};
+  /** Called after anything that may change what the baseline should do. */
+  onChange: () => void = () => {};
+
+  /** Trace jobs that match a pool, and how many of them finished. */
+  readonly routable: number;
+  finishedCount = 0;
+  private readonly pending = new Map<string, SimJob[]>();
+  private nextJobId = 1000;
+  private nextWorker = 1;
+  private running = 0;
+  private readonly rng: Rng;
+  private readonly bootRng: Rng;
+  private readonly interruptRng: Rng;
+  readonly config: Config;
+  readonly cloud: CloudOptions;
+  readonly prices: PriceTable;
+  private readonly maxRunning: number;
+
+  constructor(
+    opts: WorldOptions,
+    private readonly trace: readonly TraceJob[],
+    start: number,
+  ) {
+    this.config = opts.config;
+    this.cloud = opts.cloud;
+    this.prices = opts.prices;
+    this.maxRunning = opts.maxRunning;
+    this.rng = opts.rng;
+    this.bootRng = opts.rng.fork('boot');
+    this.interruptRng = opts.rng.fork('interrupt');
+    this.now = start;
+    for (const p of this.config.pools) this.pending.set(p.name, []);
+    this.outcomes = trace.map(() => ({ wait: 0, started: false, finished: false, attempts: 0, hitByInterruption: 0 }));
+    this.routable = trace.filter((t) => poolForJobTags(this.config, t.tags) !== undefined).length;
+    trace.forEach((t, i) => this.queue.push(t.at, () => this.arrive(t, i, t.at)));
+    const every = opts.sampleEveryMs ?? MINUTE;
+    const sample = () => {
+      this.takeSample();
+      this.queue.push(this.now + every, sample);
+    };
+    this.queue.push(Math.ceil(start / every) * every, sample);
+  }
+
+  // ---- time ----------------------------------------------------------------------------------
+
+  /** Runs events until `until` (epoch ms) or until `done()` holds after an event. */
+  /** Runs events up to `until` (the clock then reads `until`), or until `done()` holds after an event. */
+  async runUntil(until: number, done: () => boolean = () => false): Promise<void> {
+    for (;;) {
+      const e = this.queue.peek();
+      if (!e || e.at > until) break;
+      this.queue.pop();
+      this.now = e.at;
+      const r = e.run();
+      if (r) await r;
+      if (done()) return;
+    }
+    if (until > this.now && Number.isFinite(until)) this.now = until;
+  }
+
+  at(t: number, run: () => void | Promise<void>): void {
+    this.queue.push(Math.max(t, this.now), run);
+  }
+
+  // ---- jobs (GitLab) -------------------------------------------------------------------------
+
+  private arrive(trace: TraceJob, traceIndex: number, at: number): void {
+    const pool = poolForJobTags(this.config, trace.tags)?.name;
+    const job: SimJob = { id: this.nextJobId++, trace, traceIndex, pool, state: 'pending', pendingSince: at };
+    this.jobs.set(job.id, job);
+    this.outcomes[traceIndex].attempts++;
+    this.emit(job, 'pending');
+    if (pool) {
+      this.pending.get(pool)!.push(job);
+      this.dispatch(pool);
+    }
+    this.onChange();
+  }
+
+  private emit(job: SimJob, status: string): void {
+    this.stats.webhooksSent++;
+    this.onJobEvent({ jobId: job.id, projectId: job.trace.project, status, receivedAt: this.now, deliveryId: `${job.id}-${status}` });
+  }
+
+  pendingJobs(pool: string): readonly SimJob[] {
+    return this.pending.get(pool) ?? [];
+  }
+
+  runningJobs(): number {
+    return this.running;
+  }
+
+  /** GitLab's API view of a job (GET /projects/:id/jobs/:job_id): always the truth. */
+  gitlabJob(projectId: number, jobId: number): GitLabJob | undefined {
+    const j = this.jobs.get(jobId);
+    if (!j || j.trace.project !== projectId) return undefined;
+    // A job the baseline's manager acquired is "running" for GitLab (a runner picked it).
+    const status = j.state === 'assigned' ? 'running' : j.state;
+    return { id: j.id, status, tagList: [...j.trace.tags] };
+  }
+
+  /** Takes a pending job for a machine the baseline creates for it (docker+machine with IdleCount 0). */
+  takePending(pool: string): SimJob | undefined {
+    const q = this.pending.get(pool)!;
+    const job = q.shift();
+    if (!job) return undefined;
+    job.state = 'assigned';
+    this.running++;
+    this.emit(job, 'running');
+    return job;
+  }
+
+  private canRunAnother(): boolean {
+    return this.maxRunning <= 0 || this.running < this.maxRunning;
+  }
+
+  /** Idle workers of the pool take its oldest pending jobs, longest-idle worker first. */
+  dispatch(poolName: string): void {
+    const q = this.pending.get(poolName);
+    if (!q || q.length === 0) return;
+    const idle = [...this.workers.values()]
+      .filter((w) => w.pool.name === poolName && w.state === 'idle' && !w.interrupted && w.retireRequestedAt === undefined)
+      .sort((a, b) => (a.idleSince ?? 0) - (b.idleSince ?? 0) || (a.id < b.id ? -1 : 1));
+    for (const w of idle) {
+      if (q.length === 0 || !this.canRunAnother()) break;
+      const job = q.shift()!;
+      this.running++;
+      this.start(w, job);
+    }
+  }
+
+  private start(w: SimWorker, job: SimJob): void {
+    const outcome = this.outcomes[job.traceIndex];
+    outcome.wait += (this.now - job.pendingSince) / 1000;
+    outcome.started = true;
+    const wasAssigned = job.state === 'assigned';
+    job.state = 'running';
+    job.workerId = w.id;
+    w.state = 'busy';
+    w.job = job;
+    w.idleSince = undefined;
+    if (!wasAssigned) this.emit(job, 'running');
+    const epoch = ++w.idleEpoch;
+    this.at(this.now + job.trace.duration * 1000, () => {
+      if (w.job === job && w.idleEpoch === epoch) this.finish(w, job);
+    });
+  }
+
+  private finish(w: SimWorker, job: SimJob): void {
+    job.state = 'success';
+    this.running--;
+    this.outcomes[job.traceIndex].finished = true;
+    this.finishedCount++;
+    this.emit(job, 'success');
+    w.job = undefined;
+    w.builds++;
+    this.becomeIdle(w);
+    this.dispatchAll();
+    this.onChange();
+  }
+
+  private dispatchAll(): void {
+    for (const p of this.config.pools) this.dispatch(p.name);
+  }
+
+  /** A job lost with its worker: GitLab fails it (runner_system_failure) and its retry is pending. */
+  private failAndRetry(job: SimJob): void {
+    job.state = 'failed';
+    this.running--;
+    this.emit(job, 'failed');
+    this.queue.push(this.now, () => this.arrive(job.trace, job.traceIndex, this.now));
+  }
+
+  // ---- workers (EC2 + run-single) ------------------------------------------------------------
+
+  launchWorker(pool: Pool, instanceType: string, subnet: string, market: 'spot' | 'on-demand', selfExit: boolean, passId?: string): SimWorker {
+    const [lo, hi] = this.cloud.bootSeconds;
+    const boot = (lo + this.bootRng.next() * (hi - lo)) * 1000;
+    const w: SimWorker = {
+      id: `i-${(this.nextWorker++).toString(16).padStart(17, '0')}`,
+      pool, instanceType, subnet, zone: zoneOf(pool, subnet), market,
+      launchedAt: this.now, readyAt: this.now + Math.round(boot), state: 'booting', builds: 0, selfExit, idleEpoch: 0, passId,
+    };
+    this.workers.set(w.id, w);
+    this.stats.launches++;
+    const alive = this.alive();
+    if (alive > this.stats.peakWorkers) this.stats.peakWorkers = alive;
+    if (pool.limit > 0 && this.poolTotal(pool.name) > pool.limit) this.stats.limitViolations++;
+    this.at(w.readyAt, () => this.ready(w));
+    if (market === 'spot' && this.cloud.interruptionsPerHour > 0) {
+      const inMs = this.interruptRng.exponential(3_600_000 / this.cloud.interruptionsPerHour);
+      this.at(this.now + Math.round(inMs), () => this.interrupt(w));
+    }
+    return w;
+  }
+
+  alive(): number {
+    return this.workers.size;
+  }
+
+  /** Workers of a pool in every state but gone: docker+machine's Total. */
+  poolTotal(pool: string): number {
+    let n = 0;
+    for (const w of this.workers.values()) if (w.pool.name === pool && w.state !== 'gone') n++;
+    return n;
+  }
+
+  private ready(w: SimWorker): void {
+    if (w.state !== 'booting') return;
+    if (w.retireRequestedAt !== undefined || w.interrupted) {
+      this.leave(w);
+      return;
+    }
+    if (w.boundJob) {
+      const job = w.boundJob;
+      w.boundJob = undefined;
+      this.start(w, job);
+      return;
+    }
+    this.becomeIdle(w);
+    this.dispatch(w.pool.name);
+    this.onChange();
+  }
+
+  private becomeIdle(w: SimWorker): void {
+    if (w.retireRequestedAt !== undefined || w.interrupted || (w.selfExit && w.pool.MaxBuilds > 0 && w.builds >= w.pool.MaxBuilds)) {
+      this.leave(w);
+      return;
+    }
+    w.state = 'idle';
+    w.idleSince = this.now;
+    const epoch = ++w.idleEpoch;
+    const timeout = w.selfExit ? workerWaitTimeout(w.pool) : 0;
+    if (timeout > 0)
+      this.at(this.now + timeout * 1000, () => {
+        if (w.state === 'idle' && w.idleEpoch === epoch) {
+          this.leave(w);
+          this.onChange();
+        }
+      });
+  }
+
+  /** The worker shuts itself down (or is being terminated): gone after shutdownSeconds. */
+  leave(w: SimWorker): void {
+    if (w.state === 'leaving' || w.state === 'gone') return;
+    if (w.job) {
+      this.failAndRetry(w.job);
+      w.job = undefined;
+    }
+    if (w.boundJob) {
+      // The job goes back to GitLab's queue, as when docker+machine fails to create a machine.
+      const job = w.boundJob;
+      w.boundJob = undefined;
+      job.state = 'pending';
+      this.running--;
+      this.pending.get(job.pool!)!.unshift(job);
+    }
+    w.state = 'leaving';
+    w.idleEpoch++;
+    this.at(this.now + this.cloud.shutdownSeconds * 1000, () => this.gone(w));
+  }
+
+  private gone(w: SimWorker): void {
+    if (w.state === 'gone') return;
+    w.state = 'gone';
+    w.goneAt = this.now;
+    this.bill(w, this.now);
+    // Only live instances stay in the map: discovery and dispatch stay proportional to the fleet.
+    this.workers.delete(w.id);
+    this.onChange();
+  }
+
+  private bill(w: SimWorker, end: number): void {
+    const seconds = Math.max(60, (end - w.launchedAt) / 1000);
+    const price = this.prices[w.instanceType];
+    this.stats.instanceSeconds += seconds;
+    this.stats.byMarket[w.market] += seconds;
+    this.stats.cost += (seconds / 3600) * (w.market === 'spot' ? price.spot : price.onDemand);
+    this.stats.onDemandCostOfSameHours += (seconds / 3600) * price.onDemand;
+  }
+
+  /** Ends the run: instances still alive are billed up to now. */
+  close(): void {
+    for (const w of this.workers.values()) if (w.state !== 'gone') this.bill(w, this.now);
+  }
+
+  requestRetirement(w: SimWorker): void {
+    if (w.state === 'leaving' || w.state === 'gone' || w.retireRequestedAt !== undefined) return;
+    w.retireRequestedAt = this.now;
+    if (w.state === 'idle') {
+      // It stops taking jobs at once (the request is a tag it polls), and leaves when it notices.
+      w.idleEpoch++;
+      this.at(this.now + this.cloud.retirementNoticeSeconds * 1000, () => {
+        if (w.state === 'idle') {
+          this.leave(w);
+          this.onChange();
+        }
+      });
+    }
+  }
+
+  terminate(w: SimWorker): void {
+    if (w.state === 'leaving' || w.state === 'gone') return;
+    if (w.state === 'busy') this.stats.busyTerminations++;
+    this.leave(w);
+    this.dispatchAll();
+  }
+
+  /** The spot interruption warning; AWS reclaims the instance INTERRUPTION_NOTICE_MS later. */
+  interrupt(w: SimWorker): void {
+    if (w.state === 'leaving' || w.state === 'gone') return;
+    w.interrupted = true;
+    w.interruptedAt = this.now;
+    this.stats.interruptions++;
+    if (w.state === 'idle') w.idleEpoch++;
+    this.at(this.now + INTERRUPTION_NOTICE_MS, () => {
+      if (w.state === 'gone' || w.state === 'leaving') return;
+      if (w.job) this.stats.jobsHitByInterruptions++;
+      if (w.job) this.outcomes[w.job.traceIndex].hitByInterruption++;
+      this.leave(w);
+      this.dispatchAll();
+      this.onChange();
+    });
+    this.onInterruption(w);
+  }
+
+  /** What EC2 + the worker's own tags show: the view the controller's fleet adapter builds. */
+  view(w: SimWorker): FleetWorker {
+    const state = w.state === 'leaving' || w.retireRequestedAt !== undefined ? 'retiring' : w.state === 'gone' ? 'retiring' : w.state;
+    return {
+      id: w.id,
+      pool: w.pool.name,
+      state,
+      launchedAt: w.launchedAt,
+      builds: w.builds,
+      idleSince: w.state === 'idle' ? w.idleSince : undefined,
+      retireRequestedAt: w.retireRequestedAt,
+      problem: w.interrupted ? 'interrupted' : undefined,
+      instanceType: w.instanceType,
+      zone: w.zone,
+      market: w.market,
+      subnet: w.subnet,
+      passId: w.passId,
+      interruptedAt: w.interruptedAt,
+      interruptionKind: w.interruptedAt !== undefined ? 'interruption' : undefined,
+    };
+  }
+
+  // ---- observation ---------------------------------------------------------------------------
+
+  private takeSample(): void {
+    const s: Sample = { at: this.now, pending: 0, running: 0, booting: 0, idle: 0, busy: 0, leaving: 0 };
+    for (const q of this.pending.values()) s.pending += q.length;
+    for (const w of this.workers.values()) {
+      if (w.state === 'gone') continue;
+      if (w.boundJob) s.pending++;
+      s[w.state]++;
+    }
+    s.running = s.busy;
+    this.samples.push(s);
+  }
+
+  /** True when nothing is left to do: every trace job that matches a pool finished. */
+  allDone(): boolean {
+    return this.finishedCount >= this.routable;
+  }
+}
+
+/** A subnet's zone in the simulation: one zone per subnet, named after its position in the list. */
+export function zoneOf(pool: Pool, subnet: string): string {
+  const i = pool.worker.subnets.indexOf(subnet);
+  return `sim-zone-${String.fromCharCode(97 + (i >= 0 ? i % 26 : 25))}`;
+}
+
+// ---- spot capacity ---------------------------------------------------------------------------
+
+/**
+ * Availability of each instance type x subnet: outages start at `capacityOutagesPerDay` per day
+ * (Poisson) and last an exponential time with mean `capacityOutageMinutes`. Each capacity pool has
+ * its own random stream, so asking about one never shifts another's history.
+ */
+export class CapacityModel {
+  private readonly pools = new Map<string, { rng: Rng; outages: [number, number][]; horizon: number }>();
+  constructor(
+    private readonly seed: number,
+    private readonly opts: CloudOptions,
+    private readonly start: number,
+  ) {}
+
+  available(instanceType: string, subnet: string, at: number): boolean {
+    if (this.opts.capacityOutagesPerDay <= 0) return true;
+    const key = `${instanceType}|${subnet}`;
+    let p = this.pools.get(key);
+    if (!p) {
+      let h = this.seed >>> 0;
+      for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193) >>> 0;
+      p = { rng: new Rng(h), outages: [], horizon: this.start };
+      this.pools.set(key, p);
+    }
+    const meanGap = 86_400_000 / this.opts.capacityOutagesPerDay;
+    while (p.horizon <= at) {
+      const begin = p.horizon + p.rng.exponential(meanGap);
+      const end = begin + p.rng.exponential(this.opts.capacityOutageMinutes * MINUTE);
+      p.outages.push([begin, end]);
+      p.horizon = end;
+    }
+    return !p.outages.some(([b, e]) => at >= b && at < e);
+  }
+}
+
+// ---- the Fleet port, for the real controller ------------------------------------------------
+
+/**
+ * lib/controller/ports.ts `Fleet` over the simulated world, for the real reconcile pass.
+ * Launches behave like CreateFleet `instant` with price-capacity-optimized: instances go to the
+ * cheapest overrides that have capacity, spread over them; overrides in an outage come back as
+ * capacity errors (partial fulfilment is normal); what spot could not fill is launched on-demand
+ * when the pool allows the fallback.
+ */
+export class SimFleet implements Fleet {
+  calls = { discover: 0, launch: 0, requestRetirement: 0, terminate: 0 };
+  launchErrors = 0;
+  private readonly seenTokens = new Map<string, LaunchResult>();
+  constructor(
+    private readonly world: World,
+    private readonly capacity: CapacityModel,
+  ) {}
+
+  async discover(_now: number): Promise<WorkerView[]> {
+    this.calls.discover++;
+    const out: WorkerView[] = [];
+    for (const w of this.world.workers.values()) if (w.state !== 'gone') out.push(this.world.view(w));
+    return out;
+  }
+
+  async launch(req: LaunchRequest): Promise<LaunchResult> {
+    this.calls.launch++;
+    // ClientToken: a retried CreateFleet returns the first call's result and launches nothing.
+    const seen = this.seenTokens.get(req.clientToken);
+    if (seen) return seen;
+    const { pool } = req;
+    const launched: WorkerView[] = [];
+    const errors: LaunchError[] = [];
+    const prices = this.world.prices;
+    const avoided = (c: CapacityPool, market: 'spot' | 'on-demand') =>
+      req.avoid.some((a) => a.instanceType === c.instanceType && a.subnet === c.subnet && (a.market === undefined || a.market === market));
+    let remaining = req.count;
+    if (pool.worker.market === 'spot') {
+      const candidates: CapacityPool[] = [];
+      for (const instanceType of pool.worker.instanceTypes)
+        for (const subnet of pool.worker.subnets) {
+          const c = { instanceType, subnet };
+          if (avoided(c, 'spot')) continue;
+          const price = prices[instanceType];
+          if (pool.worker.maxPrice !== undefined && price.spot > pool.worker.maxPrice) {
+            errors.push({ class: 'capacity', code: 'SpotMaxPriceTooLow', message: `spot price ${price.spot} is above maxPrice ${pool.worker.maxPrice}`, instanceType, subnet, market: 'spot' });
+            continue;
+          }
+          if (this.capacity.available(instanceType, subnet, this.world.now)) candidates.push(c);
+          else errors.push({ class: 'capacity', code: 'InsufficientInstanceCapacity', message: `There is no Spot capacity available that matches your request (${instanceType} in ${subnet})`, instanceType, subnet, market: 'spot' });
+        }
+      candidates.sort((a, b) => prices[a.instanceType].spot - prices[b.instanceType].spot);
+      for (let i = 0; remaining > 0 && candidates.length > 0; i++, remaining--) {
+        const c = candidates[i % candidates.length];
+        launched.push(this.world.view(this.world.launchWorker(pool, c.instanceType, c.subnet, 'spot', true, req.passId)));
+      }
+    }
+    if (remaining > 0 && (pool.worker.market === 'on-demand' || pool.worker.onDemandFallback)) {
+      // On-demand capacity is modelled as always there; cooled-down on-demand pools are still skipped.
+      const overrides: CapacityPool[] = [];
+      for (const instanceType of pool.worker.instanceTypes)
+        for (const subnet of pool.worker.subnets) if (!avoided({ instanceType, subnet }, 'on-demand')) overrides.push({ instanceType, subnet });
+      overrides.sort((a, b) => prices[a.instanceType].onDemand - prices[b.instanceType].onDemand);
+      for (let i = 0; remaining > 0 && overrides.length > 0; i++, remaining--) {
+        const c = overrides[i % overrides.length];
+        launched.push(this.world.view(this.world.launchWorker(pool, c.instanceType, c.subnet, 'on-demand', true, req.passId)));
+      }
+    }
+    this.launchErrors += errors.length;
+    const result = { launched, errors };
+    this.seenTokens.set(req.clientToken, result);
+    this.world.onChange();
+    return result;
+  }
+
+  async requestRetirement(retirements: readonly Retirement[]): Promise<void> {
+    this.calls.requestRetirement++;
+    for (const r of retirements) {
+      const w = this.world.workers.get(r.id);
+      if (w) this.world.requestRetirement(w);
+    }
+  }
+
+  async terminate(terminations: readonly Termination[]): Promise<void> {
+    this.calls.terminate++;
+    for (const t of terminations) {
+      const w = this.world.workers.get(t.id);
+      if (w) this.world.terminate(w);
+    }
+  }
+}
+
+/** GitLab's jobs API over the simulated world: answers truthfully, so confirmations repair lost webhooks. */
+export class SimGitLab implements GitLabJobs {
+  calls = 0;
+  constructor(private readonly world: World) {}
+  async getJob(projectId: number, jobId: number): Promise<GitLabJob | undefined> {
+    this.calls++;
+    return this.world.gitlabJob(projectId, jobId);
+  }
+}

@@ -1,0 +1,45 @@
+/** The simulation report as text: what a platform team reads before switching. */
+import type { SimulationReport } from './simulate';
+
+const money = (x: number) => `$${x.toFixed(2)}`;
+const secs = (x: number) => `${x} s`;
+
+export function formatReport(r: SimulationReport, chartPath?: string): string {
+  const a = r.autoscaler;
+  const b = r.baseline;
+  const rows: [string, string, string][] = [
+    ['jobs', String(r.jobs), String(b.jobs)],
+    ['queue wait p50', secs(r.waitP50), secs(b.waitP50)],
+    ['queue wait p95', secs(r.waitP95), secs(b.waitP95)],
+    ['queue wait max', secs(r.waitMax), secs(b.waitMax)],
+    ['queue wait mean', secs(a.waitMean), secs(b.waitMean)],
+    ['peak workers', String(r.peakWorkers), String(b.peakWorkers)],
+    ['worker-hours', String(r.workerHours), String(b.workerHours)],
+    ['  of which spot', String(a.spotHours), String(b.spotHours)],
+    ['  of which on-demand', String(a.onDemandHours), String(b.onDemandHours)],
+    ['cost', money(r.spotCost), money(b.cost)],
+    ['same hours at on-demand prices', money(r.onDemandCost), money(b.onDemandCost)],
+    ['instances launched', String(a.launches), String(b.launches)],
+    ['spot interruptions', String(r.interruptions), String(b.interruptions)],
+    ['  jobs they hit (retried)', String(r.jobsHitByInterruptions), String(b.jobsHitByInterruptions)],
+    ['jobs never served', String(r.jobsUnserved), String(b.jobsUnserved)],
+    ['limit violations', String(r.limitViolations), String(b.limitViolations)],
+    ['busy workers terminated', String(r.busyTerminations), String(b.busyTerminations)],
+  ];
+  const w0 = Math.max(...rows.map((x) => x[0].length));
+  const w1 = Math.max('spot autoscaler'.length, ...rows.map((x) => x[1].length));
+  const lines = [
+    `Simulated ${r.start} .. ${r.end}, seed ${r.seed}`,
+    '',
+    `${''.padEnd(w0)}  ${'spot autoscaler'.padStart(w1)}  docker+machine (on-demand)`,
+    ...rows.map(([k, v1, v2]) => `${k.padEnd(w0)}  ${v1.padStart(w1)}  ${v2.padStart(14)}`),
+    '',
+    `Savings: ${money(r.savings.money)} (${r.savings.moneyPercent}% of the docker+machine bill); queue wait p95 ${r.savings.waitP95 >= 0 ? `${r.savings.waitP95} s shorter` : `${-r.savings.waitP95} s longer`}, p50 ${r.savings.waitP50 >= 0 ? `${r.savings.waitP50} s shorter` : `${-r.savings.waitP50} s longer`}.`,
+    `Controller: ${a.passes.queue} webhook passes, ${a.passes.schedule} scheduled, ${a.passes.interruption} on interruptions; ${a.webhooksLost} of ${a.webhooksSent} webhooks lost; ${a.launchErrors} launch errors (capacity); ${a.gitlabApiCalls} GitLab API calls; ${a.controllerWarnings} warnings, ${a.controllerErrors} errors${a.passErrors ? `, ${a.passErrors} failed passes` : ''}.`,
+  ];
+  if (r.jobsUnroutable) lines.push(`Warning: ${r.jobsUnroutable} job(s) carry tags no pool serves; neither policy can run them (check the pools' tags and runUntagged).`);
+  if (r.jobsUnserved) lines.push(`Warning: ${r.jobsUnserved} job(s) never finished within the run (see docs/simulation.md, "Jobs never served").`);
+  lines.push('Spot prices are an assumption (lib/sim/prices.ts); pass --prices FILE with yours.');
+  if (chartPath) lines.push(`Chart: ${chartPath}`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,212 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../../lib/config';
+import { explainAt } from '../../lib/cli/commands/explain';
+import { migrateConfigToml, MigrationError, PLACEHOLDER_SUBNET, PLACEHOLDER_URL } from '../../lib/migrate/migrate';
+import { run as migrateCommand } from '../../lib/cli/commands/migrate';
+
+const FIXTURES = join(__dirname, '..', 'fixtures');
+const seed = readFileSync(join(FIXTURES, 'seed-config.toml'), 'utf8');
+const spot = readFileSync(join(FIXTURES, 'seed-config-spot.toml'), 'utf8');
+
+/** What gitlab-runner does with the seed's OffPeak settings (evaluated in UTC here). */
+function gitlabRunnerIdle(at: Date) {
+  const day = at.getUTCDay();
+  const h = at.getUTCHours();
+  const offPeak = day === 0 || day === 6 || h <= 9 || h >= 18;
+  return offPeak ? { IdleCount: 0, IdleTime: 1200 } : { IdleCount: 1, IdleTime: 1800 };
+}
+
+describe('migrating the seed article config.toml', () => {
+  const result = migrateConfigToml(seed, { source: 'seed-config.toml' });
+
+  it('produces a config that validates, with the runner as one pool and every machine knob kept', () => {
+    const { config } = result;
+    expect(config.concurrent).toBe(10);
+    expect(config.pools).toHaveLength(1);
+    expect(config.pools[0]).toMatchObject({
+      name: 'gitlab-aws-autoscaler',
+      limit: 20,
+      runUntagged: true,
+      tags: [],
+      IdleCount: 1,
+      IdleTime: 1800,
+      MaxBuilds: 100,
+      autoscaling: [{ Periods: ['* * 0-9,18-23 * * mon-fri *', '* * * * * sat,sun *'], IdleCount: 0, IdleTime: 1200 }],
+    });
+    expect(config.pools[0].worker).toMatchObject({
+      instanceTypes: ['m4.2xlarge'],
+      subnets: [PLACEHOLDER_SUBNET],
+      market: 'on-demand',
+      privateAddressOnly: false,
+      tags: { 'runner-manager-name': 'gitlab-aws-autoscaler', gitlab: 'true', 'gitlab-runner-autoscale': 'true' },
+      docker: { image: 'alpine', privileged: true, disableCache: true, volumes: [] },
+      cache: { shared: true },
+    });
+    expect(config.gitlab.url).toBe(PLACEHOLDER_URL);
+  });
+
+  it('explains like gitlab-runner: on-peak Monday 10:00 -> 1 / 1800, off-peak Saturday and weekday 20:00 -> 0 / 1200', () => {
+    const cases: [string, number | null, number, number][] = [
+      ['2025-03-03T10:00:00Z', null, 1, 1800],
+      ['2025-03-08T12:00:00Z', 0, 0, 1200],
+      ['2025-03-05T20:00:00Z', 0, 0, 1200],
+      ['2025-03-03T09:59:00Z', 0, 0, 1200],
+      ['2025-03-07T17:59:00Z', null, 1, 1800],
+    ];
+    for (const [at, activePeriod, IdleCount, IdleTime] of cases)
+      expect(explainAt(result.config, new Date(at)).pools[0]).toMatchObject({ activePeriod, IdleCount, IdleTime });
+  });
+
+  it('round-trips: the YAML written parses to the same config, and agrees with gitlab-runner every 20 minutes of a week', () => {
+    const reparsed = parseConfig(result.yaml, 'migrated.yaml');
+    expect(reparsed).toEqual(result.config);
+    for (let t = Date.parse('2025-03-03T00:00:00Z'); t < Date.parse('2025-03-10T00:00:00Z'); t += 20 * 60_000) {
+      const at = new Date(t);
+      expect({ at: at.toISOString(), ...explainAt(reparsed, at).pools[0] }).toMatchObject({ at: at.toISOString(), ...gitlabRunnerIdle(at) });
+    }
+  });
+
+  it('decides about us-central-1 (not an AWS region): a marked placeholder and a warning', () => {
+    expect(result.config.region).toBe('us-east-1');
+    expect(result.yaml).toMatch(/region: us-east-1 # PLACEHOLDER: config.toml said "us-central-1"/);
+    expect(result.warnings.find((w) => w.message.includes('"us-central-1" is not an AWS region'))).toBeDefined();
+  });
+
+  it('marks placeholders and lists options without an equivalent, each with a reason', () => {
+    expect(result.yaml).toMatch(/subnet-00000000000000000 # PLACEHOLDER/);
+    expect(result.yaml).toMatch(/url: https:\/\/gitlab\.example\.com # PLACEHOLDER/);
+    const at = result.warnings.map((w) => w.at);
+    expect(at).toEqual(expect.arrayContaining(['check_interval', 'runners[0].machine.MachineName', 'runners[0].machine.OffPeakTimezone', 'deployment']));
+    expect(result.warnings.find((w) => w.at === 'check_interval')!.message).toMatch(/no equivalent: .*run-single/);
+    expect(result.warnings.find((w) => w.at.endsWith('amazonec2-security-group'))!.message).toMatch(/docker-machine-scaler/);
+  });
+
+  it('never copies secrets: SSM parameter names and put-parameter commands with placeholders instead', () => {
+    expect(result.yaml).not.toMatch(/XXXX|Runner's token/);
+    const params = result.secrets.map((s) => s.parameter);
+    expect(params).toEqual([
+      '/gitlab-spot-autoscaler/gitlab-aws-autoscaler/prod/secrets/runner-token/gitlab-aws-autoscaler',
+      '/gitlab-spot-autoscaler/gitlab-aws-autoscaler/prod/secrets/webhook-secret',
+      '/gitlab-spot-autoscaler/gitlab-aws-autoscaler/prod/secrets/gitlab-api-token',
+    ]);
+    expect(result.secrets[0].command).toBe(
+      "aws ssm put-parameter --region us-east-1 --type SecureString --name /gitlab-spot-autoscaler/gitlab-aws-autoscaler/prod/secrets/runner-token/gitlab-aws-autoscaler --value '<glrt-RUNNER-AUTHENTICATION-TOKEN>'",
+    );
+    for (const s of result.secrets) expect(result.yaml).toContain(s.command);
+  });
+});
+
+describe('migrating a spot config with autoscaling sections, secrets and other executors', () => {
+  const result = migrateConfigToml(spot, { source: 'spot.toml', deployment: 'acme', stage: 'dev' });
+
+  it('maps spot, max price, AMI, disk, subnets, security group, tags, region and cache bucket', () => {
+    const [pool] = result.config.pools;
+    expect(result.config.region).toBe('eu-west-1');
+    expect(result.config.gitlab.url).toBe('https://gitlab.example.org');
+    expect(pool).toMatchObject({ name: 'gitlab-aws-autoscaler', tags: ['docker', 'aws'], runUntagged: false, Timezone: 'UTC' });
+    expect(pool.worker).toMatchObject({
+      market: 'spot',
+      maxPrice: 0.03,
+      ami: 'ami-0a1b2c3d4e5f67890',
+      rootVolumeSize: 64,
+      subnets: ['subnet-0abc123', 'subnet-0def456'],
+      securityGroups: ['sg-0123abcd'],
+      instanceTypes: ['m5.2xlarge', 'm6i.2xlarge'],
+      privateAddressOnly: true,
+      cache: { shared: true, bucketName: 'acme-runner-cache' },
+    });
+    expect(result.yaml).not.toMatch(/# PLACEHOLDER/);
+  });
+
+  it('turns OffPeak* into the first section so newer autoscaling sections win where they match', () => {
+    const [pool] = result.config.pools;
+    expect(pool.autoscaling).toEqual([
+      { Periods: ['* * 0-9,18-23 * * mon-fri *', '* * * * * sat,sun *'], Timezone: 'Europe/Dublin', IdleCount: 0, IdleTime: 1200 },
+      { Periods: ['* * 12-13 * * mon-fri *'], Timezone: 'Europe/Dublin', IdleCount: 3, IdleTime: 600 },
+    ]);
+    // Dublin is UTC+0 in March: lunch boost, morning peak, evening off-peak.
+    expect(explainAt(result.config, new Date('2025-03-04T12:30:00Z')).pools[0]).toMatchObject({ activePeriod: 1, IdleCount: 3, IdleTime: 600 });
+    expect(explainAt(result.config, new Date('2025-03-04T11:00:00Z')).pools[0]).toMatchObject({ activePeriod: null, IdleCount: 1, IdleTime: 1800 });
+    expect(explainAt(result.config, new Date('2025-03-04T19:00:00Z')).pools[0]).toMatchObject({ activePeriod: 0, IdleCount: 0 });
+  });
+
+  it('warns about spot blocks, docker-machine flags and the shell runner, and copies no secret', () => {
+    const byAt = (s: string) => result.warnings.find((w) => w.at.includes(s));
+    expect(byAt('amazonec2-block-duration-minutes')!.message).toMatch(/spot blocks .* no longer exist/);
+    expect(byAt('engine-storage-driver')!.message).toMatch(/docker-machine-only/);
+    expect(byAt('runners[1]')!.message).toMatch(/executor "shell" is not docker\+machine; skipped/);
+    expect(byAt('cache.BucketLocation') ?? { message: '' }).toBeDefined();
+    for (const secret of ['glrt-abcdefghijklmnopqrst', 'AKIAABCDEFGHIJKLMNOP', 'wJalrXUtnFEMI']) {
+      expect(result.yaml).not.toContain(secret);
+      expect(JSON.stringify(result.warnings)).not.toContain(secret);
+      expect(JSON.stringify(result.secrets)).not.toContain(secret);
+    }
+    expect(result.secrets[0].parameter).toBe('/gitlab-spot-autoscaler/acme/dev/secrets/runner-token/gitlab-aws-autoscaler');
+    expect(result.secrets[0].command).toContain('--region eu-west-1');
+  });
+});
+
+describe('migration errors and adjustments', () => {
+  it('reports TOML syntax errors with their line', () => {
+    expect(() => migrateConfigToml('concurrent = 10\n[[runners]]\nname = "x\n')).toThrow(/not valid TOML: .* at line 3/);
+  });
+
+  it('refuses a file with no docker+machine amazonec2 runner, saying why', () => {
+    expect(() => migrateConfigToml('[[runners]]\nname = "a"\nexecutor = "docker"\n')).toThrow(MigrationError);
+    expect(() => migrateConfigToml('[[runners]]\nname = "a"\nexecutor = "docker+machine"\n[runners.machine]\nMachineDriver = "google"\n')).toThrow(/driver "google" is not amazonec2/);
+  });
+
+  it('lowers an IdleCount above limit (the schema refuses it) and says so', () => {
+    const r = migrateConfigToml(
+      '[[runners]]\nname = "Big Runner!"\nexecutor = "docker+machine"\nlimit = 2\n[runners.machine]\nIdleCount = 5\nMachineDriver = "amazonec2"\nMachineOptions = ["amazonec2-instance-type=c5.xlarge", "amazonec2-subnet-id=subnet-0abc"]\n',
+    );
+    expect(r.config.pools[0]).toMatchObject({ name: 'big-runner', IdleCount: 2, limit: 2 });
+    expect(r.warnings.some((w) => /IdleCount 5 can never be reached with limit 2; written 2/.test(w.message))).toBe(true);
+  });
+});
+
+describe('migrate command', () => {
+  let dir: string;
+  let out: string[];
+  let err: string[];
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'migrate-'));
+    out = [];
+    err = [];
+    jest.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
+    jest.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
+  });
+  afterEach(() => {
+    jest.restoreAllMocks();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('writes --out, prints the secrets to store and the notes, and refuses to overwrite without --force', async () => {
+    const from = join(dir, 'config.toml');
+    writeFileSync(from, seed);
+    const dest = join(dir, 'config.yaml');
+    expect(await migrateCommand(['--from', from, '--out', dest])).toBe(0);
+    expect(parseConfig(readFileSync(dest, 'utf8')).pools[0].name).toBe('gitlab-aws-autoscaler');
+    const printed = out.join('');
+    expect(printed).toContain('aws ssm put-parameter');
+    expect(printed).toMatch(/3 value\(s\) marked "# PLACEHOLDER"/);
+    expect(await migrateCommand(['--from', from, '--out', dest])).toBe(2);
+    expect(err.join('')).toMatch(/exists; pass --force/);
+  });
+
+  it('prints the YAML on stdout and the notes on stderr without --out', async () => {
+    const from = join(dir, 'config.toml');
+    writeFileSync(from, seed);
+    expect(await migrateCommand(['--from', from])).toBe(0);
+    expect(parseConfig(out.join('')).concurrent).toBe(10);
+    expect(err.join('')).toContain('Store these secrets');
+  });
+
+  it('names a missing --from or an unreadable file', async () => {
+    expect(await migrateCommand([])).toBe(2);
+    expect(await migrateCommand(['--from', join(dir, 'nope.toml')])).toBe(2);
+    expect(err.join('')).toMatch(/--from config.toml is required[\s\S]*cannot read .*nope.toml: ENOENT/);
+  });
+});

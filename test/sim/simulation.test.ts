@@ -1,0 +1,144 @@
+/**
+ * Simulation invariants over many seeds and random small workloads, determinism, and the sanity of
+ * the shipped sample's report. Short traces keep the property runs fast; the sample runs once.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { parseConfig } from '../../lib/config';
+import { realController } from '../../lib/sim/controller-link';
+import { simulate } from '../../lib/sim/simulate';
+import { generateTrace } from '../../lib/sim/trace-gen';
+import { parseTrace, type Trace, type TraceJob } from '../../lib/sim/trace';
+import { makeConfig, poolInput } from '../helpers/config';
+
+const ROOT = join(__dirname, '..', '..');
+const START = Date.parse('2025-03-04T06:00:00Z'); // a Tuesday morning
+
+function smallTrace(jobs: { offset: number; duration: number; heavy: boolean }[]): Trace {
+  const list: TraceJob[] = jobs
+    .map((j, i) => ({ id: String(i + 1), at: START + j.offset * 1000, duration: j.duration, tags: j.heavy ? ['heavy'] : [], project: 1 + (i % 3) }))
+    .sort((a, b) => a.at - b.at);
+  return { start: START, jobs: list };
+}
+
+const jobArb = fc.record({ offset: fc.integer({ min: 0, max: 4 * 3600 }), duration: fc.integer({ min: 10, max: 1800 }), heavy: fc.boolean() });
+const poolKnobs = fc.record({
+  limit: fc.integer({ min: 0, max: 8 }),
+  IdleCount: fc.integer({ min: 0, max: 3 }),
+  IdleTime: fc.integer({ min: 0, max: 1800 }),
+  MaxBuilds: fc.integer({ min: 0, max: 5 }),
+  MaxGrowthRate: fc.integer({ min: 0, max: 3 }),
+});
+
+function twoPoolConfig(general: Record<string, number>, heavy: Record<string, number>, concurrent: number) {
+  const fix = (k: Record<string, number>) => ({ ...k, IdleCount: k.limit > 0 ? Math.min(k.IdleCount, k.limit) : k.IdleCount });
+  return makeConfig(
+    [
+      poolInput({ name: 'general', ...fix(general) }),
+      poolInput({
+        name: 'heavy',
+        runUntagged: false,
+        tags: ['heavy'],
+        ...fix(heavy),
+        autoscaling: [{ Periods: ['* * 0-7,19-23 * * mon-fri *', '* * * * * sat,sun *'], IdleCount: 0, IdleTime: 300 }],
+        worker: { instanceTypes: ['c6i.2xlarge', 'c5.2xlarge'], subnets: ['subnet-0a1', 'subnet-0b2'], ami: 'ami-0123456789abcdef0' },
+      }),
+    ],
+    { concurrent },
+  );
+}
+
+describe('simulation invariants', () => {
+  it('serves every job, never exceeds limit and never terminates a busy worker, over random workloads and seeds', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(jobArb, { minLength: 1, maxLength: 60 }),
+        poolKnobs,
+        poolKnobs,
+        fc.integer({ min: 0, max: 30 }),
+        fc.integer({ min: 0, max: 2 ** 31 }),
+        async (jobs, general, heavy, concurrent, seed) => {
+          const config = twoPoolConfig(general, heavy, concurrent);
+          const { report } = await simulate({
+            config,
+            trace: smallTrace(jobs),
+            seed,
+            controller: realController,
+            // Spot trouble on, webhooks reliable: every job must then be served.
+            cloud: { interruptionsPerHour: 0.2, capacityOutagesPerDay: 12 },
+            autoscaler: { webhookLossRate: 0 },
+          });
+          expect(report.jobsUnserved).toBe(0);
+          expect(report.limitViolations).toBe(0);
+          expect(report.busyTerminations).toBe(0);
+          expect(report.baseline.jobsUnserved).toBe(0);
+          expect(report.baseline.limitViolations).toBe(0);
+          expect(report.peakWorkers).toBeLessThanOrEqual((general.limit || Infinity) + (heavy.limit || Infinity));
+          expect(report.spotCost).toBeLessThanOrEqual(report.onDemandCost + 1e-9);
+        },
+      ),
+      { numRuns: 10, seed: 4242 },
+    );
+  });
+
+  it('keeps limit and busy workers safe when webhooks are lost, and the schedule repairs what they miss', async () => {
+    let settledRuns = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(jobArb, { minLength: 20, maxLength: 80 }), fc.integer({ min: 0, max: 2 ** 31 }), async (jobs, seed) => {
+        const config = twoPoolConfig({ limit: 6, IdleCount: 1, IdleTime: 600, MaxBuilds: 0, MaxGrowthRate: 0 }, { limit: 3, IdleCount: 0, IdleTime: 300, MaxBuilds: 0, MaxGrowthRate: 0 }, 0);
+        const { report, samples } = await simulate({ config, trace: smallTrace(jobs), seed, controller: realController, autoscaler: { webhookLossRate: 0.3 }, tailMinutes: 45 });
+        expect(report.limitViolations).toBe(0);
+        expect(report.busyTerminations).toBe(0);
+        expect(report.autoscaler.webhooksLost).toBeGreaterThan(0);
+        // Lost "running"/"success" deliveries must not hold capacity: 45 minutes after the last job
+        // the fleet is back to the idle target (IdleCount 1 + 0), because the schedule pass
+        // confirms recorded jobs through the GitLab API.
+        if (report.jobsUnserved === 0) {
+          settledRuns++;
+          const last = samples.autoscaler[samples.autoscaler.length - 1];
+          expect(last.busy).toBe(0);
+          expect(last.idle + last.booting).toBeLessThanOrEqual(1);
+        }
+      }),
+      { numRuns: 6, seed: 777 },
+    );
+    // A lost "pending" delivery can leave a job unseen until other work arrives (docs/simulation.md);
+    // most runs still serve everything, and those are the ones checked above.
+    expect(settledRuns).toBeGreaterThan(0);
+  });
+
+  it('is deterministic: the same seed gives the same report, another seed a different run', async () => {
+    const config = parseConfig(readFileSync(join(ROOT, 'samples', 'config.yaml'), 'utf8'));
+    const trace = generateTrace({ days: 1, seed: 5, scale: 0.3 });
+    const run = (seed: number) => simulate({ config, trace, seed, controller: realController, cloud: { interruptionsPerHour: 0.05 } }).then((r) => r.report);
+    const a = await run(11);
+    const b = await run(11);
+    const c = await run(12);
+    expect(b).toEqual(a);
+    expect(c).not.toEqual(a);
+  });
+});
+
+describe('the shipped sample', () => {
+  it('reports a sane week: spot cheaper than docker+machine on-demand, nothing unserved, shorter waits', async () => {
+    const config = parseConfig(readFileSync(join(ROOT, 'samples', 'config.yaml'), 'utf8'), 'samples/config.yaml');
+    const trace = parseTrace(readFileSync(join(ROOT, 'samples', 'trace.jsonl'), 'utf8'), 'samples/trace.jsonl');
+    const { report } = await simulate({ config, trace, seed: 1, controller: realController });
+    expect(report.jobs).toBe(trace.jobs.length);
+    expect(report.jobs).toBeGreaterThan(5000);
+    expect(report.jobsUnserved).toBe(0);
+    expect(report.jobsUnroutable).toBe(0);
+    expect(report.limitViolations).toBe(0);
+    expect(report.busyTerminations).toBe(0);
+    expect(report.spotCost).toBeLessThan(report.onDemandCost);
+    expect(report.spotCost).toBeLessThan(report.baseline.cost);
+    expect(report.savings.money).toBeGreaterThan(0);
+    expect(report.waitP95).toBeLessThan(report.baseline.waitP95);
+    expect(report.autoscaler.waitMean).toBeLessThan(report.baseline.waitMean);
+    expect(report.peakWorkers).toBeLessThanOrEqual(config.pools.reduce((n, p) => n + p.limit, 0));
+    expect(report.interruptions).toBeGreaterThan(0);
+    expect(report.autoscaler.webhooksLost).toBeGreaterThan(0);
+    expect(report.autoscaler.controllerErrors).toBe(0);
+  }, 180_000);
+});
