@@ -9,6 +9,8 @@ import type { Retirement, Termination, WorkerView } from '../model';
 export interface CapacityPool {
   instanceType: string;
   subnet: string;
+  /** The market the cooldown applies to; undefined = both spot and on-demand. */
+  market?: 'spot' | 'on-demand';
 }
 
 /** How a launch error is handled (facts: CreateFleet errors). */
@@ -25,6 +27,8 @@ export interface LaunchError {
   message: string;
   instanceType?: string;
   subnet?: string;
+  /** The market of the attempt that failed, when known. */
+  market?: 'spot' | 'on-demand';
 }
 
 export interface LaunchRequest {
@@ -88,4 +92,26 @@ export interface Logger {
   info(message: string, fields?: Record<string, unknown>): void;
   warn(message: string, fields?: Record<string, unknown>): void;
   error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/**
+ * What a Fleet may add to a WorkerView (all optional; the in-memory fleet may leave them out):
+ * where it runs and which pass launched it. The controller uses them for cooldowns after
+ * interruptions and to count launches that discovery does not show yet (eventual consistency).
+ */
+export type FleetWorker = WorkerView & {
+  subnet?: string;
+  /** Pass id tagged at launch. */
+  passId?: string;
+  /** Epoch ms and kind of the interruption handler's mark, when present. */
+  interruptedAt?: number;
+  interruptionKind?: 'interruption' | 'rebalance';
+};
+
+/** Result of marking one instance for the interruption handler. */
+export type MarkOutcome = 'tagged' | 'not-ours' | 'gone';
+
+/** Tags one instance of this deployment (EC2 only; the interruption Lambda never writes SSM). */
+export interface InstanceMarker {
+  markInstance(instanceId: string, tags: Readonly<Record<string, string>>): Promise<MarkOutcome>;
 }

@@ -1,0 +1,525 @@
+/**
+ * The Fleet port over the real EC2 API (@aws-sdk/client-ec2).
+ *
+ *  - launch:    one CreateFleet `Type: instant` per pool and pass for the whole shortfall, spot with
+ *               `price-capacity-optimized` over every instance type x subnet not cooling down, then
+ *               on-demand for what spot could not fill when the pool allows it. ClientToken makes a
+ *               retried call idempotent; tags (deployment, stage, pool, pass, launched-at) let the
+ *               next pass adopt whatever a crashed pass launched.
+ *  - discover:  DescribeInstances filtered by the deployment and stage tags, every page, plus
+ *               DescribeInstanceStatus for failed status checks; worker-reported tags mapped to
+ *               WorkerView states (docs/controller.md, "Tag protocol").
+ *  - retire:    CreateTags `<prefix>:retire`; the worker leaves after its job.
+ *  - terminate: TerminateInstances in batches.
+ * The launch template of each pool is created by the deployment (CloudFormation) or by
+ * ensureLaunchTemplate below; launch refuses a template that lacks IMDSv2, shutdown = terminate,
+ * encrypted volumes or an instance profile.
+ *
+ * Moto gaps worked around (facts.md): the `instance-lifecycle` filter is not implemented (the
+ * market is read from InstanceLifecycle instead of filtering on it); DescribeInstanceStatus ignores
+ * status filters (statuses are read per instance id and filtered here).
+ */
+import {
+  CreateFleetCommand,
+  CreateLaunchTemplateCommand,
+  CreateLaunchTemplateVersionCommand,
+  CreateTagsCommand,
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  DescribeInstanceStatusCommand,
+  DescribeLaunchTemplateVersionsCommand,
+  DescribeLaunchTemplatesCommand,
+  ModifyLaunchTemplateCommand,
+  TerminateInstancesCommand,
+  type CreateFleetCommandOutput,
+  type EC2Client,
+  type FleetLaunchTemplateOverridesRequest,
+  type Instance,
+  type RequestLaunchTemplateData,
+  type ResponseLaunchTemplateData,
+  type Tag,
+} from '@aws-sdk/client-ec2';
+import type { Config, Pool } from '../config';
+import type { Retirement, Termination, WorkerState } from '../model';
+import type { CapacityPool, Fleet, FleetWorker, InstanceMarker, LaunchError, LaunchErrorClass, LaunchRequest, LaunchResult, Logger, MarkOutcome } from '../controller/ports';
+import { launchTemplateName, parseInstant, parseInterrupted, TAGS } from '../controller/tags';
+import { errorCode, isThrottling, realRetryEnv, THROTTLE_POLICY, withRetry, type RetryEnv, type RetryPolicy, type RetryStats } from './retry';
+
+// ---- error classes (facts.md: CreateFleet errors) ----------------------------------------------
+
+const CAPACITY = new Set([
+  'InsufficientInstanceCapacity',
+  'InsufficientCapacity',
+  'InsufficientHostCapacity',
+  'InsufficientReservedInstanceCapacity',
+  'UnfulfillableCapacity',
+  'MaxSpotInstanceCountExceeded',
+  'SpotMaxPriceTooLow',
+  'InsufficientFreeAddressesInSubnet',
+  'capacity-not-available',
+  'price-too-low',
+  // An instance type not offered in one zone: a property of that override, not of the request.
+  'Unsupported',
+]);
+const QUOTA = new Set(['VcpuLimitExceeded', 'InstanceLimitExceeded', 'MaxFleetCountExceeded', 'MaxSpotFleetRequestCountExceeded', 'ResourceLimitExceeded', 'VolumeLimitExceeded']);
+const INVALID_PREFIXES = ['Invalid', 'Missing', 'Unauthorized', 'AuthFailure', 'OptInRequired', 'Blocked', 'UnsafeLaunchTemplate', 'DryRunOperation', 'IncorrectState'];
+
+export function classifyLaunchError(code: string): LaunchErrorClass {
+  if (CAPACITY.has(code)) return 'capacity';
+  if (QUOTA.has(code)) return 'quota';
+  if (isThrottling({ name: code })) return 'throttling';
+  if (INVALID_PREFIXES.some((p) => code.startsWith(p))) return 'invalid';
+  return 'other';
+}
+
+// ---- launch template requirements ------------------------------------------------------------
+
+/** What a worker's launch template must set; each problem names the field and the value wanted. */
+export function launchTemplateProblems(data: ResponseLaunchTemplateData | undefined): string[] {
+  const problems: string[] = [];
+  if (!data) return ['the template version has no LaunchTemplateData'];
+  if (data.MetadataOptions?.HttpTokens !== 'required')
+    problems.push(`MetadataOptions.HttpTokens is ${JSON.stringify(data.MetadataOptions?.HttpTokens ?? '(unset: "optional")')}, must be "required" (IMDSv2)`);
+  if (data.MetadataOptions?.InstanceMetadataTags !== 'enabled')
+    problems.push('MetadataOptions.InstanceMetadataTags must be "enabled": workers read their retirement request from instance-metadata tags');
+  if (data.InstanceInitiatedShutdownBehavior !== 'terminate')
+    problems.push(`InstanceInitiatedShutdownBehavior is ${JSON.stringify(data.InstanceInitiatedShutdownBehavior ?? '(unset: "stop")')}, must be "terminate" so a worker that shuts down is gone`);
+  const ebs = (data.BlockDeviceMappings ?? []).filter((m) => m.Ebs);
+  if (ebs.length === 0) problems.push('BlockDeviceMappings sets no EBS root volume; it must set one with Ebs.Encrypted: true');
+  for (const m of ebs) if (m.Ebs?.Encrypted !== true) problems.push(`BlockDeviceMappings ${m.DeviceName ?? '?'}: Ebs.Encrypted must be true`);
+  if (!data.IamInstanceProfile?.Arn && !data.IamInstanceProfile?.Name) problems.push('IamInstanceProfile is not set; workers read their runner token from SSM with it');
+  return problems;
+}
+
+// ---- instances -> workers ----------------------------------------------------------------------
+
+const tagMap = (tags: Tag[] | undefined) => new Map((tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+
+/** The controller's view of one instance (docs/controller.md, "How the controller reads it"). */
+export function workerFromInstance(i: Instance, impaired: ReadonlySet<string>): FleetWorker {
+  const tags = tagMap(i.Tags);
+  const ec2State = i.State?.Name ?? 'pending';
+  const ready = parseInstant(tags.get(TAGS.ready));
+  const reported = tags.get(TAGS.state);
+  const retireAt = parseInstant(tags.get(TAGS.retire));
+  const interrupted = parseInterrupted(tags.get(TAGS.interrupted));
+  const launchedAt = parseInstant(tags.get(TAGS.launchedAt)) ?? i.LaunchTime?.getTime() ?? 0;
+  const builds = Number.parseInt(tags.get(TAGS.builds) ?? '0', 10);
+
+  let state: WorkerState;
+  if (retireAt !== undefined || reported === 'draining' || ec2State === 'shutting-down') state = 'retiring';
+  else if (ec2State === 'pending' || ready === undefined) state = 'booting';
+  else if (reported === 'busy') state = 'busy';
+  else state = 'idle';
+
+  const w: FleetWorker = {
+    id: i.InstanceId ?? '',
+    pool: tags.get(TAGS.pool) ?? '',
+    state,
+    launchedAt,
+    builds: Number.isFinite(builds) && builds >= 0 ? builds : 0,
+    instanceType: i.InstanceType,
+    zone: i.Placement?.AvailabilityZone,
+    market: i.InstanceLifecycle === 'spot' ? 'spot' : 'on-demand',
+    subnet: i.SubnetId,
+  };
+  const pass = tags.get(TAGS.pass);
+  if (pass) w.passId = pass;
+  if (state === 'idle') w.idleSince = parseInstant(tags.get(TAGS.idleSince)) ?? ready;
+  if (state === 'retiring' && retireAt !== undefined) w.retireRequestedAt = retireAt;
+  if (ec2State === 'stopping' || ec2State === 'stopped') w.problem = 'stopped';
+  else if (interrupted?.kind === 'interruption') w.problem = 'interrupted';
+  else if (impaired.has(w.id)) w.problem = 'impaired';
+  if (interrupted) {
+    w.interruptedAt = interrupted.at;
+    w.interruptionKind = interrupted.kind;
+  }
+  return w;
+}
+
+// ---- the adapter -------------------------------------------------------------------------------
+
+export interface Ec2FleetOptions {
+  ec2: EC2Client;
+  config: Config;
+  stage: string;
+  log?: Logger;
+  now?: () => number;
+  retryEnv?: RetryEnv;
+  retryPolicy?: RetryPolicy;
+  /** How long a checked launch template version is trusted. Default 60 s. */
+  templateCacheMs?: number;
+  /** Counts calls and retries (tests, bench). */
+  stats?: RetryStats;
+}
+
+const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped', 'shutting-down'];
+const BATCH = 100;
+// CreateFleet accepts a bounded number of overrides per request; more than this is a config smell.
+const MAX_OVERRIDES = 300;
+
+function chunks<T>(xs: readonly T[], n: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
+  return out;
+}
+
+export class Ec2Fleet implements Fleet, InstanceMarker {
+  private readonly ec2: EC2Client;
+  private readonly now: () => number;
+  private readonly templates = new Map<string, { at: number; version?: string; problem?: LaunchError }>();
+
+  constructor(private readonly opts: Ec2FleetOptions) {
+    this.ec2 = opts.ec2;
+    this.now = opts.now ?? Date.now;
+  }
+
+  private call<T>(fn: () => Promise<T>): Promise<T> {
+    return withRetry(fn, { policy: this.opts.retryPolicy ?? THROTTLE_POLICY, env: this.opts.retryEnv ?? realRetryEnv, stats: this.opts.stats });
+  }
+
+  // ---- discover ----
+
+  async discover(): Promise<FleetWorker[]> {
+    const instances: Instance[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.call(() =>
+        this.ec2.send(
+          new DescribeInstancesCommand({
+            Filters: [
+              { Name: `tag:${TAGS.deployment}`, Values: [this.opts.config.deployment] },
+              { Name: `tag:${TAGS.stage}`, Values: [this.opts.stage] },
+              { Name: 'instance-state-name', Values: LIVE_STATES },
+            ],
+            MaxResults: 1000,
+            NextToken: token,
+          }),
+        ),
+      );
+      for (const r of page.Reservations ?? []) for (const i of r.Instances ?? []) if (i.InstanceId) instances.push(i);
+      token = page.NextToken;
+    } while (token);
+
+    const impaired = new Set<string>();
+    const running = instances.filter((i) => i.State?.Name === 'running').map((i) => i.InstanceId!);
+    for (const ids of chunks(running, BATCH)) {
+      let st: string | undefined;
+      do {
+        const page = await this.call(() => this.ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: ids, NextToken: st })));
+        for (const s of page.InstanceStatuses ?? [])
+          if (s.InstanceId && (s.InstanceStatus?.Status === 'impaired' || s.SystemStatus?.Status === 'impaired')) impaired.add(s.InstanceId);
+        st = page.NextToken;
+      } while (st);
+    }
+    return instances.map((i) => workerFromInstance(i, impaired));
+  }
+
+  // ---- launch ----
+
+  /** The template version to launch from, checked against the worker requirements (cached briefly). */
+  private async checkedTemplate(pool: Pool): Promise<{ name: string; version?: string; problem?: LaunchError }> {
+    const name = launchTemplateName(this.opts.config.deployment, this.opts.stage, pool.name);
+    const cached = this.templates.get(name);
+    if (cached && this.now() - cached.at < (this.opts.templateCacheMs ?? 60_000)) return { name, ...cached };
+    let entry: { at: number; version?: string; problem?: LaunchError };
+    try {
+      const out = await this.call(() => this.ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateName: name, Versions: ['$Latest'] })));
+      const v = out.LaunchTemplateVersions?.[0];
+      const problems = v ? launchTemplateProblems(v.LaunchTemplateData) : [`launch template ${name} has no versions`];
+      entry = problems.length
+        ? {
+            at: this.now(),
+            problem: { class: 'invalid', code: 'UnsafeLaunchTemplate', message: `launch template ${name} version ${v?.VersionNumber ?? '?'} is refused: ${problems.join('; ')}` },
+          }
+        : { at: this.now(), version: String(v!.VersionNumber) };
+    } catch (e) {
+      const code = errorCode(e);
+      const cls = classifyLaunchError(code);
+      entry = {
+        at: this.now(),
+        problem: {
+          class: code.includes('NotFound') ? 'invalid' : cls,
+          code,
+          message: code.includes('NotFound') ? `launch template ${name} does not exist (the deployment creates it: deploy the stack, or run ensureLaunchTemplate)` : (e as Error).message,
+        },
+      };
+      if (entry.problem!.class !== 'invalid') return { name, ...entry }; // transient: not cached
+    }
+    this.templates.set(name, entry);
+    return { name, ...entry };
+  }
+
+  async launch(req: LaunchRequest): Promise<LaunchResult> {
+    const { pool, count } = req;
+    if (!Number.isInteger(count) || count <= 0) return { launched: [], errors: [] };
+    const tpl = await this.checkedTemplate(pool);
+    if (tpl.problem) return { launched: [], errors: [tpl.problem] };
+
+    const launched: FleetWorker[] = [];
+    const errors: LaunchError[] = [];
+    if (pool.worker.market === 'spot') {
+      const overrides = this.overrides(pool, req.avoid, 'spot');
+      if (overrides.length) await this.createFleet(req, tpl.name, tpl.version!, 'spot', overrides, count, req.clientToken, launched, errors);
+      else errors.push({ class: 'capacity', code: 'AllCapacityPoolsCoolingDown', message: 'every instance type / subnet of the pool is cooling down after capacity errors', market: 'spot' });
+    }
+    const remaining = count - launched.length;
+    // Fall back only when spot lacked capacity (or its spot-only quota): never after an invalid
+    // request or throttling, which on-demand would hit just the same.
+    const fallback =
+      pool.worker.market === 'on-demand' || (pool.worker.onDemandFallback && errors.every((e) => e.class === 'capacity' || e.class === 'quota'));
+    if (remaining > 0 && fallback) {
+      const overrides = this.overrides(pool, req.avoid, 'on-demand');
+      const token = pool.worker.market === 'spot' ? `${req.clientToken.slice(0, 61)}-od` : req.clientToken;
+      if (overrides.length) await this.createFleet(req, tpl.name, tpl.version!, 'on-demand', overrides, remaining, token, launched, errors);
+      else errors.push({ class: 'capacity', code: 'AllCapacityPoolsCoolingDown', message: 'every instance type / subnet of the pool is cooling down for on-demand too', market: 'on-demand' });
+    }
+    return { launched, errors };
+  }
+
+  private overrides(pool: Pool, avoid: readonly CapacityPool[], market: 'spot' | 'on-demand'): FleetLaunchTemplateOverridesRequest[] {
+    const skip = new Set(avoid.filter((a) => a.market === undefined || a.market === market).map((a) => `${a.instanceType}|${a.subnet}`));
+    const out: FleetLaunchTemplateOverridesRequest[] = [];
+    for (const instanceType of pool.worker.instanceTypes)
+      for (const subnet of pool.worker.subnets) {
+        if (skip.has(`${instanceType}|${subnet}`)) continue;
+        const o: FleetLaunchTemplateOverridesRequest = { InstanceType: instanceType as FleetLaunchTemplateOverridesRequest['InstanceType'], SubnetId: subnet };
+        if (market === 'spot' && pool.worker.maxPrice !== undefined) o.MaxPrice = String(pool.worker.maxPrice);
+        out.push(o);
+      }
+    if (out.length > MAX_OVERRIDES) this.opts.log?.warn(`pool ${pool.name}: ${out.length} instance type x subnet combinations; only the first ${MAX_OVERRIDES} are offered to CreateFleet`);
+    return out.slice(0, MAX_OVERRIDES);
+  }
+
+  private instanceTags(pool: Pool, passId: string, at: number): Tag[] {
+    const ours: Record<string, string> = {
+      [TAGS.deployment]: this.opts.config.deployment,
+      [TAGS.stage]: this.opts.stage,
+      [TAGS.pool]: pool.name,
+      [TAGS.pass]: passId,
+      [TAGS.launchedAt]: new Date(at).toISOString(),
+    };
+    const user = Object.entries(pool.worker.tags).filter(([k]) => !k.startsWith(`${TAGS.deployment.split(':')[0]}:`) && k !== 'Name');
+    return [
+      ...user.map(([Key, Value]) => ({ Key, Value })),
+      { Key: 'Name', Value: `${this.opts.config.deployment}-${this.opts.stage}-${pool.name}` },
+      ...Object.entries(ours).map(([Key, Value]) => ({ Key, Value })),
+    ];
+  }
+
+  private async createFleet(
+    req: LaunchRequest,
+    templateName: string,
+    version: string,
+    market: 'spot' | 'on-demand',
+    overrides: FleetLaunchTemplateOverridesRequest[],
+    count: number,
+    clientToken: string,
+    launched: FleetWorker[],
+    errors: LaunchError[],
+  ): Promise<void> {
+    const at = this.now();
+    let out: CreateFleetCommandOutput;
+    try {
+      out = await this.call(() =>
+        this.ec2.send(
+          new CreateFleetCommand({
+            Type: 'instant',
+            ClientToken: clientToken,
+            LaunchTemplateConfigs: [{ LaunchTemplateSpecification: { LaunchTemplateName: templateName, Version: version }, Overrides: overrides }],
+            TargetCapacitySpecification: {
+              TotalTargetCapacity: count,
+              DefaultTargetCapacityType: market,
+              ...(market === 'spot' ? { SpotTargetCapacity: count } : { OnDemandTargetCapacity: count }),
+            },
+            ...(market === 'spot' ? { SpotOptions: { AllocationStrategy: 'price-capacity-optimized' as const } } : { OnDemandOptions: { AllocationStrategy: 'lowest-price' as const } }),
+            TagSpecifications: [{ ResourceType: 'instance', Tags: this.instanceTags(req.pool, req.passId, at) }],
+          }),
+        ),
+      );
+    } catch (e) {
+      const code = errorCode(e);
+      errors.push({ class: classifyLaunchError(code), code, message: (e as Error).message, market });
+      return;
+    }
+    for (const group of out.Instances ?? []) {
+      const o = group.LaunchTemplateAndOverrides?.Overrides;
+      const lifecycle = group.Lifecycle === 'spot' ? 'spot' : group.Lifecycle === 'on-demand' ? 'on-demand' : market;
+      for (const id of group.InstanceIds ?? [])
+        launched.push({ id, pool: req.pool.name, state: 'booting', launchedAt: at, builds: 0, instanceType: group.InstanceType ?? o?.InstanceType, market: lifecycle, subnet: o?.SubnetId, passId: req.passId });
+    }
+    for (const e of out.Errors ?? []) {
+      const o = e.LaunchTemplateAndOverrides?.Overrides;
+      const code = e.ErrorCode ?? 'Unknown';
+      errors.push({
+        class: classifyLaunchError(code),
+        code,
+        message: e.ErrorMessage ?? code,
+        instanceType: o?.InstanceType,
+        subnet: o?.SubnetId,
+        market: e.Lifecycle === 'spot' ? 'spot' : e.Lifecycle === 'on-demand' ? 'on-demand' : market,
+      });
+    }
+  }
+
+  // ---- retire / terminate ----
+
+  async requestRetirement(retirements: readonly Retirement[]): Promise<void> {
+    const value = new Date(this.now()).toISOString();
+    await this.perInstanceBatches(
+      retirements.map((r) => r.id),
+      (ids) => this.ec2.send(new CreateTagsCommand({ Resources: ids, Tags: [{ Key: TAGS.retire, Value: value }] })),
+    );
+  }
+
+  async terminate(terminations: readonly Termination[]): Promise<void> {
+    await this.perInstanceBatches(
+      terminations.map((t) => t.id),
+      (ids) => this.ec2.send(new TerminateInstancesCommand({ InstanceIds: ids })),
+    );
+  }
+
+  /**
+   * Batches of 100 ids. One unknown id fails a whole EC2 batch (InvalidInstanceID.NotFound): the
+   * batch is then retried id by id, and instances that are already gone are skipped.
+   */
+  private async perInstanceBatches(ids: readonly string[], send: (ids: string[]) => Promise<unknown>): Promise<void> {
+    for (const batch of chunks([...new Set(ids)], BATCH)) {
+      try {
+        await this.call(() => send(batch));
+      } catch (e) {
+        if (!errorCode(e).startsWith('InvalidInstanceID')) throw e;
+        for (const id of batch) {
+          try {
+            await this.call(() => send([id]));
+          } catch (e2) {
+            if (!errorCode(e2).startsWith('InvalidInstanceID')) throw e2;
+            this.opts.log?.info('instance already gone', { id });
+          }
+        }
+      }
+    }
+  }
+
+  // ---- interruption handler ----
+
+  async markInstance(instanceId: string, tags: Readonly<Record<string, string>>): Promise<MarkOutcome> {
+    let instance: Instance | undefined;
+    try {
+      const out = await this.call(() => this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })));
+      instance = out.Reservations?.[0]?.Instances?.[0];
+    } catch (e) {
+      if (errorCode(e).startsWith('InvalidInstanceID')) return 'gone';
+      throw e;
+    }
+    if (!instance || ['terminated', 'shutting-down'].includes(instance.State?.Name ?? '')) return 'gone';
+    const t = tagMap(instance.Tags);
+    if (t.get(TAGS.deployment) !== this.opts.config.deployment || t.get(TAGS.stage) !== this.opts.stage) return 'not-ours';
+    try {
+      await this.call(() => this.ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) })));
+    } catch (e) {
+      if (errorCode(e).startsWith('InvalidInstanceID')) return 'gone';
+      throw e;
+    }
+    return 'tagged';
+  }
+}
+
+// ---- launch templates (local dev, tests; in AWS the deployment's CloudFormation creates them) -----
+
+export interface LaunchTemplateInput {
+  config: Config;
+  stage: string;
+  pool: Pool;
+  /** The worker's user data, plain text (lib/worker/userdata.ts renders it). */
+  userData: string;
+  /** Instance profile name or ARN of the workers. */
+  instanceProfile: string;
+  /** Root device of the AMI; read from DescribeImages when the pool names an AMI id, else this (default /dev/xvda, Amazon Linux). */
+  rootDeviceName?: string;
+}
+
+/** EC2 refuses user data above 16 KB (before base64). */
+export const MAX_USER_DATA_BYTES = 16 * 1024;
+
+export function launchTemplateData(input: LaunchTemplateInput, rootDeviceName: string): RequestLaunchTemplateData {
+  const { config, stage, pool } = input;
+  const w = pool.worker;
+  const size = Buffer.byteLength(input.userData, 'utf8');
+  if (size > MAX_USER_DATA_BYTES) throw new Error(`user data of pool "${pool.name}" is ${size} bytes; EC2 accepts at most ${MAX_USER_DATA_BYTES}`);
+  const profile = input.instanceProfile.startsWith('arn:') ? { Arn: input.instanceProfile } : { Name: input.instanceProfile };
+  const volumeTags = [
+    { Key: TAGS.deployment, Value: config.deployment },
+    { Key: TAGS.stage, Value: stage },
+    { Key: TAGS.pool, Value: pool.name },
+  ];
+  return {
+    ImageId: w.ami,
+    IamInstanceProfile: profile,
+    InstanceInitiatedShutdownBehavior: 'terminate',
+    // Hop limit 1: job containers (one hop further, on the docker bridge) cannot reach IMDS and so
+    // cannot borrow the instance role that reads the runner token.
+    MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled', HttpPutResponseHopLimit: 1, InstanceMetadataTags: 'enabled' },
+    BlockDeviceMappings: [{ DeviceName: rootDeviceName, Ebs: { Encrypted: true, DeleteOnTermination: true, VolumeSize: w.rootVolumeSize, VolumeType: w.rootVolumeType } }],
+    ...(w.securityGroups.length ? { SecurityGroupIds: w.securityGroups } : {}),
+    UserData: Buffer.from(input.userData, 'utf8').toString('base64'),
+    TagSpecifications: [{ ResourceType: 'volume', Tags: volumeTags }],
+  };
+}
+
+/**
+ * Creates the pool's launch template, or a new version when its data changed (made the default).
+ * Returns the version the pool now launches from.
+ */
+export async function ensureLaunchTemplate(ec2: EC2Client, input: LaunchTemplateInput): Promise<{ name: string; version: number; action: 'created' | 'updated' | 'unchanged' }> {
+  const name = launchTemplateName(input.config.deployment, input.stage, input.pool.name);
+  let root = input.rootDeviceName ?? '/dev/xvda';
+  if (!input.rootDeviceName && input.pool.worker.ami.startsWith('ami-')) {
+    const img = await withRetry(() => ec2.send(new DescribeImagesCommand({ ImageIds: [input.pool.worker.ami] })));
+    const found = img.Images?.[0];
+    if (!found) throw new Error(`pools.${input.pool.name}.worker.ami: image ${input.pool.worker.ami} not found in this region`);
+    root = found.RootDeviceName ?? root;
+  }
+  const data = launchTemplateData(input, root);
+  let existing = false;
+  try {
+    const lt = await withRetry(() => ec2.send(new DescribeLaunchTemplatesCommand({ LaunchTemplateNames: [name] })));
+    existing = (lt.LaunchTemplates ?? []).length > 0;
+  } catch (e) {
+    if (!errorCode(e).includes('NotFound')) throw e;
+  }
+  if (!existing) {
+    const out = await withRetry(() =>
+      ec2.send(
+        new CreateLaunchTemplateCommand({
+          LaunchTemplateName: name,
+          LaunchTemplateData: data,
+          TagSpecifications: [{ ResourceType: 'launch-template', Tags: [{ Key: TAGS.deployment, Value: input.config.deployment }, { Key: TAGS.stage, Value: input.stage }, { Key: TAGS.pool, Value: input.pool.name }] }],
+        }),
+      ),
+    );
+    return { name, version: out.LaunchTemplate?.LatestVersionNumber ?? 1, action: 'created' };
+  }
+  const latest = await withRetry(() => ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateName: name, Versions: ['$Latest'] })));
+  const current = latest.LaunchTemplateVersions?.[0];
+  if (current && sameTemplateData(current.LaunchTemplateData, data)) return { name, version: current.VersionNumber ?? 1, action: 'unchanged' };
+  const out = await withRetry(() => ec2.send(new CreateLaunchTemplateVersionCommand({ LaunchTemplateName: name, LaunchTemplateData: data })));
+  const version = out.LaunchTemplateVersion?.VersionNumber ?? 1;
+  await withRetry(() => ec2.send(new ModifyLaunchTemplateCommand({ LaunchTemplateName: name, DefaultVersion: String(version) })));
+  return { name, version, action: 'updated' };
+}
+
+function sameTemplateData(a: ResponseLaunchTemplateData | undefined, b: RequestLaunchTemplateData): boolean {
+  if (!a) return false;
+  const pick = (d: ResponseLaunchTemplateData | RequestLaunchTemplateData) => ({
+    ami: d.ImageId,
+    profile: d.IamInstanceProfile?.Arn ?? d.IamInstanceProfile?.Name,
+    shutdown: d.InstanceInitiatedShutdownBehavior,
+    md: [d.MetadataOptions?.HttpTokens, d.MetadataOptions?.InstanceMetadataTags, d.MetadataOptions?.HttpPutResponseHopLimit],
+    bdm: (d.BlockDeviceMappings ?? []).map((m) => [m.DeviceName, m.Ebs?.Encrypted, m.Ebs?.VolumeSize, m.Ebs?.VolumeType]),
+    sg: [...(d.SecurityGroupIds ?? [])].sort(),
+    ud: d.UserData,
+  });
+  return JSON.stringify(pick(a)) === JSON.stringify(pick(b));
+}
+

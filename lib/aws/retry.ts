@@ -1,0 +1,116 @@
+/**
+ * Bounded retries with exponential backoff and full jitter, for AWS throttling.
+ *
+ * EC2 answers a drained token bucket with RequestLimitExceeded and SSM with ThrottlingException /
+ * TooManyUpdates (facts.md). Retrying at once only drains the bucket further; the seed's
+ * docker+machine setup retried failed creations about 60 times and got the account locked out
+ * (gitlab-runner #2771). So every retry here waits (AWS's "exponential backoff and jitter"), and
+ * the number of attempts and the total wait are capped: after that the caller gets the error and
+ * decides (the reconcile pass backs the pool off and tries again in a later pass).
+ *
+ * SDK clients used with these helpers should be built with `maxAttempts: 1` (see clients.ts), so
+ * the retry budget is counted in one place.
+ */
+
+export interface RetryPolicy {
+  /** Attempts in all, the first included. */
+  maxAttempts: number;
+  baseMs: number;
+  capMs: number;
+  /** Total time spent waiting, at most. */
+  maxTotalWaitMs: number;
+}
+
+export const THROTTLE_POLICY: RetryPolicy = { maxAttempts: 4, baseMs: 200, capMs: 5000, maxTotalWaitMs: 10_000 };
+
+export interface RetryEnv {
+  sleep(ms: number): Promise<void>;
+  random(): number;
+}
+
+export const realRetryEnv: RetryEnv = {
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  random: Math.random,
+};
+
+const THROTTLING_CODES = new Set([
+  'RequestLimitExceeded',
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'TooManyRequestsException',
+  'TooManyUpdates',
+  'SlowDown',
+]);
+
+/** The AWS error code of an SDK v3 exception (name, or Code for EC2's query protocol). */
+export function errorCode(e: unknown): string {
+  if (e && typeof e === 'object') {
+    const o = e as { name?: unknown; Code?: unknown; code?: unknown };
+    if (typeof o.Code === 'string') return o.Code;
+    if (typeof o.name === 'string' && o.name !== 'Error') return o.name;
+    if (typeof o.code === 'string') return o.code;
+  }
+  return 'Unknown';
+}
+
+export function isThrottling(e: unknown): boolean {
+  if (THROTTLING_CODES.has(errorCode(e))) return true;
+  const status = (e as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+  return status === 429;
+}
+
+/** Transient server-side failures worth one more bounded try. */
+export function isTransient(e: unknown): boolean {
+  const code = errorCode(e);
+  if (['InternalError', 'InternalFailure', 'ServiceUnavailable', 'Unavailable', 'InternalServerError'].includes(code)) return true;
+  const status = (e as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+  return status !== undefined && status >= 500;
+}
+
+/** "Full jitter": a random wait in [0, min(cap, base * 2^attempt)). */
+export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number): number {
+  return Math.floor(random() * Math.min(policy.capMs, policy.baseMs * 2 ** attempt));
+}
+
+export interface RetryStats {
+  attempts: number;
+  waitedMs: number;
+}
+
+/**
+ * Runs `fn`, retrying while `retryable(error)` holds, within the policy's bounds. `stats`, when
+ * given, accumulates the attempts and the wait (benchmarks and tests read it).
+ */
+export async function withRetry<T>(
+  fn: () => Promise<T>,
+  opts: { policy?: RetryPolicy; env?: RetryEnv; retryable?: (e: unknown) => boolean; stats?: RetryStats } = {},
+): Promise<T> {
+  const policy = opts.policy ?? THROTTLE_POLICY;
+  const env = opts.env ?? realRetryEnv;
+  const retryable = opts.retryable ?? ((e: unknown) => isThrottling(e) || isTransient(e));
+  let waited = 0;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (opts.stats) opts.stats.attempts++;
+      return await fn();
+    } catch (e) {
+      if (!retryable(e) || attempt + 1 >= policy.maxAttempts) throw e;
+      const delay = Math.min(backoffDelay(policy, attempt, env.random), policy.maxTotalWaitMs - waited);
+      if (delay < 0) throw e;
+      waited += delay;
+      if (opts.stats) opts.stats.waitedMs += delay;
+      await env.sleep(delay);
+    }
+  }
+}
+
+/**
+ * Backoff stored across passes (quota errors, throttling that outlived the in-call budget):
+ * base * 2^(failures-1), capped. Deterministic: the pass interval already spreads the retries.
+ */
+export function storedBackoffMs(baseMs: number, capMs: number, failures: number): number {
+  return Math.min(capMs, baseMs * 2 ** Math.max(0, Math.min(30, failures - 1)));
+}

@@ -1,0 +1,486 @@
+/**
+ * The reconcile pass: the single writer of controller state (docs/controller.md).
+ *
+ *   load state -> apply job events -> expire -> route / confirm jobs through the GitLab API
+ *   (bounded) -> discover the fleet from EC2 tags -> snapshot -> plan() -> act -> save state
+ *
+ * Level-triggered, as Karpenter's controllers are: the fleet is rediscovered every pass and the
+ * plan recomputed from what exists, so a lost webhook, a crashed pass or an instance terminated
+ * behind our back is repaired by the next pass. What EC2 cannot tell (jobs, cooldowns, backoffs)
+ * lives in the state store, bounded and written only when it changed.
+ *
+ * Launch errors are handled per class (facts.md, CreateFleet):
+ *  - capacity:   the instance type / subnet cools down for config.capacityCooldown; others are tried next pass
+ *  - quota:      the pool backs off (stored, exponential, capped) and it is logged at error level
+ *  - throttling: retried inside the adapter within a budget; if that runs out, the pool backs off
+ *  - invalid:    the pool is paused until its config changes or a manual pass: never a retry loop
+ * so a permanently failing CreateFleet costs at most one call per backoff period, never the seed's
+ * 60 blind retries (gitlab-runner #2771).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Config, Pool } from '../config';
+import type { Plan, Retirement, Termination, WorkerView } from '../model';
+import { plan as makePlan } from '../planner';
+import { applyApiJob, applyEvent, demandByPool, expireJobs } from './jobs';
+import type { CapacityPool, Clock, Fleet, FleetWorker, GitLabJobs, InstanceMarker, JobEvent, LaunchError, LaunchErrorClass, Logger, MarkOutcome } from './ports';
+import type { Backoff, ControllerState, Cooldown, StateStore } from './state';
+import { formatInterrupted, TAGS } from './tags';
+
+export interface ReconcileOptions {
+  /**
+   * GitLab API calls a pass may make to route and confirm jobs. GitLab rate-limits its API
+   * (gitlab.com: 2,000 authenticated API requests a minute per user, docs.gitlab.com
+   * user/gitlab_com/rate_limits; self-managed: set by the operator); default 100.
+   */
+  apiCallsPerPass?: number;
+  /** GitLab API requests in flight at once. Default 8. */
+  apiConcurrency?: number;
+  /** A pending job not confirmed by an event for this long is re-read from the API before it holds capacity. Default 120 s. */
+  confirmPendingAfterMs?: number;
+  /** How long a launch that discovery does not show yet still counts as booting. Default 180 s. */
+  inflightGraceMs?: number;
+}
+
+export interface ReconcileDeps {
+  config: Config;
+  stage: string;
+  fleet: Fleet;
+  store: StateStore;
+  gitlab?: GitLabJobs;
+  clock: Clock;
+  log: Logger;
+  options?: ReconcileOptions;
+}
+
+export interface PassInput {
+  events: JobEvent[];
+  trigger: 'queue' | 'schedule' | 'interruption' | 'manual';
+  /** Defaults to a new id (time + random). The simulation passes its own for determinism. */
+  passId?: string;
+}
+
+export type PoolLaunchError = LaunchError & { pool: string };
+
+export interface PassReport {
+  passId: string;
+  at: string;
+  plan: Plan;
+  launched: Record<string, number>;
+  launchErrors: PoolLaunchError[];
+  retired: Retirement[];
+  terminated: Termination[];
+  stateWrites: number;
+  decisions: string[];
+  durationMs: number;
+  /** GitLab API calls made (routing and confirmation). */
+  apiCalls: number;
+}
+
+/** Stored backoff per error class: base and cap (ms). Quota waits for instances to end. */
+export const BACKOFF: Record<Backoff['class'], { baseMs: number; capMs: number }> = {
+  quota: { baseMs: 120_000, capMs: 3_600_000 },
+  throttling: { baseMs: 30_000, capMs: 900_000 },
+  capacity: { baseMs: 60_000, capMs: 600_000 },
+  other: { baseMs: 60_000, capMs: 1_800_000 },
+};
+
+export function storedBackoffMs(cls: Backoff['class'], failures: number): number {
+  const { baseMs, capMs } = BACKOFF[cls];
+  return Math.min(capMs, baseMs * 2 ** Math.max(0, Math.min(30, failures - 1)));
+}
+
+/** Identifies a pool's configuration: a paused pool resumes when it changes. */
+export function poolConfigHash(pool: Pool): string {
+  return createHash('sha256').update(JSON.stringify(pool)).digest('hex').slice(0, 12);
+}
+
+export function newPassId(now: number): string {
+  return `${new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+}
+
+const DEFAULTS = { apiCallsPerPass: 100, apiConcurrency: 8, confirmPendingAfterMs: 120_000, inflightGraceMs: 180_000 };
+
+export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Promise<PassReport> {
+  const started = performance.now();
+  const { config, fleet, store, clock, log } = deps;
+  const opts = { ...DEFAULTS, ...deps.options };
+  const now = clock.now();
+  const passId = input.passId ?? newPassId(now);
+  const decisions: string[] = [];
+  const decide = (line: string, level: 'info' | 'warn' | 'error' = 'info', fields: Record<string, unknown> = {}) => {
+    decisions.push(line);
+    log[level](line, { passId, ...fields });
+  };
+
+  // ---- state -------------------------------------------------------------------------------
+  const state = await store.load();
+
+  // ---- demand ------------------------------------------------------------------------------
+  applyJobEvents(deps, state, input.events, decide);
+  const expired = expireJobs(config, state, now);
+  if (expired.pending || expired.running)
+    decide(`expired ${expired.pending} pending job(s) unconfirmed for pendingJobTtl ${config.pendingJobTtl} s and ${expired.running} running job(s) past jobTimeout`);
+  const apiCalls = await routeAndConfirmJobs(deps, state, now, opts, decide);
+
+  // ---- fleet -------------------------------------------------------------------------------
+  const discovered = (await fleet.discover(now)) as FleetWorker[];
+  recordInterruptionCooldowns(config, state, discovered, now);
+  pruneCooldowns(state, now);
+  const workers: WorkerView[] = [...discovered, ...inflightPlaceholders(state, discovered, now, opts.inflightGraceMs)];
+
+  // ---- plan --------------------------------------------------------------------------------
+  const demand = demandByPool(config, state);
+  const plan = makePlan(config, new Date(now), { workers, demand });
+
+  // ---- act ---------------------------------------------------------------------------------
+  const launched: Record<string, number> = {};
+  const launchErrors: PoolLaunchError[] = [];
+  resumePausedPools(deps, state, input.trigger, decide);
+  for (const pp of plan.pools) {
+    if (pp.launch <= 0) continue;
+    const pool = config.pools.find((p) => p.name === pp.pool)!;
+    const n = await launchWorkers(deps, state, pool, pp.launch, pp.launchReasons, passId, now, opts.inflightGraceMs, decide);
+    if (n.launched > 0) launched[pool.name] = n.launched;
+    launchErrors.push(...n.errors);
+  }
+
+  const byId = new Map(workers.map((w) => [w.id, w]));
+  const retire = plan.pools.flatMap((p) => p.retire).filter((r) => !r.id.startsWith('inflight:'));
+  // Defence in depth: whatever the planner says, a busy worker is never terminated.
+  const terminate = [...plan.pools.flatMap((p) => p.terminate), ...plan.orphans.terminate].filter((t) => {
+    if (t.id.startsWith('inflight:')) return false;
+    if (byId.get(t.id)?.state === 'busy') {
+      log.error('refused to terminate a busy worker; asking it to retire instead', { passId, id: t.id, reason: t.reason });
+      retire.push({ id: t.id, reason: `${t.reason} (busy: retire after the current job)` });
+      return false;
+    }
+    return true;
+  });
+  const retired = await retireIdleWorkers(fleet, retire, decide);
+  const terminated = await terminateBrokenWorkers(fleet, terminate, decide);
+
+  // ---- save --------------------------------------------------------------------------------
+  // The last pass that decided something, for the status command. A pass that only repeats the
+  // stored decisions (a pool held in backoff, say) keeps the stored record: no SSM write for it.
+  const errorLines = launchErrors.map((e) => `${e.pool}: ${e.code}${e.instanceType ? ` ${e.instanceType}` : ''}${e.subnet ? ` ${e.subnet}` : ''}: ${e.message}`.slice(0, 300));
+  const repeated = state.lastPass !== undefined && JSON.stringify([state.lastPass.decisions, state.lastPass.errors]) === JSON.stringify([decisions, errorLines]);
+  if ((decisions.length > 0 || launchErrors.length > 0) && !repeated)
+    state.lastPass = {
+      passId,
+      at: new Date(now).toISOString(),
+      trigger: input.trigger,
+      launched,
+      retired: retired.length,
+      terminated: terminated.length,
+      errors: errorLines,
+      decisions,
+    };
+  const { writes } = await store.save(state);
+
+  return {
+    passId,
+    at: new Date(now).toISOString(),
+    plan,
+    launched,
+    launchErrors,
+    retired,
+    terminated,
+    stateWrites: writes,
+    decisions,
+    durationMs: Math.round((performance.now() - started) * 10) / 10,
+    apiCalls,
+  };
+}
+
+type Decide = (line: string, level?: 'info' | 'warn' | 'error', fields?: Record<string, unknown>) => void;
+
+// ---- demand --------------------------------------------------------------------------------
+
+function applyJobEvents(deps: ReconcileDeps, state: ControllerState, events: readonly JobEvent[], decide: Decide): void {
+  const counts = { added: 0, updated: 0, removed: 0, ignored: 0, 'unknown-status': 0, 'no-pool': 0 };
+  const badStatuses = new Set<string>();
+  // Oldest first, so that a batch holding pending then running for a job ends running.
+  for (const ev of [...events].sort((a, b) => a.receivedAt - b.receivedAt)) {
+    if (!Number.isSafeInteger(ev.jobId) || ev.jobId <= 0 || !Number.isSafeInteger(ev.projectId) || ev.projectId <= 0) {
+      deps.log.warn('job event ignored: jobId and projectId must be positive integers', { jobId: ev.jobId, projectId: ev.projectId });
+      counts.ignored++;
+      continue;
+    }
+    const outcome = applyEvent(deps.config, state, ev);
+    counts[outcome]++;
+    if (outcome === 'unknown-status') badStatuses.add(ev.status);
+  }
+  if (badStatuses.size) deps.log.warn('job events with an unknown build_status ignored', { statuses: [...badStatuses] });
+  if (events.length) deps.log.info('job events applied', { events: events.length, ...counts });
+  if (counts['no-pool']) decide(`${counts['no-pool']} job event(s) carry tags no pool serves; not counted`);
+}
+
+/**
+ * Routes jobs nobody could route (no tags in the event) and re-reads pending jobs no event
+ * confirmed lately, within a per-pass budget of API calls: GitLab rate-limits its API, and a
+ * thousand-job burst must not become a thousand calls in one pass. Oldest first.
+ */
+async function routeAndConfirmJobs(deps: ReconcileDeps, state: ControllerState, now: number, opts: typeof DEFAULTS, decide: Decide): Promise<number> {
+  const gitlab = deps.gitlab;
+  if (!gitlab) return 0;
+  const unrouted: [number, number, number][] = [];
+  const stale: [number, number, number][] = [];
+  for (const [id, j] of state.jobs) {
+    if (j.status === 'finished') continue;
+    if (j.pool === '') unrouted.push([id, j.projectId, j.seenAt]);
+    else if (j.status === 'pending' && now - j.seenAt >= opts.confirmPendingAfterMs) stale.push([id, j.projectId, j.seenAt]);
+  }
+  const byAge = (a: [number, number, number], b: [number, number, number]) => a[2] - b[2] || a[0] - b[0];
+  const work = [...unrouted.sort(byAge), ...stale.sort(byAge)].slice(0, opts.apiCallsPerPass);
+  let calls = 0;
+  const outcome = { routed: 0, removed: 0, confirmed: 0 };
+  // A few requests in flight at once keep a 100-call pass around a second against a typical GitLab.
+  for (let at = 0; at < work.length; at += opts.apiConcurrency) {
+    const chunk = work.slice(at, at + opts.apiConcurrency);
+    calls += chunk.length;
+    const answers = await Promise.allSettled(chunk.map(([id, projectId]) => gitlab.getJob(projectId, id)));
+    let failure: unknown;
+    answers.forEach((a, k) => {
+      if (a.status === 'rejected') {
+        failure ??= a.reason;
+        return;
+      }
+      const [id, projectId] = chunk[k];
+      const before = state.jobs.get(id);
+      const result = applyApiJob(deps.config, state, id, projectId, a.value, now);
+      const after = state.jobs.get(id);
+      if (!after || after.status === 'finished') outcome.removed++;
+      else if (before?.pool === '' && after.pool) outcome.routed++;
+      else if (result !== 'no-pool') outcome.confirmed++;
+    });
+    if (failure !== undefined) {
+      // The client already retried within its budget; stop asking for this pass.
+      decide(`GitLab API unavailable, routing and confirmation deferred: ${(failure as Error).message}`, 'warn');
+      break;
+    }
+  }
+  if (calls) deps.log.info('GitLab API: jobs routed and confirmed', { calls, ...outcome, unroutedLeft: Math.max(0, unrouted.length - calls) });
+  if (outcome.removed) decide(`${outcome.removed} job(s) no longer pending according to the GitLab API`);
+  return calls;
+}
+
+// ---- fleet ---------------------------------------------------------------------------------
+
+const cooldownKey = (c: { pool: string; instanceType: string; subnet: string; market?: string }) => `${c.pool}|${c.instanceType}|${c.subnet}|${c.market ?? '*'}`;
+
+function addCooldown(state: ControllerState, c: Cooldown): void {
+  const existing = state.cooldowns.find((x) => cooldownKey(x) === cooldownKey(c));
+  if (existing) {
+    if (c.until > existing.until) Object.assign(existing, c);
+  } else state.cooldowns.push(c);
+}
+
+function pruneCooldowns(state: ControllerState, now: number): void {
+  state.cooldowns = state.cooldowns.filter((c) => c.until > now);
+}
+
+/** An interrupted or rebalance-marked instance says its type and subnet are short of spot capacity. */
+function recordInterruptionCooldowns(config: Config, state: ControllerState, workers: readonly FleetWorker[], now: number): void {
+  for (const w of workers) {
+    if (w.interruptedAt === undefined || !w.instanceType || !w.subnet) continue;
+    const until = w.interruptedAt + config.capacityCooldown * 1000;
+    if (until <= now) continue;
+    addCooldown(state, { pool: w.pool, instanceType: w.instanceType, subnet: w.subnet, market: 'spot', until, reason: `${w.interruptionKind ?? 'interruption'} of ${w.id}` });
+  }
+}
+
+/**
+ * DescribeInstances is eventually consistent: instances a pass launched may be missing from the
+ * next pass's discovery for a few seconds. Count them as booting for a grace period so the next
+ * pass does not launch them again. Only when the fleet reports pass ids (the EC2 adapter does).
+ * Records are pruned when the next launch is recorded (launchWorkers), not here: dropping one
+ * would cost an SSM write in a pass that otherwise changes nothing.
+ */
+function inflightPlaceholders(state: ControllerState, workers: readonly FleetWorker[], now: number, graceMs: number): WorkerView[] {
+  const out: WorkerView[] = [];
+  for (const l of state.inflight) {
+    if (now - l.at >= graceMs || l.at > now) continue;
+    const poolWorkers = workers.filter((w) => w.pool === l.pool);
+    const reportsPassIds = poolWorkers.length === 0 || poolWorkers.some((w) => w.passId !== undefined);
+    if (!reportsPassIds) continue;
+    // One CreateFleet's instances become visible together in practice; once any is seen, the
+    // launch is visible and a missing one was terminated (and must be replaced), not delayed.
+    if (poolWorkers.some((w) => w.passId === l.passId)) continue;
+    for (let k = 0; k < l.count; k++) out.push({ id: `inflight:${l.passId}:${k}`, pool: l.pool, state: 'booting', launchedAt: l.at, builds: 0 });
+  }
+  return out;
+}
+
+// ---- act -----------------------------------------------------------------------------------
+
+function resumePausedPools(deps: ReconcileDeps, state: ControllerState, trigger: PassInput['trigger'], decide: Decide): void {
+  for (const [name, pause] of Object.entries(state.paused)) {
+    const pool = deps.config.pools.find((p) => p.name === name);
+    if (!pool) {
+      delete state.paused[name];
+    } else if (poolConfigHash(pool) !== pause.configHash) {
+      delete state.paused[name];
+      decide(`pool ${name}: configuration changed, launches resume (were paused after ${pause.code})`);
+    } else if (trigger === 'manual') {
+      delete state.paused[name];
+      decide(`pool ${name}: manual pass, launches resume (were paused after ${pause.code})`);
+    }
+  }
+  for (const name of Object.keys(state.backoffs)) if (!deps.config.pools.some((p) => p.name === name)) delete state.backoffs[name];
+}
+
+async function launchWorkers(
+  deps: ReconcileDeps,
+  state: ControllerState,
+  pool: Pool,
+  count: number,
+  reasons: string[],
+  passId: string,
+  now: number,
+  inflightGraceMs: number,
+  decide: Decide,
+): Promise<{ launched: number; errors: PoolLaunchError[] }> {
+  const pause = state.paused[pool.name];
+  if (pause) {
+    decide(
+      `pool ${pool.name}: launch of ${count} refused: paused since ${new Date(pause.since).toISOString()} after an invalid request (${pause.code}: ${pause.message}); fix the pool's config or launch template, then change the config or run a manual pass`,
+      'error',
+    );
+    return { launched: 0, errors: [] };
+  }
+  const backoff = state.backoffs[pool.name];
+  if (backoff && backoff.until > now) {
+    decide(
+      `pool ${pool.name}: launch of ${count} held: ${backoff.class} backoff after ${backoff.code} until ${new Date(backoff.until).toISOString()} (failure ${backoff.failures})`,
+      backoff.class === 'quota' ? 'error' : 'warn',
+    );
+    return { launched: 0, errors: [] };
+  }
+  const avoid: CapacityPool[] = state.cooldowns
+    .filter((c) => c.pool === pool.name && c.until > now)
+    .map((c) => ({ instanceType: c.instanceType, subnet: c.subnet, market: c.market }));
+
+  let result;
+  try {
+    result = await deps.fleet.launch({ pool, count, passId, clientToken: `${passId}-${pool.name}`.slice(0, 64), avoid });
+  } catch (e) {
+    result = { launched: [], errors: [{ class: 'other' as LaunchErrorClass, code: (e as Error).name || 'Error', message: (e as Error).message }] };
+  }
+  const n = result.launched.length;
+  const errors: PoolLaunchError[] = result.errors.map((e) => ({ ...e, pool: pool.name }));
+  if (n > 0) {
+    state.inflight = state.inflight.filter((l) => now - l.at < inflightGraceMs && l.at <= now);
+    state.inflight.push({ pool: pool.name, passId, at: now, count: n });
+    decide(`pool ${pool.name}: launched ${n}${n < count ? ` of ${count}` : ''} (${reasons.join(', ')})`);
+  }
+
+  // Capacity: cool the failing type/subnet down; the next pass tries the others.
+  const capacity = errors.filter((e) => e.class === 'capacity');
+  for (const e of capacity) {
+    if (e.instanceType && e.subnet)
+      addCooldown(state, { pool: pool.name, instanceType: e.instanceType, subnet: e.subnet, market: e.market, until: now + deps.config.capacityCooldown * 1000, reason: e.code });
+  }
+  if (capacity.length)
+    decide(`pool ${pool.name}: no ${capacity.some((e) => e.market === 'on-demand') ? '' : 'spot '}capacity for ${describeOverrides(capacity)}; cooling down ${deps.config.capacityCooldown} s`, 'warn');
+
+  const invalid = errors.find((e) => e.class === 'invalid');
+  const quota = errors.find((e) => e.class === 'quota');
+  const throttled = errors.find((e) => e.class === 'throttling');
+  const other = errors.find((e) => e.class === 'other');
+  if (invalid) {
+    // A bug or a bad config: retrying cannot help and would hammer the API.
+    state.paused[pool.name] = { code: invalid.code, message: invalid.message.slice(0, 300), since: now, configHash: poolConfigHash(pool) };
+    delete state.backoffs[pool.name];
+    decide(`pool ${pool.name}: launch rejected as invalid (${invalid.code}: ${invalid.message}); pool paused until its config changes or a manual pass`, 'error');
+  } else if (quota || throttled || other || (n === 0 && capacity.length > 0 && capacity.every((e) => !e.instanceType || !e.subnet))) {
+    const e = quota ?? throttled ?? other ?? capacity[0];
+    const cls: Backoff['class'] = quota ? 'quota' : throttled ? 'throttling' : other ? 'other' : 'capacity';
+    const failures = (state.backoffs[pool.name]?.failures ?? 0) + 1;
+    const until = now + storedBackoffMs(cls, failures);
+    state.backoffs[pool.name] = { class: cls, code: e.code, failures, until };
+    const what = cls === 'quota' ? 'account quota reached' : cls === 'throttling' ? 'EC2 API throttling persisted' : cls === 'capacity' ? 'no capacity anywhere' : 'launch failed';
+    decide(`pool ${pool.name}: ${what} (${e.code}: ${e.message}); no launch until ${new Date(until).toISOString()} (failure ${failures})`, cls === 'quota' || cls === 'other' ? 'error' : 'warn');
+  } else if (n > 0) {
+    delete state.backoffs[pool.name];
+  }
+  return { launched: n, errors };
+}
+
+function describeOverrides(errors: readonly LaunchError[]): string {
+  const items = [...new Set(errors.map((e) => (e.instanceType ? `${e.instanceType}${e.subnet ? ` in ${e.subnet}` : ''}` : e.code)))];
+  return items.length > 4 ? `${items.slice(0, 4).join(', ')} and ${items.length - 4} more` : items.join(', ');
+}
+
+async function retireIdleWorkers(fleet: Fleet, retire: Retirement[], decide: Decide): Promise<Retirement[]> {
+  if (!retire.length) return [];
+  try {
+    await fleet.requestRetirement(retire);
+  } catch (e) {
+    decide(`retirement requests failed, retried next pass: ${(e as Error).message}`, 'error');
+    return [];
+  }
+  for (const r of retire) decide(`retire ${r.id}: ${r.reason}`);
+  return retire;
+}
+
+async function terminateBrokenWorkers(fleet: Fleet, terminate: Termination[], decide: Decide): Promise<Termination[]> {
+  if (!terminate.length) return [];
+  try {
+    await fleet.terminate(terminate);
+  } catch (e) {
+    decide(`terminations failed, retried next pass: ${(e as Error).message}`, 'error');
+    return [];
+  }
+  for (const t of terminate) decide(`terminate ${t.id}: ${t.reason}`);
+  return terminate;
+}
+
+// ---- interruption --------------------------------------------------------------------------
+
+export interface InterruptionDeps {
+  fleet: InstanceMarker;
+  clock: Clock;
+  log: Logger;
+}
+
+export interface InterruptionNotice {
+  instanceId: string;
+  kind: 'interruption' | 'rebalance' | 'state-change';
+  /** For state-change events: the new EC2 state (pending, running, stopping, stopped, shutting-down, terminated). */
+  state?: string;
+}
+
+export interface InterruptionOutcome {
+  instanceId: string;
+  action: MarkOutcome | 'ignored';
+  /** True when capacity may need replacing now: the caller should queue a reconcile pass (trigger 'interruption'). */
+  wakeReconcile: boolean;
+  reason: string;
+}
+
+/**
+ * What the interruption Lambda does with an EventBridge EC2 event. It only tags the instance
+ * (EC2); the reconcile pass, the single SSM writer, reads the tag at its next discovery, replaces
+ * the capacity and cools the instance type / subnet down.
+ *  - interruption (Spot Instance Interruption Warning, ~2 min ahead): tag `interrupted`.
+ *  - rebalance (Rebalance Recommendation): tag `interrupted=rebalance …` and `retire`, so the
+ *    worker finishes its job and leaves before AWS reclaims it.
+ *  - state-change: nothing to tag (discovery sees EC2's state); wake the controller when a worker
+ *    stops or goes away.
+ */
+export async function markInterrupted(deps: InterruptionDeps, notice: InterruptionNotice): Promise<InterruptionOutcome> {
+  const { instanceId, kind } = notice;
+  if (!/^i-[0-9a-f]{8,17}$/.test(instanceId)) throw new Error(`markInterrupted: "${instanceId}" is not an EC2 instance id (expected i- followed by 8 or 17 hex digits)`);
+  const now = deps.clock.now();
+  if (kind === 'state-change') {
+    const gone = ['stopping', 'stopped', 'shutting-down', 'terminated'].includes(notice.state ?? '');
+    return { instanceId, action: 'ignored', wakeReconcile: gone, reason: `state ${notice.state ?? '(none)'}: ${gone ? 'capacity may need replacing' : 'nothing to do'}` };
+  }
+  if (kind !== 'interruption' && kind !== 'rebalance') throw new Error(`markInterrupted: unknown kind "${String(kind)}" (accepted: interruption, rebalance, state-change)`);
+  const tags: Record<string, string> = { [TAGS.interrupted]: formatInterrupted(kind, now) };
+  if (kind === 'rebalance') tags[TAGS.retire] = new Date(now).toISOString();
+  const action = await deps.fleet.markInstance(instanceId, tags);
+  const reason = action === 'tagged' ? `${kind}: tagged` : action === 'gone' ? `${kind}: instance already gone` : `${kind}: not an instance of this deployment and stage, left alone`;
+  deps.log.info('interruption notice handled', { instanceId, kind, action });
+  return { instanceId, action, wakeReconcile: action === 'tagged', reason };
+}

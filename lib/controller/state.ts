@@ -1,0 +1,470 @@
+/**
+ * Controller state: what EC2 cannot tell us (jobs waiting or running per pool, capacity cooldowns,
+ * backoffs, paused pools, launches not yet visible), and a compact sharded encoding for SSM
+ * Parameter Store.
+ *
+ * Why sharded and compact: SSM standard parameters hold 4 KB, PutParameter is reported at about
+ * 3 TPS per account, and there is no conditional write (facts.md). A public Lambda autoscaler that
+ * wrote one parameter per runner stalled at about 40 runners. Here a pass writes at most
+ * 2 + MAX_JOB_SHARDS parameters whatever the number of jobs and workers, and only the ones whose
+ * encoded value changed: usually none or one.
+ *
+ * Layout under `<base>/state/`:
+ *   meta        JSON, readable by operators: shard count, cooldowns, backoffs, pauses, in-flight launches
+ *   last-pass   JSON: the last pass that did something (status command); written only when it changes
+ *   jobs/NN     base64(deflate(columnar JSON)) of the jobs whose id % shards == NN
+ * Shards are written before meta, and each shard names the shard count it was written for, so a
+ * pass that dies half-way leaves state the next pass can read (at worst some jobs are forgotten;
+ * the webhook's next event or the API confirmation brings them back).
+ */
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import type { Logger } from './ports';
+
+export type JobStatus = 'pending' | 'running' | 'finished';
+
+export interface JobEntry {
+  projectId: number;
+  /** Pool name; '' while the job is not routed yet (no tags known, API not asked yet). */
+  pool: string;
+  /** `finished` entries are short-lived tombstones: a late duplicate `pending` delivery is ignored. */
+  status: JobStatus;
+  /** Epoch ms of the last event or API confirmation (minute resolution once stored). */
+  seenAt: number;
+}
+
+/** An instance type in a subnet that recently failed for lack of capacity (or was interrupted). */
+export interface Cooldown {
+  pool: string;
+  instanceType: string;
+  subnet: string;
+  market?: 'spot' | 'on-demand';
+  until: number;
+  reason: string;
+}
+
+/** Stored backoff of a whole pool after quota or repeated throttling errors: exponential, capped. */
+export interface Backoff {
+  class: 'quota' | 'throttling' | 'capacity' | 'other';
+  code: string;
+  failures: number;
+  until: number;
+}
+
+/** A pool whose launches failed as an invalid request: no launch until its config changes (or a manual pass). */
+export interface Pause {
+  code: string;
+  message: string;
+  since: number;
+  /** Hash of the pool's config when it was paused. */
+  configHash: string;
+}
+
+/** A launch discovery may not show yet (DescribeInstances is eventually consistent). */
+export interface InflightLaunch {
+  pool: string;
+  passId: string;
+  at: number;
+  count: number;
+}
+
+export interface PassSummary {
+  passId: string;
+  at: string;
+  trigger: string;
+  launched: Record<string, number>;
+  retired: number;
+  terminated: number;
+  errors: string[];
+  decisions: string[];
+}
+
+export interface ControllerState {
+  /** Keyed by GitLab job id (unique per GitLab instance). */
+  jobs: Map<number, JobEntry>;
+  cooldowns: Cooldown[];
+  backoffs: Record<string, Backoff>;
+  paused: Record<string, Pause>;
+  inflight: InflightLaunch[];
+  lastPass?: PassSummary;
+}
+
+export interface StateStore {
+  load(): Promise<ControllerState>;
+  save(s: ControllerState): Promise<{ writes: number }>;
+}
+
+export function emptyState(): ControllerState {
+  return { jobs: new Map(), cooldowns: [], backoffs: {}, paused: {}, inflight: [] };
+}
+
+export function cloneState(s: ControllerState): ControllerState {
+  return {
+    jobs: new Map([...s.jobs].map(([k, v]) => [k, { ...v }])),
+    cooldowns: s.cooldowns.map((c) => ({ ...c })),
+    backoffs: Object.fromEntries(Object.entries(s.backoffs).map(([k, v]) => [k, { ...v }])),
+    paused: Object.fromEntries(Object.entries(s.paused).map(([k, v]) => [k, { ...v }])),
+    inflight: s.inflight.map((i) => ({ ...i })),
+    lastPass: s.lastPass ? structuredClone(s.lastPass) : undefined,
+  };
+}
+
+// ---- encoding ------------------------------------------------------------------------------
+
+/** SSM standard tier: 4 KB per value. Leave room for multi-byte surprises: everything here is ASCII. */
+export const MAX_PARAMETER_BYTES = 4000;
+/**
+ * Shard counts are powers of two up to this. A burst of 10,000 jobs from a few projects fits in
+ * 8; 32 x 4 KB holds 11,000 jobs even with random ids, 1,000 projects and an hour of spread
+ * (test/controller/state.test.ts). A pass writes at most MAX_JOB_SHARDS + 2 parameters.
+ */
+export const MAX_JOB_SHARDS = 32;
+const SHARD_COUNTS = [1, 2, 4, 8, 16, 32].filter((n) => n <= MAX_JOB_SHARDS);
+const STATUS_CODE: Record<JobStatus, number> = { pending: 0, running: 1, finished: 2 };
+const CODE_STATUS: JobStatus[] = ['pending', 'running', 'finished'];
+const FORMAT = 1;
+
+export const PARAMS = {
+  meta: 'meta',
+  lastPass: 'last-pass',
+  shard: (i: number) => `jobs/${String(i).padStart(2, '0')}`,
+};
+
+interface ShardDoc {
+  n: number;
+  i: number;
+  jobs: [number, JobEntry][];
+}
+
+/**
+ * A shard is binary and columnar before deflate: unsigned LEB128 varints, one column at a time
+ * (id deltas, project indexes, pool/status codes, ages in minutes), so runs of similar values
+ * (a pipeline's jobs: close ids, one project, one minute) compress to almost nothing.
+ * Layout: FORMAT n i baseMinute | pools: count (len utf8)* | projects: count deltas* |
+ * jobs: count idDelta* projectIndex* (pool*3+status)* (baseMinute-seenMinute)*
+ */
+class Writer {
+  private bytes: number[] = [];
+  uint(v: number): void {
+    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`cannot encode ${v}`);
+    while (v >= 0x80) {
+      this.bytes.push((v % 0x80) | 0x80);
+      v = Math.floor(v / 0x80);
+    }
+    this.bytes.push(v);
+  }
+  str(v: string): void {
+    const b = Buffer.from(v, 'utf8');
+    this.uint(b.length);
+    for (const x of b) this.bytes.push(x);
+  }
+  buffer(): Buffer {
+    return Buffer.from(this.bytes);
+  }
+}
+
+class Reader {
+  private at = 0;
+  constructor(private readonly b: Buffer) {}
+  uint(): number {
+    let v = 0;
+    let mul = 1;
+    for (;;) {
+      if (this.at >= this.b.length) throw new Error('truncated');
+      const x = this.b[this.at++];
+      v += (x & 0x7f) * mul;
+      if (x < 0x80) return v;
+      mul *= 0x80;
+      if (mul > 2 ** 56) throw new Error('varint too long');
+    }
+  }
+  str(): string {
+    const len = this.uint();
+    if (this.at + len > this.b.length) throw new Error('truncated');
+    const s = this.b.toString('utf8', this.at, this.at + len);
+    this.at += len;
+    return s;
+  }
+  done(): boolean {
+    return this.at === this.b.length;
+  }
+}
+
+const minuteOf = (ms: number) => Math.floor(ms / 60000);
+
+function encodeShard(n: number, i: number, jobs: [number, JobEntry][]): string {
+  jobs.sort((a, b) => a[0] - b[0]);
+  const pools = [...new Set(jobs.map(([, j]) => j.pool))].sort();
+  const projects = [...new Set(jobs.map(([, j]) => j.projectId))].sort((a, b) => a - b);
+  const poolIx = new Map(pools.map((p, x) => [p, x]));
+  const projectIx = new Map(projects.map((p, x) => [p, x]));
+  const base = jobs.reduce((m, [, j]) => Math.max(m, minuteOf(j.seenAt)), 0);
+  const w = new Writer();
+  w.uint(FORMAT);
+  w.uint(n);
+  w.uint(i);
+  w.uint(base);
+  w.uint(pools.length);
+  pools.forEach((p) => w.str(p));
+  w.uint(projects.length);
+  projects.forEach((p, x) => w.uint(p - (x ? projects[x - 1] : 0)));
+  w.uint(jobs.length);
+  jobs.forEach(([id], x) => w.uint(id - (x ? jobs[x - 1][0] : 0)));
+  jobs.forEach(([, j]) => w.uint(projectIx.get(j.projectId)!));
+  jobs.forEach(([, j]) => w.uint(poolIx.get(j.pool)! * 3 + STATUS_CODE[j.status]));
+  jobs.forEach(([, j]) => w.uint(Math.max(0, base - minuteOf(j.seenAt))));
+  return deflateRawSync(w.buffer(), { level: 9 }).toString('base64');
+}
+
+function decodeShard(value: string): ShardDoc {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw new Error('not base64');
+  const r = new Reader(inflateRawSync(Buffer.from(value, 'base64')));
+  if (r.uint() !== FORMAT) throw new Error('unknown format');
+  const n = r.uint();
+  const i = r.uint();
+  const base = r.uint();
+  const pools = Array.from({ length: r.uint() }, () => r.str());
+  const projectCount = r.uint();
+  const projects: number[] = [];
+  for (let x = 0; x < projectCount; x++) projects.push(r.uint() + (x ? projects[x - 1] : 0));
+  const count = r.uint();
+  const ids: number[] = [];
+  for (let x = 0; x < count; x++) ids.push(r.uint() + (x ? ids[x - 1] : 0));
+  const projectIxs = ids.map(() => r.uint());
+  const codes = ids.map(() => r.uint());
+  const ages = ids.map(() => r.uint());
+  if (!r.done()) throw new Error('trailing bytes');
+  const jobs: [number, JobEntry][] = ids.map((id, x) => {
+    const pool = pools[Math.floor(codes[x] / 3)];
+    const projectId = projects[projectIxs[x]];
+    if (pool === undefined || projectId === undefined || id <= 0) throw new Error(`bad entry ${x}`);
+    return [id, { projectId, pool, status: CODE_STATUS[codes[x] % 3], seenAt: (base - ages[x]) * 60000 }];
+  });
+  return { n, i, jobs };
+}
+
+function shardJobs(jobs: Map<number, JobEntry>, n: number): [number, JobEntry][][] {
+  const out: [number, JobEntry][][] = Array.from({ length: n }, () => []);
+  for (const [id, j] of jobs) out[id % n].push([id, j]);
+  return out;
+}
+
+interface MetaDoc {
+  v: number;
+  shards: number;
+  cooldowns: Cooldown[];
+  backoffs: Record<string, Backoff>;
+  paused: Record<string, Pause>;
+  inflight: InflightLaunch[];
+}
+
+function encodeMeta(s: ControllerState, shards: number, warn: (m: string) => void): string {
+  // Soonest-ending cooldowns matter least: drop them first if a config has hundreds of overrides.
+  const cooldowns = [...s.cooldowns].sort((a, b) => b.until - a.until);
+  const inflight = [...s.inflight].sort((a, b) => b.at - a.at);
+  for (;;) {
+    const doc: MetaDoc = { v: FORMAT, shards, cooldowns, backoffs: s.backoffs, paused: s.paused, inflight };
+    const text = JSON.stringify(doc);
+    if (text.length <= MAX_PARAMETER_BYTES) return text;
+    if (cooldowns.length) cooldowns.pop();
+    else if (inflight.length) inflight.pop();
+    else {
+      // Backoffs and pauses are one entry per pool: only a config with very many pools gets here.
+      warn(`state meta exceeds ${MAX_PARAMETER_BYTES} bytes with backoffs and pauses alone; pauses dropped`);
+      return JSON.stringify({ ...doc, paused: {} });
+    }
+    if (cooldowns.length === 0 && inflight.length === 0) warn('state meta trimmed: cooldowns and in-flight launches dropped to fit 4 KB');
+  }
+}
+
+function encodeLastPass(p: PassSummary): string {
+  const doc = { ...p, decisions: [...p.decisions], errors: [...p.errors] };
+  let text = JSON.stringify(doc);
+  while (text.length > MAX_PARAMETER_BYTES && (doc.decisions.length > 1 || doc.errors.length > 1)) {
+    if (doc.decisions.length > 1) doc.decisions.splice(-2, 2, `... ${p.decisions.length - doc.decisions.length + 2} more`);
+    else doc.errors.splice(-2, 2, `... more errors`);
+    text = JSON.stringify(doc);
+  }
+  if (text.length > MAX_PARAMETER_BYTES) text = JSON.stringify({ ...doc, decisions: ['(too long to store)'], errors: [] });
+  return text;
+}
+
+/**
+ * Encodes the state into parameter values (names relative to `<base>/state/`). Jobs that do not
+ * fit MAX_JOB_SHARDS shards are dropped oldest first (tombstones, then pending, then running), with
+ * a warning: a bounded state beats a crash; the API confirmation and later events repair it.
+ */
+export function encodeState(s: ControllerState, warn: (m: string) => void = () => {}): Map<string, string> {
+  const out = new Map<string, string>();
+  let jobs = s.jobs;
+  for (;;) {
+    // Skip shard counts that cannot hold the jobs: one shard's size tells how many are needed.
+    const single = jobs.size > 500 ? encodeShard(1, 0, [...jobs]).length : 0;
+    for (const n of SHARD_COUNTS) {
+      if (n < MAX_JOB_SHARDS && single > n * MAX_PARAMETER_BYTES * 1.1) continue;
+      const encoded = shardJobs(jobs, n).map((list, i) => encodeShard(n, i, list));
+      if (encoded.every((v) => v.length <= MAX_PARAMETER_BYTES)) {
+        encoded.forEach((v, i) => out.set(PARAMS.shard(i), v));
+        out.set(PARAMS.meta, encodeMeta(s, n, warn));
+        if (s.lastPass) out.set(PARAMS.lastPass, encodeLastPass(s.lastPass));
+        return out;
+      }
+    }
+    // Shrink in proportion to the overshoot of the largest shard at the largest shard count.
+    const largest = Math.max(...shardJobs(jobs, MAX_JOB_SHARDS).map((list, i) => encodeShard(MAX_JOB_SHARDS, i, list).length));
+    const drop = Math.max(1, Math.ceil(jobs.size * Math.max(0.05, 1 - (0.95 * MAX_PARAMETER_BYTES) / largest)));
+    const dropFirst: Record<JobStatus, number> = { finished: 0, pending: 1, running: 2 };
+    const order = [...jobs].sort((a, b) => dropFirst[a[1].status] - dropFirst[b[1].status] || a[1].seenAt - b[1].seenAt);
+    warn(`controller state holds ${jobs.size} jobs, more than ${MAX_JOB_SHARDS} parameters of 4 KB can store; forgetting the ${drop} oldest`);
+    jobs = new Map(order.slice(drop));
+  }
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/**
+ * Decodes parameter values (names relative to `<base>/state/`). Never throws: whatever is missing
+ * or unreadable is rebuilt empty with a warning (jobs come back with the next events or API
+ * confirmations, the fleet is always rediscovered from EC2).
+ */
+export function decodeState(values: ReadonlyMap<string, string>, warn: (m: string) => void = () => {}): ControllerState {
+  const s = emptyState();
+  let shards: number | undefined;
+  const metaText = values.get(PARAMS.meta);
+  if (metaText !== undefined) {
+    try {
+      const meta = JSON.parse(metaText) as MetaDoc;
+      if (!isRecord(meta) || meta.v !== FORMAT) throw new Error(`unknown format ${isRecord(meta) ? String(meta.v) : typeof meta}`);
+      if (!SHARD_COUNTS.includes(meta.shards)) throw new Error(`shard count ${String(meta.shards)}`);
+      shards = meta.shards;
+      if (Array.isArray(meta.cooldowns))
+        s.cooldowns = meta.cooldowns.filter((c) => isRecord(c) && typeof c.instanceType === 'string' && typeof c.subnet === 'string' && typeof c.until === 'number');
+      if (isRecord(meta.backoffs)) s.backoffs = meta.backoffs;
+      if (isRecord(meta.paused)) s.paused = meta.paused;
+      if (Array.isArray(meta.inflight)) s.inflight = meta.inflight.filter((i) => isRecord(i) && typeof i.pool === 'string' && typeof i.count === 'number');
+    } catch (e) {
+      warn(`controller state "meta" is unreadable (${(e as Error).message}); cooldowns and backoffs start empty`);
+    }
+  }
+  const lastText = values.get(PARAMS.lastPass);
+  if (lastText !== undefined) {
+    try {
+      const lp = JSON.parse(lastText) as PassSummary;
+      if (isRecord(lp) && typeof lp.passId === 'string' && Array.isArray(lp.decisions)) s.lastPass = lp;
+      else throw new Error('unexpected layout');
+    } catch (e) {
+      warn(`controller state "last-pass" is unreadable (${(e as Error).message}); ignored`);
+    }
+  }
+  const decoded: ShardDoc[] = [];
+  for (const [name, value] of values) {
+    if (!name.startsWith('jobs/')) continue;
+    try {
+      decoded.push(decodeShard(value));
+    } catch (e) {
+      warn(`controller state shard "${name}" is unreadable (${(e as Error).message}); its jobs are forgotten until the next events or API confirmations`);
+    }
+  }
+  if (shards === undefined && decoded.length) {
+    // Meta lost: trust the shard count most shards agree on.
+    const votes = new Map<number, number>();
+    for (const d of decoded) votes.set(d.n, (votes.get(d.n) ?? 0) + 1);
+    shards = [...votes].sort((a, b) => b[1] - a[1])[0][0];
+  }
+  for (const d of decoded) {
+    if (d.n !== shards || d.i >= d.n) continue; // left over from an earlier shard count
+    for (const [id, j] of d.jobs) if (id % d.n === d.i) s.jobs.set(id, j);
+  }
+  return s;
+}
+
+// ---- stores --------------------------------------------------------------------------------
+
+/** Where parameter values live: SSM in AWS, a Map in the simulation and tests. */
+export interface ParameterBackend {
+  /** Every parameter under the prefix, names relative to it, all pages. */
+  readAll(): Promise<Map<string, string>>;
+  write(name: string, value: string): Promise<void>;
+}
+
+/**
+ * A StateStore over a ParameterBackend: encodes, writes only the parameters whose value changed
+ * since the last load or save, and counts the writes.
+ */
+export class ShardedStateStore implements StateStore {
+  private known = new Map<string, string>();
+  constructor(
+    private readonly params: ParameterBackend,
+    private readonly log?: Logger,
+  ) {}
+
+  async load(): Promise<ControllerState> {
+    let values: Map<string, string>;
+    try {
+      values = await this.params.readAll();
+    } catch (e) {
+      // Rethrown: a read failure is not corruption; the pass must not overwrite state it could not read.
+      throw new Error(`could not read controller state: ${(e as Error).message}`, { cause: e });
+    }
+    this.known = new Map(values);
+    return decodeState(values, (m) => this.log?.warn(m));
+  }
+
+  async save(s: ControllerState): Promise<{ writes: number }> {
+    const encoded = encodeState(s, (m) => this.log?.warn(m));
+    let writes = 0;
+    // Shards first, meta (which names the shard count) after, last-pass at the end.
+    const names = [...encoded.keys()].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : 1));
+    for (const name of names) {
+      const value = encoded.get(name)!;
+      const before = this.known.get(name);
+      if (before === value) continue;
+      // A shard that was never written and holds nothing needs no parameter.
+      if (before === undefined && name.startsWith('jobs/') && isEmptyShard(value)) continue;
+      await this.params.write(name, value);
+      this.known.set(name, value);
+      writes++;
+    }
+    return { writes };
+  }
+}
+
+function rank(name: string): number {
+  return name.startsWith('jobs/') ? 0 : name === PARAMS.meta ? 1 : 2;
+}
+
+const emptyShards = new Set<string>();
+function isEmptyShard(value: string): boolean {
+  if (emptyShards.has(value)) return true;
+  try {
+    if (decodeShard(value).jobs.length === 0) {
+      emptyShards.add(value);
+      return true;
+    }
+  } catch {
+    // not empty, or not ours to judge
+  }
+  return false;
+}
+
+export class MemoryParameterBackend implements ParameterBackend {
+  readonly values = new Map<string, string>();
+  writes = 0;
+  async readAll(): Promise<Map<string, string>> {
+    return new Map(this.values);
+  }
+  async write(name: string, value: string): Promise<void> {
+    this.values.set(name, value);
+    this.writes++;
+  }
+}
+
+/** The state store of the simulation and the tests: the real encoding over an in-memory map. */
+export class MemoryStateStore extends ShardedStateStore {
+  readonly backend: MemoryParameterBackend;
+  constructor(log?: Logger, backend = new MemoryParameterBackend()) {
+    super(backend, log);
+    this.backend = backend;
+  }
+}

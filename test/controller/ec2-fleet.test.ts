@@ -1,0 +1,299 @@
+import { mockClient } from 'aws-sdk-client-mock';
+import {
+  CreateFleetCommand,
+  CreateTagsCommand,
+  DescribeInstancesCommand,
+  DescribeInstanceStatusCommand,
+  DescribeLaunchTemplateVersionsCommand,
+  EC2Client,
+  TerminateInstancesCommand,
+  type Instance,
+} from '@aws-sdk/client-ec2';
+import { classifyLaunchError, Ec2Fleet, launchTemplateProblems, workerFromInstance } from '../../lib/aws/ec2-fleet';
+import { reconcilePass } from '../../lib/controller/reconcile';
+import { MemoryStateStore } from '../../lib/controller/state';
+import { TAGS } from '../../lib/controller/tags';
+import type { RetryEnv } from '../../lib/aws/retry';
+import { ManualClock, MemoryLogger, testConfig } from './fixtures';
+
+const ec2Mock = mockClient(EC2Client);
+const config = testConfig();
+const pool = config.pools[0];
+const GOOD_TEMPLATE = {
+  LaunchTemplateVersions: [
+    {
+      VersionNumber: 7,
+      LaunchTemplateData: {
+        MetadataOptions: { HttpTokens: 'required' as const, InstanceMetadataTags: 'enabled' as const },
+        InstanceInitiatedShutdownBehavior: 'terminate' as const,
+        BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { Encrypted: true } }],
+        IamInstanceProfile: { Name: 'worker' },
+      },
+    },
+  ],
+};
+
+function throttle(): Error {
+  return Object.assign(new Error('Request limit exceeded.'), { name: 'RequestLimitExceeded', $metadata: { httpStatusCode: 503 } });
+}
+
+function fleetUnderTest(sleeps: number[] = []) {
+  const env: RetryEnv = { sleep: async (ms) => void sleeps.push(ms), random: () => 0.5 };
+  const stats = { attempts: 0, waitedMs: 0 };
+  const fleet = new Ec2Fleet({ ec2: new EC2Client({ region: 'us-east-1' }), config, stage: 'test', retryEnv: env, now: () => Date.parse('2025-03-03T10:00:00Z'), stats });
+  return { fleet, stats, sleeps };
+}
+
+const req = (count: number, avoid: { instanceType: string; subnet: string; market?: 'spot' | 'on-demand' }[] = []) => ({ pool, count, passId: 'p1', clientToken: 'p1-docker', avoid });
+
+beforeEach(() => {
+  ec2Mock.reset();
+  ec2Mock.on(DescribeLaunchTemplateVersionsCommand).resolves(GOOD_TEMPLATE);
+});
+
+describe('error classes', () => {
+  test.each([
+    ['InsufficientInstanceCapacity', 'capacity'],
+    ['UnfulfillableCapacity', 'capacity'],
+    ['MaxSpotInstanceCountExceeded', 'capacity'],
+    ['VcpuLimitExceeded', 'quota'],
+    ['InstanceLimitExceeded', 'quota'],
+    ['RequestLimitExceeded', 'throttling'],
+    ['InvalidParameterValue', 'invalid'],
+    ['InvalidLaunchTemplateName.NotFoundException', 'invalid'],
+    ['UnauthorizedOperation', 'invalid'],
+    ['InternalError', 'other'],
+  ])('%s is %s', (code, cls) => expect(classifyLaunchError(code)).toBe(cls));
+});
+
+describe('launch', () => {
+  test('one CreateFleet for the whole count: instant, price-capacity-optimized, types x subnets minus cooldowns, ClientToken, tags', async () => {
+    ec2Mock.on(CreateFleetCommand).resolves({
+      Instances: [{ InstanceIds: ['i-1', 'i-2', 'i-3'], InstanceType: 'm5.large', Lifecycle: 'spot', LaunchTemplateAndOverrides: { Overrides: { InstanceType: 'm5.large', SubnetId: 'subnet-0b' } } }],
+    });
+    const { fleet } = fleetUnderTest();
+    const r = await fleet.launch(req(3, [{ instanceType: 'm6i.large', subnet: 'subnet-0a', market: 'spot' }]));
+    expect(r.errors).toEqual([]);
+    expect(r.launched.map((w) => [w.id, w.market, w.instanceType, w.state])).toEqual([
+      ['i-1', 'spot', 'm5.large', 'booting'],
+      ['i-2', 'spot', 'm5.large', 'booting'],
+      ['i-3', 'spot', 'm5.large', 'booting'],
+    ]);
+    const calls = ec2Mock.commandCalls(CreateFleetCommand);
+    expect(calls).toHaveLength(1);
+    const input = calls[0].args[0].input;
+    expect(input.Type).toBe('instant');
+    expect(input.ClientToken).toBe('p1-docker');
+    expect(input.SpotOptions?.AllocationStrategy).toBe('price-capacity-optimized');
+    expect(input.TargetCapacitySpecification).toMatchObject({ TotalTargetCapacity: 3, DefaultTargetCapacityType: 'spot' });
+    expect(input.LaunchTemplateConfigs![0].LaunchTemplateSpecification).toEqual({ LaunchTemplateName: 'gitlab-spot-autoscaler-ci-test-docker', Version: '7' });
+    expect(input.LaunchTemplateConfigs![0].Overrides!.map((o) => `${o.InstanceType}/${o.SubnetId}`)).toEqual(['m6i.large/subnet-0b', 'm5.large/subnet-0a', 'm5.large/subnet-0b']);
+    const tags = Object.fromEntries(input.TagSpecifications![0].Tags!.map((t) => [t.Key, t.Value]));
+    expect(tags).toMatchObject({ [TAGS.deployment]: 'ci', [TAGS.stage]: 'test', [TAGS.pool]: 'docker', [TAGS.pass]: 'p1', [TAGS.launchedAt]: '2025-03-03T10:00:00.000Z' });
+  });
+
+  test('partial spot fulfilment: errors classified per override, the remainder on on-demand', async () => {
+    ec2Mock
+      .on(CreateFleetCommand, { TargetCapacitySpecification: { DefaultTargetCapacityType: 'spot' } } as never)
+      .resolves({
+        Instances: [{ InstanceIds: ['i-1'], Lifecycle: 'spot', LaunchTemplateAndOverrides: { Overrides: { InstanceType: 'm5.large', SubnetId: 'subnet-0a' } } }],
+        Errors: [
+          { ErrorCode: 'InsufficientInstanceCapacity', ErrorMessage: 'none', Lifecycle: 'spot', LaunchTemplateAndOverrides: { Overrides: { InstanceType: 'm6i.large', SubnetId: 'subnet-0b' } } },
+        ],
+      })
+      .on(CreateFleetCommand, { TargetCapacitySpecification: { DefaultTargetCapacityType: 'on-demand' } } as never)
+      .resolves({ Instances: [{ InstanceIds: ['i-2', 'i-3'], Lifecycle: 'on-demand', LaunchTemplateAndOverrides: { Overrides: { InstanceType: 'm6i.large', SubnetId: 'subnet-0a' } } }] });
+    const { fleet } = fleetUnderTest();
+    const r = await fleet.launch(req(3));
+    expect(r.launched.map((w) => w.market)).toEqual(['spot', 'on-demand', 'on-demand']);
+    expect(r.errors).toEqual([{ class: 'capacity', code: 'InsufficientInstanceCapacity', message: 'none', instanceType: 'm6i.large', subnet: 'subnet-0b', market: 'spot' }]);
+    const od = ec2Mock.commandCalls(CreateFleetCommand)[1].args[0].input;
+    expect(od.TargetCapacitySpecification).toMatchObject({ TotalTargetCapacity: 2, OnDemandTargetCapacity: 2 });
+    expect(od.ClientToken).toBe('p1-docker-od');
+  });
+
+  test('no on-demand fallback when the pool forbids it, or after an invalid request', async () => {
+    ec2Mock.on(CreateFleetCommand).resolves({ Errors: [{ ErrorCode: 'InvalidParameterValue', ErrorMessage: 'bad', Lifecycle: 'spot' }] });
+    const { fleet } = fleetUnderTest();
+    const r = await fleet.launch(req(2));
+    expect(r.errors[0].class).toBe('invalid');
+    expect(ec2Mock.commandCalls(CreateFleetCommand)).toHaveLength(1);
+
+    ec2Mock.on(CreateFleetCommand).resolves({ Errors: [{ ErrorCode: 'InsufficientInstanceCapacity', ErrorMessage: 'none', Lifecycle: 'spot' }] });
+    const noFallback = new Ec2Fleet({ ec2: new EC2Client({ region: 'us-east-1' }), config: testConfig({}, [{ ...config.pools[0], worker: { ...config.pools[0].worker, onDemandFallback: false } }]), stage: 'test' });
+    const p = testConfig({}, [{ ...config.pools[0], worker: { ...config.pools[0].worker, onDemandFallback: false } }]).pools[0];
+    await noFallback.launch({ ...req(2), pool: p });
+    expect(ec2Mock.commandCalls(CreateFleetCommand)).toHaveLength(2);
+  });
+
+  test('throttling is retried with growing, jittered waits within a bounded budget', async () => {
+    ec2Mock.on(CreateFleetCommand).rejects(throttle());
+    const { fleet, sleeps } = fleetUnderTest();
+    const r = await fleet.launch(req(2));
+    expect(ec2Mock.commandCalls(CreateFleetCommand)).toHaveLength(4);
+    expect(sleeps).toEqual([100, 200, 400]); // random 0.5 x 200 x 2^n
+    expect(r.errors).toEqual([expect.objectContaining({ class: 'throttling', code: 'RequestLimitExceeded' })]);
+  });
+
+  test('throttling that clears is invisible to the caller', async () => {
+    ec2Mock
+      .on(CreateFleetCommand)
+      .rejectsOnce(throttle())
+      .resolves({ Instances: [{ InstanceIds: ['i-9'], Lifecycle: 'spot' }] });
+    const { fleet } = fleetUnderTest();
+    const r = await fleet.launch(req(1));
+    expect(r.launched.map((w) => w.id)).toEqual(['i-9']);
+    expect(r.errors).toEqual([]);
+  });
+
+  test('a launch template without IMDSv2, shutdown=terminate, encryption or instance profile is refused with every problem named', async () => {
+    ec2Mock.on(DescribeLaunchTemplateVersionsCommand).resolves({ LaunchTemplateVersions: [{ VersionNumber: 1, LaunchTemplateData: { BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: {} }] } }] });
+    const { fleet } = fleetUnderTest();
+    const r = await fleet.launch(req(1));
+    expect(ec2Mock.commandCalls(CreateFleetCommand)).toHaveLength(0);
+    expect(r.errors[0]).toMatchObject({ class: 'invalid', code: 'UnsafeLaunchTemplate' });
+    for (const what of [/HttpTokens .* must be "required"/, /InstanceInitiatedShutdownBehavior .* must be "terminate"/, /Encrypted must be true/, /IamInstanceProfile is not set/, /InstanceMetadataTags/])
+      expect(r.errors[0].message).toMatch(what);
+  });
+
+  test('a missing launch template is an invalid error naming it', async () => {
+    ec2Mock.on(DescribeLaunchTemplateVersionsCommand).rejects(Object.assign(new Error('not found'), { name: 'InvalidLaunchTemplateName.NotFoundException' }));
+    const { fleet } = fleetUnderTest();
+    const r = await fleet.launch(req(1));
+    expect(r.errors[0]).toMatchObject({ class: 'invalid' });
+    expect(r.errors[0].message).toMatch(/gitlab-spot-autoscaler-ci-test-docker does not exist/);
+  });
+
+  test('launchTemplateProblems accepts a compliant template', () => {
+    expect(launchTemplateProblems(GOOD_TEMPLATE.LaunchTemplateVersions[0].LaunchTemplateData)).toEqual([]);
+  });
+});
+
+describe('no retry loops across passes', () => {
+  test.each([
+    ['InvalidParameterValue', 1],
+    // Backoff 2, 4, 8, 16, 32 min, then hourly: about 29 calls in a day instead of 1,440.
+    ['VcpuLimitExceeded', 30],
+  ])('CreateFleet failing with %s for 24 h of minute passes costs at most %i calls', async (code, max) => {
+    ec2Mock.on(CreateFleetCommand).resolves({ Errors: [{ ErrorCode: code, ErrorMessage: 'permanent', Lifecycle: 'spot' }] });
+    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+    const clock = new ManualClock();
+    const log = new MemoryLogger();
+    const fleet = new Ec2Fleet({ ec2: new EC2Client({ region: 'us-east-1' }), config: testConfig({}, [{ ...config.pools[0], worker: { ...config.pools[0].worker, onDemandFallback: false } }]), stage: 'test', now: () => clock.now() });
+    const deps = { config: testConfig({}, [{ ...config.pools[0], worker: { ...config.pools[0].worker, onDemandFallback: false } }]), stage: 'test', fleet, store: new MemoryStateStore(log), clock, log };
+    for (let i = 0; i < 24 * 60; i++) {
+      await reconcilePass(deps, { events: [], trigger: 'schedule' });
+      clock.advance(60);
+    }
+    const calls = ec2Mock.commandCalls(CreateFleetCommand).length;
+    expect(calls).toBeGreaterThanOrEqual(1);
+    expect(calls).toBeLessThanOrEqual(max);
+  });
+
+  test('permanent throttling of CreateFleet is bounded per pass and backed off across passes', async () => {
+    ec2Mock.on(CreateFleetCommand).rejects(throttle());
+    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+    const clock = new ManualClock();
+    const log = new MemoryLogger();
+    const fleet = new Ec2Fleet({ ec2: new EC2Client({ region: 'us-east-1' }), config, stage: 'test', now: () => clock.now(), retryEnv: { sleep: async () => {}, random: () => 0.5 } });
+    const deps = { config, stage: 'test', fleet, store: new MemoryStateStore(log), clock, log };
+    for (let i = 0; i < 60; i++) {
+      await reconcilePass(deps, { events: [], trigger: 'schedule' });
+      clock.advance(60);
+    }
+    // Backoff 30 s, 60, 120, 240, 480, 900, 900 ... in one hour of minute passes at most 9 passes
+    // try, 4 attempts each, instead of 60 x 4.
+    expect(ec2Mock.commandCalls(CreateFleetCommand).length).toBeLessThanOrEqual(9 * 4);
+  });
+});
+
+describe('discover', () => {
+  const inst = (id: string, state: string, tags: Record<string, string>, extra: Partial<Instance> = {}): Instance => ({
+    InstanceId: id,
+    State: { Name: state as 'running' },
+    InstanceType: 'm5.large',
+    SubnetId: 'subnet-0a',
+    Placement: { AvailabilityZone: 'us-east-1a' },
+    InstanceLifecycle: 'spot',
+    LaunchTime: new Date('2025-03-03T09:00:00Z'),
+    Tags: Object.entries({ [TAGS.deployment]: 'ci', [TAGS.stage]: 'test', [TAGS.pool]: 'docker', ...tags }).map(([Key, Value]) => ({ Key, Value })),
+    ...extra,
+  });
+
+  test('maps worker-reported tags to states', () => {
+    const none = new Set<string>();
+    expect(workerFromInstance(inst('i-1', 'pending', {}), none).state).toBe('booting');
+    expect(workerFromInstance(inst('i-1', 'running', {}), none).state).toBe('booting');
+    const idle = workerFromInstance(inst('i-1', 'running', { [TAGS.ready]: '2025-03-03T09:01:00Z', [TAGS.state]: 'idle', [TAGS.idleSince]: '2025-03-03T09:30:00Z', [TAGS.builds]: '4' }), none);
+    expect(idle).toMatchObject({ state: 'idle', idleSince: Date.parse('2025-03-03T09:30:00Z'), builds: 4, market: 'spot', zone: 'us-east-1a', subnet: 'subnet-0a' });
+    expect(workerFromInstance(inst('i-1', 'running', { [TAGS.ready]: 'x', [TAGS.state]: 'busy' }), none).state).toBe('booting'); // unreadable ready
+    expect(workerFromInstance(inst('i-1', 'running', { [TAGS.ready]: '2025-03-03T09:01:00Z', [TAGS.state]: 'busy' }), none).state).toBe('busy');
+    const retiring = workerFromInstance(inst('i-1', 'running', { [TAGS.ready]: '2025-03-03T09:01:00Z', [TAGS.state]: 'busy', [TAGS.retire]: '2025-03-03T09:40:00Z' }), none);
+    expect(retiring).toMatchObject({ state: 'retiring', retireRequestedAt: Date.parse('2025-03-03T09:40:00Z') });
+    expect(workerFromInstance(inst('i-1', 'stopped', {}), none).problem).toBe('stopped');
+    expect(workerFromInstance(inst('i-1', 'running', {}), new Set(['i-1'])).problem).toBe('impaired');
+    const intr = workerFromInstance(inst('i-1', 'running', { [TAGS.interrupted]: 'interruption 2025-03-03T09:50:00Z' }), none);
+    expect(intr).toMatchObject({ problem: 'interrupted', interruptedAt: Date.parse('2025-03-03T09:50:00Z'), interruptionKind: 'interruption' });
+    expect(workerFromInstance(inst('i-1', 'running', {}, { InstanceLifecycle: undefined }), none).market).toBe('on-demand');
+    expect(workerFromInstance(inst('i-1', 'running', { [TAGS.builds]: '-3' }), none).builds).toBe(0);
+  });
+
+  test('reads every page, filters by deployment and stage tags, and checks status of running instances', async () => {
+    ec2Mock
+      .on(DescribeInstancesCommand)
+      .resolvesOnce({ Reservations: [{ Instances: [inst('i-1', 'running', {})] }], NextToken: 'n1' })
+      .resolvesOnce({ Reservations: [{ Instances: [inst('i-2', 'pending', {}), inst('i-3', 'running', {})] }] });
+    ec2Mock.on(DescribeInstanceStatusCommand).resolves({ InstanceStatuses: [{ InstanceId: 'i-3', InstanceStatus: { Status: 'impaired' }, SystemStatus: { Status: 'ok' } }] });
+    const { fleet } = fleetUnderTest();
+    const ws = await fleet.discover();
+    expect(ws.map((w) => [w.id, w.problem])).toEqual([
+      ['i-1', undefined],
+      ['i-2', undefined],
+      ['i-3', 'impaired'],
+    ]);
+    const first = ec2Mock.commandCalls(DescribeInstancesCommand)[0].args[0].input;
+    expect(first.Filters).toEqual(
+      expect.arrayContaining([
+        { Name: `tag:${TAGS.deployment}`, Values: ['ci'] },
+        { Name: `tag:${TAGS.stage}`, Values: ['test'] },
+      ]),
+    );
+    expect(ec2Mock.commandCalls(DescribeInstancesCommand)[1].args[0].input.NextToken).toBe('n1');
+    expect(ec2Mock.commandCalls(DescribeInstanceStatusCommand)[0].args[0].input.InstanceIds).toEqual(['i-1', 'i-3']);
+  });
+});
+
+describe('retire and terminate', () => {
+  test('batches of 100; an unknown id in a batch falls back to one by one and is skipped', async () => {
+    const ids = Array.from({ length: 150 }, (_, i) => `i-${String(i).padStart(17, '0')}`);
+    ec2Mock
+      .on(TerminateInstancesCommand)
+      .callsFake((input: { InstanceIds: string[] }) => {
+        if (input.InstanceIds.includes(ids[120])) throw Object.assign(new Error('gone'), { name: 'InvalidInstanceID.NotFound' });
+        return {};
+      });
+    const { fleet } = fleetUnderTest();
+    await fleet.terminate(ids.map((id) => ({ id, reason: 'test' })));
+    const calls = ec2Mock.commandCalls(TerminateInstancesCommand).map((c) => c.args[0].input.InstanceIds!.length);
+    expect(calls).toEqual([100, 50, ...Array(50).fill(1)]);
+  });
+
+  test('retirement is a tag with the request time', async () => {
+    ec2Mock.on(CreateTagsCommand).resolves({});
+    const { fleet } = fleetUnderTest();
+    await fleet.requestRetirement([{ id: 'i-1', reason: 'idle' }, { id: 'i-2', reason: 'idle' }]);
+    expect(ec2Mock.commandCalls(CreateTagsCommand)[0].args[0].input).toEqual({ Resources: ['i-1', 'i-2'], Tags: [{ Key: TAGS.retire, Value: '2025-03-03T10:00:00.000Z' }] });
+  });
+
+  test('markInstance tags only instances of this deployment and stage', async () => {
+    ec2Mock.on(DescribeInstancesCommand, { InstanceIds: ['i-ours'] }).resolves({ Reservations: [{ Instances: [{ InstanceId: 'i-ours', State: { Name: 'running' }, Tags: [{ Key: TAGS.deployment, Value: 'ci' }, { Key: TAGS.stage, Value: 'test' }] }] }] });
+    ec2Mock.on(DescribeInstancesCommand, { InstanceIds: ['i-other'] }).resolves({ Reservations: [{ Instances: [{ InstanceId: 'i-other', State: { Name: 'running' }, Tags: [{ Key: TAGS.deployment, Value: 'prod' }] }] }] });
+    ec2Mock.on(DescribeInstancesCommand, { InstanceIds: ['i-gone'] }).rejects(Object.assign(new Error('x'), { name: 'InvalidInstanceID.NotFound' }));
+    ec2Mock.on(CreateTagsCommand).resolves({});
+    const { fleet } = fleetUnderTest();
+    expect(await fleet.markInstance('i-ours', { a: 'b' })).toBe('tagged');
+    expect(await fleet.markInstance('i-other', { a: 'b' })).toBe('not-ours');
+    expect(await fleet.markInstance('i-gone', { a: 'b' })).toBe('gone');
+    expect(ec2Mock.commandCalls(CreateTagsCommand)).toHaveLength(1);
+  });
+});

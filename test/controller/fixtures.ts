@@ -1,0 +1,95 @@
+import { validateConfig, type Config } from '../../lib/config';
+import type { Retirement, Termination } from '../../lib/model';
+import type { Clock, Fleet, FleetWorker, LaunchRequest, LaunchResult, Logger } from '../../lib/controller/ports';
+
+export function testConfig(overrides: Record<string, unknown> = {}, pools?: Record<string, unknown>[]): Config {
+  return validateConfig({
+    deployment: 'ci',
+    gitlab: { url: 'https://gitlab.example.com' },
+    pools: pools ?? [
+      {
+        name: 'docker',
+        runUntagged: true,
+        tags: ['docker'],
+        IdleCount: 2,
+        IdleTime: 600,
+        limit: 20,
+        worker: { instanceTypes: ['m6i.large', 'm5.large'], subnets: ['subnet-0a', 'subnet-0b'], ami: 'ami-0123456789abcdef0' },
+      },
+    ],
+    ...overrides,
+  });
+}
+
+export class ManualClock implements Clock {
+  constructor(public t = Date.parse('2025-03-03T10:00:00Z')) {}
+  now() {
+    return this.t;
+  }
+  advance(seconds: number) {
+    this.t += seconds * 1000;
+  }
+}
+
+export class MemoryLogger implements Logger {
+  lines: { level: string; message: string; fields?: Record<string, unknown> }[] = [];
+  info(message: string, fields?: Record<string, unknown>) {
+    this.lines.push({ level: 'info', message, fields });
+  }
+  warn(message: string, fields?: Record<string, unknown>) {
+    this.lines.push({ level: 'warn', message, fields });
+  }
+  error(message: string, fields?: Record<string, unknown>) {
+    this.lines.push({ level: 'error', message, fields });
+  }
+  at(level: string) {
+    return this.lines.filter((l) => l.level === level).map((l) => l.message);
+  }
+}
+
+/** A Fleet in memory for the controller's unit tests; `launchImpl` decides what a launch returns. */
+export class FakeFleet implements Fleet {
+  workers = new Map<string, FleetWorker>();
+  launches: LaunchRequest[] = [];
+  retired: Retirement[] = [];
+  terminated: Termination[] = [];
+  private next = 1;
+  launchImpl?: (req: LaunchRequest) => LaunchResult;
+
+  constructor(private readonly clock: Clock) {}
+
+  add(w: Partial<FleetWorker> & { pool: string; state: FleetWorker['state'] }): FleetWorker {
+    const worker: FleetWorker = { id: `i-${(this.next++).toString(16).padStart(17, '0')}`, launchedAt: this.clock.now(), builds: 0, ...w };
+    this.workers.set(worker.id, worker);
+    return worker;
+  }
+  async discover(): Promise<FleetWorker[]> {
+    return [...this.workers.values()].map((w) => ({ ...w }));
+  }
+  async launch(req: LaunchRequest): Promise<LaunchResult> {
+    this.launches.push(req);
+    if (this.launchImpl) {
+      const r = this.launchImpl(req);
+      for (const w of r.launched) this.workers.set(w.id, w as FleetWorker);
+      return r;
+    }
+    const launched = Array.from({ length: req.count }, () => this.add({ pool: req.pool.name, state: 'booting', passId: req.passId, instanceType: 'm6i.large', subnet: 'subnet-0a' }));
+    return { launched, errors: [] };
+  }
+  async requestRetirement(rs: readonly Retirement[]) {
+    for (const r of rs) {
+      this.retired.push(r);
+      const w = this.workers.get(r.id);
+      if (w) {
+        w.state = 'retiring';
+        w.retireRequestedAt = this.clock.now();
+      }
+    }
+  }
+  async terminate(ts: readonly Termination[]) {
+    for (const t of ts) {
+      this.terminated.push(t);
+      this.workers.delete(t.id);
+    }
+  }
+}

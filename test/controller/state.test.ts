@@ -1,0 +1,177 @@
+import fc from 'fast-check';
+import {
+  decodeState,
+  emptyState,
+  encodeState,
+  MAX_JOB_SHARDS,
+  MAX_PARAMETER_BYTES,
+  MemoryStateStore,
+  PARAMS,
+  type ControllerState,
+  type JobEntry,
+} from '../../lib/controller/state';
+import { MemoryLogger } from './fixtures';
+
+const T0 = Date.parse('2025-03-03T10:00:00Z');
+
+function lcg(seed: number) {
+  let s = seed;
+  return () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+}
+
+/** `pending` pending jobs and `running` running jobs (one per busy worker). */
+function bigState(opts: { pending: number; running: number; idSpread: number; projects: number; minutes: number; pools: string[]; seed?: number }): ControllerState {
+  const s = emptyState();
+  const rnd = lcg(opts.seed ?? 7);
+  let id = 4_000_000_000;
+  const total = opts.pending + opts.running;
+  for (let x = 0; x < total; x++) {
+    id += 1 + Math.floor(rnd() * opts.idSpread);
+    s.jobs.set(id, {
+      projectId: 100 + Math.floor(rnd() * opts.projects),
+      pool: opts.pools[Math.floor(rnd() * opts.pools.length)],
+      status: x < opts.running ? 'running' : 'pending',
+      seenAt: T0 - Math.floor(rnd() * opts.minutes * 60_000),
+    });
+  }
+  s.cooldowns = Array.from({ length: 12 }, (_, i) => ({ pool: 'docker', instanceType: `m6i.${i}xlarge`, subnet: 'subnet-0abc', market: 'spot' as const, until: T0 + 300_000, reason: 'InsufficientInstanceCapacity' }));
+  s.backoffs = { docker: { class: 'quota', code: 'VcpuLimitExceeded', failures: 3, until: T0 + 480_000 } };
+  return s;
+}
+
+const atMinute = (ms: number) => Math.floor(ms / 60_000) * 60_000;
+function normalised(s: ControllerState) {
+  return [...s.jobs].map(([id, j]) => [id, { ...j, seenAt: atMinute(j.seenAt) }] as const).sort((a, b) => a[0] - b[0]);
+}
+
+describe('state encoding', () => {
+  test.each([
+    ['a burst from a few projects', { idSpread: 3, projects: 20, minutes: 10 }],
+    ['steady traffic from 200 projects over an hour', { idSpread: 100, projects: 200, minutes: 60 }],
+    ['worst case: random ids, 1,000 projects, an hour of spread', { idSpread: 1000, projects: 1000, minutes: 60 }],
+  ])('10,000 pending jobs + 1,000 running on 1,000 workers (%s): every parameter < 4 KB, fixed shard count, lossless', (_name, shape) => {
+    const s = bigState({ pending: 10_000, running: 1_000, pools: ['docker', 'large', 'arm'], ...shape });
+    const warnings: string[] = [];
+    const values = encodeState(s, (m) => warnings.push(m));
+    expect(warnings).toEqual([]);
+    for (const [name, v] of values) {
+      expect(Buffer.byteLength(v, 'utf8')).toBeLessThanOrEqual(MAX_PARAMETER_BYTES);
+      expect(name).toMatch(/^(meta|last-pass|jobs\/\d\d)$/);
+    }
+    expect([...values.keys()].filter((k) => k.startsWith('jobs/')).length).toBeLessThanOrEqual(MAX_JOB_SHARDS);
+    const back = decodeState(values);
+    expect(normalised(back)).toEqual(normalised(s));
+    expect(back.cooldowns).toEqual(s.cooldowns);
+    expect(back.backoffs).toEqual(s.backoffs);
+  });
+
+  test('a realistic burst of 10,000 jobs needs few parameters', () => {
+    const values = encodeState(bigState({ pending: 10_000, running: 1_000, idSpread: 3, projects: 20, minutes: 10, pools: ['docker'] }));
+    expect(values.size).toBeLessThanOrEqual(10);
+  });
+
+  test('round-trips arbitrary states (property)', () => {
+    const job = fc.record<JobEntry>({
+      projectId: fc.integer({ min: 1, max: 2 ** 40 }),
+      pool: fc.constantFrom('', 'docker', 'arm-64', 'gpu'),
+      status: fc.constantFrom('pending', 'running', 'finished'),
+      seenAt: fc.integer({ min: T0 - 86_400_000, max: T0 }),
+    });
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 1, max: 2 ** 45 }), job), { maxLength: 300 }), (entries) => {
+        const s = emptyState();
+        for (const [id, j] of entries) s.jobs.set(id, j);
+        expect(normalised(decodeState(encodeState(s)))).toEqual(normalised(s));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test('more jobs than 32 parameters hold: the oldest are forgotten with a warning, never an oversized parameter', () => {
+    const s = bigState({ pending: 40_000, running: 0, idSpread: 5000, projects: 5000, minutes: 60, pools: ['a', 'b', 'c'] });
+    const warnings: string[] = [];
+    const values = encodeState(s, (m) => warnings.push(m));
+    expect(warnings.join('\n')).toMatch(/forgetting the \d+ oldest/);
+    for (const v of values.values()) expect(v.length).toBeLessThanOrEqual(MAX_PARAMETER_BYTES);
+    const kept = decodeState(values).jobs;
+    expect(kept.size).toBeGreaterThan(10_000);
+    expect(kept.size).toBeLessThan(40_000);
+  });
+
+  test.each([
+    ['meta is not JSON', (v: Map<string, string>) => v.set(PARAMS.meta, '{nope')],
+    ['a shard is not base64', (v: Map<string, string>) => v.set(PARAMS.shard(0), '%%%')],
+    ['a shard is truncated', (v: Map<string, string>) => v.set(PARAMS.shard(0), v.get(PARAMS.shard(0))!.slice(0, 20))],
+    ['a shard is random bytes', (v: Map<string, string>) => v.set(PARAMS.shard(0), Buffer.from('hello world, not deflate').toString('base64'))],
+    ['last-pass is garbage', (v: Map<string, string>) => v.set(PARAMS.lastPass, '[1,2]')],
+    ['meta names an impossible shard count', (v: Map<string, string>) => v.set(PARAMS.meta, JSON.stringify({ v: 1, shards: 3 }))],
+  ])('corrupt state (%s) is rebuilt with a warning, never a throw', (_n, corrupt) => {
+    const s = bigState({ pending: 50, running: 5, idSpread: 3, projects: 2, minutes: 5, pools: ['docker'] });
+    s.lastPass = { passId: 'p', at: new Date(T0).toISOString(), trigger: 'queue', launched: {}, retired: 0, terminated: 0, errors: [], decisions: ['x'] };
+    const values = encodeState(s);
+    corrupt(values);
+    const warnings: string[] = [];
+    const back = decodeState(values, (m) => warnings.push(m));
+    expect(warnings.length).toBeGreaterThan(0);
+    expect(back.jobs.size).toBeLessThanOrEqual(s.jobs.size);
+  });
+
+  test('missing state is empty without warnings', () => {
+    const warnings: string[] = [];
+    expect(decodeState(new Map(), (m) => warnings.push(m)).jobs.size).toBe(0);
+    expect(warnings).toEqual([]);
+  });
+});
+
+describe('ShardedStateStore', () => {
+  test('writes only what changed, and nothing when nothing changed', async () => {
+    const log = new MemoryLogger();
+    const store = new MemoryStateStore(log);
+    const s = await store.load();
+    expect(await store.save(s)).toEqual({ writes: 1 }); // meta, once
+    expect(await store.save(s)).toEqual({ writes: 0 });
+
+    for (let i = 1; i <= 500; i++) s.jobs.set(1000 + i, { projectId: 7, pool: 'docker', status: 'pending', seenAt: T0 });
+    const burst = await store.save(s);
+    expect(burst.writes).toBeGreaterThanOrEqual(1);
+    expect(burst.writes).toBeLessThanOrEqual(3);
+
+    const reloaded = new MemoryStateStore(log, store.backend);
+    const again = await reloaded.load();
+    expect(again.jobs.size).toBe(500);
+    expect(await reloaded.save(again)).toEqual({ writes: 0 });
+    again.jobs.get(1001)!.status = 'running';
+    expect((await reloaded.save(again)).writes).toBe(1);
+  });
+
+  test('at 10,000 jobs one changed job rewrites one shard', async () => {
+    const store = new MemoryStateStore();
+    const s = bigState({ pending: 10_000, running: 1_000, idSpread: 100, projects: 200, minutes: 60, pools: ['docker', 'large'] });
+    await store.load();
+    const first = await store.save(s);
+    expect(first.writes).toBeLessThanOrEqual(MAX_JOB_SHARDS + 2);
+    const id = [...s.jobs.keys()][1234];
+    s.jobs.get(id)!.status = 'finished';
+    expect(await store.save(s)).toEqual({ writes: 1 });
+  });
+
+  test('a corrupt stored state loads empty with a warning; the next save repairs it', async () => {
+    const log = new MemoryLogger();
+    const store = new MemoryStateStore(log);
+    store.backend.values.set('meta', 'garbage');
+    store.backend.values.set('jobs/00', 'garbage');
+    const s = await store.load();
+    expect(s.jobs.size).toBe(0);
+    expect(log.at('warn').length).toBe(2);
+    await store.save(s);
+    expect(JSON.parse(store.backend.values.get('meta')!).shards).toBe(1);
+  });
+
+  test('a read failure is an error, not an empty state that would overwrite the stored one', async () => {
+    const store = new MemoryStateStore();
+    store.backend.readAll = async () => {
+      throw new Error('AccessDenied');
+    };
+    await expect(store.load()).rejects.toThrow(/could not read controller state: AccessDenied/);
+  });
+});
