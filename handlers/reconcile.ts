@@ -1,0 +1,125 @@
+/**
+ * The single writer (reserved concurrency 1). Triggers:
+ *  - SQS batch of job events / interruption nudges (partial batch failures reported),
+ *  - EventBridge Scheduler: every minute, and at autoscaling period boundaries ({trigger, reason}),
+ *  - a manual invoke ({"trigger": "manual"}), e.g. `serverless invoke -f reconcile`.
+ * Thin: builds the ports from the environment, runs reconcilePass, logs and emits metrics.
+ */
+import middy from '@middy/core';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
+import { Ec2Fleet } from '../lib/aws/ec2-fleet';
+import { SsmStateStore } from '../lib/aws/ssm-state-store';
+import type { Config } from '../lib/config';
+import { reconcilePass, type PassInput, type PassReport } from '../lib/controller/reconcile';
+import type { GitLabJobs, JobEvent } from '../lib/controller/ports';
+import { controllerEnv, type ControllerEnv } from '../lib/lambda/env';
+import { correlate, type LoggedContext } from '../lib/lambda/middleware';
+import { passFailureLine, passMetricLines, stdoutSink, type MetricsSink } from '../lib/lambda/metrics';
+import { loadConfig } from '../lib/lambda/runtime';
+import { decodeQueueMessage, dedupeEvents } from '../lib/webhook/job-hook';
+import { gitlabFor } from '../lib/lambda/gitlab';
+
+let clients: { env: ControllerEnv; ec2: EC2Client; ssm: SSMClient } | undefined;
+let metricsSink: MetricsSink = stdoutSink;
+
+function setup() {
+  if (!clients) clients = { env: controllerEnv(), ec2: new EC2Client({}), ssm: new SSMClient({}) };
+  return clients;
+}
+
+/** For tests. */
+export function resetForTests(sink: MetricsSink = stdoutSink): void {
+  clients = undefined;
+  metricsSink = sink;
+}
+
+interface ScheduleInput {
+  trigger?: string;
+  reason?: string;
+}
+
+type ReconcileEvent = { Records: SQSRecord[] } | ScheduleInput;
+export type ReconcileResult = SQSBatchResponse | { passId: string; decisions: string[]; launched: Record<string, number> };
+
+const isSqs = (e: ReconcileEvent): e is { Records: SQSRecord[] } => Array.isArray((e as { Records?: unknown }).Records);
+
+async function runPass(config: Config, env: ControllerEnv, input: PassInput, context: LoggedContext, gitlab: GitLabJobs | undefined): Promise<PassReport> {
+  const { ec2, ssm } = setup();
+  const log = context.log;
+  const fleet = new Ec2Fleet({ ec2, config, stage: env.stage, log });
+  const store = new SsmStateStore({ ssm, config, stage: env.stage, log });
+  try {
+    const report = await reconcilePass({ config, stage: env.stage, fleet, store, gitlab, clock: { now: () => Date.now() }, log }, input);
+    for (const line of passMetricLines(report, config.deployment, env.stage, input.trigger)) metricsSink(line);
+    log.info('pass done', {
+      passId: report.passId,
+      trigger: input.trigger,
+      events: input.events.length,
+      launched: report.launched,
+      launchErrors: report.launchErrors.length,
+      retired: report.retired.length,
+      terminated: report.terminated.length,
+      stateWrites: report.stateWrites,
+      apiCalls: report.apiCalls,
+      durationMs: report.durationMs,
+      decisions: report.decisions,
+    });
+    return report;
+  } catch (e) {
+    metricsSink(passFailureLine(config.deployment, env.stage, input.trigger));
+    throw e;
+  }
+}
+
+async function handle(event: ReconcileEvent, context: LoggedContext): Promise<ReconcileResult> {
+  const { env, ssm } = setup();
+  const log = context.log;
+  const config = await loadConfig(env, ssm);
+  const gitlab = await gitlabFor(config, env.stage, ssm, log);
+
+  if (!isSqs(event)) {
+    const trigger: PassInput['trigger'] = event?.trigger === 'manual' ? 'manual' : 'schedule';
+    // A failed scheduled pass throws: the Lambda Errors metric and its alarm see it; the next tick repairs.
+    const report = await runPass(config, env, { events: [], trigger }, context, gitlab);
+    return { passId: report.passId, decisions: report.decisions, launched: report.launched };
+  }
+
+  const events: JobEvent[] = [];
+  const failures: { itemIdentifier: string }[] = [];
+  const used: string[] = [];
+  let interruption = false;
+  for (const record of event.Records) {
+    try {
+      const m = decodeQueueMessage(record.body);
+      if (m.type === 'job') events.push(m.event);
+      else interruption = true;
+      used.push(record.messageId);
+    } catch (e) {
+      // Unreadable: left to fail until the dead-letter queue takes it (and its alarm fires).
+      log.error('queue message refused', { messageId: record.messageId, error: e });
+      failures.push({ itemIdentifier: record.messageId });
+    }
+  }
+  const unique = dedupeEvents(events);
+  if (unique.length < events.length) log.info('duplicate deliveries dropped', { received: events.length, kept: unique.length });
+  try {
+    await runPass(config, env, { events: unique, trigger: interruption ? 'interruption' : 'queue' }, context, gitlab);
+  } catch (e) {
+    // The whole pass failed: every message is retried (after the visibility timeout).
+    log.error('pass failed; the batch will be retried', { error: e, messages: used.length });
+    for (const id of used) failures.push({ itemIdentifier: id });
+  }
+  return { batchItemFailures: failures };
+}
+
+export const handler = middy(handle as any).use(
+  correlate({
+    fields: { service: 'gitlab-spot-autoscaler', function: 'reconcile' },
+    summarize: (r) => {
+      const res = r as ReconcileResult | undefined;
+      return res && 'batchItemFailures' in res ? { batchItemFailures: res.batchItemFailures.length } : { passId: (res as { passId?: string } | undefined)?.passId };
+    },
+  }),
+);

@@ -1,0 +1,567 @@
+/**
+ * The config file -> the parts of serverless.yml that depend on it: function environments and
+ * events, per-pool launch templates, instance profiles and IAM, schedules, outputs.
+ * Pure: serverless.yml reaches it through lib/deploy/serverless-vars.js, the tests call it directly.
+ *
+ * IAM follows least privilege (issue 4): no `*` actions; EC2 writes are limited to instances that
+ * carry this deployment's and stage's tags (aws:RequestTag at launch, aws:ResourceTag afterwards);
+ * SSM access is limited to this deployment's path; the webhook role has no EC2 permission at all.
+ */
+import { createHash } from 'node:crypto';
+import type { Config, Pool } from '../config';
+import { parameterNames } from '../config';
+import { TAGS, launchTemplateName } from '../controller/tags';
+import { boundarySchedules, type BoundarySchedule } from './schedules';
+
+export interface UserDataArgs {
+  config: Config;
+  pool: Pool;
+  stage: string;
+  region?: string;
+  cacheBucket?: string;
+}
+
+export interface DevOverrides {
+  /** moto's endpoint, passed to the SDK as AWS_ENDPOINT_URL. */
+  endpoint: string;
+  queueUrl: string;
+  /** The config file the Lambdas read instead of the SSM parameter. */
+  configFile: string;
+}
+
+export interface StackOptions {
+  config: Config;
+  stage: string;
+  region: string;
+  /** VPC of the pools' subnets; needed for the worker security group. */
+  vpcId?: string;
+  renderUserData: (args: UserDataArgs) => string;
+  dev?: DevOverrides;
+}
+
+type Cfn = Record<string, unknown>;
+
+export class StackError extends Error {
+  override name = 'StackError';
+}
+
+/** EC2 user data is limited to 16 KB before base64 (EC2 user guide, "Run commands at launch"). */
+const MAX_USER_DATA_BYTES = 16 * 1024;
+/** Token placed where the cache bucket name goes, replaced by a Ref to the bucket. */
+const CACHE_BUCKET_TOKEN = 'gsa-cache-bucket-placeholder-0000';
+
+/**
+ * Memory and timeouts (justified in docs/deployment.md, "Sizing"). The SQS visibility timeout is
+ * six times the reconcile timeout, as AWS asks for SQS event sources: a batch throttled by the
+ * reserved concurrency of 1 is retried within it (Lambda developer guide, "Using Lambda with SQS").
+ */
+export const SIZING = {
+  webhook: { memorySize: 256, timeout: 10 },
+  reconcile: { memorySize: 512, timeout: 60 },
+  interruption: { memorySize: 256, timeout: 30 },
+  queueVisibilityTimeout: 6 * 60,
+  maxReceiveCount: 10,
+  batchSize: 25,
+  maximumBatchingWindow: 2,
+};
+
+const STAGE_RE = /^[a-z0-9][a-z0-9-]{0,15}$/;
+
+export function logicalName(name: string): string {
+  return name
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((p) => p[0].toUpperCase() + p.slice(1))
+    .join('');
+}
+
+const sub = (s: string) => ({ 'Fn::Sub': s });
+const ref = (id: string) => ({ Ref: id });
+const getAtt = (id: string, attr: string) => ({ 'Fn::GetAtt': [id, attr] });
+const ssmArn = (name: string) => sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${name}`);
+const logsArn = (fn: string) => sub(`arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:/aws/lambda/${fn}:*`);
+const ec2Arn = (what: string) => sub(`arn:\${AWS::Partition}:ec2:\${AWS::Region}:\${AWS::AccountId}:${what}`);
+
+function lambdaRole(fn: string, statements: Cfn[]): Cfn {
+  return {
+    Type: 'AWS::IAM::Role',
+    Properties: {
+      AssumeRolePolicyDocument: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }] },
+      Policies: [
+        {
+          PolicyName: 'least-privilege',
+          PolicyDocument: {
+            Version: '2012-10-17',
+            Statement: [{ Sid: 'OwnLogs', Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: logsArn(fn) }, ...statements],
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** The root device of the AMI family: Canonical's images use /dev/sda1, Amazon Linux /dev/xvda. */
+export function rootDeviceName(ami: string): string {
+  return /canonical|ubuntu|debian/i.test(ami) ? '/dev/sda1' : '/dev/xvda';
+}
+
+/** User data with the cache-bucket token replaced by a Ref, base64-encoded by CloudFormation. */
+function userDataValue(text: string): Cfn {
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > MAX_USER_DATA_BYTES) throw new StackError(`worker user data is ${bytes} bytes; EC2 accepts at most ${MAX_USER_DATA_BYTES}`);
+  const parts = text.split(CACHE_BUCKET_TOKEN);
+  if (parts.length === 1) return { 'Fn::Base64': text };
+  const joined: unknown[] = [];
+  parts.forEach((p, i) => {
+    if (i > 0) joined.push(ref('CacheBucket'));
+    if (p) joined.push(p);
+  });
+  return { 'Fn::Base64': { 'Fn::Join': ['', joined] } };
+}
+
+export interface StackParts {
+  deployment: string;
+  stackName: string;
+  region: string;
+  functionNames: { webhook: string; reconcile: string; interruption: string };
+  env: { webhook: Record<string, unknown>; reconcile: Record<string, unknown>; interruption: Record<string, unknown> };
+  reconcileEvents: Cfn[];
+  interruptionEvents: Cfn[];
+  resources: Record<string, Cfn>;
+  outputs: Record<string, Cfn>;
+  schedules: BoundarySchedule[];
+  /** SSM SecureString parameters an admin must create (CloudFormation cannot). */
+  secretParameters: string[];
+}
+
+export function buildStack(opts: StackOptions): StackParts {
+  const { config, stage, region } = opts;
+  if (!STAGE_RE.test(stage)) throw new StackError(`stage "${stage}" must be 1-16 of a-z, 0-9 and "-" (it goes into function and resource names)`);
+  if (config.region && config.region !== region) throw new StackError(`the config names region ${config.region} but the stack is being built for ${region}; pass --region ${config.region} or change region in the config`);
+  const names = parameterNames(config, stage);
+  const prefix = `gsa-${config.deployment}-${stage}`;
+  const functionNames = { webhook: `${prefix}-webhook`, reconcile: `${prefix}-reconcile`, interruption: `${prefix}-interruption` };
+  const configJson = JSON.stringify(config);
+  const configHash = createHash('sha256').update(configJson).digest('hex').slice(0, 16);
+  const sharedCache = config.pools.some((p) => !p.worker.docker.disableCache && p.worker.cache.shared && !p.worker.cache.bucketName);
+  const needOwnSg = config.pools.some((p) => p.worker.securityGroups.length === 0);
+  if (needOwnSg && !opts.vpcId)
+    throw new StackError(
+      `pools ${config.pools.filter((p) => p.worker.securityGroups.length === 0).map((p) => `"${p.name}"`).join(', ')} list no worker.securityGroups, so the stack creates one (no inbound rules) and needs the VPC of the subnets: pass --param vpc=vpc-... (aws ec2 describe-subnets --subnet-ids ${config.pools[0].worker.subnets[0]} --query "Subnets[0].VpcId")`,
+    );
+  if (opts.vpcId && !/^vpc-[0-9a-f]+$/.test(opts.vpcId)) throw new StackError(`vpc "${opts.vpcId}" must be a VPC id such as "vpc-0abc123"`);
+
+  const deploymentCondition = (kind: 'aws:ResourceTag' | 'aws:RequestTag') => ({ StringEquals: { [`${kind}/${TAGS.deployment}`]: config.deployment, [`${kind}/${TAGS.stage}`]: stage } });
+  const resources: Record<string, Cfn> = {};
+  const outputs: Record<string, Cfn> = {};
+  const secretParameters = [names.webhookSecret, names.gitlabApiToken, ...config.pools.map((p) => names.runnerToken(p))];
+  const poolIds = new Map<string, string>();
+  for (const pool of config.pools) {
+    const id = logicalName(pool.name);
+    if ([...poolIds.values()].includes(id)) throw new StackError(`pool names "${pool.name}" and "${[...poolIds].find(([, v]) => v === id)![0]}" map to the same CloudFormation id ${id}; rename one`);
+    poolIds.set(pool.name, id);
+  }
+
+  // ---- queue, dead-letter queue, alarms -----------------------------------------------------
+  resources.EventDeadLetterQueue = {
+    Type: 'AWS::SQS::Queue',
+    Properties: { MessageRetentionPeriod: 14 * 24 * 3600, SqsManagedSseEnabled: true },
+  };
+  resources.EventQueue = {
+    Type: 'AWS::SQS::Queue',
+    Properties: {
+      VisibilityTimeout: SIZING.queueVisibilityTimeout,
+      // An event older than pendingJobTtl holds no capacity anyway; keep a margin.
+      MessageRetentionPeriod: Math.max(3600, Math.min(14 * 24 * 3600, config.pendingJobTtl * 2)),
+      SqsManagedSseEnabled: true,
+      RedrivePolicy: { deadLetterTargetArn: getAtt('EventDeadLetterQueue', 'Arn'), maxReceiveCount: SIZING.maxReceiveCount },
+    },
+  };
+  resources.AlarmTopic = { Type: 'AWS::SNS::Topic', Properties: { DisplayName: `gitlab-spot-autoscaler ${config.deployment} ${stage} alarms` } };
+  resources.DeadLetterAlarm = {
+    Type: 'AWS::CloudWatch::Alarm',
+    Properties: {
+      AlarmDescription: `Job events of ${config.deployment}/${stage} failed ${SIZING.maxReceiveCount} times and went to the dead-letter queue; see the reconcile function's logs`,
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: getAtt('EventDeadLetterQueue', 'QueueName') }],
+      Statistic: 'Maximum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [ref('AlarmTopic')],
+    },
+  };
+  resources.ReconcileErrorAlarm = {
+    Type: 'AWS::CloudWatch::Alarm',
+    Properties: {
+      AlarmDescription: `The reconcile function of ${config.deployment}/${stage} failed in 5 consecutive minutes`,
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: functionNames.reconcile }],
+      Statistic: 'Sum',
+      Period: 60,
+      EvaluationPeriods: 5,
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [ref('AlarmTopic')],
+    },
+  };
+
+  // ---- config parameter (secrets are created by the admin: CloudFormation cannot write SecureString)
+  resources.ConfigParameter = {
+    Type: 'AWS::SSM::Parameter',
+    Properties: {
+      Name: names.config,
+      Type: 'String',
+      // Standard up to 4 KB, advanced (charged) above, chosen by SSM (facts: SSM limits).
+      Tier: 'Intelligent-Tiering',
+      Value: configJson,
+      Description: `gitlab-spot-autoscaler config of ${config.deployment}/${stage} (written by serverless deploy)`,
+    },
+  };
+
+  // ---- cache bucket ---------------------------------------------------------------------------
+  if (sharedCache) {
+    resources.CacheBucket = {
+      Type: 'AWS::S3::Bucket',
+      // The cache is disposable, but S3 refuses to delete a non-empty bucket with the stack:
+      // keep it, and say so in docs/deployment.md ("Removing a deployment").
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      Properties: {
+        BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' }, BucketKeyEnabled: true }] },
+        PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+        OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+        LifecycleConfiguration: {
+          Rules: [
+            { Id: 'expire-cache', Status: 'Enabled', ExpirationInDays: 14, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } },
+          ],
+        },
+        Tags: [
+          { Key: TAGS.deployment, Value: config.deployment },
+          { Key: TAGS.stage, Value: stage },
+        ],
+      },
+    };
+    resources.CacheBucketPolicy = {
+      Type: 'AWS::S3::BucketPolicy',
+      Properties: {
+        Bucket: ref('CacheBucket'),
+        PolicyDocument: {
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Sid: 'TlsOnly',
+              Effect: 'Deny',
+              Principal: '*',
+              Action: 's3:*',
+              Resource: [getAtt('CacheBucket', 'Arn'), sub('${CacheBucket.Arn}/*')],
+              Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+            },
+          ],
+        },
+      },
+    };
+    outputs.CacheBucketName = { Description: 'S3 bucket of the shared runner cache', Value: ref('CacheBucket') };
+  }
+
+  // ---- worker security group ------------------------------------------------------------------
+  if (needOwnSg) {
+    resources.WorkerSecurityGroup = {
+      Type: 'AWS::EC2::SecurityGroup',
+      Properties: {
+        GroupDescription: `gitlab-spot-autoscaler workers of ${config.deployment}/${stage}: no inbound, all outbound (GitLab, registries, S3)`,
+        VpcId: opts.vpcId,
+        SecurityGroupEgress: [{ IpProtocol: '-1', CidrIp: '0.0.0.0/0', Description: 'workers reach GitLab, container registries and S3' }],
+        Tags: [
+          { Key: TAGS.deployment, Value: config.deployment },
+          { Key: TAGS.stage, Value: stage },
+        ],
+      },
+    };
+  }
+
+  // ---- per pool: worker role, instance profile, launch template --------------------------------
+  const launchTemplates: Record<string, string> = {};
+  const workerRoleArns: unknown[] = [];
+  const launchTemplateArns: unknown[] = [];
+  for (const pool of config.pools) {
+    const id = poolIds.get(pool.name)!;
+    const ltName = launchTemplateName(config.deployment, stage, pool.name);
+    launchTemplates[pool.name] = ltName;
+    const poolBucket = pool.worker.docker.disableCache ? undefined : pool.worker.cache.bucketName ?? (pool.worker.cache.shared ? CACHE_BUCKET_TOKEN : undefined);
+    const bucketArn = pool.worker.cache.bucketName ? sub(`arn:\${AWS::Partition}:s3:::${pool.worker.cache.bucketName}`) : getAtt('CacheBucket', 'Arn');
+    const bucketObjects = pool.worker.cache.bucketName ? sub(`arn:\${AWS::Partition}:s3:::${pool.worker.cache.bucketName}/*`) : sub('${CacheBucket.Arn}/*');
+    const workerStatements: Cfn[] = [
+      { Sid: 'OwnRunnerToken', Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: ssmArn(names.runnerToken(pool)) },
+      {
+        // The worker reports its state on its own instance; only the tags it owns (lib/controller/tags.ts).
+        Sid: 'ReportOwnState',
+        Effect: 'Allow',
+        Action: ['ec2:CreateTags'],
+        Resource: ec2Arn('instance/*'),
+        Condition: {
+          // IAM policy variable, escaped for Fn::Sub (and so the Serverless variable resolver leaves it alone).
+          StringEquals: { 'aws:ARN': sub('${!ec2:SourceInstanceARN}') },
+          'ForAllValues:StringEquals': { 'aws:TagKeys': [TAGS.ready, TAGS.state, TAGS.builds, TAGS.idleSince] },
+        },
+      },
+    ];
+    if (poolBucket)
+      workerStatements.push(
+        { Sid: 'CacheList', Effect: 'Allow', Action: ['s3:ListBucket'], Resource: bucketArn },
+        { Sid: 'CacheObjects', Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], Resource: bucketObjects },
+      );
+    resources[`WorkerRole${id}`] = {
+      Type: 'AWS::IAM::Role',
+      // W1020: the Fn::Sub only escapes the IAM variable ${ec2:SourceInstanceARN}; it is needed.
+      Metadata: { 'cfn-lint': { config: { ignore_checks: ['W1020'] } } },
+      Properties: {
+        Description: `gitlab-spot-autoscaler worker of pool ${pool.name} (${config.deployment}/${stage})`,
+        AssumeRolePolicyDocument: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] },
+        Policies: [{ PolicyName: 'worker', PolicyDocument: { Version: '2012-10-17', Statement: workerStatements } }],
+      },
+    };
+    resources[`WorkerInstanceProfile${id}`] = { Type: 'AWS::IAM::InstanceProfile', Properties: { Roles: [ref(`WorkerRole${id}`)] } };
+    workerRoleArns.push(getAtt(`WorkerRole${id}`, 'Arn'));
+
+    const userData = opts.renderUserData({ config, pool, stage, region, cacheBucket: poolBucket });
+    const tags = [
+      { Key: TAGS.deployment, Value: config.deployment },
+      { Key: TAGS.stage, Value: stage },
+      { Key: TAGS.pool, Value: pool.name },
+      ...Object.entries(pool.worker.tags).map(([Key, Value]) => ({ Key, Value })),
+    ];
+    const securityGroups: unknown[] = [...pool.worker.securityGroups];
+    if (pool.worker.securityGroups.length === 0) securityGroups.push(getAtt('WorkerSecurityGroup', 'GroupId'));
+    resources[`LaunchTemplate${id}`] = {
+      Type: 'AWS::EC2::LaunchTemplate',
+      Properties: {
+        LaunchTemplateName: ltName,
+        TagSpecifications: [{ ResourceType: 'launch-template', Tags: tags.slice(0, 3) }],
+        LaunchTemplateData: {
+          ImageId: pool.worker.ami,
+          IamInstanceProfile: { Arn: getAtt(`WorkerInstanceProfile${id}`, 'Arn') },
+          SecurityGroupIds: securityGroups,
+          // A worker that shuts itself down (retirement, MaxBuilds, idle) is gone, not stopped.
+          InstanceInitiatedShutdownBehavior: 'terminate',
+          MetadataOptions: {
+            HttpEndpoint: 'enabled',
+            HttpTokens: 'required', // IMDSv2 only; the API default is optional
+            // 1 hop: the host reaches IMDS, containers of CI jobs (one more hop) do not, so a
+            // job cannot take the worker's credentials.
+            HttpPutResponseHopLimit: 1,
+            InstanceMetadataTags: 'enabled', // the worker reads its pool and retire tags from IMDS
+          },
+          BlockDeviceMappings: [
+            {
+              DeviceName: rootDeviceName(pool.worker.ami),
+              Ebs: { VolumeSize: pool.worker.rootVolumeSize, VolumeType: pool.worker.rootVolumeType, Encrypted: true, DeleteOnTermination: true },
+            },
+          ],
+          Monitoring: { Enabled: false },
+          TagSpecifications: [
+            { ResourceType: 'instance', Tags: tags },
+            { ResourceType: 'volume', Tags: tags },
+          ],
+          UserData: userDataValue(userData),
+        },
+      },
+    };
+    launchTemplateArns.push(sub(`arn:\${AWS::Partition}:ec2:\${AWS::Region}:\${AWS::AccountId}:launch-template/\${LaunchTemplate${id}}`));
+    outputs[`LaunchTemplate${id}`] = { Description: `launch template of pool ${pool.name}`, Value: ref(`LaunchTemplate${id}`) };
+  }
+
+  // ---- function roles -------------------------------------------------------------------------
+  const externalSecrets = [config.gitlab.apiTokenParameter, config.gitlab.webhookSecretParameter].filter((n): n is string => !!n && !n.startsWith(names.base + '/'));
+  resources.WebhookRole = lambdaRole(functionNames.webhook, [
+    { Sid: 'WebhookSecret', Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: ssmArn(names.webhookSecret) },
+    { Sid: 'QueueJobEvents', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: getAtt('EventQueue', 'Arn') },
+  ]);
+  resources.ReconcileRole = lambdaRole(functionNames.reconcile, [
+    {
+      Sid: 'ConsumeJobEvents',
+      Effect: 'Allow',
+      Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ChangeMessageVisibility'],
+      Resource: getAtt('EventQueue', 'Arn'),
+    },
+    {
+      Sid: 'DeploymentParameters',
+      Effect: 'Allow',
+      Action: ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath', 'ssm:PutParameter', 'ssm:DeleteParameter', 'ssm:DeleteParameters'],
+      Resource: [ssmArn(names.base), ssmArn(`${names.base}/*`)],
+    },
+    ...(externalSecrets.length ? [{ Sid: 'ExternalSecrets', Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: externalSecrets.map(ssmArn) }] : []),
+    {
+      // Describe* calls support no resource-level permissions (EC2 API reference).
+      Sid: 'DiscoverFleet',
+      Effect: 'Allow',
+      Action: ['ec2:DescribeInstances', 'ec2:DescribeInstanceStatus', 'ec2:DescribeLaunchTemplates', 'ec2:DescribeLaunchTemplateVersions', 'ec2:DescribeSubnets', 'ec2:DescribeInstanceTypeOfferings'],
+      Resource: '*',
+    },
+    {
+      Sid: 'LaunchOnlyTaggedWorkers',
+      Effect: 'Allow',
+      Action: ['ec2:CreateFleet', 'ec2:RunInstances'],
+      Resource: ec2Arn('instance/*'),
+      Condition: deploymentCondition('aws:RequestTag'),
+    },
+    {
+      Sid: 'LaunchFromOwnTemplates',
+      Effect: 'Allow',
+      Action: ['ec2:CreateFleet', 'ec2:RunInstances'],
+      Resource: [
+        ...launchTemplateArns,
+        ec2Arn('fleet/*'),
+        ec2Arn('volume/*'),
+        ec2Arn('network-interface/*'),
+        ec2Arn('subnet/*'),
+        ec2Arn('security-group/*'),
+        ec2Arn('spot-instances-request/*'),
+        sub('arn:${AWS::Partition}:ec2:${AWS::Region}::image/*'),
+      ],
+    },
+    {
+      Sid: 'TagOnLaunch',
+      Effect: 'Allow',
+      Action: ['ec2:CreateTags'],
+      Resource: [ec2Arn('instance/*'), ec2Arn('volume/*'), ec2Arn('fleet/*'), ec2Arn('network-interface/*'), ec2Arn('spot-instances-request/*')],
+      Condition: { StringEquals: { 'ec2:CreateAction': ['CreateFleet', 'RunInstances'] } },
+    },
+    {
+      Sid: 'ManageOwnWorkers',
+      Effect: 'Allow',
+      Action: ['ec2:CreateTags', 'ec2:DeleteTags', 'ec2:TerminateInstances'],
+      Resource: ec2Arn('instance/*'),
+      Condition: deploymentCondition('aws:ResourceTag'),
+    },
+    {
+      Sid: 'PassWorkerRoles',
+      Effect: 'Allow',
+      Action: ['iam:PassRole'],
+      Resource: workerRoleArns,
+      Condition: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } },
+    },
+    {
+      // CreateFleet with spot needs the EC2 Spot service-linked role; it is created on first use.
+      Sid: 'SpotServiceLinkedRole',
+      Effect: 'Allow',
+      Action: ['iam:CreateServiceLinkedRole'],
+      Resource: sub('arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot'),
+      Condition: { StringLike: { 'iam:AWSServiceName': 'spot.amazonaws.com' } },
+    },
+  ]);
+  resources.InterruptionRole = lambdaRole(functionNames.interruption, [
+    { Sid: 'ReadConfig', Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: ssmArn(names.config) },
+    { Sid: 'FindInstance', Effect: 'Allow', Action: ['ec2:DescribeInstances'], Resource: '*' },
+    {
+      Sid: 'MarkOwnWorkers',
+      Effect: 'Allow',
+      Action: ['ec2:CreateTags'],
+      Resource: ec2Arn('instance/*'),
+      // markInterrupted tags `interrupted`, and `retire` on a rebalance recommendation.
+      Condition: { ...deploymentCondition('aws:ResourceTag'), 'ForAllValues:StringEquals': { 'aws:TagKeys': [TAGS.interrupted, TAGS.retire] } },
+    },
+    { Sid: 'NudgeReconcile', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: getAtt('EventQueue', 'Arn') },
+  ]);
+  resources.SchedulerRole = {
+    Type: 'AWS::IAM::Role',
+    Properties: {
+      Description: 'EventBridge Scheduler invokes the reconcile function',
+      AssumeRolePolicyDocument: {
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Principal: { Service: 'scheduler.amazonaws.com' }, Action: 'sts:AssumeRole', Condition: { StringEquals: { 'aws:SourceAccount': ref('AWS::AccountId') } } }],
+      },
+      Policies: [
+        {
+          PolicyName: 'invoke-reconcile',
+          PolicyDocument: {
+            Version: '2012-10-17',
+            Statement: [{ Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: sub(`arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:function:${functionNames.reconcile}`) }],
+          },
+        },
+      ],
+    },
+  };
+
+  // ---- function environments and events ---------------------------------------------------------
+  const dev = opts.dev;
+  const common = { STAGE: stage, DEPLOYMENT: config.deployment, ...(dev ? { AWS_ENDPOINT_URL: dev.endpoint } : {}) };
+  const configSource = dev ? { CONFIG_FILE: dev.configFile } : { CONFIG_PARAMETER: names.config, CONFIG_HASH: configHash };
+  const queueUrl = dev ? dev.queueUrl : ref('EventQueue');
+  const env = {
+    webhook: { ...common, QUEUE_URL: queueUrl, WEBHOOK_SECRET_PARAMETER: names.webhookSecret },
+    reconcile: { ...common, ...configSource, QUEUE_URL: queueUrl, LAUNCH_TEMPLATES: JSON.stringify(launchTemplates), ...(sharedCache && !dev ? { CACHE_BUCKET: ref('CacheBucket') } : {}) },
+    interruption: { ...common, ...configSource, QUEUE_URL: queueUrl },
+  };
+
+  const schedules = boundarySchedules(config);
+  const schedulerRole = getAtt('SchedulerRole', 'Arn');
+  const reconcileEvents: Cfn[] = dev
+    ? [] // scripts/dev.mjs drives the queue and the minute tick itself (serverless-offline runs neither SQS nor Scheduler)
+    : [
+        {
+          sqs: {
+            arn: getAtt('EventQueue', 'Arn'),
+            batchSize: SIZING.batchSize,
+            maximumBatchingWindow: SIZING.maximumBatchingWindow,
+            functionResponseType: 'ReportBatchItemFailures',
+          },
+        },
+        {
+          schedule: {
+            rate: ['rate(1 minute)'],
+            method: 'scheduler',
+            roleArn: schedulerRole,
+            description: 'every minute: repairs what lost webhooks and missed events left behind',
+            input: { trigger: 'schedule', reason: 'tick' },
+          },
+        },
+        ...schedules.map((s) => ({
+          schedule: {
+            rate: [s.expression],
+            method: 'scheduler',
+            timezone: s.timezone,
+            roleArn: schedulerRole,
+            description: `autoscaling period boundary of ${s.pools.join(', ')} at ${s.times.join(' ')} ${s.timezone}`.slice(0, 512),
+            input: { trigger: 'schedule', reason: 'period-boundary' },
+          },
+        })),
+      ];
+  const interruptionEvents: Cfn[] = dev
+    ? []
+    : [
+        { eventBridge: { pattern: { source: ['aws.ec2'], 'detail-type': ['EC2 Spot Instance Interruption Warning', 'EC2 Instance Rebalance Recommendation'] } } },
+        {
+          eventBridge: {
+            pattern: { source: ['aws.ec2'], 'detail-type': ['EC2 Instance State-change Notification'], detail: { state: ['shutting-down', 'terminated', 'stopping', 'stopped'] } },
+          },
+        },
+      ];
+
+  outputs.WebhookUrl = {
+    Description: 'Paste into GitLab: Admin area (or group/project) > Webhooks > URL, with "Job events" and the secret token',
+    Value: { 'Fn::Join': ['', ['https://', ref('HttpApi'), '.execute-api.', ref('AWS::Region'), '.', ref('AWS::URLSuffix'), '/webhook']] },
+  };
+  outputs.EventQueueUrl = { Description: 'SQS queue of job events', Value: ref('EventQueue') };
+  outputs.AlarmTopicArn = { Description: 'Subscribe to receive alarms (dead-letter queue, reconcile errors)', Value: ref('AlarmTopic') };
+  outputs.SecretParameters = { Description: 'Create these as SecureString (docs/deployment.md, step 2)', Value: secretParameters.join(' ') };
+
+  return {
+    deployment: config.deployment,
+    stackName: `gitlab-spot-autoscaler-${config.deployment}-${stage}`,
+    region,
+    functionNames,
+    env,
+    reconcileEvents,
+    interruptionEvents,
+    resources,
+    outputs,
+    schedules,
+    secretParameters,
+  };
+}

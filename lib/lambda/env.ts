@@ -1,0 +1,115 @@
+/**
+ * What a Lambda reads from its environment, in one place, with errors that name the variable.
+ * serverless.yml (via lib/deploy/stack.ts) sets these; scripts/dev.mjs sets them for moto.
+ */
+import { readFileSync } from 'node:fs';
+
+export class EnvError extends Error {
+  override name = 'EnvError';
+}
+
+export type Env = Record<string, string | undefined>;
+
+export function requireEnv(env: Env, name: string, what: string): string {
+  const v = env[name];
+  if (v === undefined || v.trim() === '') throw new EnvError(`environment variable ${name} is not set (${what}); serverless.yml sets it — was the function deployed by this project's serverless.yml?`);
+  return v;
+}
+
+export function intEnv(env: Env, name: string, fallback: number, min = 0): number {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < min) throw new EnvError(`environment variable ${name}=${JSON.stringify(v)} must be a whole number >= ${min}`);
+  return n;
+}
+
+/** Environment of the webhook Lambda: deliberately tiny, so it loads no config code. */
+export interface WebhookEnv {
+  queueUrl: string;
+  webhookSecretParameter: string;
+  secretCacheSeconds: number;
+  maxBodyBytes: number;
+}
+
+export function webhookEnv(env: Env = process.env): WebhookEnv {
+  return {
+    queueUrl: requireEnv(env, 'QUEUE_URL', 'the SQS queue job events are sent to'),
+    webhookSecretParameter: requireEnv(env, 'WEBHOOK_SECRET_PARAMETER', 'the SSM SecureString parameter holding the GitLab webhook secret'),
+    // A rotated secret takes effect within this many seconds; 0 reads SSM on every delivery.
+    secretCacheSeconds: intEnv(env, 'WEBHOOK_SECRET_CACHE_SECONDS', 300),
+    maxBodyBytes: intEnv(env, 'WEBHOOK_MAX_BODY_BYTES', 256 * 1024, 1024),
+  };
+}
+
+/** Environment of the reconcile and interruption Lambdas. */
+export interface ControllerEnv {
+  stage: string;
+  /** Where the validated config comes from: an SSM parameter (deployed) or a file (dev, tests). */
+  configSource: { kind: 'ssm'; name: string } | { kind: 'file'; path: string };
+  queueUrl?: string;
+  /** Launch template name per pool (the stack creates one per pool). */
+  launchTemplates: Record<string, string>;
+  cacheBucket?: string;
+}
+
+export function controllerEnv(env: Env = process.env): ControllerEnv {
+  const stage = requireEnv(env, 'STAGE', 'the deployment stage, e.g. "prod"');
+  const param = env.CONFIG_PARAMETER;
+  const file = env.CONFIG_FILE;
+  if (!param && !file) throw new EnvError('set CONFIG_PARAMETER (an SSM parameter holding the config) or CONFIG_FILE (a path to config.yaml)');
+  let launchTemplates: Record<string, string> = {};
+  if (env.LAUNCH_TEMPLATES) {
+    try {
+      const parsed = JSON.parse(env.LAUNCH_TEMPLATES) as unknown;
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed) || Object.values(parsed).some((v) => typeof v !== 'string')) throw new Error('not an object of strings');
+      launchTemplates = parsed as Record<string, string>;
+    } catch (e) {
+      throw new EnvError(`environment variable LAUNCH_TEMPLATES must be a JSON object {"pool": "launch-template-name"}: ${(e as Error).message}`);
+    }
+  }
+  return {
+    stage,
+    configSource: file ? { kind: 'file', path: file } : { kind: 'ssm', name: param! },
+    queueUrl: env.QUEUE_URL || undefined,
+    launchTemplates,
+    cacheBucket: env.CACHE_BUCKET || undefined,
+  };
+}
+
+/** Reads the config text from its source. `getParameter` is injected so this file loads no SDK. */
+export async function readConfigText(source: ControllerEnv['configSource'], getParameter: (name: string) => Promise<string>): Promise<{ text: string; origin: string }> {
+  if (source.kind === 'file') return { text: readFileSync(source.path, 'utf8'), origin: source.path };
+  return { text: await getParameter(source.name), origin: `ssm:${source.name}` };
+}
+
+/**
+ * A value fetched at most once per `ttlMs` and shared by concurrent callers; a failed fetch is not
+ * cached. Used for the webhook secret (rotation takes effect within the TTL) and the config.
+ */
+export function cached<T>(fetch: () => Promise<T>, ttlMs: number, clock: () => number = Date.now): { get(): Promise<T>; reset(): void } {
+  let value: { v: T; at: number } | undefined;
+  let inflight: Promise<T> | undefined;
+  return {
+    get() {
+      if (value && (ttlMs === Infinity || clock() - value.at < ttlMs)) return Promise.resolve(value.v);
+      if (!inflight)
+        inflight = fetch().then(
+          (v) => {
+            value = { v, at: clock() };
+            inflight = undefined;
+            return v;
+          },
+          (e) => {
+            inflight = undefined;
+            throw e;
+          },
+        );
+      return inflight;
+    },
+    reset() {
+      value = undefined;
+      inflight = undefined;
+    },
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * The GitLab API port of the reconcile Lambda. The API token is optional when the deployment has
+ * one pool (every pending job goes there) and needed to route jobs between several pools (the job
+ * hook carries no job tags: facts.md). So: a token that was configured explicitly
+ * (gitlab.apiTokenParameter) must exist; the default parameter may be absent, and then the pass
+ * runs without the API (checked again every few minutes, so creating it later takes effect).
+ */
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import { loadSecret } from '../aws/ssm-state-store';
+import { parameterNames, type Config } from '../config';
+import type { GitLabJobs, Logger } from '../controller/ports';
+import { GitLabClient } from '../gitlab/client';
+import { registerSecret } from './logger';
+
+const RECHECK_MS = 5 * 60_000;
+let absentSince: { name: string; at: number } | undefined;
+
+export async function gitlabFor(config: Config, stage: string, ssm: SSMClient, log: Logger, now = Date.now()): Promise<GitLabJobs | undefined> {
+  const name = parameterNames(config, stage).gitlabApiToken;
+  const explicit = config.gitlab.apiTokenParameter !== undefined;
+  if (!explicit && absentSince?.name === name && now - absentSince.at < RECHECK_MS) return undefined;
+  try {
+    registerSecret(await loadSecret(ssm, name));
+    absentSince = undefined;
+  } catch (e) {
+    const missing = /does not exist/.test((e as Error).message);
+    if (missing && !explicit) {
+      if (!absentSince) log.warn('no GitLab API token: jobs are routed without their tags (fine with one pool)', { parameter: name });
+      absentSince = { name, at: now };
+      return undefined;
+    }
+    // Configured but unreadable (or SSM throttled): this pass runs without the API, says so.
+    log.warn('GitLab API token unreadable; this pass runs without the GitLab API', { parameter: name, error: e });
+    return undefined;
+  }
+  return new GitLabClient({
+    url: config.gitlab.url,
+    token: async () => {
+      const t = await loadSecret(ssm, name);
+      registerSecret(t);
+      return t;
+    },
+    log,
+  });
+}
+
+/** For tests. */
+export function resetGitlabForTests(): void {
+  absentSince = undefined;
+}

@@ -1,0 +1,101 @@
+/**
+ * Structured JSON logs, one line per entry, with a correlation id, and secret redaction.
+ *
+ * Redaction works two ways, because a secret can reach a log line by value or by name:
+ *  - values: every secret the process loads (webhook secret, runner token, API token) is
+ *    registered with `registerSecret` and replaced wherever it appears, even inside a longer string
+ *    or an error message;
+ *  - shapes: strings that look like GitLab tokens (glrt-, glpat-, ...) and fields whose name says
+ *    token/secret/password/authorization are masked even when never registered.
+ * The Logger port (lib/controller/ports.ts) is what the reconcile pass sees.
+ */
+import type { Logger } from '../controller/ports';
+
+const REDACTED = '[REDACTED]';
+const registered = new Set<string>();
+
+/** Values shorter than this are not registered: masking "a" everywhere would wreck every log line. */
+const MIN_SECRET_LENGTH = 6;
+
+export function registerSecret(value: string | undefined): void {
+  if (value && value.length >= MIN_SECRET_LENGTH) registered.add(value);
+}
+
+/** For tests only. */
+export function clearRegisteredSecrets(): void {
+  registered.clear();
+}
+
+const TOKEN_SHAPES = /\b(glrt-|glpat-|gloas-|glptt-|gldt-|glsoat-|GR1348941)[A-Za-z0-9_\-.]{4,}/g;
+const SECRET_KEY = /(token|secret|password|passwd|authorization|credential|api[-_]?key)/i;
+// Keys that name a parameter or a flag about a secret, not the secret itself.
+const SAFE_KEY = /(parameter|param|name|present|length|matches|expires)$/i;
+
+function redactString(s: string): string {
+  let out = s;
+  for (const secret of registered) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
+  return out.replace(TOKEN_SHAPES, (_m, prefix: string) => `${prefix}${REDACTED}`);
+}
+
+export function redact(value: unknown, depth = 0, seen = new WeakSet<object>()): unknown {
+  if (typeof value === 'string') return redactString(value);
+  if (value === null || typeof value !== 'object') return value;
+  if (depth > 8) return '[depth]';
+  if (seen.has(value)) return '[circular]';
+  seen.add(value);
+  if (value instanceof Error) {
+    const e: Record<string, unknown> = { name: value.name, message: redactString(value.message) };
+    const code = (value as { code?: unknown }).code;
+    if (code !== undefined) e.code = code;
+    if (value.stack) e.stack = redactString(value.stack.split('\n').slice(0, 6).join('\n'));
+    return e;
+  }
+  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1, seen));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = SECRET_KEY.test(k) && !SAFE_KEY.test(k) && (typeof v === 'string' || typeof v === 'number') ? REDACTED : redact(v, depth + 1, seen);
+  }
+  return out;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export interface JsonLogger extends Logger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  /** A logger whose lines carry these fields too (e.g. the pass id). */
+  child(fields: Record<string, unknown>): JsonLogger;
+  readonly fields: Readonly<Record<string, unknown>>;
+}
+
+export interface LoggerOptions {
+  /** Where a finished line goes. Lambda sends stdout to CloudWatch Logs. */
+  sink?: (line: string) => void;
+  level?: LogLevel;
+  clock?: () => number;
+}
+
+export function createLogger(fields: Record<string, unknown> = {}, opts: LoggerOptions = {}): JsonLogger {
+  const sink = opts.sink ?? ((line: string) => process.stdout.write(line + '\n'));
+  const min = LEVELS[opts.level ?? ((process.env.LOG_LEVEL as LogLevel) in LEVELS ? (process.env.LOG_LEVEL as LogLevel) : 'info')];
+  const clock = opts.clock ?? Date.now;
+  const write = (level: LogLevel, message: string, extra?: Record<string, unknown>) => {
+    if (LEVELS[level] < min) return;
+    const entry = { time: new Date(clock()).toISOString(), level, message, ...fields, ...(extra ?? {}) };
+    let line: string;
+    try {
+      line = JSON.stringify(redact(entry));
+    } catch (e) {
+      line = JSON.stringify({ time: entry.time, level, message: redactString(message), logError: String(e) });
+    }
+    sink(line);
+  };
+  return {
+    fields,
+    debug: (m, f) => write('debug', m, f),
+    info: (m, f) => write('info', m, f),
+    warn: (m, f) => write('warn', m, f),
+    error: (m, f) => write('error', m, f),
+    child: (more) => createLogger({ ...fields, ...more }, { sink, level: opts.level, clock }),
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * CloudWatch metrics in the embedded metric format (EMF): a specially shaped JSON log line that
+ * CloudWatch turns into metrics, so a Lambda needs no cloudwatch:PutMetricData permission and
+ * makes no extra API call (docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/
+ * CloudWatch_Embedded_Metric_Format_Specification.html). Limits from that spec: at most 100
+ * metrics per line and 30 dimensions per set, so one line per pool.
+ */
+export type EmfUnit = 'Count' | 'Milliseconds' | 'Seconds' | 'None';
+
+export interface MetricValue {
+  value: number;
+  unit?: EmfUnit;
+}
+
+export const METRIC_NAMESPACE = 'GitLabSpotAutoscaler';
+const MAX_METRICS_PER_LINE = 100;
+
+/**
+ * One EMF document. `dimensions` become the metric dimensions (e.g. Deployment, Stage, Pool);
+ * `properties` are extra searchable fields (correlation id) that do not create metrics.
+ */
+export function emfLine(
+  dimensions: Record<string, string>,
+  metrics: Record<string, number | MetricValue>,
+  properties: Record<string, unknown> = {},
+  at = Date.now(),
+  namespace = METRIC_NAMESPACE,
+): string {
+  const entries = Object.entries(metrics).filter(([, v]) => Number.isFinite(typeof v === 'number' ? v : v.value));
+  if (entries.length > MAX_METRICS_PER_LINE) throw new Error(`EMF allows at most ${MAX_METRICS_PER_LINE} metrics per line, got ${entries.length}`);
+  const doc: Record<string, unknown> = {
+    ...properties,
+    ...dimensions,
+    _aws: {
+      Timestamp: at,
+      CloudWatchMetrics: [
+        {
+          Namespace: namespace,
+          Dimensions: [Object.keys(dimensions)],
+          Metrics: entries.map(([name, v]) => ({ Name: name, Unit: typeof v === 'number' ? 'Count' : (v.unit ?? 'Count') })),
+        },
+      ],
+    },
+  };
+  for (const [name, v] of entries) doc[name] = typeof v === 'number' ? v : v.value;
+  return JSON.stringify(doc);
+}
+
+export interface MetricsSink {
+  (line: string): void;
+}
+
+export const stdoutSink: MetricsSink = (line) => process.stdout.write(line + '\n');
+
+/** The subset of the reconcile pass report the metrics are made from (lib/controller/reconcile.ts PassReport). */
+export interface PassReportLike {
+  passId: string;
+  plan: { pools: { pool: string; counts: { booting: number; idle: number; busy: number; retiring: number; total: number; pending: number; running: number }; retire: { id: string }[]; terminate: { id: string }[] }[] };
+  launched: Record<string, number>;
+  launchErrors: { pool: string; class: string }[];
+  retired: { id: string }[];
+  terminated: { id: string }[];
+  durationMs: number;
+  stateWrites?: number;
+  apiCalls?: number;
+}
+
+const ERROR_CLASSES = ['capacity', 'quota', 'throttling', 'invalid', 'other'];
+const titleCase = (s: string) => s[0].toUpperCase() + s.slice(1);
+
+/**
+ * One EMF line per pool (dimensions Deployment, Stage, Pool) with jobs, workers by state,
+ * launches, launch errors by class and retirements, plus one per pass (Deployment, Stage) with
+ * its duration. Metric names are stable: dashboards and alarms refer to them (docs/deployment.md).
+ */
+export function passMetricLines(report: PassReportLike, deployment: string, stage: string, trigger: string, at = Date.now()): string[] {
+  const retired = new Set(report.retired.map((r) => r.id));
+  const terminated = new Set(report.terminated.map((r) => r.id));
+  const lines = report.plan.pools.map((pp) => {
+    const errors: Record<string, number> = {};
+    for (const cls of ERROR_CLASSES) errors[`LaunchErrors${titleCase(cls)}`] = 0;
+    for (const e of report.launchErrors) if (e.pool === pp.pool) errors[`LaunchErrors${titleCase(ERROR_CLASSES.includes(e.class) ? e.class : 'other')}`]++;
+    return emfLine(
+      { Deployment: deployment, Stage: stage, Pool: pp.pool },
+      {
+        PendingJobs: pp.counts.pending,
+        RunningJobs: pp.counts.running,
+        WorkersBooting: pp.counts.booting,
+        WorkersIdle: pp.counts.idle,
+        WorkersBusy: pp.counts.busy,
+        WorkersRetiring: pp.counts.retiring,
+        WorkersTotal: pp.counts.total,
+        Launches: report.launched[pp.pool] ?? 0,
+        ...errors,
+        Retirements: pp.retire.filter((r) => retired.has(r.id)).length,
+        Terminations: pp.terminate.filter((t) => terminated.has(t.id)).length,
+      },
+      { passId: report.passId, trigger },
+      at,
+    );
+  });
+  lines.push(
+    emfLine(
+      { Deployment: deployment, Stage: stage },
+      { PassDuration: { value: report.durationMs, unit: 'Milliseconds' }, StateWrites: report.stateWrites ?? 0, GitLabApiCalls: report.apiCalls ?? 0, PassFailures: 0 },
+      { passId: report.passId, trigger },
+      at,
+    ),
+  );
+  return lines;
+}
+
+/** A failed pass still produces a data point, so an alarm on PassFailures sees it. */
+export function passFailureLine(deployment: string, stage: string, trigger: string, at = Date.now()): string {
+  return emfLine({ Deployment: deployment, Stage: stage }, { PassFailures: 1 }, { trigger }, at);
+}
+
+/** Interruption notices per pool and kind (interruption, rebalance, state-change). */
+export function interruptionLine(deployment: string, stage: string, pool: string, kind: string, at = Date.now()): string {
+  return emfLine({ Deployment: deployment, Stage: stage, Pool: pool }, { Interruptions: kind === 'interruption' ? 1 : 0, Rebalances: kind === 'rebalance' ? 1 : 0, WorkersGone: kind === 'state-change' ? 1 : 0 }, { kind }, at);
+}

@@ -1,0 +1,228 @@
+#!/usr/bin/env node
+// npm run dev: the deployment on this machine. Starts moto (EC2, SSM, SQS), seeds it with what the
+// stack would create (lib/deploy/dev-seed.ts), starts serverless-offline with the real handlers,
+// and bridges moto's SQS queue to the reconcile function (serverless-offline runs HTTP events but
+// neither SQS triggers nor Scheduler schedules): an in-process loop receives batches, invokes
+// reconcile through serverless-offline's Lambda API, deletes what it did not report as failed,
+// and sends the every-minute tick. Documented in docs/deployment.md ("Local development").
+//
+//   DEV_HTTP_PORT       webhook HTTP port              (default 3000)
+//   DEV_LAMBDA_PORT     serverless-offline Lambda API  (default 3002)
+//   DEV_MOTO_PORT       moto                           (default 5000)
+//   DEV_WEBHOOK_SECRET  X-Gitlab-Token to send         (default dev-webhook-secret)
+//   DEV_TICK_SECONDS    reconcile tick                 (default 60)
+// Everything started here is stopped on Ctrl-C / SIGTERM, by PID.
+import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { resolve, dirname, join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { tsImport } from 'tsx/esm/api';
+import { SQSClient, ReceiveMessageCommand, DeleteMessageBatchCommand } from '@aws-sdk/client-sqs';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const port = (name, def) => {
+  const v = process.env[name];
+  if (v === undefined || v === '') return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) fail(`${name}=${JSON.stringify(v)} must be a TCP port (1-65535)`);
+  return n;
+};
+function fail(msg) {
+  console.error(`dev: ${msg}`);
+  process.exit(2);
+}
+
+const httpPort = port('DEV_HTTP_PORT', 3000);
+const lambdaPort = port('DEV_LAMBDA_PORT', 3002);
+const motoPort = port('DEV_MOTO_PORT', 5000);
+const secret = process.env.DEV_WEBHOOK_SECRET || 'dev-webhook-secret';
+const tickSeconds = Number(process.env.DEV_TICK_SECONDS || 60);
+const region = 'us-east-1';
+const stage = 'dev';
+const endpoint = `http://127.0.0.1:${motoPort}`;
+const children = [];
+const esbuildDir = process.env.GSA_ESBUILD_DIR || `.esbuild-dev-${httpPort}`;
+let stopping = false;
+
+const log = (msg) => console.log(`dev: ${msg}`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const portOpen = (p) =>
+  new Promise((res) => {
+    const s = connect({ host: '127.0.0.1', port: p });
+    s.once('connect', () => (s.destroy(), res(true)));
+    s.once('error', () => res(false));
+  });
+
+function start(name, cmd, args, env, opts = {}) {
+  // Own process group, so the whole tree (npx -> node) is stopped through this PID.
+  const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  children.push({ name, child });
+  const prefix = (stream, out) =>
+    stream.on('data', (d) => {
+      if (opts.quiet) return;
+      for (const line of String(d).split('\n')) if (line.trim()) out.write(`[${name}] ${line}\n`);
+    });
+  prefix(child.stdout, process.stdout);
+  prefix(child.stderr, process.stderr);
+  child.on('exit', (code, signal) => {
+    if (!stopping) {
+      console.error(`dev: ${name} exited (${signal ?? code}); stopping`);
+      void stop(1);
+    }
+  });
+  return child;
+}
+
+function groupAlive(pid) {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function stop(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  for (const { name, child } of children.reverse()) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    const exited = new Promise((r) => child.once('exit', r));
+    try {
+      process.kill(-child.pid, 'SIGTERM');
+    } catch {}
+    const t = setTimeout(() => {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {}
+    }, 5000);
+    await exited;
+    // The group leader (npx) can exit before its children: wait until the whole group is gone.
+    for (let i = 0; i < 50 && groupAlive(child.pid); i++) await sleep(100);
+    if (groupAlive(child.pid)) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {}
+    }
+    clearTimeout(t);
+    log(`stopped ${name} (pid ${child.pid})`);
+  }
+  if (!process.env.GSA_ESBUILD_DIR) rmSync(join(root, esbuildDir), { recursive: true, force: true });
+  process.exit(code);
+}
+process.on('SIGINT', () => void stop(0));
+process.on('SIGTERM', () => void stop(0));
+
+async function waitFor(what, check, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (stopping) return;
+    if (await check()) return;
+    await sleep(200);
+  }
+  console.error(`dev: ${what} did not come up within ${timeoutMs / 1000} s`);
+  await stop(1);
+}
+
+async function main() {
+  for (const [name, p] of [['DEV_HTTP_PORT', httpPort], ['DEV_LAMBDA_PORT', lambdaPort], ['DEV_MOTO_PORT', motoPort]])
+    if (await portOpen(p)) fail(`port ${p} (${name}) is already in use; choose another with ${name}=...`);
+
+  start('moto', 'python3', ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(motoPort)], { PYTHONUNBUFFERED: '1' }, { quiet: true });
+  await waitFor('moto', async () => (await portOpen(motoPort)) && (await fetch(`${endpoint}/moto-api/`).then((r) => r.status < 500, () => false)), 30_000);
+
+  const { seedMoto } = await tsImport('../lib/deploy/dev-seed.ts', import.meta.url);
+  const seeded = await seedMoto({ endpoint, region, stage, webhookSecret: secret, configPath: join(root, '.dev', `config-${httpPort}.yaml`) });
+  log(`moto seeded at ${endpoint}: queue, SSM secrets, launch template, config ${seeded.configPath}`);
+
+  const awsEnv = { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_REGION: region, AWS_DEFAULT_REGION: region };
+  start('offline', 'npx', ['serverless', 'offline', 'start', '--stage', stage, '--param', `config=${seeded.configPath}`], {
+    ...awsEnv,
+    GSA_DEV_ENDPOINT: endpoint,
+    GSA_DEV_QUEUE_URL: seeded.queueUrl,
+    GSA_DEV_CONFIG_FILE: seeded.configPath,
+    DEV_HTTP_PORT: String(httpPort),
+    DEV_LAMBDA_PORT: String(lambdaPort),
+    SLS_TELEMETRY_DISABLED: '1',
+    GSA_ESBUILD_DIR: esbuildDir,
+  });
+  await waitFor('serverless-offline', async () => (await portOpen(httpPort)) && (await portOpen(lambdaPort)), 120_000);
+
+  const url = `http://127.0.0.1:${httpPort}/webhook`;
+  log(`webhook URL: ${url}`);
+  log(`try: curl -s -X POST ${url} -H 'Content-Type: application/json' -H 'X-Gitlab-Event: Job Hook' -H 'X-Gitlab-Token: ${secret}' --data @events/job-hook-pending.body.json`);
+  log(`workers: AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --endpoint-url ${endpoint} --region ${region} ec2 describe-instances --query 'Reservations[].Instances[].[InstanceId,State.Name,InstanceType]'`);
+  log('ready');
+
+  await bridge(seeded, awsEnv);
+}
+
+// One invocation at a time: reconcile is the single writer (reserved concurrency 1 in AWS).
+let chain = Promise.resolve();
+function invokeReconcile(name, event) {
+  const run = chain.then(async () => {
+    const res = await fetch(`http://127.0.0.1:${lambdaPort}/2015-03-31/functions/${name}/invocations`, { method: 'POST', body: JSON.stringify(event) });
+    const text = await res.text();
+    if (!res.ok || res.headers.get('x-amz-function-error')) throw new Error(`reconcile failed (${res.status}): ${text.slice(0, 500)}`);
+    return text ? JSON.parse(text) : undefined;
+  });
+  chain = run.catch(() => {});
+  return run;
+}
+
+async function bridge(seeded, awsEnv) {
+  const sqs = new SQSClient({ endpoint, region, credentials: { accessKeyId: awsEnv.AWS_ACCESS_KEY_ID, secretAccessKey: awsEnv.AWS_SECRET_ACCESS_KEY } });
+  const name = seeded.functionNames.reconcile;
+  const tick = async () => {
+    if (stopping) return;
+    try {
+      await invokeReconcile(name, { trigger: 'schedule', reason: 'tick' });
+    } catch (e) {
+      console.error(`dev: ${e.message}`);
+    }
+  };
+  setInterval(tick, tickSeconds * 1000).unref();
+  while (!stopping) {
+    let out;
+    try {
+      out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: seeded.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'] }));
+    } catch (e) {
+      if (!stopping) console.error(`dev: receiving from the queue failed: ${e.message}`);
+      await sleep(1000);
+      continue;
+    }
+    const messages = out.Messages ?? [];
+    if (messages.length === 0) {
+      await sleep(250);
+      continue;
+    }
+    const event = {
+      Records: messages.map((m) => ({
+        messageId: m.MessageId,
+        receiptHandle: m.ReceiptHandle,
+        body: m.Body,
+        attributes: m.Attributes ?? {},
+        messageAttributes: Object.fromEntries(Object.entries(m.MessageAttributes ?? {}).map(([k, v]) => [k, { stringValue: v.StringValue, dataType: v.DataType, stringListValues: [], binaryListValues: [] }])),
+        md5OfBody: m.MD5OfBody,
+        eventSource: 'aws:sqs',
+        eventSourceARN: `arn:aws:sqs:${region}:123456789012:${seeded.queueUrl.split('/').pop()}`,
+        awsRegion: region,
+      })),
+    };
+    try {
+      const result = await invokeReconcile(name, event);
+      const failed = new Set((result?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
+      const done = messages.filter((m) => !failed.has(m.MessageId));
+      if (done.length) await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: seeded.queueUrl, Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }));
+      log(`reconcile took ${messages.length} message(s), ${failed.size} failed (retried after the visibility timeout)`);
+    } catch (e) {
+      console.error(`dev: ${e.message}`);
+    }
+  }
+}
+
+main().catch(async (e) => {
+  console.error(`dev: ${e.stack ?? e}`);
+  await stop(1);
+});

@@ -1,0 +1,94 @@
+/**
+ * CI check of the deployment: `serverless package` with no AWS credentials (dummy values only, so
+ * no call can succeed), then cfn-lint on the generated template: zero errors; and the webhook
+ * bundle must not contain the EC2 client (cold start). Slow (esbuild + the framework): one file.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { build } from 'esbuild';
+
+const run = promisify(execFile);
+const root = join(__dirname, '..', '..');
+const out = mkdtempSync(join(tmpdir(), 'gsa-package-'));
+afterAll(() => {
+  rmSync(out, { recursive: true, force: true });
+  rmSync(join(root, '.esbuild-package-test'), { recursive: true, force: true });
+});
+
+// No real credentials can leak into the test: everything AWS-related is replaced.
+const env: NodeJS.ProcessEnv = {
+  PATH: process.env.PATH,
+  HOME: process.env.HOME,
+  AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+  AWS_SECRET_ACCESS_KEY: 'not-a-real-secret',
+  AWS_EC2_METADATA_DISABLED: 'true',
+  SLS_TELEMETRY_DISABLED: '1',
+  SLS_NOTIFICATIONS_MODE: 'off',
+  GSA_ESBUILD_DIR: '.esbuild-package-test',
+};
+
+describe('serverless package + cfn-lint', () => {
+  let template: any;
+  beforeAll(async () => {
+    await run('npx', ['serverless', 'package', '--stage', 'ci', '--param', 'vpc=vpc-0123456789abcdef0', '--package', out], { cwd: root, env, timeout: 240_000, maxBuffer: 16 << 20 });
+    template = JSON.parse(readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8'));
+  }, 300_000);
+
+  it('packages the three functions on arm64 with a current Node.js runtime', () => {
+    for (const f of ['webhook', 'reconcile', 'interruption']) expect(existsSync(join(out, `${f}.zip`))).toBe(true);
+    const fns = Object.values(template.Resources).filter((r: any) => r.Type === 'AWS::Lambda::Function') as any[];
+    expect(fns).toHaveLength(3);
+    for (const f of fns) {
+      expect(f.Properties.Architectures).toEqual(['arm64']);
+      expect(Number(/^nodejs(\d+)\.x$/.exec(f.Properties.Runtime)?.[1])).toBeGreaterThanOrEqual(22);
+    }
+    expect(template.Resources.ReconcileLambdaFunction.Properties.ReservedConcurrentExecutions).toBe(1);
+    expect(template.Resources.IamRoleLambdaExecution).toBeUndefined(); // no shared role: one per function
+  });
+
+  it('has scheduler schedules with a time zone, and the webhook URL output', () => {
+    const schedules = Object.values(template.Resources).filter((r: any) => r.Type === 'AWS::Scheduler::Schedule') as any[];
+    expect(schedules.map((s) => s.Properties.ScheduleExpression)).toEqual(expect.arrayContaining(['rate(1 minute)', 'cron(0 0,8,19 * * ? *)']));
+    expect(schedules.find((s) => s.Properties.ScheduleExpression.startsWith('cron')).Properties.ScheduleExpressionTimezone).toBe('Europe/Berlin');
+    expect(template.Outputs.WebhookUrl).toBeDefined();
+  });
+
+  it('passes cfn-lint with zero errors', async () => {
+    const file = join(out, 'cloudformation-template-update-stack.json');
+    let stdout = '';
+    let code = 0;
+    try {
+      ({ stdout } = await run('cfn-lint', ['--format', 'parseable', file], { timeout: 120_000, maxBuffer: 16 << 20 }));
+    } catch (e: any) {
+      stdout = e.stdout ?? '';
+      code = typeof e.code === 'number' ? e.code : 1;
+      if (typeof e.code !== 'number') throw e;
+    }
+    // cfn-lint's exit code is a bit mask: 2 = errors, 4 = warnings, 8 = informational, 1 = crash.
+    const errors = stdout.split('\n').filter((l) => /:E\d{4}:/.test(l));
+    expect(errors).toEqual([]);
+    expect(code & 3).toBe(0);
+  }, 150_000);
+});
+
+describe('webhook bundle', () => {
+  it('does not include the EC2 client', async () => {
+    const result = await build({
+      entryPoints: [join(root, 'handlers/webhook.ts')],
+      bundle: true,
+      platform: 'node',
+      target: 'node22',
+      format: 'cjs',
+      minify: true,
+      write: false,
+      metafile: true,
+      logLevel: 'silent',
+    });
+    const inputs = Object.keys(result.metafile.inputs);
+    expect(inputs.some((p) => p.includes('@aws-sdk/client-sqs'))).toBe(true); // the check can see SDK clients
+    expect(inputs.filter((p) => p.includes('@aws-sdk/client-ec2'))).toEqual([]);
+  }, 60_000);
+});

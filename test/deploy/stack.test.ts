@@ -1,0 +1,165 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseConfig } from '../../lib/config';
+import { buildStack, logicalName, rootDeviceName, StackError, type StackOptions } from '../../lib/deploy/stack';
+import { renderUserData } from '../../lib/worker/userdata';
+import { TAGS } from '../../lib/controller/tags';
+
+const sample = parseConfig(readFileSync(join(__dirname, '../../samples/config.yaml'), 'utf8'), 'samples/config.yaml');
+const opts = (over: Partial<StackOptions> = {}): StackOptions => ({ config: sample, stage: 'prod', region: 'eu-central-1', vpcId: 'vpc-0123456789abcdef0', renderUserData, ...over });
+const stack = buildStack(opts());
+const R = stack.resources as Record<string, any>;
+
+function statements(roleId: string): any[] {
+  return R[roleId].Properties.Policies.flatMap((p: any) => p.PolicyDocument.Statement);
+}
+const actions = (st: any[]) => st.flatMap((s) => ([] as string[]).concat(s.Action));
+
+describe('IAM: least privilege', () => {
+  const roles = Object.keys(R).filter((k) => R[k].Type === 'AWS::IAM::Role');
+
+  it('has one role per function, one per pool, and one for the scheduler', () => {
+    expect(roles.sort()).toEqual(['InterruptionRole', 'ReconcileRole', 'SchedulerRole', 'WebhookRole', 'WorkerRoleGeneral', 'WorkerRoleHeavy']);
+  });
+
+  it('grants no wildcard action anywhere', () => {
+    for (const id of roles) for (const a of actions(statements(id))) expect(a).not.toMatch(/\*/);
+  });
+
+  it('gives the webhook no EC2 permission, only its secret and SendMessage', () => {
+    const a = actions(statements('WebhookRole'));
+    expect(a.filter((x) => x.startsWith('ec2:'))).toEqual([]);
+    expect(a.sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents', 'sqs:SendMessage', 'ssm:GetParameter']);
+    const secret = statements('WebhookRole').find((s) => s.Sid === 'WebhookSecret');
+    expect(secret.Resource['Fn::Sub']).toMatch(/parameter\/gitlab-spot-autoscaler\/acme-ci\/prod\/secrets\/webhook-secret$/);
+  });
+
+  it('lets reconcile terminate and tag only instances carrying this deployment and stage', () => {
+    const st = statements('ReconcileRole');
+    for (const s of st.filter((x) => ([] as string[]).concat(x.Action).some((a: string) => a === 'ec2:TerminateInstances' || a === 'ec2:DeleteTags'))) {
+      expect(s.Condition.StringEquals).toEqual({ [`aws:ResourceTag/${TAGS.deployment}`]: 'acme-ci', [`aws:ResourceTag/${TAGS.stage}`]: 'prod' });
+    }
+    const createTags = st.filter((x) => ([] as string[]).concat(x.Action).includes('ec2:CreateTags'));
+    expect(createTags.length).toBe(2);
+    for (const s of createTags) expect(s.Condition).toBeDefined();
+    const launch = st.find((x) => x.Sid === 'LaunchOnlyTaggedWorkers');
+    expect(launch.Resource['Fn::Sub']).toMatch(/:instance\/\*$/);
+    expect(launch.Condition.StringEquals[`aws:RequestTag/${TAGS.deployment}`]).toBe('acme-ci');
+  });
+
+  it('limits reconcile SSM access to the deployment path', () => {
+    const s = statements('ReconcileRole').find((x) => x.Sid === 'DeploymentParameters');
+    expect(s.Resource.map((r: any) => r['Fn::Sub'])).toEqual([
+      'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/gitlab-spot-autoscaler/acme-ci/prod',
+      'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/gitlab-spot-autoscaler/acme-ci/prod/*',
+    ]);
+    for (const st of statements('ReconcileRole')) if (([] as string[]).concat(st.Action).some((a: string) => a.startsWith('ssm:'))) expect(JSON.stringify(st.Resource)).toContain('/acme-ci/prod');
+  });
+
+  it('lets the interruption function tag only the interruption and retire tags of own instances', () => {
+    const s = statements('InterruptionRole').find((x) => x.Sid === 'MarkOwnWorkers');
+    expect(s.Condition['ForAllValues:StringEquals']['aws:TagKeys'].sort()).toEqual([TAGS.interrupted, TAGS.retire].sort());
+    expect(s.Condition.StringEquals[`aws:ResourceTag/${TAGS.stage}`]).toBe('prod');
+    expect(actions(statements('InterruptionRole'))).not.toContain('ec2:TerminateInstances');
+  });
+
+  it("lets a worker read only its own pool's runner token and use only the cache bucket", () => {
+    const g = statements('WorkerRoleGeneral');
+    expect(g.find((s) => s.Sid === 'OwnRunnerToken').Resource['Fn::Sub']).toMatch(/runner-token\/general$/);
+    expect(JSON.stringify(g)).not.toContain('runner-token/heavy');
+    const s3 = g.filter((s) => actions([s]).some((a) => a.startsWith('s3:')));
+    for (const s of s3) expect(JSON.stringify(s.Resource)).toContain('CacheBucket');
+    const own = g.find((s) => s.Sid === 'ReportOwnState');
+    expect(own.Condition.StringEquals['aws:ARN']).toEqual({ 'Fn::Sub': '${!ec2:SourceInstanceARN}' });
+  });
+});
+
+describe('workers', () => {
+  it('launch templates require IMDSv2, expose tags, encrypt the root volume, terminate on shutdown', () => {
+    for (const pool of ['General', 'Heavy']) {
+      const d = R[`LaunchTemplate${pool}`].Properties.LaunchTemplateData;
+      expect(d.MetadataOptions).toMatchObject({ HttpTokens: 'required', InstanceMetadataTags: 'enabled', HttpPutResponseHopLimit: 1 });
+      expect(d.InstanceInitiatedShutdownBehavior).toBe('terminate');
+      expect(d.BlockDeviceMappings[0].Ebs).toMatchObject({ Encrypted: true, DeleteOnTermination: true });
+      expect(d.UserData['Fn::Base64']).toBeDefined();
+      expect(d.TagSpecifications[0].Tags).toEqual(expect.arrayContaining([{ Key: TAGS.pool, Value: pool.toLowerCase() }]));
+    }
+    expect(R.LaunchTemplateHeavy.Properties.LaunchTemplateData.BlockDeviceMappings[0].Ebs.VolumeSize).toBe(100);
+    expect(R.LaunchTemplateGeneral.Properties.LaunchTemplateName).toBe('gitlab-spot-autoscaler-acme-ci-prod-general');
+  });
+
+  it('puts the cache bucket into the user data as a reference, not a placeholder', () => {
+    const ud = JSON.stringify(R.LaunchTemplateGeneral.Properties.LaunchTemplateData.UserData);
+    expect(ud).toContain('{"Ref":"CacheBucket"}');
+    expect(ud).not.toContain('placeholder');
+  });
+
+  it('creates a security group with no inbound rule, and an encrypted private cache bucket that expires', () => {
+    expect(R.WorkerSecurityGroup.Properties.SecurityGroupIngress).toBeUndefined();
+    expect(R.WorkerSecurityGroup.Properties.VpcId).toBe('vpc-0123456789abcdef0');
+    const b = R.CacheBucket.Properties;
+    expect(b.PublicAccessBlockConfiguration).toEqual({ BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
+    expect(b.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault.SSEAlgorithm).toBe('AES256');
+    expect(b.LifecycleConfiguration.Rules[0].ExpirationInDays).toBeGreaterThan(0);
+  });
+
+  it('picks the root device by AMI family', () => {
+    expect(rootDeviceName('resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64')).toBe('/dev/xvda');
+    expect(rootDeviceName('resolve:ssm:/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id')).toBe('/dev/sda1');
+  });
+});
+
+describe('queue, schedules, outputs', () => {
+  it('has a dead-letter queue with an alarm, and a visibility timeout of six reconcile timeouts', () => {
+    expect(R.EventQueue.Properties.RedrivePolicy.deadLetterTargetArn).toEqual({ 'Fn::GetAtt': ['EventDeadLetterQueue', 'Arn'] });
+    expect(R.EventQueue.Properties.VisibilityTimeout).toBe(360);
+    expect(R.DeadLetterAlarm.Properties.Dimensions[0].Value).toEqual({ 'Fn::GetAtt': ['EventDeadLetterQueue', 'QueueName'] });
+  });
+
+  it('triggers reconcile from SQS with partial batch failures, every minute, and at the period boundaries', () => {
+    const [sqs, tick, ...boundaries] = stack.reconcileEvents as any[];
+    expect(sqs.sqs).toMatchObject({ functionResponseType: 'ReportBatchItemFailures', maximumBatchingWindow: 2 });
+    expect(tick.schedule).toMatchObject({ rate: ['rate(1 minute)'], method: 'scheduler' });
+    expect(boundaries.map((b) => [b.schedule.rate[0], b.schedule.timezone])).toEqual([['cron(0 0,8,19 * * ? *)', 'Europe/Berlin']]);
+  });
+
+  it('routes the three EC2 event types to the interruption function', () => {
+    const types = (stack.interruptionEvents as any[]).flatMap((e) => e.eventBridge.pattern['detail-type']);
+    expect(types.sort()).toEqual(['EC2 Instance Rebalance Recommendation', 'EC2 Instance State-change Notification', 'EC2 Spot Instance Interruption Warning']);
+  });
+
+  it('stores the validated config and outputs the webhook URL and the secrets to create', () => {
+    expect(JSON.parse(R.ConfigParameter.Properties.Value).deployment).toBe('acme-ci');
+    expect(R.ConfigParameter.Properties.Name).toBe('/gitlab-spot-autoscaler/acme-ci/prod/config');
+    expect(JSON.stringify(stack.outputs.WebhookUrl)).toContain('/webhook');
+    expect(stack.secretParameters).toEqual([
+      '/gitlab-spot-autoscaler/acme-ci/prod/secrets/webhook-secret',
+      '/gitlab-spot-autoscaler/acme-ci/prod/secrets/gitlab-api-token',
+      '/gitlab-spot-autoscaler/acme-ci/prod/secrets/runner-token/general',
+      '/gitlab-spot-autoscaler/acme-ci/prod/secrets/runner-token/heavy',
+    ]);
+  });
+
+  it('gives the webhook only what it needs in its environment (no config)', () => {
+    expect(Object.keys(stack.env.webhook).sort()).toEqual(['DEPLOYMENT', 'QUEUE_URL', 'STAGE', 'WEBHOOK_SECRET_PARAMETER']);
+  });
+});
+
+describe('bad input', () => {
+  it('refuses a stage that does not fit in resource names', () => {
+    expect(() => buildStack(opts({ stage: 'Prod_1' }))).toThrow(StackError);
+    expect(() => buildStack(opts({ stage: 'x'.repeat(17) }))).toThrow(/1-16/);
+  });
+  it('asks for the VPC when a pool lists no security group', () => {
+    expect(() => buildStack(opts({ vpcId: undefined }))).toThrow(/--param vpc=vpc-/);
+  });
+  it('refuses a region that contradicts the config', () => {
+    expect(() => buildStack(opts({ region: 'us-east-1' }))).toThrow(/eu-central-1/);
+  });
+  it('refuses user data over 16 KB', () => {
+    expect(() => buildStack(opts({ renderUserData: () => 'x'.repeat(16 * 1024 + 1) }))).toThrow(/16384/);
+  });
+  it('maps pool names to CloudFormation ids', () => {
+    expect(logicalName('docker-amd64')).toBe('DockerAmd64');
+  });
+});

@@ -1,0 +1,140 @@
+/**
+ * The reconcile and interruption handlers against moto (EC2, SSM, SQS over HTTP) and a loopback
+ * GitLab API: an SQS batch with a bad message reports exactly that one in batchItemFailures, the
+ * pass launches a worker, EMF lines come out per pool, and no secret appears in any log line.
+ */
+import { createServer, type Server } from 'node:http';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EC2Client, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
+import { SSMClient, PutParameterCommand } from '@aws-sdk/client-ssm';
+import { SQSClient, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { stringify } from 'yaml';
+import { startMoto, motoClientConfig, type MotoServer } from '../helpers/moto';
+import { seedMoto, type Seeded } from '../../lib/deploy/dev-seed';
+import { parameterNames } from '../../lib/config';
+import { handler as reconcile, resetForTests as resetReconcile } from '../../handlers/reconcile';
+import { handler as interruption, resetForTests as resetInterruption } from '../../handlers/interruption';
+import { clearConfigCache } from '../../lib/lambda/runtime';
+import { resetGitlabForTests } from '../../lib/lambda/gitlab';
+import { clearSecretCache } from '../../lib/aws/ssm-state-store';
+
+const API_TOKEN = 'glpat-test-api-token-0123456789';
+const WEBHOOK_SECRET = 'webhook-secret-for-reconcile-test';
+let moto: MotoServer;
+let gitlab: Server;
+let seeded: Seeded;
+let dir: string;
+let lines: string[] = [];
+const metrics: string[] = [];
+const env0 = { ...process.env };
+const ctx = () => ({ awsRequestId: 'r-1', getRemainingTimeInMillis: () => 60_000 }) as any;
+const apiRequests: { url?: string; token?: string | string[] }[] = [];
+
+beforeAll(async () => {
+  moto = await startMoto();
+  gitlab = createServer((req, res) => {
+    apiRequests.push({ url: req.url, token: req.headers['private-token'] });
+    const m = /\/projects\/(\d+)\/jobs\/(\d+)$/.exec(req.url ?? '');
+    res.setHeader('content-type', 'application/json');
+    if (!m) return void res.writeHead(404).end('{}');
+    res.end(JSON.stringify({ id: Number(m[2]), status: 'pending', tag_list: ['docker'] }));
+  });
+  await new Promise<void>((r) => gitlab.listen(0, '127.0.0.1', r));
+  const gitlabUrl = `http://127.0.0.1:${(gitlab.address() as { port: number }).port}`;
+  dir = mkdtempSync(join(tmpdir(), 'gsa-reconcile-'));
+  seeded = await seedMoto({ endpoint: moto.endpoint, region: 'us-east-1', stage: 'test', webhookSecret: WEBHOOK_SECRET, configPath: join(dir, 'seed.yaml') });
+  const config = { ...seeded.config, gitlab: { url: gitlabUrl } };
+  writeFileSync(join(dir, 'config.yaml'), stringify(config));
+  await new SSMClient(motoClientConfig(moto.endpoint)).send(
+    new PutParameterCommand({ Name: parameterNames(seeded.config, 'test').gitlabApiToken, Value: API_TOKEN, Type: 'SecureString', Overwrite: true }),
+  );
+  Object.assign(process.env, {
+    AWS_ENDPOINT_URL: moto.endpoint,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'testing',
+    AWS_SECRET_ACCESS_KEY: 'testing',
+    STAGE: 'test',
+    CONFIG_FILE: join(dir, 'config.yaml'),
+    QUEUE_URL: seeded.queueUrl,
+  });
+  delete process.env.CONFIG_PARAMETER;
+}, 60_000);
+
+afterAll(async () => {
+  process.env = env0;
+  await new Promise((r) => gitlab.close(r));
+  await moto.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let spy: jest.SpyInstance;
+beforeEach(() => {
+  resetReconcile((l) => metrics.push(l));
+  resetInterruption((l) => metrics.push(l));
+  clearConfigCache();
+  clearSecretCache();
+  resetGitlabForTests();
+  spy = jest.spyOn(process.stdout, 'write').mockImplementation(((c: any) => (lines.push(String(c)), true)) as any);
+});
+afterEach(() => spy.mockRestore());
+
+const record = (id: string, body: string) => ({ messageId: id, receiptHandle: id, body, attributes: {}, messageAttributes: {}, md5OfBody: '', eventSource: 'aws:sqs', eventSourceARN: 'arn', awsRegion: 'us-east-1' });
+const ec2 = () => new EC2Client(motoClientConfig(moto.endpoint));
+const instances = async () => (await ec2().send(new DescribeInstancesCommand({}))).Reservations?.flatMap((r) => r.Instances ?? []) ?? [];
+
+describe('reconcile handler', () => {
+  it('reports only the unreadable message as failed, launches for the pending job, emits per-pool metrics', async () => {
+    const job = { v: 1, type: 'job', event: { jobId: 77, projectId: 5, status: 'pending', receivedAt: Date.now(), deliveryId: 'd-1' } };
+    const res = await reconcile({ Records: [record('m-ok', JSON.stringify(job)), record('m-dup', JSON.stringify(job)), record('m-bad', '{"v":9}')] }, ctx());
+    expect(res).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-bad' }] });
+    expect(await instances()).toHaveLength(1);
+    const pool = metrics.map((l) => JSON.parse(l)).find((m) => m.Pool === 'docker');
+    expect(pool).toMatchObject({ Deployment: 'dev-local', Stage: 'test', Launches: 1, PendingJobs: 1 });
+    expect(pool._aws.CloudWatchMetrics[0].Dimensions).toEqual([['Deployment', 'Stage', 'Pool']]);
+    const logs = lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    expect(logs.find((l) => l.message === 'pass done')).toMatchObject({ trigger: 'queue', events: 1, launched: { docker: 1 } });
+    expect(logs.every((l) => l.correlationId === 'm-ok')).toBe(true);
+  });
+
+  it('runs a scheduled pass and returns its decisions', async () => {
+    const res: any = await reconcile({ trigger: 'schedule', reason: 'tick' }, ctx());
+    expect(res.passId).toMatch(/^\d{8}T\d{6}Z-/);
+    expect(Array.isArray(res.decisions)).toBe(true);
+  });
+
+  it('never logs a secret it used (GitLab API token, webhook secret, runner token)', async () => {
+    const job = { v: 1, type: 'job', event: { jobId: 78, projectId: 5, status: 'pending', receivedAt: Date.now() - 10 * 60_000 } };
+    await reconcile({ Records: [record('m-2', JSON.stringify(job))] }, ctx());
+    expect(apiRequests.length).toBeGreaterThan(0); // the token was really used
+    expect(apiRequests.every((r) => r.token === API_TOKEN)).toBe(true);
+    const all = lines.join('') + metrics.join('');
+    for (const secret of [API_TOKEN, WEBHOOK_SECRET, 'glrt-dev-not-a-real-token']) expect(all).not.toContain(secret);
+  });
+});
+
+describe('interruption handler', () => {
+  it('marks a worker of this deployment and queues a reconcile nudge', async () => {
+    const [inst] = await instances();
+    const event = JSON.parse(readFileSync(join(__dirname, '../../events/spot-interruption-warning.json'), 'utf8'));
+    event.detail['instance-id'] = inst.InstanceId;
+    const res: any = await interruption(event, ctx());
+    expect(res).toMatchObject({ action: 'tagged', queued: true });
+    const tags = (await instances()).find((i) => i.InstanceId === inst.InstanceId)!.Tags ?? [];
+    expect(tags.find((t) => t.Key === 'gitlab-spot-autoscaler:interrupted')?.Value).toMatch(/^interruption /);
+    const msgs = await new SQSClient(motoClientConfig(moto.endpoint)).send(new ReceiveMessageCommand({ QueueUrl: seeded.queueUrl, MaxNumberOfMessages: 10 }));
+    expect((msgs.Messages ?? []).map((m) => JSON.parse(m.Body!)).some((b) => b.type === 'interruption' && b.instanceId === inst.InstanceId)).toBe(true);
+    expect(metrics.some((l) => JSON.parse(l).Interruptions === 1)).toBe(true);
+  });
+
+  it('leaves instances of other deployments alone and queues nothing', async () => {
+    const event = JSON.parse(readFileSync(join(__dirname, '../../events/spot-interruption-warning.json'), 'utf8'));
+    event.detail['instance-id'] = 'i-0123456789abcdef0';
+    expect(await interruption(event, ctx())).toMatchObject({ action: 'not-ours', queued: false });
+  });
+
+  it('ignores event types it does not handle', async () => {
+    expect(await interruption({ 'detail-type': 'Something Else', detail: {} }, ctx())).toMatchObject({ action: 'ignored', queued: false });
+  });
+});

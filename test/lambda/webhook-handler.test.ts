@@ -1,0 +1,112 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { mockClient } from 'aws-sdk-client-mock';
+import { SSMClient, GetParameterCommand } from '@aws-sdk/client-ssm';
+import { SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { handler, resetForTests } from '../../handlers/webhook';
+import { clearRegisteredSecrets } from '../../lib/lambda/logger';
+import { decodeQueueMessage } from '../../lib/webhook/job-hook';
+
+const SECRET = 'whsec-0123456789abcdef';
+const ssm = mockClient(SSMClient);
+const sqs = mockClient(SQSClient);
+const event = (name: string) => JSON.parse(readFileSync(join(__dirname, '../../events', name), 'utf8'));
+const withToken = (e: any, token: string | undefined) => ({ ...e, headers: { ...e.headers, 'x-gitlab-token': token } });
+const ctx = () => ({ awsRequestId: 'req-1', functionName: 'webhook', getRemainingTimeInMillis: () => 10_000 }) as any;
+
+let lines: string[];
+let spy: jest.SpyInstance;
+beforeEach(() => {
+  resetForTests();
+  clearRegisteredSecrets();
+  ssm.reset();
+  sqs.reset();
+  process.env.QUEUE_URL = 'https://sqs.eu-west-1.amazonaws.com/123456789012/q';
+  process.env.WEBHOOK_SECRET_PARAMETER = '/gsa/x/dev/secrets/webhook-secret';
+  process.env.WEBHOOK_SECRET_CACHE_SECONDS = '300';
+  ssm.on(GetParameterCommand).resolves({ Parameter: { Value: SECRET } });
+  sqs.on(SendMessageCommand).resolves({ MessageId: 'm-1' });
+  lines = [];
+  spy = jest.spyOn(process.stdout, 'write').mockImplementation(((chunk: any) => {
+    lines.push(String(chunk));
+    return true;
+  }) as any);
+});
+afterEach(() => spy.mockRestore());
+
+const logs = () => lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+
+describe('webhook handler', () => {
+  it('queues a valid pending job and answers 202', async () => {
+    const res = await handler(withToken(event('webhook-job-pending.json'), SECRET), ctx());
+    expect(res.statusCode).toBe(202);
+    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(1);
+    const input = sqs.commandCalls(SendMessageCommand)[0].args[0].input;
+    expect(input.QueueUrl).toBe(process.env.QUEUE_URL);
+    expect(decodeQueueMessage(input.MessageBody!)).toMatchObject({ type: 'job', event: { jobId: 4242, projectId: 17, status: 'pending' } });
+    expect(input.MessageAttributes?.dedupKey?.StringValue).toBe('idem:0b5a3c2e-9f0d-4a8e-9a51-1f2c3d4e5f60');
+    expect(ssm.commandCalls(GetParameterCommand)[0].args[0].input).toEqual({ Name: '/gsa/x/dev/secrets/webhook-secret', WithDecryption: true });
+  });
+
+  it('answers 401 to a wrong token and queues nothing', async () => {
+    const res = await handler(withToken(event('webhook-job-pending.json'), 'wrong-token-value'), ctx());
+    expect(res.statusCode).toBe(401);
+    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+  });
+
+  it('answers 4xx with a reason to a malformed body and queues nothing', async () => {
+    const res = await handler({ ...withToken(event('webhook-job-pending.json'), SECRET), body: '{oops' }, ctx());
+    expect(res.statusCode).toBe(400);
+    expect(JSON.parse(res.body).error).toMatch(/not JSON/);
+    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+  });
+
+  it('answers 200 to other GitLab events and queues nothing', async () => {
+    const e = withToken(event('webhook-job-pending.json'), SECRET);
+    e.headers['x-gitlab-event'] = 'Push Hook';
+    const res = await handler(e, ctx());
+    expect(res.statusCode).toBe(200);
+    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+  });
+
+  it('caches the secret between deliveries', async () => {
+    await handler(withToken(event('webhook-job-pending.json'), SECRET), ctx());
+    await handler(withToken(event('webhook-job-running.json'), SECRET), ctx());
+    expect(ssm.commandCalls(GetParameterCommand)).toHaveLength(1);
+  });
+
+  it('answers 503 when SQS is down, without details, and logs the cause', async () => {
+    sqs.on(SendMessageCommand).rejects(new Error('connect ECONNREFUSED sqs'));
+    const res = await handler(withToken(event('webhook-job-pending.json'), SECRET), ctx());
+    expect(res.statusCode).toBe(503);
+    expect(res.body).not.toMatch(/ECONNREFUSED/);
+    expect(logs().some((l) => l.level === 'error' && JSON.stringify(l.error).includes('ECONNREFUSED'))).toBe(true);
+  });
+
+  it('answers 503 when the secret cannot be read, and queues nothing', async () => {
+    ssm.on(GetParameterCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+    const res = await handler(withToken(event('webhook-job-pending.json'), SECRET), ctx());
+    expect(res.statusCode).toBe(503);
+    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+  });
+
+  it('logs JSON lines with one correlation id (GitLab event UUID) and never the secret or a presented token', async () => {
+    await handler(withToken(event('webhook-job-pending.json'), SECRET), ctx());
+    await handler(withToken(event('webhook-job-pending.json'), 'glrt-presented-but-wrong-1234'), ctx());
+    const all = lines.join('');
+    expect(all).not.toContain(SECRET);
+    expect(all).not.toContain('glrt-presented-but-wrong-1234');
+    const entries = logs();
+    expect(entries.length).toBeGreaterThanOrEqual(4);
+    for (const l of entries) expect(l.correlationId).toBe('0b5a3c2e-9f0d-4a8e-9a51-1f2c3d4e5f60');
+    expect(entries.some((l) => l.message === 'job event queued' && l.jobId === 4242)).toBe(true);
+    expect(entries.some((l) => l.message === 'webhook rejected' && l.status === 401)).toBe(true);
+  });
+
+  it('names the missing variable when the function is misconfigured', async () => {
+    delete process.env.QUEUE_URL;
+    const res = await handler(withToken(event('webhook-job-pending.json'), SECRET), ctx());
+    expect(res.statusCode).toBe(503);
+    expect(lines.join('')).toContain('QUEUE_URL is not set');
+  });
+});
