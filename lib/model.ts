@@ -34,6 +34,8 @@ export interface WorkerView {
   /** Epoch ms when retirement was requested, for workers in state `retiring`. */
   retireRequestedAt?: number;
   problem?: WorkerProblem;
+  /** Launch template version the worker was launched from (a changed template retires it). */
+  templateVersion?: string;
   instanceType?: string;
   zone?: string;
   market?: 'spot' | 'on-demand';
@@ -50,6 +52,8 @@ export interface Snapshot {
   workers: readonly WorkerView[];
   /** Demand per pool name; a pool missing here has no demand. */
   demand: Readonly<Record<string, PoolDemand>>;
+  /** The launch template version each pool launches from now; idle workers of other versions are retired. */
+  templateVersions?: Readonly<Record<string, string>>;
 }
 
 /** A graceful request: the worker finishes its current job, then leaves on its own. */

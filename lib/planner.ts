@@ -7,8 +7,9 @@
  * not: pending jobs that no idle or booting worker covers get capacity in the same pass.
  *
  * Two decisions per pool, each made of small named rules:
- *  - retire?  an idle worker leaves when it reached MaxBuilds, when the pool is over `limit`, or
- *             when it was idle longer than IdleTime and the idle target is exceeded without it.
+ *  - retire?  an idle worker leaves when it reached MaxBuilds, when its launch template is out of
+ *             date, when the pool is over `limit`, or when it was idle longer than IdleTime and the
+ *             idle target is exceeded without it.
  *  - launch?  enough for the pending jobs `concurrent` lets run, plus the idle target, within
  *             `limit` (workers in all states) and MaxGrowthRate (workers booting).
  * Retirement is always a request (the worker leaves after its job) and only ever made of idle
@@ -38,6 +39,7 @@ export function idleTarget(s: ActiveSettings, inUse: number): number {
 // ---- named rules ---------------------------------------------------------------------------
 
 const maxBuildsReached = (pool: Pool, w: WorkerView) => pool.MaxBuilds > 0 && w.builds >= pool.MaxBuilds;
+const templateOutdated = (w: WorkerView, current: string | undefined) => current !== undefined && w.templateVersion !== undefined && w.templateVersion !== current;
 const totalWorkersExceeded = (pool: Pool, total: number) => pool.limit > 0 && total > pool.limit;
 const idleTimeExceeded = (s: ActiveSettings, w: WorkerView, now: number) => now - (w.idleSince ?? w.launchedAt) >= s.IdleTime * 1000;
 const bootTimedOut = (pool: Pool, w: WorkerView, now: number) => w.state === 'booting' && now - w.launchedAt > pool.worker.bootTimeout * 1000;
@@ -146,6 +148,7 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
       : Infinity;
 
   const pools: PoolPlan[] = work.map(({ pool, settings, counts, idleTarget: target, triage: tri, idle }) => {
+    const current = snapshot.templateVersions?.[pool.name];
     const pendingServed = Math.min(counts.pending, jobRoom);
     if (jobRoom !== Infinity) jobRoom -= pendingServed;
     let available = counts.booting + counts.idle;
@@ -157,6 +160,9 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
     for (const w of idle) {
       let reason: string | undefined;
       if (maxBuildsReached(pool, w)) reason = `ran ${w.builds} builds (MaxBuilds ${pool.MaxBuilds})`;
+      // A changed launch template (AMI, user data, instance profile) reaches the fleet as idle
+      // workers are replaced: the replacement is launched in this pass, busy ones follow when idle.
+      else if (templateOutdated(w, current)) reason = `launch template changed (version ${w.templateVersion}, now ${current})`;
       // docker+machine removes an idle machine when Total >= limit; an idle worker at the limit is
       // exactly the capacity the next job needs, so only a pool over its limit gives one back.
       else if (totalWorkersExceeded(pool, total - retire.length)) reason = `pool has ${total - retire.length} workers, over limit ${pool.limit}`;

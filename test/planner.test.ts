@@ -100,6 +100,14 @@ describe('rules', () => {
     expect(p.retire).toEqual([{ id: 'a', reason: 'ran 10 builds (MaxBuilds 10)' }]);
   });
 
+  test('a changed launch template retires idle workers of the old version and replaces them at once', () => {
+    const workers = [worker('old', 'idle', { templateVersion: '3' }), worker('new', 'idle', { templateVersion: '4' }), worker('old-busy', 'busy', { templateVersion: '3' })];
+    const p = plan(cfg, new Date(T0), { workers, demand: demand(1, 1), templateVersions: { docker: '4' } }).pools[0];
+    expect(p.retire).toEqual([{ id: 'old', reason: 'launch template changed (version 3, now 4)' }]);
+    // 1 pending job takes 'new'; IdleCount 1 needs one more.
+    expect(p.launch).toBe(1);
+  });
+
   test('broken instances are terminated, busy ones never', () => {
     const workers = [
       worker('stuck', 'booting', { launchedAt: T0 - 3600_000 }),
