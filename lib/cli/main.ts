@@ -7,6 +7,7 @@ import { run as validate } from './commands/validate';
 import { run as userData, USAGE as userDataUsage } from './commands/user-data';
 import { run as simulate, USAGE as SIMULATE_USAGE } from './commands/simulate';
 import { run as migrate, USAGE as MIGRATE_USAGE } from './commands/migrate';
+import { run as status, USAGE as STATUS_USAGE } from './commands/status';
 
 type Command = { summary: string; usage: string; run: (argv: string[]) => Promise<number> };
 
@@ -30,6 +31,11 @@ export const COMMANDS: Record<string, Command> = {
     summary: 'check a config file and list every problem with its path',
     usage: 'validate --config FILE',
     run: validate,
+  },
+  status: {
+    summary: 'show a live deployment: workers by state, jobs, idle target, cooldowns, the last pass (SSM + EC2)',
+    usage: STATUS_USAGE,
+    run: status,
   },
   'user-data': {
     summary: 'print the exact user data (bash script) a worker of a pool boots with',

@@ -1,0 +1,112 @@
+/**
+ * What `status` shows: per pool, the workers by state with age and builds, the demand, the
+ * settings and idle target in force, cooldowns and back-offs, and the last pass's decisions.
+ * Pure: built from what the adapters read (EC2 workers, controller state).
+ */
+import type { Config } from './config';
+import type { WorkerView, WorkerState } from './model';
+import { activeSettings, type ActiveSettings } from './periods';
+import { idleTarget } from './planner';
+import type { ControllerState, PassSummary } from './controller/state';
+import { demandByPool } from './controller/jobs';
+
+export interface PoolStatus {
+  name: string;
+  settings: ActiveSettings;
+  idleTarget: number;
+  limit: number;
+  workers: Record<WorkerState, number>;
+  pending: number;
+  running: number;
+  instances: { id: string; state: WorkerState; ageSeconds: number; builds: number; idleSeconds?: number; instanceType?: string; zone?: string; market?: string; problem?: string }[];
+  cooldowns: { instanceType: string; subnet: string; secondsLeft: number; reason: string }[];
+  backoff?: { class: string; code: string; secondsLeft: number };
+  paused?: { code: string; message: string };
+}
+
+export interface StatusReport {
+  at: string;
+  deployment: string;
+  stage: string;
+  pools: PoolStatus[];
+  /** Instances tagged for this deployment whose pool is not in the config. */
+  orphans: string[];
+  lastPass?: PassSummary;
+}
+
+export function buildStatus(config: Config, stage: string, now: Date, workers: readonly WorkerView[], state: ControllerState): StatusReport {
+  const t = now.getTime();
+  const demand = demandByPool(config, state);
+  const known = new Set(config.pools.map((p) => p.name));
+  const pools = config.pools.map((pool): PoolStatus => {
+    const mine = workers.filter((w) => w.pool === pool.name).sort((a, b) => a.launchedAt - b.launchedAt || (a.id < b.id ? -1 : 1));
+    const counts: Record<WorkerState, number> = { booting: 0, idle: 0, busy: 0, retiring: 0 };
+    for (const w of mine) counts[w.state]++;
+    const settings = activeSettings(pool, now);
+    const backoff = state.backoffs[pool.name];
+    const paused = state.paused[pool.name];
+    return {
+      name: pool.name,
+      settings,
+      idleTarget: idleTarget(settings, counts.busy),
+      limit: pool.limit,
+      workers: counts,
+      pending: demand[pool.name]?.pending ?? 0,
+      running: demand[pool.name]?.running ?? 0,
+      instances: mine.map((w) => ({
+        id: w.id,
+        state: w.state,
+        ageSeconds: Math.max(0, Math.round((t - w.launchedAt) / 1000)),
+        builds: w.builds,
+        ...(w.state === 'idle' && w.idleSince !== undefined ? { idleSeconds: Math.max(0, Math.round((t - w.idleSince) / 1000)) } : {}),
+        ...(w.instanceType ? { instanceType: w.instanceType } : {}),
+        ...(w.zone ? { zone: w.zone } : {}),
+        ...(w.market ? { market: w.market } : {}),
+        ...(w.problem ? { problem: w.problem } : {}),
+      })),
+      cooldowns: state.cooldowns
+        .filter((c) => c.pool === pool.name && c.until > t)
+        .map((c) => ({ instanceType: c.instanceType, subnet: c.subnet, secondsLeft: Math.round((c.until - t) / 1000), reason: c.reason })),
+      ...(backoff && backoff.until > t ? { backoff: { class: backoff.class, code: backoff.code, secondsLeft: Math.round((backoff.until - t) / 1000) } } : {}),
+      ...(paused ? { paused: { code: paused.code, message: paused.message } } : {}),
+    };
+  });
+  return {
+    at: now.toISOString(),
+    deployment: config.deployment,
+    stage,
+    pools,
+    orphans: workers.filter((w) => !known.has(w.pool)).map((w) => w.id).sort(),
+    ...(state.lastPass ? { lastPass: state.lastPass } : {}),
+  };
+}
+
+const dur = (s: number) => (s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`);
+
+export function formatStatus(r: StatusReport): string {
+  const out: string[] = [`${r.deployment} / ${r.stage} at ${r.at}`];
+  for (const p of r.pools) {
+    const s = p.settings;
+    out.push('');
+    out.push(`pool ${p.name}: ${p.workers.booting} booting, ${p.workers.idle} idle, ${p.workers.busy} busy, ${p.workers.retiring} retiring${p.limit ? ` (limit ${p.limit})` : ''}; jobs ${p.pending} pending, ${p.running} running`);
+    out.push(
+      `  settings: ${s.activePeriod === null ? 'root values' : `autoscaling[${s.activePeriod}]`} — IdleCount ${s.IdleCount}, IdleTime ${s.IdleTime} s, IdleCountMin ${s.IdleCountMin}, IdleScaleFactor ${s.IdleScaleFactor}; idle target ${p.idleTarget}`,
+    );
+    if (p.paused) out.push(`  PAUSED: ${p.paused.code}: ${p.paused.message} (fix the config; launches resume when it changes)`);
+    if (p.backoff) out.push(`  backing off: ${p.backoff.class} ${p.backoff.code}, ${dur(p.backoff.secondsLeft)} left`);
+    for (const c of p.cooldowns) out.push(`  cooldown: ${c.instanceType} in ${c.subnet}, ${dur(c.secondsLeft)} left (${c.reason})`);
+    for (const w of p.instances)
+      out.push(
+        `  ${w.id.padEnd(20)} ${w.state.padEnd(8)} age ${dur(w.ageSeconds).padEnd(7)} builds ${String(w.builds).padEnd(4)}${w.idleSeconds !== undefined ? ` idle ${dur(w.idleSeconds)}` : ''}${w.instanceType ? ` ${w.instanceType}` : ''}${w.zone ? ` ${w.zone}` : ''}${w.market ? ` ${w.market}` : ''}${w.problem ? ` [${w.problem}]` : ''}`,
+      );
+  }
+  if (r.orphans.length) out.push('', `orphans (pool not in config): ${r.orphans.join(', ')}`);
+  out.push('');
+  if (r.lastPass) {
+    const lp = r.lastPass;
+    out.push(`last pass ${lp.passId} at ${lp.at} (${lp.trigger}):`);
+    for (const d of lp.decisions.length ? lp.decisions : ['nothing to do']) out.push(`  ${d}`);
+    for (const e of lp.errors) out.push(`  error: ${e}`);
+  } else out.push('no pass recorded yet');
+  return out.join('\n');
+}
