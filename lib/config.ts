@@ -92,6 +92,10 @@ export const WorkerSchema = z
       .regex(/^(ami-[0-9a-f]+|resolve:ssm:\/.+)$/, 'must be an AMI id ("ami-0abc...") or "resolve:ssm:/aws/service/..."'),
     rootVolumeSize: z.number().int().min(8, 'rootVolumeSize must be >= 8 GiB').max(16384).default(DEFAULTS.rootVolumeSize),
     rootVolumeType: z.enum(['gp3', 'gp2', 'io1', 'io2']).default(DEFAULTS.rootVolumeType),
+    // The AMI's root device, so the encrypted volume replaces the root rather than adding a disk.
+    // Amazon Linux: /dev/xvda; Ubuntu/Debian: /dev/sda1. Unset: read from the AMI where the API can
+    // (the controller's own template check), else guessed from an SSM AMI path (the stack).
+    rootDeviceName: z.string().regex(/^\/dev\/[a-z0-9]+$/, 'must be a device name such as "/dev/xvda" (Amazon Linux) or "/dev/sda1" (Ubuntu)').optional(),
     securityGroups: z.array(z.string().regex(/^sg-[0-9a-f]+$/, 'must be a security group id such as "sg-0abc123"')).default([]),
     privateAddressOnly: z.boolean().default(true),
     tags: z.record(z.string()).default({}),
@@ -141,6 +145,8 @@ export const ConfigSchema = z
   .object({
     deployment: z.string().regex(/^[a-z0-9][a-z0-9-]{0,30}$/, 'deployment names are 1-31 of a-z, 0-9 and "-"'),
     region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region such as "eu-west-1"').optional(),
+    // The VPC of the pools' subnets: the stack creates the workers' security group (no inbound rules) in it.
+    vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, 'must be a VPC id such as "vpc-0abc123"').optional(),
     ssmPrefix: ssmParameterName.default(DEFAULTS.ssmPrefix),
     gitlab: z
       .object({

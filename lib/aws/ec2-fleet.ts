@@ -473,8 +473,9 @@ export function launchTemplateData(input: LaunchTemplateInput, rootDeviceName: s
  */
 export async function ensureLaunchTemplate(ec2: EC2Client, input: LaunchTemplateInput): Promise<{ name: string; version: number; action: 'created' | 'updated' | 'unchanged' }> {
   const name = launchTemplateName(input.config.deployment, input.stage, input.pool.name);
-  let root = input.rootDeviceName ?? '/dev/xvda';
-  if (!input.rootDeviceName && input.pool.worker.ami.startsWith('ami-')) {
+  const named = input.rootDeviceName ?? input.pool.worker.rootDeviceName;
+  let root = named ?? '/dev/xvda';
+  if (!named && input.pool.worker.ami.startsWith('ami-')) {
     const img = await withRetry(() => ec2.send(new DescribeImagesCommand({ ImageIds: [input.pool.worker.ami] })));
     const found = img.Images?.[0];
     if (!found) throw new Error(`pools.${input.pool.name}.worker.ami: image ${input.pool.worker.ami} not found in this region`);

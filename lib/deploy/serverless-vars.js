@@ -43,7 +43,7 @@ function build(options) {
     const dev = process.env.GSA_DEV_ENDPOINT
       ? { endpoint: process.env.GSA_DEV_ENDPOINT, queueUrl: process.env.GSA_DEV_QUEUE_URL || '', configFile: process.env.GSA_DEV_CONFIG_FILE || configPath }
       : undefined;
-    const parts = buildStack({ config, stage, region, vpcId: param(options, 'vpc') || process.env.GSA_VPC_ID, renderUserData, dev });
+    const parts = buildStack({ config, stage, region, vpcId: param(options, 'vpc') || process.env.GSA_VPC_ID || undefined, renderUserData, dev });
     memo = { key, value: { ...parts, configPath } };
     return memo.value;
   } finally {

@@ -145,11 +145,12 @@ export function buildStack(opts: StackOptions): StackParts {
   const configHash = createHash('sha256').update(configJson).digest('hex').slice(0, 16);
   const sharedCache = config.pools.some((p) => !p.worker.docker.disableCache && p.worker.cache.shared && !p.worker.cache.bucketName);
   const needOwnSg = config.pools.some((p) => p.worker.securityGroups.length === 0);
-  if (needOwnSg && !opts.vpcId)
+  const vpcId = opts.vpcId ?? config.vpcId;
+  if (needOwnSg && !vpcId)
     throw new StackError(
-      `pools ${config.pools.filter((p) => p.worker.securityGroups.length === 0).map((p) => `"${p.name}"`).join(', ')} list no worker.securityGroups, so the stack creates one (no inbound rules) and needs the VPC of the subnets: pass --param vpc=vpc-... (aws ec2 describe-subnets --subnet-ids ${config.pools[0].worker.subnets[0]} --query "Subnets[0].VpcId")`,
+      `pools ${config.pools.filter((p) => p.worker.securityGroups.length === 0).map((p) => `"${p.name}"`).join(', ')} list no worker.securityGroups, so the stack creates one (no inbound rules) and needs the VPC of the subnets: set vpcId in the config or pass --param vpc=vpc-... (aws ec2 describe-subnets --subnet-ids ${config.pools[0].worker.subnets[0]} --query "Subnets[0].VpcId")`,
     );
-  if (opts.vpcId && !/^vpc-[0-9a-f]+$/.test(opts.vpcId)) throw new StackError(`vpc "${opts.vpcId}" must be a VPC id such as "vpc-0abc123"`);
+  if (vpcId && !/^vpc-[0-9a-f]+$/.test(vpcId)) throw new StackError(`vpc "${vpcId}" must be a VPC id such as "vpc-0abc123"`);
 
   const deploymentCondition = (kind: 'aws:ResourceTag' | 'aws:RequestTag') => ({ StringEquals: { [`${kind}/${TAGS.deployment}`]: config.deployment, [`${kind}/${TAGS.stage}`]: stage } });
   const resources: Record<string, Cfn> = {};
@@ -275,7 +276,7 @@ export function buildStack(opts: StackOptions): StackParts {
       Type: 'AWS::EC2::SecurityGroup',
       Properties: {
         GroupDescription: `gitlab-spot-autoscaler workers of ${config.deployment}/${stage}: no inbound, all outbound (GitLab, registries, S3)`,
-        VpcId: opts.vpcId,
+        VpcId: vpcId,
         SecurityGroupEgress: [{ IpProtocol: '-1', CidrIp: '0.0.0.0/0', Description: 'workers reach GitLab, container registries and S3' }],
         Tags: [
           { Key: TAGS.deployment, Value: config.deployment },
@@ -359,7 +360,7 @@ export function buildStack(opts: StackOptions): StackParts {
           },
           BlockDeviceMappings: [
             {
-              DeviceName: rootDeviceName(pool.worker.ami),
+              DeviceName: pool.worker.rootDeviceName ?? rootDeviceName(pool.worker.ami),
               Ebs: { VolumeSize: pool.worker.rootVolumeSize, VolumeType: pool.worker.rootVolumeType, Encrypted: true, DeleteOnTermination: true },
             },
           ],

@@ -150,8 +150,18 @@ describe('bad input', () => {
     expect(() => buildStack(opts({ stage: 'Prod_1' }))).toThrow(StackError);
     expect(() => buildStack(opts({ stage: 'x'.repeat(17) }))).toThrow(/1-16/);
   });
-  it('asks for the VPC when a pool lists no security group', () => {
-    expect(() => buildStack(opts({ vpcId: undefined }))).toThrow(/--param vpc=vpc-/);
+  it('asks for the VPC when a pool lists no security group, and takes it from the config', () => {
+    expect(() => buildStack(opts({ vpcId: undefined }))).toThrow(/set vpcId in the config or pass --param vpc=vpc-/);
+    const withVpc = parseConfig(JSON.stringify({ ...sample, vpcId: 'vpc-0feedfacecafe0000' }), 'inline');
+    expect((buildStack(opts({ config: withVpc, vpcId: undefined })).resources as Record<string, any>).WorkerSecurityGroup.Properties.VpcId).toBe('vpc-0feedfacecafe0000');
+  });
+  it('puts the encrypted volume on the root device the config names (an Ubuntu AMI id)', () => {
+    const raw = JSON.parse(JSON.stringify(sample));
+    raw.pools[0].worker.ami = 'ami-0123456789abcdef0';
+    raw.pools[0].worker.rootDeviceName = '/dev/sda1';
+    const res = buildStack(opts({ config: parseConfig(JSON.stringify(raw), 'inline') })).resources as Record<string, any>;
+    const lt = Object.values(res).find((r: any) => r.Type === 'AWS::EC2::LaunchTemplate' && r.Properties.LaunchTemplateData.BlockDeviceMappings[0].DeviceName === '/dev/sda1');
+    expect(lt).toBeDefined();
   });
   it('refuses a region that contradicts the config', () => {
     expect(() => buildStack(opts({ region: 'us-east-1' }))).toThrow(/eu-central-1/);
