@@ -263,6 +263,22 @@ export function parseConfig(text: string, source = '(inline)'): Config {
   return validateConfig(raw, source);
 }
 
+/**
+ * Things that are valid but probably not what was meant: cron expressions that cronexpr (and so
+ * gitlab-runner) reads differently from how they look, e.g. a zero-padded month "09" is month 0.
+ */
+export function configWarnings(config: Config): string[] {
+  const out: string[] = [];
+  config.pools.forEach((pool, i) =>
+    pool.autoscaling.forEach((section, j) =>
+      section.Periods.forEach((expr, k) => {
+        for (const w of parseCron(expr).warnings) out.push(`pools[${i}].autoscaling[${j}].Periods[${k}]: ${JSON.stringify(expr)}: ${w}`);
+      }),
+    ),
+  );
+  return out;
+}
+
 /** SSM parameter names of a deployment. Everything a deployment writes lives under `base`. */
 export function parameterNames(config: Config, stage: string) {
   const base = `${config.ssmPrefix.replace(/\/$/, '')}/${config.deployment}/${stage}`;

@@ -1,4 +1,4 @@
-import { parseConfig, validateConfig, ConfigError, DEFAULTS, parameterNames, poolForJobTags } from '../lib/config';
+import { parseConfig, validateConfig, ConfigError, DEFAULTS, parameterNames, poolForJobTags, configWarnings } from '../lib/config';
 import { makeConfig, poolInput } from './helpers/config';
 
 function problemsOf(raw: unknown): string[] {
@@ -93,6 +93,13 @@ pools:
     const problems = problemsOf(base([poolInput({ worker: { instanceTypes: ['m5.large'], subnets: ['subnet-0abc'], ami: 'ami-0abc', tags: { token: 'glrt-abcdefABCDEF123456' } } })]));
     expect(problems[0]).toMatch(/^pools\[0\]\.worker\.tags\.token: looks like a GitLab runner authentication token; secrets never go in the config file/);
     expect(problems.join('\n')).not.toContain('glrt-abcdefABCDEF123456');
+  });
+
+  test('periods cronexpr reads differently from how they look are warned about, not rejected', () => {
+    const c = makeConfig([poolInput({ autoscaling: [{ Periods: ['* * 9-17 * * mon-fri *', '0 0 0 1 09 * *'] }] })]);
+    const warnings = configWarnings(c);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^pools\[0\]\.autoscaling\[0\]\.Periods\[1\]: "0 0 0 1 09 \* \*": month field/);
   });
 
   test('malformed YAML names the problem', () => {
