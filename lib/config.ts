@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { parseCron, isValidTimeZone, CronSyntaxError } from './cron';
 
-/** Every default, in one place. The README's settings table is generated from the same values. */
+/** Every default, in one place. The README's settings table lists the same values (test/readme.test.ts checks). */
 export const DEFAULTS = {
   concurrent: 0, // 0 = no global cap on running jobs, as in gitlab-runner
   limit: 0, // 0 = unlimited, as in gitlab-runner
