@@ -38,6 +38,10 @@ export const DEFAULTS = {
   ssmPrefix: '/gitlab-spot-autoscaler',
 };
 
+/** Durations a pass acts on: 0 would make every worker or job expire at once, so a floor applies. */
+const seconds = (what: string, min: number) =>
+  z.number({ invalid_type_error: `${what} must be a number of seconds` }).int(`${what} must be a whole number of seconds`).min(min, `${what} must be >= ${min} seconds`);
+
 const nonNegInt = (what: string) =>
   z.number({ invalid_type_error: `${what} must be a number` }).int(`${what} must be a whole number`).min(0, `${what} must be >= 0`);
 
@@ -97,7 +101,6 @@ export const WorkerSchema = z
     // (the controller's own template check), else guessed from an SSM AMI path (the stack).
     rootDeviceName: z.string().regex(/^\/dev\/[a-z0-9]+$/, 'must be a device name such as "/dev/xvda" (Amazon Linux) or "/dev/sda1" (Ubuntu)').optional(),
     securityGroups: z.array(z.string().regex(/^sg-[0-9a-f]+$/, 'must be a security group id such as "sg-0abc123"')).default([]),
-    privateAddressOnly: z.boolean().default(true),
     tags: z.record(z.string()).default({}),
     docker: z
       .object({
@@ -115,9 +118,9 @@ export const WorkerSchema = z
       })
       .strict()
       .default({}),
-    bootTimeout: nonNegInt('bootTimeout').default(DEFAULTS.bootTimeout),
+    bootTimeout: seconds('bootTimeout', 60).default(DEFAULTS.bootTimeout),
     // Hard cap on a worker's life (seconds): after it the worker retires itself after its job.
-    maxLifetime: nonNegInt('maxLifetime').default(DEFAULTS.maxLifetime),
+    maxLifetime: seconds('maxLifetime', 600).default(DEFAULTS.maxLifetime),
   })
   .strict();
 
@@ -136,7 +139,7 @@ export const PoolSchema = z
     MaxGrowthRate: nonNegInt('MaxGrowthRate').default(DEFAULTS.MaxGrowthRate),
     Timezone: timeZone.default(DEFAULTS.Timezone),
     autoscaling: z.array(AutoscalingSchema).default([]),
-    jobTimeout: nonNegInt('jobTimeout').default(DEFAULTS.jobTimeout),
+    jobTimeout: seconds('jobTimeout', 60).default(DEFAULTS.jobTimeout),
     worker: WorkerSchema,
   })
   .strict();
@@ -156,8 +159,8 @@ export const ConfigSchema = z
       })
       .strict(),
     concurrent: nonNegInt('concurrent').default(DEFAULTS.concurrent),
-    pendingJobTtl: nonNegInt('pendingJobTtl').default(DEFAULTS.pendingJobTtl),
-    capacityCooldown: nonNegInt('capacityCooldown').default(DEFAULTS.capacityCooldown),
+    pendingJobTtl: seconds('pendingJobTtl', 60).default(DEFAULTS.pendingJobTtl),
+    capacityCooldown: seconds('capacityCooldown', 10).default(DEFAULTS.capacityCooldown),
     pools: z.array(PoolSchema).min(1, 'at least one pool is needed'),
   })
   .strict();

@@ -67,6 +67,18 @@ pools:
     expect(problems).toHaveLength(4);
   });
 
+  test('durations that would expire every worker or job at once are refused', () => {
+    const problems = problemsOf(
+      base([poolInput({ jobTimeout: 0, worker: { instanceTypes: ['m5.large'], subnets: ['subnet-0abc'], ami: 'ami-0abc', bootTimeout: 0, maxLifetime: 30 } })], { pendingJobTtl: 0 }),
+    );
+    expect(problems.sort()).toEqual([
+      'pendingJobTtl: pendingJobTtl must be >= 60 seconds',
+      'pools[0].jobTimeout: jobTimeout must be >= 60 seconds',
+      'pools[0].worker.bootTimeout: bootTimeout must be >= 60 seconds',
+      'pools[0].worker.maxLifetime: maxLifetime must be >= 600 seconds',
+    ]);
+  });
+
   test('unknown and misspelt settings are rejected by name', () => {
     expect(problemsOf(base([poolInput({ IdleCounts: 3 })]))).toEqual(['pools[0]: unknown setting "IdleCounts" (check the spelling; names are case-sensitive, as in gitlab-runner)']);
   });

@@ -39,7 +39,6 @@ describe('migrating the seed article config.toml', () => {
       instanceTypes: ['m4.2xlarge'],
       subnets: [PLACEHOLDER_SUBNET],
       market: 'on-demand',
-      privateAddressOnly: false,
       tags: { 'runner-manager-name': 'gitlab-aws-autoscaler', gitlab: 'true', 'gitlab-runner-autoscale': 'true' },
       docker: { image: 'alpine', privileged: true, disableCache: true, volumes: [] },
       cache: { shared: true },
@@ -114,7 +113,6 @@ describe('migrating a spot config with autoscaling sections, secrets and other e
       subnets: ['subnet-0abc123', 'subnet-0def456'],
       securityGroups: ['sg-0123abcd'],
       instanceTypes: ['m5.2xlarge', 'm6i.2xlarge'],
-      privateAddressOnly: true,
       cache: { shared: true, bucketName: 'acme-runner-cache' },
     });
     expect(result.yaml).not.toMatch(/# PLACEHOLDER/);
