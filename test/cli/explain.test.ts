@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../lib/cli/main';
+import { runCli } from '../helpers/cli';
 
 const CONFIG = `deployment: ci
 gitlab:
@@ -32,23 +32,10 @@ const dir = mkdtempSync(join(tmpdir(), 'gsa-cli-'));
 const file = join(dir, 'config.yaml');
 writeFileSync(file, CONFIG);
 
-async function capture(argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const so = jest.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
-  const se = jest.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  try {
-    const code = await main(argv);
-    return { code, out: out.join(''), err: err.join('') };
-  } finally {
-    so.mockRestore();
-    se.mockRestore();
-  }
-}
 
 describe('explain', () => {
   test('one JSON line per --at with the settings in force; the last matching section wins', async () => {
-    const r = await capture(['explain', '--config', file, '--at', '2026-11-30T09:00:00+01:00', '--at', '2026-11-30T12:30:00+01:00', '--at', '2026-11-28T12:00:00Z']);
+    const r = await runCli(['explain', '--config', file, '--at', '2026-11-30T09:00:00+01:00', '--at', '2026-11-30T12:30:00+01:00', '--at', '2026-11-28T12:00:00Z']);
     expect(r.code).toBe(0);
     const lines = r.out.trim().split('\n').map((l) => JSON.parse(l));
     expect(lines).toEqual([
@@ -59,12 +46,12 @@ describe('explain', () => {
   });
 
   test('daylight saving: 08:30 in Berlin is off-peak in summer and winter alike', async () => {
-    const r = await capture(['explain', '--config', file, '--at', '2026-07-01T06:30:00Z', '--at', '2026-12-01T07:30:00Z']);
+    const r = await runCli(['explain', '--config', file, '--at', '2026-07-01T06:30:00Z', '--at', '2026-12-01T07:30:00Z']);
     expect(r.out.trim().split('\n').map((l) => JSON.parse(l).pools[0].activePeriod)).toEqual([0, 0]);
   });
 
   test('a bad time is a clear error and exit 2, before any output', async () => {
-    const r = await capture(['explain', '--config', file, '--at', '2026-11-30T09:00:00Z', '--at', '30/11/2026 9:00']);
+    const r = await runCli(['explain', '--config', file, '--at', '2026-11-30T09:00:00Z', '--at', '30/11/2026 9:00']);
     expect(r.code).toBe(2);
     expect(r.out).toBe('');
     expect(r.err).toMatch(/--at "30\/11\/2026 9:00" is not an ISO 8601 instant/);
@@ -73,17 +60,17 @@ describe('explain', () => {
   test('a bad config lists its problems and exits 2', async () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, CONFIG.replace('IdleCount: 2', 'IdleCount: -2').replace('Timezone: Europe/Berlin', 'Timezone: Europe/Atlantis'));
-    const r = await capture(['explain', '--config', bad, '--at', '2026-11-30T09:00:00Z']);
+    const r = await runCli(['explain', '--config', bad, '--at', '2026-11-30T09:00:00Z']);
     expect(r.code).toBe(2);
     expect(r.err).toContain('pools[0].IdleCount: IdleCount must be >= 0');
     expect(r.err).toContain('pools[0].autoscaling[0].Timezone: unknown time zone "Europe/Atlantis"');
   });
 
   test('missing file, missing options and unknown commands are named', async () => {
-    expect((await capture(['explain', '--config', join(dir, 'nope.yaml'), '--at', '2026-11-30T09:00:00Z'])).err).toMatch(/cannot read config file .*nope\.yaml: ENOENT/);
-    expect((await capture(['explain', '--config', file])).err).toMatch(/at least one --at/);
-    expect((await capture(['explain', '--conf', file])).err).toMatch(/Unknown option '--conf'/);
-    expect((await capture(['frobnicate'])).err).toMatch(/unknown command "frobnicate"/);
+    expect((await runCli(['explain', '--config', join(dir, 'nope.yaml'), '--at', '2026-11-30T09:00:00Z'])).err).toMatch(/cannot read config file .*nope\.yaml: ENOENT/);
+    expect((await runCli(['explain', '--config', file])).err).toMatch(/at least one --at/);
+    expect((await runCli(['explain', '--conf', file])).err).toMatch(/Unknown option '--conf'/);
+    expect((await runCli(['frobnicate'])).err).toMatch(/unknown command "frobnicate"/);
   });
 });
 

@@ -6,13 +6,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DescribeImagesCommand, DescribeSubnetsCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { SSMClient } from '@aws-sdk/client-ssm';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../lib/config';
 import { Ec2Fleet, ensureLaunchTemplate } from '../../lib/aws/ec2-fleet';
 import { SsmStateStore } from '../../lib/aws/ssm-state-store';
 import { reconcilePass } from '../../lib/controller/reconcile';
-import { main } from '../../lib/cli/main';
+import { runCli } from '../helpers/cli';
 import { startMoto, motoClientConfig, type MotoServer } from '../helpers/moto';
 import { ManualClock, MemoryLogger } from '../controller/fixtures';
 
@@ -22,18 +22,6 @@ let moto: MotoServer;
 let file: string;
 const saved = { ...process.env };
 
-async function capture(argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const so = jest.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
-  const se = jest.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  try {
-    return { code: await main(argv), out: out.join(''), err: err.join('') };
-  } finally {
-    so.mockRestore();
-    se.mockRestore();
-  }
-}
 
 beforeAll(async () => {
   moto = await startMoto();
@@ -58,6 +46,8 @@ beforeAll(async () => {
     { config, stage: 'live', fleet: new Ec2Fleet({ ec2, config, stage: 'live', now: () => clock.now() }), store: new SsmStateStore({ ssm, config, stage: 'live' }), clock, log },
     { events: [1, 2, 3].map((id) => ({ jobId: id, projectId: 7, status: 'pending', receivedAt: clock.now() })), trigger: 'queue' },
   );
+  // What `serverless deploy` stores (lib/deploy/stack.ts ConfigParameter).
+  await ssm.send(new PutParameterCommand({ Name: '/gitlab-spot-autoscaler/ci/live/config', Type: 'String', Value: JSON.stringify(config) }));
   ec2.destroy();
   ssm.destroy();
 });
@@ -68,7 +58,7 @@ afterAll(async () => {
 });
 
 test('--json shows workers, jobs, settings and the last pass of the live stage', async () => {
-  const r = await capture(['status', '--stage', 'live', '--config', file, '--endpoint', moto.endpoint, '--json']);
+  const r = await runCli(['status', '--stage', 'live', '--config', file, '--endpoint', moto.endpoint, '--json']);
   expect(r.err).toMatch(/status: finding instances tagged for ci\/live/);
   expect(r.code).toBe(0);
   const report = JSON.parse(r.out);
@@ -81,16 +71,26 @@ test('--json shows workers, jobs, settings and the last pass of the live stage',
 });
 
 test('text output is readable; another stage is empty', async () => {
-  const live = await capture(['status', '--stage', 'live', '--config', file, '--endpoint', moto.endpoint]);
+  const live = await runCli(['status', '--stage', 'live', '--config', file, '--endpoint', moto.endpoint]);
   expect(live.out).toMatch(/^ci \/ live at /);
   expect(live.out).toMatch(/pool docker: 5 booting, 0 idle, 0 busy, 0 retiring \(limit 10\); jobs 3 pending, 0 running/);
   expect(live.out).toMatch(/settings: root values — IdleCount 2, IdleTime 600 s/);
-  const other = await capture(['status', '--stage', 'nothing-here', '--config', file, '--endpoint', moto.endpoint]);
+  const other = await runCli(['status', '--stage', 'nothing-here', '--config', file, '--endpoint', moto.endpoint]);
   expect(other.code).toBe(0);
   expect(other.out).toMatch(/pool docker: 0 booting, 0 idle, 0 busy, 0 retiring/);
   expect(other.out).toMatch(/no pass recorded yet/);
 });
 
+test('--deployment reads the deployed config from SSM', async () => {
+  const r = await runCli(['status', '--stage', 'live', '--deployment', 'ci', '--region', 'us-east-1', '--endpoint', moto.endpoint, '--json']);
+  expect(r.code).toBe(0);
+  expect(JSON.parse(r.out).pools[0]).toMatchObject({ name: 'docker', pending: 3 });
+  const missing = await runCli(['status', '--stage', 'nope', '--deployment', 'ci', '--region', 'us-east-1', '--endpoint', moto.endpoint]);
+  expect(missing.code).toBe(2);
+  expect(missing.err).toMatch(/no deployed config at \/gitlab-spot-autoscaler\/ci\/nope\/config/);
+});
+
 test('usage errors name what is missing', async () => {
-  expect((await capture(['status', '--config', file])).err).toMatch(/--stage NAME is required/);
+  expect((await runCli(['status', '--config', file])).err).toMatch(/--stage NAME is required/);
+  expect((await runCli(['status', '--stage', 'live'])).err).toMatch(/pass --deployment NAME .* or --config FILE/);
 });
