@@ -12,7 +12,7 @@ export const WORKER_SCRIPT = `## ---- everything below is the same for every poo
 set -uo pipefail
 umask 077
 export TZ=UTC LC_ALL=C
-PATH=$PATH:/usr/local/bin:/snap/bin
+PATH=$PATH:\${GSA_ROOT:-}/usr/local/bin:/snap/bin
 
 ## GSA_* variables exist for the test harness only (test/worker): a sandboxed root, a local
 ## IMDS stand-in and short delays. Nothing sets them on an instance.
@@ -22,6 +22,7 @@ POLL=\${GSA_POLL:-5}
 RETRY_DELAY=\${GSA_RETRY_DELAY:-5}
 INTERRUPT_MARGIN=\${GSA_INTERRUPT_MARGIN:-20}
 KILL_GRACE=\${GSA_KILL_GRACE:-30}
+DOWNLOADS=\${GSA_RUNNER_DOWNLOADS:-https://gitlab-runner-downloads.s3.amazonaws.com}
 MAX_RESTARTS=3
 SELF=$ROOT/usr/local/sbin/gsa-worker
 UNIT=$ROOT/etc/systemd/system/gsa-worker.service
@@ -115,12 +116,30 @@ ensure_tools() {
   if ! command -v gitlab-runner >/dev/null; then
     case $(uname -m) in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) finish "no gitlab-runner build for CPU $(uname -m)" ;; esac
     log "installing gitlab-runner $RUNNER_VERSION ($arch)"
-    mkdir -p "$ROOT/usr/local/bin"
-    retry 3 300 "downloading gitlab-runner" curl -fsSL --max-time 280 -o "$ROOT/usr/local/bin/gitlab-runner" \\
-      "https://gitlab-runner-downloads.s3.amazonaws.com/$RUNNER_VERSION/binaries/gitlab-runner-linux-$arch" ||
-      finish "gitlab-runner is missing and could not be downloaded"
-    chmod 0755 "$ROOT/usr/local/bin/gitlab-runner"
+    install_runner "$arch" || finish "gitlab-runner is missing and could not be downloaded and verified"
   fi
+}
+
+## The binary is checked against release.sha256 from the same release directory: that catches a
+## truncated or corrupted download, not a compromised bucket (docs/worker.md, "Trust chain").
+install_runner() {
+  local i want got url=$DOWNLOADS/$RUNNER_VERSION file=binaries/gitlab-runner-linux-$1 tmp=$ROOT/usr/local/bin/.gitlab-runner.part
+  mkdir -p "$ROOT/usr/local/bin" || return 1
+  for ((i = 1; i <= 3; i++)); do
+    if timeout 300 curl -fsSL --max-time 280 -o "$tmp" "$url/$file" &&
+      want=$(timeout 60 curl -fsSL --max-time 50 "$url/release.sha256" | awk -v f="$file" '{ n = $2; sub(/^[*]/, "", n); sub(/^[.][/]/, "", n) } n == f { print $1 }') &&
+      [[ $want =~ ^[0-9a-f]{64}$ ]]; then
+      got=$(sha256sum "$tmp") && got=\${got%% *}
+      [ "$got" = "$want" ] && chmod 0755 "$tmp" && mv -f "$tmp" "$ROOT/usr/local/bin/gitlab-runner" && return 0
+      log "gitlab-runner $RUNNER_VERSION: sha256 $got is not the $want in release.sha256 (attempt $i/3)"
+    else
+      log "downloading gitlab-runner $RUNNER_VERSION or its release.sha256 failed (attempt $i/3)"
+    fi
+    [ "$(now)" -lt "$BOOT_DEADLINE" ] || break
+    sleep $((RETRY_DELAY * i))
+  done
+  rm -f "$tmp"
+  return 1
 }
 
 ## The token goes from the aws CLI's stdout into a shell variable and from there into a 0600 file
@@ -170,22 +189,25 @@ verify_token() {
 
 ## Reads gitlab-runner's log: copies it to the console and turns job start/end lines into state
 ## tags. The lines are the runner's own ("Checking for jobs... received", "Job succeeded",
-## "Job failed"), logged at info level by run-single in every supported version.
+## "Job failed"), logged at info level by run-single (the pinned release and earlier ones).
+## watch_jobs cross-checks against docker in case a release changes them.
 monitor() {
-  local line builds busy=0 t fail_since=0 last_fail=0
+  local line builds t fail_since=0 last_fail=0
   trap - EXIT TERM
-  builds=$(cat "$RUN/builds")
   while IFS= read -r line; do
     printf '%s\\n' "$line" >&2
     case $line in
       *'Checking for jobs... received'*)
-        builds=$((builds + 1)) busy=1 fail_since=0
+        fail_since=0
+        rm -f "$RUN/busy-by-docker"
+        builds=$(($(cat "$RUN/builds") + 1))
         echo "$builds" >"$RUN/builds"
         echo busy >"$RUN/state"
         tag state=busy "builds=$builds" ;;
       *'Job succeeded'* | *'Job failed'*)
-        if [ "$busy" = 1 ]; then
-          busy=0
+        if [ "$(cat "$RUN/state")" = busy ]; then
+          rm -f "$RUN/busy-by-docker"
+          builds=$(cat "$RUN/builds")
           echo idle >"$RUN/state"
           ## A worker that is leaving stays "draining" for the controller.
           if [ -e "$RUN/draining" ]; then tag state=draining "builds=$builds"; else tag state=idle "idle-since=$(iso)" "builds=$builds"; fi
@@ -235,6 +257,26 @@ stop() {
   fi
 }
 
+## The cross-check on the log: a container labelled by gitlab-runner with a job id means a job runs,
+## whatever the log said. Such a job makes the worker busy, and idle again once its containers are
+## gone. Never the other way round: between "received" and the first container the runner pulls
+## images, and the log is right. Builds are counted from the log only (the runner enforces
+## --max-builds itself).
+watch_jobs() {
+  local ids
+  ids=$(timeout 10 docker ps -q --filter label=com.gitlab.gitlab-runner.job.id 2>/dev/null) || return 0
+  if [ -n "$ids" ] && [ "$(cat "$RUN/state")" != busy ]; then
+    touch "$RUN/busy-by-docker"
+    echo busy >"$RUN/state"
+    log "WARNING: a job container runs but gitlab-runner's log shows no job start (log format changed, or the log is behind)"
+    tag state=busy
+  elif [ -z "$ids" ] && [ -e "$RUN/busy-by-docker" ]; then
+    rm -f "$RUN/busy-by-docker"
+    echo idle >"$RUN/state"
+    if [ -e "$RUN/draining" ]; then tag state=draining; else tag state=idle "idle-since=$(iso)"; fi
+  fi
+}
+
 watch_runner() {
   local t rc restarts=0 keys value at
   while :; do
@@ -248,13 +290,14 @@ watch_runner() {
       if [ "$rc" = 0 ]; then
         tag state=draining
         [ "$MAX_BUILDS" -gt 0 ] && [ "$(cat "$RUN/builds")" -ge "$MAX_BUILDS" ] && finish "MaxBuilds ($MAX_BUILDS) reached"
-        finish "no job for IdleTime ($WAIT_TIMEOUT s) after $(cat "$RUN/builds") builds"
+        finish "gitlab-runner left after $(cat "$RUN/builds") builds (--wait-timeout $WAIT_TIMEOUT s)"
       fi
       restarts=$((restarts + 1))
       timeout 30 docker info >/dev/null 2>&1 || finish "gitlab-runner exited ($rc) and docker does not answer"
       [ "$restarts" -le "$MAX_RESTARTS" ] || finish "gitlab-runner crashed $restarts times (last exit status $rc)"
       log "gitlab-runner exited with status $rc; restart $restarts of $MAX_RESTARTS"
       if [ "$(cat "$RUN/state")" = busy ]; then
+        rm -f "$RUN/busy-by-docker"
         echo idle >"$RUN/state"
         tag state=idle "idle-since=$(iso)"
       fi
@@ -277,6 +320,7 @@ watch_runner() {
         stop "retirement requested ($value)" $((t + JOB_TIMEOUT))
       fi
     fi
+    watch_jobs
     [ $((t - STARTED)) -ge "$MAX_LIFETIME" ] && stop "max lifetime ($MAX_LIFETIME s) reached" $((t + JOB_TIMEOUT))
     [ -s "$RUN/stop" ] && stop "$(cat "$RUN/stop")" $((t + 60))
     if [ -n "$stop_reason" ]; then

@@ -9,6 +9,8 @@
 import { stringify as toToml } from 'smol-toml';
 import { DEFAULTS, parameterNames, type Config, type Pool } from '../config';
 import { TAG_PREFIX } from '../controller/tags';
+import type { ActiveSettings } from '../periods';
+import { idleTarget } from '../planner';
 import { WORKER_SCRIPT } from './script';
 
 export interface UserDataOptions {
@@ -21,16 +23,42 @@ export interface UserDataOptions {
   cacheBucket?: string;
   /** Seconds after which the worker stops taking jobs and leaves; default the pool's worker.maxLifetime. */
   maxLifetime?: number;
-  /** gitlab-runner release downloaded when the AMI has none: "latest" or "v17.8.3". */
+  /** gitlab-runner release downloaded (and checked against its release.sha256) when the AMI has none, e.g. "v18.3.1". */
   runnerVersion?: string;
 }
 
 export const WORKER_DEFAULTS = {
-  runnerVersion: 'latest',
+  // Pinned: the worker parses this release's log lines (docs/worker.md, "Job start and end"), and a
+  // pinned release is what the checksum check verifies. v18.3.1: released 2025-09 (gitlab-runner
+  // CHANGELOG); run-single -c/-r needs 17.1+.
+  runnerVersion: 'v18.3.1',
 };
 
-/** EC2 refuses user data over 16 KB (before base64): RunInstances / CreateLaunchTemplate UserData. */
+/**
+ * EC2's limit on user data: 16 KB (16384 bytes) in raw form, before base64 (EC2 user guide, "Run
+ * commands when you launch an EC2 instance with user data input"). The one definition in the code
+ * base: everything that checks a size imports it. A size equal to the limit is accepted.
+ */
 export const USER_DATA_LIMIT_BYTES = 16 * 1024;
+
+/** True when `bytes` of user data (raw, before base64) fit EC2's limit. */
+export function userDataFits(bytes: number): boolean {
+  return bytes <= USER_DATA_LIMIT_BYTES;
+}
+
+/**
+ * Bucket name written into config.toml when the pool uses the deployment's shared cache bucket
+ * but the caller did not say which bucket that is (the `user-data` command without --cache-bucket).
+ */
+export const DEPLOYMENT_CACHE_PLACEHOLDER = '__DEPLOYMENT_CACHE_BUCKET__';
+
+/**
+ * The pool's runners use the deployment's cache bucket: a shared cache, no bucket of its own, and
+ * the cache not disabled. Mirrors what the stack passes as cacheBucket (lib/deploy/stack.ts).
+ */
+export function usesDeploymentCache(pool: Pool): boolean {
+  return !pool.worker.docker.disableCache && pool.worker.cache.bucketName === undefined && pool.worker.cache.shared;
+}
 
 /** Where the worker keeps config.toml (root only, 0700): no job volume may expose it. */
 export const WORKER_CONFIG_DIR = '/etc/gsa-worker';
@@ -47,16 +75,39 @@ export function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/** Every idle setting the pool can be in: the root values and each autoscaling section (a value a section leaves out is 0, as in periods.ts). */
+function allIdleSettings(pool: Pool): ActiveSettings[] {
+  return [
+    { activePeriod: null, IdleCount: pool.IdleCount, IdleTime: pool.IdleTime, IdleCountMin: pool.IdleCountMin, IdleScaleFactor: pool.IdleScaleFactor },
+    ...pool.autoscaling.map((s, i) => ({ activePeriod: i, IdleCount: s.IdleCount ?? 0, IdleTime: s.IdleTime ?? 0, IdleCountMin: s.IdleCountMin ?? 0, IdleScaleFactor: s.IdleScaleFactor ?? 0 })),
+  ];
+}
+
 /**
- * gitlab-runner run-single's --wait-timeout: the longest IdleTime the pool can be in (the root
- * value and every autoscaling section; a section that leaves IdleTime out has 0, as in
- * periods.ts). 0 means "no timeout": the worker then leaves when the controller asks it to, or at
- * its max lifetime. The controller retires idle workers sooner when a shorter period is active; the
- * worker's own timeout is the backstop for when the controller cannot.
+ * gitlab-runner run-single's --wait-timeout (seconds; 0 = the runner never leaves on its own when
+ * idle). Pure, shared with the simulation (lib/sim).
+ *
+ * docker+machine keeps IdleCount machines idle indefinitely; only the surplus above the idle
+ * target is removed after IdleTime. Here the controller applies that rule (planner: idleTimeExceeded
+ * while the idle target is exceeded) and retires the surplus with a graceful retire tag. A worker
+ * that exited after IdleTime on its own would leave the idle target short, be relaunched, and churn
+ * every IdleTime + boot time. So the worker times itself out only when the pool never keeps an
+ * idle worker: the idle target is 0 in every setting the pool can be in. The idle target is
+ * min(IdleCount, max(IdleCountMin|1, InUse x IdleScaleFactor)) when IdleScaleFactor > 0, else
+ * IdleCount (planner.idleTarget): IdleCount is its upper bound, so IdleCountMin and IdleScaleFactor
+ * cannot keep a worker idle when IdleCount is 0. Checked through idleTarget itself, at an
+ * unbounded number of busy workers (where the target is largest), so this follows the planner.
+ *
+ * Then the timeout is the longest IdleTime among those settings: the controller retires sooner
+ * while a shorter IdleTime is in force; the worker's own timeout is the backstop for when the
+ * controller is down. A setting with IdleTime 0 means "retire as soon as idle" to the controller
+ * (planner) but "never" to run-single, so it contributes nothing; all 0 gives 0. With 0, an idle
+ * worker ends by the controller's retire request, or at the latest at maxLifetime.
  */
-export function waitTimeoutFor(pool: Pool): number {
-  const all = [pool.IdleTime, ...pool.autoscaling.map((s) => s.IdleTime ?? 0)];
-  return all.includes(0) ? 0 : Math.max(...all);
+export function workerWaitTimeout(pool: Pool): number {
+  const settings = allIdleSettings(pool);
+  if (settings.some((s) => idleTarget(s, Number.MAX_SAFE_INTEGER) > 0)) return 0;
+  return Math.max(0, ...settings.map((s) => s.IdleTime));
 }
 
 export function runnerNameFor(config: Config, stage: string, pool: Pool): string {
@@ -95,7 +146,7 @@ export function runnerConfigToml(opts: UserDataOptions): string {
     executor: 'docker',
     docker: { image: docker.image, privileged: docker.privileged, volumes: docker.volumes, disable_cache: docker.disableCache },
   };
-  const bucket = pool.worker.cache.bucketName ?? opts.cacheBucket;
+  const bucket = pool.worker.cache.bucketName ?? (usesDeploymentCache(pool) ? opts.cacheBucket : undefined);
   if (bucket) {
     runner.cache = {
       Type: 's3',
@@ -109,7 +160,7 @@ export function runnerConfigToml(opts: UserDataOptions): string {
 }
 
 const STAGE = /^[a-z0-9][a-z0-9-]{0,30}$/;
-const RUNNER_VERSION = /^(latest|v\d+\.\d+\.\d+)$/;
+const RUNNER_VERSION = /^v\d+\.\d+\.\d+$/;
 
 /** The exact user data (a bash script) for a worker of `pool`. Throws UserDataError on bad input. */
 export function renderUserData(opts: UserDataOptions): string {
@@ -120,7 +171,7 @@ export function renderUserData(opts: UserDataOptions): string {
   const region = opts.region ?? config.region ?? '';
   if (region && !/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) throw new UserDataError(`region "${region}": must be an AWS region such as "eu-west-1"`);
   const runnerVersion = opts.runnerVersion ?? WORKER_DEFAULTS.runnerVersion;
-  if (!RUNNER_VERSION.test(runnerVersion)) throw new UserDataError(`runnerVersion "${runnerVersion}": must be "latest" or a release tag such as "v17.8.3"`);
+  if (!RUNNER_VERSION.test(runnerVersion)) throw new UserDataError(`runnerVersion "${runnerVersion}": must be a release tag such as "v18.3.1" (a pinned release, so its checksum can be checked)`);
   // A worker retires itself after maxLifetime (finishing its job), so no instance lives forever
   // even with IdleTime 0 and a controller that is down.
   const maxLifetime = opts.maxLifetime ?? pool.worker.maxLifetime;
@@ -140,7 +191,7 @@ export function renderUserData(opts: UserDataOptions): string {
     ['RUNNER_NAME', runnerNameFor(config, stage, pool)],
     ['RUNNER_VERSION', runnerVersion],
     ['MAX_BUILDS', pool.MaxBuilds],
-    ['WAIT_TIMEOUT', waitTimeoutFor(pool)],
+    ['WAIT_TIMEOUT', workerWaitTimeout(pool)],
     // 0 would mean "no time at all"; the planner's defaults are the sensible reading.
     ['BOOT_TIMEOUT', pool.worker.bootTimeout || DEFAULTS.bootTimeout],
     ['JOB_TIMEOUT', pool.jobTimeout || DEFAULTS.jobTimeout],
@@ -164,7 +215,7 @@ export function renderUserData(opts: UserDataOptions): string {
     .join('\n');
   const script = `${header}\n${body}`;
   const size = Buffer.byteLength(script, 'utf8');
-  if (size >= USER_DATA_LIMIT_BYTES)
+  if (!userDataFits(size))
     throw new UserDataError(`the user data for pool "${pool.name}" is ${size} bytes, over EC2's limit of ${USER_DATA_LIMIT_BYTES} bytes`);
   return script;
 }

@@ -9,17 +9,19 @@
  * Everything it starts is stopped by its own PID / process group.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { parseConfig, type Config } from '../../lib/config';
-import { renderUserData } from '../../lib/worker/userdata';
+import { renderUserData, WORKER_DEFAULTS } from '../../lib/worker/userdata';
 import { TAGS } from '../../lib/controller/tags';
 
 export const TOKEN = 'glrt-t3_SECRETrunnerTOKEN1234567';
 export const INSTANCE_ID = 'i-0fa1afe1c0ffee000';
+const RUNNER_VERSION = WORKER_DEFAULTS.runnerVersion;
 
 export interface RunnerScenario {
   /** Jobs the fake GitLab hands out. */
@@ -32,6 +34,12 @@ export interface RunnerScenario {
   crash?: boolean;
   /** Seconds the fake idles after its jobs before it exits as --wait-timeout would (default 30). */
   idleSeconds?: number;
+  /**
+   * Log job start/end in words the worker does not know (a changed log format); each job then
+   * runs until the worker has tagged itself busy (from `docker ps`, its cross-check), and the next
+   * starts once it has tagged itself idle again.
+   */
+  unknownLogFormat?: boolean;
 }
 
 export interface Scenario {
@@ -52,6 +60,11 @@ export interface Scenario {
   noRegion?: boolean;
   /** `docker info` fails. */
   dockerFails?: boolean;
+  /**
+   * gitlab-runner is not installed: the worker downloads it from the stand-in (GSA_RUNNER_DOWNLOADS),
+   * which serves the fake runner and a release.sha256 that matches it, or not when 'bad'.
+   */
+  download?: 'good' | 'bad';
 }
 
 export interface ImdsState {
@@ -77,6 +90,8 @@ export interface RunResult {
   /** What the fake runner found: modes of config.toml and its directory, token present in it. */
   runnerSaw: string;
   root: string;
+  /** Files in the sandbox's /usr/local/bin after the run (where a downloaded gitlab-runner goes). */
+  localBin: string[];
 }
 
 function fakeScripts(fake: string, server: string): Record<string, string> {
@@ -96,6 +111,8 @@ exit 0
     docker: `#!/bin/bash
 ${log('docker')}
 [ "$1" = info ] && [ -f ${fake}/docker.fail ] && exit 1
+# A job's containers exist while the fake runner runs a job.
+[ "$1" = ps ] && [ -f ${fake}/job.running ] && echo 0123456789ab
 exit 0
 `,
     shutdown: `#!/bin/bash
@@ -133,10 +150,16 @@ echo "Starting runner for ${server} with token $short ..."
 n=0
 while [ $quit = 0 ] && [ $term = 0 ] && [ $n -lt "$JOBS" ] && { [ "$max" = 0 ] || [ $n -lt "$max" ]; }; do
   n=$((n + 1)); id=$((1000 + n))
-  echo "Checking for jobs... received                       job=$id repo_url=https://gitlab.example.com/g/p.git runner=$short"
+  if [ "\${UNKNOWN_LOG_FORMAT:-0}" = 1 ]; then echo "Picked up job $id (a log line in a new format)"; else
+  echo "Checking for jobs... received                       job=$id repo_url=https://gitlab.example.com/g/p.git runner=$short"; fi
+  touch ${fake}/job.running
   ev job-start-$n
   docker run --rm --label com.gitlab.gitlab-runner.job.id=$id alpine:latest sh -c 'make test'
   waited=0
+  if [ "\${UNKNOWN_LOG_FORMAT:-0}" = 1 ]; then
+    until [ "$(grep -c 'state,Value=busy' ${fake}/calls.log)" -ge $n ] || [ $waited -ge 400 ]; do sleep 0.05; waited=$((waited + 1)); done
+    waited=0
+  fi
   if [ "\${WAIT_SIGNAL_IN_JOB:-0}" = $n ]; then
     while [ $quit = 0 ] && [ $term = 0 ] && [ $waited -lt 400 ]; do sleep 0.05; waited=$((waited + 1)); done
   fi
@@ -144,10 +167,16 @@ while [ $quit = 0 ] && [ $term = 0 ] && [ $n -lt "$JOBS" ] && { [ "$max" = 0 ] |
     while [ $term = 0 ] && [ $waited -lt 400 ]; do sleep 0.05; waited=$((waited + 1)); done
   fi
   if [ $term = 1 ]; then
+    rm -f ${fake}/job.running
     echo "Job failed: aborted: terminated                     duration_s=1.0 job=$id project=1 runner=$short"
     ev job-aborted-$n; ev exit-1; exit 1
   fi
-  echo "Job succeeded                                       duration_s=0.1 job=$id project=1 runner=$short"
+  rm -f ${fake}/job.running
+  if [ "\${UNKNOWN_LOG_FORMAT:-0}" = 1 ]; then
+    # Wait until the worker saw the containers go (idle tags: one at ready, one per job).
+    until [ "$(grep -c 'state,Value=idle' ${fake}/calls.log)" -gt $n ] || [ $waited -ge 400 ]; do sleep 0.05; waited=$((waited + 1)); done
+    echo "Finished job $id (a log line in a new format)"; else
+  echo "Job succeeded                                       duration_s=0.1 job=$id project=1 runner=$short"; fi
   ev job-end-$n
 done
 if [ "$max" != 0 ] && [ $n -ge "$max" ]; then echo "This runner has processed its build limit, so now exiting"; ev exit-0; exit 0; fi
@@ -186,7 +215,12 @@ function testConfig(gitlabUrl: string, pool: Record<string, unknown> = {}, noReg
   );
 }
 
-async function startStandIn(scenario: Scenario, events: string[], verifyBodies: string[]): Promise<{ server: Server; url: string; state: ImdsState }> {
+async function startStandIn(
+  scenario: Scenario,
+  events: string[],
+  verifyBodies: string[],
+  downloads: Map<string, string>,
+): Promise<{ server: Server; url: string; state: ImdsState }> {
   const state: ImdsState = { tags: new Map([[TAGS.pool, 'default'], [TAGS.deployment, 'ci'], ['Name', 'ci-test-default']]) };
   const imdsToken = 'imds-session-token-1';
   const accepts = scenario.gitlabAccepts ?? TOKEN;
@@ -222,6 +256,11 @@ async function startStandIn(scenario: Scenario, events: string[], verifyBodies: 
       }
       return token === accepts ? send(200, '{"id":1}') : send(403, '{"message":"403 Forbidden"}');
     }
+    if (req.method === 'GET' && url.startsWith('/downloads/')) {
+      events.push(`download ${url.slice('/downloads/'.length)}`);
+      const file = downloads.get(url.slice('/downloads/'.length));
+      return file === undefined ? send(404) : send(200, file);
+    }
     if (req.method === 'POST' && url.startsWith('/_test/event/')) {
       const ev = url.slice('/_test/event/'.length);
       events.push(ev);
@@ -247,9 +286,21 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
   for (const d of [fake, bin, root]) mkdirSync(d, { recursive: true });
   const events: string[] = [];
   const verifyBodies: string[] = [];
-  const { server, url } = await startStandIn(scenario, events, verifyBodies);
+  const downloads = new Map<string, string>();
+  const { server, url } = await startStandIn(scenario, events, verifyBodies, downloads);
   try {
     for (const [name, text] of Object.entries(fakeScripts(fake, url))) {
+      if (name === 'gitlab-runner' && scenario.download) {
+        // Served by the stand-in instead, as GitLab's bucket lays a release out.
+        const sha = createHash('sha256').update(scenario.download === 'good' ? text : `${text}# tampered\n`).digest('hex');
+        const other = createHash('sha256').update('other').digest('hex');
+        for (const arch of ['amd64', 'arm64']) downloads.set(`${RUNNER_VERSION}/binaries/gitlab-runner-linux-${arch}`, text);
+        downloads.set(
+          `${RUNNER_VERSION}/release.sha256`,
+          [`${other}  binaries/gitlab-runner-linux-amd64-fips`, `${sha}  binaries/gitlab-runner-linux-amd64`, `${sha}  binaries/gitlab-runner-linux-arm64`, `${other}  deb/gitlab-runner_amd64.deb`, ''].join('\n'),
+        );
+        continue;
+      }
       writeFileSync(join(bin, name), text);
       chmodSync(join(bin, name), 0o755);
     }
@@ -260,7 +311,7 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
     const r = scenario.runner;
     writeFileSync(
       join(fake, 'runner.conf'),
-      `JOBS=${r.jobs}\nWAIT_SIGNAL_IN_JOB=${r.waitSignalInJob ?? 0}\nUNTIL_TERM_IN_JOB=${r.untilTermInJob ?? 0}\nCRASH=${r.crash ? 1 : 0}\nIDLE_SECONDS=${r.idleSeconds ?? 30}\n`,
+      `JOBS=${r.jobs}\nWAIT_SIGNAL_IN_JOB=${r.waitSignalInJob ?? 0}\nUNTIL_TERM_IN_JOB=${r.untilTermInJob ?? 0}\nCRASH=${r.crash ? 1 : 0}\nIDLE_SECONDS=${r.idleSeconds ?? 30}\nUNKNOWN_LOG_FORMAT=${r.unknownLogFormat ? 1 : 0}\n`,
     );
     for (const p of scenario.preexisting ?? []) {
       mkdirSync(join(root, p, '..'), { recursive: true });
@@ -283,6 +334,7 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
         GSA_POLL: '0.1',
         GSA_RETRY_DELAY: '0',
         GSA_KILL_GRACE: '2',
+        GSA_RUNNER_DOWNLOADS: `${url}/downloads`,
         ...scenario.env,
       },
     });
@@ -322,6 +374,7 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
       userData,
       runnerSaw: existsSync(runnerSawPath) ? readFileSync(runnerSawPath, 'utf8') : '',
       root,
+      localBin: existsSync(join(root, 'usr/local/bin')) ? readdirSync(join(root, 'usr/local/bin')).sort() : [],
     };
   } finally {
     server.closeAllConnections();

@@ -5,7 +5,18 @@ import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { parseConfig } from '../../lib/config';
 import { TAG_PREFIX } from '../../lib/controller/tags';
-import { renderUserData, runnerConfigToml, shellQuote, USER_DATA_LIMIT_BYTES, UserDataError, waitTimeoutFor } from '../../lib/worker/userdata';
+import {
+  DEPLOYMENT_CACHE_PLACEHOLDER,
+  renderUserData,
+  runnerConfigToml,
+  shellQuote,
+  USER_DATA_LIMIT_BYTES,
+  UserDataError,
+  userDataFits,
+  usesDeploymentCache,
+  WORKER_DEFAULTS,
+  workerWaitTimeout,
+} from '../../lib/worker/userdata';
 import { run } from '../../lib/cli/commands/user-data';
 import { FULL, MINIMAL, SAMPLES } from './samples';
 
@@ -37,7 +48,7 @@ describe('renderUserData', () => {
   });
 
   test.each(cases)('$label: bash parses it and it is under the 16 KB user data limit', ({ label, text }) => {
-    expect(Buffer.byteLength(text)).toBeLessThan(USER_DATA_LIMIT_BYTES);
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(USER_DATA_LIMIT_BYTES);
     const file = join(dir, `${label.replace('/', '_')}.n`);
     writeFileSync(file, text);
     expect(spawnSync('bash', ['-n', file]).status).toBe(0);
@@ -51,7 +62,8 @@ describe('renderUserData', () => {
     const text = renderUserData({ config, pool, stage: 'prod' });
     expect(text).toContain("TOKEN_PARAM='/acme/ci/tokens/dind'\n");
     expect(text).toContain("GITLAB_URL='https://gitlab.acme.example'\n");
-    expect(text).toContain('MAX_BUILDS=10\nWAIT_TIMEOUT=3600\nBOOT_TIMEOUT=900\nJOB_TIMEOUT=7200\nMAX_LIFETIME=86400\n');
+    expect(text).toContain('MAX_BUILDS=10\nWAIT_TIMEOUT=0\nBOOT_TIMEOUT=900\nJOB_TIMEOUT=7200\nMAX_LIFETIME=86400\n');
+    expect(text).toContain(`RUNNER_VERSION='${WORKER_DEFAULTS.runnerVersion}'\n`);
     expect(text).toContain(`TAG_PREFIX='${TAG_PREFIX}'`);
     const toml = parseToml(embeddedToml(text)) as { runners: Record<string, any>[] };
     expect(embeddedToml(text)).toBe(runnerConfigToml({ config, pool, stage: 'prod', region: 'eu-west-1' }).replace(/\n+$/, ''));
@@ -81,11 +93,49 @@ describe('renderUserData', () => {
     expect(renderUserData({ config, pool, stage: 'dev' })).toContain("REGION=''\n");
   });
 
-  test('--wait-timeout is the longest IdleTime the pool can be in; 0 anywhere means none', () => {
-    expect(waitTimeoutFor(SAMPLES.full.pools[0])).toBe(3600);
-    expect(waitTimeoutFor(SAMPLES.full.pools[1])).toBe(0);
-    expect(waitTimeoutFor(SAMPLES.seed.pools[0])).toBe(1800);
-    expect(waitTimeoutFor(SAMPLES.minimal.pools[0])).toBe(600);
+  test('cache: only pools on the shared deployment cache take the deployment bucket', () => {
+    const pool = (cache: string) => parseConfig(MINIMAL.replace('ami: ami-0123456789abcdef0', `ami: ami-0123456789abcdef0\n      ${cache}`));
+    const notShared = pool('cache: { shared: false }');
+    const disabled = pool('docker: { disableCache: true }');
+    const own = pool('cache: { bucketName: own-bucket }');
+    expect([SAMPLES.minimal, notShared, disabled, own].map((c) => usesDeploymentCache(c.pools[0]))).toEqual([true, false, false, false]);
+    expect((parseToml(embeddedToml(renderUserData({ config: notShared, pool: notShared.pools[0], stage: 'dev', cacheBucket: 'dep' }))) as any).runners[0].cache).toBeUndefined();
+    expect((parseToml(embeddedToml(renderUserData({ config: own, pool: own.pools[0], stage: 'dev', cacheBucket: 'dep' }))) as any).runners[0].cache.s3.BucketName).toBe('own-bucket');
+  });
+
+  test('the 16 KB limit: a size equal to it fits, one byte more does not', () => {
+    expect(USER_DATA_LIMIT_BYTES).toBe(16384);
+    expect(userDataFits(16384)).toBe(true);
+    expect(userDataFits(16385)).toBe(false);
+  });
+
+  describe('workerWaitTimeout: self-exit only for pools that never keep an idle worker', () => {
+    const pool = (root: string, sections = '') =>
+      parseConfig(
+        MINIMAL.replace('runUntagged: true', `runUntagged: true\n    ${root}${sections ? `\n    autoscaling:\n${sections}` : ''}`),
+      ).pools[0];
+    const section = (s: string) => `      - Periods: ["* * 9-17 * * mon-fri *"]\n        ${s}`;
+
+    test('IdleCount > 0 anywhere: 0, the controller retires the surplus (no churn of the idle workers)', () => {
+      expect(workerWaitTimeout(SAMPLES.full.pools[0])).toBe(0); // IdleCount 2
+      expect(workerWaitTimeout(SAMPLES.seed.pools[0])).toBe(0); // IdleCount 1, off-peak 0
+      expect(workerWaitTimeout(pool('IdleCount: 0', section('IdleCount: 3\n        IdleTime: 300')))).toBe(0);
+      expect(workerWaitTimeout(pool('IdleCount: 2\n    IdleCountMin: 1\n    IdleScaleFactor: 0.5'))).toBe(0);
+    });
+
+    test('IdleCount 0 everywhere: the longest IdleTime; IdleCountMin / IdleScaleFactor cannot keep a worker idle then', () => {
+      expect(workerWaitTimeout(SAMPLES.minimal.pools[0])).toBe(600);
+      expect(workerWaitTimeout(pool('IdleTime: 300', section('IdleTime: 900')))).toBe(900);
+      expect(workerWaitTimeout(pool('IdleTime: 900', section('IdleTime: 300')))).toBe(900);
+      // IdleCountMin is bounded by IdleCount (config validation refuses IdleCountMin > IdleCount with a factor),
+      // so a factor alone, in a section, keeps nobody idle.
+      expect(workerWaitTimeout(pool('IdleTime: 1200', section('IdleScaleFactor: 2\n        IdleTime: 60')))).toBe(1200);
+    });
+
+    test('IdleTime 0 means "retire when idle" to the controller: it adds nothing; all 0 means no self-exit', () => {
+      expect(workerWaitTimeout(pool('IdleTime: 600', section('IdleCount: 0')))).toBe(600); // the section's IdleTime is 0
+      expect(workerWaitTimeout(SAMPLES.full.pools[1])).toBe(0); // IdleTime 0, no sections
+    });
   });
 
   test('refuses a job volume that would expose the token directory', () => {
@@ -105,6 +155,7 @@ describe('renderUserData', () => {
     expect(() => renderUserData({ config, pool, stage: 'Prod!' })).toThrow(/stage "Prod!"/);
     expect(() => renderUserData({ config, pool, stage: 'dev', region: 'mars-1' })).toThrow(/region "mars-1"/);
     expect(() => renderUserData({ config, pool, stage: 'dev', runnerVersion: '17.8' })).toThrow(/runnerVersion "17.8"/);
+    expect(() => renderUserData({ config, pool, stage: 'dev', runnerVersion: 'latest' })).toThrow(/runnerVersion "latest": must be a release tag/);
     expect(() => renderUserData({ config, pool, stage: 'dev', maxLifetime: 5 })).toThrow(/maxLifetime 5/);
     expect(() => renderUserData({ config, pool: { ...pool, name: 'other' }, stage: 'dev' })).toThrow('pool "other" is not in the config (pools: default)');
   });
@@ -137,6 +188,25 @@ describe('user-data command', () => {
     const r = await capture(['--config', file, '--pool', 'arm', '--stage', 'prod']);
     expect(r.code).toBe(0);
     expect(r.out).toBe(renderUserData({ config: SAMPLES.full, pool: SAMPLES.full.pools[1], stage: 'prod' }));
+    expect(r.err).toBe(''); // its cache is disabled: nothing to fill in
+  });
+
+  test('a pool on the deployment cache: a placeholder bucket and a note on stderr, or the exact script with --cache-bucket', async () => {
+    const min = join(dir, 'minimal.yaml');
+    writeFileSync(min, MINIMAL);
+    const config = SAMPLES.minimal;
+    const r = await capture(['--config', min, '--pool', 'default']);
+    expect(r.code).toBe(0);
+    expect(r.out).toBe(renderUserData({ config, pool: config.pools[0], stage: 'dev', cacheBucket: DEPLOYMENT_CACHE_PLACEHOLDER }));
+    expect((parseToml(embeddedToml(r.out)) as any).runners[0].cache.s3.BucketName).toBe(DEPLOYMENT_CACHE_PLACEHOLDER);
+    expect(r.err).toBe(
+      `gitlab-spot-autoscaler: note: pool "default" uses the deployment's shared cache bucket; its name is shown as ${DEPLOYMENT_CACHE_PLACEHOLDER}. Pass --cache-bucket BUCKET (the deployment's cache bucket) for the exact user data.\n`,
+    );
+    const exact = await capture(['--config', min, '--pool', 'default', '--cache-bucket', 'ci-dev-cache-1a2b']);
+    expect(exact.code).toBe(0);
+    expect(exact.err).toBe('');
+    expect(exact.out).toBe(renderUserData({ config, pool: config.pools[0], stage: 'dev', cacheBucket: 'ci-dev-cache-1a2b' }));
+    expect(exact.out).not.toContain(DEPLOYMENT_CACHE_PLACEHOLDER);
   });
 
   test('unknown pool: names the pools', async () => {

@@ -1,5 +1,5 @@
 /** `user-data`: print the exact user data a worker of a pool boots with (docs/worker.md). */
-import { renderUserData, UserDataError } from '../../worker/userdata';
+import { DEPLOYMENT_CACHE_PLACEHOLDER, renderUserData, usesDeploymentCache, UserDataError } from '../../worker/userdata';
 import { guarded, loadConfigFile, parseOptions, UsageError } from './common';
 
 export const USAGE = 'user-data --config FILE --pool NAME [--stage NAME] [--region REGION] [--cache-bucket BUCKET]';
@@ -21,14 +21,30 @@ export function run(argv: string[]): Promise<number> {
     if (!opts.pool) throw new UsageError(`--pool NAME is required (pools in ${opts.config}: ${names})`);
     const pool = config.pools.find((p) => p.name === opts.pool);
     if (!pool) throw new UsageError(`unknown pool "${opts.pool}" (pools in ${opts.config}: ${names})`);
+    // The deployment creates the shared cache bucket and puts its generated name into the user
+    // data. Without --cache-bucket the script is still printed (reading it is the point), with a
+    // placeholder that cannot be mistaken for a real bucket, and stderr says so; stdout stays the
+    // script alone, so it can be piped or diffed.
+    const placeholder = usesDeploymentCache(pool) && !opts['cache-bucket'];
     try {
       process.stdout.write(
-        renderUserData({ config, pool, stage: opts.stage ?? DEFAULT_STAGE, region: opts.region, cacheBucket: opts['cache-bucket'] }),
+        renderUserData({
+          config,
+          pool,
+          stage: opts.stage ?? DEFAULT_STAGE,
+          region: opts.region,
+          cacheBucket: placeholder ? DEPLOYMENT_CACHE_PLACEHOLDER : opts['cache-bucket'],
+        }),
       );
     } catch (e) {
       if (e instanceof UserDataError) throw new UsageError(e.message);
       throw e;
     }
+    if (placeholder)
+      process.stderr.write(
+        `gitlab-spot-autoscaler: note: pool "${pool.name}" uses the deployment's shared cache bucket; its name is shown as ${DEPLOYMENT_CACHE_PLACEHOLDER}. ` +
+          `Pass --cache-bucket BUCKET (the deployment's cache bucket) for the exact user data.\n`,
+      );
     return 0;
   });
 }
