@@ -125,6 +125,9 @@ export function workerFromInstance(i: Instance, impaired: ReadonlySet<string>): 
   };
   const pass = tags.get(TAGS.pass);
   if (pass) w.passId = pass;
+  // Instances launched before this tag existed have none: they are never retired for a template change.
+  const version = tags.get(TAGS.templateVersion);
+  if (version && /^\d+$/.test(version)) w.templateVersion = version;
   if (state === 'idle') w.idleSince = parseInstant(tags.get(TAGS.idleSince)) ?? ready;
   if (state === 'retiring' && retireAt !== undefined) w.retireRequestedAt = retireAt;
   if (ec2State === 'stopping' || ec2State === 'stopped') w.problem = 'stopped';
@@ -217,6 +220,17 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
 
   // ---- launch ----
 
+  /**
+   * The version `launch` uses now: `$Latest`, resolved to its number (and checked) by the same
+   * cached DescribeLaunchTemplateVersions call launch makes, so this costs at most one call per
+   * pool per templateCacheMs. A refused or missing template gives undefined: idle workers are not
+   * retired for a template that cannot launch their replacements.
+   */
+  async currentTemplateVersion(pool: Pool): Promise<string | undefined> {
+    const tpl = await this.checkedTemplate(pool);
+    return tpl.problem ? undefined : tpl.version;
+  }
+
   /** The template version to launch from, checked against the worker requirements (cached briefly). */
   private async checkedTemplate(pool: Pool): Promise<{ name: string; version?: string; problem?: LaunchError }> {
     const name = launchTemplateName(this.opts.config.deployment, this.opts.stage, pool.name);
@@ -291,13 +305,14 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
     return out.slice(0, MAX_OVERRIDES);
   }
 
-  private instanceTags(pool: Pool, passId: string, at: number): Tag[] {
+  private instanceTags(pool: Pool, passId: string, at: number, version: string): Tag[] {
     const ours: Record<string, string> = {
       [TAGS.deployment]: this.opts.config.deployment,
       [TAGS.stage]: this.opts.stage,
       [TAGS.pool]: pool.name,
       [TAGS.pass]: passId,
       [TAGS.launchedAt]: new Date(at).toISOString(),
+      [TAGS.templateVersion]: version,
     };
     const user = Object.entries(pool.worker.tags).filter(([k]) => !k.startsWith(`${TAGS.deployment.split(':')[0]}:`) && k !== 'Name');
     return [
@@ -333,7 +348,7 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
               ...(market === 'spot' ? { SpotTargetCapacity: count } : { OnDemandTargetCapacity: count }),
             },
             ...(market === 'spot' ? { SpotOptions: { AllocationStrategy: 'price-capacity-optimized' as const } } : { OnDemandOptions: { AllocationStrategy: 'lowest-price' as const } }),
-            TagSpecifications: [{ ResourceType: 'instance', Tags: this.instanceTags(req.pool, req.passId, at) }],
+            TagSpecifications: [{ ResourceType: 'instance', Tags: this.instanceTags(req.pool, req.passId, at, version) }],
           }),
         ),
       );
@@ -346,7 +361,7 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
       const o = group.LaunchTemplateAndOverrides?.Overrides;
       const lifecycle = group.Lifecycle === 'spot' ? 'spot' : group.Lifecycle === 'on-demand' ? 'on-demand' : market;
       for (const id of group.InstanceIds ?? [])
-        launched.push({ id, pool: req.pool.name, state: 'booting', launchedAt: at, builds: 0, instanceType: group.InstanceType ?? o?.InstanceType, market: lifecycle, subnet: o?.SubnetId, passId: req.passId });
+        launched.push({ id, pool: req.pool.name, state: 'booting', launchedAt: at, builds: 0, instanceType: group.InstanceType ?? o?.InstanceType, market: lifecycle, subnet: o?.SubnetId, passId: req.passId, templateVersion: version });
     }
     for (const e of out.Errors ?? []) {
       const o = e.LaunchTemplateAndOverrides?.Overrides;

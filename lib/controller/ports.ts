@@ -56,6 +56,12 @@ export interface Fleet {
   requestRetirement(retirements: readonly Retirement[]): Promise<void>;
   /** Immediate; only ever called for instances the planner found not running a job, or broken. */
   terminate(terminations: readonly Termination[]): Promise<void>;
+  /**
+   * The launch template version the pool launches from now (the version `launch` tags instances
+   * with), or undefined when unknown (no template, refused template, API trouble): idle workers of
+   * other versions are retired only when this is known. Optional: fleets without templates omit it.
+   */
+  currentTemplateVersion?(pool: Pool): Promise<string | undefined>;
 }
 
 /** A job as GitLab reports it through the API (routing and confirmation). */
@@ -68,6 +74,13 @@ export interface GitLabJob {
 export interface GitLabJobs {
   /** undefined when the job no longer exists (404). */
   getJob(projectId: number, jobId: number): Promise<GitLabJob | undefined>;
+  /**
+   * The project's pending jobs, newest first, one page (at most 100): repairs lost `pending`
+   * webhooks. Optional: without it, a job whose `pending` delivery was lost waits for other work.
+   */
+  listPendingJobs?(projectId: number): Promise<GitLabJob[]>;
+  /** The jobs of one pipeline, one page (at most 100): routes many untagged events with one call. */
+  listPipelineJobs?(projectId: number, pipelineId: number): Promise<GitLabJob[]>;
 }
 
 /** What the webhook queues for each Job Hook delivery (see handlers/webhook). */
@@ -82,6 +95,8 @@ export interface JobEvent {
   tags?: string[];
   /** GitLab's Idempotency-Key / event UUID, for de-duplication. */
   deliveryId?: string;
+  /** The job's pipeline (Job Hook pipeline_id): one pipeline-jobs call can route all its jobs. */
+  pipelineId?: number;
 }
 
 export interface Clock {

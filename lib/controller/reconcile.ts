@@ -1,8 +1,9 @@
 /**
  * The reconcile pass: the single writer of controller state (docs/controller.md).
  *
- *   load state -> apply job events -> expire -> route / confirm jobs through the GitLab API
- *   (bounded) -> discover the fleet from EC2 tags -> snapshot -> plan() -> act -> save state
+ *   load state -> apply job events -> expire -> (schedule passes) scan recent projects for pending
+ *   jobs whose webhook was lost -> route / confirm jobs through the GitLab API (one bounded budget)
+ *   -> discover the fleet from EC2 tags -> snapshot -> plan() -> act -> save state
  *
  * Level-triggered, as Karpenter's controllers are: the fleet is rediscovered every pass and the
  * plan recomputed from what exists, so a lost webhook, a crashed pass or an instance terminated
@@ -23,7 +24,7 @@ import type { Plan, Retirement, Termination, WorkerView } from '../model';
 import { plan as makePlan } from '../planner';
 import { applyApiJob, applyEvent, demandByPool, expireJobs } from './jobs';
 import type { CapacityPool, Clock, Fleet, FleetWorker, GitLabJobs, InstanceMarker, JobEvent, LaunchError, LaunchErrorClass, Logger, MarkOutcome } from './ports';
-import type { Backoff, ControllerState, Cooldown, StateStore } from './state';
+import { expireProjects, touchProject, type Backoff, type ControllerState, type Cooldown, type StateStore } from './state';
 import { formatInterrupted, TAGS } from './tags';
 
 export interface ReconcileOptions {
@@ -37,8 +38,20 @@ export interface ReconcileOptions {
   apiConcurrency?: number;
   /** A pending job not confirmed by an event for this long is re-read from the API before it holds capacity. Default 120 s. */
   confirmPendingAfterMs?: number;
+  /**
+   * A running job no event confirmed for this long is re-read from the API (after the pending
+   * ones, within the same budget): a lost `success` delivery would otherwise hold `concurrent`
+   * capacity until jobTimeout. Default 15 min.
+   */
+  confirmRunningAfterMs?: number;
   /** How long a launch that discovery does not show yet still counts as booting. Default 180 s. */
   inflightGraceMs?: number;
+  /**
+   * Projects whose pending jobs a schedule pass lists (GitLabJobs.listPendingJobs), taken from
+   * apiCallsPerPass. Default 10: half for projects with jobs in state, half rotating over the
+   * projects seen in the last 24 h.
+   */
+  projectScansPerPass?: number;
 }
 
 export interface ReconcileDeps {
@@ -72,8 +85,12 @@ export interface PassReport {
   stateWrites: number;
   decisions: string[];
   durationMs: number;
-  /** GitLab API calls made (routing and confirmation). */
+  /** GitLab API calls made (project scans, routing and confirmation). */
   apiCalls: number;
+  /** Pending jobs found by listing projects' pending jobs that no webhook had announced. */
+  jobsRepaired: number;
+  /** The launch template version each pool launches from, when the fleet reports it. */
+  templateVersions: Record<string, string>;
 }
 
 /** Stored backoff per error class: base and cap (ms). Quota waits for instances to end. */
@@ -98,7 +115,7 @@ export function newPassId(now: number): string {
   return `${new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
 }
 
-const DEFAULTS = { apiCallsPerPass: 100, apiConcurrency: 8, confirmPendingAfterMs: 120_000, inflightGraceMs: 180_000 };
+const DEFAULTS = { apiCallsPerPass: 100, apiConcurrency: 8, confirmPendingAfterMs: 120_000, confirmRunningAfterMs: 900_000, inflightGraceMs: 180_000, projectScansPerPass: 10 };
 
 export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Promise<PassReport> {
   const started = performance.now();
@@ -120,7 +137,9 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   const expired = expireJobs(config, state, now);
   if (expired.pending || expired.running)
     decide(`expired ${expired.pending} pending job(s) unconfirmed for pendingJobTtl ${config.pendingJobTtl} s and ${expired.running} running job(s) past jobTimeout`);
-  const apiCalls = await routeAndConfirmJobs(deps, state, now, opts, decide);
+  expireProjects(state, now);
+  const scan = input.trigger === 'schedule' || input.trigger === 'manual' ? await scanProjectsForPendingJobs(deps, state, now, opts, decide) : { calls: 0, repaired: 0 };
+  const apiCalls = scan.calls + (await routeAndConfirmJobs(deps, state, input.events, now, { ...opts, apiCallsPerPass: opts.apiCallsPerPass - scan.calls }, decide));
 
   // ---- fleet -------------------------------------------------------------------------------
   const discovered = (await fleet.discover(now)) as FleetWorker[];
@@ -128,9 +147,11 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   pruneCooldowns(state, now);
   const workers: WorkerView[] = [...discovered, ...inflightPlaceholders(state, discovered, now, opts.inflightGraceMs)];
 
+  const templateVersions = await currentTemplateVersions(deps);
+
   // ---- plan --------------------------------------------------------------------------------
   const demand = demandByPool(config, state);
-  const plan = makePlan(config, new Date(now), { workers, demand });
+  const plan = makePlan(config, new Date(now), { workers, demand, templateVersions });
 
   // ---- act ---------------------------------------------------------------------------------
   const launched: Record<string, number> = {};
@@ -189,6 +210,8 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
     decisions,
     durationMs: Math.round((performance.now() - started) * 10) / 10,
     apiCalls,
+    jobsRepaired: scan.repaired,
+    templateVersions,
   };
 }
 
@@ -199,6 +222,8 @@ type Decide = (line: string, level?: 'info' | 'warn' | 'error', fields?: Record<
 function applyJobEvents(deps: ReconcileDeps, state: ControllerState, events: readonly JobEvent[], decide: Decide): void {
   const counts = { added: 0, updated: 0, removed: 0, ignored: 0, 'unknown-status': 0, 'no-pool': 0 };
   const badStatuses = new Set<string>();
+  // Projects are remembered only when they can be scanned: otherwise they would cost writes for nothing.
+  const rememberProjects = typeof deps.gitlab?.listPendingJobs === 'function';
   // Oldest first, so that a batch holding pending then running for a job ends running.
   for (const ev of [...events].sort((a, b) => a.receivedAt - b.receivedAt)) {
     if (!Number.isSafeInteger(ev.jobId) || ev.jobId <= 0 || !Number.isSafeInteger(ev.projectId) || ev.projectId <= 0) {
@@ -206,6 +231,7 @@ function applyJobEvents(deps: ReconcileDeps, state: ControllerState, events: rea
       counts.ignored++;
       continue;
     }
+    if (rememberProjects && Number.isFinite(ev.receivedAt)) touchProject(state, ev.projectId, Math.min(ev.receivedAt, deps.clock.now()));
     const outcome = applyEvent(deps.config, state, ev);
     counts[outcome]++;
     if (outcome === 'unknown-status') badStatuses.add(ev.status);
@@ -216,22 +242,110 @@ function applyJobEvents(deps: ReconcileDeps, state: ControllerState, events: rea
 }
 
 /**
+ * Which projects this pass lists: every known one when they fit the budget; else half the budget
+ * for the projects with the most recent jobs in state (a lost `pending` delivery is most likely in
+ * a pipeline that is running now), the other half rotating over all the others (projects with
+ * jobs in state and projects seen in job events in the last 24 h). The rotation is driven by the
+ * clock (one step a minute), so it needs no stored cursor and no SSM write.
+ */
+export function projectsToScan(state: ControllerState, now: number, budget: number): number[] {
+  if (budget <= 0) return [];
+  const lastActive = new Map<number, number>();
+  for (const j of state.jobs.values()) lastActive.set(j.projectId, Math.max(lastActive.get(j.projectId) ?? 0, j.seenAt));
+  const active = [...lastActive].sort((a, b) => b[1] - a[1] || a[0] - b[0]).map(([id]) => id);
+  const known = new Set([...active, ...state.projects.keys()]);
+  if (known.size <= budget) return [...known];
+  const top = active.slice(0, Math.ceil(budget / 2));
+  const picked = new Set(top);
+  const rest = [...known].filter((id) => !picked.has(id)).sort((a, b) => a - b);
+  const n = budget - top.length;
+  const start = (Math.floor(now / 60_000) * n) % rest.length;
+  return [...top, ...Array.from({ length: n }, (_, k) => rest[(start + k) % rest.length])];
+}
+
+/**
+ * Repairs lost `pending` webhooks (facts.md: webhooks are lossy): lists the pending jobs of a few
+ * recently seen projects (`GET /projects/:id/jobs?scope[]=pending`, one page of 100, newest first)
+ * and adds the ones nobody announced, routed by their tag_list. Known pending jobs are confirmed
+ * only when they are due for confirmation anyway, so a scan changes state (and costs an SSM
+ * write) only when it finds something. A job's absence from the list proves nothing (one page),
+ * so nothing is removed here; confirmation through getJob does that.
+ */
+async function scanProjectsForPendingJobs(deps: ReconcileDeps, state: ControllerState, now: number, opts: typeof DEFAULTS, decide: Decide): Promise<{ calls: number; repaired: number }> {
+  const gitlab = deps.gitlab;
+  if (!gitlab?.listPendingJobs) return { calls: 0, repaired: 0 };
+  const projects = projectsToScan(state, now, Math.min(opts.projectScansPerPass, opts.apiCallsPerPass));
+  let calls = 0;
+  let repaired = 0;
+  let noPool = 0;
+  for (let at = 0; at < projects.length; at += opts.apiConcurrency) {
+    const chunk = projects.slice(at, at + opts.apiConcurrency);
+    calls += chunk.length;
+    const answers = await Promise.allSettled(chunk.map((projectId) => gitlab.listPendingJobs!(projectId)));
+    let failure: unknown;
+    answers.forEach((a, k) => {
+      if (a.status === 'rejected') {
+        failure ??= a.reason;
+        return;
+      }
+      const projectId = chunk[k];
+      for (const job of a.value) {
+        if (!Number.isSafeInteger(job.id) || job.id <= 0 || job.status !== 'pending') continue;
+        const known = state.jobs.get(job.id);
+        if (known && known.status === 'pending' && known.pool !== '' && now - known.seenAt < opts.confirmPendingAfterMs) continue;
+        const outcome = applyApiJob(deps.config, state, job.id, projectId, job, now);
+        if (outcome === 'added' && !known) repaired++;
+        if (outcome === 'no-pool' && !known) noPool++;
+      }
+    });
+    if (failure !== undefined) {
+      decide(`GitLab API unavailable, pending-job scan deferred: ${(failure as Error).message}`, 'warn');
+      break;
+    }
+  }
+  if (calls) deps.log.info('GitLab API: projects scanned for pending jobs', { calls, repaired, noPool, projectsKnown: state.projects.size });
+  if (repaired) decide(`${repaired} pending job(s) found by listing projects' pending jobs (their webhook was lost)`);
+  return { calls, repaired };
+}
+
+/** The template version each pool launches from now; unknown (undefined) retires nothing. */
+async function currentTemplateVersions(deps: ReconcileDeps): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const fleet = deps.fleet;
+  if (!fleet.currentTemplateVersion) return out;
+  for (const pool of deps.config.pools) {
+    try {
+      const v = await fleet.currentTemplateVersion(pool);
+      if (v !== undefined) out[pool.name] = v;
+    } catch (e) {
+      deps.log.warn('launch template version unknown; no retirement for a changed template this pass', { pool: pool.name, error: (e as Error).message });
+    }
+  }
+  return out;
+}
+
+/**
  * Routes jobs nobody could route (no tags in the event) and re-reads pending jobs no event
  * confirmed lately, within a per-pass budget of API calls: GitLab rate-limits its API, and a
  * thousand-job burst must not become a thousand calls in one pass. Oldest first.
  */
-async function routeAndConfirmJobs(deps: ReconcileDeps, state: ControllerState, now: number, opts: typeof DEFAULTS, decide: Decide): Promise<number> {
+async function routeAndConfirmJobs(deps: ReconcileDeps, state: ControllerState, events: readonly JobEvent[], now: number, opts: typeof DEFAULTS, decide: Decide): Promise<number> {
   const gitlab = deps.gitlab;
   if (!gitlab) return 0;
+  const byPipeline = await routeByPipeline(deps, state, events, now, opts, decide);
+  if (byPipeline.failed) return byPipeline.calls;
+  opts = { ...opts, apiCallsPerPass: opts.apiCallsPerPass - byPipeline.calls };
   const unrouted: [number, number, number][] = [];
   const stale: [number, number, number][] = [];
+  const staleRunning: [number, number, number][] = [];
   for (const [id, j] of state.jobs) {
     if (j.status === 'finished') continue;
     if (j.pool === '') unrouted.push([id, j.projectId, j.seenAt]);
     else if (j.status === 'pending' && now - j.seenAt >= opts.confirmPendingAfterMs) stale.push([id, j.projectId, j.seenAt]);
+    else if (j.status === 'running' && now - j.seenAt >= opts.confirmRunningAfterMs) staleRunning.push([id, j.projectId, j.seenAt]);
   }
   const byAge = (a: [number, number, number], b: [number, number, number]) => a[2] - b[2] || a[0] - b[0];
-  const work = [...unrouted.sort(byAge), ...stale.sort(byAge)].slice(0, opts.apiCallsPerPass);
+  const work = [...unrouted.sort(byAge), ...stale.sort(byAge), ...staleRunning.sort(byAge)].slice(0, Math.max(0, opts.apiCallsPerPass));
   let calls = 0;
   const outcome = { routed: 0, removed: 0, confirmed: 0 };
   // A few requests in flight at once keep a 100-call pass around a second against a typical GitLab.
@@ -261,7 +375,68 @@ async function routeAndConfirmJobs(deps: ReconcileDeps, state: ControllerState, 
   }
   if (calls) deps.log.info('GitLab API: jobs routed and confirmed', { calls, ...outcome, unroutedLeft: Math.max(0, unrouted.length - calls) });
   if (outcome.removed) decide(`${outcome.removed} job(s) no longer pending according to the GitLab API`);
-  return calls;
+  return byPipeline.calls + calls;
+}
+
+/**
+ * The Job Hook carries pipeline_id: when two or more unrouted jobs of this pass's events share a
+ * pipeline, one `GET /projects/:id/pipelines/:pipeline_id/jobs?per_page=100` routes all of them
+ * (and finds the pipeline's pending jobs whose webhook was lost) instead of one getJob each.
+ * Biggest pipelines first, within the pass's API budget; jobs the page does not show (pipelines of
+ * more than 100 jobs) fall through to getJob. Pipeline ids are not stored: jobs left unrouted by an
+ * exhausted budget are routed one by one by later passes.
+ */
+async function routeByPipeline(
+  deps: ReconcileDeps,
+  state: ControllerState,
+  events: readonly JobEvent[],
+  now: number,
+  opts: typeof DEFAULTS,
+  decide: Decide,
+): Promise<{ calls: number; failed: boolean }> {
+  const gitlab = deps.gitlab;
+  if (!gitlab?.listPipelineJobs || opts.apiCallsPerPass <= 0) return { calls: 0, failed: false };
+  const groups = new Map<string, { projectId: number; pipelineId: number; jobs: Set<number> }>();
+  for (const ev of events) {
+    if (ev.pipelineId === undefined || !Number.isSafeInteger(ev.pipelineId) || ev.pipelineId <= 0) continue;
+    const j = state.jobs.get(ev.jobId);
+    if (!j || j.pool !== '' || j.status === 'finished') continue;
+    const key = `${ev.projectId}:${ev.pipelineId}`;
+    const g = groups.get(key) ?? { projectId: ev.projectId, pipelineId: ev.pipelineId, jobs: new Set<number>() };
+    g.jobs.add(ev.jobId);
+    groups.set(key, g);
+  }
+  const work = [...groups.values()].filter((g) => g.jobs.size >= 2).sort((a, b) => b.jobs.size - a.jobs.size || a.pipelineId - b.pipelineId).slice(0, opts.apiCallsPerPass);
+  let calls = 0;
+  const outcome = { routed: 0, repaired: 0 };
+  for (let at = 0; at < work.length; at += opts.apiConcurrency) {
+    const chunk = work.slice(at, at + opts.apiConcurrency);
+    calls += chunk.length;
+    const answers = await Promise.allSettled(chunk.map((g) => gitlab.listPipelineJobs!(g.projectId, g.pipelineId)));
+    let failure: unknown;
+    answers.forEach((a, k) => {
+      if (a.status === 'rejected') {
+        failure ??= a.reason;
+        return;
+      }
+      const { projectId } = chunk[k];
+      for (const job of a.value) {
+        const known = state.jobs.get(job.id);
+        // Only what this call is for: unrouted jobs, and pending jobs nobody announced.
+        if (known ? known.pool !== '' || known.status === 'finished' : job.status !== 'pending') continue;
+        const result = applyApiJob(deps.config, state, job.id, projectId, job, now);
+        if (known && state.jobs.get(job.id)?.pool) outcome.routed++;
+        else if (!known && result === 'added') outcome.repaired++;
+      }
+    });
+    if (failure !== undefined) {
+      decide(`GitLab API unavailable, routing and confirmation deferred: ${(failure as Error).message}`, 'warn');
+      return { calls, failed: true };
+    }
+  }
+  if (calls) deps.log.info('GitLab API: jobs routed by pipeline', { calls, ...outcome });
+  if (outcome.repaired) decide(`${outcome.repaired} pending job(s) found in their pipeline's job list (their webhook was lost)`);
+  return { calls, failed: false };
 }
 
 // ---- fleet ---------------------------------------------------------------------------------

@@ -6,12 +6,15 @@
  * Why sharded and compact: SSM standard parameters hold 4 KB, PutParameter is reported at about
  * 3 TPS per account, and there is no conditional write (facts.md). A public Lambda autoscaler that
  * wrote one parameter per runner stalled at about 40 runners. Here a pass writes at most
- * 2 + MAX_JOB_SHARDS parameters whatever the number of jobs and workers, and only the ones whose
+ * 3 + MAX_JOB_SHARDS parameters whatever the number of jobs and workers, and only the ones whose
  * encoded value changed: usually none or one.
  *
  * Layout under `<base>/state/`:
  *   meta        JSON, readable by operators: shard count, cooldowns, backoffs, pauses, in-flight launches
  *   last-pass   JSON: the last pass that did something (status command); written only when it changes
+ *   projects    JSON: GitLab projects seen in job events in the last 24 h (hour resolution), scanned
+ *               for pending jobs whose webhook was lost; written when a project appears, ages out
+ *               or is seen in a new hour, never every pass
  *   jobs/NN     base64(deflate(columnar JSON)) of the jobs whose id % shards == NN
  * Shards are written before meta, and each shard names the shard count it was written for, so a
  * pass that dies half-way leaves state the next pass can read (at worst some jobs are forgotten;
@@ -81,6 +84,11 @@ export interface PassSummary {
 export interface ControllerState {
   /** Keyed by GitLab job id (unique per GitLab instance). */
   jobs: Map<number, JobEntry>;
+  /**
+   * GitLab project id -> epoch ms (start of the hour) it was last seen in a job event. The
+   * schedule pass lists these projects' pending jobs to find jobs whose `pending` webhook was lost.
+   */
+  projects: Map<number, number>;
   cooldowns: Cooldown[];
   backoffs: Record<string, Backoff>;
   paused: Record<string, Pause>;
@@ -94,12 +102,13 @@ export interface StateStore {
 }
 
 export function emptyState(): ControllerState {
-  return { jobs: new Map(), cooldowns: [], backoffs: {}, paused: {}, inflight: [] };
+  return { jobs: new Map(), projects: new Map(), cooldowns: [], backoffs: {}, paused: {}, inflight: [] };
 }
 
 export function cloneState(s: ControllerState): ControllerState {
   return {
     jobs: new Map([...s.jobs].map(([k, v]) => [k, { ...v }])),
+    projects: new Map(s.projects),
     cooldowns: s.cooldowns.map((c) => ({ ...c })),
     backoffs: Object.fromEntries(Object.entries(s.backoffs).map(([k, v]) => [k, { ...v }])),
     paused: Object.fromEntries(Object.entries(s.paused).map(([k, v]) => [k, { ...v }])),
@@ -115,7 +124,7 @@ export const MAX_PARAMETER_BYTES = 4000;
 /**
  * Shard counts are powers of two up to this. A burst of 10,000 jobs from a few projects fits in
  * 8; 32 x 4 KB holds 11,000 jobs even with random ids, 1,000 projects and an hour of spread
- * (test/controller/state.test.ts). A pass writes at most MAX_JOB_SHARDS + 2 parameters.
+ * (test/controller/state.test.ts). A pass writes at most MAX_JOB_SHARDS + 3 parameters.
  */
 export const MAX_JOB_SHARDS = 32;
 const SHARD_COUNTS = [1, 2, 4, 8, 16, 32].filter((n) => n <= MAX_JOB_SHARDS);
@@ -126,8 +135,82 @@ const FORMAT = 1;
 export const PARAMS = {
   meta: 'meta',
   lastPass: 'last-pass',
+  projects: 'projects',
   shard: (i: number) => `jobs/${String(i).padStart(2, '0')}`,
 };
+
+// ---- recently seen projects ---------------------------------------------------------------
+
+const HOUR_MS = 3_600_000;
+/** Projects are remembered this long after their last job event. */
+export const PROJECT_TTL_MS = 24 * HOUR_MS;
+/**
+ * At most this many projects are remembered (the least recently seen go first). 200 ids with
+ * their hour fit one 4 KB parameter; a GitLab with more active projects still gets webhooks, and
+ * the busiest projects (the ones with jobs in state) are scanned first anyway.
+ */
+export const MAX_PROJECTS = 200;
+
+/**
+ * Records that a job event of `projectId` arrived at `now`. Hour resolution on purpose: the stored
+ * value changes at most once an hour per project, so a steady stream of events from the same
+ * projects costs no SSM write (PutParameter ~3 TPS per account, facts.md). Returns true on change.
+ */
+export function touchProject(s: ControllerState, projectId: number, now: number): boolean {
+  const hour = Math.floor(now / HOUR_MS) * HOUR_MS;
+  const seen = s.projects.get(projectId);
+  if (seen !== undefined && seen >= hour) return false;
+  s.projects.set(projectId, hour);
+  if (s.projects.size > MAX_PROJECTS) {
+    const oldest = [...s.projects].sort((a, b) => a[1] - b[1] || a[0] - b[0])[0][0];
+    s.projects.delete(oldest);
+  }
+  return true;
+}
+
+/** Forgets projects not seen for PROJECT_TTL_MS. Returns how many were dropped. */
+export function expireProjects(s: ControllerState, now: number): number {
+  let dropped = 0;
+  for (const [id, at] of s.projects)
+    if (now - at > PROJECT_TTL_MS || at > now + HOUR_MS) {
+      s.projects.delete(id);
+      dropped++;
+    }
+  return dropped;
+}
+
+const EMPTY_PROJECTS = JSON.stringify({ v: 1, h: [] });
+
+/** `{"v":1,"h":[[hour, id, id, ...], ...]}`: ids grouped by the hour (epoch hours) they were last seen. */
+function encodeProjects(projects: ReadonlyMap<number, number>): string {
+  const byHour = new Map<number, number[]>();
+  for (const [id, at] of [...projects].sort((a, b) => a[0] - b[0])) {
+    const h = Math.floor(at / HOUR_MS);
+    byHour.set(h, [...(byHour.get(h) ?? []), id]);
+  }
+  const groups = [...byHour].sort((a, b) => b[0] - a[0]).map(([h, ids]) => [h, ...ids]);
+  let text = JSON.stringify({ v: 1, h: groups });
+  // Cannot happen with MAX_PROJECTS ids of at most 16 digits, but stay bounded whatever the input.
+  while (text.length > MAX_PARAMETER_BYTES && groups.length) {
+    const last = groups[groups.length - 1];
+    if (last.length > 2) last.pop();
+    else groups.pop();
+    text = JSON.stringify({ v: 1, h: groups });
+  }
+  return text;
+}
+
+function decodeProjects(text: string): Map<number, number> {
+  const doc = JSON.parse(text) as { v?: unknown; h?: unknown };
+  if (!isRecord(doc) || doc.v !== 1 || !Array.isArray(doc.h)) throw new Error('unexpected layout');
+  const out = new Map<number, number>();
+  for (const g of doc.h) {
+    if (!Array.isArray(g) || g.length < 2 || !g.every((x) => Number.isSafeInteger(x) && x > 0)) throw new Error('bad group');
+    const [h, ...ids] = g as number[];
+    for (const id of ids) out.set(id, h * HOUR_MS);
+  }
+  return out;
+}
 
 interface ShardDoc {
   n: number;
@@ -306,6 +389,7 @@ export function encodeState(s: ControllerState, warn: (m: string) => void = () =
         encoded.forEach((v, i) => out.set(PARAMS.shard(i), v));
         out.set(PARAMS.meta, encodeMeta(s, n, warn));
         if (s.lastPass) out.set(PARAMS.lastPass, encodeLastPass(s.lastPass));
+        if (s.projects.size) out.set(PARAMS.projects, encodeProjects(s.projects));
         return out;
       }
     }
@@ -355,6 +439,14 @@ export function decodeState(values: ReadonlyMap<string, string>, warn: (m: strin
       else throw new Error('unexpected layout');
     } catch (e) {
       warn(`controller state "last-pass" is unreadable (${(e as Error).message}); ignored`);
+    }
+  }
+  const projectsText = values.get(PARAMS.projects);
+  if (projectsText !== undefined) {
+    try {
+      s.projects = decodeProjects(projectsText);
+    } catch (e) {
+      warn(`controller state "projects" is unreadable (${(e as Error).message}); projects are learnt again from job events`);
     }
   }
   const decoded: ShardDoc[] = [];
@@ -413,6 +505,8 @@ export class ShardedStateStore implements StateStore {
 
   async save(s: ControllerState): Promise<{ writes: number }> {
     const encoded = encodeState(s, (m) => this.log?.warn(m));
+    // encodeState leaves an empty project list out; a stored one must still be emptied.
+    if (!encoded.has(PARAMS.projects) && this.known.has(PARAMS.projects)) encoded.set(PARAMS.projects, EMPTY_PROJECTS);
     let writes = 0;
     // Shards first, meta (which names the shard count) after, last-pass at the end.
     const names = [...encoded.keys()].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : 1));
@@ -431,7 +525,7 @@ export class ShardedStateStore implements StateStore {
 }
 
 function rank(name: string): number {
-  return name.startsWith('jobs/') ? 0 : name === PARAMS.meta ? 1 : 2;
+  return name.startsWith('jobs/') ? 0 : name === PARAMS.meta ? 1 : name === PARAMS.projects ? 2 : 3;
 }
 
 const emptyShards = new Set<string>();

@@ -21,6 +21,8 @@ export const TAGS = {
   pass: `${TAG_PREFIX}:pass`,
   /** ISO 8601 instant the controller launched it (the controller's clock, not EC2's LaunchTime). */
   launchedAt: `${TAG_PREFIX}:launched-at`,
+  /** Launch template version (a number) it was launched from; idle workers of an older version are retired. */
+  templateVersion: `${TAG_PREFIX}:template-version`,
 
   // ---- set by the controller later ------------------------------------------------------------
   /** Retirement request: ISO 8601 instant of the request. The worker finishes its job, then leaves. */

@@ -1,7 +1,9 @@
 /**
  * A small GitLab REST client for what the controller needs: read a job (`tag_list` to route it to
- * a pool, `status` to confirm it still waits). The job webhook carries no job tags (facts.md), so
- * this is how a pending job finds its pool when there are several.
+ * a pool, `status` to confirm it still waits), list a project's pending jobs (repairs lost
+ * `pending` webhooks) and list a pipeline's jobs (routes many untagged events with one call). The
+ * job webhook carries no job tags (facts.md), so this is how a pending job finds its pool when
+ * there are several.
  *
  *  - Every request has a timeout (AbortController): a Lambda pass must not hang on GitLab.
  *  - 429: waits `Retry-After` (seconds or HTTP date), capped, within the retry budget.
@@ -119,15 +121,55 @@ export class GitLabClient implements GitLabJobs {
   async getJob(projectId: number, jobId: number): Promise<GitLabJob | undefined> {
     if (!Number.isSafeInteger(projectId) || projectId <= 0 || !Number.isSafeInteger(jobId) || jobId <= 0)
       throw new GitLabApiError(`getJob: project and job ids must be positive integers (got ${projectId}, ${jobId})`);
-    const job = await this.get<{ id?: unknown; status?: unknown; tag_list?: unknown }>(`/projects/${projectId}/jobs/${jobId}`);
+    const job = await this.get<RawJob>(`/projects/${projectId}/jobs/${jobId}`);
     if (!job) return undefined;
     if (typeof job.status !== 'string') throw new GitLabApiError(`GET /projects/${projectId}/jobs/${jobId}: the answer has no status`);
-    return {
-      id: typeof job.id === 'number' ? job.id : jobId,
-      status: job.status,
-      tagList: Array.isArray(job.tag_list) ? job.tag_list.filter((t): t is string => typeof t === 'string') : [],
-    };
+    return { id: typeof job.id === 'number' ? job.id : jobId, status: job.status, tagList: tagsOf(job) };
   }
+
+  /**
+   * `GET /projects/:id/jobs?scope[]=pending&per_page=100`: the project's pending jobs, newest first
+   * (GitLab orders jobs by id, descending). One page only: the pass runs every minute, and a
+   * project with more than 100 pending jobs is busy enough to send webhooks for most of them.
+   * A project that is gone or not readable with the token (404) has none.
+   */
+  async listPendingJobs(projectId: number): Promise<GitLabJob[]> {
+    if (!Number.isSafeInteger(projectId) || projectId <= 0) throw new GitLabApiError(`listPendingJobs: the project id must be a positive integer (got ${projectId})`);
+    return this.jobList(`/projects/${projectId}/jobs?scope[]=pending&per_page=${PAGE}`);
+  }
+
+  /** `GET /projects/:id/pipelines/:pipeline_id/jobs?per_page=100`: one page of a pipeline's jobs (bridges excluded by GitLab). */
+  async listPipelineJobs(projectId: number, pipelineId: number): Promise<GitLabJob[]> {
+    if (!Number.isSafeInteger(projectId) || projectId <= 0 || !Number.isSafeInteger(pipelineId) || pipelineId <= 0)
+      throw new GitLabApiError(`listPipelineJobs: project and pipeline ids must be positive integers (got ${projectId}, ${pipelineId})`);
+    return this.jobList(`/projects/${projectId}/pipelines/${pipelineId}/jobs?per_page=${PAGE}`);
+  }
+
+  private async jobList(path: string): Promise<GitLabJob[]> {
+    const list = await this.get<unknown>(path);
+    if (list === undefined) return [];
+    if (!Array.isArray(list)) throw new GitLabApiError(`GET ${path}: expected a JSON array of jobs`);
+    const out: GitLabJob[] = [];
+    for (const j of list as RawJob[]) {
+      // A malformed entry is skipped, not fatal: the rest of the page is still useful.
+      if (!j || typeof j.id !== 'number' || !Number.isSafeInteger(j.id) || j.id <= 0 || typeof j.status !== 'string') continue;
+      out.push({ id: j.id, status: j.status, tagList: tagsOf(j) });
+    }
+    return out;
+  }
+}
+
+/** GitLab's largest page size. */
+const PAGE = 100;
+
+interface RawJob {
+  id?: unknown;
+  status?: unknown;
+  tag_list?: unknown;
+}
+
+function tagsOf(job: RawJob): string[] {
+  return Array.isArray(job.tag_list) ? job.tag_list.filter((t): t is string => typeof t === 'string') : [];
 }
 
 /** Retry-After is seconds or an HTTP date (RFC 9110 10.2.3). */

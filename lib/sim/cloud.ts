@@ -173,6 +173,8 @@ export class World {
   readonly routable: number;
   finishedCount = 0;
   private readonly pending = new Map<string, SimJob[]>();
+  /** Jobs no pool serves: pending forever, listed by GitLab's API like any other pending job. */
+  private readonly unroutable: SimJob[] = [];
   private nextJobId = 1000;
   private nextWorker = 1;
   private running = 0;
@@ -241,7 +243,7 @@ export class World {
     if (pool) {
       this.pending.get(pool)!.push(job);
       this.dispatch(pool);
-    }
+    } else this.unroutable.push(job);
     this.onChange();
   }
 
@@ -265,6 +267,20 @@ export class World {
     // A job the baseline's manager acquired is "running" for GitLab (a runner picked it).
     const status = j.state === 'assigned' ? 'running' : j.state;
     return { id: j.id, status, tagList: [...j.trace.tags] };
+  }
+
+  /**
+   * GitLab's `GET /projects/:id/jobs?scope[]=pending&per_page=100`: the project's pending jobs,
+   * newest first (GitLab orders by id descending), one page of at most `perPage`.
+   */
+  gitlabPendingJobs(projectId: number, perPage = 100): GitLabJob[] {
+    const out: SimJob[] = [];
+    for (const q of this.pending.values()) for (const j of q) if (j.trace.project === projectId) out.push(j);
+    for (const j of this.unroutable) if (j.trace.project === projectId) out.push(j);
+    return out
+      .sort((a, b) => b.id - a.id)
+      .slice(0, perPage)
+      .map((j) => ({ id: j.id, status: 'pending', tagList: [...j.trace.tags] }));
   }
 
   /** Takes a pending job for a machine the baseline creates for it (docker+machine with IdleCount 0). */
@@ -668,12 +684,22 @@ export class SimFleet implements Fleet {
   }
 }
 
-/** GitLab's jobs API over the simulated world: answers truthfully, so confirmations repair lost webhooks. */
+/**
+ * GitLab's jobs API over the simulated world: answers truthfully, so confirmations repair lost
+ * `running`/`success` webhooks and pending-job listings repair lost `pending` ones.
+ */
 export class SimGitLab implements GitLabJobs {
   calls = 0;
+  /** Of which project listings (listPendingJobs). */
+  listCalls = 0;
   constructor(private readonly world: World) {}
   async getJob(projectId: number, jobId: number): Promise<GitLabJob | undefined> {
     this.calls++;
     return this.world.gitlabJob(projectId, jobId);
+  }
+  async listPendingJobs(projectId: number): Promise<GitLabJob[]> {
+    this.calls++;
+    this.listCalls++;
+    return this.world.gitlabPendingJobs(projectId);
   }
 }

@@ -131,6 +131,9 @@ export function decideDelivery(req: WebhookRequest, opts: WebhookOptions): Webho
   const idem = header(req.headers, 'idempotency-key') ?? header(req.headers, 'x-gitlab-event-uuid');
   const event: JobEvent = { jobId, projectId, status, receivedAt: opts.now };
   if (idem) event.deliveryId = idem.slice(0, 128);
+  // Optional: lets the controller route all of a pipeline's untagged jobs with one API call.
+  const pipelineId = positiveInt(b.pipeline_id);
+  if (pipelineId !== undefined) event.pipelineId = pipelineId;
   return { kind: 'queue', status: 202, event, dedupKey: dedupKey(event, retries, idem ? idem.slice(0, 128) : undefined), reason: `queued job ${jobId} ${status}` };
 }
 
@@ -180,6 +183,7 @@ export function decodeQueueMessage(body: string): QueueMessage {
       throw new QueueMessageError('job message needs event.jobId, event.projectId, event.status and event.receivedAt');
     const event: JobEvent = { jobId: e.jobId as number, projectId: e.projectId as number, status: e.status, receivedAt: e.receivedAt };
     if (typeof e.deliveryId === 'string') event.deliveryId = e.deliveryId;
+    if (positiveInt(e.pipelineId) !== undefined) event.pipelineId = e.pipelineId as number;
     if (Array.isArray(e.tags) && e.tags.every((t) => typeof t === 'string')) event.tags = e.tags as string[];
     return { v: 1, type: 'job', event };
   }

@@ -89,7 +89,12 @@ describe('launch', () => {
     expect(input.LaunchTemplateConfigs![0].LaunchTemplateSpecification).toEqual({ LaunchTemplateName: 'gitlab-spot-autoscaler-ci-test-docker', Version: '7' });
     expect(input.LaunchTemplateConfigs![0].Overrides!.map((o) => `${o.InstanceType}/${o.SubnetId}`)).toEqual(['m6i.large/subnet-0b', 'm5.large/subnet-0a', 'm5.large/subnet-0b']);
     const tags = Object.fromEntries(input.TagSpecifications![0].Tags!.map((t) => [t.Key, t.Value]));
-    expect(tags).toMatchObject({ [TAGS.deployment]: 'ci', [TAGS.stage]: 'test', [TAGS.pool]: 'docker', [TAGS.pass]: 'p1', [TAGS.launchedAt]: '2025-03-03T10:00:00.000Z' });
+    expect(tags).toMatchObject({ [TAGS.deployment]: 'ci', [TAGS.stage]: 'test', [TAGS.pool]: 'docker', [TAGS.pass]: 'p1', [TAGS.launchedAt]: '2025-03-03T10:00:00.000Z', [TAGS.templateVersion]: '7' });
+    expect(r.launched.every((w) => w.templateVersion === '7')).toBe(true);
+    // The version the pool launches from, from the same cached template check: no second call.
+    const describes = ec2Mock.commandCalls(DescribeLaunchTemplateVersionsCommand).length;
+    expect(await fleet.currentTemplateVersion(req(1, []).pool)).toBe('7');
+    expect(ec2Mock.commandCalls(DescribeLaunchTemplateVersionsCommand)).toHaveLength(describes);
   });
 
   test('partial spot fulfilment: errors classified per override, the remainder on on-demand', async () => {
@@ -152,6 +157,8 @@ describe('launch', () => {
     const r = await fleet.launch(req(1));
     expect(ec2Mock.commandCalls(CreateFleetCommand)).toHaveLength(0);
     expect(r.errors[0]).toMatchObject({ class: 'invalid', code: 'UnsafeLaunchTemplate' });
+    // A refused template has no current version: nothing is retired for it.
+    expect(await fleet.currentTemplateVersion(req(1).pool)).toBeUndefined();
     for (const what of [/HttpTokens .* must be "required"/, /InstanceInitiatedShutdownBehavior .* must be "terminate"/, /Encrypted must be true/, /IamInstanceProfile is not set/, /InstanceMetadataTags/])
       expect(r.errors[0].message).toMatch(what);
   });
@@ -236,6 +243,10 @@ describe('discover', () => {
     expect(intr).toMatchObject({ problem: 'interrupted', interruptedAt: Date.parse('2025-03-03T09:50:00Z'), interruptionKind: 'interruption' });
     expect(workerFromInstance(inst('i-1', 'running', {}, { InstanceLifecycle: undefined }), none).market).toBe('on-demand');
     expect(workerFromInstance(inst('i-1', 'running', { [TAGS.builds]: '-3' }), none).builds).toBe(0);
+    expect(workerFromInstance(inst('i-1', 'running', { [TAGS.templateVersion]: '12' }), none).templateVersion).toBe('12');
+    // Not a version number (a worker cannot set this tag, but never trust a tag): as if absent.
+    expect(workerFromInstance(inst('i-1', 'running', { [TAGS.templateVersion]: '$Latest' }), none).templateVersion).toBeUndefined();
+    expect(workerFromInstance(inst('i-1', 'running', {}), none).templateVersion).toBeUndefined();
   });
 
   test('reads every page, filters by deployment and stage tags, and checks status of running instances', async () => {

@@ -1,4 +1,4 @@
-import { validateConfig, type Config } from '../../lib/config';
+import { validateConfig, type Config, type Pool } from '../../lib/config';
 import type { Retirement, Termination } from '../../lib/model';
 import type { Clock, Fleet, FleetWorker, LaunchRequest, LaunchResult, Logger } from '../../lib/controller/ports';
 
@@ -55,6 +55,8 @@ export class FakeFleet implements Fleet {
   terminated: Termination[] = [];
   private next = 1;
   launchImpl?: (req: LaunchRequest) => LaunchResult;
+  /** Set to report a launch template version per pool (Fleet.currentTemplateVersion). */
+  currentTemplateVersion?: (pool: Pool) => Promise<string | undefined>;
 
   constructor(private readonly clock: Clock) {}
 

@@ -49,6 +49,35 @@ test('404 means the job is gone', async () => {
   expect(await client().c.getJob(7, 56)).toBeUndefined();
 });
 
+test('lists a project\'s pending jobs (one page of 100) and a pipeline\'s jobs; malformed entries are skipped', async () => {
+  handler = (_req, res) =>
+    json(res, 200, [
+      { id: 91, status: 'pending', tag_list: ['arm64'], name: 'build' },
+      { id: 90, status: 'pending' },
+      { id: 'x', status: 'pending' },
+      { id: 89 },
+      null,
+    ]);
+  const { c } = client();
+  const expected = [
+    { id: 91, status: 'pending', tagList: ['arm64'] },
+    { id: 90, status: 'pending', tagList: [] },
+  ];
+  expect(await c.listPendingJobs(7)).toEqual(expected);
+  expect(await c.listPipelineJobs(7, 981)).toEqual(expected);
+  expect(seen.map((x) => x.url)).toEqual(['/api/v4/projects/7/jobs?scope[]=pending&per_page=100', '/api/v4/projects/7/pipelines/981/jobs?per_page=100']);
+  expect(seen.every((x) => x.token === TOKEN)).toBe(true);
+});
+
+test('a listing of a project that is gone (404) is empty; an answer that is not a list is an error', async () => {
+  handler = (_req, res) => json(res, 404, { message: '404 Project Not Found' });
+  expect(await client().c.listPendingJobs(8)).toEqual([]);
+  handler = (_req, res) => json(res, 200, { message: 'unexpected' });
+  await expect(client().c.listPendingJobs(8)).rejects.toThrow(/expected a JSON array of jobs/);
+  await expect(client().c.listPendingJobs(0)).rejects.toThrow(/project id must be a positive integer/);
+  await expect(client().c.listPipelineJobs(8, -2)).rejects.toThrow(/project and pipeline ids must be positive integers/);
+});
+
 test('429 waits Retry-After, then succeeds', async () => {
   let n = 0;
   handler = (_req, res) => (n++ === 0 ? json(res, 429, {}, { 'retry-after': '3' }) : json(res, 200, { id: 1, status: 'running', tag_list: [] }));

@@ -272,3 +272,50 @@ test('a launch template without IMDSv2 is refused: no CreateFleet, the pool is p
   expect(log.at('error').join('\n')).toMatch(/HttpTokens .* must be "required" \(IMDSv2\)/);
   expect(log.at('error').join('\n')).toMatch(/pool docker: launch of 1 refused: paused/);
 });
+
+test('a changed launch template: idle workers get the retire tag, replacements launch from the new version, busy workers are untouched', async () => {
+  const config = makeConfig([{ name: 'docker', runUntagged: true, IdleCount: 3, IdleTime: 3600, limit: 10 }]);
+  const s = await stageUnderTest('template', config);
+  const r1 = await s.pass();
+  expect(r1.launched).toEqual({ docker: 3 });
+  expect(r1.templateVersions).toEqual({ docker: '1' });
+  const first = await s.instances();
+  expect(first.map((i) => tagOf(i, TAGS.templateVersion))).toEqual(['1', '1', '1']);
+  const [busy, idle1, idle2] = first.map((i) => i.InstanceId!);
+  await reportAs([busy], 'busy', s.clock.now());
+  await reportAs([idle1, idle2], 'idle', s.clock.now());
+
+  // Same template: nothing to do.
+  s.clock.advance(30);
+  const r2 = await s.pass();
+  expect(r2.retired).toEqual([]);
+  expect(r2.launched).toEqual({ docker: 1 }); // the busy worker no longer counts for IdleCount 3
+
+  // New user data: a new template version, made the default.
+  const pool = config.pools[0];
+  const updated = await ensureLaunchTemplate(ec2, { config, stage: 'template', pool, userData: '#!/bin/bash\necho worker v2\n', instanceProfile: 'gitlab-worker' });
+  expect(updated).toMatchObject({ action: 'updated', version: 2 });
+  s.clock.advance(61); // past the fleet's template cache
+  const r3 = await s.pass();
+  expect(r3.templateVersions).toEqual({ docker: '2' });
+  expect(r3.retired.map((r) => r.id).sort()).toEqual([idle1, idle2].sort());
+  expect(r3.retired[0].reason).toMatch(/launch template changed \(version 1, now 2\)/);
+  expect(r3.launched.docker).toBeGreaterThanOrEqual(2);
+
+  const live = await s.instances();
+  const byId = new Map(live.map((i) => [i.InstanceId!, i]));
+  for (const id of [idle1, idle2]) expect(tagOf(byId.get(id)!, TAGS.retire)).toBeDefined();
+  expect(tagOf(byId.get(busy)!, TAGS.retire)).toBeUndefined();
+  expect(tagOf(byId.get(busy)!, TAGS.templateVersion)).toBe('1');
+  const replacements = live.filter((i) => tagOf(i, TAGS.pass) === r3.passId);
+  expect(replacements).toHaveLength(r3.launched.docker);
+  for (const i of replacements) expect(tagOf(i, TAGS.templateVersion)).toBe('2');
+
+  // Discovery reads the version back; the busy worker is retired only once it is idle.
+  const seen = await s.fleet.discover();
+  expect(seen.find((w) => w.id === busy)).toMatchObject({ state: 'busy', templateVersion: '1' });
+  await reportAs([busy], 'idle', s.clock.now());
+  s.clock.advance(30);
+  const r4 = await s.pass();
+  expect(r4.retired.map((r) => r.id)).toEqual([busy]);
+});

@@ -5,8 +5,12 @@ import {
   encodeState,
   MAX_JOB_SHARDS,
   MAX_PARAMETER_BYTES,
+  expireProjects,
+  MAX_PROJECTS,
   MemoryStateStore,
   PARAMS,
+  PROJECT_TTL_MS,
+  touchProject,
   type ControllerState,
   type JobEntry,
 } from '../../lib/controller/state';
@@ -56,7 +60,7 @@ describe('state encoding', () => {
     expect(warnings).toEqual([]);
     for (const [name, v] of values) {
       expect(Buffer.byteLength(v, 'utf8')).toBeLessThanOrEqual(MAX_PARAMETER_BYTES);
-      expect(name).toMatch(/^(meta|last-pass|jobs\/\d\d)$/);
+      expect(name).toMatch(/^(meta|last-pass|projects|jobs\/\d\d)$/);
     }
     expect([...values.keys()].filter((k) => k.startsWith('jobs/')).length).toBeLessThanOrEqual(MAX_JOB_SHARDS);
     const back = decodeState(values);
@@ -173,5 +177,74 @@ describe('ShardedStateStore', () => {
       throw new Error('AccessDenied');
     };
     await expect(store.load()).rejects.toThrow(/could not read controller state: AccessDenied/);
+  });
+});
+
+describe('recently seen projects', () => {
+  const HOUR = 3_600_000;
+
+  test('events from the same projects within an hour change nothing, so they cost no write', async () => {
+    const store = new MemoryStateStore();
+    const s = await store.load();
+    expect(touchProject(s, 42, T0 + 1000)).toBe(true);
+    expect(touchProject(s, 7, T0 + 2000)).toBe(true);
+    expect(await store.save(s)).toEqual({ writes: 2 }); // meta (first save) + projects
+    for (let m = 1; m < 50; m++) {
+      expect(touchProject(s, 42, T0 + m * 60_000)).toBe(false);
+      expect(touchProject(s, 7, T0 + m * 60_000 + 5)).toBe(false);
+      expect(await store.save(s)).toEqual({ writes: 0 });
+    }
+    // A new project, or a known one seen in a new hour, is one write.
+    expect(touchProject(s, 99, T0 + 51 * 60_000)).toBe(true);
+    expect(await store.save(s)).toEqual({ writes: 1 });
+    expect(touchProject(s, 42, T0 + HOUR)).toBe(true);
+    expect(await store.save(s)).toEqual({ writes: 1 });
+  });
+
+  test('an empty project list is never written; projects age out after 24 h (one write)', async () => {
+    const store = new MemoryStateStore();
+    const s = await store.load();
+    await store.save(s);
+    expect(store.backend.values.has(PARAMS.projects)).toBe(false);
+    touchProject(s, 5, T0);
+    touchProject(s, 6, T0 + 3 * HOUR);
+    await store.save(s);
+    expect(expireProjects(s, T0 + PROJECT_TTL_MS - 1)).toBe(0);
+    expect(expireProjects(s, T0 + 2 * HOUR + PROJECT_TTL_MS)).toBe(1);
+    expect([...s.projects.keys()]).toEqual([6]);
+    expect(await store.save(s)).toEqual({ writes: 1 });
+    const reloaded = new MemoryStateStore(undefined, store.backend);
+    const back = await reloaded.load();
+    expect([...back.projects]).toEqual([[6, Math.floor((T0 + 3 * HOUR) / HOUR) * HOUR]]);
+    // The last one ages out: the stored list is emptied (one write), then left alone.
+    expect(expireProjects(back, T0 + 4 * HOUR + PROJECT_TTL_MS)).toBe(1);
+    expect(await reloaded.save(back)).toEqual({ writes: 1 });
+    expect(await reloaded.save(back)).toEqual({ writes: 0 });
+    expect((await new MemoryStateStore(undefined, store.backend).load()).projects.size).toBe(0);
+  });
+
+  test(`keeps at most ${MAX_PROJECTS} projects (least recently seen dropped) in one parameter under 4 KB`, () => {
+    const s = emptyState();
+    // 16-digit ids (the largest safe integers) over the 24 hours a project is remembered.
+    const id = (i: number) => 9_000_000_000_000_000 + i * 7919;
+    for (let i = 0; i < 50; i++) touchProject(s, id(i), T0);
+    for (let i = 50; i < MAX_PROJECTS + 50; i++) touchProject(s, id(i), T0 + (1 + (i % 23)) * HOUR);
+    expect(s.projects.size).toBe(MAX_PROJECTS);
+    for (let i = 0; i < 50; i++) expect(s.projects.has(id(i))).toBe(false);
+    const values = encodeState(s);
+    expect(values.get(PARAMS.projects)!.length).toBeLessThanOrEqual(MAX_PARAMETER_BYTES);
+    expect(decodeState(values).projects).toEqual(s.projects);
+  });
+
+  test('an unreadable project list is dropped with a warning, the rest of the state survives', () => {
+    const s = emptyState();
+    s.jobs.set(1, { projectId: 3, pool: 'docker', status: 'pending', seenAt: T0 });
+    const values = encodeState(s);
+    values.set(PARAMS.projects, '{"v":1,"h":[["x"]]}');
+    const warnings: string[] = [];
+    const back = decodeState(values, (m) => warnings.push(m));
+    expect(back.projects.size).toBe(0);
+    expect(back.jobs.size).toBe(1);
+    expect(warnings.join()).toMatch(/"projects" is unreadable/);
   });
 });

@@ -42,6 +42,26 @@ describe('simulated workers', () => {
     expect(await new SimGitLab(w).getJob(2, 1001)).toBeUndefined();
   });
 
+  it("GitLab's API stand-in lists a project's pending jobs newest first, unroutable ones included, and stops listing a job once it runs", async () => {
+    const trace = [job(1, 0, 100), { ...job(2, 1, 100), project: 2 }, job(3, 2, 100, ['gpu']), job(4, 3, 100)];
+    const w = world(trace);
+    const gitlab = new SimGitLab(w);
+    const fleet = new SimFleet(w, new CapacityModel(1, quiet, T0));
+    await w.runUntil(T0 + 5_000);
+    expect(await gitlab.listPendingJobs(1)).toEqual([
+      { id: 1003, status: 'pending', tagList: [] },
+      { id: 1002, status: 'pending', tagList: ['gpu'] },
+      { id: 1000, status: 'pending', tagList: [] },
+    ]);
+    expect(await gitlab.listPendingJobs(2)).toEqual([{ id: 1001, status: 'pending', tagList: [] }]);
+    expect(await gitlab.listPendingJobs(3)).toEqual([]);
+    await fleet.launch({ pool: w.config.pools[0], count: 1, passId: 'p1', clientToken: 't1', avoid: [] });
+    await w.runUntil(T0 + 70_000);
+    expect((await gitlab.listPendingJobs(1)).map((j) => j.id)).toEqual([1003, 1002]); // 1000 runs now
+    expect(gitlab.calls).toBe(4);
+    expect(gitlab.listCalls).toBe(4);
+  });
+
   it('exit by themselves after MaxBuilds builds and after the wait timeout, and bill at least a minute', async () => {
     const w = world([job(1, 0, 30), job(2, 0, 30)], { MaxBuilds: 1, IdleTime: 300 });
     const fleet = new SimFleet(w, new CapacityModel(1, quiet, T0));

@@ -83,7 +83,6 @@ describe('simulation invariants', () => {
   });
 
   it('keeps limit and busy workers safe when webhooks are lost, and the schedule repairs what they miss', async () => {
-    let settledRuns = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(jobArb, { minLength: 20, maxLength: 80 }), fc.integer({ min: 0, max: 2 ** 31 }), async (jobs, seed) => {
         const config = twoPoolConfig({ limit: 6, IdleCount: 1, IdleTime: 600, MaxBuilds: 0, MaxGrowthRate: 0 }, { limit: 3, IdleCount: 0, IdleTime: 300, MaxBuilds: 0, MaxGrowthRate: 0 }, 0);
@@ -91,21 +90,18 @@ describe('simulation invariants', () => {
         expect(report.limitViolations).toBe(0);
         expect(report.busyTerminations).toBe(0);
         expect(report.autoscaler.webhooksLost).toBeGreaterThan(0);
+        // Lost "pending" deliveries are repaired by the schedule pass listing the projects' pending
+        // jobs (GitLabJobs.listPendingJobs): every job is served, even the last one of a trace.
+        expect(report.jobsUnserved).toBe(0);
         // Lost "running"/"success" deliveries must not hold capacity: 45 minutes after the last job
         // the fleet is back to the idle target (IdleCount 1 + 0), because the schedule pass
         // confirms recorded jobs through the GitLab API.
-        if (report.jobsUnserved === 0) {
-          settledRuns++;
-          const last = samples.autoscaler[samples.autoscaler.length - 1];
-          expect(last.busy).toBe(0);
-          expect(last.idle + last.booting).toBeLessThanOrEqual(1);
-        }
+        const last = samples.autoscaler[samples.autoscaler.length - 1];
+        expect(last.busy).toBe(0);
+        expect(last.idle + last.booting).toBeLessThanOrEqual(1);
       }),
       { numRuns: 6, seed: 777 },
     );
-    // A lost "pending" delivery can leave a job unseen until other work arrives (docs/simulation.md);
-    // most runs still serve everything, and those are the ones checked above.
-    expect(settledRuns).toBeGreaterThan(0);
   });
 
   it('is deterministic: the same seed gives the same report, another seed a different run', async () => {

@@ -42,7 +42,26 @@ describe('decideDelivery', () => {
     const d = decideDelivery(req(), { secret: SECRET, now });
     expect(d).toMatchObject({ kind: 'queue', status: 202, dedupKey: 'idem:idem-1' });
     if (d.kind !== 'queue') throw new Error('unreachable');
-    expect(d.event).toEqual({ jobId: 4242, projectId: 17, status: 'pending', receivedAt: now, deliveryId: 'idem-1' });
+    expect(d.event).toEqual({ jobId: 4242, projectId: 17, status: 'pending', receivedAt: now, deliveryId: 'idem-1', pipelineId: 981 });
+  });
+
+  it('carries pipeline_id when it is a positive integer, and leaves it out otherwise (it is optional)', () => {
+    const withPipeline = (v: unknown) => {
+      const b = JSON.parse(body('pending'));
+      if (v === undefined) delete b.pipeline_id;
+      else b.pipeline_id = v;
+      const d = decideDelivery(req({ body: JSON.stringify(b) }), { secret: SECRET, now });
+      if (d.kind !== 'queue') throw new Error(`expected queue, got ${d.kind}`);
+      return d.event.pipelineId;
+    };
+    expect(withPipeline(12345)).toBe(12345);
+    expect(withPipeline(undefined)).toBeUndefined();
+    expect(withPipeline('12345')).toBeUndefined();
+    expect(withPipeline(-1)).toBeUndefined();
+    expect(withPipeline(null)).toBeUndefined();
+    const event = { jobId: 1, projectId: 2, status: 'pending', receivedAt: now, pipelineId: 77 };
+    const back = decodeQueueMessage(encodeQueueMessage({ v: 1, type: 'job', event }));
+    expect(back).toEqual({ v: 1, type: 'job', event });
   });
 
   it.each(['running', 'success', 'canceled'])('queues a %s job', (status) => {
