@@ -1,20 +1,29 @@
 /**
  * EventBridge (aws.ec2): Spot Instance Interruption Warning, Rebalance Recommendation, Instance
- * State-change Notification. The events carry no tags, and the rules see every instance of the
- * account, so the instance is looked up first: only this deployment's and stage's workers are
- * marked (lib/controller/reconcile.ts markInterrupted: EC2 tags only) and a reconcile message is
- * queued, so the single writer replaces the capacity at once instead of at the next minute.
+ * State-change Notification. The events carry no tags and the rules see every instance of the
+ * account, so ownership is checked before anything is done:
+ *  - interruption / rebalance: markInterrupted (lib/controller/reconcile.ts) -> Ec2Fleet.markInstance
+ *    looks the instance up ONCE, checks the deployment and stage tags, and tags it; its outcome
+ *    ('tagged' | 'not-ours' | 'gone') and `wakeReconcile` decide what happens here. No second lookup.
+ *  - state-change: markInterrupted makes no EC2 call for it, so this handler looks the instance up
+ *    (one DescribeInstances with the deployment/stage tag filters): otherwise every instance that
+ *    stops anywhere in the account would wake the reconcile function.
+ * When capacity may need replacing, a reconcile message is queued, so the single writer replaces it
+ * at once instead of at the next minute.
  */
 import middy from '@middy/core';
-import { EC2Client, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
-import { SSMClient } from '@aws-sdk/client-ssm';
-import { SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { EventBridgeEvent } from 'aws-lambda';
+import { ec2Client, ssmClient } from '../lib/aws/clients';
 import { Ec2Fleet } from '../lib/aws/ec2-fleet';
+import { errorCode, withRetry } from '../lib/aws/retry';
 import { markInterrupted, type InterruptionNotice } from '../lib/controller/reconcile';
 import { TAGS } from '../lib/controller/tags';
 import { controllerEnv, type ControllerEnv } from '../lib/lambda/env';
 import { correlate, type LoggedContext } from '../lib/lambda/middleware';
+import { sqsClient } from '../lib/lambda/clients';
 import { interruptionLine, stdoutSink, type MetricsSink } from '../lib/lambda/metrics';
 import { loadConfig } from '../lib/lambda/runtime';
 import { encodeQueueMessage } from '../lib/webhook/job-hook';
@@ -29,7 +38,8 @@ let clients: { env: ControllerEnv; ec2: EC2Client; ssm: SSMClient; sqs: SQSClien
 let metricsSink: MetricsSink = stdoutSink;
 
 function setup() {
-  if (!clients) clients = { env: controllerEnv(), ec2: new EC2Client({}), ssm: new SSMClient({}), sqs: new SQSClient({}) };
+  // EC2/SSM: SDK retries off, bounded retries in lib/aws/retry.ts; SQS: lib/lambda/clients.ts.
+  if (!clients) clients = { env: controllerEnv(), ec2: ec2Client(), ssm: ssmClient(), sqs: sqsClient() };
   return clients;
 }
 
@@ -39,7 +49,7 @@ export function resetForTests(sink: MetricsSink = stdoutSink): void {
   metricsSink = sink;
 }
 
-type Ec2Event = EventBridgeEvent<string, { 'instance-id'?: string; state?: string; 'instance-action'?: string }>;
+export type Ec2Event = EventBridgeEvent<string, { 'instance-id'?: string; state?: string; 'instance-action'?: string } | undefined>;
 
 export interface InterruptionResult {
   instanceId?: string;
@@ -48,22 +58,26 @@ export interface InterruptionResult {
   reason: string;
 }
 
-/** The pool of the instance when it is one of ours (tags), else undefined. Terminated instances stay visible for about an hour. */
-async function ownPool(ec2: EC2Client, instanceId: string, deployment: string, stage: string): Promise<string | undefined> {
+/**
+ * Whether a stopped/terminated instance was one of this deployment's and stage's workers (state-change
+ * events only). Terminated instances stay visible to DescribeInstances for about an hour.
+ */
+async function isOwnWorker(ec2: EC2Client, instanceId: string, deployment: string, stage: string): Promise<boolean> {
   try {
-    const out = await ec2.send(
-      new DescribeInstancesCommand({
-        InstanceIds: [instanceId],
-        Filters: [
-          { Name: `tag:${TAGS.deployment}`, Values: [deployment] },
-          { Name: `tag:${TAGS.stage}`, Values: [stage] },
-        ],
-      }),
+    const out = await withRetry(() =>
+      ec2.send(
+        new DescribeInstancesCommand({
+          InstanceIds: [instanceId],
+          Filters: [
+            { Name: `tag:${TAGS.deployment}`, Values: [deployment] },
+            { Name: `tag:${TAGS.stage}`, Values: [stage] },
+          ],
+        }),
+      ),
     );
-    const inst = out.Reservations?.[0]?.Instances?.[0];
-    return inst ? (inst.Tags?.find((t) => t.Key === TAGS.pool)?.Value ?? '') : undefined;
+    return (out.Reservations ?? []).some((r) => (r.Instances ?? []).length > 0);
   } catch (e) {
-    if (String((e as { name?: string }).name ?? '').startsWith('InvalidInstanceID')) return undefined;
+    if (errorCode(e).startsWith('InvalidInstanceID')) return false;
     throw e;
   }
 }
@@ -79,14 +93,14 @@ async function handle(event: Ec2Event, context: LoggedContext): Promise<Interrup
     return { instanceId, action: 'ignored', queued: false, reason: 'not an event this function handles' };
   }
   const config = await loadConfig(env, ssm);
-  const pool = await ownPool(ec2, instanceId, config.deployment, env.stage);
-  if (pool === undefined) {
+  if (kind === 'state-change' && !(await isOwnWorker(ec2, instanceId, config.deployment, env.stage))) {
     log.info('event ignored', { instanceId, kind, reason: 'not a worker of this deployment and stage' });
     return { instanceId, action: 'not-ours', queued: false, reason: 'not a worker of this deployment and stage' };
   }
   const fleet = new Ec2Fleet({ ec2, config, stage: env.stage, log });
   const outcome = await markInterrupted({ fleet, clock: { now: () => Date.now() }, log }, { instanceId, kind, state: event.detail?.state });
-  metricsSink(interruptionLine(config.deployment, env.stage, pool || '(none)', kind));
+  // Counted only for our own workers: 'tagged' (markInstance checked the tags) or an own state change.
+  if (outcome.action === 'tagged' || kind === 'state-change') metricsSink(interruptionLine(config.deployment, env.stage, kind));
   let queued = false;
   if (outcome.wakeReconcile) {
     if (!env.queueUrl) throw new Error('QUEUE_URL is not set: cannot wake the reconcile function');
@@ -99,10 +113,10 @@ async function handle(event: Ec2Event, context: LoggedContext): Promise<Interrup
     );
     queued = true;
   }
-  log.info('interruption handled', { instanceId, pool, kind, state: event.detail?.state, action: outcome.action, queued, reason: outcome.reason });
+  log.info('interruption handled', { instanceId, kind, state: event.detail?.state, action: outcome.action, queued, reason: outcome.reason });
   return { instanceId, action: outcome.action, queued, reason: outcome.reason };
 }
 
-export const handler = middy(handle as any).use(
-  correlate({ fields: { service: 'gitlab-spot-autoscaler', function: 'interruption' }, summarize: (r) => ({ action: (r as InterruptionResult | undefined)?.action }) }),
+export const handler = middy<Ec2Event, InterruptionResult, Error, LoggedContext>(handle).use(
+  correlate<Ec2Event, InterruptionResult>({ fields: { service: 'gitlab-spot-autoscaler', function: 'interruption' }, summarize: (r) => ({ action: r?.action }) }),
 );

@@ -6,9 +6,10 @@
  * Thin: builds the ports from the environment, runs reconcilePass, logs and emits metrics.
  */
 import middy from '@middy/core';
-import { EC2Client } from '@aws-sdk/client-ec2';
-import { SSMClient } from '@aws-sdk/client-ssm';
-import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { ec2Client, ssmClient } from '../lib/aws/clients';
 import { Ec2Fleet } from '../lib/aws/ec2-fleet';
 import { SsmStateStore } from '../lib/aws/ssm-state-store';
 import type { Config } from '../lib/config';
@@ -25,7 +26,8 @@ let clients: { env: ControllerEnv; ec2: EC2Client; ssm: SSMClient } | undefined;
 let metricsSink: MetricsSink = stdoutSink;
 
 function setup() {
-  if (!clients) clients = { env: controllerEnv(), ec2: new EC2Client({}), ssm: new SSMClient({}) };
+  // SDK retries off: Ec2Fleet / SsmStateStore / loadSecret retry within bounds (lib/aws/retry.ts).
+  if (!clients) clients = { env: controllerEnv(), ec2: ec2Client(), ssm: ssmClient() };
   return clients;
 }
 
@@ -40,10 +42,10 @@ interface ScheduleInput {
   reason?: string;
 }
 
-type ReconcileEvent = { Records: SQSRecord[] } | ScheduleInput;
+export type ReconcileEvent = SQSEvent | ScheduleInput;
 export type ReconcileResult = SQSBatchResponse | { passId: string; decisions: string[]; launched: Record<string, number> };
 
-const isSqs = (e: ReconcileEvent): e is { Records: SQSRecord[] } => Array.isArray((e as { Records?: unknown }).Records);
+const isSqs = (e: ReconcileEvent): e is SQSEvent => Array.isArray((e as { Records?: unknown }).Records);
 
 async function runPass(config: Config, env: ControllerEnv, input: PassInput, context: LoggedContext, gitlab: GitLabJobs | undefined): Promise<PassReport> {
   const { ec2, ssm } = setup();
@@ -114,12 +116,9 @@ async function handle(event: ReconcileEvent, context: LoggedContext): Promise<Re
   return { batchItemFailures: failures };
 }
 
-export const handler = middy(handle as any).use(
-  correlate({
+export const handler = middy<ReconcileEvent, ReconcileResult, Error, LoggedContext>(handle).use(
+  correlate<ReconcileEvent, ReconcileResult>({
     fields: { service: 'gitlab-spot-autoscaler', function: 'reconcile' },
-    summarize: (r) => {
-      const res = r as ReconcileResult | undefined;
-      return res && 'batchItemFailures' in res ? { batchItemFailures: res.batchItemFailures.length } : { passId: (res as { passId?: string } | undefined)?.passId };
-    },
+    summarize: (res) => (!res ? {} : 'batchItemFailures' in res ? { batchItemFailures: res.batchItemFailures.length } : { passId: res.passId }),
   }),
 );

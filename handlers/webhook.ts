@@ -1,15 +1,24 @@
 /**
  * POST /webhook: GitLab Job Hook -> SQS. Thin: the decision is lib/webhook/job-hook.ts.
- * Imports only the SSM and SQS clients (never EC2: cold start; test/deploy/bundle.test.ts checks).
+ * Imports only the SSM and SQS clients (never EC2: cold start; test/deploy/package.test.ts checks the bundle).
  */
 import middy from '@middy/core';
-import { SSMClient, GetParameterCommand } from '@aws-sdk/client-ssm';
-import { SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { withRetry, type RetryPolicy } from '../lib/aws/retry';
 import { decideDelivery, encodeQueueMessage } from '../lib/webhook/job-hook';
 import { correlate, httpErrors, jsonResponse, type HttpResponse, type LoggedContext } from '../lib/lambda/middleware';
+import { sqsClient, webhookSsmClient } from '../lib/lambda/clients';
 import { cached, webhookEnv, type WebhookEnv } from '../lib/lambda/env';
 import { registerSecret } from '../lib/lambda/logger';
+
+/**
+ * The secret read is retried on throttling (the SSM client's own retry is off: lib/aws/clients.ts),
+ * within a budget that keeps the answer far inside GitLab's 10 s: 3 attempts, at most 1.5 s waiting.
+ * It happens once per container per WEBHOOK_SECRET_CACHE_SECONDS, not per delivery.
+ */
+const SECRET_READ_POLICY: RetryPolicy = { maxAttempts: 3, baseMs: 100, capMs: 1000, maxTotalWaitMs: 1500 };
 
 let env: WebhookEnv | undefined;
 let ssm: SSMClient | undefined;
@@ -19,14 +28,15 @@ let secret: ReturnType<typeof cached<string>> | undefined;
 function setup() {
   if (!env) {
     env = webhookEnv();
-    ssm = new SSMClient({});
-    sqs = new SQSClient({});
+    ssm = webhookSsmClient(); // not lib/aws/clients.ts: that module would bring the EC2 client along
+    sqs = sqsClient();
     const e = env;
+    const client = ssm;
     secret = cached(async () => {
-      const out = await ssm!.send(new GetParameterCommand({ Name: e.webhookSecretParameter, WithDecryption: true }));
+      const out = await withRetry(() => client.send(new GetParameterCommand({ Name: e.webhookSecretParameter, WithDecryption: true })), { policy: SECRET_READ_POLICY });
       const value = out.Parameter?.Value;
       if (!value) throw new Error(`SSM parameter ${e.webhookSecretParameter} is empty`);
-      registerSecret(value);
+      registerSecret(value); // the real secret, loaded by us: masked wherever it might appear
       return value;
     }, env.secretCacheSeconds * 1000);
   }
@@ -43,8 +53,9 @@ export function resetForTests(): void {
 
 async function receive(event: APIGatewayProxyEventV2, context: LoggedContext): Promise<HttpResponse> {
   const { env, sqs, secret } = setup();
-  const presented = Object.entries(event.headers ?? {}).find(([k]) => k.toLowerCase() === 'x-gitlab-token')?.[1];
-  registerSecret(presented); // whatever the caller sent is never logged, right or wrong
+  // The presented X-Gitlab-Token is never registered as a secret (a caller would control the
+  // redaction list) and never logged: no line here carries the headers, and the logger masks the
+  // header by name (lib/lambda/logger.ts).
   const decision = decideDelivery(
     { headers: event.headers ?? {}, body: event.body, isBase64Encoded: event.isBase64Encoded },
     { secret: await secret.get(), now: Date.now(), maxBodyBytes: env.maxBodyBytes },
@@ -72,11 +83,11 @@ async function receive(event: APIGatewayProxyEventV2, context: LoggedContext): P
   return jsonResponse(decision.status, { queued: decision.reason, messageId: out.MessageId }, context.correlationId);
 }
 
-export const handler = middy(receive as any)
+export const handler = middy<APIGatewayProxyEventV2, HttpResponse, Error, LoggedContext>(receive)
   .use(
-    correlate({
+    correlate<APIGatewayProxyEventV2, HttpResponse>({
       fields: { service: 'gitlab-spot-autoscaler', function: 'webhook' },
-      summarize: (r) => ({ statusCode: (r as HttpResponse | undefined)?.statusCode }),
+      summarize: (r) => ({ statusCode: r?.statusCode }),
     }),
   )
-  .use(httpErrors());
+  .use(httpErrors<APIGatewayProxyEventV2>());

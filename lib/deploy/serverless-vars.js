@@ -3,7 +3,9 @@
 // is loaded with tsx's namespaced require (affects only these requires, not serverless-esbuild).
 //
 // Inputs (documented in docs/deployment.md):
-//   config file  --param config=path   or GSA_CONFIG   (default samples/config.yaml)
+//   config file  --param config=path   or GSA_CONFIG   (required; no silent default: a deploy
+//                without it would stand up the sample. GSA_ALLOW_SAMPLE_CONFIG=1 allows
+//                samples/config.yaml, for the CI package check and `npm run dev` only)
 //   VPC          --param vpc=vpc-...   or GSA_VPC_ID   (needed when a pool lists no securityGroups)
 //   stage        --stage               (default dev)
 //   region       --region, else the config's region, else AWS_REGION, else us-east-1
@@ -24,16 +26,30 @@ function param(options, name) {
   return undefined;
 }
 
+const SAMPLE_CONFIG = 'samples/config.yaml';
+
+/** The config file to build from: explicit, or the sample only when explicitly allowed. */
+function configFile(options) {
+  const explicit = param(options, 'config') || process.env.GSA_CONFIG;
+  if (explicit) return path.resolve(root, explicit);
+  if (process.env.GSA_ALLOW_SAMPLE_CONFIG === '1') return path.resolve(root, SAMPLE_CONFIG);
+  throw new Error(
+    'no config file given: pass --param config=path/to/config.yaml (or set GSA_CONFIG). ' +
+      `There is no default, so that \`serverless deploy\` can never stand up ${SAMPLE_CONFIG} by accident; ` +
+      'set GSA_ALLOW_SAMPLE_CONFIG=1 to build from the sample (CI package check, npm run dev).',
+  );
+}
+
 function build(options) {
-  const key = JSON.stringify([options.stage, options.region, options.param, process.env.GSA_CONFIG, process.env.GSA_VPC_ID, process.env.GSA_DEV_ENDPOINT]);
+  const key = JSON.stringify([options.stage, options.region, options.param, process.env.GSA_CONFIG, process.env.GSA_ALLOW_SAMPLE_CONFIG, process.env.GSA_VPC_ID, process.env.GSA_DEV_ENDPOINT]);
   if (memo && memo.key === key) return memo.value;
+  const configPath = configFile(options);
+  if (!fs.existsSync(configPath)) throw new Error(`config file ${configPath} does not exist; pass --param config=path/to/config.yaml (or set GSA_CONFIG)`);
   const { register } = require('tsx/cjs/api');
   const tsx = register({ namespace: 'gitlab-spot-autoscaler-deploy' });
   try {
     const { parseConfig } = tsx.require('../config.ts', __filename);
     const { buildStack } = tsx.require('./stack.ts', __filename);
-    const configPath = path.resolve(root, param(options, 'config') || process.env.GSA_CONFIG || 'samples/config.yaml');
-    if (!fs.existsSync(configPath)) throw new Error(`config file ${configPath} does not exist; pass --param config=path/to/config.yaml (or set GSA_CONFIG)`);
     const config = parseConfig(fs.readFileSync(configPath, 'utf8'), configPath);
     const userdataPath = path.join(root, 'lib', 'worker', 'userdata.ts');
     if (!fs.existsSync(userdataPath)) throw new Error('lib/worker/userdata.ts is missing: the launch templates need renderUserData');

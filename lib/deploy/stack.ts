@@ -78,7 +78,8 @@ export function logicalName(name: string): string {
 const sub = (s: string) => ({ 'Fn::Sub': s });
 const ref = (id: string) => ({ Ref: id });
 const getAtt = (id: string, attr: string) => ({ 'Fn::GetAtt': [id, attr] });
-const ssmArn = (name: string) => sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${name}`);
+// Hierarchical names start with "/" and the ARN takes them as is; a flat name needs the separator.
+const ssmArn = (name: string) => sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${name.startsWith('/') ? '' : '/'}${name}`);
 const logsArn = (fn: string) => sub(`arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:/aws/lambda/${fn}:*`);
 const ec2Arn = (what: string) => sub(`arn:\${AWS::Partition}:ec2:\${AWS::Region}:\${AWS::AccountId}:${what}`);
 
@@ -378,11 +379,12 @@ export function buildStack(opts: StackOptions): StackParts {
   }
 
   // ---- function roles -------------------------------------------------------------------------
-  const externalSecrets = [config.gitlab.apiTokenParameter, config.gitlab.webhookSecretParameter].filter((n): n is string => !!n && !n.startsWith(names.base + '/'));
   resources.WebhookRole = lambdaRole(functionNames.webhook, [
     { Sid: 'WebhookSecret', Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: ssmArn(names.webhookSecret) },
     { Sid: 'QueueJobEvents', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: getAtt('EventQueue', 'Arn') },
   ]);
+  // Each grant below is a call the reconcile code makes (checked with grep against lib/aws/*.ts,
+  // lib/lambda/*.ts): nothing for "maybe later".
   resources.ReconcileRole = lambdaRole(functionNames.reconcile, [
     {
       Sid: 'ConsumeJobEvents',
@@ -390,18 +392,18 @@ export function buildStack(opts: StackOptions): StackParts {
       Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ChangeMessageVisibility'],
       Resource: getAtt('EventQueue', 'Arn'),
     },
+    // lib/lambda/runtime.ts loadConfig (GetParameter) and lib/lambda/gitlab.ts loadSecret (GetParameter, decrypted).
+    { Sid: 'ReadConfigAndApiToken', Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: [ssmArn(names.config), ssmArn(names.gitlabApiToken)] },
+    // lib/aws/ssm-state-store.ts: readAll = GetParametersByPath(state, recursive); write = PutParameter(state/<shard>).
+    // The state store never deletes (a shard that empties is overwritten), so no Delete grant.
+    { Sid: 'ReadState', Effect: 'Allow', Action: ['ssm:GetParametersByPath'], Resource: [ssmArn(names.state), ssmArn(`${names.state}/*`)] },
+    { Sid: 'WriteState', Effect: 'Allow', Action: ['ssm:PutParameter'], Resource: ssmArn(`${names.state}/*`) },
     {
-      Sid: 'DeploymentParameters',
-      Effect: 'Allow',
-      Action: ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath', 'ssm:PutParameter', 'ssm:DeleteParameter', 'ssm:DeleteParameters'],
-      Resource: [ssmArn(names.base), ssmArn(`${names.base}/*`)],
-    },
-    ...(externalSecrets.length ? [{ Sid: 'ExternalSecrets', Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: externalSecrets.map(ssmArn) }] : []),
-    {
-      // Describe* calls support no resource-level permissions (EC2 API reference).
+      // Describe* calls support no resource-level permissions (EC2 API reference). Ec2Fleet calls:
+      // discover = DescribeInstances + DescribeInstanceStatus; launch = DescribeLaunchTemplateVersions.
       Sid: 'DiscoverFleet',
       Effect: 'Allow',
-      Action: ['ec2:DescribeInstances', 'ec2:DescribeInstanceStatus', 'ec2:DescribeLaunchTemplates', 'ec2:DescribeLaunchTemplateVersions', 'ec2:DescribeSubnets', 'ec2:DescribeInstanceTypeOfferings'],
+      Action: ['ec2:DescribeInstances', 'ec2:DescribeInstanceStatus', 'ec2:DescribeLaunchTemplateVersions'],
       Resource: '*',
     },
     {
@@ -434,9 +436,18 @@ export function buildStack(opts: StackOptions): StackParts {
       Condition: { StringEquals: { 'ec2:CreateAction': ['CreateFleet', 'RunInstances'] } },
     },
     {
-      Sid: 'ManageOwnWorkers',
+      // Ec2Fleet.requestRetirement tags existing workers with the retire key only; the deployment,
+      // stage and pool tags (which every other grant keys on) can therefore never be rewritten.
+      Sid: 'RetireOwnWorkers',
       Effect: 'Allow',
-      Action: ['ec2:CreateTags', 'ec2:DeleteTags', 'ec2:TerminateInstances'],
+      Action: ['ec2:CreateTags'],
+      Resource: ec2Arn('instance/*'),
+      Condition: { ...deploymentCondition('aws:ResourceTag'), 'ForAllValues:StringEquals': { 'aws:TagKeys': [TAGS.retire] } },
+    },
+    {
+      Sid: 'TerminateOwnWorkers',
+      Effect: 'Allow',
+      Action: ['ec2:TerminateInstances'],
       Resource: ec2Arn('instance/*'),
       Condition: deploymentCondition('aws:ResourceTag'),
     },

@@ -2,11 +2,15 @@
  * Structured JSON logs, one line per entry, with a correlation id, and secret redaction.
  *
  * Redaction works two ways, because a secret can reach a log line by value or by name:
- *  - values: every secret the process loads (webhook secret, runner token, API token) is
+ *  - values: every secret the process loads from SSM (webhook secret, runner token, API token) is
  *    registered with `registerSecret` and replaced wherever it appears, even inside a longer string
- *    or an error message;
- *  - shapes: strings that look like GitLab tokens (glrt-, glpat-, ...) and fields whose name says
- *    token/secret/password/authorization are masked even when never registered.
+ *    or an error message. Only secrets WE load are registered, never a value a caller sent (e.g. a
+ *    presented X-Gitlab-Token): an unauthenticated caller could otherwise grow the registry (memory,
+ *    and the cost of redacting every line) and poison the logs (a "token" of `pending` would mask
+ *    that word everywhere). A presented token is kept out of logs by its field name instead;
+ *  - names and shapes: fields named like secret-bearing headers (X-Gitlab-Token, Authorization,
+ *    PRIVATE-TOKEN, Cookie) or whose name says token/secret/password/authorization, and strings that
+ *    look like GitLab tokens (glrt-, glpat-, ...), are masked even when never registered.
  * The Logger port (lib/controller/ports.ts) is what the reconcile pass sees.
  */
 import type { Logger } from '../controller/ports';
@@ -16,9 +20,32 @@ const registered = new Set<string>();
 
 /** Values shorter than this are not registered: masking "a" everywhere would wreck every log line. */
 const MIN_SECRET_LENGTH = 6;
+/**
+ * A process loads a handful of secrets (webhook secret, API token, one runner token per pool) plus
+ * their rotations. The cap is a backstop so that a bug which registers per-request values cannot
+ * grow memory and per-line cost without bound: the oldest registration is dropped first.
+ */
+export const MAX_REGISTERED_SECRETS = 64;
 
+/**
+ * Registers a secret this process loaded itself (from SSM). Never pass a caller-supplied value
+ * (a presented X-Gitlab-Token, an Authorization header): see the header comment.
+ */
 export function registerSecret(value: string | undefined): void {
-  if (value && value.length >= MIN_SECRET_LENGTH) registered.add(value);
+  if (!value || value.length < MIN_SECRET_LENGTH) return;
+  registered.delete(value); // re-insert: a Set iterates in insertion order, so this marks it newest
+  registered.add(value);
+  while (registered.size > MAX_REGISTERED_SECRETS) registered.delete(registered.values().next().value as string);
+}
+
+/** Whether this exact value is registered (tests: a forged token must never be). */
+export function isRegisteredSecret(value: string): boolean {
+  return registered.has(value);
+}
+
+/** How many values are registered (tests, and a bound the logger guarantees). */
+export function registeredSecretCount(): number {
+  return registered.size;
 }
 
 /** For tests only. */
@@ -29,7 +56,18 @@ export function clearRegisteredSecrets(): void {
 const TOKEN_SHAPES = /\b(glrt-|glpat-|gloas-|glptt-|gldt-|glsoat-|GR1348941)[A-Za-z0-9_\-.]{4,}/g;
 const SECRET_KEY = /(token|secret|password|passwd|authorization|credential|api[-_]?key)/i;
 // Keys that name a parameter or a flag about a secret, not the secret itself.
-const SAFE_KEY = /(parameter|param|name|present|length|matches|expires)$/i;
+const SAFE_KEY = /(parameter|param|name|present|length|matches|expires)s?$/i;
+/**
+ * Header names whose value is a credential, masked by name whatever the value looks like (string,
+ * number or a multi-value array): GitLab's webhook secret, HTTP auth, GitLab API tokens, cookies.
+ */
+const SECRET_HEADERS = new Set(['x-gitlab-token', 'authorization', 'proxy-authorization', 'private-token', 'job-token', 'cookie', 'set-cookie']);
+
+function isSecretKey(key: string): boolean {
+  return SECRET_HEADERS.has(key.toLowerCase()) || (SECRET_KEY.test(key) && !SAFE_KEY.test(key));
+}
+
+const isScalarOrList = (v: unknown) => typeof v === 'string' || typeof v === 'number' || Array.isArray(v);
 
 function redactString(s: string): string {
   let out = s;
@@ -53,7 +91,7 @@ export function redact(value: unknown, depth = 0, seen = new WeakSet<object>()):
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1, seen));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
-    out[k] = SECRET_KEY.test(k) && !SAFE_KEY.test(k) && (typeof v === 'string' || typeof v === 'number') ? REDACTED : redact(v, depth + 1, seen);
+    out[k] = isSecretKey(k) && isScalarOrList(v) ? REDACTED : redact(v, depth + 1, seen);
   }
   return out;
 }

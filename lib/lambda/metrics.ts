@@ -115,7 +115,12 @@ export function passFailureLine(deployment: string, stage: string, trigger: stri
   return emfLine({ Deployment: deployment, Stage: stage }, { PassFailures: 1 }, { trigger }, at);
 }
 
-/** Interruption notices per pool and kind (interruption, rebalance, state-change). */
-export function interruptionLine(deployment: string, stage: string, pool: string, kind: string, at = Date.now()): string {
-  return emfLine({ Deployment: deployment, Stage: stage, Pool: pool }, { Interruptions: kind === 'interruption' ? 1 : 0, Rebalances: kind === 'rebalance' ? 1 : 0, WorkersGone: kind === 'state-change' ? 1 : 0 }, { kind }, at);
+/**
+ * Interruption notices of this deployment's workers, per kind (interruption, rebalance,
+ * state-change), per Deployment and Stage. Not per pool: the interruption function learns that a
+ * worker is ours from Ec2Fleet.markInstance, which reports only the outcome (one EC2 lookup, not a
+ * second one for the pool tag); the per-pool worker counts of each pass show where capacity went.
+ */
+export function interruptionLine(deployment: string, stage: string, kind: string, at = Date.now()): string {
+  return emfLine({ Deployment: deployment, Stage: stage }, { Interruptions: kind === 'interruption' ? 1 : 0, Rebalances: kind === 'rebalance' ? 1 : 0, WorkersGone: kind === 'state-change' ? 1 : 0 }, { kind }, at);
 }

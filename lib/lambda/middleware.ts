@@ -29,31 +29,31 @@ export function correlationIdOf(event: unknown, context?: Partial<Context>): str
   return context?.awsRequestId ?? randomUUID();
 }
 
-export interface CorrelateOptions extends LoggerOptions {
+export interface CorrelateOptions<TResult = unknown> extends LoggerOptions {
   /** Fields on every line: service, function, deployment, stage. */
   fields?: Record<string, unknown>;
   /** Summarises the response for the invocation line (never the whole body). */
-  summarize?: (response: unknown) => Record<string, unknown>;
+  summarize?: (response: TResult | null) => Record<string, unknown>;
 }
 
 /** Adds `context.log` and `context.correlationId`, and logs one line per invocation with its outcome. */
-export function correlate(opts: CorrelateOptions = {}): MiddlewareObj<any, any, Error, any> {
+export function correlate<TEvent, TResult>(opts: CorrelateOptions<TResult> = {}): MiddlewareObj<TEvent, TResult, Error, LoggedContext> {
   const started = new WeakMap<object, number>();
   return {
-    before: (request: Request<any, any, Error, any>) => {
+    before: (request: Request<TEvent, TResult, Error, LoggedContext>) => {
       const correlationId = correlationIdOf(request.event, request.context);
-      const ctx = request.context as LoggedContext;
+      const ctx = request.context;
       ctx.correlationId = correlationId;
       ctx.log = createLogger({ ...(opts.fields ?? {}), correlationId, requestId: request.context?.awsRequestId }, opts);
       started.set(request, Date.now());
     },
-    after: (request: Request<any, any, Error, any>) => {
-      const ctx = request.context as LoggedContext;
+    after: (request: Request<TEvent, TResult, Error, LoggedContext>) => {
+      const ctx = request.context;
       const durationMs = Date.now() - (started.get(request) ?? Date.now());
       ctx.log?.info('invocation done', { durationMs, ...(opts.summarize ? opts.summarize(request.response) : {}) });
     },
-    onError: (request: Request<any, any, Error, any>) => {
-      const ctx = request.context as LoggedContext;
+    onError: (request: Request<TEvent, TResult, Error, LoggedContext>) => {
+      const ctx = request.context;
       if (!ctx.log) ctx.log = createLogger({ ...(opts.fields ?? {}), correlationId: correlationIdOf(request.event, request.context) }, opts);
       const durationMs = Date.now() - (started.get(request) ?? Date.now());
       ctx.log.error('invocation failed', { durationMs, error: request.error });
@@ -80,10 +80,10 @@ export function jsonResponse(statusCode: number, body: Record<string, unknown>, 
  * the hook's "Recent events" (see docs/deployment.md, "Webhook status codes").
  * Must be registered AFTER `correlate` (middy runs onError in reverse order), so it sees the logger.
  */
-export function httpErrors(): MiddlewareObj<any, any, Error, any> {
+export function httpErrors<TEvent>(): MiddlewareObj<TEvent, HttpResponse, Error, LoggedContext> {
   return {
-    onError: (request: Request<any, any, Error, any>) => {
-      const ctx = request.context as Partial<LoggedContext>;
+    onError: (request: Request<TEvent, HttpResponse, Error, LoggedContext>) => {
+      const ctx: Partial<LoggedContext> = request.context;
       request.response = jsonResponse(503, { error: 'temporarily unable to accept the event; it was not queued', correlationId: ctx.correlationId }, ctx.correlationId);
     },
   };

@@ -5,6 +5,7 @@
  * new containers and no container keeps a stale config.
  */
 import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { withRetry } from '../aws/retry';
 import { parseConfig, type Config } from '../config';
 import { readConfigText, type ControllerEnv } from './env';
 
@@ -15,7 +16,8 @@ export function loadConfig(env: ControllerEnv, ssm: SSMClient): Promise<Config> 
   let p = configs.get(key);
   if (!p) {
     p = readConfigText(env.configSource, async (name) => {
-      const out = await ssm.send(new GetParameterCommand({ Name: name }));
+      // The SSM client's own retry is off (lib/aws/clients.ts): throttling is retried here, bounded.
+      const out = await withRetry(() => ssm.send(new GetParameterCommand({ Name: name })));
       if (!out.Parameter?.Value) throw new Error(`SSM parameter ${name} holds no config; run serverless deploy again`);
       return out.Parameter.Value;
     }).then(({ text, origin }) => parseConfig(text, origin));

@@ -3,6 +3,10 @@
  * + the SQS bridge), then GitLab job hooks over HTTP. A wrong token gets 401 and launches nothing;
  * a valid pending-job hook leads to an instance in moto. Free ports; everything is stopped by the
  * PID of the dev script (which stops its own children by PID) and checked gone.
+ *
+ * "Nothing happened" is checked from what the system reports, never after a fixed sleep: the
+ * webhook's own logged decision for the forged request (its correlation id is the X-Gitlab-Event-UUID
+ * we send), and the SQS bridge's count of messages it handed to reconcile.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -53,33 +57,65 @@ async function instances(): Promise<string[]> {
   const out = await ec2().send(new DescribeInstancesCommand({}));
   return (out.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId!);
 }
-const hook = (token: string) =>
+const pendingBody = JSON.parse(readFileSync(join(root, 'events/job-hook-pending.body.json'), 'utf8'));
+/** A pending-job delivery; a distinct job id per delivery, so each one queued would need its own worker. */
+const hook = (token: string, uuid: string, jobId: number) =>
   fetch(`http://127.0.0.1:${ports.http}/webhook`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-gitlab-event': 'Job Hook', 'x-gitlab-token': token, 'idempotency-key': `e2e-${token.length}` },
-    body: readFileSync(join(root, 'events/job-hook-pending.body.json'), 'utf8'),
+    headers: { 'content-type': 'application/json', 'x-gitlab-event': 'Job Hook', 'x-gitlab-token': token, 'x-gitlab-event-uuid': uuid, 'idempotency-key': uuid },
+    body: JSON.stringify({ ...pendingBody, build_id: jobId }),
   });
 
-describe('npm run dev, end to end', () => {
-  it('answers 401 to a wrong token and launches nothing', async () => {
-    const res = await hook('not-the-secret');
-    expect(res.status).toBe(401);
-    // Give a (wrongly) queued event the time to reach reconcile before checking nothing happened.
-    await sleep(3000);
-    expect(output).not.toMatch(/reconcile took/);
-    expect(await instances()).toEqual([]);
-  }, 30_000);
+/** The functions' JSON log lines (serverless-offline prefixes them with "[offline] "). */
+function functionLogs(): Record<string, any>[] {
+  return output
+    .split('\n')
+    .filter((l) => l.startsWith('[offline] {'))
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l.slice('[offline] '.length))];
+      } catch {
+        return []; // a line still being written
+      }
+    });
+}
+/** Messages the dev SQS bridge handed to the reconcile function, in all. */
+const messagesTaken = () => [...output.matchAll(/reconcile took (\d+) message\(s\)/g)].reduce((n, m) => n + Number(m[1]), 0);
 
-  it('turns a valid pending-job webhook into a spot worker in moto', async () => {
-    const res = await hook(SECRET);
+const FORGED = { uuid: 'e2e-forged-0000-0000-000000000001', jobId: 990_001 };
+const VALID = { uuid: 'e2e-valid-0000-0000-000000000002', jobId: 4242 };
+
+describe('npm run dev, end to end', () => {
+  it('answers 401 to a wrong token and queues nothing (the handler\'s own decision for that request)', async () => {
+    const res = await hook('not-the-secret', FORGED.uuid, FORGED.jobId);
+    expect(res.status).toBe(401);
+    // The invocation's last line; every decision line of that invocation precedes it.
+    const done = await until('the webhook invocation line of the forged request', async () => functionLogs().find((l) => l.correlationId === FORGED.uuid && l.message === 'invocation done'), 30_000);
+    expect(done.statusCode).toBe(401);
+    const lines = functionLogs().filter((l) => l.correlationId === FORGED.uuid);
+    expect(lines.filter((l) => l.message === 'webhook rejected').map((l) => l.status)).toEqual([401]);
+    expect(lines.some((l) => l.message === 'job event queued')).toBe(false);
+  }, 60_000);
+
+  it('turns a valid pending-job webhook into a spot worker in moto; the forged delivery added nothing', async () => {
+    const res = await hook(SECRET, VALID.uuid, VALID.jobId);
     expect(res.status).toBe(202);
     const ids = await until('an instance in moto', async () => ((await instances()).length ? instances() : undefined), 90_000);
+    await until('the bridge to report the batch', async () => (messagesTaken() > 0 ? true : undefined), 30_000);
+    // Exactly what the valid event caused: one queued message (the forged one, had it been queued,
+    // was in the queue first and a distinct job), one launch, one instance.
+    expect(messagesTaken()).toBe(1);
     expect(ids).toHaveLength(1);
+    expect(await instances()).toHaveLength(1);
     expect(output).toMatch(/launched 1 \(1 for pending jobs\)/);
-    // The functions' JSON logs never carry the secret (the dev script's own curl hint does, on purpose).
-    const functionLogs = output.split('\n').filter((l) => l.startsWith('[offline] {'));
-    expect(functionLogs.length).toBeGreaterThan(3);
-    for (const l of functionLogs) expect(l).not.toContain(SECRET);
+    expect(functionLogs().some((l) => JSON.stringify(l).includes(String(FORGED.jobId)))).toBe(false);
+    // The functions' JSON logs never carry the secret nor the forged token (the dev script's own curl hint does carry the secret, on purpose).
+    const all = output.split('\n').filter((l) => l.startsWith('[offline] {'));
+    expect(all.length).toBeGreaterThan(3);
+    for (const l of all) {
+      expect(l).not.toContain(SECRET);
+      expect(l).not.toContain('not-the-secret');
+    }
   }, 120_000);
 
   it('stops everything it started', async () => {

@@ -28,6 +28,8 @@ const env: NodeJS.ProcessEnv = {
   SLS_TELEMETRY_DISABLED: '1',
   SLS_NOTIFICATIONS_MODE: 'off',
   GSA_ESBUILD_DIR: '.esbuild-package-test',
+  // The CI check packages the sample config; a real deploy must name its config (serverless-vars.js).
+  GSA_ALLOW_SAMPLE_CONFIG: '1',
 };
 
 describe('serverless package + cfn-lint', () => {

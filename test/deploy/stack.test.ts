@@ -34,26 +34,57 @@ describe('IAM: least privilege', () => {
     expect(secret.Resource['Fn::Sub']).toMatch(/parameter\/gitlab-spot-autoscaler\/acme-ci\/prod\/secrets\/webhook-secret$/);
   });
 
+  const P = 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/gitlab-spot-autoscaler/acme-ci/prod';
+  const resources = (st: any) => ([] as any[]).concat(st.Resource).map((r) => (typeof r === 'string' ? r : r['Fn::Sub']));
+  const grantsOf = (role: string, action: string) => statements(role).filter((x) => actions([x]).includes(action));
+
   it('lets reconcile terminate and tag only instances carrying this deployment and stage', () => {
     const st = statements('ReconcileRole');
-    for (const s of st.filter((x) => ([] as string[]).concat(x.Action).some((a: string) => a === 'ec2:TerminateInstances' || a === 'ec2:DeleteTags'))) {
-      expect(s.Condition.StringEquals).toEqual({ [`aws:ResourceTag/${TAGS.deployment}`]: 'acme-ci', [`aws:ResourceTag/${TAGS.stage}`]: 'prod' });
-    }
-    const createTags = st.filter((x) => ([] as string[]).concat(x.Action).includes('ec2:CreateTags'));
-    expect(createTags.length).toBe(2);
-    for (const s of createTags) expect(s.Condition).toBeDefined();
+    const own = { [`aws:ResourceTag/${TAGS.deployment}`]: 'acme-ci', [`aws:ResourceTag/${TAGS.stage}`]: 'prod' };
+    const terminate = grantsOf('ReconcileRole', 'ec2:TerminateInstances');
+    expect(terminate).toHaveLength(1);
+    expect(terminate[0].Condition).toEqual({ StringEquals: own });
     const launch = st.find((x) => x.Sid === 'LaunchOnlyTaggedWorkers');
     expect(launch.Resource['Fn::Sub']).toMatch(/:instance\/\*$/);
     expect(launch.Condition.StringEquals[`aws:RequestTag/${TAGS.deployment}`]).toBe('acme-ci');
   });
 
-  it('limits reconcile SSM access to the deployment path', () => {
-    const s = statements('ReconcileRole').find((x) => x.Sid === 'DeploymentParameters');
-    expect(s.Resource.map((r: any) => r['Fn::Sub'])).toEqual([
-      'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/gitlab-spot-autoscaler/acme-ci/prod',
-      'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/gitlab-spot-autoscaler/acme-ci/prod/*',
-    ]);
-    for (const st of statements('ReconcileRole')) if (([] as string[]).concat(st.Action).some((a: string) => a.startsWith('ssm:'))) expect(JSON.stringify(st.Resource)).toContain('/acme-ci/prod');
+  it('lets reconcile tag existing workers with the retire key only, and other tags only at launch', () => {
+    const createTags = grantsOf('ReconcileRole', 'ec2:CreateTags');
+    expect(createTags.map((s) => s.Sid).sort()).toEqual(['RetireOwnWorkers', 'TagOnLaunch']);
+    const retire = createTags.find((s) => s.Sid === 'RetireOwnWorkers');
+    // Every key a request may set must be the retire key: the deployment/stage/pool tags that the
+    // other grants key on cannot be rewritten on an existing instance.
+    expect(retire.Condition['ForAllValues:StringEquals']).toEqual({ 'aws:TagKeys': [TAGS.retire] });
+    expect(retire.Condition.StringEquals).toEqual({ [`aws:ResourceTag/${TAGS.deployment}`]: 'acme-ci', [`aws:ResourceTag/${TAGS.stage}`]: 'prod' });
+    const atLaunch = createTags.find((s) => s.Sid === 'TagOnLaunch');
+    expect(atLaunch.Condition).toEqual({ StringEquals: { 'ec2:CreateAction': ['CreateFleet', 'RunInstances'] } });
+  });
+
+  it('grants reconcile only the EC2 calls the code makes (no DeleteTags, DescribeSubnets, ...)', () => {
+    const ec2 = actions(statements('ReconcileRole')).filter((a) => a.startsWith('ec2:'));
+    expect([...new Set(ec2)].sort()).toEqual(['ec2:CreateFleet', 'ec2:CreateTags', 'ec2:DescribeInstanceStatus', 'ec2:DescribeInstances', 'ec2:DescribeLaunchTemplateVersions', 'ec2:RunInstances', 'ec2:TerminateInstances']);
+  });
+
+  it('narrows reconcile SSM access: read config and API token, read state by path, write only state, delete nothing', () => {
+    const ssm = actions(statements('ReconcileRole')).filter((a) => a.startsWith('ssm:'));
+    expect([...new Set(ssm)].sort()).toEqual(['ssm:GetParameter', 'ssm:GetParametersByPath', 'ssm:PutParameter']);
+    const [get] = grantsOf('ReconcileRole', 'ssm:GetParameter');
+    expect(resources(get).sort()).toEqual([`${P}/config`, `${P}/secrets/gitlab-api-token`]);
+    const [byPath] = grantsOf('ReconcileRole', 'ssm:GetParametersByPath');
+    expect(resources(byPath)).toEqual([`${P}/state`, `${P}/state/*`]);
+    const put = grantsOf('ReconcileRole', 'ssm:PutParameter');
+    expect(put).toHaveLength(1);
+    expect(resources(put[0])).toEqual([`${P}/state/*`]);
+    for (const st of statements('ReconcileRole')) expect(actions([st]).every((a) => a !== 'ssm:GetParameters' && !a.startsWith('ssm:Delete'))).toBe(true);
+  });
+
+  it('grants the API token read where the config points, outside the deployment path too', () => {
+    const cfg = { ...sample, gitlab: { ...sample.gitlab, apiTokenParameter: '/shared/gitlab/api-token' } };
+    const st = (buildStack(opts({ config: cfg })).resources as any).ReconcileRole.Properties.Policies[0].PolicyDocument.Statement;
+    const get = st.find((x: any) => actions([x]).includes('ssm:GetParameter'));
+    expect(resources(get)).toContain('arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/shared/gitlab/api-token');
+    expect(resources(get)).not.toContain(`${P}/secrets/gitlab-api-token`);
   });
 
   it('lets the interruption function tag only the interruption and retire tags of own instances', () => {

@@ -1,4 +1,4 @@
-import { clearRegisteredSecrets, createLogger, redact, registerSecret } from '../../lib/lambda/logger';
+import { clearRegisteredSecrets, createLogger, isRegisteredSecret, MAX_REGISTERED_SECRETS, redact, registeredSecretCount, registerSecret } from '../../lib/lambda/logger';
 import { emfLine } from '../../lib/lambda/metrics';
 
 afterEach(() => clearRegisteredSecrets());
@@ -27,6 +27,12 @@ describe('logger redaction', () => {
     a.self = a;
     createLogger({}, { sink: (l) => lines.push(l) }).child({ passId: 'p1' }).warn('m', { a });
     expect(JSON.parse(lines[0])).toMatchObject({ passId: 'p1', level: 'warn', a: { x: 1, self: '[circular]' } });
+  });
+  it('keeps the registry bounded even if a caller registered values in a loop', () => {
+    for (let i = 0; i < MAX_REGISTERED_SECRETS * 3; i++) registerSecret(`loaded-secret-${i}`);
+    expect(registeredSecretCount()).toBe(MAX_REGISTERED_SECRETS);
+    expect(isRegisteredSecret(`loaded-secret-${MAX_REGISTERED_SECRETS * 3 - 1}`)).toBe(true); // newest kept
+    expect(isRegisteredSecret('loaded-secret-0')).toBe(false); // oldest dropped
   });
   it('does not register short values (they would mask everything)', () => {
     registerSecret('ab');

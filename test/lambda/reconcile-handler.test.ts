@@ -7,9 +7,10 @@ import { createServer, type Server } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EC2Client, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
+import { EC2Client, DescribeInstancesCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { SSMClient, PutParameterCommand } from '@aws-sdk/client-ssm';
 import { SQSClient, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import type { SQSRecord } from 'aws-lambda';
 import { stringify } from 'yaml';
 import { startMoto, motoClientConfig, type MotoServer } from '../helpers/moto';
 import { seedMoto, type Seeded } from '../../lib/deploy/dev-seed';
@@ -80,7 +81,17 @@ beforeEach(() => {
 });
 afterEach(() => spy.mockRestore());
 
-const record = (id: string, body: string) => ({ messageId: id, receiptHandle: id, body, attributes: {}, messageAttributes: {}, md5OfBody: '', eventSource: 'aws:sqs', eventSourceARN: 'arn', awsRegion: 'us-east-1' });
+const record = (id: string, body: string): SQSRecord => ({
+  messageId: id,
+  receiptHandle: id,
+  body,
+  attributes: { ApproximateReceiveCount: '1', SentTimestamp: String(Date.now()), SenderId: 'AIDAEXAMPLE', ApproximateFirstReceiveTimestamp: String(Date.now()) },
+  messageAttributes: {},
+  md5OfBody: '',
+  eventSource: 'aws:sqs',
+  eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:q',
+  awsRegion: 'us-east-1',
+});
 const ec2 = () => new EC2Client(motoClientConfig(moto.endpoint));
 const instances = async () => (await ec2().send(new DescribeInstancesCommand({}))).Reservations?.flatMap((r) => r.Instances ?? []) ?? [];
 
@@ -115,26 +126,81 @@ describe('reconcile handler', () => {
 });
 
 describe('interruption handler', () => {
-  it('marks a worker of this deployment and queues a reconcile nudge', async () => {
-    const [inst] = await instances();
+  const sqs = () => new SQSClient(motoClientConfig(moto.endpoint));
+  const warning = (instanceId: string) => {
     const event = JSON.parse(readFileSync(join(__dirname, '../../events/spot-interruption-warning.json'), 'utf8'));
-    event.detail['instance-id'] = inst.InstanceId;
-    const res: any = await interruption(event, ctx());
-    expect(res).toMatchObject({ action: 'tagged', queued: true });
+    event.detail['instance-id'] = instanceId;
+    return event;
+  };
+  const stateChange = (instanceId: string, state: string) => {
+    const event = JSON.parse(readFileSync(join(__dirname, '../../events/instance-state-change.json'), 'utf8'));
+    event.detail = { 'instance-id': instanceId, state };
+    return event;
+  };
+  const drain = async () => {
+    const out: any[] = [];
+    for (;;) {
+      const msgs = await sqs().send(new ReceiveMessageCommand({ QueueUrl: seeded.queueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 600 }));
+      if (!msgs.Messages?.length) return out;
+      out.push(...msgs.Messages.map((m) => JSON.parse(m.Body!)));
+    }
+  };
+  /** An instance with no tags of ours (another team's workload in the same account). */
+  const foreignInstance = async () => {
+    const [own] = await instances();
+    const out = await ec2().send(new RunInstancesCommand({ ImageId: own.ImageId!, MinCount: 1, MaxCount: 1, InstanceType: 't3.micro', TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'team', Value: 'other' }] }] }));
+    return out.Instances![0].InstanceId!;
+  };
+  const describeCalls = (spy: jest.SpyInstance) => spy.mock.calls.filter(([cmd]) => cmd instanceof DescribeInstancesCommand).length;
+
+  it('marks a worker of this deployment with one EC2 lookup, queues a reconcile nudge, counts it', async () => {
+    await drain();
+    const [inst] = await instances();
+    const send = jest.spyOn(EC2Client.prototype, 'send');
+    try {
+      const res = await interruption(warning(inst.InstanceId!), ctx());
+      expect(res).toMatchObject({ action: 'tagged', queued: true });
+      // markInterrupted -> Ec2Fleet.markInstance does the ownership lookup; the handler adds none.
+      expect(describeCalls(send)).toBe(1);
+    } finally {
+      send.mockRestore();
+    }
     const tags = (await instances()).find((i) => i.InstanceId === inst.InstanceId)!.Tags ?? [];
     expect(tags.find((t) => t.Key === 'gitlab-spot-autoscaler:interrupted')?.Value).toMatch(/^interruption /);
-    const msgs = await new SQSClient(motoClientConfig(moto.endpoint)).send(new ReceiveMessageCommand({ QueueUrl: seeded.queueUrl, MaxNumberOfMessages: 10 }));
-    expect((msgs.Messages ?? []).map((m) => JSON.parse(m.Body!)).some((b) => b.type === 'interruption' && b.instanceId === inst.InstanceId)).toBe(true);
-    expect(metrics.some((l) => JSON.parse(l).Interruptions === 1)).toBe(true);
+    expect((await drain()).some((b) => b.type === 'interruption' && b.instanceId === inst.InstanceId)).toBe(true);
+    const line = metrics.map((l) => JSON.parse(l)).find((m) => m.Interruptions === 1);
+    expect(line).toMatchObject({ Deployment: 'dev-local', Stage: 'test' });
   });
 
-  it('leaves instances of other deployments alone and queues nothing', async () => {
-    const event = JSON.parse(readFileSync(join(__dirname, '../../events/spot-interruption-warning.json'), 'utf8'));
-    event.detail['instance-id'] = 'i-0123456789abcdef0';
-    expect(await interruption(event, ctx())).toMatchObject({ action: 'not-ours', queued: false });
+  it('leaves instances of other deployments alone: no tag, nothing queued, not counted', async () => {
+    await drain();
+    const id = await foreignInstance();
+    metrics.length = 0;
+    expect(await interruption(warning(id), ctx())).toMatchObject({ action: 'not-ours', queued: false });
+    const tags = (await instances()).find((i) => i.InstanceId === id)!.Tags ?? [];
+    expect(tags.map((t) => t.Key)).toEqual(['team']);
+    expect(await drain()).toEqual([]);
+    expect(metrics).toEqual([]);
+  });
+
+  it('answers "gone" for an instance that no longer exists and queues nothing', async () => {
+    await drain();
+    expect(await interruption(warning('i-0123456789abcdef0'), ctx())).toMatchObject({ action: 'gone', queued: false });
+    expect(await drain()).toEqual([]);
+  });
+
+  it('wakes reconcile when an own worker stops, not when another instance of the account does', async () => {
+    await drain();
+    const [own] = await instances();
+    expect(await interruption(stateChange(own.InstanceId!, 'shutting-down'), ctx())).toMatchObject({ queued: true });
+    expect((await drain()).some((b) => b.type === 'interruption' && b.instanceId === own.InstanceId)).toBe(true);
+    const id = await foreignInstance();
+    expect(await interruption(stateChange(id, 'terminated'), ctx())).toMatchObject({ action: 'not-ours', queued: false });
+    expect(await drain()).toEqual([]);
   });
 
   it('ignores event types it does not handle', async () => {
-    expect(await interruption({ 'detail-type': 'Something Else', detail: {} }, ctx())).toMatchObject({ action: 'ignored', queued: false });
+    const event = { ...warning('i-0123456789abcdef0'), 'detail-type': 'Something Else' };
+    expect(await interruption(event, ctx())).toMatchObject({ action: 'ignored', queued: false });
   });
 });

@@ -4,7 +4,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { SSMClient, GetParameterCommand } from '@aws-sdk/client-ssm';
 import { SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { handler, resetForTests } from '../../handlers/webhook';
-import { clearRegisteredSecrets } from '../../lib/lambda/logger';
+import { clearRegisteredSecrets, createLogger, isRegisteredSecret, registeredSecretCount } from '../../lib/lambda/logger';
 import { decodeQueueMessage } from '../../lib/webhook/job-hook';
 
 const SECRET = 'whsec-0123456789abcdef';
@@ -88,6 +88,8 @@ describe('webhook handler', () => {
     const res = await handler(withToken(event('webhook-job-pending.json'), SECRET), ctx());
     expect(res.statusCode).toBe(503);
     expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+    // Retried within the webhook's bounded budget (lib/aws/retry.ts), not forever.
+    expect(ssm.commandCalls(GetParameterCommand)).toHaveLength(3);
   });
 
   it('logs JSON lines with one correlation id (GitLab event UUID) and never the secret or a presented token', async () => {
@@ -101,6 +103,30 @@ describe('webhook handler', () => {
     for (const l of entries) expect(l.correlationId).toBe('0b5a3c2e-9f0d-4a8e-9a51-1f2c3d4e5f60');
     expect(entries.some((l) => l.message === 'job event queued' && l.jobId === 4242)).toBe(true);
     expect(entries.some((l) => l.message === 'webhook rejected' && l.status === 401)).toBe(true);
+  });
+
+  it('never registers a presented token as a secret: callers cannot grow or poison the redaction list', async () => {
+    // "pending" as a forged token: were it registered, the word would be masked in every later line.
+    await handler(withToken(event('webhook-job-pending.json'), 'pending'), ctx());
+    for (let i = 0; i < 50; i++) await handler(withToken(event('webhook-job-pending.json'), `forged-token-number-${i}`), ctx());
+    expect(isRegisteredSecret('pending')).toBe(false);
+    expect(isRegisteredSecret('forged-token-number-7')).toBe(false);
+    expect(registeredSecretCount()).toBe(1); // the real secret, loaded from SSM
+    expect(isRegisteredSecret(SECRET)).toBe(true);
+    lines.length = 0;
+    await handler(withToken(event('webhook-job-pending.json'), SECRET), ctx());
+    expect(logs().find((l) => l.message === 'job event queued')).toMatchObject({ status: 'pending' });
+    expect(lines.join('')).not.toContain('forged-token-number');
+  });
+
+  it('masks credential headers by name if a line ever carries them', () => {
+    const out: string[] = [];
+    createLogger({}, { sink: (l) => out.push(l) }).warn('headers', {
+      headers: { 'X-Gitlab-Token': 'forged-value-abc', authorization: 'Bearer xyz-123456', 'private-token': ['multi', 'valued'], 'x-gitlab-event': 'Job Hook' },
+    });
+    const entry = JSON.parse(out[0]);
+    expect(entry.headers).toEqual({ 'X-Gitlab-Token': '[REDACTED]', authorization: '[REDACTED]', 'private-token': '[REDACTED]', 'x-gitlab-event': 'Job Hook' });
+    expect(out[0]).not.toMatch(/forged-value-abc|xyz-123456|multi/);
   });
 
   it('names the missing variable when the function is misconfigured', async () => {
