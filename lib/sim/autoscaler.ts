@@ -9,28 +9,11 @@
  * Passes never overlap (reserved concurrency 1): in the simulation a pass takes no simulated time.
  * A delivery is lost with probability webhookLossRate: it never reaches any pass.
  */
-import type { Config } from '../config';
-import type { Clock, Fleet, GitLabJobs, JobEvent, Logger } from '../controller/ports';
-import type { StateStore } from '../controller/state';
+import type { JobEvent, Logger } from '../controller/ports';
+import { reconcilePass, type PassInput, type ReconcileDeps } from '../controller/reconcile';
 import type { World } from './cloud';
 import type { Rng } from './rng';
 
-export interface ReconcileDeps {
-  config: Config;
-  stage: string;
-  fleet: Fleet;
-  store: StateStore;
-  gitlab?: GitLabJobs;
-  clock: Clock;
-  log: Logger;
-}
-export interface ReconcileInput {
-  events: JobEvent[];
-  trigger: 'queue' | 'schedule' | 'interruption' | 'manual';
-  /** The simulation numbers its passes: the controller's default id is random. */
-  passId?: string;
-}
-export type ReconcileFn = (deps: ReconcileDeps, input: ReconcileInput) => Promise<unknown>;
 
 export interface AutoscalerOptions {
   batchWindowSeconds: number;
@@ -76,7 +59,6 @@ export class SimulatedAutoscaler {
 
   constructor(
     private readonly world: World,
-    private readonly reconcile: ReconcileFn,
     private readonly deps: Omit<ReconcileDeps, 'clock'>,
     private readonly opts: AutoscalerOptions,
     private readonly lossRng: Rng,
@@ -110,12 +92,12 @@ export class SimulatedAutoscaler {
     world.at(Math.ceil(world.now / every) * every, tick);
   }
 
-  private async pass(trigger: ReconcileInput['trigger'], events: JobEvent[]): Promise<void> {
+  private async pass(trigger: PassInput['trigger'], events: JobEvent[]): Promise<void> {
     if (trigger !== 'manual') this.passes[trigger]++;
     const world = this.world;
     const passId = `sim-${(++this.passCount).toString().padStart(6, '0')}`;
     try {
-      await this.reconcile({ ...this.deps, clock: { now: () => world.now } }, { events, trigger, passId });
+      await reconcilePass({ ...this.deps, clock: { now: () => world.now } }, { events, trigger, passId });
     } catch (e) {
       // A pass that throws is retried by Lambda (SQS redelivers the batch): put the events back.
       this.passErrors++;

@@ -18,6 +18,7 @@
  *    spot set `retry: {when: runner_system_failure}`), pending again from that instant.
  *  - Instances take shutdownSeconds from "leave" to terminated; EC2 bills per second, 60 s minimum.
  */
+import { workerWaitTimeout } from '../worker/userdata';
 import type { Config, Pool } from '../config';
 import { poolForJobTags } from '../config';
 import type { WorkerView } from '../model';
@@ -145,11 +146,8 @@ export interface WorldOptions {
   sampleEveryMs?: number;
 }
 
-/** Seconds a run-single worker waits idle before it exits: the pool's largest IdleTime (0 = forever). */
-export function workerWaitTimeout(pool: Pool): number {
-  const times = [pool.IdleTime, ...pool.autoscaling.map((s) => s.IdleTime ?? 0)];
-  return times.includes(0) && pool.IdleTime === 0 ? 0 : Math.max(...times);
-}
+// Seconds a run-single worker waits idle before it exits: the rule the real user data renders.
+export { workerWaitTimeout };
 
 export class World {
   readonly queue = new EventQueue();

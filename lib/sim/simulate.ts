@@ -3,25 +3,18 @@
  * capacity and through the docker+machine baseline on on-demand machines, and the report of both.
  */
 import type { Config } from '../config';
-import type { StateStore } from '../controller/state';
-import type { Logger } from '../controller/ports';
+import { MemoryStateStore } from '../controller/state';
 import { DockerMachineBaseline } from './baseline';
 import { CapacityModel, DEFAULT_CLOUD, SimFleet, SimGitLab, World, type CloudOptions, type Sample } from './cloud';
-import { CountingLogger, DEFAULT_AUTOSCALER, SimulatedAutoscaler, type AutoscalerOptions, type ReconcileFn } from './autoscaler';
+import { CountingLogger, DEFAULT_AUTOSCALER, SimulatedAutoscaler, type AutoscalerOptions } from './autoscaler';
 import { DEFAULT_PRICES, missingPrices, PriceError, type PriceTable } from './prices';
 import { Rng } from './rng';
 import type { Trace } from './trace';
-
-export interface ControllerLink {
-  reconcilePass: ReconcileFn;
-  createStore: (log: Logger) => StateStore;
-}
 
 export interface SimulationOptions {
   config: Config;
   trace: Trace;
   seed: number;
-  controller: ControllerLink;
   prices?: PriceTable;
   cloud?: Partial<CloudOptions>;
   autoscaler?: Partial<AutoscalerOptions>;
@@ -152,8 +145,8 @@ export async function simulate(opts: SimulationOptions): Promise<SimulationResul
   const fleet = new SimFleet(spotWorld, capacity);
   const gitlab = new SimGitLab(spotWorld);
   const log = new CountingLogger(opts.echo);
-  const store = opts.controller.createStore(log);
-  const autoscaler = new SimulatedAutoscaler(spotWorld, opts.controller.reconcilePass, { config, stage: 'sim', fleet, store, gitlab, log }, auto, rng.fork('webhook-loss'));
+  const store = new MemoryStateStore(log);
+  const autoscaler = new SimulatedAutoscaler(spotWorld, { config, stage: 'sim', fleet, store, gitlab, log }, auto, rng.fork('webhook-loss'));
   autoscaler.start();
 
   // docker+machine on on-demand machines: no interruptions, no capacity outages.

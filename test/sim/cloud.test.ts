@@ -176,7 +176,7 @@ describe('docker+machine baseline', () => {
 });
 
 describe('run-single wait timeout', () => {
-  it('is the largest IdleTime of the pool, 0 only when the pool never times out', () => {
+  it('is the worker rule: the longest IdleTime for a pool that keeps no idle worker, 0 when IdleTime is 0', () => {
     const config = makeConfig([poolInput({ IdleTime: 600, autoscaling: [{ Periods: ['* * * * * sat *'], IdleTime: 1800 }] })]);
     expect(workerWaitTimeout(config.pools[0])).toBe(1800);
     expect(workerWaitTimeout(makeConfig([poolInput({ IdleTime: 0 })]).pools[0])).toBe(0);

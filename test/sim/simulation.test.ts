@@ -6,7 +6,6 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { parseConfig } from '../../lib/config';
-import { realController } from '../../lib/sim/controller-link';
 import { simulate } from '../../lib/sim/simulate';
 import { generateTrace } from '../../lib/sim/trace-gen';
 import { parseTrace, type Trace, type TraceJob } from '../../lib/sim/trace';
@@ -64,8 +63,7 @@ describe('simulation invariants', () => {
             config,
             trace: smallTrace(jobs),
             seed,
-            controller: realController,
-            // Spot trouble on, webhooks reliable: every job must then be served.
+                // Spot trouble on, webhooks reliable: every job must then be served.
             cloud: { interruptionsPerHour: 0.2, capacityOutagesPerDay: 12 },
             autoscaler: { webhookLossRate: 0 },
           });
@@ -86,7 +84,7 @@ describe('simulation invariants', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(jobArb, { minLength: 20, maxLength: 80 }), fc.integer({ min: 0, max: 2 ** 31 }), async (jobs, seed) => {
         const config = twoPoolConfig({ limit: 6, IdleCount: 1, IdleTime: 600, MaxBuilds: 0, MaxGrowthRate: 0 }, { limit: 3, IdleCount: 0, IdleTime: 300, MaxBuilds: 0, MaxGrowthRate: 0 }, 0);
-        const { report, samples } = await simulate({ config, trace: smallTrace(jobs), seed, controller: realController, autoscaler: { webhookLossRate: 0.3 }, tailMinutes: 45 });
+        const { report, samples } = await simulate({ config, trace: smallTrace(jobs), seed, autoscaler: { webhookLossRate: 0.3 }, tailMinutes: 45 });
         expect(report.limitViolations).toBe(0);
         expect(report.busyTerminations).toBe(0);
         expect(report.autoscaler.webhooksLost).toBeGreaterThan(0);
@@ -107,7 +105,7 @@ describe('simulation invariants', () => {
   it('is deterministic: the same seed gives the same report, another seed a different run', async () => {
     const config = parseConfig(readFileSync(join(ROOT, 'samples', 'config.yaml'), 'utf8'));
     const trace = generateTrace({ days: 1, seed: 5, scale: 0.3 });
-    const run = (seed: number) => simulate({ config, trace, seed, controller: realController, cloud: { interruptionsPerHour: 0.05 } }).then((r) => r.report);
+    const run = (seed: number) => simulate({ config, trace, seed, cloud: { interruptionsPerHour: 0.05 } }).then((r) => r.report);
     const a = await run(11);
     const b = await run(11);
     const c = await run(12);
@@ -120,7 +118,7 @@ describe('the shipped sample', () => {
   it('reports a sane week: spot cheaper than docker+machine on-demand, nothing unserved, shorter waits', async () => {
     const config = parseConfig(readFileSync(join(ROOT, 'samples', 'config.yaml'), 'utf8'), 'samples/config.yaml');
     const trace = parseTrace(readFileSync(join(ROOT, 'samples', 'trace.jsonl'), 'utf8'), 'samples/trace.jsonl');
-    const { report } = await simulate({ config, trace, seed: 1, controller: realController });
+    const { report } = await simulate({ config, trace, seed: 1 });
     expect(report.jobs).toBe(trace.jobs.length);
     expect(report.jobs).toBeGreaterThan(5000);
     expect(report.jobsUnserved).toBe(0);

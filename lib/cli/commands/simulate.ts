@@ -7,7 +7,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { renderChart } from '../../sim/chart';
-import { realController } from '../../sim/controller-link';
 import { DEFAULT_PRICES, mergePrices, PriceError } from '../../sim/prices';
 import { formatReport } from '../../sim/report';
 import { simulate } from '../../sim/simulate';
@@ -112,7 +111,6 @@ export function run(argv: string[]): Promise<number> {
         trace,
         seed,
         prices,
-        controller: realController,
         cloud: {
           ...(boot && { bootSeconds: boot }),
           ...(opts['interruptions-per-hour'] !== undefined && { interruptionsPerHour: number('interruptions-per-hour', opts['interruptions-per-hour'], 0, 100) }),
