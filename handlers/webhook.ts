@@ -9,7 +9,8 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { withRetry, type RetryPolicy } from '../lib/aws/retry';
 import { decideDelivery, encodeQueueMessage } from '../lib/webhook/job-hook';
 import { correlate, httpErrors, jsonResponse, type HttpResponse, type LoggedContext } from '../lib/lambda/middleware';
-import { sqsClient, webhookSsmClient } from '../lib/lambda/clients';
+import { sqsClient } from '../lib/lambda/clients';
+import { ssmClient } from '../lib/aws/ssm-client';
 import { cached, webhookEnv, type WebhookEnv } from '../lib/lambda/env';
 import { registerSecret } from '../lib/lambda/logger';
 
@@ -28,7 +29,7 @@ let secret: ReturnType<typeof cached<string>> | undefined;
 function setup() {
   if (!env) {
     env = webhookEnv();
-    ssm = webhookSsmClient(); // not lib/aws/clients.ts: that module would bring the EC2 client along
+    ssm = ssmClient(); // lib/aws/ssm-client.ts, not clients.ts: that one brings the EC2 client along
     sqs = sqsClient();
     const e = env;
     const client = ssm;

@@ -7,6 +7,7 @@
  * carry this deployment's and stage's tags (aws:RequestTag at launch, aws:ResourceTag afterwards);
  * SSM access is limited to this deployment's path; the webhook role has no EC2 permission at all.
  */
+import { USER_DATA_LIMIT_BYTES, userDataFits } from '../worker/limits';
 import { createHash } from 'node:crypto';
 import type { Config, Pool } from '../config';
 import { parameterNames } from '../config';
@@ -46,7 +47,6 @@ export class StackError extends Error {
 }
 
 /** EC2 user data is limited to 16 KB before base64 (EC2 user guide, "Run commands at launch"). */
-const MAX_USER_DATA_BYTES = 16 * 1024;
 /** Token placed where the cache bucket name goes, replaced by a Ref to the bucket. */
 const CACHE_BUCKET_TOKEN = 'gsa-cache-bucket-placeholder-0000';
 
@@ -109,7 +109,7 @@ export function rootDeviceName(ami: string): string {
 /** User data with the cache-bucket token replaced by a Ref, base64-encoded by CloudFormation. */
 function userDataValue(text: string): Cfn {
   const bytes = Buffer.byteLength(text, 'utf8');
-  if (bytes > MAX_USER_DATA_BYTES) throw new StackError(`worker user data is ${bytes} bytes; EC2 accepts at most ${MAX_USER_DATA_BYTES}`);
+  if (!userDataFits(bytes)) throw new StackError(`worker user data is ${bytes} bytes; EC2 accepts at most ${USER_DATA_LIMIT_BYTES}`);
   const parts = text.split(CACHE_BUCKET_TOKEN);
   if (parts.length === 1) return { 'Fn::Base64': text };
   const joined: unknown[] = [];

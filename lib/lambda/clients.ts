@@ -1,6 +1,7 @@
 /**
- * The SQS client of the handlers, and the webhook's SSM client. EC2 and SSM clients come from lib/aws/clients.ts (SDK retries
- * off, because every EC2/SSM call is wrapped in lib/aws/retry.ts's bounded retry).
+ * The SQS client of the handlers. EC2 and SSM clients come from lib/aws/clients.ts and
+ * lib/aws/ssm-client.ts (SDK retries off, because every EC2/SSM call is wrapped in
+ * lib/aws/retry.ts's bounded retry).
  *
  * SQS is different: SendMessage is the only SQS call the handlers make, it is NOT wrapped in
  * retry.ts, so the SDK's retry is the one and only retry layer for it. maxAttempts 3 (the SDK's
@@ -10,20 +11,9 @@
  * Endpoint overrides (moto) come from the SDK's standard AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_SQS.
  */
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { SSMClient } from '@aws-sdk/client-ssm';
 
 export const SQS_MAX_ATTEMPTS = 3;
 
 export function sqsClient(opts: { region?: string; endpoint?: string } = {}): SQSClient {
   return new SQSClient({ maxAttempts: SQS_MAX_ATTEMPTS, ...(opts.region ? { region: opts.region } : {}), ...(opts.endpoint ? { endpoint: opts.endpoint } : {}) });
-}
-
-/**
- * The webhook's SSM client: the same settings as lib/aws/clients.ts ssmClient (SDK retries off; the
- * one GetParameter is wrapped in retry.ts with a short budget), built here because that module also
- * imports the EC2 client, and esbuild cannot drop an unused import from the SDK's CommonJS build:
- * the webhook bundle would carry the EC2 client (test/deploy/package.test.ts checks it does not).
- */
-export function webhookSsmClient(opts: { region?: string; endpoint?: string } = {}): SSMClient {
-  return new SSMClient({ maxAttempts: 1, ...(opts.region ? { region: opts.region } : {}), ...(opts.endpoint ? { endpoint: opts.endpoint } : {}) });
 }

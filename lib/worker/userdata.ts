@@ -6,6 +6,7 @@
  * token: the worker reads that from SSM at boot). What the worker does, and why, is in
  * docs/worker.md. Pure: no AWS, no I/O.
  */
+import { USER_DATA_LIMIT_BYTES, userDataFits } from './limits';
 import { stringify as toToml } from 'smol-toml';
 import { DEFAULTS, parameterNames, type Config, type Pool } from '../config';
 import { TAG_PREFIX } from '../controller/tags';
@@ -34,17 +35,7 @@ export const WORKER_DEFAULTS = {
   runnerVersion: 'v18.3.1',
 };
 
-/**
- * EC2's limit on user data: 16 KB (16384 bytes) in raw form, before base64 (EC2 user guide, "Run
- * commands when you launch an EC2 instance with user data input"). The one definition in the code
- * base: everything that checks a size imports it. A size equal to the limit is accepted.
- */
-export const USER_DATA_LIMIT_BYTES = 16 * 1024;
-
-/** True when `bytes` of user data (raw, before base64) fit EC2's limit. */
-export function userDataFits(bytes: number): boolean {
-  return bytes <= USER_DATA_LIMIT_BYTES;
-}
+export { USER_DATA_LIMIT_BYTES, userDataFits } from './limits';
 
 /**
  * Bucket name written into config.toml when the pool uses the deployment's shared cache bucket
