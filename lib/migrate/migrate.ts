@@ -436,6 +436,11 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
     const d: Record<string, unknown> = {};
     if (typeof docker.image === 'string') d.image = docker.image;
     if (typeof docker.privileged === 'boolean') d.privileged = docker.privileged;
+    if (docker.privileged === true)
+      warn(
+        `${at}.docker.privileged`,
+        'kept: privileged job containers can take over the worker, including its runner token and instance role (docs/worker.md, security notes); keep privileged pools for trusted projects, or move image builds to a tagged pool of their own',
+      );
     if (Array.isArray(docker.volumes)) d.volumes = docker.volumes.filter((v) => typeof v === 'string');
     if (typeof docker.disable_cache === 'boolean') d.disableCache = docker.disable_cache;
     for (const k of Object.keys(docker))

@@ -80,6 +80,8 @@ describe('migrating the seed article config.toml', () => {
     expect(at).toEqual(expect.arrayContaining(['check_interval', 'runners[0].machine.MachineName', 'runners[0].machine.OffPeakTimezone', 'deployment']));
     expect(result.warnings.find((w) => w.at === 'check_interval')!.message).toMatch(/no equivalent: .*run-single/);
     expect(result.warnings.find((w) => w.at.endsWith('amazonec2-security-group'))!.message).toMatch(/docker-machine-scaler/);
+    // The seed runs privileged docker: the migrant hears what that exposes on a worker.
+    expect(result.warnings.find((w) => w.at.endsWith('docker.privileged'))!.message).toMatch(/runner token and instance role/);
   });
 
   it('never copies secrets: SSM parameter names and put-parameter commands with placeholders instead', () => {
