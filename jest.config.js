@@ -7,4 +7,5 @@ module.exports = {
   // @middy/* ships ESM only; let the transform compile it.
   transformIgnorePatterns: ['/node_modules/(?!(@middy)/)'],
   testTimeout: 30000,
+  setupFiles: ['<rootDir>/test/setup-env.ts'],
 };
