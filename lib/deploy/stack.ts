@@ -180,38 +180,23 @@ export function buildStack(opts: StackOptions): StackParts {
     },
   };
   resources.AlarmTopic = { Type: 'AWS::SNS::Topic', Properties: { DisplayName: `gitlab-spot-autoscaler ${config.deployment} ${stage} alarms` } };
-  resources.DeadLetterAlarm = {
+  // Both alarms fire on the first breach and stay quiet without data (no messages, no invocations).
+  const alarm = (description: string, metric: { Namespace: string; MetricName: string; Dimensions: Cfn[]; Statistic: string; Period: number; EvaluationPeriods: number }): Cfn => ({
     Type: 'AWS::CloudWatch::Alarm',
-    Properties: {
-      AlarmDescription: `Job events of ${config.deployment}/${stage} failed ${SIZING.maxReceiveCount} times and went to the dead-letter queue; see the reconcile function's logs`,
-      Namespace: 'AWS/SQS',
-      MetricName: 'ApproximateNumberOfMessagesVisible',
-      Dimensions: [{ Name: 'QueueName', Value: getAtt('EventDeadLetterQueue', 'QueueName') }],
-      Statistic: 'Maximum',
-      Period: 300,
-      EvaluationPeriods: 1,
-      Threshold: 0,
-      ComparisonOperator: 'GreaterThanThreshold',
-      TreatMissingData: 'notBreaching',
-      AlarmActions: [ref('AlarmTopic')],
-    },
-  };
-  resources.ReconcileErrorAlarm = {
-    Type: 'AWS::CloudWatch::Alarm',
-    Properties: {
-      AlarmDescription: `The reconcile function of ${config.deployment}/${stage} failed in 5 consecutive minutes`,
-      Namespace: 'AWS/Lambda',
-      MetricName: 'Errors',
-      Dimensions: [{ Name: 'FunctionName', Value: functionNames.reconcile }],
-      Statistic: 'Sum',
-      Period: 60,
-      EvaluationPeriods: 5,
-      Threshold: 0,
-      ComparisonOperator: 'GreaterThanThreshold',
-      TreatMissingData: 'notBreaching',
-      AlarmActions: [ref('AlarmTopic')],
-    },
-  };
+    Properties: { AlarmDescription: description, ...metric, Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', TreatMissingData: 'notBreaching', AlarmActions: [ref('AlarmTopic')] },
+  });
+  resources.DeadLetterAlarm = alarm(
+    `Job events of ${config.deployment}/${stage} failed ${SIZING.maxReceiveCount} times and went to the dead-letter queue; see the reconcile function's logs`,
+    { Namespace: 'AWS/SQS', MetricName: 'ApproximateNumberOfMessagesVisible', Dimensions: [{ Name: 'QueueName', Value: getAtt('EventDeadLetterQueue', 'QueueName') }], Statistic: 'Maximum', Period: 300, EvaluationPeriods: 1 },
+  );
+  resources.ReconcileErrorAlarm = alarm(`The reconcile function of ${config.deployment}/${stage} failed in 5 consecutive minutes`, {
+    Namespace: 'AWS/Lambda',
+    MetricName: 'Errors',
+    Dimensions: [{ Name: 'FunctionName', Value: functionNames.reconcile }],
+    Statistic: 'Sum',
+    Period: 60,
+    EvaluationPeriods: 5,
+  });
 
   // ---- config parameter (secrets are created by the admin: CloudFormation cannot write SecureString)
   resources.ConfigParameter = {

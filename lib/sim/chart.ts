@@ -18,14 +18,8 @@ const TOP = 92;
 const GAP = 64;
 const COLORS = { busy: '#4e79a7', idle: '#59a14f', booting: '#f28e2b', demand: '#222222', pending: '#d62728', offPeak: '#eceff4' };
 
-interface Bucket {
-  at: number;
-  pending: number;
-  running: number;
-  booting: number;
-  idle: number;
-  busy: number;
-}
+/** What the chart draws of a sample (workers leaving are not drawn). */
+type Bucket = Omit<Sample, 'leaving'>;
 
 /** Averages samples into buckets so a week draws as ~1,000 points instead of 10,000. */
 export function bucketize(samples: readonly Sample[], bucketMs: number): Bucket[] {

@@ -5,6 +5,7 @@ import { parseConfig } from '../../lib/config';
 import { explainAt } from '../../lib/cli/commands/explain';
 import { migrateConfigToml, MigrationError, PLACEHOLDER_SUBNET, PLACEHOLDER_URL } from '../../lib/migrate/migrate';
 import { run as migrateCommand } from '../../lib/cli/commands/migrate';
+import { captureStdio, type CapturedStdio } from '../helpers/cli';
 
 const FIXTURES = join(__dirname, '..', 'fixtures');
 const seed = readFileSync(join(FIXTURES, 'seed-config.toml'), 'utf8');
@@ -169,17 +170,13 @@ describe('migration errors and adjustments', () => {
 
 describe('migrate command', () => {
   let dir: string;
-  let out: string[];
-  let err: string[];
+  let io: CapturedStdio;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'migrate-'));
-    out = [];
-    err = [];
-    jest.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
-    jest.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
+    io = captureStdio();
   });
   afterEach(() => {
-    jest.restoreAllMocks();
+    io.restore();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -189,24 +186,24 @@ describe('migrate command', () => {
     const dest = join(dir, 'config.yaml');
     expect(await migrateCommand(['--from', from, '--out', dest])).toBe(0);
     expect(parseConfig(readFileSync(dest, 'utf8')).pools[0].name).toBe('gitlab-aws-autoscaler');
-    const printed = out.join('');
+    const printed = io.out();
     expect(printed).toContain('aws ssm put-parameter');
     expect(printed).toMatch(/3 value\(s\) marked "# PLACEHOLDER"/);
     expect(await migrateCommand(['--from', from, '--out', dest])).toBe(2);
-    expect(err.join('')).toMatch(/exists; pass --force/);
+    expect(io.err()).toMatch(/exists; pass --force/);
   });
 
   it('prints the YAML on stdout and the notes on stderr without --out', async () => {
     const from = join(dir, 'config.toml');
     writeFileSync(from, seed);
     expect(await migrateCommand(['--from', from])).toBe(0);
-    expect(parseConfig(out.join('')).concurrent).toBe(10);
-    expect(err.join('')).toContain('Store these secrets');
+    expect(parseConfig(io.out()).concurrent).toBe(10);
+    expect(io.err()).toContain('Store these secrets');
   });
 
   it('names a missing --from or an unreadable file', async () => {
     expect(await migrateCommand([])).toBe(2);
     expect(await migrateCommand(['--from', join(dir, 'nope.toml')])).toBe(2);
-    expect(err.join('')).toMatch(/--from config.toml is required[\s\S]*cannot read .*nope.toml: ENOENT/);
+    expect(io.err()).toMatch(/--from config.toml is required[\s\S]*cannot read .*nope.toml: ENOENT/);
   });
 });

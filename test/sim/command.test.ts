@@ -6,22 +6,19 @@ import { offPeakIntervals } from '../../lib/sim/chart';
 import { parseConfig } from '../../lib/config';
 import { formatTrace } from '../../lib/sim/trace';
 import { generateTrace } from '../../lib/sim/trace-gen';
+import { captureStdio, type CapturedStdio } from '../helpers/cli';
 
 const REQUIRED = ['jobs', 'waitP50', 'waitP95', 'waitMax', 'peakWorkers', 'workerHours', 'spotCost', 'onDemandCost', 'interruptions', 'jobsUnserved', 'limitViolations'];
 
 describe('simulate command', () => {
   let dir: string;
-  let out: string[];
-  let err: string[];
+  let io: CapturedStdio;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'simulate-'));
-    out = [];
-    err = [];
-    jest.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
-    jest.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
+    io = captureStdio();
   });
   afterEach(() => {
-    jest.restoreAllMocks();
+    io.restore();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -36,9 +33,9 @@ describe('simulate command', () => {
     writeFileSync(trace, formatTrace(generateTrace({ days: 1, seed: 9, scale: 0.2 })));
     const chart = join(dir, 'charts', 'sim.svg');
     const code = await run(['--config', findSamples()!.config, '--trace', trace, '--seed', '3', '--json', '--chart', chart]);
-    expect(err.join('')).toBe('');
+    expect(io.err()).toBe('');
     expect(code).toBe(0);
-    const lines = out.join('').trim().split('\n');
+    const lines = io.out().trim().split('\n');
     expect(lines).toHaveLength(1);
     const report = JSON.parse(lines[0]);
     for (const k of REQUIRED) expect(typeof report[k]).toBe('number');
@@ -57,7 +54,7 @@ describe('simulate command', () => {
     writeFileSync(trace, formatTrace(generateTrace({ days: 1, seed: 9, scale: 0.1 })));
     const code = await run(['--config', findSamples()!.config, '--trace', trace, '--chart', join(dir, 'c.svg')]);
     expect(code).toBe(0);
-    const text = out.join('');
+    const text = io.out();
     expect(text).toMatch(/queue wait p95 +[\d.]+ s +[\d.]+ s/);
     expect(text).toContain(`Chart: ${join(dir, 'c.svg')}`);
     expect(existsSync(join(dir, 'c.svg'))).toBe(true);
@@ -69,7 +66,7 @@ describe('simulate command', () => {
     const bad = join(dir, 'bad.jsonl');
     writeFileSync(bad, '{"id":1,"at":0}\n');
     expect(await run(['--config', findSamples()!.config, '--trace', bad, '--no-chart'])).toBe(2);
-    const text = err.join('');
+    const text = io.err();
     expect(text).toMatch(/--config FILE and --trace FILE go together/);
     expect(text).toMatch(/--seed "abc": expected a number/);
     expect(text).toMatch(/line 1: "duration" must be a positive number/);
