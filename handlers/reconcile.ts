@@ -5,6 +5,7 @@
  *  - a manual invoke ({"trigger": "manual"}), e.g. `serverless invoke -f reconcile`.
  * Thin: builds the ports from the environment, runs reconcilePass, logs and emits metrics.
  */
+import { createHash } from 'node:crypto';
 import middy from '@middy/core';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { SSMClient } from '@aws-sdk/client-ssm';
@@ -14,7 +15,7 @@ import { Ec2Fleet } from '../lib/aws/ec2-fleet';
 import { SsmStateStore } from '../lib/aws/ssm-state-store';
 import type { Config } from '../lib/config';
 import { reconcilePass, type PassInput, type PassReport } from '../lib/controller/reconcile';
-import type { GitLabJobs, JobEvent } from '../lib/controller/ports';
+import type { GitLabJobs, JobEvent, Logger } from '../lib/controller/ports';
 import { controllerEnv, type ControllerEnv } from '../lib/lambda/env';
 import { correlate, type LoggedContext } from '../lib/lambda/middleware';
 import { passFailureLine, passMetricLines, stdoutSink, type MetricsSink } from '../lib/lambda/metrics';
@@ -24,6 +25,34 @@ import { gitlabFor } from '../lib/lambda/gitlab';
 
 let clients: { env: ControllerEnv; ec2: EC2Client; ssm: SSMClient } | undefined;
 let metricsSink: MetricsSink = stdoutSink;
+/**
+ * One Ec2Fleet per container and config: its launch template check is cached 60 s, which a fleet
+ * built per invocation would throw away (one DescribeLaunchTemplateVersions per pool and pass).
+ * Logs go to the current invocation's logger (correlation id), not the first one's.
+ */
+let fleetCache: { key: string; fleet: Ec2Fleet; log: { current: Logger } } | undefined;
+
+/**
+ * Time kept back from the Lambda's remaining time for what follows the pass's own deadline:
+ * the metrics and log lines, and a slow last SSM write. GitLab calls get at most 40 % of the rest
+ * (ReconcileOptions.gitlabTimeShare), so discovery, launches and the state save always run.
+ */
+export const SAFETY_MARGIN_MS = 5_000;
+
+function fleetFor(config: Config, stage: string, ec2: EC2Client, log: Logger): Ec2Fleet {
+  const key = createHash('sha256').update(JSON.stringify([stage, config])).digest('hex');
+  if (fleetCache?.key !== key) {
+    const ref = { current: log };
+    const delegate: Logger = {
+      info: (m, f) => ref.current.info(m, f),
+      warn: (m, f) => ref.current.warn(m, f),
+      error: (m, f) => ref.current.error(m, f),
+    };
+    fleetCache = { key, fleet: new Ec2Fleet({ ec2, config, stage, log: delegate }), log: ref };
+  }
+  fleetCache.log.current = log;
+  return fleetCache.fleet;
+}
 
 function setup() {
   // SDK retries off: Ec2Fleet / SsmStateStore / loadSecret retry within bounds (lib/aws/retry.ts).
@@ -34,6 +63,7 @@ function setup() {
 /** For tests. */
 export function resetForTests(sink: MetricsSink = stdoutSink): void {
   clients = undefined;
+  fleetCache = undefined;
   metricsSink = sink;
 }
 
@@ -50,10 +80,11 @@ const isSqs = (e: ReconcileEvent): e is SQSEvent => Array.isArray((e as { Record
 async function runPass(config: Config, env: ControllerEnv, input: PassInput, context: LoggedContext, gitlab: GitLabJobs | undefined): Promise<PassReport> {
   const { ec2, ssm } = setup();
   const log = context.log;
-  const fleet = new Ec2Fleet({ ec2, config, stage: env.stage, log });
+  const fleet = fleetFor(config, env.stage, ec2, log);
   const store = new SsmStateStore({ ssm, config, stage: env.stage, log });
+  const remainingMs = typeof context.getRemainingTimeInMillis === 'function' ? () => context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS : undefined;
   try {
-    const report = await reconcilePass({ config, stage: env.stage, fleet, store, gitlab, clock: { now: () => Date.now() }, log }, input);
+    const report = await reconcilePass({ config, stage: env.stage, fleet, store, gitlab, clock: { now: () => Date.now() }, log, options: { remainingMs } }, input);
     for (const line of passMetricLines(report, config.deployment, env.stage, input.trigger)) metricsSink(line);
     log.info('pass done', {
       passId: report.passId,
@@ -65,6 +96,8 @@ async function runPass(config: Config, env: ControllerEnv, input: PassInput, con
       terminated: report.terminated.length,
       stateWrites: report.stateWrites,
       apiCalls: report.apiCalls,
+      gitlabOutOfTime: report.gitlabOutOfTime,
+      launchId: report.launchId,
       durationMs: report.durationMs,
       decisions: report.decisions,
     });

@@ -3,9 +3,12 @@
  *
  *  - launch:    one CreateFleet `Type: instant` per pool and pass for the whole shortfall, spot with
  *               `price-capacity-optimized` over every instance type x subnet not cooling down, then
- *               on-demand for what spot could not fill when the pool allows it. ClientToken makes a
- *               retried call idempotent; tags (deployment, stage, pool, pass, launched-at) let the
- *               next pass adopt whatever a crashed pass launched.
+ *               on-demand for what spot could not fill when the pool allows it. The caller's ClientToken
+ *               (deterministic per state generation, reconcile.ts) makes a retried call and a
+ *               re-run of a crashed pass idempotent; `IdempotentParameterMismatch` comes back as
+ *               an `other` error with that code, and never falls back to on-demand. Tags
+ *               (deployment, stage, pool, pass = launch id, launched-at) let the next pass adopt
+ *               whatever a crashed pass launched.
  *  - discover:  DescribeInstances filtered by the deployment and stage tags, every page, plus
  *               DescribeInstanceStatus for failed status checks; worker-reported tags mapped to
  *               WorkerView states (docs/controller.md, "Tag protocol").
@@ -19,6 +22,7 @@
  * market is read from InstanceLifecycle instead of filtering on it); DescribeInstanceStatus ignores
  * status filters (statuses are read per instance id and filtered here).
  */
+import { USER_DATA_LIMIT_BYTES, userDataFits } from '../worker/limits';
 import {
   CreateFleetCommand,
   CreateLaunchTemplateCommand,
@@ -455,13 +459,12 @@ export interface LaunchTemplateInput {
 }
 
 /** EC2 refuses user data above 16 KB (before base64). */
-export const MAX_USER_DATA_BYTES = 16 * 1024;
 
 export function launchTemplateData(input: LaunchTemplateInput, rootDeviceName: string): RequestLaunchTemplateData {
   const { config, stage, pool } = input;
   const w = pool.worker;
   const size = Buffer.byteLength(input.userData, 'utf8');
-  if (size > MAX_USER_DATA_BYTES) throw new Error(`user data of pool "${pool.name}" is ${size} bytes; EC2 accepts at most ${MAX_USER_DATA_BYTES}`);
+  if (!userDataFits(size)) throw new Error(`user data of pool "${pool.name}" is ${size} bytes; EC2 accepts at most ${USER_DATA_LIMIT_BYTES}`);
   const profile = input.instanceProfile.startsWith('arn:') ? { Arn: input.instanceProfile } : { Name: input.instanceProfile };
   const volumeTags = [
     { Key: TAGS.deployment, Value: config.deployment },

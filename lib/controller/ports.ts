@@ -35,8 +35,10 @@ export interface LaunchRequest {
   pool: Pool;
   count: number;
   /** Id of the reconcile pass, tagged on every instance. */
+  /** (The reconcile pass sends its launch id here: `<state epoch>-g<generation>`, the same for a pass and its re-run after a crash.) */
   passId: string;
   /** Idempotency token for CreateFleet: the same pass retried launches nothing twice. */
+  /** (Derived from deployment, stage, pool, state epoch and generation, so a pass re-run from unsaved state sends the same token.) */
   clientToken: string;
   /** Capacity pools on cooldown: left out of the overrides. */
   avoid: readonly CapacityPool[];
@@ -46,6 +48,13 @@ export interface LaunchResult {
   launched: WorkerView[];
   errors: LaunchError[];
 }
+
+/**
+ * CreateFleet's answer to a ClientToken already used with other parameters. The reconcile pass
+ * reads it as "a launch from a pass that did not save its state may be in flight": it launches
+ * nothing for that pool this pass and records a guard (docs/controller.md, "Idempotency and adoption").
+ */
+export const IDEMPOTENT_MISMATCH = 'IdempotentParameterMismatch';
 
 /** The fleet, as found in EC2 by this deployment's tags. Level-triggered: always rediscovered. */
 export interface Fleet {

@@ -23,7 +23,7 @@ import type { Config, Pool } from '../config';
 import type { Plan, Retirement, Termination, WorkerView } from '../model';
 import { plan as makePlan } from '../planner';
 import { applyApiJob, applyEvent, demandByPool, expireJobs } from './jobs';
-import type { CapacityPool, Clock, Fleet, FleetWorker, GitLabJobs, InstanceMarker, JobEvent, LaunchError, LaunchErrorClass, Logger, MarkOutcome } from './ports';
+import { IDEMPOTENT_MISMATCH, type CapacityPool, type Clock, type Fleet, type FleetWorker, type GitLabJobs, type InstanceMarker, type JobEvent, type LaunchError, type LaunchErrorClass, type Logger, type MarkOutcome } from './ports';
 import { expireProjects, touchProject, type Backoff, type ControllerState, type Cooldown, type StateStore } from './state';
 import { formatInterrupted, TAGS } from './tags';
 
@@ -52,6 +52,16 @@ export interface ReconcileOptions {
    * projects seen in the last 24 h.
    */
   projectScansPerPass?: number;
+  /**
+   * Milliseconds the pass may still take (called several times; wall time, not the pass clock).
+   * The reconcile Lambda passes its remaining time minus a margin. Unset: no time limit.
+   */
+  remainingMs?: () => number;
+  /**
+   * Share of the time left at the start of the pass that GitLab calls (scans, routing,
+   * confirmation) may use; the rest is kept for discovery, launches and the state save. Default 0.4.
+   */
+  gitlabTimeShare?: number;
 }
 
 export interface ReconcileDeps {
@@ -91,6 +101,13 @@ export interface PassReport {
   jobsRepaired: number;
   /** The launch template version each pool launches from, when the fleet reports it. */
   templateVersions: Record<string, string>;
+  /**
+   * The id this pass's launches carry (instance tag `pass`, in-flight records): `<epoch>-g<generation>`
+   * of the state it loaded, so a re-run from the same unsaved state uses the same one.
+   */
+  launchId: string;
+  /** True when GitLab calls stopped because their share of the pass's time was used up. */
+  gitlabOutOfTime: boolean;
 }
 
 /** Stored backoff per error class: base and cap (ms). Quota waits for instances to end. */
@@ -116,11 +133,69 @@ export function newPassId(now: number): string {
 }
 
 const DEFAULTS = { apiCallsPerPass: 100, apiConcurrency: 8, confirmPendingAfterMs: 120_000, confirmRunningAfterMs: 900_000, inflightGraceMs: 180_000, projectScansPerPass: 10 };
+type Opts = Omit<typeof DEFAULTS & ReconcileOptions, 'remainingMs' | 'gitlabTimeShare'>;
+
+/**
+ * The ClientToken of a pool's CreateFleet. Deterministic in what a re-run from the same unsaved
+ * state sees (deployment, stage, pool, state epoch, generation), so a pass that died after
+ * CreateFleet and before its save sends the same token again: AWS returns the first fleet or, when
+ * the request differs (count, tags), IdempotentParameterMismatch, and nothing is launched twice.
+ * The count and overrides are deliberately left out: with them a re-run that now sees part of
+ * the launch would get a fresh token and launch again. CreateFleet tokens: at most 64 ASCII
+ * characters (EC2 API, "Ensuring idempotency"); this is 44, leaving room for the adapter's `-od`.
+ */
+export function launchClientToken(deployment: string, stage: string, pool: string, epoch: string, generation: number): string {
+  return `gsa-${createHash('sha256').update(JSON.stringify([deployment, stage, pool, epoch, generation])).digest('hex').slice(0, 40)}`;
+}
+
+/** How much time GitLab calls have left: a share of what the pass had when it started. */
+interface TimeBudget {
+  leftMs(): number;
+  exhausted: boolean;
+}
+
+function gitlabTimeBudget(options: ReconcileOptions | undefined): TimeBudget {
+  const remaining = options?.remainingMs;
+  if (!remaining) return { leftMs: () => Infinity, exhausted: false };
+  const share = Math.min(1, Math.max(0, options?.gitlabTimeShare ?? 0.4));
+  const reserve = Math.max(0, remaining()) * (1 - share);
+  return { leftMs: () => remaining() - reserve, exhausted: false };
+}
+
+/**
+ * Promise.allSettled, abandoned when the budget runs out first (undefined). A GitLab that hangs
+ * costs at most its share of the pass: its late answers are ignored, the jobs stay unrouted or
+ * unconfirmed for the next pass. The client's own timeouts end the abandoned requests.
+ */
+async function settleWithin<T>(work: Promise<T>[], time: TimeBudget): Promise<PromiseSettledResult<T>[] | undefined> {
+  const all = Promise.allSettled(work);
+  const left = time.leftMs();
+  if (left === Infinity) return all;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), Math.max(0, left));
+  });
+  try {
+    const out = await Promise.race([all, timeout]);
+    if (out === undefined) time.exhausted = true;
+    return out;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** True (and marks the budget) when no new GitLab call may start. */
+function outOfTime(time: TimeBudget): boolean {
+  if (!time.exhausted && time.leftMs() <= 0) time.exhausted = true;
+  return time.exhausted;
+}
 
 export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Promise<PassReport> {
   const started = performance.now();
   const { config, fleet, store, clock, log } = deps;
-  const opts = { ...DEFAULTS, ...deps.options };
+  const { remainingMs: _r, gitlabTimeShare: _s, ...tunables } = deps.options ?? {};
+  const opts: Opts = { ...DEFAULTS, ...tunables };
+  const time = gitlabTimeBudget(deps.options);
   const now = clock.now();
   const passId = input.passId ?? newPassId(now);
   const decisions: string[] = [];
@@ -131,6 +206,13 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
 
   // ---- state -------------------------------------------------------------------------------
   const state = await store.load();
+  // A state without an epoch (first pass, or rebuilt after a loss) starts one from the clock: a
+  // fresh lifetime never reuses the ClientTokens of an earlier one (tokens stay valid >= 24 h).
+  if (!state.epoch) {
+    state.epoch = Math.max(0, Math.floor(now)).toString(36);
+    state.generation = 0;
+  }
+  const launchId = `${state.epoch}-g${state.generation}`;
 
   // ---- demand ------------------------------------------------------------------------------
   applyJobEvents(deps, state, input.events, decide);
@@ -138,8 +220,10 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   if (expired.pending || expired.running)
     decide(`expired ${expired.pending} pending job(s) unconfirmed for pendingJobTtl ${config.pendingJobTtl} s and ${expired.running} running job(s) past jobTimeout`);
   expireProjects(state, now);
-  const scan = input.trigger === 'schedule' || input.trigger === 'manual' ? await scanProjectsForPendingJobs(deps, state, now, opts, decide) : { calls: 0, repaired: 0 };
-  const apiCalls = scan.calls + (await routeAndConfirmJobs(deps, state, input.events, now, { ...opts, apiCallsPerPass: opts.apiCallsPerPass - scan.calls }, decide));
+  const scan = input.trigger === 'schedule' || input.trigger === 'manual' ? await scanProjectsForPendingJobs(deps, state, now, opts, decide, time) : { calls: 0, repaired: 0 };
+  const apiCalls = scan.calls + (await routeAndConfirmJobs(deps, state, input.events, now, { ...opts, apiCallsPerPass: opts.apiCallsPerPass - scan.calls }, decide, time));
+  if (time.exhausted)
+    decide(`GitLab API time budget used up (${Math.round((deps.options?.gitlabTimeShare ?? 0.4) * 100)} % of the pass's time); unrouted and unconfirmed jobs wait for the next pass`, 'warn');
 
   // ---- fleet -------------------------------------------------------------------------------
   const discovered = (await fleet.discover(now)) as FleetWorker[];
@@ -157,13 +241,19 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   const launched: Record<string, number> = {};
   const launchErrors: PoolLaunchError[] = [];
   resumePausedPools(deps, state, input.trigger, decide);
+  let calledCreateFleet = false;
   for (const pp of plan.pools) {
     if (pp.launch <= 0) continue;
     const pool = config.pools.find((p) => p.name === pp.pool)!;
-    const n = await launchWorkers(deps, state, pool, pp.launch, pp.launchReasons, passId, now, opts.inflightGraceMs, decide);
+    const n = await launchWorkers(deps, state, pool, pp.launch, pp.launchReasons, launchId, now, opts.inflightGraceMs, decide);
     if (n.launched > 0) launched[pool.name] = n.launched;
     launchErrors.push(...n.errors);
+    calledCreateFleet ||= n.attempted;
   }
+  // Every token of this generation has been used: the next pass derives new ones, once this save
+  // succeeds. A pass that launched always writes meta (in-flight record, cooldown or backoff), so
+  // the generation costs no extra write; a pass that dies before the save keeps the old one.
+  if (calledCreateFleet) state.generation++;
 
   const byId = new Map(workers.map((w) => [w.id, w]));
   const retire = plan.pools.flatMap((p) => p.retire).filter((r) => !r.id.startsWith('inflight:'));
@@ -212,6 +302,8 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
     apiCalls,
     jobsRepaired: scan.repaired,
     templateVersions,
+    launchId,
+    gitlabOutOfTime: time.exhausted,
   };
 }
 
@@ -271,7 +363,7 @@ export function projectsToScan(state: ControllerState, now: number, budget: numb
  * write) only when it finds something. A job's absence from the list proves nothing (one page),
  * so nothing is removed here; confirmation through getJob does that.
  */
-async function scanProjectsForPendingJobs(deps: ReconcileDeps, state: ControllerState, now: number, opts: typeof DEFAULTS, decide: Decide): Promise<{ calls: number; repaired: number }> {
+async function scanProjectsForPendingJobs(deps: ReconcileDeps, state: ControllerState, now: number, opts: Opts, decide: Decide, time: TimeBudget): Promise<{ calls: number; repaired: number }> {
   const gitlab = deps.gitlab;
   if (!gitlab?.listPendingJobs) return { calls: 0, repaired: 0 };
   const projects = projectsToScan(state, now, Math.min(opts.projectScansPerPass, opts.apiCallsPerPass));
@@ -279,9 +371,11 @@ async function scanProjectsForPendingJobs(deps: ReconcileDeps, state: Controller
   let repaired = 0;
   let noPool = 0;
   for (let at = 0; at < projects.length; at += opts.apiConcurrency) {
+    if (outOfTime(time)) break;
     const chunk = projects.slice(at, at + opts.apiConcurrency);
     calls += chunk.length;
-    const answers = await Promise.allSettled(chunk.map((projectId) => gitlab.listPendingJobs!(projectId)));
+    const answers = await settleWithin(chunk.map((projectId) => gitlab.listPendingJobs!(projectId)), time);
+    if (!answers) break;
     let failure: unknown;
     answers.forEach((a, k) => {
       if (a.status === 'rejected') {
@@ -329,11 +423,11 @@ async function currentTemplateVersions(deps: ReconcileDeps): Promise<Record<stri
  * confirmed lately, within a per-pass budget of API calls: GitLab rate-limits its API, and a
  * thousand-job burst must not become a thousand calls in one pass. Oldest first.
  */
-async function routeAndConfirmJobs(deps: ReconcileDeps, state: ControllerState, events: readonly JobEvent[], now: number, opts: typeof DEFAULTS, decide: Decide): Promise<number> {
+async function routeAndConfirmJobs(deps: ReconcileDeps, state: ControllerState, events: readonly JobEvent[], now: number, opts: Opts, decide: Decide, time: TimeBudget): Promise<number> {
   const gitlab = deps.gitlab;
   if (!gitlab) return 0;
-  const byPipeline = await routeByPipeline(deps, state, events, now, opts, decide);
-  if (byPipeline.failed) return byPipeline.calls;
+  const byPipeline = await routeByPipeline(deps, state, events, now, opts, decide, time);
+  if (byPipeline.failed || time.exhausted) return byPipeline.calls;
   opts = { ...opts, apiCallsPerPass: opts.apiCallsPerPass - byPipeline.calls };
   const unrouted: [number, number, number][] = [];
   const stale: [number, number, number][] = [];
@@ -350,9 +444,11 @@ async function routeAndConfirmJobs(deps: ReconcileDeps, state: ControllerState, 
   const outcome = { routed: 0, removed: 0, confirmed: 0 };
   // A few requests in flight at once keep a 100-call pass around a second against a typical GitLab.
   for (let at = 0; at < work.length; at += opts.apiConcurrency) {
+    if (outOfTime(time)) break;
     const chunk = work.slice(at, at + opts.apiConcurrency);
     calls += chunk.length;
-    const answers = await Promise.allSettled(chunk.map(([id, projectId]) => gitlab.getJob(projectId, id)));
+    const answers = await settleWithin(chunk.map(([id, projectId]) => gitlab.getJob(projectId, id)), time);
+    if (!answers) break;
     let failure: unknown;
     answers.forEach((a, k) => {
       if (a.status === 'rejected') {
@@ -391,8 +487,9 @@ async function routeByPipeline(
   state: ControllerState,
   events: readonly JobEvent[],
   now: number,
-  opts: typeof DEFAULTS,
+  opts: Opts,
   decide: Decide,
+  time: TimeBudget,
 ): Promise<{ calls: number; failed: boolean }> {
   const gitlab = deps.gitlab;
   if (!gitlab?.listPipelineJobs || opts.apiCallsPerPass <= 0) return { calls: 0, failed: false };
@@ -410,9 +507,11 @@ async function routeByPipeline(
   let calls = 0;
   const outcome = { routed: 0, repaired: 0 };
   for (let at = 0; at < work.length; at += opts.apiConcurrency) {
+    if (outOfTime(time)) break;
     const chunk = work.slice(at, at + opts.apiConcurrency);
     calls += chunk.length;
-    const answers = await Promise.allSettled(chunk.map((g) => gitlab.listPipelineJobs!(g.projectId, g.pipelineId)));
+    const answers = await settleWithin(chunk.map((g) => gitlab.listPipelineJobs!(g.projectId, g.pipelineId)), time);
+    if (!answers) break;
     let failure: unknown;
     answers.forEach((a, k) => {
       if (a.status === 'rejected') {
@@ -510,18 +609,18 @@ async function launchWorkers(
   pool: Pool,
   count: number,
   reasons: string[],
-  passId: string,
+  launchId: string,
   now: number,
   inflightGraceMs: number,
   decide: Decide,
-): Promise<{ launched: number; errors: PoolLaunchError[] }> {
+): Promise<{ launched: number; errors: PoolLaunchError[]; attempted: boolean }> {
   const pause = state.paused[pool.name];
   if (pause) {
     decide(
       `pool ${pool.name}: launch of ${count} refused: paused since ${new Date(pause.since).toISOString()} after an invalid request (${pause.code}: ${pause.message}); fix the pool's config or launch template, then change the config or run a manual pass`,
       'error',
     );
-    return { launched: 0, errors: [] };
+    return { launched: 0, errors: [], attempted: false };
   }
   const backoff = state.backoffs[pool.name];
   if (backoff && backoff.until > now) {
@@ -529,25 +628,37 @@ async function launchWorkers(
       `pool ${pool.name}: launch of ${count} held: ${backoff.class} backoff after ${backoff.code} until ${new Date(backoff.until).toISOString()} (failure ${backoff.failures})`,
       backoff.class === 'quota' ? 'error' : 'warn',
     );
-    return { launched: 0, errors: [] };
+    return { launched: 0, errors: [], attempted: false };
   }
   const avoid: CapacityPool[] = state.cooldowns
     .filter((c) => c.pool === pool.name && c.until > now)
     .map((c) => ({ instanceType: c.instanceType, subnet: c.subnet, market: c.market }));
 
+  const clientToken = launchClientToken(deps.config.deployment, deps.stage, pool.name, state.epoch, state.generation);
   let result;
   try {
-    result = await deps.fleet.launch({ pool, count, passId, clientToken: `${passId}-${pool.name}`.slice(0, 64), avoid });
+    result = await deps.fleet.launch({ pool, count, passId: launchId, clientToken, avoid });
   } catch (e) {
     result = { launched: [], errors: [{ class: 'other' as LaunchErrorClass, code: (e as Error).name || 'Error', message: (e as Error).message }] };
   }
   const n = result.launched.length;
-  const errors: PoolLaunchError[] = result.errors.map((e) => ({ ...e, pool: pool.name }));
-  if (n > 0) {
+  // Same token, other parameters: a pass that died before saving used this generation's token
+  // (its instances may not be visible yet). Launch nothing more for the pool, hold the rest of the
+  // shortfall as in flight under the same launch id (its instances carry it), and let the next
+  // pass, with a new generation, launch what is still missing.
+  const mismatch = result.errors.find((e) => e.code === IDEMPOTENT_MISMATCH);
+  const errors: PoolLaunchError[] = result.errors.filter((e) => e.code !== IDEMPOTENT_MISMATCH).map((e) => ({ ...e, pool: pool.name }));
+  const held = mismatch ? count - n : 0;
+  if (n > 0 || held > 0) {
     state.inflight = state.inflight.filter((l) => now - l.at < inflightGraceMs && l.at <= now);
-    state.inflight.push({ pool: pool.name, passId, at: now, count: n });
-    decide(`pool ${pool.name}: launched ${n}${n < count ? ` of ${count}` : ''} (${reasons.join(', ')})`);
+    state.inflight.push({ pool: pool.name, passId: launchId, at: now, count: n + held });
   }
+  if (n > 0) decide(`pool ${pool.name}: launched ${n}${n < count ? ` of ${count}` : ''} (${reasons.join(', ')}) as launch ${launchId}`);
+  if (mismatch)
+    decide(
+      `pool ${pool.name}: a launch from an earlier pass that did not save its state may be in flight (CreateFleet ${IDEMPOTENT_MISMATCH} for launch ${launchId}); ${held} held as booting for ${Math.round(inflightGraceMs / 1000)} s, nothing more launched this pass`,
+      'warn',
+    );
 
   // Capacity: cool the failing type/subnet down; the next pass tries the others.
   const capacity = errors.filter((e) => e.class === 'capacity');
@@ -578,7 +689,7 @@ async function launchWorkers(
   } else if (n > 0) {
     delete state.backoffs[pool.name];
   }
-  return { launched: n, errors };
+  return { launched: n, errors, attempted: true };
 }
 
 function describeOverrides(errors: readonly LaunchError[]): string {

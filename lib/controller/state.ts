@@ -10,7 +10,8 @@
  * encoded value changed: usually none or one.
  *
  * Layout under `<base>/state/`:
- *   meta        JSON, readable by operators: shard count, cooldowns, backoffs, pauses, in-flight launches
+ *   meta        JSON, readable by operators: shard count, cooldowns, backoffs, pauses, in-flight launches,
+ *               launch epoch and generation (deterministic CreateFleet ClientTokens, reconcile.ts)
  *   last-pass   JSON: the last pass that did something (status command); written only when it changes
  *   projects    JSON: GitLab projects seen in job events in the last 24 h (hour resolution), scanned
  *               for pending jobs whose webhook was lost; written when a project appears, ages out
@@ -94,6 +95,16 @@ export interface ControllerState {
   paused: Record<string, Pause>;
   inflight: InflightLaunch[];
   lastPass?: PassSummary;
+  /**
+   * Launch idempotency (docs/controller.md, "Idempotency and adoption"). `epoch` names this
+   * state's lifetime (set when the state is first written, or rebuilt after a loss);
+   * `generation` grows by one in every pass that calls CreateFleet. A pass re-run from the same
+   * unsaved state therefore derives the same ClientToken; a pass after a successful save, a new
+   * one. Both live in `meta`, which such a pass writes anyway (in-flight record, cooldown or
+   * backoff): no extra write.
+   */
+  epoch: string;
+  generation: number;
 }
 
 export interface StateStore {
@@ -102,7 +113,7 @@ export interface StateStore {
 }
 
 export function emptyState(): ControllerState {
-  return { jobs: new Map(), projects: new Map(), cooldowns: [], backoffs: {}, paused: {}, inflight: [] };
+  return { jobs: new Map(), projects: new Map(), cooldowns: [], backoffs: {}, paused: {}, inflight: [], epoch: '', generation: 0 };
 }
 
 export function cloneState(s: ControllerState): ControllerState {
@@ -114,6 +125,8 @@ export function cloneState(s: ControllerState): ControllerState {
     paused: Object.fromEntries(Object.entries(s.paused).map(([k, v]) => [k, { ...v }])),
     inflight: s.inflight.map((i) => ({ ...i })),
     lastPass: s.lastPass ? structuredClone(s.lastPass) : undefined,
+    epoch: s.epoch,
+    generation: s.generation,
   };
 }
 
@@ -338,6 +351,9 @@ interface MetaDoc {
   backoffs: Record<string, Backoff>;
   paused: Record<string, Pause>;
   inflight: InflightLaunch[];
+  /** Launch idempotency: state epoch and generation (absent in meta written before they existed). */
+  epoch?: string;
+  gen?: number;
 }
 
 function encodeMeta(s: ControllerState, shards: number, warn: (m: string) => void): string {
@@ -346,6 +362,10 @@ function encodeMeta(s: ControllerState, shards: number, warn: (m: string) => voi
   const inflight = [...s.inflight].sort((a, b) => b.at - a.at);
   for (;;) {
     const doc: MetaDoc = { v: FORMAT, shards, cooldowns, backoffs: s.backoffs, paused: s.paused, inflight };
+    if (s.epoch) {
+      doc.epoch = s.epoch;
+      doc.gen = s.generation;
+    }
     const text = JSON.stringify(doc);
     if (text.length <= MAX_PARAMETER_BYTES) return text;
     if (cooldowns.length) cooldowns.pop();
@@ -427,6 +447,10 @@ export function decodeState(values: ReadonlyMap<string, string>, warn: (m: strin
       if (isRecord(meta.backoffs)) s.backoffs = meta.backoffs;
       if (isRecord(meta.paused)) s.paused = meta.paused;
       if (Array.isArray(meta.inflight)) s.inflight = meta.inflight.filter((i) => isRecord(i) && typeof i.pool === 'string' && typeof i.count === 'number');
+      if (typeof meta.epoch === 'string' && /^[0-9a-z]{1,16}$/.test(meta.epoch) && Number.isSafeInteger(meta.gen) && (meta.gen as number) >= 0) {
+        s.epoch = meta.epoch;
+        s.generation = meta.gen as number;
+      }
     } catch (e) {
       warn(`controller state "meta" is unreadable (${(e as Error).message}); cooldowns and backoffs start empty`);
     }

@@ -125,7 +125,7 @@ test('from an empty account to IdleCount workers; a second pass changes nothing;
   for (const i of live) {
     expect(tagOf(i, TAGS.pool)).toBe('docker');
     expect(tagOf(i, TAGS.deployment)).toBe('ci');
-    expect(tagOf(i, TAGS.pass)).toBe(r1.passId);
+    expect(tagOf(i, TAGS.pass)).toBe(r1.launchId);
     expect(tagOf(i, TAGS.launchedAt)).toBe(new Date(s.clock.now()).toISOString());
   }
 
@@ -307,7 +307,7 @@ test('a changed launch template: idle workers get the retire tag, replacements l
   for (const id of [idle1, idle2]) expect(tagOf(byId.get(id)!, TAGS.retire)).toBeDefined();
   expect(tagOf(byId.get(busy)!, TAGS.retire)).toBeUndefined();
   expect(tagOf(byId.get(busy)!, TAGS.templateVersion)).toBe('1');
-  const replacements = live.filter((i) => tagOf(i, TAGS.pass) === r3.passId);
+  const replacements = live.filter((i) => tagOf(i, TAGS.pass) === r3.launchId);
   expect(replacements).toHaveLength(r3.launched.docker);
   for (const i of replacements) expect(tagOf(i, TAGS.templateVersion)).toBe('2');
 

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EC2Client, DescribeInstancesCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { EC2Client, DescribeInstancesCommand, DescribeLaunchTemplateVersionsCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { SSMClient, PutParameterCommand } from '@aws-sdk/client-ssm';
 import { SQSClient, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
@@ -113,6 +113,20 @@ describe('reconcile handler', () => {
     const res: any = await reconcile({ trigger: 'schedule', reason: 'tick' }, ctx());
     expect(res.passId).toMatch(/^\d{8}T\d{6}Z-/);
     expect(Array.isArray(res.decisions)).toBe(true);
+  });
+
+  it('keeps one Ec2Fleet per container: the launch template check is cached across invocations', async () => {
+    const send = jest.spyOn(EC2Client.prototype, 'send');
+    const templateChecks = () => send.mock.calls.filter(([cmd]) => cmd instanceof DescribeLaunchTemplateVersionsCommand).length;
+    try {
+      await reconcile({ trigger: 'schedule' }, ctx());
+      const first = templateChecks();
+      expect(first).toBeGreaterThan(0);
+      await reconcile({ trigger: 'schedule' }, ctx());
+      expect(templateChecks()).toBe(first);
+    } finally {
+      send.mockRestore();
+    }
   });
 
   it('never logs a secret it used (GitLab API token, webhook secret, runner token)', async () => {
