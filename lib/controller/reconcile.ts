@@ -163,6 +163,35 @@ function gitlabTimeBudget(options: ReconcileOptions | undefined): TimeBudget {
 }
 
 /**
+ * Calls GitLab for each item, `apiConcurrency` at a time, within the time budget, handing each
+ * answer to `use`. Stops at the first failed call (the client already retried within its own
+ * budget; asking again this pass would only spend the rate limit) and reports it.
+ */
+async function callInChunks<T, R>(
+  items: readonly T[],
+  opts: Opts,
+  time: TimeBudget,
+  call: (item: T) => Promise<R>,
+  use: (item: T, answer: R) => void,
+): Promise<{ calls: number; failure?: unknown }> {
+  let calls = 0;
+  for (let at = 0; at < items.length; at += opts.apiConcurrency) {
+    if (outOfTime(time)) break;
+    const chunk = items.slice(at, at + opts.apiConcurrency);
+    calls += chunk.length;
+    const answers = await settleWithin(chunk.map(call), time);
+    if (!answers) break;
+    let failure: unknown;
+    answers.forEach((a, k) => {
+      if (a.status === 'rejected') failure ??= a.reason;
+      else use(chunk[k], a.value);
+    });
+    if (failure !== undefined) return { calls, failure };
+  }
+  return { calls };
+}
+
+/**
  * Promise.allSettled, abandoned when the budget runs out first (undefined). A GitLab that hangs
  * costs at most its share of the pass: its late answers are ignored, the jobs stay unrouted or
  * unconfirmed for the next pass. The client's own timeouts end the abandoned requests.
@@ -367,36 +396,19 @@ async function scanProjectsForPendingJobs(deps: ReconcileDeps, state: Controller
   const gitlab = deps.gitlab;
   if (!gitlab?.listPendingJobs) return { calls: 0, repaired: 0 };
   const projects = projectsToScan(state, now, Math.min(opts.projectScansPerPass, opts.apiCallsPerPass));
-  let calls = 0;
   let repaired = 0;
   let noPool = 0;
-  for (let at = 0; at < projects.length; at += opts.apiConcurrency) {
-    if (outOfTime(time)) break;
-    const chunk = projects.slice(at, at + opts.apiConcurrency);
-    calls += chunk.length;
-    const answers = await settleWithin(chunk.map((projectId) => gitlab.listPendingJobs!(projectId)), time);
-    if (!answers) break;
-    let failure: unknown;
-    answers.forEach((a, k) => {
-      if (a.status === 'rejected') {
-        failure ??= a.reason;
-        return;
-      }
-      const projectId = chunk[k];
-      for (const job of a.value) {
-        if (!Number.isSafeInteger(job.id) || job.id <= 0 || job.status !== 'pending') continue;
-        const known = state.jobs.get(job.id);
-        if (known && known.status === 'pending' && known.pool !== '' && now - known.seenAt < opts.confirmPendingAfterMs) continue;
-        const outcome = applyApiJob(deps.config, state, job.id, projectId, job, now);
-        if (outcome === 'added' && !known) repaired++;
-        if (outcome === 'no-pool' && !known) noPool++;
-      }
-    });
-    if (failure !== undefined) {
-      decide(`GitLab API unavailable, pending-job scan deferred: ${(failure as Error).message}`, 'warn');
-      break;
+  const { calls, failure } = await callInChunks(projects, opts, time, (projectId) => gitlab.listPendingJobs!(projectId), (projectId, jobs) => {
+    for (const job of jobs) {
+      if (!Number.isSafeInteger(job.id) || job.id <= 0 || job.status !== 'pending') continue;
+      const known = state.jobs.get(job.id);
+      if (known && known.status === 'pending' && known.pool !== '' && now - known.seenAt < opts.confirmPendingAfterMs) continue;
+      const outcome = applyApiJob(deps.config, state, job.id, projectId, job, now);
+      if (outcome === 'added' && !known) repaired++;
+      if (outcome === 'no-pool' && !known) noPool++;
     }
-  }
+  });
+  if (failure !== undefined) decide(`GitLab API unavailable, pending-job scan deferred: ${(failure as Error).message}`, 'warn');
   if (calls) deps.log.info('GitLab API: projects scanned for pending jobs', { calls, repaired, noPool, projectsKnown: state.projects.size });
   if (repaired) decide(`${repaired} pending job(s) found by listing projects' pending jobs (their webhook was lost)`);
   return { calls, repaired };
@@ -440,35 +452,17 @@ async function routeAndConfirmJobs(deps: ReconcileDeps, state: ControllerState, 
   }
   const byAge = (a: [number, number, number], b: [number, number, number]) => a[2] - b[2] || a[0] - b[0];
   const work = [...unrouted.sort(byAge), ...stale.sort(byAge), ...staleRunning.sort(byAge)].slice(0, Math.max(0, opts.apiCallsPerPass));
-  let calls = 0;
   const outcome = { routed: 0, removed: 0, confirmed: 0 };
   // A few requests in flight at once keep a 100-call pass around a second against a typical GitLab.
-  for (let at = 0; at < work.length; at += opts.apiConcurrency) {
-    if (outOfTime(time)) break;
-    const chunk = work.slice(at, at + opts.apiConcurrency);
-    calls += chunk.length;
-    const answers = await settleWithin(chunk.map(([id, projectId]) => gitlab.getJob(projectId, id)), time);
-    if (!answers) break;
-    let failure: unknown;
-    answers.forEach((a, k) => {
-      if (a.status === 'rejected') {
-        failure ??= a.reason;
-        return;
-      }
-      const [id, projectId] = chunk[k];
-      const before = state.jobs.get(id);
-      const result = applyApiJob(deps.config, state, id, projectId, a.value, now);
-      const after = state.jobs.get(id);
-      if (!after || after.status === 'finished') outcome.removed++;
-      else if (before?.pool === '' && after.pool) outcome.routed++;
-      else if (result !== 'no-pool') outcome.confirmed++;
-    });
-    if (failure !== undefined) {
-      // The client already retried within its budget; stop asking for this pass.
-      decide(`GitLab API unavailable, routing and confirmation deferred: ${(failure as Error).message}`, 'warn');
-      break;
-    }
-  }
+  const { calls, failure } = await callInChunks(work, opts, time, ([id, projectId]) => gitlab.getJob(projectId, id), ([id, projectId], job) => {
+    const before = state.jobs.get(id);
+    const result = applyApiJob(deps.config, state, id, projectId, job, now);
+    const after = state.jobs.get(id);
+    if (!after || after.status === 'finished') outcome.removed++;
+    else if (before?.pool === '' && after.pool) outcome.routed++;
+    else if (result !== 'no-pool') outcome.confirmed++;
+  });
+  if (failure !== undefined) decide(`GitLab API unavailable, routing and confirmation deferred: ${(failure as Error).message}`, 'warn');
   if (calls) deps.log.info('GitLab API: jobs routed and confirmed', { calls, ...outcome, unroutedLeft: Math.max(0, unrouted.length - calls) });
   if (outcome.removed) decide(`${outcome.removed} job(s) no longer pending according to the GitLab API`);
   return byPipeline.calls + calls;
@@ -504,34 +498,20 @@ async function routeByPipeline(
     groups.set(key, g);
   }
   const work = [...groups.values()].filter((g) => g.jobs.size >= 2).sort((a, b) => b.jobs.size - a.jobs.size || a.pipelineId - b.pipelineId).slice(0, opts.apiCallsPerPass);
-  let calls = 0;
   const outcome = { routed: 0, repaired: 0 };
-  for (let at = 0; at < work.length; at += opts.apiConcurrency) {
-    if (outOfTime(time)) break;
-    const chunk = work.slice(at, at + opts.apiConcurrency);
-    calls += chunk.length;
-    const answers = await settleWithin(chunk.map((g) => gitlab.listPipelineJobs!(g.projectId, g.pipelineId)), time);
-    if (!answers) break;
-    let failure: unknown;
-    answers.forEach((a, k) => {
-      if (a.status === 'rejected') {
-        failure ??= a.reason;
-        return;
-      }
-      const { projectId } = chunk[k];
-      for (const job of a.value) {
-        const known = state.jobs.get(job.id);
-        // Only what this call is for: unrouted jobs, and pending jobs nobody announced.
-        if (known ? known.pool !== '' || known.status === 'finished' : job.status !== 'pending') continue;
-        const result = applyApiJob(deps.config, state, job.id, projectId, job, now);
-        if (known && state.jobs.get(job.id)?.pool) outcome.routed++;
-        else if (!known && result === 'added') outcome.repaired++;
-      }
-    });
-    if (failure !== undefined) {
-      decide(`GitLab API unavailable, routing and confirmation deferred: ${(failure as Error).message}`, 'warn');
-      return { calls, failed: true };
+  const { calls, failure } = await callInChunks(work, opts, time, (g) => gitlab.listPipelineJobs!(g.projectId, g.pipelineId), ({ projectId }, jobs) => {
+    for (const job of jobs) {
+      const known = state.jobs.get(job.id);
+      // Only what this call is for: unrouted jobs, and pending jobs nobody announced.
+      if (known ? known.pool !== '' || known.status === 'finished' : job.status !== 'pending') continue;
+      const result = applyApiJob(deps.config, state, job.id, projectId, job, now);
+      if (known && state.jobs.get(job.id)?.pool) outcome.routed++;
+      else if (!known && result === 'added') outcome.repaired++;
     }
+  });
+  if (failure !== undefined) {
+    decide(`GitLab API unavailable, routing and confirmation deferred: ${(failure as Error).message}`, 'warn');
+    return { calls, failed: true };
   }
   if (calls) deps.log.info('GitLab API: jobs routed by pipeline', { calls, ...outcome });
   if (outcome.repaired) decide(`${outcome.repaired} pending job(s) found in their pipeline's job list (their webhook was lost)`);
