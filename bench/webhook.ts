@@ -82,6 +82,7 @@ async function main() {
       AWS_SECRET_ACCESS_KEY: 'testing',
       QUEUE_URL: q.QueueUrl!,
       WEBHOOK_SECRET_PARAMETER: '/bench/webhook-secret',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', // Lambda runs Node 22; this machine 20
     };
     const runChild = (file: string, withEvent: boolean) =>
       JSON.parse(execFileSync(process.execPath, [childFile], { env: { ...env, BUNDLE: file, ...(withEvent ? { EVENT: JSON.stringify(event) } : {}) }, encoding: 'utf8' }));
