@@ -63,7 +63,7 @@ describe('simulation invariants', () => {
             config,
             trace: smallTrace(jobs),
             seed,
-                // Spot trouble on, webhooks reliable: every job must then be served.
+            // Spot trouble on, webhooks reliable: every job must then be served.
             cloud: { interruptionsPerHour: 0.2, capacityOutagesPerDay: 12 },
             autoscaler: { webhookLossRate: 0 },
           });
@@ -76,7 +76,7 @@ describe('simulation invariants', () => {
           expect(report.spotCost).toBeLessThanOrEqual(report.onDemandCost + 1e-9);
         },
       ),
-      { numRuns: 10, seed: 4242 },
+      { numRuns: 100, seed: 4242 },
     );
   });
 
@@ -98,7 +98,7 @@ describe('simulation invariants', () => {
         expect(last.busy).toBe(0);
         expect(last.idle + last.booting).toBeLessThanOrEqual(1);
       }),
-      { numRuns: 6, seed: 777 },
+      { numRuns: 40, seed: 777 },
     );
   });
 
