@@ -22,7 +22,7 @@
  * market is read from InstanceLifecycle instead of filtering on it); DescribeInstanceStatus ignores
  * status filters (statuses are read per instance id and filtered here).
  */
-import { USER_DATA_LIMIT_BYTES, userDataFits } from '../worker/limits';
+import { encodeUserData } from '../worker/encode';
 import {
   CreateFleetCommand,
   CreateLaunchTemplateCommand,
@@ -450,7 +450,7 @@ export interface LaunchTemplateInput {
   config: Config;
   stage: string;
   pool: Pool;
-  /** The worker's user data, plain text (lib/worker/userdata.ts renders it). */
+  /** The worker's user data, the plain script (lib/worker/userdata.ts renders it); gzip-compressed here (lib/worker/encode.ts). */
   userData: string;
   /** Instance profile name or ARN of the workers. */
   instanceProfile: string;
@@ -458,13 +458,11 @@ export interface LaunchTemplateInput {
   rootDeviceName?: string;
 }
 
-/** EC2 refuses user data above 16 KB (before base64). */
-
 export function launchTemplateData(input: LaunchTemplateInput, rootDeviceName: string): RequestLaunchTemplateData {
   const { config, stage, pool } = input;
   const w = pool.worker;
-  const size = Buffer.byteLength(input.userData, 'utf8');
-  if (!userDataFits(size)) throw new Error(`user data of pool "${pool.name}" is ${size} bytes; EC2 accepts at most ${USER_DATA_LIMIT_BYTES}`);
+  // gzip, then base64; throws when the compressed bytes exceed EC2's 16 KB (cloud-init decompresses).
+  const userData = encodeUserData(input.userData, `user data of pool "${pool.name}"`);
   const profile = input.instanceProfile.startsWith('arn:') ? { Arn: input.instanceProfile } : { Name: input.instanceProfile };
   const volumeTags = [
     { Key: TAGS.deployment, Value: config.deployment },
@@ -480,7 +478,7 @@ export function launchTemplateData(input: LaunchTemplateInput, rootDeviceName: s
     MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled', HttpPutResponseHopLimit: 1, InstanceMetadataTags: 'enabled' },
     BlockDeviceMappings: [{ DeviceName: rootDeviceName, Ebs: { Encrypted: true, DeleteOnTermination: true, VolumeSize: w.rootVolumeSize, VolumeType: w.rootVolumeType } }],
     ...(w.securityGroups.length ? { SecurityGroupIds: w.securityGroups } : {}),
-    UserData: Buffer.from(input.userData, 'utf8').toString('base64'),
+    UserData: userData,
     TagSpecifications: [{ ResourceType: 'volume', Tags: volumeTags }],
   };
 }

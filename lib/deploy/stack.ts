@@ -7,6 +7,7 @@
  * carry this deployment's and stage's tags (aws:RequestTag at launch, aws:ResourceTag afterwards);
  * SSM access is limited to this deployment's path; the webhook role has no EC2 permission at all.
  */
+import { checkEncodedSize, gzipUserData } from '../worker/encode';
 import { USER_DATA_LIMIT_BYTES, userDataFits } from '../worker/limits';
 import { createHash } from 'node:crypto';
 import type { Config, Pool } from '../config';
@@ -46,7 +47,6 @@ export class StackError extends Error {
   override name = 'StackError';
 }
 
-/** EC2 user data is limited to 16 KB before base64 (EC2 user guide, "Run commands at launch"). */
 /** Token placed where the cache bucket name goes, replaced by a Ref to the bucket. */
 const CACHE_BUCKET_TOKEN = 'gsa-cache-bucket-placeholder-0000';
 
@@ -106,18 +106,55 @@ export function rootDeviceName(ami: string): string {
   return /canonical|ubuntu|debian/i.test(ami) ? '/dev/sda1' : '/dev/xvda';
 }
 
-/** User data with the cache-bucket token replaced by a Ref, base64-encoded by CloudFormation. */
-function userDataValue(text: string): Cfn {
-  const bytes = Buffer.byteLength(text, 'utf8');
-  if (!userDataFits(bytes)) throw new StackError(`worker user data is ${bytes} bytes; EC2 accepts at most ${USER_DATA_LIMIT_BYTES}`);
-  const parts = text.split(CACHE_BUCKET_TOKEN);
-  if (parts.length === 1) return { 'Fn::Base64': text };
-  const joined: unknown[] = [];
-  parts.forEach((p, i) => {
-    if (i > 0) joined.push(ref('CacheBucket'));
-    if (p) joined.push(p);
-  });
-  return { 'Fn::Base64': { 'Fn::Join': ['', joined] } };
+/** S3 bucket names are at most 63 characters (S3 user guide, "Bucket naming rules"). */
+const MAX_BUCKET_NAME = 63;
+
+/**
+ * The launch template's UserData: base64(gzip(script)) (lib/worker/encode.ts; cloud-init
+ * decompresses it), so EC2's 16 KB limit applies to the compressed bytes.
+ *
+ * A pool on the deployment's shared cache needs the bucket's generated name, which exists only at
+ * deploy time (a Ref), and CloudFormation cannot compress. Its user data is then a short plain
+ * script that CloudFormation completes with the name (Fn::Join + Fn::Base64): it unpacks the gzip
+ * (base64 inside a here-document), puts the name where the token is, and runs the result, which is
+ * then exactly renderUserData's script with that bucket. base64 costs a third more than the gzip:
+ * still about half the plain script.
+ */
+function userDataValue(pool: string, text: string): Cfn | string {
+  const plain = Buffer.byteLength(text, 'utf8');
+  const gz = gzipUserData(text);
+  const what = `the worker user data of pool "${pool}"`;
+  const rethrow = (f: () => void) => {
+    try {
+      f();
+    } catch (e) {
+      throw new StackError((e as Error).message);
+    }
+  };
+  if (!text.includes(CACHE_BUCKET_TOKEN)) {
+    rethrow(() => checkEncodedSize(what, plain, gz.length));
+    return gz.toString('base64');
+  }
+  const b64 = gz.toString('base64').replace(/.{1,76}/g, '$&\n');
+  const before = [
+    '#!/bin/bash',
+    `# gitlab-spot-autoscaler worker of pool "${pool}", gzip-compressed (EC2 allows 16 KB of user data);`,
+    '# CloudFormation filled in the cache bucket name. Print the script: gitlab-spot-autoscaler user-data.',
+    'set -o pipefail',
+    'f=$(mktemp) && base64 -d <<\'GSA_GZ\' | gunzip | sed "s/' + CACHE_BUCKET_TOKEN + '/',
+  ].join('\n');
+  const after = [
+    '/g" >"$f" || { shutdown -h now "gsa-worker: cannot unpack the user data"; exit 1; }',
+    b64 + 'GSA_GZ',
+    'exec /bin/bash "$f"',
+    '',
+  ].join('\n');
+  const wrapper = Buffer.byteLength(before + after, 'utf8') + MAX_BUCKET_NAME;
+  if (!userDataFits(wrapper))
+    throw new StackError(
+      `${what} is up to ${wrapper} bytes as sent to EC2 (its ${gz.length}-byte gzip in base64 with an unpacking script; ${plain} bytes as a script), over EC2's limit of ${USER_DATA_LIMIT_BYTES} bytes`,
+    );
+  return { 'Fn::Base64': { 'Fn::Join': ['', [before, ref('CacheBucket'), after]] } };
 }
 
 export interface StackParts {
@@ -355,7 +392,7 @@ export function buildStack(opts: StackOptions): StackParts {
             { ResourceType: 'instance', Tags: tags },
             { ResourceType: 'volume', Tags: tags },
           ],
-          UserData: userDataValue(userData),
+          UserData: userDataValue(pool.name, userData),
         },
       },
     };

@@ -7,6 +7,7 @@
  * docs/worker.md. Pure: no AWS, no I/O.
  */
 import { USER_DATA_LIMIT_BYTES, userDataFits } from './limits';
+import { gzipUserData } from './encode';
 import { stringify as toToml } from 'smol-toml';
 import { DEFAULTS, parameterNames, type Config, type Pool } from '../config';
 import { TAG_PREFIX } from '../controller/tags';
@@ -36,6 +37,7 @@ export const WORKER_DEFAULTS = {
 };
 
 export { USER_DATA_LIMIT_BYTES, userDataFits } from './limits';
+export { encodeUserData, gzipUserData } from './encode';
 
 /**
  * Bucket name written into config.toml when the pool uses the deployment's shared cache bucket
@@ -205,8 +207,13 @@ export function renderUserData(opts: UserDataOptions): string {
     .filter((line) => !/^\s*##/.test(line))
     .join('\n');
   const script = `${header}\n${body}`;
+  // EC2 gets the script gzip-compressed (encode.ts: cloud-init decompresses it), so the limit
+  // applies to the compressed bytes; the plain script may be larger than 16 KB.
   const size = Buffer.byteLength(script, 'utf8');
-  if (!userDataFits(size))
-    throw new UserDataError(`the user data for pool "${pool.name}" is ${size} bytes, over EC2's limit of ${USER_DATA_LIMIT_BYTES} bytes`);
+  const compressed = gzipUserData(script).length;
+  if (!userDataFits(compressed))
+    throw new UserDataError(
+      `the user data for pool "${pool.name}" is ${compressed} bytes gzip-compressed (${size} bytes as a script), over EC2's limit of ${USER_DATA_LIMIT_BYTES} bytes`,
+    );
   return script;
 }

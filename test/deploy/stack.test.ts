@@ -1,5 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { gunzipSync } from 'node:zlib';
 import { parseConfig } from '../../lib/config';
 import { buildStack, logicalName, rootDeviceName, StackError, type StackOptions } from '../../lib/deploy/stack';
 import { renderUserData } from '../../lib/worker/userdata';
@@ -112,7 +115,7 @@ describe('workers', () => {
       expect(d.MetadataOptions).toMatchObject({ HttpTokens: 'required', InstanceMetadataTags: 'enabled', HttpPutResponseHopLimit: 1 });
       expect(d.InstanceInitiatedShutdownBehavior).toBe('terminate');
       expect(d.BlockDeviceMappings[0].Ebs).toMatchObject({ Encrypted: true, DeleteOnTermination: true });
-      expect(d.UserData['Fn::Base64']).toBeDefined();
+      expect(d.UserData).toBeDefined();
       expect(d.TagSpecifications[0].Tags).toEqual(expect.arrayContaining([{ Key: TAGS.pool, Value: pool.toLowerCase() }]));
     }
     expect(R.LaunchTemplateHeavy.Properties.LaunchTemplateData.BlockDeviceMappings[0].Ebs.VolumeSize).toBe(100);
@@ -122,7 +125,68 @@ describe('workers', () => {
   it('puts the cache bucket into the user data as a reference, not a placeholder', () => {
     const ud = JSON.stringify(R.LaunchTemplateGeneral.Properties.LaunchTemplateData.UserData);
     expect(ud).toContain('{"Ref":"CacheBucket"}');
-    expect(ud).not.toContain('placeholder');
+  });
+
+  /** The launch template's UserData with the Ref to the cache bucket resolved, as CloudFormation would: the bytes EC2 gets. */
+  function sentToEc2(ud: any, bucket: string): Buffer {
+    if (typeof ud === 'string') return Buffer.from(ud, 'base64');
+    const parts = ud['Fn::Base64']['Fn::Join'][1] as unknown[];
+    return Buffer.from(parts.map((p) => (typeof p === 'string' ? p : (expect(p).toEqual({ Ref: 'CacheBucket' }), bucket))).join(''), 'utf8');
+  }
+  const poolOf = (name: string) => sample.pools.find((p) => p.name === name)!;
+
+  it('gzips the user data: gunzip gives exactly the rendered script', () => {
+    // A pool with its own bucket (no Ref): the UserData is base64(gzip(script)) as is.
+    const own = parseConfig(readFileSync(join(__dirname, '../../samples/config.yaml'), 'utf8'), 'samples/config.yaml');
+    for (const p of own.pools) p.worker.cache.bucketName = `own-${p.name}`;
+    const S = buildStack(opts({ config: own })).resources as Record<string, any>;
+    for (const p of own.pools) {
+      const ud = S[`LaunchTemplate${logicalName(p.name)}`].Properties.LaunchTemplateData.UserData;
+      expect(typeof ud).toBe('string');
+      const gz = Buffer.from(ud, 'base64');
+      expect(gz.subarray(0, 2).toString('hex')).toBe('1f8b');
+      expect(gz.length).toBeLessThan(8000);
+      expect(gunzipSync(gz).toString('utf8')).toBe(renderUserData({ config: own, pool: p, stage: 'prod', region: 'eu-central-1' }));
+    }
+  });
+
+  it('a shared-cache pool: the unpacking script, run by bash, yields exactly the script rendered with the bucket', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gsa-ud-'));
+    try {
+      for (const id of ['General', 'Heavy']) {
+        const ud = R[`LaunchTemplate${id}`].Properties.LaunchTemplateData.UserData;
+        const pool = poolOf(id.toLowerCase());
+        const usesRef = typeof ud !== 'string';
+        const raw = sentToEc2(ud, 'acme-ci-prod-cachebucket-1a2b3c4d5e6f');
+        expect(raw.length).toBeLessThan(10_000);
+        const expected = renderUserData({ config: sample, pool, stage: 'prod', region: 'eu-central-1', cacheBucket: usesRef ? 'acme-ci-prod-cachebucket-1a2b3c4d5e6f' : undefined });
+        if (!usesRef) {
+          expect(gunzipSync(raw).toString('utf8')).toBe(expected);
+          continue;
+        }
+        // Run it with the last line (exec of the worker) replaced by printing what would run.
+        const text = raw.toString('utf8');
+        expect(text.endsWith('exec /bin/bash "$f"\n')).toBe(true);
+        const file = join(dir, `${id}.sh`);
+        writeFileSync(file, text.replace(/exec \/bin\/bash "\$f"\n$/, 'cat "$f"; rm -f "$f"\n'));
+        const r = spawnSync('bash', [file], { encoding: 'utf8', env: { PATH: process.env.PATH, TMPDIR: dir } });
+        expect(r.stderr).toBe('');
+        expect(r.status).toBe(0);
+        expect(r.stdout).toBe(expected);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('deploys a pool whose script is over 16 KB when it fits compressed (300 docker volumes)', () => {
+    const big = parseConfig(readFileSync(join(__dirname, '../../samples/config.yaml'), 'utf8'), 'samples/config.yaml');
+    big.pools[0].worker.docker.volumes = Array.from({ length: 300 }, (_, i) => `/srv/cache/volume-${i}:/cache/volume-${i}:ro`);
+    const script = renderUserData({ config: big, pool: big.pools[0], stage: 'prod', region: 'eu-central-1', cacheBucket: 'b' });
+    expect(Buffer.byteLength(script)).toBeGreaterThan(16 * 1024);
+    const S = buildStack(opts({ config: big })).resources as Record<string, any>;
+    const ud = S[`LaunchTemplate${logicalName(big.pools[0].name)}`].Properties.LaunchTemplateData.UserData;
+    expect(sentToEc2(ud, 'x'.repeat(63)).length).toBeLessThanOrEqual(16 * 1024);
   });
 
   it('creates a security group with no inbound rule, and an encrypted private cache bucket that expires', () => {
@@ -197,8 +261,19 @@ describe('bad input', () => {
   it('refuses a region that contradicts the config', () => {
     expect(() => buildStack(opts({ region: 'us-east-1' }))).toThrow(/eu-central-1/);
   });
-  it('refuses user data over 16 KB', () => {
-    expect(() => buildStack(opts({ renderUserData: () => 'x'.repeat(16 * 1024 + 1) }))).toThrow(/16384/);
+  it('refuses user data over 16 KB compressed, saying both sizes', () => {
+    // Random bytes in hex do not compress below half their size.
+    const noise = (n: number) => require('node:crypto').randomBytes(n).toString('hex') as string;
+    const own = parseConfig(readFileSync(join(__dirname, '../../samples/config.yaml'), 'utf8'), 'samples/config.yaml');
+    for (const p of own.pools) p.worker.cache.bucketName = `own-${p.name}`;
+    expect(() => buildStack(opts({ config: own, renderUserData: () => `#!/bin/bash\n# ${noise(20000)}\n` }))).toThrow(
+      /the worker user data of pool "general" is \d+ bytes gzip-compressed \(40015 bytes as a script\), over EC2's limit of 16384 bytes/,
+    );
+    // With the shared cache bucket (base64 of the gzip inside an unpacking script).
+    expect(() => buildStack(opts({ renderUserData: (a) => `#!/bin/bash\n# ${a.cacheBucket} ${noise(13000)}\n` }))).toThrow(
+      /the worker user data of pool "general" is up to \d+ bytes as sent to EC2 .*over EC2's limit of 16384 bytes/,
+    );
+    expect(() => buildStack(opts({ renderUserData: () => 'x'.repeat(16 * 1024 + 1) }))).not.toThrow();
   });
   it('maps pool names to CloudFormation ids', () => {
     expect(logicalName('docker-amd64')).toBe('DockerAmd64');

@@ -12,6 +12,7 @@ import {
   shellQuote,
   USER_DATA_LIMIT_BYTES,
   UserDataError,
+  encodeUserData,
   userDataFits,
   usesDeploymentCache,
   WORKER_DEFAULTS,
@@ -48,7 +49,7 @@ describe('renderUserData', () => {
   });
 
   test.each(cases)('$label: bash parses it and it is under the 16 KB user data limit', ({ label, text }) => {
-    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(USER_DATA_LIMIT_BYTES);
+    expect(Buffer.byteLength(encodeUserData(text), 'base64')).toBeLessThanOrEqual(USER_DATA_LIMIT_BYTES);
     const file = join(dir, `${label.replace('/', '_')}.n`);
     writeFileSync(file, text);
     expect(spawnSync('bash', ['-n', file]).status).toBe(0);
@@ -107,6 +108,27 @@ describe('renderUserData', () => {
     expect(USER_DATA_LIMIT_BYTES).toBe(16384);
     expect(userDataFits(16384)).toBe(true);
     expect(userDataFits(16385)).toBe(false);
+  });
+
+  test('encodeUserData: base64(gzip), deterministic (no name, mtime 0, OS 3), and the renderer checks the compressed size', () => {
+    const { config } = { config: SAMPLES.minimal };
+    const script = renderUserData({ config, pool: config.pools[0], stage: 'dev' });
+    const gz = Buffer.from(encodeUserData(script), 'base64');
+    expect(gz.subarray(0, 10).toString('hex')).toBe('1f8b0800000000000203');
+    expect(require('node:zlib').gunzipSync(gz).toString('utf8')).toBe(script);
+    expect(encodeUserData(script)).toBe(encodeUserData(script));
+    expect(gz.length).toBeLessThan(Buffer.byteLength(script) / 2);
+    // 300 volumes: a plain script over 16 KB that fits compressed.
+    const big = structuredClone(config);
+    big.pools[0].worker.docker.volumes = Array.from({ length: 300 }, (_, i) => `/srv/v${i}:/v${i}:ro`);
+    expect(Buffer.byteLength(renderUserData({ config: big, pool: big.pools[0], stage: 'dev' }))).toBeGreaterThan(USER_DATA_LIMIT_BYTES);
+    // Incompressible volumes: over the limit compressed too.
+    const noise = structuredClone(config);
+    noise.pools[0].worker.docker.volumes = Array.from({ length: 400 }, () => `/srv/${require('node:crypto').randomBytes(24).toString('hex')}:/x`);
+    expect(() => renderUserData({ config: noise, pool: noise.pools[0], stage: 'dev' })).toThrow(
+      /^the user data for pool "default" is \d+ bytes gzip-compressed \(\d+ bytes as a script\), over EC2's limit of 16384 bytes$/,
+    );
+    expect(() => encodeUserData('#!/bin/bash\n# ' + require('node:crypto').randomBytes(20000).toString('hex'))).toThrow(/gzip-compressed/);
   });
 
   describe('workerWaitTimeout: self-exit only for pools that never keep an idle worker', () => {
