@@ -140,6 +140,9 @@ type Opts = Omit<typeof DEFAULTS & ReconcileOptions, 'remainingMs' | 'gitlabTime
  * state sees (deployment, stage, pool, state epoch, generation), so a pass that died after
  * CreateFleet and before its save sends the same token again: AWS returns the first fleet or, when
  * the request differs (count, tags), IdempotentParameterMismatch, and nothing is launched twice.
+ * In practice a re-run is a mismatch (the launched-at tag differs), handled as a launch in flight.
+ * Not covered: the very first pass of a new or lost state gets a fresh, clock-based epoch on re-run;
+ * there only discovery of the launch-id tag (and the in-flight grace) prevents a second launch.
  * The count and overrides are deliberately left out: with them a re-run that now sees part of
  * the launch would get a fresh token and launch again. CreateFleet tokens: at most 64 ASCII
  * characters (EC2 API, "Ensuring idempotency"); this is 44, leaving room for the adapter's `-od`.

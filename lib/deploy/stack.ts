@@ -7,7 +7,7 @@
  * carry this deployment's and stage's tags (aws:RequestTag at launch, aws:ResourceTag afterwards);
  * SSM access is limited to this deployment's path; the webhook role has no EC2 permission at all.
  */
-import { checkEncodedSize, gzipUserData } from '../worker/encode';
+import { bucketNameWrapper, checkEncodedSize, gzipUserData } from '../worker/encode';
 import { USER_DATA_LIMIT_BYTES, userDataFits } from '../worker/limits';
 import { createHash } from 'node:crypto';
 import type { Config, Pool } from '../config';
@@ -106,8 +106,16 @@ export function rootDeviceName(ami: string): string {
   return /canonical|ubuntu|debian/i.test(ami) ? '/dev/sda1' : '/dev/xvda';
 }
 
-/** S3 bucket names are at most 63 characters (S3 user guide, "Bucket naming rules"). */
-const MAX_BUCKET_NAME = 63;
+/** ssm:GetParameters on the parameters the pools' AMIs resolve from (`ami: resolve:ssm:/...`). */
+function amiParameterStatements(config: Config): Cfn[] {
+  const names = [...new Set(config.pools.map((p) => p.worker.ami).filter((a) => a.startsWith('resolve:ssm:')).map((a) => a.slice('resolve:ssm:'.length).replace(/:\d+$/, '')))].sort();
+  if (!names.length) return [];
+  const arn = (name: string) =>
+    name.startsWith('/aws/service/')
+      ? sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}::parameter${name}`)
+      : sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${name.startsWith('/') ? '' : '/'}${name}`);
+  return [{ Sid: 'ResolveWorkerAmis', Effect: 'Allow', Action: ['ssm:GetParameters'], Resource: names.map(arn) }];
+}
 
 /**
  * The launch template's UserData: base64(gzip(script)) (lib/worker/encode.ts; cloud-init
@@ -135,21 +143,7 @@ function userDataValue(pool: string, text: string): Cfn | string {
     rethrow(() => checkEncodedSize(what, plain, gz.length));
     return gz.toString('base64');
   }
-  const b64 = gz.toString('base64').replace(/.{1,76}/g, '$&\n');
-  const before = [
-    '#!/bin/bash',
-    `# gitlab-spot-autoscaler worker of pool "${pool}", gzip-compressed (EC2 allows 16 KB of user data);`,
-    '# CloudFormation filled in the cache bucket name. Print the script: gitlab-spot-autoscaler user-data.',
-    'set -o pipefail',
-    'f=$(mktemp) && base64 -d <<\'GSA_GZ\' | gunzip | sed "s/' + CACHE_BUCKET_TOKEN + '/',
-  ].join('\n');
-  const after = [
-    '/g" >"$f" || { shutdown -h now "gsa-worker: cannot unpack the user data"; exit 1; }',
-    b64 + 'GSA_GZ',
-    'exec /bin/bash "$f"',
-    '',
-  ].join('\n');
-  const wrapper = Buffer.byteLength(before + after, 'utf8') + MAX_BUCKET_NAME;
+  const { before, after, maxBytes: wrapper } = bucketNameWrapper(pool, gz, CACHE_BUCKET_TOKEN);
   if (!userDataFits(wrapper))
     throw new StackError(
       `${what} is up to ${wrapper} bytes as sent to EC2 (its ${gz.length}-byte gzip in base64 with an unpacking script; ${plain} bytes as a script), over EC2's limit of ${USER_DATA_LIMIT_BYTES} bytes`,
@@ -420,6 +414,10 @@ export function buildStack(opts: StackOptions): StackParts {
     // The state store never deletes (a shard that empties is overwritten), so no Delete grant.
     { Sid: 'ReadState', Effect: 'Allow', Action: ['ssm:GetParametersByPath'], Resource: [ssmArn(names.state), ssmArn(`${names.state}/*`)] },
     { Sid: 'WriteState', Effect: 'Allow', Action: ['ssm:PutParameter'], Resource: ssmArn(`${names.state}/*`) },
+    // A launch template whose ImageId is `resolve:ssm:<name>` makes whoever launches from it need
+    // ssm:GetParameters on that parameter (EC2 user guide, "Use a Systems Manager parameter instead
+    // of an AMI ID"). AWS's public parameters (/aws/service/...) live in no account.
+    ...amiParameterStatements(config),
     {
       // Describe* calls support no resource-level permissions (EC2 API reference). Ec2Fleet calls:
       // discover = DescribeInstances + DescribeInstanceStatus; launch = DescribeLaunchTemplateVersions.

@@ -7,7 +7,7 @@
  * docs/worker.md. Pure: no AWS, no I/O.
  */
 import { USER_DATA_LIMIT_BYTES, userDataFits } from './limits';
-import { gzipUserData } from './encode';
+import { bucketNameWrapper, gzipUserData } from './encode';
 import { stringify as toToml } from 'smol-toml';
 import { DEFAULTS, parameterNames, type Config, type Pool } from '../config';
 import { TAG_PREFIX } from '../controller/tags';
@@ -208,12 +208,16 @@ export function renderUserData(opts: UserDataOptions): string {
     .join('\n');
   const script = `${header}\n${body}`;
   // EC2 gets the script gzip-compressed (encode.ts: cloud-init decompresses it), so the limit
-  // applies to the compressed bytes; the plain script may be larger than 16 KB.
+  // applies to the compressed bytes; the plain script may be larger than 16 KB. A pool on the
+  // deployment's cache bucket is sent inside the unpacking wrapper the stack builds (the bucket
+  // name exists only at deploy time): the same check as the stack, so no config passes here and
+  // fails at deploy.
   const size = Buffer.byteLength(script, 'utf8');
-  const compressed = gzipUserData(script).length;
-  if (!userDataFits(compressed))
+  const gz = gzipUserData(script);
+  const sent = usesDeploymentCache(pool) ? bucketNameWrapper(pool.name, gz, opts.cacheBucket ?? DEPLOYMENT_CACHE_PLACEHOLDER).maxBytes : gz.length;
+  if (!userDataFits(sent))
     throw new UserDataError(
-      `the user data for pool "${pool.name}" is ${compressed} bytes gzip-compressed (${size} bytes as a script), over EC2's limit of ${USER_DATA_LIMIT_BYTES} bytes`,
+      `the user data for pool "${pool.name}" is ${sent} bytes as sent to EC2 (${gz.length} bytes gzip-compressed${sent !== gz.length ? ', in base64 inside the unpacking script that adds the cache bucket name' : ''}; ${size} bytes as a script), over EC2's limit of ${USER_DATA_LIMIT_BYTES} bytes`,
     );
   return script;
 }

@@ -71,7 +71,7 @@ describe('IAM: least privilege', () => {
 
   it('narrows reconcile SSM access: read config and API token, read state by path, write only state, delete nothing', () => {
     const ssm = actions(statements('ReconcileRole')).filter((a) => a.startsWith('ssm:'));
-    expect([...new Set(ssm)].sort()).toEqual(['ssm:GetParameter', 'ssm:GetParametersByPath', 'ssm:PutParameter']);
+    expect([...new Set(ssm)].sort()).toEqual(['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath', 'ssm:PutParameter']);
     const [get] = grantsOf('ReconcileRole', 'ssm:GetParameter');
     expect(resources(get).sort()).toEqual([`${P}/config`, `${P}/secrets/gitlab-api-token`]);
     const [byPath] = grantsOf('ReconcileRole', 'ssm:GetParametersByPath');
@@ -79,7 +79,12 @@ describe('IAM: least privilege', () => {
     const put = grantsOf('ReconcileRole', 'ssm:PutParameter');
     expect(put).toHaveLength(1);
     expect(resources(put[0])).toEqual([`${P}/state/*`]);
-    for (const st of statements('ReconcileRole')) expect(actions([st]).every((a) => a !== 'ssm:GetParameters' && !a.startsWith('ssm:Delete'))).toBe(true);
+    for (const st of statements('ReconcileRole')) expect(actions([st]).every((a) => !a.startsWith('ssm:Delete'))).toBe(true);
+    // ssm:GetParameters only for what the pools' AMIs resolve from (launching from a template with
+    // `resolve:ssm:` needs it); AWS's public parameters have no account in their ARN.
+    const amis = grantsOf('ReconcileRole', 'ssm:GetParameters');
+    expect(amis.map((x) => x.Sid)).toEqual(['ResolveWorkerAmis']);
+    expect(resources(amis[0])).toEqual(['arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64']);
   });
 
   it('grants the API token read where the config points, outside the deployment path too', () => {
@@ -167,6 +172,10 @@ describe('workers', () => {
         // Run it with the last line (exec of the worker) replaced by printing what would run.
         const text = raw.toString('utf8');
         expect(text.endsWith('exec /bin/bash "$f"\n')).toBe(true);
+        // What EC2 runs is user data too: shellcheck-clean like the worker script (CI installs shellcheck).
+        const sc = spawnSync('shellcheck', ['-s', 'bash', '-'], { input: text, encoding: 'utf8' });
+        if (sc.error && !process.env.CI) console.warn('shellcheck not installed: the wrapper was not linted');
+        else expect(`${sc.stdout}${sc.stderr}`).toBe('');
         const file = join(dir, `${id}.sh`);
         writeFileSync(file, text.replace(/exec \/bin\/bash "\$f"\n$/, 'cat "$f"; rm -f "$f"\n'));
         const r = spawnSync('bash', [file], { encoding: 'utf8', env: { PATH: process.env.PATH, TMPDIR: dir } });

@@ -125,8 +125,14 @@ describe('renderUserData', () => {
     // Incompressible volumes: over the limit compressed too.
     const noise = structuredClone(config);
     noise.pools[0].worker.docker.volumes = Array.from({ length: 400 }, () => `/srv/${require('node:crypto').randomBytes(24).toString('hex')}:/x`);
+    // On the deployment's cache bucket the gzip travels in base64 inside the stack's unpacking
+    // wrapper, and the renderer checks that size, as the stack does.
     expect(() => renderUserData({ config: noise, pool: noise.pools[0], stage: 'dev' })).toThrow(
-      /^the user data for pool "default" is \d+ bytes gzip-compressed \(\d+ bytes as a script\), over EC2's limit of 16384 bytes$/,
+      /^the user data for pool "default" is \d+ bytes as sent to EC2 \(\d+ bytes gzip-compressed, in base64 inside the unpacking script that adds the cache bucket name; \d+ bytes as a script\), over EC2's limit of 16384 bytes$/,
+    );
+    noise.pools[0].worker.cache.bucketName = 'own-bucket';
+    expect(() => renderUserData({ config: noise, pool: noise.pools[0], stage: 'dev' })).toThrow(
+      /^the user data for pool "default" is \d+ bytes as sent to EC2 \(\d+ bytes gzip-compressed; \d+ bytes as a script\), over EC2's limit of 16384 bytes$/,
     );
     expect(() => encodeUserData('#!/bin/bash\n# ' + require('node:crypto').randomBytes(20000).toString('hex'))).toThrow(/gzip-compressed/);
   });
