@@ -25,7 +25,11 @@ export async function gitlabFor(config: Config, stage: string, ssm: SSMClient, l
   } catch (e) {
     const missing = /does not exist/.test((e as Error).message);
     if (missing && !explicit) {
-      if (!absentSince) log.warn('no GitLab API token: jobs are routed without their tags (fine with one pool)', { parameter: name });
+      // With one pool every job goes there. With several, a job event (no tags in a Job Hook) can
+      // reach no pool without the API: say so at error level on every recheck, not once.
+      if (config.pools.length > 1)
+        log.error(`no GitLab API token at ${name}: with ${config.pools.length} pools, job events cannot be routed to a pool and get no capacity; store a read_api token there`, { parameter: name });
+      else if (!absentSince) log.warn('no GitLab API token: every job goes to the single pool (the API would only confirm pending jobs)', { parameter: name });
       absentSince = { name, at: now };
       return undefined;
     }
