@@ -272,6 +272,10 @@ export function parseConfig(text: string, source = '(inline)'): Config {
  */
 export function configWarnings(config: Config): string[] {
   const out: string[] = [];
+  if (config.pools.length > 1)
+    out.push(
+      `pools: ${config.pools.length} pools need a GitLab API token (read_api) to route jobs — job hooks carry no tags — at ${config.gitlab.apiTokenParameter ?? `${config.ssmPrefix}/${config.deployment}/<stage>/secrets/gitlab-api-token`}`,
+    );
   config.pools.forEach((pool, i) =>
     pool.autoscaling.forEach((section, j) =>
       section.Periods.forEach((expr, k) => {

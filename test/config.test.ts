@@ -107,10 +107,12 @@ pools:
     expect(problems.join('\n')).not.toContain('glrt-abcdefABCDEF123456');
   });
 
-  test('periods cronexpr reads differently from how they look are warned about, not rejected', () => {
+  test('periods cronexpr reads differently from how they look, and several pools without an API token, are warned about', () => {
     const c = makeConfig([poolInput({ autoscaling: [{ Periods: ['* * 9-17 * * mon-fri *', '0 0 0 1 09 * *'] }] })]);
     const warnings = configWarnings(c);
     expect(warnings).toHaveLength(1);
+    const two = makeConfig([poolInput({ name: 'a' }), poolInput({ name: 'b', runUntagged: false, tags: ['b'] })]);
+    expect(configWarnings(two)).toEqual(['pools: 2 pools need a GitLab API token (read_api) to route jobs — job hooks carry no tags — at /gitlab-spot-autoscaler/test/<stage>/secrets/gitlab-api-token']);
     expect(warnings[0]).toMatch(/^pools\[0\]\.autoscaling\[0\]\.Periods\[1\]: "0 0 0 1 09 \* \*": month field/);
   });
 
