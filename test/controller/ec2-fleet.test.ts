@@ -14,24 +14,12 @@ import { reconcilePass } from '../../lib/controller/reconcile';
 import { MemoryStateStore } from '../../lib/controller/state';
 import { TAGS } from '../../lib/controller/tags';
 import type { RetryEnv } from '../../lib/aws/retry';
-import { ManualClock, MemoryLogger, testConfig } from './fixtures';
+import { ManualClock, MemoryLogger, testConfig, launchTemplateVersions } from './fixtures';
 
 const ec2Mock = mockClient(EC2Client);
 const config = testConfig();
 const pool = config.pools[0];
-const GOOD_TEMPLATE = {
-  LaunchTemplateVersions: [
-    {
-      VersionNumber: 7,
-      LaunchTemplateData: {
-        MetadataOptions: { HttpTokens: 'required' as const, InstanceMetadataTags: 'enabled' as const },
-        InstanceInitiatedShutdownBehavior: 'terminate' as const,
-        BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { Encrypted: true } }],
-        IamInstanceProfile: { Name: 'worker' },
-      },
-    },
-  ],
-};
+const GOOD_TEMPLATE = launchTemplateVersions(7);
 
 function throttle(): Error {
   return Object.assign(new Error('Request limit exceeded.'), { name: 'RequestLimitExceeded', $metadata: { httpStatusCode: 503 } });

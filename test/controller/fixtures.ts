@@ -95,3 +95,20 @@ export class FakeFleet implements Fleet {
     }
   }
 }
+
+/** A DescribeLaunchTemplateVersions answer for a template the adapter accepts (IMDSv2, tags, terminate, encrypted root, profile). */
+export function launchTemplateVersions(version: number) {
+  return {
+    LaunchTemplateVersions: [
+      {
+        VersionNumber: version,
+        LaunchTemplateData: {
+          MetadataOptions: { HttpTokens: 'required' as const, InstanceMetadataTags: 'enabled' as const },
+          InstanceInitiatedShutdownBehavior: 'terminate' as const,
+          BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { Encrypted: true } }],
+          IamInstanceProfile: { Name: 'worker' },
+        },
+      },
+    ],
+  };
+}

@@ -14,22 +14,10 @@ import { launchClientToken, reconcilePass, type ReconcileDeps } from '../../lib/
 import { emptyState, MemoryStateStore, type ControllerState } from '../../lib/controller/state';
 import type { GitLabJob, GitLabJobs, JobEvent } from '../../lib/controller/ports';
 import { TAGS } from '../../lib/controller/tags';
-import { ManualClock, MemoryLogger, testConfig } from './fixtures';
+import { ManualClock, MemoryLogger, testConfig, launchTemplateVersions } from './fixtures';
 
 const ec2Mock = mockClient(EC2Client);
-const GOOD_TEMPLATE = {
-  LaunchTemplateVersions: [
-    {
-      VersionNumber: 3,
-      LaunchTemplateData: {
-        MetadataOptions: { HttpTokens: 'required' as const, InstanceMetadataTags: 'enabled' as const },
-        InstanceInitiatedShutdownBehavior: 'terminate' as const,
-        BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { Encrypted: true } }],
-        IamInstanceProfile: { Name: 'worker' },
-      },
-    },
-  ],
-};
+const GOOD_TEMPLATE = launchTemplateVersions(3);
 
 /** CreateFleet as EC2 answers it with respect to ClientToken; instances stay invisible until `reveal()`. */
 class TokenHonouringEc2 {
