@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { parseCron, isValidTimeZone, CronSyntaxError } from './cron';
+import { checkRunnerTable, dotted, secretSettingProblem, RUNNER_SCHEMA_VERSION } from './worker/runner-schema';
 
 /** Every default, in one place. The README's settings table lists the same values (test/readme.test.ts checks). */
 export const DEFAULTS = {
@@ -82,6 +83,82 @@ const tagName = z
   .min(1, 'a tag cannot be empty')
   .regex(/^[A-Za-z0-9_.:\-/+ ]+$/, 'tags may hold letters, digits, space and _ . : - / +');
 
+// ---- what docker+machine users set on the machines themselves (issue 12; docs/worker.md) -------
+
+const noUserInfo = (u: string) => !/^[a-z]+:\/\/[^/]*@/i.test(u);
+const proxyUrl = z
+  .string()
+  .regex(/^https?:\/\/[A-Za-z0-9.\-\[\]:@]+\/?$/, 'must be a proxy URL such as "http://proxy.internal:3128" (no path, no % or spaces)')
+  .refine(noUserInfo, 'must not hold credentials (user:password@): they would be readable in the launch template; use a proxy that authorises the workers\' subnets');
+const registryHost = z.string().regex(/^([A-Za-z0-9.-]+(:\d+)?|\d+\.\d+\.\d+\.\d+\/\d+)$/, 'must be a registry host[:port] or a CIDR such as "10.0.0.0/8"');
+const iamArn = z.string().regex(/^arn:aws(-cn|-us-gov)?:iam::(aws|\d{12}):policy\/[\w+=,.@/-]+$/, 'must be an IAM policy ARN such as "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"');
+const oneOrMany = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
+const iamStatement = z
+  .object({
+    Sid: z.string().regex(/^[A-Za-z0-9]+$/, 'Sid: letters and digits only').optional(),
+    Effect: z.enum(['Allow', 'Deny']),
+    Action: oneOrMany.refine((a) => ![a].flat().some((x) => x === '*' || /^iam:/i.test(x)), 'Action "*" and iam:* are refused: the worker role must not be able to change IAM'),
+    Resource: oneOrMany,
+    Condition: z.record(z.record(z.unknown())).optional(),
+  })
+  .strict();
+
+/** gitlab-runner releases workers may install (run-single -c/-r needs 17.1+); a pinned tag, verified by its release.sha256. */
+export const RUNNER_VERSION_RE = /^v(\d+)\.(\d+)\.(\d+)$/;
+
+const WORKER_HOST_SETTINGS = {
+  // gitlab-runner release installed when the AMI has none; default WORKER_DEFAULTS.runnerVersion.
+  runnerVersion: z
+    .string()
+    .regex(RUNNER_VERSION_RE, 'must be a release tag such as "v18.3.1" (a pinned release, so its checksum can be checked)')
+    .refine((v) => {
+      const [, major, minor] = RUNNER_VERSION_RE.exec(v)!.map(Number);
+      return major > 17 || (major === 17 && minor >= 1);
+    }, 'must be v17.1.0 or later (run-single -c FILE -r NAME)')
+    .optional(),
+  // dockerd's daemon.json: docker-machine's engine-registry-mirror / engine-insecure-registry.
+  registryMirrors: z.array(z.string().url().regex(/^https?:\/\//, 'must be an http(s) URL')).default([]),
+  insecureRegistries: z.array(registryHost).default([]),
+  // HTTP(S) proxy for dockerd (image pulls), gitlab-runner (GitLab, the cache) and the worker's
+  // downloads. Jobs get a proxy from runner.environment, as with docker+machine.
+  proxy: z
+    .object({ http: proxyUrl.optional(), https: proxyUrl.optional(), noProxy: z.array(z.string().regex(/^[A-Za-z0-9.*\-/:]+$/, 'a host, domain (.example.com) or CIDR')).default([]) })
+    .strict()
+    .optional(),
+  // PEM of the CA that signs a self-managed GitLab (or registries): installed in the system trust
+  // store, and the runner's tls-ca-file.
+  caCertificate: z.string().regex(/^\s*-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----\s*$/, 'must be PEM: -----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----').optional(),
+  // A script the worker runs as root before docker and gitlab-runner start (docker-machine's
+  // amazonec2-userdata); a failure powers the worker off.
+  userScript: z.string().regex(/^#!/, 'must start with "#!" (e.g. #!/bin/bash): the worker runs it as a program').optional(),
+  // EC2 detailed (1-minute) monitoring: amazonec2-monitoring.
+  detailedMonitoring: z.boolean().default(false),
+  // Extra permissions of the pool's worker role (amazonec2-iam-instance-profile): for the worker
+  // host (ECR pulls through a credential helper, the cache, userScript). Job containers cannot
+  // reach the role (IMDS hop limit 1): jobs use GitLab OIDC (id_tokens) for AWS.
+  iam: z.object({ managedPolicyArns: z.array(iamArn).default([]), statements: z.array(iamStatement).default([]) }).strict().default({}),
+};
+
+function checkRunnerBlock(runner: Record<string, unknown>, ctx: z.RefinementCtx): void {
+  for (const issue of checkRunnerTable(runner)) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: issue.path.map((p) => (/^\d+$/.test(p) ? Number(p) : p)), message: runnerIssueMessage(issue.kind, issue.message, issue.canonical) });
+  }
+}
+
+function runnerIssueMessage(kind: string, message: string, canonical?: string): string {
+  if (kind === 'spelling') return `write "${canonical}" (gitlab-runner's spelling; this file is case-sensitive)`;
+  if (kind === 'renamed') return `${message}: write "${canonical}"`;
+  if (kind === 'unknown') return `${message.replace(/; gitlab-runner ignores it$/, '')} (keys are gitlab-runner ${RUNNER_SCHEMA_VERSION}'s [[runners]] keys)`;
+  if (kind === 'project') return `not a pool runner setting: ${message}`;
+  if (kind === 'refused') return `not accepted on a worker: ${message}`;
+  return message;
+}
+
+function checkSecretSetting(setting: string, ctx: z.RefinementCtx): void {
+  const problem = secretSettingProblem(setting);
+  if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${JSON.stringify(setting)}: ${problem}` });
+}
+
 export const WorkerSchema = z
   .object({
     instanceTypes: z
@@ -121,6 +198,7 @@ export const WorkerSchema = z
     bootTimeout: seconds('bootTimeout', 60).default(DEFAULTS.bootTimeout),
     // Hard cap on a worker's life (seconds): after it the worker retires itself after its job.
     maxLifetime: seconds('maxLifetime', 600).default(DEFAULTS.maxLifetime),
+    ...WORKER_HOST_SETTINGS,
   })
   .strict();
 
@@ -140,6 +218,13 @@ export const PoolSchema = z
     Timezone: timeZone.default(DEFAULTS.Timezone),
     autoscaling: z.array(AutoscalingSchema).default([]),
     jobTimeout: seconds('jobTimeout', 60).default(DEFAULTS.jobTimeout),
+    // gitlab-runner's own [[runners]] settings, in its spelling, written into the worker's
+    // config.toml as given (lib/worker/runner-schema.ts says which keys, of which types).
+    runner: z.record(z.unknown()).superRefine(checkRunnerBlock).optional(),
+    // Settings of `runner` whose value the worker reads from SSM at boot (never in this file).
+    runnerSecrets: z
+      .array(z.object({ setting: z.string().superRefine(checkSecretSetting), parameter: ssmParameterName.optional() }).strict())
+      .default([]),
     worker: WorkerSchema,
   })
   .strict();
@@ -228,9 +313,73 @@ function crossCheck(config: Config): string[] {
       problems.push(`${at}.IdleCount: ${pool.IdleCount} can never be reached with limit ${pool.limit}; lower IdleCount or raise limit`);
     if (pool.worker.market === 'on-demand' && pool.worker.maxPrice !== undefined)
       problems.push(`${at}.worker.maxPrice: only applies to spot; remove it or set market: spot`);
+    problems.push(...runnerCrossCheck(pool, at));
   });
   if (untagged.length > 1)
     problems.push(`pools: ${untagged.map((n) => `"${n}"`).join(', ')} all set runUntagged: true; an untagged job would match each of them — allow it on one pool only`);
+  return problems;
+}
+
+/**
+ * The managed cache (no `runner.cache.Type`: the deployment's bucket or worker.cache.bucketName,
+ * reached with the worker role) is written by the project; these keys of runner.cache are its.
+ */
+const MANAGED_CACHE_KEYS: Record<string, string> = {
+  Shared: 'worker.cache.shared',
+  Path: 'the pool (each pool has its own cache prefix)',
+  's3.ServerAddress': 'the region\'s S3 endpoint',
+  's3.BucketName': 'worker.cache.bucketName (or the deployment\'s bucket)',
+  's3.BucketLocation': 'the deployment\'s region',
+  's3.AuthenticationType': 'iam: the worker role, never keys',
+  's3.AccessKey': 'the worker role (no keys)',
+  's3.SecretKey': 'the worker role (no keys)',
+  's3.SessionToken': 'the worker role (no keys)',
+  's3.Insecure': 'HTTPS (the bucket refuses plain HTTP)',
+  gcs: 'an S3 cache; set runner.cache.Type for a cache of your own',
+  azure: 'an S3 cache; set runner.cache.Type for a cache of your own',
+};
+
+/** The pool names a cache of its own (runner.cache.Type): the deployment then creates and grants no cache for it. */
+export function runnerCacheIsExternal(pool: Pool): boolean {
+  const cache = pool.runner?.cache;
+  return typeof cache === 'object' && cache !== null && (cache as Record<string, unknown>).Type !== undefined;
+}
+
+function runnerCrossCheck(pool: Pool, at: string): string[] {
+  const problems: string[] = [];
+  const runner = pool.runner ?? {};
+  const cache = (runner.cache ?? {}) as Record<string, unknown>;
+  const has = (dottedKey: string) => {
+    const [a, b] = dottedKey.split('.');
+    const v = cache[a];
+    return b === undefined ? v !== undefined : typeof v === 'object' && v !== null && (v as Record<string, unknown>)[b] !== undefined;
+  };
+  if (runnerCacheIsExternal(pool)) {
+    if (pool.worker.cache.bucketName !== undefined)
+      problems.push(`${at}.worker.cache.bucketName: the pool has a cache of its own (runner.cache.Type); remove bucketName, or remove runner.cache.Type to use the managed S3 cache`);
+  } else if (runner.cache !== undefined) {
+    for (const [key, owner] of Object.entries(MANAGED_CACHE_KEYS))
+      if (has(key) && !(key === 's3.Insecure' && (cache.s3 as Record<string, unknown>).Insecure === false))
+        problems.push(`${at}.runner.cache.${key}: the managed cache sets it from ${owner}; for a cache of your own (another account, S3-compatible, GCS, Azure) set runner.cache.Type and its keys`);
+  }
+  const seen = new Set<string>();
+  pool.runnerSecrets.forEach((s, i) => {
+    const sat = `${at}.runnerSecrets[${i}]`;
+    if (seen.has(s.setting)) problems.push(`${sat}.setting: ${s.setting} is listed twice`);
+    seen.add(s.setting);
+    const env = /^environment\.(.+)$/.exec(s.setting);
+    if (env) {
+      const list = Array.isArray(runner.environment) ? (runner.environment as string[]) : [];
+      if (list.some((e) => e.split('=')[0] === env[1])) problems.push(`${sat}: ${env[1]} is also set in runner.environment; keep it in one place (the secret comes from SSM)`);
+      return;
+    }
+    const path = s.setting.split('.');
+    let v: unknown = runner;
+    for (const k of path) v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[k] : undefined;
+    if (v !== undefined) problems.push(`${sat}: runner.${s.setting} is also set in the config; a secret's value lives in SSM only`);
+    if (path[0] === 'cache' && !runnerCacheIsExternal(pool) && MANAGED_CACHE_KEYS[path.slice(1).join('.')] !== undefined)
+      problems.push(`${sat}: the managed cache sets ${s.setting} itself (no keys); a cache with keys of its own needs runner.cache.Type`);
+  });
   return problems;
 }
 
@@ -296,6 +445,8 @@ export function parameterNames(config: Config, stage: string) {
     webhookSecret: config.gitlab.webhookSecretParameter ?? `${base}/secrets/webhook-secret`,
     gitlabApiToken: config.gitlab.apiTokenParameter ?? `${base}/secrets/gitlab-api-token`,
     runnerToken: (pool: Pool) => pool.runnerTokenParameter ?? `${base}/secrets/runner-token/${pool.name}`,
+    /** A job secret of the pool (runnerSecrets): environment.DOCKER_AUTH_CONFIG -> .../secrets/runner/<pool>/environment/DOCKER_AUTH_CONFIG. */
+    runnerSecret: (pool: Pool, secret: { setting: string; parameter?: string }) => secret.parameter ?? `${base}/secrets/runner/${pool.name}/${secret.setting.replace(/\./g, '/')}`,
   };
 }
 

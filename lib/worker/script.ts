@@ -99,6 +99,81 @@ pkg_install() {
   fi
 }
 
+## ---- the pool's host settings (docs/worker.md, "Before the runner starts"); each is a no-op
+## when the pool does not set it.
+
+## worker.proxy: for the worker's own downloads (package managers, curl, the AWS CLI), for
+## gitlab-runner (RUNNER_ENV) and, in configure_dockerd, for image pulls. IMDS is never proxied.
+RUNNER_ENV=()
+apply_proxy() {
+  [ -n "$PROXY_HTTP$PROXY_HTTPS" ] || return 0
+  PROXY_NO=\${PROXY_NO:+$PROXY_NO,}169.254.169.254
+  export http_proxy=$PROXY_HTTP HTTP_PROXY=$PROXY_HTTP https_proxy=$PROXY_HTTPS HTTPS_PROXY=$PROXY_HTTPS no_proxy=$PROXY_NO NO_PROXY=$PROXY_NO
+  RUNNER_ENV=("http_proxy=$PROXY_HTTP" "HTTP_PROXY=$PROXY_HTTP" "https_proxy=$PROXY_HTTPS" "HTTPS_PROXY=$PROXY_HTTPS" "no_proxy=$PROXY_NO" "NO_PROXY=$PROXY_NO")
+  log "using proxy http=\${PROXY_HTTP:-none} https=\${PROXY_HTTPS:-none} no_proxy=$PROXY_NO"
+}
+
+## worker.caCertificate: the runner's tls-ca-file (it also hands it to jobs as CI_SERVER_TLS_CA_FILE),
+## and the system trust store, so curl (the token check), docker pulls and downloads trust it too.
+install_ca() {
+  [ -n "$CA_PEM" ] || return 0
+  local store
+  { mkdir -p "$CONF_DIR" && chmod 0700 "$CONF_DIR" && printf '%s\n' "$CA_PEM" >"$CONF_DIR/ca.crt"; } || finish "cannot write $CONF_DIR/ca.crt"
+  if [ -d "$ROOT/etc/pki/ca-trust/source/anchors" ]; then
+    store=$ROOT/etc/pki/ca-trust/source/anchors
+    install -m 0644 "$CONF_DIR/ca.crt" "$store/gsa-worker.crt" && update-ca-trust extract
+  elif [ -d "$ROOT/usr/local/share/ca-certificates" ]; then
+    store=$ROOT/usr/local/share/ca-certificates
+    install -m 0644 "$CONF_DIR/ca.crt" "$store/gsa-worker.crt" && update-ca-certificates
+  else
+    false
+  fi || finish "cannot add worker.caCertificate to the system trust store (update-ca-trust or update-ca-certificates)"
+  log "added worker.caCertificate to $store"
+}
+
+## worker.userScript: run as root before docker and gitlab-runner are set up, as docker-machine ran
+## amazonec2-userdata before it provisioned docker. Bounded by the boot deadline.
+run_user_script() {
+  [ -n "$USER_SCRIPT" ] || return 0
+  local left rc=0
+  { printf '%s\n' "$USER_SCRIPT" >"$RUN/user-script" && chmod 0700 "$RUN/user-script"; } || finish "cannot write $RUN/user-script"
+  left=$((BOOT_DEADLINE - $(now)))
+  [ "$left" -gt 0 ] || finish "no boot time left for worker.userScript"
+  log "running worker.userScript (at most $left s)"
+  timeout "$left" "$RUN/user-script" </dev/null || rc=$?
+  [ "$rc" = 0 ] || finish "worker.userScript failed (status $rc)"
+}
+
+## worker.registryMirrors / insecureRegistries (merged into /etc/docker/daemon.json) and the proxy
+## (a systemd drop-in: dockerd reads no proxy from daemon.json before docker 23). Docker is then
+## (re)started, so a pre-baked AMI whose docker already runs picks them up. python3 is there:
+## cloud-init, which runs the user data, is a Python program.
+DOCKER_START=start
+configure_dockerd() {
+  if [ -n "$DOCKERD_JSON" ]; then
+    { mkdir -p "$ROOT/etc/docker" && python3 -c '
+import json, os, sys
+path, extra = sys.argv[1], json.loads(sys.argv[2])
+conf = {}
+if os.path.exists(path):
+    with open(path) as f:
+        conf = json.load(f)
+for key, values in extra.items():
+    conf[key] = conf.get(key, []) + [v for v in values if v not in conf.get(key, [])]
+with open(path + ".gsa", "w") as f:
+    json.dump(conf, f, indent=2)
+os.replace(path + ".gsa", path)
+' "$ROOT/etc/docker/daemon.json" "$DOCKERD_JSON"; } || finish "cannot merge the registry settings into /etc/docker/daemon.json"
+    DOCKER_START=restart
+  fi
+  if [ -n "$PROXY_HTTP$PROXY_HTTPS" ]; then
+    { mkdir -p "$ROOT/etc/systemd/system/docker.service.d" &&
+      printf '[Service]\nEnvironment="HTTP_PROXY=%s" "HTTPS_PROXY=%s" "NO_PROXY=%s"\n' "$PROXY_HTTP" "$PROXY_HTTPS" "$PROXY_NO" >"$ROOT/etc/systemd/system/docker.service.d/gsa-proxy.conf" &&
+      systemctl daemon-reload; } || finish "cannot set the proxy for docker"
+    DOCKER_START=restart
+  fi
+}
+
 ## Each tool is installed only when missing, so a pre-baked AMI boots in seconds.
 ensure_tools() {
   local arch
@@ -111,7 +186,8 @@ ensure_tools() {
     log "installing docker"
     pkg_install docker docker.io || finish "docker is missing and could not be installed"
   fi
-  retry 3 120 "starting docker" systemctl start docker.service || finish "the docker service does not start"
+  configure_dockerd
+  retry 3 120 "starting docker" systemctl "$DOCKER_START" docker.service || finish "the docker service does not start"
   retry 5 30 "docker info" docker info >/dev/null || finish "docker does not answer (docker info)"
   if ! command -v gitlab-runner >/dev/null; then
     case $(uname -m) in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) finish "no gitlab-runner build for CPU $(uname -m)" ;; esac
@@ -142,32 +218,58 @@ install_runner() {
   return 1
 }
 
-## The token goes from the aws CLI's stdout into a shell variable and from there into a 0600 file
-## in a 0700 directory: never into argv, the environment, the log or a job container.
-read_token() {
+## ssm_value NAME: prints the decrypted parameter. Retries throttling and IAM errors within the
+## boot deadline; status 2 at once when the parameter does not exist.
+ssm_value() {
   local i err
   for ((i = 1; i <= 5; i++)); do
-    if RUNNER_TOKEN=$(timeout 60 aws ssm get-parameter --region "$REGION" --name "$TOKEN_PARAM" --with-decryption \\
-      --query Parameter.Value --output text 2>"$RUN/ssm.err"); then
+    if timeout 60 aws ssm get-parameter --region "$REGION" --name "$1" --with-decryption --query Parameter.Value --output text 2>"$RUN/ssm.err"; then
       rm -f "$RUN/ssm.err"
-      [[ $RUNNER_TOKEN =~ ^[A-Za-z0-9._-]+$ ]] && return 0
-      finish "SSM parameter $TOKEN_PARAM does not hold a runner authentication token"
+      return 0
     fi
     err=$(head -c 300 "$RUN/ssm.err")
-    log "reading SSM parameter $TOKEN_PARAM failed: $err"
-    case $err in *ParameterNotFound*) break ;; esac
+    log "reading SSM parameter $1 failed: $err"
+    case $err in *ParameterNotFound*) return 2 ;; esac
     [ "$(now)" -lt "$BOOT_DEADLINE" ] || break
     sleep $((RETRY_DELAY * i))
   done
-  finish "cannot read the runner token from SSM parameter $TOKEN_PARAM"
+  return 1
+}
+
+## The token goes from the aws CLI's stdout into a shell variable and from there into a 0600 file
+## in a 0700 directory: never into argv, the environment, the log or a job container.
+read_token() {
+  RUNNER_TOKEN=$(ssm_value "$TOKEN_PARAM") || finish "cannot read the runner token from SSM parameter $TOKEN_PARAM"
+  [[ $RUNNER_TOKEN =~ ^[A-Za-z0-9._-]+$ ]] || finish "SSM parameter $TOKEN_PARAM does not hold a runner authentication token"
+}
+
+## Job secrets (the pool's runnerSecrets): read like the token, kept in shell variables, escaped for
+## a TOML basic string ("..."), and put where their {{ssm:NAME}} reference stands in config.toml.
+read_secrets() {
+  local name value
+  SECRETS=()
+  while IFS= read -r name; do
+    [ -n "$name" ] || continue
+    value=$(ssm_value "$name") || finish "cannot read job secret $name from SSM (runnerSecrets of pool $POOL)"
+    value=\${value//"\\\\"/"\\\\\\\\"}
+    value=\${value//'"'/'\\"'}
+    value=\${value//$'\\n'/'\\n'}
+    value=\${value//$'\\r'/'\\r'}
+    value=\${value//$'\\t'/'\\t'}
+    [[ $value == *[[:cntrl:]]* ]] && finish "job secret $name holds a control character that config.toml cannot carry"
+    SECRETS+=("{{ssm:$name}}" "$value")
+  done <<<"$SECRET_PARAMS"
 }
 
 write_config() {
-  local toml
+  local toml i
   { mkdir -p "$CONF_DIR" && chmod 0700 "$CONF_DIR"; } || finish "cannot create $CONF_DIR"
   toml=$(runner_toml)
   toml=\${toml//__GSA_REGION__/$REGION}
-  { printf '%s\\n' "\${toml/__GSA_RUNNER_TOKEN__/$RUNNER_TOKEN}" >"$CONF" && chmod 0600 "$CONF"; } || finish "cannot write $CONF"
+  ## Quoted pattern and replacement: taken literally (bash 5.2's patsub_replacement leaves them alone).
+  toml=\${toml//"{{ssm:$TOKEN_PARAM}}"/"$RUNNER_TOKEN"}
+  for ((i = 0; i < \${#SECRETS[@]}; i += 2)); do toml=\${toml//"\${SECRETS[i]}"/"\${SECRETS[i + 1]}"}; done
+  { printf '%s\\n' "$toml" >"$CONF" && chmod 0600 "$CONF"; } || finish "cannot write $CONF"
 }
 
 ## POST /api/v4/runners/verify with the token on stdin: a rejected token or an unreachable GitLab
@@ -235,7 +337,7 @@ start_runner() {
   monitor_pid=$!
   ## A clean environment (nothing of this script's leaks into jobs), and SIGQUIT/SIGINT back to
   ## their defaults: bash starts background commands with both ignored.
-  env -i --default-signal=INT,QUIT PATH="$PATH" HOME=/root LANG=C.UTF-8 \\
+  env -i --default-signal=INT,QUIT PATH="$PATH" HOME=/root LANG=C.UTF-8 \${RUNNER_ENV[@]+"\${RUNNER_ENV[@]}"} \\
     gitlab-runner run-single -c "$CONF" -r "$RUNNER_NAME" --max-builds "$left" --wait-timeout "$WAIT_TIMEOUT" >"$RUN/fifo" 2>&1 &
   runner_pid=$!
   log "gitlab-runner started (pid $runner_pid, --max-builds $left, --wait-timeout $WAIT_TIMEOUT)"
@@ -361,11 +463,15 @@ run_worker() {
   [ -n "$REGION" ] || REGION=$(imds placement/region) || finish "cannot read the region from instance metadata"
   imds tags/instance >/dev/null ||
     log "WARNING: instance tags are not in instance metadata (launch template InstanceMetadataTags=enabled?): retirement requests cannot be seen"
+  apply_proxy
+  install_ca
+  run_user_script
   ensure_tools
   read_token
+  read_secrets
   write_config
   verify_token
-  unset RUNNER_TOKEN
+  unset RUNNER_TOKEN SECRETS
   ## Ready is the one tag that must stick: the controller terminates a worker that is not ready
   ## after bootTimeout, and would then kill a job it runs.
   tag "ready=$(iso)" state=idle "idle-since=$(iso)" builds=0 || finish "cannot tag itself ready (does the instance role allow ec2:CreateTags on itself?)"

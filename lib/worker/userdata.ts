@@ -8,24 +8,19 @@
  */
 import { USER_DATA_LIMIT_BYTES, userDataFits } from './limits';
 import { bucketNameWrapper, gzipUserData } from './encode';
-import { stringify as toToml } from 'smol-toml';
 import { DEFAULTS, parameterNames, type Config, type Pool } from '../config';
+import { runnerNameFor, runnerSecretParameters, usesDeploymentCache, WORKER_CONFIG_DIR, workerConfigToml, type RunnerConfigOptions } from './runner-config';
 import { TAG_PREFIX } from '../controller/tags';
 import type { ActiveSettings } from '../periods';
 import { idleTarget } from '../planner';
 import { WORKER_SCRIPT } from './script';
 
-export interface UserDataOptions {
-  config: Config;
-  pool: Pool;
-  stage: string;
+export interface UserDataOptions extends RunnerConfigOptions {
   /** Region for the AWS CLI and the S3 cache; default config.region, else the instance's own (IMDS). */
   region?: string;
-  /** The deployment's cache bucket, used when the pool names none (worker.cache.bucketName). */
-  cacheBucket?: string;
   /** Seconds after which the worker stops taking jobs and leaves; default the pool's worker.maxLifetime. */
   maxLifetime?: number;
-  /** gitlab-runner release downloaded (and checked against its release.sha256) when the AMI has none, e.g. "v18.3.1". */
+  /** gitlab-runner release downloaded (and checked against its release.sha256) when the AMI has none, e.g. "v18.3.1"; default the pool's worker.runnerVersion, else WORKER_DEFAULTS. */
   runnerVersion?: string;
 }
 
@@ -38,23 +33,13 @@ export const WORKER_DEFAULTS = {
 
 export { USER_DATA_LIMIT_BYTES, userDataFits } from './limits';
 export { encodeUserData, gzipUserData } from './encode';
+export { runnerNameFor, usesDeploymentCache, WORKER_CONFIG_DIR } from './runner-config';
 
 /**
  * Bucket name written into config.toml when the pool uses the deployment's shared cache bucket
  * but the caller did not say which bucket that is (the `user-data` command without --cache-bucket).
  */
 export const DEPLOYMENT_CACHE_PLACEHOLDER = '__DEPLOYMENT_CACHE_BUCKET__';
-
-/**
- * The pool's runners use the deployment's cache bucket: a shared cache, no bucket of its own, and
- * the cache not disabled. Mirrors what the stack passes as cacheBucket (lib/deploy/stack.ts).
- */
-export function usesDeploymentCache(pool: Pool): boolean {
-  return !pool.worker.docker.disableCache && pool.worker.cache.bucketName === undefined && pool.worker.cache.shared;
-}
-
-/** Where the worker keeps config.toml (root only, 0700): no job volume may expose it. */
-export const WORKER_CONFIG_DIR = '/etc/gsa-worker';
 
 export class UserDataError extends Error {
   constructor(message: string) {
@@ -103,10 +88,6 @@ export function workerWaitTimeout(pool: Pool): number {
   return Math.max(0, ...settings.map((s) => s.IdleTime));
 }
 
-export function runnerNameFor(config: Config, stage: string, pool: Pool): string {
-  return `${config.deployment}-${stage}-${pool.name}`;
-}
-
 function poolPath(config: Config, pool: Pool): string {
   const i = config.pools.indexOf(pool);
   return i >= 0 ? `pools[${i}]` : `pool "${pool.name}"`;
@@ -126,30 +107,20 @@ function checkVolumes(config: Config, pool: Pool): void {
 }
 
 /**
- * The config.toml the worker writes, with two placeholders it fills in at boot:
- * __GSA_RUNNER_TOKEN__ (from SSM) and __GSA_REGION__ (when the region is not known here).
+ * The config.toml the worker writes (runner-config.ts), with references it fills in at boot: the
+ * token and runnerSecrets as {{ssm:NAME}}, __GSA_REGION__ when the region is not known here.
  */
 export function runnerConfigToml(opts: UserDataOptions): string {
-  const { config, pool, stage } = opts;
-  const docker = pool.worker.docker;
-  const runner: Record<string, unknown> = {
-    name: runnerNameFor(config, stage, pool),
-    url: config.gitlab.url.replace(/\/+$/, ''),
-    token: '__GSA_RUNNER_TOKEN__',
-    executor: 'docker',
-    docker: { image: docker.image, privileged: docker.privileged, volumes: docker.volumes, disable_cache: docker.disableCache },
-  };
-  const bucket = pool.worker.cache.bucketName ?? (usesDeploymentCache(pool) ? opts.cacheBucket : undefined);
-  if (bucket) {
-    runner.cache = {
-      Type: 's3',
-      Shared: pool.worker.cache.shared,
-      // AuthenticationType iam: the instance profile's credentials, so no key is ever written here.
-      s3: { ServerAddress: 's3.amazonaws.com', BucketName: bucket, BucketLocation: opts.region ?? config.region ?? '__GSA_REGION__', AuthenticationType: 'iam' },
-    };
-  }
-  // One job at a time: run-single runs builds one after another; concurrent only documents it.
-  return toToml({ concurrent: 1, runners: [runner] });
+  return workerConfigToml(opts);
+}
+
+/** dockerd's daemon.json keys the worker merges into /etc/docker/daemon.json ('' = none). */
+function dockerdSettings(pool: Pool): string {
+  const w = pool.worker;
+  const out: Record<string, string[]> = {};
+  if (w.registryMirrors.length) out['registry-mirrors'] = w.registryMirrors;
+  if (w.insecureRegistries.length) out['insecure-registries'] = w.insecureRegistries;
+  return Object.keys(out).length ? JSON.stringify(out) : '';
 }
 
 const STAGE = /^[a-z0-9][a-z0-9-]{0,30}$/;
@@ -163,7 +134,7 @@ export function renderUserData(opts: UserDataOptions): string {
   if (!STAGE.test(stage)) throw new UserDataError(`stage "${stage}": must be 1-31 of a-z, 0-9 and "-", starting with a letter or digit`);
   const region = opts.region ?? config.region ?? '';
   if (region && !/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) throw new UserDataError(`region "${region}": must be an AWS region such as "eu-west-1"`);
-  const runnerVersion = opts.runnerVersion ?? WORKER_DEFAULTS.runnerVersion;
+  const runnerVersion = opts.runnerVersion ?? pool.worker.runnerVersion ?? WORKER_DEFAULTS.runnerVersion;
   if (!RUNNER_VERSION.test(runnerVersion)) throw new UserDataError(`runnerVersion "${runnerVersion}": must be a release tag such as "v18.3.1" (a pinned release, so its checksum can be checked)`);
   // A worker retires itself after maxLifetime (finishing its job), so no instance lives forever
   // even with IdleTime 0 and a controller that is down.
@@ -173,6 +144,7 @@ export function renderUserData(opts: UserDataOptions): string {
 
   const toml = runnerConfigToml({ ...opts, region: region || undefined });
   if (/^GSA_TOML$/m.test(toml)) throw new UserDataError('the runner config contains the line "GSA_TOML", which ends the embedded document');
+  const proxy = pool.worker.proxy;
   const values: [string, string | number][] = [
     ['POOL', pool.name],
     ['DEPLOYMENT', config.deployment],
@@ -189,6 +161,14 @@ export function renderUserData(opts: UserDataOptions): string {
     ['BOOT_TIMEOUT', pool.worker.bootTimeout || DEFAULTS.bootTimeout],
     ['JOB_TIMEOUT', pool.jobTimeout || DEFAULTS.jobTimeout],
     ['MAX_LIFETIME', maxLifetime],
+    // Host settings (docs/worker.md, "Before the runner starts"); empty = not used.
+    ['SECRET_PARAMS', runnerSecretParameters(config, stage, pool).map((s) => s.parameter).join('\n')],
+    ['PROXY_HTTP', proxy?.http ?? ''],
+    ['PROXY_HTTPS', proxy?.https ?? ''],
+    ['PROXY_NO', proxy?.noProxy.join(',') ?? ''],
+    ['DOCKERD_JSON', dockerdSettings(pool)],
+    ['CA_PEM', pool.worker.caCertificate?.trim() ?? ''],
+    ['USER_SCRIPT', pool.worker.userScript ?? ''],
   ];
   const header = [
     '#!/bin/bash',
@@ -196,7 +176,8 @@ export function renderUserData(opts: UserDataOptions): string {
     `# Print it: gitlab-spot-autoscaler user-data --config FILE --pool ${pool.name} --stage ${stage}`,
     '# Design and failure handling: docs/worker.md. The runner token is read from SSM at boot.',
     ...values.map(([k, v]) => `${k}=${typeof v === 'number' ? String(v) : shellQuote(v)}`),
-    '# gitlab-runner config.toml; the worker fills in the token (SSM) and, if empty here, the region.',
+    '# gitlab-runner config.toml (gitlab-spot-autoscaler worker-config prints it); the worker replaces each',
+    '# {{ssm:NAME}} with that SSM parameter (the token, runnerSecrets) and, if empty here, the region.',
     'runner_toml() {',
     "  cat <<'GSA_TOML'",
     toml.replace(/\n+$/, ''),

@@ -69,7 +69,7 @@ describe('renderUserData', () => {
     const toml = parseToml(embeddedToml(text)) as { runners: Record<string, any>[] };
     expect(embeddedToml(text)).toBe(runnerConfigToml({ config, pool, stage: 'prod', region: 'eu-west-1' }).replace(/\n+$/, ''));
     const r = toml.runners[0];
-    expect(r).toMatchObject({ name: 'acme-ci-prod-docker-privileged', url: 'https://gitlab.acme.example', token: '__GSA_RUNNER_TOKEN__', executor: 'docker' });
+    expect(r).toMatchObject({ name: 'acme-ci-prod-docker-privileged', url: 'https://gitlab.acme.example', token: '{{ssm:/acme/ci/tokens/dind}}', executor: 'docker' });
     expect(r.docker).toEqual({
       image: 'docker:27-cli',
       privileged: true,
