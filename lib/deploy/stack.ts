@@ -11,7 +11,7 @@ import { bucketNameWrapper, checkEncodedSize, gzipUserData } from '../worker/enc
 import { USER_DATA_LIMIT_BYTES, userDataFits } from '../worker/limits';
 import { createHash } from 'node:crypto';
 import type { Config, Pool } from '../config';
-import { parameterNames } from '../config';
+import { parameterNames, runnerCacheIsExternal } from '../config';
 import { TAGS, launchTemplateName } from '../controller/tags';
 import { boundarySchedules, type BoundarySchedule } from './schedules';
 
@@ -151,6 +151,25 @@ function userDataValue(pool: string, text: string): Cfn | string {
   return { 'Fn::Base64': { 'Fn::Join': ['', [before, ref('CacheBucket'), after]] } };
 }
 
+/**
+ * ssm:GetParameter on the pool's job secrets (runnerSecrets), which its workers read at boot:
+ * only this pool's, as for the runner token.
+ */
+function jobSecretStatements(config: Config, stage: string, pool: Pool): Cfn[] {
+  const names = parameterNames(config, stage);
+  const arns = pool.runnerSecrets.map((s) => ssmArn(names.runnerSecret(pool, s)));
+  return arns.length ? [{ Sid: 'OwnJobSecrets', Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: arns }] : [];
+}
+
+/**
+ * The pool's own statements (worker.iam.statements, what amazonec2-iam-instance-profile granted), in
+ * a policy of their own so the project's `worker` policy stays as reviewed.
+ */
+function extraWorkerPolicies(pool: Pool): Cfn[] {
+  const statements = pool.worker.iam.statements;
+  return statements.length ? [{ PolicyName: 'pool-extra', PolicyDocument: { Version: '2012-10-17', Statement: statements } }] : [];
+}
+
 export interface StackParts {
   deployment: string;
   stackName: string;
@@ -175,7 +194,7 @@ export function buildStack(opts: StackOptions): StackParts {
   const functionNames = { webhook: `${prefix}-webhook`, reconcile: `${prefix}-reconcile`, interruption: `${prefix}-interruption` };
   const configJson = JSON.stringify(config);
   const configHash = createHash('sha256').update(configJson).digest('hex').slice(0, 16);
-  const sharedCache = config.pools.some((p) => !p.worker.docker.disableCache && p.worker.cache.shared && !p.worker.cache.bucketName);
+  const sharedCache = config.pools.some((p) => !p.worker.docker.disableCache && !runnerCacheIsExternal(p) && p.worker.cache.shared && !p.worker.cache.bucketName);
   const needOwnSg = config.pools.some((p) => p.worker.securityGroups.length === 0);
   const vpcId = opts.vpcId ?? config.vpcId;
   if (needOwnSg && !vpcId)
@@ -311,7 +330,8 @@ export function buildStack(opts: StackOptions): StackParts {
     const id = poolIds.get(pool.name)!;
     const ltName = launchTemplateName(config.deployment, stage, pool.name);
     launchTemplates[pool.name] = ltName;
-    const poolBucket = pool.worker.docker.disableCache ? undefined : pool.worker.cache.bucketName ?? (pool.worker.cache.shared ? CACHE_BUCKET_TOKEN : undefined);
+    // A pool with a cache of its own (runner.cache.Type) gets no bucket and no grant from the deployment.
+    const poolBucket = pool.worker.docker.disableCache || runnerCacheIsExternal(pool) ? undefined : pool.worker.cache.bucketName ?? (pool.worker.cache.shared ? CACHE_BUCKET_TOKEN : undefined);
     const bucketArn = pool.worker.cache.bucketName ? sub(`arn:\${AWS::Partition}:s3:::${pool.worker.cache.bucketName}`) : getAtt('CacheBucket', 'Arn');
     const bucketObjects = pool.worker.cache.bucketName ? sub(`arn:\${AWS::Partition}:s3:::${pool.worker.cache.bucketName}/*`) : sub('${CacheBucket.Arn}/*');
     const workerStatements: Cfn[] = [
@@ -329,6 +349,7 @@ export function buildStack(opts: StackOptions): StackParts {
         },
       },
     ];
+    workerStatements.push(...jobSecretStatements(config, stage, pool));
     if (poolBucket)
       workerStatements.push(
         { Sid: 'CacheList', Effect: 'Allow', Action: ['s3:ListBucket'], Resource: bucketArn },
@@ -341,7 +362,8 @@ export function buildStack(opts: StackOptions): StackParts {
       Properties: {
         Description: `gitlab-spot-autoscaler worker of pool ${pool.name} (${config.deployment}/${stage})`,
         AssumeRolePolicyDocument: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] },
-        Policies: [{ PolicyName: 'worker', PolicyDocument: { Version: '2012-10-17', Statement: workerStatements } }],
+        Policies: [{ PolicyName: 'worker', PolicyDocument: { Version: '2012-10-17', Statement: workerStatements } }, ...extraWorkerPolicies(pool)],
+        ...(pool.worker.iam.managedPolicyArns.length ? { ManagedPolicyArns: pool.worker.iam.managedPolicyArns } : {}),
       },
     };
     resources[`WorkerInstanceProfile${id}`] = { Type: 'AWS::IAM::InstanceProfile', Properties: { Roles: [ref(`WorkerRole${id}`)] } };
@@ -381,7 +403,7 @@ export function buildStack(opts: StackOptions): StackParts {
               Ebs: { VolumeSize: pool.worker.rootVolumeSize, VolumeType: pool.worker.rootVolumeType, Encrypted: true, DeleteOnTermination: true },
             },
           ],
-          Monitoring: { Enabled: false },
+          Monitoring: { Enabled: pool.worker.detailedMonitoring }, // amazonec2-monitoring; 1-minute metrics are charged
           TagSpecifications: [
             { ResourceType: 'instance', Tags: tags },
             { ResourceType: 'volume', Tags: tags },

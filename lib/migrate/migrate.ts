@@ -1,26 +1,38 @@
 /**
  * docker+machine `config.toml` -> this project's config (docs/migration.md).
  *
- * Each `[[runners]]` with executor docker+machine and the amazonec2 driver becomes a pool; every
+ * Each `[[runners]]` with executor docker+machine and the amazonec2 driver becomes a pool: every
  * `[runners.machine]` knob keeps its gitlab-runner name; OffPeak* becomes an autoscaling section;
- * amazonec2-* MachineOptions become the worker shape; `[runners.docker]` / `[runners.cache]` the
- * worker's runner settings. Secrets are never copied: the result names the SSM parameters to
- * create and the commands to create them, with placeholders instead of values.
+ * amazonec2-* / engine-* MachineOptions become the worker's shape and host settings (machine.ts);
+ * the runner's own gitlab-runner settings ([runners.docker], [runners.cache], environment,
+ * scripts, feature flags ...) are carried verbatim into the pool's `runner:` block, which the
+ * worker writes into its config.toml (runner-settings.ts, cache.ts). Every key of the input gets
+ * a report entry: carried, mapped, replaced or dropped, with why (report.ts).
  *
- * Where the source lacks something the schema requires (a subnet id, a GitLab URL, a deployment
- * name), a valid placeholder is written, marked with a `# PLACEHOLDER` comment and a warning, so
- * the output validates, round-trips through `explain`, and cannot be deployed by accident with a
- * value nobody chose (placeholder subnets and URLs do not exist).
+ * Secrets are never copied: runner tokens, secret-looking environment variables and settings, and
+ * cache keys become SSM parameters (the worker reads a pool's own with its role at boot), and the
+ * result lists the `aws ssm put-parameter` commands with placeholders instead of values.
+ *
+ * Where the source lacks something the schema requires (a subnet id, a GitLab URL, a later pool's
+ * tags), a valid placeholder is written, marked with a `# PLACEHOLDER` comment and a note, so the
+ * output validates, round-trips through `explain`, and cannot be deployed by accident with a value
+ * nobody chose. Pure: files named in config.toml are read through `options.readFile`.
  */
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { Document } from 'yaml';
-import { DEFAULTS, parameterNames, validateConfig, type Config } from '../config';
-import { AWS_REGIONS, DOCKER_MACHINE_DEFAULT_REGION } from './regions';
+import { parameterNames, validateConfig, type Config } from '../config';
+import { RUNNER_SCHEMA, RUNNER_SCHEMA_VERSION } from '../worker/runner-schema';
+import { WORKER_DEFAULTS } from '../worker/userdata';
+import { migrateCache } from './cache';
+import { checkRegion, DEFAULT_AMI, migrateMachine, PLACEHOLDER_SUBNET } from './machine';
+import { formatReport, Report, type Outcome, type ReportEntry } from './report';
+import { carrySection, carryTable, GITLAB_SIDE_KEYS, isTable, RUNNER_KEYS_ELSEWHERE, type CarryContext, type JobSecret } from './runner-settings';
+import { looksSecretValue } from './secrets';
 
-export const PLACEHOLDER_SUBNET = 'subnet-00000000000000000';
+export { PLACEHOLDER_SUBNET, DEFAULT_AMI };
 export const PLACEHOLDER_URL = 'https://gitlab.example.com';
-/** Amazon Linux 2023, resolved at launch from AWS's public SSM parameter: always the current image. */
-export const DEFAULT_AMI = 'resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64';
+/** Tag written for a later runner whose tags are not known: `PLACEHOLDER-<pool>` (tags are per pool, so they must differ). */
+export const PLACEHOLDER_TAG = 'PLACEHOLDER';
 
 export interface MigrationWarning {
   /** Where in config.toml: `runners[0].machine.MachineOptions amazonec2-block-duration-minutes`. */
@@ -34,13 +46,23 @@ export interface SecretToStore {
   command: string;
 }
 
+/** A runner's tags as GitLab has them (GET /api/v4/runners/:id), read by `--tags-from-gitlab`. */
+export interface RunnerTags {
+  tags: string[];
+  runUntagged: boolean;
+  id?: number;
+}
+
 export interface MigrationResult {
   config: Config;
   /** The validated object as written (defaults not filled in), and its YAML with comments. */
   raw: Record<string, unknown>;
   yaml: string;
+  /** Advice and placeholders to fill in (what happened to each key is in `report`). */
   warnings: MigrationWarning[];
   secrets: SecretToStore[];
+  report: ReportEntry[];
+  counts: Record<Outcome, number>;
 }
 
 export interface MigrationOptions {
@@ -49,6 +71,12 @@ export interface MigrationOptions {
   deployment?: string;
   /** Stage the SSM parameter names are printed for. Default 'prod'. */
   stage?: string;
+  /** Tags per index of [[runners]] in the file, read from GitLab. */
+  runnerTags?: ReadonlyMap<number, RunnerTags>;
+  /** Reads a file config.toml names (tls-ca-file, amazonec2-userdata); undefined = cannot be read here. */
+  readFile?: (path: string) => string | undefined;
+  /** An AWS S3 cache with keys is in another account: keep it and its keys (from SSM) instead of the worker role. */
+  keepCacheKeys?: boolean;
 }
 
 export class MigrationError extends Error {
@@ -62,65 +90,34 @@ export class MigrationError extends Error {
 }
 
 type Table = Record<string, unknown>;
-const isTable = (x: unknown): x is Table => typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof Date);
 
-const GLOBAL_NO_EQUIVALENT: Record<string, string> = {
+const GLOBAL_DROPPED: Record<string, string> = {
   check_interval: 'workers run `gitlab-runner run-single`, which long-polls GitLab; the controller reacts to job webhooks and a one-minute schedule instead of polling',
-  log_level: 'the Lambdas log structured JSON at info level; set LOG_LEVEL in the deployment if needed',
-  log_format: 'the Lambdas always log structured JSON',
+  log_level: 'the Lambdas log structured JSON at info level; workers log gitlab-runner\'s info lines to their console',
+  log_format: 'the Lambdas always log structured JSON; workers read gitlab-runner\'s text log',
   listen_address: 'there is no long-running runner manager to expose metrics; the controller publishes CloudWatch metrics',
   session_server: 'interactive web terminals need inbound access to workers, which have none',
   sentry_dsn: 'errors go to CloudWatch Logs and alarms',
   shutdown_timeout: 'workers finish their job on retirement (SIGQUIT) and have no manager process to shut down',
   connection_max_age: 'no long-lived manager connections',
+  user: 'the shell executor\'s user; workers run the docker executor',
+  experimental: 'the runner manager\'s usage logger; workers have none',
 };
 
-const RUNNER_NO_EQUIVALENT: Record<string, string> = {
-  request_concurrency: 'each worker runs one job at a time (run-single)',
-  output_limit: 'set it per pool in a future version; the worker uses gitlab-runner\'s default (4096 KB)',
-  environment: 'not mapped: put job variables in .gitlab-ci.yml or CI/CD settings',
-  pre_get_sources_script: 'not mapped: use hooks in .gitlab-ci.yml',
-  pre_build_script: 'not mapped: use before_script in .gitlab-ci.yml',
-  post_build_script: 'not mapped: use after_script in .gitlab-ci.yml',
-  clone_url: 'not mapped: workers clone from the GitLab URL',
-  builds_dir: 'not mapped: the docker executor default is used',
-  cache_dir: 'not mapped: the docker executor default is used',
-  shell: 'not mapped: the docker executor picks the shell from the image',
-  debug_trace_disabled: 'not mapped',
-  referees: 'not mapped',
-  unhealthy_requests_limit: 'not mapped',
-  unhealthy_interval: 'not mapped',
-  id: 'the runner id belongs to the old registration',
-  token_obtained_at: 'belongs to the old registration',
-  token_expires_at: 'belongs to the old registration',
-};
-
-const MACHINE_KNOBS = ['IdleCount', 'IdleTime', 'MaxBuilds', 'IdleCountMin', 'IdleScaleFactor', 'MaxGrowthRate'] as const;
-
-const AMAZONEC2_NO_EQUIVALENT: Record<string, string> = {
-  'block-duration-minutes': 'spot blocks (defined-duration spot instances) no longer exist in EC2; workers are plain spot instances',
-  'keypair-name': 'docker-machine-only: it provisioned machines over SSH; workers configure themselves from user data and need no key pair',
-  'ssh-keypath': 'docker-machine-only: SSH provisioning',
-  'ssh-user': 'docker-machine-only: SSH provisioning',
-  'ssh-port': 'docker-machine-only: SSH provisioning',
-  'iam-instance-profile': 'the deployment creates the worker instance profile (it may read only its pool\'s runner token and the cache bucket)',
-  'session-token': 'secrets are never copied; the controller uses its IAM role',
-  'access-key': 'secrets are never copied; the controller launches instances with its IAM role, so no access key is needed (delete the IAM user\'s key once migrated)',
-  'secret-key': 'secrets are never copied; the controller launches instances with its IAM role, so no access key is needed (delete the IAM user\'s key once migrated)',
-  'vpc-id': 'the VPC follows from the subnets; nothing to set',
-  zone: 'the zones follow from the subnets; list one subnet per zone you want (more zones = more spot capacity)',
-  'use-private-address': 'docker-machine used it to reach the Docker daemon; workers accept no inbound connections, so only the subnet setting MapPublicIpOnLaunch (public IP or not) matters',
-  'insecure-transfer': 'docker-machine-only',
-  retries: 'the controller retries with backoff and cooldowns by error class instead',
-  userdata: 'the worker\'s user data is generated by this project (`gitlab-spot-autoscaler user-data`)',
-  endpoint: 'set the AWS endpoint through the deployment, not per pool',
-  monitoring: 'not mapped: detailed monitoring is off',
-  'use-ebs-optimized-instance': 'current instance types are EBS-optimized by default',
-  'device-name': 'the root device comes from the AMI',
-  'metadata-token': 'workers always require IMDSv2 (HttpTokens: required)',
-  'metadata-token-response-hop-limit': 'set by the launch template',
-  'security-group-readonly': 'docker-machine-only: it concerned whether docker-machine may edit the group',
-  'open-port': 'workers accept no inbound connections',
+/** What each executor that is not docker+machine is, and why it is not a pool. */
+const EXECUTOR_NOTES: Record<string, string> = {
+  docker: 'one fixed docker host, not autoscaled; not migrated (to autoscale its jobs, copy its [runners.docker] settings into a pool\'s runner: block)',
+  'docker-windows': 'Windows containers; workers are Linux',
+  'docker-autoscaler': 'GitLab\'s fleeting-based autoscaler ([runners.autoscaler] with an ASG plugin); not migrated: this project replaces docker+machine (its [runners.docker] settings could go into a pool\'s runner: block)',
+  instance: 'the fleeting instance executor; not migrated: this project replaces docker+machine',
+  shell: 'jobs run on the runner host itself; keep that runner as it is',
+  ssh: 'jobs run on a fixed host over SSH; keep that runner as it is',
+  kubernetes: 'jobs run in Kubernetes pods; keep that runner as it is',
+  custom: 'a custom executor driver; keep that runner as it is',
+  parallels: 'Parallels VMs on the runner host; keep that runner as it is',
+  virtualbox: 'VirtualBox VMs on the runner host; keep that runner as it is',
+  'docker-ssh': 'removed from gitlab-runner; not migrated',
+  'docker-ssh+machine': 'removed from gitlab-runner; migrate it as docker+machine by changing its executor first',
 };
 
 function slug(name: string): string {
@@ -128,37 +125,23 @@ function slug(name: string): string {
 }
 
 function isPlaceholder(s: string): boolean {
-  return /[<>]|x{3,}|changeme|your[ _-]/i.test(s);
-}
-
-/** Parses MachineOptions ("amazonec2-key=value" or "amazonec2-flag") into key -> values. */
-function machineOptions(list: unknown, at: string, warn: (at: string, m: string) => void): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  if (list === undefined) return out;
-  if (!Array.isArray(list)) {
-    warn(at, 'MachineOptions must be a list of strings; ignored');
-    return out;
-  }
-  for (const item of list) {
-    if (typeof item !== 'string') {
-      warn(at, `MachineOptions entry ${JSON.stringify(item)} is not a string; ignored`);
-      continue;
-    }
-    const eq = item.indexOf('=');
-    const key = (eq < 0 ? item : item.slice(0, eq)).trim().replace(/^--?/, '');
-    const value = eq < 0 ? 'true' : item.slice(eq + 1).trim();
-    if (!out.has(key)) out.set(key, []);
-    out.get(key)!.push(value);
-  }
-  return out;
-}
-
-function bool(v: string): boolean | undefined {
-  return v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : undefined;
+  return /[<>]|x{3,}|changeme|your[ _-]|\$\{/i.test(s);
 }
 
 function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./:=@-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+const TAG_RE = /^[A-Za-z0-9_.:\-/+ ]+$/;
+
+interface PoolDraft {
+  pool: Table;
+  runnerIndex: number;
+  runner: Table;
+  /** Tags from config.toml's tag_list (a hint: gitlab-runner never read it there), or from GitLab. */
+  tags?: { tags: string[]; runUntagged: boolean; from: string };
+  secrets: JobSecret[];
+  hadToken: boolean;
 }
 
 export function migrateConfigToml(text: string, options: MigrationOptions = {}): MigrationResult {
@@ -166,403 +149,357 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
   const stage = options.stage ?? 'prod';
   let doc: Table;
   try {
-    doc = parseToml(text) as Table;
+    doc = parseToml(text, { integersAsBigInt: 'asNeeded' }) as Table;
   } catch (e) {
     const msg = e instanceof TomlError ? `${e.message.split('\n')[0]} at line ${e.line}, column ${e.column}` : (e as Error).message;
-    throw new MigrationError(source, [`not valid TOML: ${msg}`]);
+    throw new MigrationError(source, [`not valid TOML (gitlab-runner could not load it either): ${msg}`]);
   }
 
+  const report = new Report();
   const warnings: MigrationWarning[] = [];
   const warn = (at: string, message: string) => warnings.push({ at, message });
   // Paths (in the output) whose value is a placeholder, with the comment to put next to it.
   const marks: { path: (string | number)[]; comment: string }[] = [];
+  const mark = (path: (string | number)[], comment: string) => marks.push({ path, comment });
 
   for (const key of Object.keys(doc)) {
-    if (key === 'concurrent' || key === 'runners') continue;
-    warn(key, `no equivalent: ${GLOBAL_NO_EQUIVALENT[key] ?? 'not a setting this project has'}`);
+    if (key === 'runners') continue;
+    if (key === 'concurrent') report.mapped(key, 'concurrent');
+    else report.dropped(key, GLOBAL_DROPPED[key] ?? 'not a gitlab-runner setting');
   }
-  const out: Record<string, unknown> = {};
-  const runners = Array.isArray(doc.runners) ? (doc.runners as unknown[]) : [];
+  const runners = Array.isArray(doc.runners) ? (doc.runners as unknown[]) : doc.runners === undefined ? [] : [doc.runners];
   if (runners.length === 0) throw new MigrationError(source, ['no [[runners]] section: nothing to migrate']);
 
   let url: string | undefined;
   let region: string | undefined;
   let cacheLocation: string | undefined;
-  const pools: Record<string, unknown>[] = [];
+  const drafts: PoolDraft[] = [];
   const poolNames = new Set<string>();
-  const tokenPools: string[] = [];
 
   runners.forEach((runner, ri) => {
     const at = `runners[${ri}]`;
-    if (!isTable(runner)) {
-      warn(at, 'not a table; skipped');
-      return;
-    }
+    if (!isTable(runner)) return report.dropped(at, 'not a table');
     const executor = runner.executor;
     if (executor !== 'docker+machine') {
-      warn(at, `executor "${String(executor)}" is not docker+machine; skipped (this project replaces docker+machine autoscaling only)`);
-      return;
+      const e = typeof executor === 'string' ? executor : undefined;
+      return report.dropped(at, `executor ${e ? `"${e}"` : 'not set'}: ${(e && EXECUTOR_NOTES[e]) ?? 'not docker+machine'}; this project replaces docker+machine autoscaling only`);
     }
     const machine = isTable(runner.machine) ? runner.machine : {};
     const driver = machine.MachineDriver;
-    if (driver !== 'amazonec2') {
-      warn(`${at}.machine.MachineDriver`, `driver "${String(driver)}" is not amazonec2; skipped (workers are EC2 instances)`);
-      return;
-    }
+    if (driver !== 'amazonec2')
+      return report.dropped(at, `docker+machine with MachineDriver ${driver === undefined ? 'not set' : `"${String(driver)}"`}: workers are EC2 instances (amazonec2); migrate the runner by hand if you move it to AWS`);
+
     const runnerName = typeof runner.name === 'string' && runner.name ? runner.name : `runner-${ri + 1}`;
     let name = slug(runnerName);
-    for (let n = 2; poolNames.has(name); n++) name = `${slug(runnerName).slice(0, 28)}-${n}`;
+    // Identical runner names (several managers of one runner, copies) get distinct pool names.
+    for (let n = 2; poolNames.has(name); n++) name = `${slug(runnerName).slice(0, 28).replace(/-+$/, '')}-${n}`;
     poolNames.add(name);
-    if (name !== runnerName) warn(`${at}.name`, `pool name "${name}" made from runner name "${runnerName}" (pool names are 1-31 of a-z, 0-9, -)`);
-    const pi = pools.length;
-    const pool: Record<string, unknown> = { name };
-    const poolAt = (k: string) => `${at}.${k}`;
-
-    for (const key of Object.keys(runner)) {
-      if (['name', 'url', 'token', 'executor', 'limit', 'tag_list', 'run_untagged', 'docker', 'cache', 'machine', 'locked', 'access_level', 'maximum_timeout', 'paused', 'description', 'protected'].includes(key)) continue;
-      warn(poolAt(key), `no equivalent: ${RUNNER_NO_EQUIVALENT[key] ?? 'not a setting this project has'}`);
-    }
-    for (const key of ['locked', 'access_level', 'maximum_timeout', 'paused', 'description', 'protected'])
-      if (runner[key] !== undefined) warn(poolAt(key), 'a runner setting kept in GitLab (runner settings page or API), not in this file');
+    const pi = drafts.length;
+    const pool: Table = { name, tags: [], runUntagged: false }; // filled in by assignTags
+    const draft: PoolDraft = { pool, runnerIndex: ri, runner, secrets: [], hadToken: runner.token !== undefined };
+    drafts.push(draft);
+    if (runner.name !== undefined) report.mapped(`${at}.name`, `pools[${pi}].name`, name !== runnerName ? `"${name}" (pool names are 1-31 of a-z, 0-9, -)` : undefined);
+    report.mapped(`${at}.executor`, `pools[${pi}]`, 'workers run the docker executor');
 
     // GitLab URL: one per deployment.
-    if (typeof runner.url === 'string' && !isPlaceholder(runner.url) && /^https?:\/\/[^\s]+$/.test(runner.url)) {
+    if (typeof runner.url === 'string' && !isPlaceholder(runner.url) && /^https?:\/\/[^\s/]+/.test(runner.url)) {
       const u = runner.url.replace(/\/+$/, '');
-      if (url === undefined) url = u;
-      else if (url !== u) warn(poolAt('url'), `this runner talks to ${u} but an earlier one to ${url}; a deployment serves one GitLab instance — migrate it separately`);
-    } else if (url === undefined && runner.url !== undefined) {
-      warn(poolAt('url'), `"${String(runner.url)}" is not a GitLab URL; written ${PLACEHOLDER_URL} as a PLACEHOLDER — set gitlab.url to your GitLab instance`);
-    }
+      if (/^https?:\/\/[^/]*@/.test(u)) report.dropped(`${at}.url`, 'holds credentials; give gitlab.url without them');
+      else if (url === undefined) {
+        url = u;
+        report.mapped(`${at}.url`, 'gitlab.url');
+      } else if (url === u) report.mapped(`${at}.url`, 'gitlab.url');
+      else report.dropped(`${at}.url`, `this runner talks to ${u} but an earlier one to ${url}; a deployment serves one GitLab instance — migrate it separately`);
+    } else if (runner.url !== undefined) report.dropped(`${at}.url`, `${JSON.stringify(String(runner.url))} is not a GitLab URL; gitlab.url is a PLACEHOLDER`);
 
-    if (runner.token !== undefined) {
-      tokenPools.push(name);
-      warn(
-        poolAt('token'),
-        `not copied (secret). Create a runner in GitLab (Admin > CI/CD > Runners, or POST /api/v4/user/runners) to get a runner authentication token (glrt-...); registration tokens were removed in GitLab 18.0. Store it with the command printed below`,
+    if (runner.token !== undefined)
+      report.replaced(
+        `${at}.token`,
+        `SSM runner-token/${name}`,
+        'not copied (secret). Create a runner in GitLab (Admin > CI/CD > Runners, or POST /api/v4/user/runners) for a runner authentication token (glrt-...); registration tokens were removed in GitLab 18.0',
       );
+    if (runner.limit !== undefined) {
+      if (typeof runner.limit === 'number' && Number.isInteger(runner.limit) && runner.limit >= 0) {
+        pool.limit = runner.limit;
+        report.mapped(`${at}.limit`, `pools[${pi}].limit`);
+      } else report.dropped(`${at}.limit`, 'not a whole number >= 0');
     }
 
-    if (runner.limit !== undefined) pool.limit = runner.limit;
-    const tags = Array.isArray(runner.tag_list) ? runner.tag_list.filter((t): t is string => typeof t === 'string') : typeof runner.tag_list === 'string' ? runner.tag_list.split(',') : [];
-    const okTags = tags.map((t) => t.trim()).filter((t) => {
-      const ok = /^[A-Za-z0-9_.:\-/+ ]+$/.test(t) && t.length > 0;
-      if (!ok) warn(poolAt('tag_list'), `tag ${JSON.stringify(t)} has characters this project does not accept in tags; dropped`);
-      return ok;
-    });
-    if (okTags.length) pool.tags = okTags;
-    // gitlab-runner: a runner without tags runs untagged jobs; with tags, only if run_untagged.
-    pool.runUntagged = typeof runner.run_untagged === 'boolean' ? runner.run_untagged : okTags.length === 0;
-    if (okTags.length === 0 && pool.runUntagged === false) {
-      pool.runUntagged = true;
-      warn(poolAt('run_untagged'), 'the runner has no tags and run_untagged = false, so no job could reach it; written runUntagged: true');
+    // GitLab-side settings people keep in config.toml (gitlab-runner never read them there).
+    for (const key of Object.keys(runner).filter((k) => GITLAB_SIDE_KEYS.has(k))) {
+      if (key === 'tag_list' || key === 'run_untagged') continue;
+      report.dropped(`${at}.${key}`, 'a runner setting kept in GitLab (the runner\'s settings page or API), not in config.toml');
     }
+    const listed = Array.isArray(runner.tag_list) ? runner.tag_list.filter((t): t is string => typeof t === 'string') : typeof runner.tag_list === 'string' ? runner.tag_list.split(',') : undefined;
+    if (listed !== undefined || typeof runner.run_untagged === 'boolean') {
+      const tags = (listed ?? []).map((t) => t.trim()).filter(Boolean);
+      draft.tags = { tags, runUntagged: typeof runner.run_untagged === 'boolean' ? runner.run_untagged : tags.length === 0, from: 'config.toml' };
+      if (runner.tag_list !== undefined) report.mapped(`${at}.tag_list`, `pools[${pi}].tags`, 'gitlab-runner does not read it (tags live in GitLab): check it against the runner in GitLab');
+      if (runner.run_untagged !== undefined) report.mapped(`${at}.run_untagged`, `pools[${pi}].runUntagged`);
+    }
+    const fromGitLab = options.runnerTags?.get(ri);
+    if (fromGitLab) draft.tags = { ...fromGitLab, from: `GitLab (runner ${fromGitLab.id ?? '?'})` };
 
     // [runners.machine]
-    const mAt = (k: string) => `${at}.machine.${k}`;
-    for (const knob of MACHINE_KNOBS) if (machine[knob] !== undefined) pool[knob] = machine[knob];
-    for (const key of Object.keys(machine)) {
-      if ([...MACHINE_KNOBS, 'MachineDriver', 'MachineOptions', 'autoscaling', 'OffPeakPeriods', 'OffPeakTimezone', 'OffPeakIdleCount', 'OffPeakIdleTime'].includes(key)) continue;
-      if (key === 'MachineName') warn(mAt(key), 'no equivalent: workers are EC2 instances recognised by this project\'s tags (deployment, stage, pool), not by docker-machine names');
-      else warn(mAt(key), 'no equivalent: docker-machine-only setting');
+    const m = migrateMachine(machine, at, { report, warn, mark, readFile: options.readFile, pi });
+    Object.assign(pool, m.knobs);
+    if (m.autoscaling.length) pool.autoscaling = m.autoscaling;
+    if (m.region !== undefined) {
+      if (region === undefined) region = m.region;
+      else if (region !== m.region) warn(`${at}.machine.MachineOptions amazonec2-region`, `region ${m.region} differs from an earlier runner's ${region}; a deployment lives in one region — migrate this runner separately`);
     }
-    const sections: Record<string, unknown>[] = [];
-    if (machine.OffPeakPeriods !== undefined) {
-      // OffPeak* is the older form of an autoscaling section (removed in gitlab-runner 14.0).
-      const s: Record<string, unknown> = { Periods: machine.OffPeakPeriods, IdleCount: machine.OffPeakIdleCount ?? 0, IdleTime: machine.OffPeakIdleTime ?? 0 };
-      if (machine.OffPeakTimezone !== undefined) s.Timezone = machine.OffPeakTimezone;
-      else
-        warn(
-          mAt('OffPeakTimezone'),
-          `not set: gitlab-runner evaluated OffPeakPeriods in the runner manager's local time zone; written Timezone: ${DEFAULTS.Timezone} (the pool default). Set the pool's Timezone to the zone your manager ran in`,
-        );
-      sections.push(s);
-      warn(mAt('OffPeakPeriods'), `OffPeak* settings became autoscaling section ${0} (Periods, IdleCount ${String(s.IdleCount)}, IdleTime ${String(s.IdleTime)}), as gitlab-runner 13.x treated them`);
-    } else if (machine.OffPeakIdleCount !== undefined || machine.OffPeakIdleTime !== undefined) {
-      warn(mAt('OffPeakIdleCount'), 'OffPeakIdleCount/OffPeakIdleTime without OffPeakPeriods never applied; ignored');
-    }
-    if (Array.isArray(machine.autoscaling)) {
-      if (sections.length) warn(mAt('autoscaling'), 'both OffPeak* and [[runners.machine.autoscaling]] are set; the OffPeak section comes first so the autoscaling sections win where they match (the last matching section wins)');
-      machine.autoscaling.forEach((a, ai) => {
-        if (!isTable(a)) return;
-        const s: Record<string, unknown> = {};
-        for (const k of ['Periods', 'Timezone', 'IdleCount', 'IdleTime', 'IdleCountMin', 'IdleScaleFactor']) if (a[k] !== undefined) s[k] = a[k];
-        for (const k of Object.keys(a)) if (!(k in s)) warn(`${at}.machine.autoscaling[${ai}].${k}`, 'not an autoscaling setting; ignored');
-        if (s.Timezone === undefined)
-          warn(`${at}.machine.autoscaling[${ai}].Timezone`, `not set: gitlab-runner used the manager's local time zone; here the pool's Timezone (${DEFAULTS.Timezone} unless you set it) applies`);
-        sections.push(s);
-      });
-    }
-    if (sections.length) pool.autoscaling = sections;
+    clampIdle(pool, `${at}.machine`, warn);
+    const worker = m.worker;
 
-    // Rules gitlab-runner tolerated that the schema refuses: adjust and say so.
-    const limit = typeof pool.limit === 'number' ? pool.limit : 0;
-    const clampIdle = (obj: Record<string, unknown>, where: string) => {
-      if (limit > 0 && typeof obj.IdleCount === 'number' && obj.IdleCount > limit) {
-        warn(where, `IdleCount ${obj.IdleCount} can never be reached with limit ${limit}; written ${limit}`);
-        obj.IdleCount = limit;
+    // The runner's own settings.
+    const runnerBlock: Table = {};
+    const ctx: CarryContext = { report, warn, secrets: draft.secrets, to: `pools[${pi}].runner` };
+    const docker = isTable(runner.docker) ? runner.docker : undefined;
+    if (runner.docker !== undefined && !docker) report.dropped(`${at}.docker`, 'not a table');
+    if (docker) {
+      const d: Table = {};
+      const own: Record<string, [string, (v: unknown) => boolean]> = {
+        image: ['image', (v) => typeof v === 'string' && v !== ''],
+        privileged: ['privileged', (v) => typeof v === 'boolean'],
+        volumes: ['volumes', (v) => Array.isArray(v) && v.every((x) => typeof x === 'string')],
+        disable_cache: ['disableCache', (v) => typeof v === 'boolean'],
+      };
+      const skip = new Set<string>();
+      for (const [key, value] of Object.entries(docker)) {
+        const mine = Object.keys(own).find((k) => k === key.toLowerCase());
+        if (!mine) continue;
+        skip.add(mine);
+        const [to, ok] = own[mine];
+        if (ok(value)) {
+          d[to] = value;
+          report.mapped(`${at}.docker.${key}`, `pools[${pi}].worker.docker.${to}`);
+        } else report.dropped(`${at}.docker.${key}`, `gitlab-runner ${RUNNER_SCHEMA_VERSION} cannot load ${JSON.stringify(value)} here`);
       }
-      if (typeof obj.IdleScaleFactor === 'number' && obj.IdleScaleFactor > 0 && typeof obj.IdleCountMin === 'number' && obj.IdleCountMin > ((obj.IdleCount as number) ?? 0)) {
-        warn(where, `IdleCountMin ${obj.IdleCountMin} is above IdleCount ${String(obj.IdleCount ?? 0)}; gitlab-runner capped it at IdleCount, written so`);
-        obj.IdleCountMin = obj.IdleCount ?? 0;
-      }
-    };
-    clampIdle(pool, `${at}.machine`);
-
-    // MachineOptions -> worker
-    const opts = machineOptions(machine.MachineOptions, mAt('MachineOptions'), warn);
-    const worker: Record<string, unknown> = {};
-    const optAt = (k: string) => `${mAt('MachineOptions')} ${k}`;
-    const one = (k: string) => {
-      const v = opts.get(`amazonec2-${k}`);
-      return v ? v[v.length - 1] : undefined;
-    };
-    for (const [key, values] of opts) {
-      if (!key.startsWith('amazonec2-')) {
-        warn(optAt(key), 'docker-machine-only flag (engine or machine provisioning); no equivalent');
-        continue;
-      }
-      const k = key.slice('amazonec2-'.length);
-      if (AMAZONEC2_NO_EQUIVALENT[k]) warn(optAt(key), `not mapped: ${AMAZONEC2_NO_EQUIVALENT[k]}`);
-      else if (!['region', 'subnet-id', 'tags', 'security-group', 'instance-type', 'ami', 'root-size', 'volume-type', 'request-spot-instance', 'spot-price', 'private-address-only'].includes(k))
-        warn(optAt(key), 'no equivalent in this project; ignored');
-      if (values.length > 1 && !['security-group', 'instance-type', 'subnet-id'].includes(k)) warn(optAt(key), `given ${values.length} times; the last value is used, as docker-machine does`);
+      const dockerOut: Table = {};
+      carrySection(docker, ['docker'], `${at}.docker`, dockerOut, ctx, skip);
+      if (Object.keys(dockerOut).length) runnerBlock.docker = dockerOut;
+      if (Object.keys(d).length) worker.docker = d;
+      dockerAdvice(d, dockerOut, `${at}.docker`, warn);
     }
 
-    const reg = one('region');
-    if (reg !== undefined) {
-      if (region === undefined) region = reg;
-      else if (region !== reg) warn(optAt('amazonec2-region'), `region ${reg} differs from an earlier runner's ${region}; a deployment lives in one region — migrate this runner separately`);
-    } else if (region === undefined) region = DOCKER_MACHINE_DEFAULT_REGION;
-
-    const types = opts.get('amazonec2-instance-type') ?? [];
-    const validTypes = types.filter((t) => /^[a-z0-9-]+\.[a-z0-9-]+$/.test(t));
-    for (const t of types) if (!validTypes.includes(t)) warn(optAt('amazonec2-instance-type'), `${JSON.stringify(t)} is not an instance type; dropped`);
-    if (validTypes.length === 0) {
-      validTypes.push('t3.medium');
-      warn(optAt('amazonec2-instance-type'), 'not set: docker-machine defaulted to t2.micro, too small for CI; written t3.medium as a PLACEHOLDER — choose the type your jobs need');
-      marks.push({ path: ['pools', pi, 'worker', 'instanceTypes', 0], comment: ' PLACEHOLDER: choose an instance type' });
-    } else if (validTypes.length === 1) {
-      warn(
-        optAt('amazonec2-instance-type'),
-        `one instance type (${validTypes[0]}): spot capacity is granted per type and zone, so list several similar types (e.g. the same size in the m5/m6i/m6a/m7i families) to avoid capacity errors`,
-      );
-    }
-    worker.instanceTypes = validTypes;
-
-    const subnets = opts.get('amazonec2-subnet-id') ?? [];
-    const goodSubnets = subnets.filter((s) => /^subnet-[0-9a-f]+$/.test(s));
-    if (goodSubnets.length === 0) {
-      worker.subnets = [PLACEHOLDER_SUBNET];
-      marks.push({ path: ['pools', pi, 'worker', 'subnets', 0], comment: ' PLACEHOLDER: put your subnet ids here, one per availability zone' });
-      warn(
-        optAt('amazonec2-subnet-id'),
-        subnets.length
-          ? `${subnets.map((s) => JSON.stringify(s)).join(', ')} is not a subnet id (subnet- followed by hex digits); written ${PLACEHOLDER_SUBNET} as a PLACEHOLDER — list your subnets (several zones give spot more capacity): aws ec2 describe-subnets --filters Name=vpc-id,Values=<vpc-id> --query 'Subnets[].[SubnetId,AvailabilityZone]'`
-          : `not set: docker-machine picked the default VPC's subnet in its zone; written ${PLACEHOLDER_SUBNET} as a PLACEHOLDER — list your subnets, one per availability zone`,
-      );
-    } else {
-      worker.subnets = goodSubnets;
-      for (const s of subnets) if (!goodSubnets.includes(s)) warn(optAt('amazonec2-subnet-id'), `${JSON.stringify(s)} is not a subnet id; dropped`);
-      if (goodSubnets.length === 1) warn(optAt('amazonec2-subnet-id'), 'one subnet = one availability zone; add subnets in other zones so spot has more capacity pools to choose from');
-    }
-
-    const sgs = opts.get('amazonec2-security-group') ?? [];
-    const sgIds = sgs.filter((s) => /^sg-[0-9a-f]+$/.test(s));
-    if (sgIds.length) worker.securityGroups = sgIds;
-    const sgNames = sgs.filter((s) => !sgIds.includes(s));
-    if (sgNames.length)
-      warn(
-        optAt('amazonec2-security-group'),
-        `security group name(s) ${sgNames.map((s) => JSON.stringify(s)).join(', ')} not mapped: the deployment gives workers a security group with no inbound rules (they need none: run-single polls GitLab; docker-machine needed SSH and 2376 inbound). To add a group of yours, put its id: aws ec2 describe-security-groups --filters Name=group-name,Values=${sgNames[0]} --query 'SecurityGroups[].GroupId'`,
-      );
-
-    const ami = one('ami');
-    if (ami && /^ami-[0-9a-f]+$/.test(ami)) worker.ami = ami;
-    else {
-      worker.ami = DEFAULT_AMI;
-      warn(
-        optAt('amazonec2-ami'),
-        `${ami ? `${JSON.stringify(ami)} is not an AMI id` : 'not set (docker-machine used an old Ubuntu image)'}; written Amazon Linux 2023 (resolved at launch from AWS's public SSM parameter). Workers install docker and gitlab-runner when missing; a pre-baked AMI boots faster`,
-      );
-    }
-    const root = one('root-size');
-    if (root !== undefined) {
-      const n = Number(root);
-      if (Number.isInteger(n) && n >= 8) worker.rootVolumeSize = n;
-      else warn(optAt('amazonec2-root-size'), `${JSON.stringify(root)} is not a size in GiB >= 8; the default ${DEFAULTS.rootVolumeSize} is used`);
-    }
-    const vt = one('volume-type');
-    if (vt !== undefined) {
-      if (['gp3', 'gp2', 'io1', 'io2'].includes(vt)) worker.rootVolumeType = vt;
-      else warn(optAt('amazonec2-volume-type'), `volume type ${JSON.stringify(vt)} is not offered (accepted: gp3, gp2, io1, io2); the default gp3 is used`);
-    }
-    const spot = one('request-spot-instance');
-    const spotOn = spot !== undefined && bool(spot) === true;
-    worker.market = spotOn ? 'spot' : 'on-demand';
-    if (!spotOn)
-      warn(
-        optAt('amazonec2-request-spot-instance'),
-        'not set: the runner used on-demand instances, so the pool is written market: on-demand (the same purchase you had). Set market: spot to pay the spot price; interrupted jobs are retried when .gitlab-ci.yml has retry: {when: runner_system_failure}',
-      );
-    const price = one('spot-price');
-    if (price !== undefined) {
-      const p = Number(price);
-      if (!spotOn) warn(optAt('amazonec2-spot-price'), 'ignored: spot is not requested');
-      else if (Number.isFinite(p) && p > 0) {
-        worker.maxPrice = p;
-        warn(optAt('amazonec2-spot-price'), `kept as maxPrice ${p} USD/h; a max price below the current spot price means no capacity at all — leaving it out caps at the on-demand price, which AWS recommends`);
-      } else warn(optAt('amazonec2-spot-price'), `${JSON.stringify(price)} is not a price; ignored`);
-    }
-    // Whether a worker gets a public IP is the subnet's MapPublicIpOnLaunch: workers accept no
-    // inbound connection and need outbound access only (a NAT gateway or VPC endpoints).
-    const pao = one('private-address-only');
-    warn(
-      optAt('amazonec2-private-address-only'),
-      pao !== undefined && bool(pao)
-        ? 'workers get a public IP only from subnets that map one on launch: list private subnets (MapPublicIpOnLaunch false) with a NAT gateway or VPC endpoints'
-        : 'not set: docker-machine gave each instance a public IP; here the subnets decide (MapPublicIpOnLaunch) — private subnets with a NAT gateway are safer, workers need outbound access only',
-    );
-    const tagList = one('tags');
-    if (tagList !== undefined) {
-      const parts = tagList.split(',');
-      if (parts.length % 2 !== 0) warn(optAt('amazonec2-tags'), `"${tagList}" is not key,value pairs; the last key "${parts[parts.length - 1]}" has no value and is dropped`);
-      const tags: Record<string, string> = {};
-      for (let i = 0; i + 1 < parts.length; i += 2) tags[parts[i].trim()] = parts[i + 1].trim();
-      if (Object.keys(tags).length) worker.tags = tags;
-    }
-
-    // [runners.docker]
-    const docker = isTable(runner.docker) ? runner.docker : {};
-    const d: Record<string, unknown> = {};
-    if (typeof docker.image === 'string') d.image = docker.image;
-    if (typeof docker.privileged === 'boolean') d.privileged = docker.privileged;
-    if (docker.privileged === true)
-      warn(
-        `${at}.docker.privileged`,
-        'kept: privileged job containers can take over the worker, including its runner token and instance role (docs/worker.md, security notes); keep privileged pools for trusted projects, or move image builds to a tagged pool of their own',
-      );
-    if (Array.isArray(docker.volumes)) d.volumes = docker.volumes.filter((v) => typeof v === 'string');
-    if (typeof docker.disable_cache === 'boolean') d.disableCache = docker.disable_cache;
-    for (const k of Object.keys(docker))
-      if (!['image', 'privileged', 'volumes', 'disable_cache'].includes(k)) warn(`${at}.docker.${k}`, 'not mapped: the worker writes gitlab-runner\'s default for it');
-    if (Object.keys(d).length) worker.docker = d;
-
-    // [runners.cache] (older flat keys, or the [runners.cache.s3] table)
-    const cache = isTable(runner.cache) ? runner.cache : undefined;
-    if (cache) {
-      const s3 = isTable(cache.s3) ? cache.s3 : {};
-      const get = (flat: string, nested: string) => (s3[nested] ?? cache[flat]) as unknown;
-      const type = cache.Type;
-      if (type !== undefined && type !== 's3') warn(`${at}.cache.Type`, `cache type "${String(type)}" is not supported; workers use the deployment's S3 bucket`);
+    if (runner.cache !== undefined) {
+      if (!isTable(runner.cache)) report.dropped(`${at}.cache`, 'not a table');
       else {
-        const c: Record<string, unknown> = {};
-        if (typeof cache.Shared === 'boolean') c.shared = cache.Shared;
-        const bucket = get('BucketName', 'BucketName');
-        if (typeof bucket === 'string' && /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
-          c.bucketName = bucket;
-          warn(`${at}.cache.BucketName`, `bucket ${bucket} kept: the worker instance profile must be allowed to use it (the deployment grants access to the bucket named here)`);
-        } else if (bucket !== undefined)
-          warn(`${at}.cache.BucketName`, `${JSON.stringify(bucket)} is not a bucket name; left out, so workers use the cache bucket the deployment creates`);
-        const location = get('BucketLocation', 'BucketLocation');
-        if (typeof location === 'string') cacheLocation ??= location;
-        const server = get('ServerAddress', 'ServerAddress');
-        if (typeof server === 'string' && !/(^|\.)amazonaws\.com(\.cn)?$/.test(server))
-          warn(`${at}.cache.ServerAddress`, `${server} is not AWS S3; workers use S3 in the deployment's region`);
-        for (const k of ['AccessKey', 'SecretKey'])
-          if (get(k, k) !== undefined) warn(`${at}.cache.${k}`, 'not copied (secret): workers reach the cache with their instance profile; no keys are needed');
-        for (const k of Object.keys(cache)) if (!['Type', 'Shared', 'BucketName', 'BucketLocation', 'ServerAddress', 'AccessKey', 'SecretKey', 's3', 'Path', 'Insecure'].includes(k)) warn(`${at}.cache.${k}`, 'not mapped');
-        if (cache.Path !== undefined) warn(`${at}.cache.Path`, 'not mapped: the cache prefix is the pool name');
-        if (Object.keys(c).length) worker.cache = c;
+        const c = migrateCache(runner.cache, `${at}.cache`, { ...ctx, keepCacheKeys: options.keepCacheKeys, pi });
+        if (c.worker && Object.keys(c.worker).length) worker.cache = c.worker;
+        if (c.runner) runnerBlock.cache = c.runner;
+        if (c.location !== undefined) cacheLocation ??= c.location;
       }
     }
 
+    const caFile = runner['tls-ca-file'];
+    if (caFile !== undefined) {
+      const pem = typeof caFile === 'string' && caFile ? options.readFile?.(caFile) : undefined;
+      if (pem !== undefined && /-----BEGIN CERTIFICATE-----/.test(pem)) {
+        worker.caCertificate = pem.trim() + '\n';
+        report.mapped(`${at}.tls-ca-file`, `pools[${pi}].worker.caCertificate`, 'the worker installs the PEM and points tls-ca-file at it');
+      } else
+        report.dropped(
+          `${at}.tls-ca-file`,
+          `${JSON.stringify(caFile)} ${pem === undefined ? 'cannot be read here' : 'holds no PEM certificate'}: put the PEM of the CA into worker.caCertificate (workers install it and point tls-ca-file at it)`,
+        );
+    }
+
+    carryTable(runner, RUNNER_SCHEMA, [], at, runnerBlock, ctx, new Set([...RUNNER_KEYS_ELSEWHERE, ...GITLAB_SIDE_KEYS]));
+    if (Object.keys(runnerBlock).length) pool.runner = runnerBlock;
+    if (draft.secrets.length) pool.runnerSecrets = draft.secrets.map((s) => ({ setting: s.setting }));
     pool.worker = worker;
-    pools.push(pool);
   });
 
-  if (pools.length === 0) throw new MigrationError(source, ['no [[runners]] with executor "docker+machine" and MachineDriver "amazonec2": nothing to migrate', ...warnings.map((w) => `${w.at}: ${w.message}`)]);
+  if (drafts.length === 0)
+    throw new MigrationError(source, [
+      'no [[runners]] with executor "docker+machine" and MachineDriver "amazonec2": nothing to migrate',
+      ...report.entries.filter((e) => e.outcome === 'dropped' && /^runners\[\d+\]$/.test(e.at)).map((e) => `${e.at}: ${e.why}`),
+    ]);
+
+  assignTags(drafts, url, warn, mark);
 
   // Deployment-wide settings.
+  const out: Table = {};
   const deployment = options.deployment ?? slug(String((runners.find(isTable) as Table | undefined)?.name ?? 'gitlab-runners'));
   if (!options.deployment) warn('deployment', `not in config.toml: named "${deployment}" after the first runner; choose another with --deployment NAME`);
   out.deployment = deployment;
-  if (region !== undefined && !AWS_REGIONS.has(region)) {
-    const replacement = cacheLocation && AWS_REGIONS.has(cacheLocation) ? cacheLocation : DOCKER_MACHINE_DEFAULT_REGION;
-    warn(
-      'MachineOptions amazonec2-region',
-      `"${region}" is not an AWS region${/^us-central-1$/.test(region) ? ' (the seed article\'s typo: AWS has us-east-1/2, us-west-1/2 and ca-central-1; eu-central-1 is Frankfurt)' : ' this tool knows (if AWS opened it recently, put it back)'}; written ${replacement} as a PLACEHOLDER${replacement === cacheLocation ? ' (the cache bucket\'s BucketLocation)' : ' (docker-machine\'s default)'} — set the region your subnets are in`,
-    );
-    marks.push({ path: ['region'], comment: ` PLACEHOLDER: config.toml said "${region}", which is not an AWS region` });
-    region = replacement;
+  const r = checkRegion(region, cacheLocation);
+  if (r.problem) {
+    warn('MachineOptions amazonec2-region', r.problem);
+    mark(['region'], ` PLACEHOLDER: config.toml said "${region}", which is not an AWS region`);
   }
-  if (region) out.region = region;
+  out.region = r.region;
+  if (region === undefined) warn('MachineOptions amazonec2-region', `not set: docker-machine's default ${r.region} is written`);
   out.gitlab = { url: url ?? PLACEHOLDER_URL };
   if (url === undefined) {
-    marks.push({ path: ['gitlab', 'url'], comment: ' PLACEHOLDER: your GitLab URL' });
-    if (!warnings.some((w) => w.at.endsWith('.url'))) warn('runners.url', `not set; written ${PLACEHOLDER_URL} as a PLACEHOLDER`);
+    mark(['gitlab', 'url'], ' PLACEHOLDER: your GitLab URL');
+    warn('runners.url', `no GitLab URL: written ${PLACEHOLDER_URL} as a PLACEHOLDER`);
   }
-  if (doc.concurrent !== undefined) out.concurrent = doc.concurrent;
-  if (cacheLocation && region && cacheLocation !== region)
-    warn('runners.cache.BucketLocation', `the cache bucket was in ${cacheLocation} and the workers will run in ${region}: cross-region cache traffic is slow and billed; the deployment's own cache bucket is in ${region}`);
-  out.pools = pools;
+  if (doc.concurrent !== undefined) out.concurrent = typeof doc.concurrent === 'bigint' ? Number(doc.concurrent) : doc.concurrent;
+  if (cacheLocation && cacheLocation !== r.region)
+    warn('runners.cache.BucketLocation', `the cache bucket was in ${cacheLocation} and the workers will run in ${r.region}: cross-region cache traffic is slow and billed; the deployment's own cache bucket is in ${r.region}`);
+  out.pools = drafts.map((d) => d.pool);
 
   let config: Config;
   try {
     config = validateConfig(out, `${source} (migrated)`);
   } catch (e) {
     const problems = (e as { problems?: string[] }).problems ?? [(e as Error).message];
-    throw new MigrationError(source, [
-      'the migrated config does not validate; fix these values in config.toml (or the output) and run again:',
-      ...problems,
-    ]);
+    throw new MigrationError(source, ['the migrated config does not validate; fix these values in config.toml (or the output) and run again:', ...problems]);
   }
 
-  // Secrets: the SSM parameters to create, with commands that hold placeholders, never values.
+  const secrets = secretCommands(config, stage, drafts);
+  const yaml = renderYaml(out, warnings, secrets, report.entries, marks, source, stage);
+  return { config, raw: out, yaml, warnings, secrets, report: report.entries, counts: report.counts() };
+}
+
+/** Rules gitlab-runner tolerated that the schema refuses: adjust and say so. */
+function clampIdle(pool: Table, where: string, warn: (at: string, m: string) => void): void {
+  const limit = typeof pool.limit === 'number' ? pool.limit : 0;
+  if (limit > 0 && typeof pool.IdleCount === 'number' && pool.IdleCount > limit) {
+    warn(where, `IdleCount ${pool.IdleCount} can never be reached with limit ${limit}; written ${limit}`);
+    pool.IdleCount = limit;
+  }
+  if (typeof pool.IdleScaleFactor === 'number' && pool.IdleScaleFactor > 0 && typeof pool.IdleCountMin === 'number' && pool.IdleCountMin > ((pool.IdleCount as number) ?? 0)) {
+    warn(where, `IdleCountMin ${pool.IdleCountMin} is above IdleCount ${String(pool.IdleCount ?? 0)}; gitlab-runner capped it at IdleCount, written so`);
+    pool.IdleCountMin = pool.IdleCount ?? 0;
+  }
+}
+
+/** What a migrant should hear about the docker settings a worker now runs with. */
+function dockerAdvice(mapped: Table, carried: Table, at: string, warn: (at: string, m: string) => void): void {
+  if (mapped.privileged === true)
+    warn(
+      `${at}.privileged`,
+      'kept: privileged job containers can take over the worker, including its runner token and instance role (docs/worker.md, security notes); keep privileged pools for trusted projects, or move image builds to a tagged pool of their own',
+    );
+  if (carried.network_mode === 'host')
+    warn(`${at}.network_mode`, 'kept: jobs on the host network can reach instance metadata (the hop limit no longer separates them), so they can use the worker role and read the runner token; keep it for trusted projects');
+  const helper = typeof carried.helper_image === 'string' ? /:(?:[a-z0-9_]+-)?(v\d+\.\d+\.\d+)$/.exec(carried.helper_image) : null;
+  if (helper && helper[1] !== WORKER_DEFAULTS.runnerVersion)
+    warn(`${at}.helper_image`, `pins helper ${helper[1]} while workers install gitlab-runner ${WORKER_DEFAULTS.runnerVersion}: the helper should match the runner (set worker.runnerVersion: ${helper[1]}, or update the helper_image tag)`);
+}
+
+/**
+ * Tags: config.toml has none (they live in GitLab). The first pool keeps untagged jobs; a later
+ * one whose tags are unknown gets `PLACEHOLDER-<pool>` and a note saying how to read them. Tags
+ * read from GitLab (or a tag_list in the file) are kept, within the rules the controller needs:
+ * at most one pool takes untagged jobs and pools' tags do not overlap.
+ */
+function assignTags(drafts: PoolDraft[], url: string | undefined, warn: (at: string, m: string) => void, mark: (p: (string | number)[], c: string) => void): void {
+  const owner = new Map<string, string>();
+  let untaggedTaken = false;
+  drafts.forEach((d, pi) => {
+    const at = `runners[${d.runnerIndex}]`;
+    const name = d.pool.name as string;
+    const known = d.tags;
+    let tags = (known?.tags ?? []).filter((t) => {
+      if (TAG_RE.test(t)) return true;
+      warn(`${at}.tag_list`, `tag ${JSON.stringify(t)} has characters this project does not accept in tags; dropped`);
+      return false;
+    });
+    tags = tags.filter((t) => {
+      const o = owner.get(t);
+      if (o === undefined) return owner.set(t, name), true;
+      warn(`${at}.tags`, `tag "${t}" is also on pool "${o}", which now serves it (a job goes to the one pool whose tags include all of its tags); give this pool tags of its own`);
+      return false;
+    });
+    let runUntagged = known ? known.runUntagged || tags.length === 0 : pi === 0;
+    if (runUntagged && untaggedTaken) {
+      runUntagged = false;
+      if (known) warn(`${at}.run_untagged`, 'an earlier pool already takes untagged jobs; only one pool may');
+    }
+    if (runUntagged) untaggedTaken = true;
+    if (tags.length === 0 && !runUntagged) {
+      tags = [`${PLACEHOLDER_TAG}-${name}`];
+      mark(['pools', pi, 'tags', 0], ' PLACEHOLDER: this runner\'s tags in GitLab');
+      const id = typeof d.runner.id === 'number' ? d.runner.id : typeof d.runner.id === 'bigint' ? Number(d.runner.id) : undefined;
+      const base = url ?? '<GitLab URL>';
+      warn(
+        `${at}.tags`,
+        `config.toml has no job tags (they live in GitLab): written ${tags[0]} as a PLACEHOLDER. Read them: ${
+          id !== undefined
+            ? `curl -s --header "PRIVATE-TOKEN: $GITLAB_TOKEN" "${base}/api/v4/runners/${id}" | jq '.tag_list, .run_untagged'`
+            : `find the runner's id (GET ${base}/api/v4/runners/all, the runner named "${String(d.runner.name ?? name)}"), then GET ${base}/api/v4/runners/:id and use its tag_list`
+        } — or rerun migrate with --tags-from-gitlab and a GITLAB_TOKEN (read_api)`,
+      );
+    }
+    d.pool.tags = tags;
+    d.pool.runUntagged = runUntagged;
+    if (!known && pi === 0 && drafts.length > 1)
+      warn(`${at}.tags`, 'config.toml has no job tags: this first pool takes untagged jobs (runUntagged: true); give it its GitLab tags too, or rerun with --tags-from-gitlab');
+  });
+}
+
+/** The SSM parameters to create, with commands that hold placeholders, never values. */
+function secretCommands(config: Config, stage: string, drafts: PoolDraft[]): SecretToStore[] {
   const names = parameterNames(config, stage);
   const regionFlag = config.region ? ` --region ${config.region}` : '';
-  const secrets: SecretToStore[] = [
-    ...tokenPools.map((p) => {
-      const pool = config.pools.find((x) => x.name === p)!;
-      const parameter = names.runnerToken(pool);
-      return { parameter, what: `runner authentication token of pool ${p} (glrt-..., from GitLab: create a runner with the pool's tags)`, command: `aws ssm put-parameter${regionFlag} --type SecureString --name ${shellQuote(parameter)} --value '<glrt-RUNNER-AUTHENTICATION-TOKEN>'` };
-    }),
+  const put = (parameter: string, value: string) => `aws ssm put-parameter${regionFlag} --type SecureString --name ${shellQuote(parameter)} --value ${value}`;
+  const out: SecretToStore[] = [];
+  drafts.forEach((d, i) => {
+    const pool = config.pools[i];
+    if (d.hadToken)
+      out.push({
+        parameter: names.runnerToken(pool),
+        what: `runner authentication token of pool ${pool.name} (glrt-..., from GitLab: create a runner with the pool's tags)`,
+        command: put(names.runnerToken(pool), "'<glrt-RUNNER-AUTHENTICATION-TOKEN>'"),
+      });
+    for (const s of d.secrets) {
+      const entry = pool.runnerSecrets.find((r) => r.setting === s.setting)!;
+      const parameter = names.runnerSecret(pool, entry);
+      out.push({
+        parameter,
+        what: `job secret ${s.setting} of pool ${pool.name} (${s.hint} in config.toml)`,
+        command: put(parameter, s.multiline ? `file://${s.setting.replace(/\W+/g, '-')}.txt` : `'<${s.setting.replace(/^environment\./, '')} from config.toml>'`),
+      });
+    }
+  });
+  out.push(
     {
       parameter: names.webhookSecret,
       what: 'webhook secret token (a random string you also paste into the GitLab webhook\'s "Secret token")',
-      command: `aws ssm put-parameter${regionFlag} --type SecureString --name ${shellQuote(names.webhookSecret)} --value "$(openssl rand -hex 32)"`,
+      command: put(names.webhookSecret, '"$(openssl rand -hex 32)"'),
     },
     {
       parameter: names.gitlabApiToken,
       what: 'GitLab API token with read_api scope (routes jobs by their tags and confirms pending jobs)',
-      command: `aws ssm put-parameter${regionFlag} --type SecureString --name ${shellQuote(names.gitlabApiToken)} --value '<glpat-READ-API-TOKEN>'`,
+      command: put(names.gitlabApiToken, "'<glpat-READ-API-TOKEN>'"),
     },
-  ];
-
-  const yaml = renderYaml(out, warnings, secrets, marks, source, stage);
-  return { config, raw: out, yaml, warnings, secrets };
+  );
+  return out;
 }
 
 function renderYaml(
-  raw: Record<string, unknown>,
+  raw: Table,
   warnings: MigrationWarning[],
   secrets: SecretToStore[],
+  entries: ReportEntry[],
   marks: { path: (string | number)[]; comment: string }[],
   source: string,
   stage: string,
 ): string {
   const doc = new Document(raw);
+  const attention = entries.filter((e) => e.outcome === 'replaced' || e.outcome === 'dropped');
   const header = [
     ` Migrated from ${source} by \`gitlab-spot-autoscaler migrate\`.`,
-    ' Check every line marked PLACEHOLDER before deploying; `gitlab-spot-autoscaler validate --config FILE` checks the file.',
+    ' Check every line marked PLACEHOLDER before deploying; `gitlab-spot-autoscaler validate --config FILE` checks the file,',
+    ' `gitlab-spot-autoscaler worker-config --config FILE --pool NAME` prints the config.toml a worker runs with.',
     '',
     ` Secrets are not in this file. Store them in SSM Parameter Store (stage "${stage}"):`,
     ...secrets.flatMap((s) => [`   ${s.what}:`, `     ${s.command}`]),
+    '',
+    ` Report: ${formatReport(entries)[0]}`,
+    ...formatReport(attention, '   ').slice(1),
   ];
-  if (warnings.length) header.push('', ' Migration notes:', ...warnings.map((w) => `   - ${w.at}: ${w.message}`));
-  doc.commentBefore = header.join('\n');
+  if (warnings.length) header.push('', ' Notes:', ...warnings.map((w) => `   - ${w.at}: ${w.message}`));
+  doc.commentBefore = header.map((l) => l.replace(/\n/g, ' ')).join('\n');
   for (const m of marks) {
     const node = doc.getIn(m.path, true) as { comment?: string } | undefined;
     if (node && typeof node === 'object') node.comment = m.comment;
   }
   return doc.toString({ lineWidth: 0 });
 }
+
+export { looksSecretValue };

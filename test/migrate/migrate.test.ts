@@ -77,10 +77,11 @@ describe('migrating the seed article config.toml', () => {
   it('marks placeholders and lists options without an equivalent, each with a reason', () => {
     expect(result.yaml).toMatch(/subnet-00000000000000000 # PLACEHOLDER/);
     expect(result.yaml).toMatch(/url: https:\/\/gitlab\.example\.com # PLACEHOLDER/);
-    const at = result.warnings.map((w) => w.at);
-    expect(at).toEqual(expect.arrayContaining(['check_interval', 'runners[0].machine.MachineName', 'runners[0].machine.OffPeakTimezone', 'deployment']));
-    expect(result.warnings.find((w) => w.at === 'check_interval')!.message).toMatch(/no equivalent: .*run-single/);
-    expect(result.warnings.find((w) => w.at.endsWith('amazonec2-security-group'))!.message).toMatch(/docker-machine-scaler/);
+    const dropped = (at: string) => result.report.find((e) => e.at === at && e.outcome === 'dropped');
+    expect(dropped('check_interval')!.why).toMatch(/run-single/);
+    expect(dropped('runners[0].machine.MachineName')!.why).toMatch(/tags/);
+    expect(result.warnings.map((w) => w.at)).toEqual(expect.arrayContaining(['runners[0].machine.OffPeakTimezone', 'deployment']));
+    expect(result.report.find((e) => e.at.includes('amazonec2-security-group'))).toMatchObject({ outcome: 'replaced', why: expect.stringMatching(/docker-machine-scaler/) });
     // The seed runs privileged docker: the migrant hears what that exposes on a worker.
     expect(result.warnings.find((w) => w.at.endsWith('docker.privileged'))!.message).toMatch(/runner token and instance role/);
   });
@@ -134,15 +135,16 @@ describe('migrating a spot config with autoscaling sections, secrets and other e
   });
 
   it('warns about spot blocks, docker-machine flags and the shell runner, and copies no secret', () => {
-    const byAt = (s: string) => result.warnings.find((w) => w.at.includes(s));
-    expect(byAt('amazonec2-block-duration-minutes')!.message).toMatch(/spot blocks .* no longer exist/);
-    expect(byAt('engine-storage-driver')!.message).toMatch(/docker-machine-only/);
-    expect(byAt('runners[1]')!.message).toMatch(/executor "shell" is not docker\+machine; skipped/);
-    expect(byAt('cache.BucketLocation') ?? { message: '' }).toBeDefined();
+    const byAt = (s: string) => result.report.find((e) => e.at.includes(s))!;
+    expect(byAt('amazonec2-block-duration-minutes')).toMatchObject({ outcome: 'dropped', why: expect.stringMatching(/spot blocks .* no longer exist/) });
+    expect(byAt('engine-storage-driver')).toMatchObject({ outcome: 'dropped', why: expect.stringMatching(/engine flag/) });
+    expect(byAt('runners[1]')).toMatchObject({ outcome: 'dropped', why: expect.stringMatching(/executor "shell": jobs run on the runner host itself/) });
+    expect(byAt('cache.BucketLocation')).toMatchObject({ outcome: 'replaced', to: 'region' });
     for (const secret of ['glrt-abcdefghijklmnopqrst', 'AKIAABCDEFGHIJKLMNOP', 'wJalrXUtnFEMI']) {
       expect(result.yaml).not.toContain(secret);
       expect(JSON.stringify(result.warnings)).not.toContain(secret);
       expect(JSON.stringify(result.secrets)).not.toContain(secret);
+      expect(JSON.stringify(result.report)).not.toContain(secret);
     }
     expect(result.secrets[0].parameter).toBe('/gitlab-spot-autoscaler/acme/dev/secrets/runner-token/gitlab-aws-autoscaler');
     expect(result.secrets[0].command).toContain('--region eu-west-1');
@@ -151,12 +153,12 @@ describe('migrating a spot config with autoscaling sections, secrets and other e
 
 describe('migration errors and adjustments', () => {
   it('reports TOML syntax errors with their line', () => {
-    expect(() => migrateConfigToml('concurrent = 10\n[[runners]]\nname = "x\n')).toThrow(/not valid TOML: .* at line 3/);
+    expect(() => migrateConfigToml('concurrent = 10\n[[runners]]\nname = "x\n')).toThrow(/not valid TOML .*: .* at line 3/);
   });
 
   it('refuses a file with no docker+machine amazonec2 runner, saying why', () => {
     expect(() => migrateConfigToml('[[runners]]\nname = "a"\nexecutor = "docker"\n')).toThrow(MigrationError);
-    expect(() => migrateConfigToml('[[runners]]\nname = "a"\nexecutor = "docker+machine"\n[runners.machine]\nMachineDriver = "google"\n')).toThrow(/driver "google" is not amazonec2/);
+    expect(() => migrateConfigToml('[[runners]]\nname = "a"\nexecutor = "docker+machine"\n[runners.machine]\nMachineDriver = "google"\n')).toThrow(/MachineDriver "google": workers are EC2 instances/);
   });
 
   it('lowers an IdleCount above limit (the schema refuses it) and says so', () => {
