@@ -194,7 +194,8 @@ export function buildStack(opts: StackOptions): StackParts {
   const functionNames = { webhook: `${prefix}-webhook`, reconcile: `${prefix}-reconcile`, interruption: `${prefix}-interruption` };
   const configJson = JSON.stringify(config);
   const configHash = createHash('sha256').update(configJson).digest('hex').slice(0, 16);
-  const sharedCache = config.pools.some((p) => !p.worker.docker.disableCache && !runnerCacheIsExternal(p) && p.worker.cache.shared && !p.worker.cache.bucketName);
+  // docker's disable_cache concerns local cache volumes, not the distributed cache (runner-config.ts usesDeploymentCache).
+  const sharedCache = config.pools.some((p) => !runnerCacheIsExternal(p) && p.worker.cache.shared && !p.worker.cache.bucketName);
   const needOwnSg = config.pools.some((p) => p.worker.securityGroups.length === 0);
   const vpcId = opts.vpcId ?? config.vpcId;
   if (needOwnSg && !vpcId)
@@ -331,7 +332,7 @@ export function buildStack(opts: StackOptions): StackParts {
     const ltName = launchTemplateName(config.deployment, stage, pool.name);
     launchTemplates[pool.name] = ltName;
     // A pool with a cache of its own (runner.cache.Type) gets no bucket and no grant from the deployment.
-    const poolBucket = pool.worker.docker.disableCache || runnerCacheIsExternal(pool) ? undefined : pool.worker.cache.bucketName ?? (pool.worker.cache.shared ? CACHE_BUCKET_TOKEN : undefined);
+    const poolBucket = runnerCacheIsExternal(pool) ? undefined : pool.worker.cache.bucketName ?? (pool.worker.cache.shared ? CACHE_BUCKET_TOKEN : undefined);
     const bucketArn = pool.worker.cache.bucketName ? sub(`arn:\${AWS::Partition}:s3:::${pool.worker.cache.bucketName}`) : getAtt('CacheBucket', 'Arn');
     const bucketObjects = pool.worker.cache.bucketName ? sub(`arn:\${AWS::Partition}:s3:::${pool.worker.cache.bucketName}/*`) : sub('${CacheBucket.Arn}/*');
     const workerStatements: Cfn[] = [

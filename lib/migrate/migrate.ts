@@ -120,6 +120,21 @@ const EXECUTOR_NOTES: Record<string, string> = {
   'docker-ssh+machine': 'removed from gitlab-runner; migrate it as docker+machine by changing its executor first',
 };
 
+const RUNNER_KEY_NAMES = [...Object.keys(RUNNER_SCHEMA), ...GITLAB_SIDE_KEYS];
+const MACHINE_KEY_NAMES = ['IdleCount', 'IdleTime', 'MaxBuilds', 'IdleCountMin', 'IdleScaleFactor', 'MaxGrowthRate', 'MachineDriver', 'MachineName', 'MachineOptions', 'autoscaling', 'OffPeakPeriods', 'OffPeakTimezone', 'OffPeakIdleCount', 'OffPeakIdleTime'];
+
+/** The table with gitlab-runner's spelling of each key it knows (its loader matches case-insensitively). */
+function canonicalTable(t: Table, names: readonly string[], at: string, warn: (at: string, m: string) => void): Table {
+  const out: Table = {};
+  for (const [k, v] of Object.entries(t)) {
+    const c = names.includes(k) ? k : (names.find((n) => n.toLowerCase() === k.toLowerCase()) ?? k);
+    if (c !== k) warn(`${at}.${c}`, `written "${k}" in config.toml; gitlab-runner reads it as "${c}" (keys match case-insensitively)`);
+    if (c !== k && out[c] !== undefined) continue;
+    out[c] = v;
+  }
+  return out;
+}
+
 function slug(name: string): string {
   return name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').replace(/-{2,}/g, '-').slice(0, 31).replace(/-+$/, '') || 'pool';
 }
@@ -176,9 +191,12 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
   const drafts: PoolDraft[] = [];
   const poolNames = new Set<string>();
 
-  runners.forEach((runner, ri) => {
+  runners.forEach((rawRunner, ri) => {
     const at = `runners[${ri}]`;
-    if (!isTable(runner)) return report.dropped(at, 'not a table');
+    if (!isTable(rawRunner)) return report.dropped(at, 'not a table');
+    // gitlab-runner matches keys case-insensitively: read them as it does, by their canonical names.
+    const runner = canonicalTable(rawRunner, RUNNER_KEY_NAMES, at, warn);
+    if (isTable(runner.machine)) runner.machine = canonicalTable(runner.machine, MACHINE_KEY_NAMES, `${at}.machine`, warn);
     const executor = runner.executor;
     if (executor !== 'docker+machine') {
       const e = typeof executor === 'string' ? executor : undefined;

@@ -56,11 +56,12 @@ export function carryTable(input: Table, schema: Schema, inPath: string[], atPre
       ctx.report.dropped(at, `not a gitlab-runner ${RUNNER_SCHEMA_VERSION} setting (gitlab-runner ignores it too)`);
       continue;
     }
-    carryValue(value, field, [...inPath, canonical], at, out, ctx, canonical !== key && RENAMED_KEYS[key] !== canonical ? `gitlab-runner read "${key}" as "${canonical}"` : undefined);
+    const renamed = RENAMED_KEYS[key] === canonical;
+    carryValue(value, field, [...inPath, canonical], at, out, ctx, canonical !== key && !renamed ? `gitlab-runner read "${key}" as "${canonical}"` : undefined, renamed ? 'mapped' : 'carried');
   }
 }
 
-function carryValue(value: unknown, field: Field, path: string[], at: string, out: Table, ctx: CarryContext, note?: string): void {
+function carryValue(value: unknown, field: Field, path: string[], at: string, out: Table, ctx: CarryContext, note?: string, outcome: 'carried' | 'mapped' = 'carried'): void {
   const key = path[path.length - 1];
   const to = `${ctx.to}.${dotted(path)}`;
   if (field.role === 'refused') {
@@ -126,7 +127,8 @@ function carryValue(value: unknown, field: Field, path: string[], at: string, ou
     return;
   }
   out[key] = value;
-  ctx.report.carried(at, to, note);
+  if (outcome === 'mapped') ctx.report.mapped(at, to, `gitlab-runner's replacement of ${at.slice(at.lastIndexOf('.') + 1)}`);
+  else ctx.report.carried(at, to, note);
 }
 
 /** Carries one subsection (docker, cache.s3 ...) by its canonical schema path. */

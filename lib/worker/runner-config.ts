@@ -37,12 +37,14 @@ export function runnerNameFor(config: Config, stage: string, pool: Pool): string
 }
 
 /**
- * The pool's runners use the deployment's cache bucket: a shared cache, no bucket of its own, the
- * cache not disabled, and no cache of the pool's own (runner.cache with a Type). Mirrors what the
- * stack passes as cacheBucket (lib/deploy/stack.ts).
+ * The pool's runners use the deployment's cache bucket: a shared cache, no bucket of its own, and
+ * no cache of the pool's own (runner.cache with a Type). Mirrors what the stack passes as
+ * cacheBucket (lib/deploy/stack.ts). docker's disable_cache (worker.docker.disableCache) turns off
+ * the docker executor's local cache volumes only, not the distributed cache (gitlab-runner docs,
+ * [runners.docker]; the seed article sets it *because* it uses the S3 cache).
  */
 export function usesDeploymentCache(pool: Pool): boolean {
-  return !pool.worker.docker.disableCache && !runnerCacheIsExternal(pool) && pool.worker.cache.bucketName === undefined && pool.worker.cache.shared;
+  return !runnerCacheIsExternal(pool) && pool.worker.cache.bucketName === undefined && pool.worker.cache.shared;
 }
 
 /** The SSM parameters a worker of the pool reads at boot besides its token, with the setting each fills. */
@@ -84,7 +86,7 @@ export function workerRunnerTable(opts: RunnerConfigOptions): Table {
     const bucket = pool.worker.cache.bucketName ?? (usesDeploymentCache(pool) ? opts.cacheBucket : undefined);
     const extra = isTable(carried.cache) ? carried.cache : {};
     delete runner.cache;
-    if (bucket && !docker.disableCache) {
+    if (bucket) {
       runner.cache = {
         Type: 's3',
         Shared: pool.worker.cache.shared,

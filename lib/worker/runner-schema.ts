@@ -345,6 +345,7 @@ export function checkRunnerTable(
   schema: Schema = RUNNER_SCHEMA,
   at: string[] = [],
   issues: RunnerSettingIssue[] = [],
+  roles = true,
 ): RunnerSettingIssue[] {
   for (const [key, v] of Object.entries(value)) {
     const canonical = canonicalKey(schema, key);
@@ -358,7 +359,7 @@ export function checkRunnerTable(
     }
     const field = schema[canonical];
     if (canonical !== key) issues.push({ path, kind: 'spelling', canonical, message: `gitlab-runner reads "${key}" as "${canonical}" (keys match case-insensitively); write "${canonical}"` });
-    if (field.role === 'project' || field.role === 'refused') {
+    if (roles && (field.role === 'project' || field.role === 'refused')) {
       issues.push({
         path: [...at, canonical],
         kind: field.role,
@@ -371,10 +372,28 @@ export function checkRunnerTable(
       issues.push({ path: [...at, canonical], kind: 'type', message: `gitlab-runner ${RUNNER_SCHEMA_VERSION} cannot load it: ${problem}` });
       continue;
     }
-    if (isSchema(field.type)) checkRunnerTable(v as Table, field.type, [...at, canonical], issues);
-    else if (Array.isArray(field.type)) (v as Table[]).forEach((item, i) => checkRunnerTable(item, field.type[0] as Schema, [...at, canonical, String(i)], issues));
+    if (isSchema(field.type)) checkRunnerTable(v as Table, field.type, [...at, canonical], issues, roles);
+    else if (Array.isArray(field.type)) (v as Table[]).forEach((item, i) => checkRunnerTable(item, field.type[0] as Schema, [...at, canonical, String(i)], issues, roles));
   }
   return issues;
+}
+
+/**
+ * What gitlab-runner's loader would make of a whole config.toml written for a worker: every key
+ * known (in its spelling) and of a type it loads, `concurrent` an integer, one [[runners]] entry
+ * with url, token and executor. The stand-in for running `gitlab-runner` itself, which these
+ * machines cannot install (docs/migration.md, "How this is tested").
+ */
+export function workerConfigProblems(doc: Table): string[] {
+  const problems: string[] = [];
+  for (const key of Object.keys(doc)) if (key !== 'concurrent' && key !== 'runners') problems.push(`${key}: not expected in a worker's config.toml`);
+  if (!isInt(doc.concurrent)) problems.push('concurrent: expected an integer');
+  const runners = doc.runners;
+  if (!Array.isArray(runners) || runners.length !== 1 || !isTable(runners[0])) return [...problems, 'runners: expected one [[runners]] table'];
+  const r = runners[0];
+  for (const key of ['name', 'url', 'token', 'executor']) if (typeof r[key] !== 'string' || r[key] === '') problems.push(`runners[0].${key}: required`);
+  for (const issue of checkRunnerTable(r, RUNNER_SCHEMA, [], [], false)) problems.push(`runners[0].${dotted(issue.path)}: ${issue.message}`);
+  return problems;
 }
 
 /** Dotted path for messages: docker.services[0].name. */

@@ -57,6 +57,7 @@ pools:
       docker:
         image: "ubuntu:24.04"
         disableCache: true
+      cache: { shared: false }
 `;
 
 /** Like the seed article's docker+machine setup: spot, off-peak idle settings, S3 cache. */

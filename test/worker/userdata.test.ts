@@ -99,7 +99,8 @@ describe('renderUserData', () => {
     const notShared = pool('cache: { shared: false }');
     const disabled = pool('docker: { disableCache: true }');
     const own = pool('cache: { bucketName: own-bucket }');
-    expect([SAMPLES.minimal, notShared, disabled, own].map((c) => usesDeploymentCache(c.pools[0]))).toEqual([true, false, false, false]);
+    // docker's disable_cache turns off local cache volumes only, not the distributed cache.
+    expect([SAMPLES.minimal, notShared, disabled, own].map((c) => usesDeploymentCache(c.pools[0]))).toEqual([true, false, true, false]);
     expect((parseToml(embeddedToml(renderUserData({ config: notShared, pool: notShared.pools[0], stage: 'dev', cacheBucket: 'dep' }))) as any).runners[0].cache).toBeUndefined();
     expect((parseToml(embeddedToml(renderUserData({ config: own, pool: own.pools[0], stage: 'dev', cacheBucket: 'dep' }))) as any).runners[0].cache.s3.BucketName).toBe('own-bucket');
   });
