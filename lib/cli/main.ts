@@ -6,10 +6,11 @@ import { run as explain } from './commands/explain';
 import { run as validate } from './commands/validate';
 import { run as userData, USAGE as userDataUsage } from './commands/user-data';
 import { run as simulate, USAGE as SIMULATE_USAGE } from './commands/simulate';
-import { run as migrate, USAGE as MIGRATE_USAGE } from './commands/migrate';
+import { run as migrate, USAGE as MIGRATE_USAGE, FLAGS as MIGRATE_FLAGS } from './commands/migrate';
 import { run as status, USAGE as STATUS_USAGE } from './commands/status';
+import { run as workerConfig, USAGE as WORKER_CONFIG_USAGE, FLAGS as WORKER_CONFIG_FLAGS } from './commands/worker-config';
 
-type Command = { summary: string; usage: string; run: (argv: string[]) => Promise<number> };
+type Command = { summary: string; usage: string; flags?: readonly (readonly [string, string])[]; run: (argv: string[]) => Promise<number> };
 
 export const COMMANDS: Record<string, Command> = {
   simulate: {
@@ -20,6 +21,7 @@ export const COMMANDS: Record<string, Command> = {
   migrate: {
     summary: "turn a docker+machine config.toml into this project's config (secrets become SSM commands)",
     usage: MIGRATE_USAGE,
+    flags: MIGRATE_FLAGS,
     run: migrate,
   },
   explain: {
@@ -41,6 +43,12 @@ export const COMMANDS: Record<string, Command> = {
     summary: 'print the exact user data (bash script) a worker of a pool boots with',
     usage: userDataUsage,
     run: userData,
+  },
+  'worker-config': {
+    summary: "print the gitlab-runner config.toml a worker of a pool writes (secrets as {{ssm:NAME}} references)",
+    usage: WORKER_CONFIG_USAGE,
+    flags: WORKER_CONFIG_FLAGS,
+    run: workerConfig,
   },
 };
 
@@ -76,7 +84,8 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(`Usage: gitlab-spot-autoscaler ${command.usage}\n\n${command.summary}\n`);
+    const flags = command.flags ? `\nOptions:\n${command.flags.map(([flag, meaning]) => `  ${flag.padEnd(24)} ${meaning}`).join('\n')}\n` : '';
+    process.stdout.write(`Usage: gitlab-spot-autoscaler ${command.usage}\n\n${command.summary}\n${flags}`);
     return 0;
   }
   return command.run(rest);
