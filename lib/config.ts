@@ -117,7 +117,7 @@ const WORKER_HOST_SETTINGS = {
     }, 'must be v17.1.0 or later (run-single -c FILE -r NAME)')
     .optional(),
   // dockerd's daemon.json: docker-machine's engine-registry-mirror / engine-insecure-registry.
-  registryMirrors: z.array(z.string().url().regex(/^https?:\/\//, 'must be an http(s) URL')).default([]),
+  registryMirrors: z.array(z.string().regex(/^https?:\/\/[A-Za-z0-9.\-\[\]:]+(\/[^\s]*)?$/, 'must be an http(s) URL such as "https://mirror.gcr.io"')).default([]),
   insecureRegistries: z.array(registryHost).default([]),
   // HTTP(S) proxy for dockerd (image pulls), gitlab-runner (GitLab, the cache) and the worker's
   // downloads. Jobs get a proxy from runner.environment, as with docker+machine.
@@ -279,8 +279,10 @@ const SECRET_PATTERNS: [RegExp, string][] = [
 
 function findSecrets(value: unknown, path: (string | number)[], out: string[]): void {
   if (typeof value === 'string') {
+    // An environment entry NAME=VALUE (runner.environment) is checked by its value too.
+    const afterEq = /^[A-Za-z_][A-Za-z0-9_]*=/.test(value) ? value.slice(value.indexOf('=') + 1) : undefined;
     for (const [re, what] of SECRET_PATTERNS)
-      if (re.test(value)) out.push(`${pathOf(path)}: looks like ${what}; secrets never go in the config file — store it in SSM Parameter Store (SecureString) and name the parameter instead`);
+      if (re.test(value) || (afterEq !== undefined && re.test(afterEq))) out.push(`${pathOf(path)}: looks like ${what}; secrets never go in the config file — store it in SSM Parameter Store (SecureString) and name the parameter instead`);
   } else if (Array.isArray(value)) value.forEach((v, i) => findSecrets(v, [...path, i], out));
   else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) findSecrets(v, [...path, k], out);
 }

@@ -315,7 +315,8 @@ export function typeProblem(field: Field, value: unknown): string | undefined {
       if (!isTable(value)) return expected(TYPE_NAMES[t]);
       const ok = (x: unknown) => (t === 'mapString' ? typeof x === 'string' : t === 'mapBool' ? typeof x === 'boolean' : Array.isArray(x) && x.every((y) => typeof y === 'string'));
       const bad = Object.entries(value).find(([, x]) => !ok(x));
-      return bad ? `${JSON.stringify(bad[0])}: ${expected(TYPE_NAMES[t].replace(/^a table of /, '').replace(/ values$/, ''))}`.replace('expected strings', 'expected a string').replace('expected string lists', 'expected a list of strings') : undefined;
+      const each = t === 'mapString' ? 'a string' : t === 'mapBool' ? 'true or false' : 'a list of strings';
+      return bad ? `${JSON.stringify(bad[0])}: expected ${each}, got ${describe(bad[1])}` : undefined;
     }
   }
 }
