@@ -60,6 +60,10 @@ export interface Scenario {
   noRegion?: boolean;
   /** `docker info` fails. */
   dockerFails?: boolean;
+  /** SSM parameters besides the token (job secrets), by name. */
+  ssm?: Record<string, string>;
+  /** Files under the sandboxed root to read into RunResult.files after the run. */
+  collect?: string[];
   /**
    * gitlab-runner is not installed: the worker downloads it from the stand-in (GSA_RUNNER_DOWNLOADS),
    * which serves the fake runner and a release.sha256 that matches it, or not when 'bad'.
@@ -92,6 +96,10 @@ export interface RunResult {
   root: string;
   /** Files in the sandbox's /usr/local/bin after the run (where a downloaded gitlab-runner goes). */
   localBin: string[];
+  /** The config.toml gitlab-runner was started with ('' if it never started). */
+  runnerConfig: string;
+  /** Scenario.collect files that exist after the run. */
+  files: Record<string, string>;
 }
 
 function fakeScripts(fake: string, server: string): Record<string, string> {
@@ -102,7 +110,11 @@ function fakeScripts(fake: string, server: string): Record<string, string> {
 ${log('aws')}
 case "$1 $2" in
   "ssm get-parameter")
-    if [ -f ${fake}/token ]; then cat ${fake}/token; echo; exit 0; fi
+    # Job secrets (Scenario.ssm) by name; any other name is the runner token.
+    name=''; prev=''; for a in "$@"; do [ "$prev" = --name ] && name=$a; prev=$a; done
+    f=${fake}/ssm/$(printf '%s' "$name" | tr / _)
+    if [ -f "$f" ]; then cat "$f"; echo; exit 0; fi
+    if [[ $name == */runner-token/* || $name == */tokens/* ]] && [ -f ${fake}/token ]; then cat ${fake}/token; echo; exit 0; fi
     echo "An error occurred (ParameterNotFound) when calling the GetParameter operation: " >&2
     exit 254 ;;
 esac
@@ -117,6 +129,14 @@ exit 0
 `,
     shutdown: `#!/bin/bash
 ${log('shutdown')}
+exit 0
+`,
+    'update-ca-trust': `#!/bin/bash
+${log('update-ca-trust')}
+exit 0
+`,
+    'update-ca-certificates': `#!/bin/bash
+${log('update-ca-certificates')}
 exit 0
 `,
     systemctl: `#!/bin/bash
@@ -142,6 +162,7 @@ conf='' max=0 wt=0
 while [ $# -gt 0 ]; do case $1 in -c) conf=$2; shift ;; --max-builds) max=$2; shift ;; --wait-timeout) wt=$2; shift ;; esac; shift; done
 tok=$(cat ${fake}/token 2>/dev/null)
 has=no; [ -n "$tok" ] && [[ $(cat "$conf") == *"token = \\"$tok\\""* ]] && has=yes
+cp "$conf" ${fake}/runner-config.toml
 echo "conf=$(stat -c %a "$conf") dir=$(stat -c %a "$(dirname "$conf")") token-in-conf=$has $(grep -o 'BucketLocation = .*' "$conf")" >${fake}/runner-saw
 short=\${tok:5:9}
 echo "Runtime platform                                    arch=amd64 os=linux pid=$$ revision=fake version=17.9.0"
@@ -308,6 +329,8 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
     writeFileSync(join(fake, 'env.log'), '');
     if (scenario.dockerFails) writeFileSync(join(fake, 'docker.fail'), '');
     if (scenario.tokenInSsm ?? true) writeFileSync(join(fake, 'token'), TOKEN);
+    mkdirSync(join(fake, 'ssm'));
+    for (const [name, value] of Object.entries(scenario.ssm ?? {})) writeFileSync(join(fake, 'ssm', name.replace(/\//g, '_')), value);
     const r = scenario.runner;
     writeFileSync(
       join(fake, 'runner.conf'),
@@ -375,6 +398,8 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
       runnerSaw: existsSync(runnerSawPath) ? readFileSync(runnerSawPath, 'utf8') : '',
       root,
       localBin: existsSync(join(root, 'usr/local/bin')) ? readdirSync(join(root, 'usr/local/bin')).sort() : [],
+      runnerConfig: existsSync(join(fake, 'runner-config.toml')) ? readFileSync(join(fake, 'runner-config.toml'), 'utf8') : '',
+      files: Object.fromEntries((scenario.collect ?? []).filter((p) => existsSync(join(root, p))).map((p) => [p, readFileSync(join(root, p), 'utf8')])),
     };
   } finally {
     server.closeAllConnections();
