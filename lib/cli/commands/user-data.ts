@@ -1,26 +1,14 @@
 /** `user-data`: print the exact user data a worker of a pool boots with (docs/worker.md). */
 import { DEPLOYMENT_CACHE_PLACEHOLDER, renderUserData, usesDeploymentCache, UserDataError } from '../../worker/userdata';
-import { guarded, loadConfigFile, parseOptions, UsageError } from './common';
+import { DEFAULT_STAGE, guarded, loadPool, parseOptions, POOL_DOCUMENT_OPTIONS, UsageError } from './common';
 
 export const USAGE = 'user-data --config FILE --pool NAME [--stage NAME] [--region REGION] [--cache-bucket BUCKET]';
 
-/** Serverless Framework's default stage, as the deployment uses when none is given. */
-const DEFAULT_STAGE = 'dev';
 
 export function run(argv: string[]): Promise<number> {
   return guarded(() => {
-    const opts = parseOptions(argv, {
-      config: { type: 'string' },
-      pool: { type: 'string' },
-      stage: { type: 'string' },
-      region: { type: 'string' },
-      'cache-bucket': { type: 'string' },
-    });
-    const config = loadConfigFile(opts.config);
-    const names = config.pools.map((p) => p.name).join(', ');
-    if (!opts.pool) throw new UsageError(`--pool NAME is required (pools in ${opts.config}: ${names})`);
-    const pool = config.pools.find((p) => p.name === opts.pool);
-    if (!pool) throw new UsageError(`unknown pool "${opts.pool}" (pools in ${opts.config}: ${names})`);
+    const opts = parseOptions(argv, POOL_DOCUMENT_OPTIONS);
+    const { config, pool } = loadPool(opts.config, opts.pool);
     // The deployment creates the shared cache bucket and puts its generated name into the user
     // data. Without --cache-bucket the script is still printed (reading it is the point), with a
     // placeholder that cannot be mistaken for a real bucket, and stderr says so; stdout stays the

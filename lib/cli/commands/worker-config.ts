@@ -6,7 +6,7 @@
  */
 import { DEPLOYMENT_CACHE_PLACEHOLDER, runnerConfigToml, usesDeploymentCache } from '../../worker/userdata';
 import { REGION_PLACEHOLDER, runnerSecretParameters } from '../../worker/runner-config';
-import { guarded, loadConfigFile, parseOptions, UsageError } from './common';
+import { DEFAULT_STAGE, guarded, loadPool, parseOptions, POOL_DOCUMENT_OPTIONS, UsageError } from './common';
 
 export const USAGE = 'worker-config --config FILE --pool NAME [--stage NAME] [--region REGION] [--cache-bucket BUCKET]';
 
@@ -19,22 +19,11 @@ export const FLAGS = [
   ['--cache-bucket BUCKET', 'the deployment\'s cache bucket (a CloudFormation output); without it a pool on that bucket shows __DEPLOYMENT_CACHE_BUCKET__'],
 ] as const;
 
-const DEFAULT_STAGE = 'dev';
 
 export function run(argv: string[]): Promise<number> {
   return guarded(() => {
-    const opts = parseOptions(argv, {
-      config: { type: 'string' },
-      pool: { type: 'string' },
-      stage: { type: 'string' },
-      region: { type: 'string' },
-      'cache-bucket': { type: 'string' },
-    });
-    const config = loadConfigFile(opts.config);
-    const names = config.pools.map((p) => p.name).join(', ');
-    if (!opts.pool) throw new UsageError(`--pool NAME is required (pools in ${opts.config}: ${names})`);
-    const pool = config.pools.find((p) => p.name === opts.pool);
-    if (!pool) throw new UsageError(`unknown pool "${opts.pool}" (pools in ${opts.config}: ${names})`);
+    const opts = parseOptions(argv, POOL_DOCUMENT_OPTIONS);
+    const { config, pool } = loadPool(opts.config, opts.pool);
     const stage = opts.stage ?? DEFAULT_STAGE;
     if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(stage)) throw new UsageError(`stage "${stage}": must be 1-31 of a-z, 0-9 and "-", starting with a letter or digit`);
     const region = opts.region ?? config.region;
