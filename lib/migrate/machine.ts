@@ -94,6 +94,10 @@ function machineOptions(list: unknown, at: string, ctx: MachineContext): Map<str
   return out;
 }
 
+/** Go's "Local" (and an empty zone) is the runner manager's own zone, which a deployment does not have. */
+const isLocal = (v: unknown) => typeof v === 'string' && (v === '' || v.toLowerCase() === 'local');
+const LOCAL_ZONE = `"Local" was the runner manager's own time zone; the pool's Timezone (${DEFAULTS.Timezone} unless you set it) applies — set it to the zone your manager ran in`;
+
 export function migrateMachine(machine: Table, at: string, ctx: MachineContext): MachineResult {
   const { report, warn } = ctx;
   const mAt = (k: string) => `${at}.machine.${k}`;
@@ -117,7 +121,8 @@ export function migrateMachine(machine: Table, at: string, ctx: MachineContext):
     const to = `pools[${ctx.pi}].autoscaling[0]`;
     report.mapped(mAt('OffPeakPeriods'), `${to}.Periods`, 'OffPeak* became the first autoscaling section, as gitlab-runner 13.x treated it');
     for (const k of ['OffPeakIdleCount', 'OffPeakIdleTime'] as const) if (machine[k] !== undefined) report.mapped(mAt(k), `${to}.${k.slice(7)}`);
-    if (machine.OffPeakTimezone !== undefined) {
+    if (isLocal(machine.OffPeakTimezone)) report.dropped(mAt('OffPeakTimezone'), LOCAL_ZONE);
+    else if (machine.OffPeakTimezone !== undefined) {
       s.Timezone = machine.OffPeakTimezone;
       report.mapped(mAt('OffPeakTimezone'), `${to}.Timezone`);
     } else
@@ -138,7 +143,8 @@ export function migrateMachine(machine: Table, at: string, ctx: MachineContext):
         if (!isTable(a)) return report.dropped(sAt, 'not a table');
         const s: Table = {};
         for (const [k, v] of Object.entries(a)) {
-          if (['Periods', 'Timezone', 'IdleCount', 'IdleTime', 'IdleCountMin', 'IdleScaleFactor'].includes(k)) {
+          if (k === 'Timezone' && isLocal(v)) report.dropped(`${sAt}.${k}`, LOCAL_ZONE);
+          else if (['Periods', 'Timezone', 'IdleCount', 'IdleTime', 'IdleCountMin', 'IdleScaleFactor'].includes(k)) {
             s[k] = v;
             report.mapped(`${sAt}.${k}`, `pools[${ctx.pi}].autoscaling[${autoscaling.length}].${k}`);
           } else report.dropped(`${sAt}.${k}`, 'not an autoscaling setting');

@@ -359,17 +359,49 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
     warn('runners.cache.BucketLocation', `the cache bucket was in ${cacheLocation} and the workers will run in ${r.region}: cross-region cache traffic is slow and billed; the deployment's own cache bucket is in ${r.region}`);
   out.pools = drafts.map((d) => d.pool);
 
-  let config: Config;
-  try {
-    config = validateConfig(out, `${source} (migrated)`);
-  } catch (e) {
-    const problems = (e as { problems?: string[] }).problems ?? [(e as Error).message];
-    throw new MigrationError(source, ['the migrated config does not validate; fix these values in config.toml (or the output) and run again:', ...problems]);
+  // A value gitlab-runner accepted that this project's schema refuses (a cron it reads
+  // differently, an unknown time zone such as "Local", a negative count) is dropped with the
+  // schema's reason, and the rest migrates; what cannot be dropped stops the migration.
+  let config: Config | undefined;
+  for (let attempt = 0; !config; attempt++) {
+    try {
+      config = validateConfig(out, `${source} (migrated)`);
+    } catch (e) {
+      const problems = (e as { problems?: string[] }).problems ?? [(e as Error).message];
+      if (attempt >= 50 || !problems.some((p) => dropInvalid(out, p, report)))
+        throw new MigrationError(source, ['the migrated config does not validate; fix these values in config.toml (or the output) and run again:', ...problems]);
+    }
   }
 
   const secrets = secretCommands(config, stage, drafts);
   const yaml = renderYaml(out, warnings, secrets, report.entries, marks, source, stage);
   return { config, raw: out, yaml, warnings, secrets, report: report.entries, counts: report.counts() };
+}
+
+/** Output values a schema problem may remove: anything of a pool but what placeholders guarantee. */
+const KEEP = /^pools\[\d+\](\.(name|worker|worker\.(instanceTypes|subnets|ami)))?$/;
+
+/** Removes the value a problem (`pools[0].autoscaling[1].Timezone: unknown time zone ...`) is about; false when it cannot. */
+function dropInvalid(out: Table, problem: string, report: Report): boolean {
+  const sep = problem.indexOf(': ');
+  if (sep < 0) return false;
+  let path = problem.slice(0, sep);
+  const steps = (p: string) => [...p.matchAll(/([^.[\]]+)|\[(\d+)\]/g)].map((m) => (m[2] !== undefined ? Number(m[2]) : m[1]));
+  const parentOf = (p: string) => p.replace(/(\.[^.[\]]+|\[\d+\])$/, '');
+  const get = (p: string) => steps(p).reduce<unknown>((v, k) => (v === undefined || v === null ? undefined : (v as Record<string | number, unknown>)[k]), out);
+  // A required value that is already gone: its parent goes.
+  while (get(path) === undefined && parentOf(path) !== path) path = parentOf(path);
+  if (!/^pools\[\d+\]\./.test(path) || KEEP.test(path)) return false;
+  const parent = get(parentOf(path));
+  const last = steps(path).pop()!;
+  if (Array.isArray(parent) && typeof last === 'number') parent.splice(last, 1);
+  else if (parent && typeof parent === 'object') delete (parent as Table)[last as string];
+  else return false;
+  const why = `this project's schema refuses it: ${problem.slice(sep + 2)}`;
+  const touched = report.entries.filter((e) => e.to && (e.to === path || e.to.startsWith(`${path}.`) || e.to.startsWith(`${path}[`)));
+  for (const e of touched) Object.assign(e, { outcome: 'dropped', why, to: undefined });
+  if (!touched.length) report.dropped(`${path} (in the output)`, why);
+  return true;
 }
 
 /** Rules gitlab-runner tolerated that the schema refuses: adjust and say so. */

@@ -161,6 +161,36 @@ describe('migration errors and adjustments', () => {
     expect(() => migrateConfigToml('[[runners]]\nname = "a"\nexecutor = "docker+machine"\n[runners.machine]\nMachineDriver = "google"\n')).toThrow(/MachineDriver "google": workers are EC2 instances/);
   });
 
+  it('drops what gitlab-runner took but the schema refuses (a bad cron, a negative count, "Local"), says why, and migrates the rest', () => {
+    const r = migrateConfigToml(
+      [
+        '[[runners]]',
+        'name = "r"',
+        'executor = "docker+machine"',
+        '[runners.machine]',
+        'IdleCount = -1',
+        'MachineDriver = "amazonec2"',
+        'OffPeakPeriods = ["* * 25 * * * *", "* * 0-8 * * * *"]',
+        'OffPeakTimezone = "Local"',
+        'MachineOptions = ["amazonec2-instance-type=m5.large", "amazonec2-subnet-id=subnet-0abc"]',
+        '[[runners.machine.autoscaling]]',
+        'Periods = ["nonsense"]',
+        'IdleCount = 2',
+      ].join('\n'),
+    );
+    expect(r.config.pools[0].IdleCount).toBe(0);
+    expect(r.config.pools[0].autoscaling).toEqual([{ Periods: ['* * 0-8 * * * *'], IdleCount: 0, IdleTime: 0 }]);
+    const dropped = r.report.filter((e) => e.outcome === 'dropped').map((e) => `${e.at}: ${e.why}`);
+    expect(dropped).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^runners\[0\]\.machine\.IdleCount: this project's schema refuses it: IdleCount must be >= 0/),
+        expect.stringMatching(/^runners\[0\]\.machine\.OffPeakTimezone: "Local" was the runner manager's own time zone/),
+        expect.stringMatching(/^pools\[0\]\.autoscaling\[0\]\.Periods\[0\] \(in the output\): .*"\* \* 25 \* \* \* \*" does not parse/),
+        expect.stringMatching(/^runners\[0\]\.machine\.autoscaling\[0\]\.Periods: this project's schema refuses it/),
+      ]),
+    );
+  });
+
   it('lowers an IdleCount above limit (the schema refuses it) and says so', () => {
     const r = migrateConfigToml(
       '[[runners]]\nname = "Big Runner!"\nexecutor = "docker+machine"\nlimit = 2\n[runners.machine]\nIdleCount = 5\nMachineDriver = "amazonec2"\nMachineOptions = ["amazonec2-instance-type=c5.xlarge", "amazonec2-subnet-id=subnet-0abc"]\n',
