@@ -4,7 +4,7 @@
  * (S3-compatible servers, GCS, Azure, S3 with keys: runner.cache verbatim, keys from SSM).
  */
 import { canonicalKey, RUNNER_SCHEMA, type Schema } from '../worker/runner-schema';
-import { carryTable, isTable, type CarryContext } from './runner-settings';
+import { carryTable, isTable, show, type CarryContext } from './runner-settings';
 
 type Table = Record<string, unknown>;
 const CACHE_SCHEMA = RUNNER_SCHEMA.cache.type as Schema;
@@ -95,14 +95,14 @@ export function migrateCache(cache: Table, at: string, ctx: CarryContext & { kee
       else if (k === 'Insecure') report.replaced(a, 'HTTPS', 'the managed cache is reached over HTTPS only');
       else {
         carryTable({ [k]: v }, S3_SCHEMA, ['cache', 's3'], a.slice(0, a.lastIndexOf('.')), s3Out, ctx);
-        if (k === 'ServerSideEncryptionKeyID' || (k === 'ServerSideEncryption' && /kms/i.test(String(v))))
+        if (k === 'ServerSideEncryptionKeyID' || (k === 'ServerSideEncryption' && /kms/i.test(show(v))))
           ctx.warn(a, 'a KMS-encrypted cache: allow the worker role kms:GenerateDataKey and kms:Decrypt on the key (worker.iam.statements)');
-        if (k === 'RoleARN' || k === 'UploadRoleARN') ctx.warn(a, `the runner assumes ${String(v)} for the cache: allow the worker role sts:AssumeRole on it (worker.iam.statements) and let its trust policy name the worker role`);
+        if (k === 'RoleARN' || k === 'UploadRoleARN') ctx.warn(a, `the runner assumes ${show(v)} for the cache: allow the worker role sts:AssumeRole on it (worker.iam.statements) and let its trust policy name the worker role`);
       }
     }
     for (const k of ['gcs', 'azure']) {
       const key = Object.keys(top).find((x) => x.toLowerCase() === k);
-      if (key) report.dropped(`${at}.${key}`, `not used with Type ${String(type ?? 's3')}`);
+      if (key) report.dropped(`${at}.${key}`, `not used with Type ${show(type ?? 's3')}`);
     }
     if (Object.keys(s3Out).length) runner.s3 = s3Out;
     return { worker, runner: Object.keys(runner).length ? runner : undefined, location };

@@ -57,7 +57,7 @@ export async function readRunnerTags(text: string, opts: TagLookupOptions): Prom
   const timeoutMs = opts.timeoutMs ?? 10_000;
   for (const [i, r] of runners.entries()) {
     if (!isTable(r) || r.executor !== 'docker+machine' || !isTable(r.machine) || r.machine.MachineDriver !== 'amazonec2') continue;
-    const at = `runners[${i}] (${String(r.name ?? 'no name')})`;
+    const at = `runners[${i}] (${typeof r.name === 'string' ? r.name : 'no name'})`;
     const base = (opts.url ?? (typeof r.url === 'string' ? r.url : '')).replace(/\/+$/, '');
     if (!/^https?:\/\/[^\s<>]+$/.test(base)) {
       problems.push(`${at}: no GitLab URL to ask (pass --gitlab-url)`);

@@ -26,7 +26,7 @@ import { WORKER_DEFAULTS } from '../worker/userdata';
 import { migrateCache } from './cache';
 import { checkRegion, DEFAULT_AMI, migrateMachine, PLACEHOLDER_SUBNET } from './machine';
 import { formatReport, Report, type Outcome, type ReportEntry } from './report';
-import { carrySection, carryTable, GITLAB_SIDE_KEYS, isTable, RUNNER_KEYS_ELSEWHERE, type CarryContext, type JobSecret } from './runner-settings';
+import { carrySection, carryTable, GITLAB_SIDE_KEYS, isTable, RUNNER_KEYS_ELSEWHERE, show, type CarryContext, type JobSecret } from './runner-settings';
 import { looksSecretValue } from './secrets';
 
 export { PLACEHOLDER_SUBNET, DEFAULT_AMI };
@@ -179,7 +179,14 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
 
   for (const key of Object.keys(doc)) {
     if (key === 'runners') continue;
-    if (key === 'concurrent') report.mapped(key, 'concurrent');
+    if (key === 'concurrent') {
+      const c = doc.concurrent;
+      if ((typeof c === 'number' && Number.isInteger(c) && c >= 0) || (typeof c === 'bigint' && c >= 0n)) report.mapped(key, 'concurrent');
+      else {
+        report.dropped(key, `${show(c)} is not a whole number >= 0 (gitlab-runner could not load it); no global cap is written`);
+        delete doc.concurrent;
+      }
+    }
     else report.dropped(key, GLOBAL_DROPPED[key] ?? 'not a gitlab-runner setting');
   }
   const runners = Array.isArray(doc.runners) ? (doc.runners as unknown[]) : doc.runners === undefined ? [] : [doc.runners];
@@ -200,12 +207,12 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
     const executor = runner.executor;
     if (executor !== 'docker+machine') {
       const e = typeof executor === 'string' ? executor : undefined;
-      return report.dropped(at, `executor ${e ? `"${e}"` : 'not set'}: ${(e && EXECUTOR_NOTES[e]) ?? 'not docker+machine'}; this project replaces docker+machine autoscaling only`);
+      return report.dropped(at, `executor ${e ? `"${e}"` : 'not set'}: ${(e && EXECUTOR_NOTES[e]) || 'not docker+machine'}; this project replaces docker+machine autoscaling only`);
     }
     const machine = isTable(runner.machine) ? runner.machine : {};
     const driver = machine.MachineDriver;
     if (driver !== 'amazonec2')
-      return report.dropped(at, `docker+machine with MachineDriver ${driver === undefined ? 'not set' : `"${String(driver)}"`}: workers are EC2 instances (amazonec2); migrate the runner by hand if you move it to AWS`);
+      return report.dropped(at, `docker+machine with MachineDriver ${driver === undefined ? 'not set' : `"${show(driver)}"`}: workers are EC2 instances (amazonec2); migrate the runner by hand if you move it to AWS`);
 
     const runnerName = typeof runner.name === 'string' && runner.name ? runner.name : `runner-${ri + 1}`;
     let name = slug(runnerName);
@@ -216,7 +223,8 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
     const pool: Table = { name, tags: [], runUntagged: false }; // filled in by assignTags
     const draft: PoolDraft = { pool, runnerIndex: ri, runner, secrets: [], hadToken: runner.token !== undefined };
     drafts.push(draft);
-    if (runner.name !== undefined) report.mapped(`${at}.name`, `pools[${pi}].name`, name !== runnerName ? `"${name}" (pool names are 1-31 of a-z, 0-9, -)` : undefined);
+    if (typeof runner.name === 'string') report.mapped(`${at}.name`, `pools[${pi}].name`, name !== runnerName ? `"${name}" (pool names are 1-31 of a-z, 0-9, -)` : undefined);
+    else if (runner.name !== undefined) report.dropped(`${at}.name`, 'not a string');
     report.mapped(`${at}.executor`, `pools[${pi}]`, 'workers run the docker executor');
 
     // GitLab URL: one per deployment.
@@ -228,7 +236,7 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
         report.mapped(`${at}.url`, 'gitlab.url');
       } else if (url === u) report.mapped(`${at}.url`, 'gitlab.url');
       else report.dropped(`${at}.url`, `this runner talks to ${u} but an earlier one to ${url}; a deployment serves one GitLab instance — migrate it separately`);
-    } else if (runner.url !== undefined) report.dropped(`${at}.url`, `${JSON.stringify(String(runner.url))} is not a GitLab URL; gitlab.url is a PLACEHOLDER`);
+    } else if (runner.url !== undefined) report.dropped(`${at}.url`, `${looksSecretValue(show(runner.url)) ? 'it' : JSON.stringify(show(runner.url))} is not a GitLab URL; gitlab.url is a PLACEHOLDER`);
 
     if (runner.token !== undefined)
       report.replaced(
@@ -339,7 +347,8 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
 
   // Deployment-wide settings.
   const out: Table = {};
-  const deployment = options.deployment ?? slug(String((runners.find(isTable) as Table | undefined)?.name ?? 'gitlab-runners'));
+  const firstName = (runners.find(isTable) as Table | undefined)?.name;
+  const deployment = options.deployment ?? slug(typeof firstName === 'string' && firstName ? firstName : 'gitlab-runners');
   if (!options.deployment) warn('deployment', `not in config.toml: named "${deployment}" after the first runner; choose another with --deployment NAME`);
   out.deployment = deployment;
   const r = checkRegion(region, cacheLocation);
@@ -412,7 +421,7 @@ function clampIdle(pool: Table, where: string, warn: (at: string, m: string) => 
     pool.IdleCount = limit;
   }
   if (typeof pool.IdleScaleFactor === 'number' && pool.IdleScaleFactor > 0 && typeof pool.IdleCountMin === 'number' && pool.IdleCountMin > ((pool.IdleCount as number) ?? 0)) {
-    warn(where, `IdleCountMin ${pool.IdleCountMin} is above IdleCount ${String(pool.IdleCount ?? 0)}; gitlab-runner capped it at IdleCount, written so`);
+    warn(where, `IdleCountMin ${pool.IdleCountMin} is above IdleCount ${show(pool.IdleCount ?? 0)}; gitlab-runner capped it at IdleCount, written so`);
     pool.IdleCountMin = pool.IdleCount ?? 0;
   }
 }
@@ -471,7 +480,7 @@ function assignTags(drafts: PoolDraft[], url: string | undefined, warn: (at: str
         `config.toml has no job tags (they live in GitLab): written ${tags[0]} as a PLACEHOLDER. Read them: ${
           id !== undefined
             ? `curl -s --header "PRIVATE-TOKEN: $GITLAB_TOKEN" "${base}/api/v4/runners/${id}" | jq '.tag_list, .run_untagged'`
-            : `find the runner's id (GET ${base}/api/v4/runners/all, the runner named "${String(d.runner.name ?? name)}"), then GET ${base}/api/v4/runners/:id and use its tag_list`
+            : `find the runner's id (GET ${base}/api/v4/runners/all, the runner named "${typeof d.runner.name === 'string' ? d.runner.name : name}"), then GET ${base}/api/v4/runners/:id and use its tag_list`
         } — or rerun migrate with --tags-from-gitlab and a GITLAB_TOKEN (read_api)`,
       );
     }

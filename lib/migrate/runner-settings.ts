@@ -10,6 +10,17 @@ import { isSecretEnvEntry, looksSecretValue } from './secrets';
 type Table = Record<string, unknown>;
 export const isTable = (x: unknown): x is Table => typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof Date);
 
+/** A value for a message: strings as they are, anything else as JSON (TOML tables have no prototype, so String() throws on them). */
+export function show(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'bigint') return v.toString();
+  try {
+    return JSON.stringify(v) ?? typeof v;
+  } catch {
+    return typeof v;
+  }
+}
+
 /** A setting whose value the worker reads from SSM; `hint` says where the value is in config.toml. */
 export interface JobSecret {
   setting: string;
