@@ -142,3 +142,44 @@ describe.each(CASES)('%s: migrate -> validate -> user data -> worker config.toml
       for (const s of pool.runnerSecrets) expect(result.secrets.some((c) => c.what.includes(`${s.setting} of pool ${pool.name}`))).toBe(true);
   });
 });
+
+describe('odd inputs: the fixtures with keys dropped, upper-cased or given values of other types', () => {
+  // A deterministic stream of mutations (no time or randomness in the test).
+  let seed = 12;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const odd: unknown[] = [1, -5, 2.5, 'x', '', true, [], ['a', 1], {}, { a: 1 }, [{ b: 2 }], '* * * *', 'Local'];
+  function mutate(v: unknown): unknown {
+    if (Array.isArray(v)) return v.map((x) => (next() < 0.2 ? odd[Math.floor(next() * odd.length)] : mutate(x)));
+    if (v && typeof v === 'object' && !(v instanceof Date)) {
+      const o: Table = {};
+      for (const [k, x] of Object.entries(v)) {
+        const r = next();
+        if (r < 0.1) continue;
+        o[r < 0.15 ? k.toUpperCase() : k] = r < 0.3 ? odd[Math.floor(next() * odd.length)] : mutate(x);
+      }
+      return o;
+    }
+    return v;
+  }
+  const texts = readdirSync(join(FIXTURES, 'real')).map((f) => readFileSync(join(FIXTURES, 'real', f), 'utf8'));
+
+  test('400 mutated files: migrate answers or refuses with a MigrationError, never crashes or leaks; what it answers validates and renders', () => {
+    const { stringify } = require('smol-toml') as typeof import('smol-toml');
+    let migrated = 0;
+    for (let i = 0; i < 400; i++) {
+      const text = stringify(mutate(parseToml(texts[i % texts.length])) as Table);
+      let result: MigrationResult;
+      try {
+        result = migrateConfigToml(text, { readFile });
+      } catch (e) {
+        expect((e as Error).name).toBe('MigrationError');
+        continue;
+      }
+      migrated++;
+      const config = parseConfig(result.yaml);
+      const out = [result.yaml, JSON.stringify(result.report), JSON.stringify(result.warnings), ...config.pools.map((pool) => renderUserData({ config, pool, stage: 'prod', cacheBucket: 'b' }))].join('\n');
+      expect(out).not.toMatch(/S3CR3T/);
+    }
+    expect(migrated).toBeGreaterThan(50);
+  });
+});
