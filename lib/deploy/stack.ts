@@ -152,6 +152,19 @@ function userDataValue(pool: string, text: string): Cfn | string {
 }
 
 /**
+ * The config the controller reads from SSM: without what only workers use, which their launch
+ * templates carry (the runner: block, runnerSecrets, userScript, caCertificate). A few pools with scripts and CA
+ * certificates would otherwise pass SSM's 8 KB (advanced tier) and fail the deploy; the migrated
+ * multi-team fixture is 4.8 KB whole, 3.0 KB without them.
+ */
+export function controllerConfig(config: Config): Config {
+  return {
+    ...config,
+    pools: config.pools.map(({ runner: _runner, runnerSecrets: _secrets, ...pool }) => ({ ...pool, runnerSecrets: [], worker: { ...pool.worker, userScript: undefined, caCertificate: undefined } })),
+  };
+}
+
+/**
  * ssm:GetParameter on the pool's job secrets (runnerSecrets), which its workers read at boot:
  * only this pool's, as for the runner token.
  */
@@ -192,7 +205,7 @@ export function buildStack(opts: StackOptions): StackParts {
   const names = parameterNames(config, stage);
   const prefix = `gsa-${config.deployment}-${stage}`;
   const functionNames = { webhook: `${prefix}-webhook`, reconcile: `${prefix}-reconcile`, interruption: `${prefix}-interruption` };
-  const configJson = JSON.stringify(config);
+  const configJson = JSON.stringify(controllerConfig(config));
   const configHash = createHash('sha256').update(configJson).digest('hex').slice(0, 16);
   // docker's disable_cache concerns local cache volumes, not the distributed cache (runner-config.ts usesDeploymentCache).
   const sharedCache = config.pools.some((p) => !runnerCacheIsExternal(p) && p.worker.cache.shared && !p.worker.cache.bucketName);

@@ -209,6 +209,13 @@ describe('worker host settings', () => {
     expect(JSON.stringify(roleB)).not.toContain('CacheBucket');
     expect(JSON.stringify(roleA)).toContain('CacheBucket');
     expect((stack.resources.LaunchTemplateA as any).Properties.LaunchTemplateData.Monitoring).toEqual({ Enabled: true });
+    // The controller's copy leaves out what only workers use (their launch templates carry it): SSM's 8 KB stays far.
+    const deployed = validateConfig(JSON.parse((stack.resources.ConfigParameter as any).Properties.Value));
+    expect(deployed.pools.map((p) => [p.runner, p.runnerSecrets, p.worker.userScript])).toEqual([
+      [undefined, [], undefined],
+      [undefined, [], undefined],
+    ]);
+    expect(deployed.pools[0].worker.iam).toEqual(config.pools[0].worker.iam);
     expect((stack.resources.LaunchTemplateB as any).Properties.LaunchTemplateData.Monitoring).toEqual({ Enabled: false });
   });
 });
