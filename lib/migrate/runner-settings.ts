@@ -3,7 +3,7 @@
  * (carried verbatim into the worker's config.toml), `worker.docker` / `worker.cache` (mapped), and
  * `runnerSecrets` (what looks secret, read from SSM by the worker). Every key gets a report entry.
  */
-import { canonicalKey, dotted, fieldAt, isSchema, RENAMED_KEYS, RUNNER_SCHEMA, RUNNER_SCHEMA_VERSION, typeProblem, type Field, type Schema } from '../worker/runner-schema';
+import { canonicalKey, dotted, FEATURE_FLAGS, fieldAt, isSchema, RENAMED_KEYS, RUNNER_SCHEMA, RUNNER_SCHEMA_VERSION, typeProblem, type Field, type Schema } from '../worker/runner-schema';
 import type { Report } from './report';
 import { isSecretEnvEntry, looksSecretValue } from './secrets';
 
@@ -138,6 +138,9 @@ function carryValue(value: unknown, field: Field, path: string[], at: string, ou
     return;
   }
   out[key] = value;
+  if (dotted(path) === 'feature_flags')
+    for (const flag of Object.keys(value as Table))
+      if (!FEATURE_FLAGS.has(flag)) ctx.warn(`${at}.${flag}`, `not a feature flag gitlab-runner ${RUNNER_SCHEMA_VERSION} knows (it ignores it); carried as written`);
   if (outcome === 'mapped') ctx.report.mapped(at, to, `gitlab-runner's replacement of ${at.slice(at.lastIndexOf('.') + 1)}`);
   else ctx.report.carried(at, to, note);
 }

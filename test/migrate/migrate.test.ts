@@ -191,6 +191,12 @@ describe('migration errors and adjustments', () => {
     );
   });
 
+  it('carries feature flags, with a note for one gitlab-runner does not know', () => {
+    const r = migrateConfigToml('[[runners]]\nname = "a"\nexecutor = "docker+machine"\n[runners.feature_flags]\nFF_USE_FASTZIP = true\nFF_NOPE = true\n[runners.machine]\nMachineDriver = "amazonec2"\n');
+    expect(r.config.pools[0].runner?.feature_flags).toEqual({ FF_USE_FASTZIP: true, FF_NOPE: true });
+    expect(r.warnings.find((w) => w.at === 'runners[0].feature_flags.FF_NOPE')!.message).toMatch(/not a feature flag gitlab-runner v18\.3\.1 knows/);
+  });
+
   it('lowers an IdleCount above limit (the schema refuses it) and says so', () => {
     const r = migrateConfigToml(
       '[[runners]]\nname = "Big Runner!"\nexecutor = "docker+machine"\nlimit = 2\n[runners.machine]\nIdleCount = 5\nMachineDriver = "amazonec2"\nMachineOptions = ["amazonec2-instance-type=c5.xlarge", "amazonec2-subnet-id=subnet-0abc"]\n',
