@@ -9,8 +9,11 @@
  * decides (the reconcile pass backs the pool off and tries again in a later pass).
  *
  * SDK clients used with these helpers should be built with `maxAttempts: 1` (see clients.ts), so
- * the retry budget is counted in one place.
+ * the retry budget is counted in one place. What counts as retryable is the SDK's own judgement
+ * (@smithy/core/retry, the classifier of the SDK's standard retry strategy), so that network
+ * errors and every throttling code the SDK knows are retried here exactly as the SDK would.
  */
+import { isServerError, isThrottlingError, isTransientError } from '@smithy/core/retry';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
@@ -33,17 +36,14 @@ export const realRetryEnv: RetryEnv = {
   random: Math.random,
 };
 
-const THROTTLING_CODES = new Set([
-  'RequestLimitExceeded',
-  'Throttling',
-  'ThrottlingException',
-  'ThrottledException',
-  'RequestThrottled',
-  'RequestThrottledException',
-  'TooManyRequestsException',
-  'TooManyUpdates',
-  'SlowDown',
-]);
+/**
+ * Codes the SDK's own classifier does not list but these services send for "slow down": SSM's
+ * PutParameter answers TooManyUpdates (facts.md); the rest are older spellings kept for safety.
+ */
+const EXTRA_THROTTLING_CODES = new Set(['TooManyUpdates', 'RequestThrottled', 'ThrottledException']);
+
+/** Server-side failures named by code (EC2's query protocol sends some with no 5xx status in tests and mocks). */
+const EXTRA_TRANSIENT_CODES = new Set(['InternalError', 'InternalFailure', 'InternalServerError', 'ServiceUnavailable', 'Unavailable']);
 
 /** The AWS error code of an SDK v3 exception (name, or Code for EC2's query protocol). */
 export function errorCode(e: unknown): string {
@@ -56,18 +56,40 @@ export function errorCode(e: unknown): string {
   return 'Unknown';
 }
 
+type SdkError = Parameters<typeof isTransientError>[0];
+
+/** The SDK's classifiers read `name`, `code`, `$metadata`, `$retryable` and `cause`: only objects qualify. */
+const sdkError = (e: unknown): SdkError | undefined => (e && typeof e === 'object' ? (e as SdkError) : undefined);
+
+/**
+ * Throttling, as the AWS SDK itself decides it (`isThrottlingError` of @smithy/core/retry, the
+ * classifier behind the SDK's standard retry: RequestLimitExceeded, EC2ThrottledException,
+ * PriorRequestNotComplete, ThrottlingException, SlowDown, HTTP 429, modelled `$retryable.throttling`),
+ * plus SSM's TooManyUpdates. The error's code also counts when it is not its `name` (EC2 `Code`).
+ */
 export function isThrottling(e: unknown): boolean {
-  if (THROTTLING_CODES.has(errorCode(e))) return true;
-  const status = (e as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
-  return status === 429;
+  const err = sdkError(e);
+  if (!err) return false;
+  const code = errorCode(e);
+  return isThrottlingError(err) || isThrottlingError({ ...err, name: code } as SdkError) || EXTRA_THROTTLING_CODES.has(code);
 }
 
-/** Transient server-side failures worth one more bounded try. */
+/**
+ * Transient failures worth one more bounded try, as the SDK decides them (`isTransientError`,
+ * `isServerError`): dropped or refused connections (ECONNRESET, ECONNREFUSED, EPIPE, ETIMEDOUT:
+ * after a Lambda freeze, kept-alive sockets are often dead), DNS hiccups (EAI_AGAIN, ENOTFOUND),
+ * socket and request timeouts (TimeoutError, RequestTimeout), HTTP 5xx, clock skew the SDK
+ * corrected, and errors modelled as retryable; anywhere in the `cause` chain. AbortError is not.
+ */
 export function isTransient(e: unknown): boolean {
-  const code = errorCode(e);
-  if (['InternalError', 'InternalFailure', 'ServiceUnavailable', 'Unavailable', 'InternalServerError'].includes(code)) return true;
-  const status = (e as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
-  return status !== undefined && status >= 500;
+  const err = sdkError(e);
+  if (!err) return false;
+  return isTransientError(err) || isServerError(err) || EXTRA_TRANSIENT_CODES.has(errorCode(e));
+}
+
+/** Whether `withRetry` retries this error by default: throttling or transient. */
+export function isRetryable(e: unknown): boolean {
+  return isThrottling(e) || isTransient(e);
 }
 
 /** "Full jitter": a random wait in [0, min(cap, base * 2^attempt)). */
@@ -90,7 +112,7 @@ export async function withRetry<T>(
 ): Promise<T> {
   const policy = opts.policy ?? THROTTLE_POLICY;
   const env = opts.env ?? realRetryEnv;
-  const retryable = opts.retryable ?? ((e: unknown) => isThrottling(e) || isTransient(e));
+  const retryable = opts.retryable ?? isRetryable;
   let waited = 0;
   for (let attempt = 0; ; attempt++) {
     try {

@@ -9,11 +9,21 @@
  * quota) gives one send at most 3 attempts and well under a second of waiting, which fits the
  * webhook's budget (GitLab waits 10 s for the answer) and does not multiply with any other layer.
  * Endpoint overrides (moto) come from the SDK's standard AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_SQS.
+ *
+ * Timeouts (lib/aws/ssm-client.ts explains why): a send normally takes tens of milliseconds, so a
+ * connection within 1 s and an answer within 1.5 s; the SDK retries the TimeoutError like any
+ * transient error. Three timed-out attempts stay under 5 s, inside GitLab's 10 s.
  */
 import { SQSClient } from '@aws-sdk/client-sqs';
 
 export const SQS_MAX_ATTEMPTS = 3;
+export const SQS_TIMEOUTS = { connectTimeoutMs: 1000, requestTimeoutMs: 1500 };
 
 export function sqsClient(opts: { region?: string; endpoint?: string } = {}): SQSClient {
-  return new SQSClient({ maxAttempts: SQS_MAX_ATTEMPTS, ...(opts.region ? { region: opts.region } : {}), ...(opts.endpoint ? { endpoint: opts.endpoint } : {}) });
+  return new SQSClient({
+    maxAttempts: SQS_MAX_ATTEMPTS,
+    requestHandler: { connectionTimeout: SQS_TIMEOUTS.connectTimeoutMs, requestTimeout: SQS_TIMEOUTS.requestTimeoutMs, throwOnRequestTimeout: true },
+    ...(opts.region ? { region: opts.region } : {}),
+    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+  });
 }
