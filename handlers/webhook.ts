@@ -1,45 +1,68 @@
 /**
  * POST /webhook: GitLab Job Hook -> SQS. Thin: the decision is lib/webhook/job-hook.ts.
  * Imports only the SSM and SQS clients (never EC2: cold start; test/deploy/package.test.ts checks the bundle).
+ *
+ * The URL is public and the event may be anything (a direct invoke sends any JSON): nothing a
+ * caller sends can make this throw, answer 5xx, or put more than a few shortened characters of
+ * its input into a log line or a response (docs/deployment.md, "The public webhook";
+ * test/webhook/fuzz.test.ts). 5xx means SSM or SQS failed (503) or the function is misconfigured (500).
  */
 import middy from '@middy/core';
 import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { withRetry, type RetryPolicy } from '../lib/aws/retry';
-import { decideDelivery, encodeQueueMessage } from '../lib/webhook/job-hook';
-import { correlate, httpErrors, jsonResponse, type HttpResponse, type LoggedContext } from '../lib/lambda/middleware';
+import { decideDelivery, encodeQueueMessage, webhookSecretProblem } from '../lib/webhook/job-hook';
+import { correlate, httpErrors, jsonResponse, MisconfigurationError, type HttpResponse, type LoggedContext } from '../lib/lambda/middleware';
 import { sqsClient } from '../lib/lambda/clients';
 import { ssmClient } from '../lib/aws/ssm-client';
 import { cached, webhookEnv, type WebhookEnv } from '../lib/lambda/env';
 import { registerSecret } from '../lib/lambda/logger';
 
 /**
- * The secret read is retried on throttling (the SSM client's own retry is off: lib/aws/clients.ts),
- * within a budget that keeps the answer far inside GitLab's 10 s: 3 attempts, at most 1.5 s waiting.
- * It happens once per container per WEBHOOK_SECRET_CACHE_SECONDS, not per delivery.
+ * The secret read is retried on throttling and network errors (the SSM client's own retry is off:
+ * lib/aws/ssm-client.ts), within a budget that keeps the answer far inside GitLab's 10 s: 3
+ * attempts of at most 1.5 s each, at most 1.5 s waiting. It happens once per container per
+ * WEBHOOK_SECRET_CACHE_SECONDS, not per delivery.
  */
 const SECRET_READ_POLICY: RetryPolicy = { maxAttempts: 3, baseMs: 100, capMs: 1000, maxTotalWaitMs: 1500 };
+const SECRET_READ_TIMEOUTS = { connectTimeoutMs: 1000, requestTimeoutMs: 1500 };
+/**
+ * After a failed secret read, the container answers 503 for this long without asking SSM again, so
+ * a flood during an SSM outage costs one read per container per 10 s (lib/lambda/env.ts cached).
+ */
+const SECRET_FAILURE_TTL_MS = 10_000;
+
+/** The secret as loaded: usable, or refused with the reason (remembered like a value, for the TTL). */
+type LoadedSecret = { ok: true; value: string } | { ok: false; error: MisconfigurationError };
 
 let env: WebhookEnv | undefined;
 let ssm: SSMClient | undefined;
 let sqs: SQSClient | undefined;
-let secret: ReturnType<typeof cached<string>> | undefined;
+let secret: ReturnType<typeof cached<LoadedSecret>> | undefined;
 
 function setup() {
   if (!env) {
-    env = webhookEnv();
-    ssm = ssmClient(); // lib/aws/ssm-client.ts, not clients.ts: that one brings the EC2 client along
+    const e = webhookEnv();
+    // lib/aws/ssm-client.ts, not clients.ts: that one brings the EC2 client along.
+    const client = ssmClient(SECRET_READ_TIMEOUTS);
+    ssm = client;
     sqs = sqsClient();
-    const e = env;
-    const client = ssm;
-    secret = cached(async () => {
-      const out = await withRetry(() => client.send(new GetParameterCommand({ Name: e.webhookSecretParameter, WithDecryption: true })), { policy: SECRET_READ_POLICY });
-      const value = out.Parameter?.Value;
-      if (!value) throw new Error(`SSM parameter ${e.webhookSecretParameter} is empty`);
-      registerSecret(value); // the real secret, loaded by us: masked wherever it might appear
-      return value;
-    }, env.secretCacheSeconds * 1000);
+    secret = cached<LoadedSecret>(
+      async () => {
+        const out = await withRetry(() => client.send(new GetParameterCommand({ Name: e.webhookSecretParameter, WithDecryption: true })), { policy: SECRET_READ_POLICY });
+        const value = out.Parameter?.Value ?? '';
+        registerSecret(value); // the real secret, loaded by us: masked wherever it might appear
+        // A weak secret is refused, not used: a definite answer from SSM, so remembered for the TTL
+        // like a good one (no SSM read per request while it stays weak).
+        const problem = value ? webhookSecretProblem(value) : 'it is empty';
+        if (problem) return { ok: false, error: new MisconfigurationError(`the webhook secret in SSM parameter ${e.webhookSecretParameter} is refused: ${problem}. Store a new one there and in GitLab's webhook "Secret token"`) };
+        return { ok: true, value };
+      },
+      e.secretCacheSeconds * 1000,
+      Date.now,
+      { failureTtlMs: Math.min(SECRET_FAILURE_TTL_MS, e.secretCacheSeconds * 1000) },
+    );
+    env = e;
   }
   return { env, sqs: sqs!, secret: secret! };
 }
@@ -52,22 +75,32 @@ export function resetForTests(): void {
   secret = undefined;
 }
 
-async function receive(event: APIGatewayProxyEventV2, context: LoggedContext): Promise<HttpResponse> {
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The caller's address as API Gateway reports it, when it looks like one (a direct invoke may send anything). */
+function sourceIpOf(event: Record<string, unknown>): string | undefined {
+  const http = isRecord(event.requestContext) && isRecord(event.requestContext.http) ? event.requestContext.http : undefined;
+  const ip = http?.sourceIp;
+  return typeof ip === 'string' && /^[0-9A-Fa-f.:]{2,45}$/.test(ip) ? ip : undefined;
+}
+
+async function receive(raw: unknown, context: LoggedContext): Promise<HttpResponse> {
   const { env, sqs, secret } = setup();
+  const loaded = await secret.get();
+  if (!loaded.ok) throw loaded.error;
+  const event = isRecord(raw) ? raw : {};
   // The presented X-Gitlab-Token is never registered as a secret (a caller would control the
   // redaction list) and never logged: no line here carries the headers, and the logger masks the
-  // header by name (lib/lambda/logger.ts).
-  const decision = decideDelivery(
-    { headers: event.headers ?? {}, body: event.body, isBase64Encoded: event.isBase64Encoded },
-    { secret: await secret.get(), now: Date.now(), maxBodyBytes: env.maxBodyBytes },
-  );
+  // header by name (lib/lambda/logger.ts). Caller values reach the log only through the
+  // decision's `detail`, already shortened (job-hook.ts describeValue).
+  const decision = decideDelivery({ headers: event.headers, body: event.body, isBase64Encoded: event.isBase64Encoded }, { secret: loaded.value, now: Date.now(), maxBodyBytes: env.maxBodyBytes });
   const log = context.log;
   if (decision.kind === 'reject') {
-    log.warn('webhook rejected', { status: decision.status, reason: decision.reason, sourceIp: event.requestContext?.http?.sourceIp });
+    log.warn('webhook rejected', { status: decision.status, reason: decision.reason, ...decision.detail, sourceIp: sourceIpOf(event) });
     return jsonResponse(decision.status, { error: decision.reason, correlationId: context.correlationId }, context.correlationId);
   }
   if (decision.kind === 'ignore') {
-    log.info('webhook ignored', { reason: decision.reason });
+    log.info('webhook ignored', { reason: decision.reason, ...decision.detail });
     return jsonResponse(decision.status, { ignored: decision.reason }, context.correlationId);
   }
   const out = await sqs.send(
@@ -80,15 +113,15 @@ async function receive(event: APIGatewayProxyEventV2, context: LoggedContext): P
       },
     }),
   );
-  log.info('job event queued', { jobId: decision.event.jobId, projectId: decision.event.projectId, status: decision.event.status, dedupKey: decision.dedupKey, messageId: out.MessageId });
+  log.info('job event queued', { jobId: decision.event.jobId, projectId: decision.event.projectId, status: decision.event.status, dedupKey: decision.dedupKey, messageId: out.MessageId, ...decision.detail });
   return jsonResponse(decision.status, { queued: decision.reason, messageId: out.MessageId }, context.correlationId);
 }
 
-export const handler = middy<APIGatewayProxyEventV2, HttpResponse, Error, LoggedContext>(receive)
+export const handler = middy<unknown, HttpResponse, Error, LoggedContext>(receive)
   .use(
-    correlate<APIGatewayProxyEventV2, HttpResponse>({
+    correlate<unknown, HttpResponse>({
       fields: { service: 'gitlab-spot-autoscaler', function: 'webhook' },
       summarize: (r) => ({ statusCode: r?.statusCode }),
     }),
   )
-  .use(httpErrors<APIGatewayProxyEventV2>());
+  .use(httpErrors<unknown>());

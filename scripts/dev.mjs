@@ -9,7 +9,7 @@
 //   DEV_HTTP_PORT       webhook HTTP port              (default 3000)
 //   DEV_LAMBDA_PORT     serverless-offline Lambda API  (default 3002)
 //   DEV_MOTO_PORT       moto                           (default 5000)
-//   DEV_WEBHOOK_SECRET  X-Gitlab-Token to send         (default dev-webhook-secret)
+//   DEV_WEBHOOK_SECRET  X-Gitlab-Token to send         (default dev-webhook-secret-0123456789abcdef; 32+ characters, as deployed)
 //   DEV_TICK_SECONDS    reconcile tick                 (default 60)
 // Everything started here is stopped on Ctrl-C / SIGTERM, by PID.
 import { spawn } from 'node:child_process';
@@ -36,7 +36,7 @@ function fail(msg) {
 const httpPort = port('DEV_HTTP_PORT', 3000);
 const lambdaPort = port('DEV_LAMBDA_PORT', 3002);
 const motoPort = port('DEV_MOTO_PORT', 5000);
-const secret = process.env.DEV_WEBHOOK_SECRET || 'dev-webhook-secret';
+const secret = process.env.DEV_WEBHOOK_SECRET || 'dev-webhook-secret-0123456789abcdef';
 const tickSeconds = Number(process.env.DEV_TICK_SECONDS || 60);
 const region = 'us-east-1';
 const stage = 'dev';

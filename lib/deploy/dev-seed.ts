@@ -10,6 +10,7 @@ import { SSMClient, PutParameterCommand } from '@aws-sdk/client-ssm';
 import { SQSClient, CreateQueueCommand } from '@aws-sdk/client-sqs';
 import { stringify } from 'yaml';
 import { parameterNames, validateConfig, type Config } from '../config';
+import { webhookSecretProblem } from '../webhook/job-hook';
 import { ensureLaunchTemplate } from '../aws/ec2-fleet';
 import { renderUserData } from '../worker/userdata';
 
@@ -32,6 +33,9 @@ export interface Seeded {
 const creds = { accessKeyId: 'testing', secretAccessKey: 'testing' };
 
 export async function seedMoto(opts: SeedOptions): Promise<Seeded> {
+  // The webhook refuses a weak secret at its first delivery; say so here, before anything starts.
+  const weak = webhookSecretProblem(opts.webhookSecret);
+  if (weak) throw new Error(`DEV_WEBHOOK_SECRET is refused: ${weak}`);
   const client = { endpoint: opts.endpoint, region: opts.region, credentials: creds };
   const ec2 = new EC2Client(client);
   const ssm = new SSMClient(client);

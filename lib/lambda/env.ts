@@ -84,23 +84,38 @@ export async function readConfigText(source: ControllerEnv['configSource'], getP
 }
 
 /**
- * A value fetched at most once per `ttlMs` and shared by concurrent callers; a failed fetch is not
- * cached. Used for the webhook secret (rotation takes effect within the TTL) and the config.
+ * A value fetched at most once per `ttlMs` and shared by concurrent callers. Used for the webhook
+ * secret (rotation takes effect within the TTL) and the config.
+ *
+ * A failed fetch is remembered for `failureTtlMs` (default 0: not at all): callers within that time
+ * get the same error without a new fetch. The webhook uses it so that a flood of requests during an
+ * SSM outage costs each container one SSM read per interval, not one (with retries) per request
+ * against SSM's account-wide 40 TPS.
  */
-export function cached<T>(fetch: () => Promise<T>, ttlMs: number, clock: () => number = Date.now): { get(): Promise<T>; reset(): void } {
+export function cached<T>(
+  fetch: () => Promise<T>,
+  ttlMs: number,
+  clock: () => number = Date.now,
+  opts: { failureTtlMs?: number } = {},
+): { get(): Promise<T>; reset(): void } {
   let value: { v: T; at: number } | undefined;
+  let failure: { e: unknown; at: number } | undefined;
   let inflight: Promise<T> | undefined;
+  const failureTtl = opts.failureTtlMs ?? 0;
   return {
     get() {
       if (value && (ttlMs === Infinity || clock() - value.at < ttlMs)) return Promise.resolve(value.v);
+      if (failure && clock() - failure.at < failureTtl) return Promise.reject(failure.e);
       if (!inflight)
         inflight = fetch().then(
           (v) => {
             value = { v, at: clock() };
+            failure = undefined;
             inflight = undefined;
             return v;
           },
           (e) => {
+            failure = { e, at: clock() };
             inflight = undefined;
             throw e;
           },
@@ -109,6 +124,7 @@ export function cached<T>(fetch: () => Promise<T>, ttlMs: number, clock: () => n
     },
     reset() {
       value = undefined;
+      failure = undefined;
       inflight = undefined;
     },
   };

@@ -11,6 +11,10 @@
  *  - names and shapes: fields named like secret-bearing headers (X-Gitlab-Token, Authorization,
  *    PRIVATE-TOKEN, Cookie) or whose name says token/secret/password/authorization, and strings that
  *    look like GitLab tokens (glrt-, glpat-, ...), are masked even when never registered.
+ * Size: every string is cut to MAX_STRING_CHARS and every object or array to MAX_ENTRIES entries
+ * (after redaction, so a cut never leaves half a secret), whatever a caller managed to get into a
+ * field: one line stays a few KB, and a public URL cannot make the logs (or their cost) grow with
+ * the size of what it is sent. JSON.stringify escapes control characters, so a line is one line.
  * The Logger port (lib/controller/ports.ts) is what the reconcile pass sees.
  */
 import type { Logger } from '../controller/ports';
@@ -69,10 +73,19 @@ function isSecretKey(key: string): boolean {
 
 const isScalarOrList = (v: unknown) => typeof v === 'string' || typeof v === 'number' || Array.isArray(v);
 
+/** Longest string a log field keeps; the rest is counted, not written. */
+export const MAX_STRING_CHARS = 2000;
+/** Most entries of one object or array a log line keeps. */
+export const MAX_ENTRIES = 100;
+
+function cap(s: string): string {
+  return s.length > MAX_STRING_CHARS ? `${s.slice(0, MAX_STRING_CHARS)}…[${s.length - MAX_STRING_CHARS} more characters]` : s;
+}
+
 function redactString(s: string): string {
   let out = s;
   for (const secret of registered) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
-  return out.replace(TOKEN_SHAPES, (_m, prefix: string) => `${prefix}${REDACTED}`);
+  return cap(out.replace(TOKEN_SHAPES, (_m, prefix: string) => `${prefix}${REDACTED}`));
 }
 
 export function redact(value: unknown, depth = 0, seen = new WeakSet<object>()): unknown {
@@ -84,15 +97,22 @@ export function redact(value: unknown, depth = 0, seen = new WeakSet<object>()):
   if (value instanceof Error) {
     const e: Record<string, unknown> = { name: value.name, message: redactString(value.message) };
     const code = (value as { code?: unknown }).code;
-    if (code !== undefined) e.code = code;
+    if (code !== undefined) e.code = redact(code, depth + 1, seen);
     if (value.stack) e.stack = redactString(value.stack.split('\n').slice(0, 6).join('\n'));
     return e;
   }
-  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1, seen));
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    out[k] = isSecretKey(k) && isScalarOrList(v) ? REDACTED : redact(v, depth + 1, seen);
+  if (Array.isArray(value)) {
+    const items = value.slice(0, MAX_ENTRIES).map((v) => redact(v, depth + 1, seen));
+    if (value.length > MAX_ENTRIES) items.push(`[${value.length - MAX_ENTRIES} more items]`);
+    return items;
   }
+  const out: Record<string, unknown> = {};
+  const keys = Object.keys(value);
+  for (const k of keys.slice(0, MAX_ENTRIES)) {
+    const v = (value as Record<string, unknown>)[k];
+    out[cap(k)] = isSecretKey(k) && isScalarOrList(v) ? REDACTED : redact(v, depth + 1, seen);
+  }
+  if (keys.length > MAX_ENTRIES) out['[more]'] = `${keys.length - MAX_ENTRIES} more keys`;
   return out;
 }
 

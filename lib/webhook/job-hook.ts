@@ -39,11 +39,16 @@ export const JOB_STATUSES = [
  */
 export const IGNORED_STATUSES: readonly string[] = ['created', 'manual', 'scheduled'];
 
+/**
+ * One delivery as the Lambda receives it. Everything is `unknown` on purpose: the HTTP API builds
+ * well-formed events, but the function can also be invoked directly with any JSON, and a public URL
+ * means any bytes. Nothing here may throw or answer 5xx because of what a caller sent.
+ */
 export interface WebhookRequest {
   /** Header names in any case (API Gateway HTTP API lower-cases them; others may not). */
-  headers: Record<string, string | undefined>;
-  body: string | undefined | null;
-  isBase64Encoded?: boolean;
+  headers: unknown;
+  body: unknown;
+  isBase64Encoded?: unknown;
 }
 
 export interface WebhookOptions {
@@ -53,32 +58,104 @@ export interface WebhookOptions {
   maxBodyBytes?: number;
 }
 
+/**
+ * Caller-supplied values that explain a decision, for the log line only: each is already shortened
+ * and escaped (describeValue), never the value itself. Response bodies carry the fixed `reason`.
+ */
+export type DecisionDetail = Record<string, string | number>;
+
 export type WebhookDecision =
-  | { kind: 'queue'; status: 202; event: JobEvent; dedupKey: string; reason: string }
-  | { kind: 'ignore'; status: 200; reason: string }
-  | { kind: 'reject'; status: 400 | 401 | 413 | 415 | 422; reason: string };
+  | { kind: 'queue'; status: 202; event: JobEvent; dedupKey: string; reason: string; detail?: DecisionDetail }
+  | { kind: 'ignore'; status: 200; reason: string; detail?: DecisionDetail }
+  | { kind: 'reject'; status: 400 | 401 | 413 | 415 | 422; reason: string; detail?: DecisionDetail };
+
+/**
+ * The shortest webhook secret accepted: 32 characters. `openssl rand -hex 32` (the command the docs
+ * give) makes 64; 32 hex characters are 128 bits, beyond guessing through a throttled public URL
+ * (250 requests/s for a million years tries 2^53 of 2^128). Most leaked or guessed webhook secrets
+ * are short words and placeholders ("secret", "changeme", "gitlab-webhook"): they are refused.
+ */
+export const MIN_WEBHOOK_SECRET_LENGTH = 32;
+/** A long secret of a few repeated characters ("aaaa…", "abab…") is no secret either. */
+const MIN_DISTINCT_SECRET_CHARS = 8;
+
+/** Why a webhook secret is refused, or undefined when it is acceptable. Names no part of the value. */
+export function webhookSecretProblem(secret: string): string | undefined {
+  if (secret.length < MIN_WEBHOOK_SECRET_LENGTH)
+    return `it is ${secret.length} characters long; at least ${MIN_WEBHOOK_SECRET_LENGTH} are required (generate one with: openssl rand -hex 32)`;
+  if (new Set(secret).size < MIN_DISTINCT_SECRET_CHARS)
+    return `it uses only ${new Set(secret).size} distinct characters; use a random value (openssl rand -hex 32)`;
+  return undefined;
+}
+
+/** Presented tokens longer than this are refused unhashed (API Gateway allows 10 KB of headers; a direct invoke 6 MB). */
+const MAX_TOKEN_LENGTH = 4096;
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /**
  * Constant-time comparison of the presented token with the secret. Both sides are hashed first so
  * the comparison takes the same time whatever the presented length (timingSafeEqual alone throws
- * on a length mismatch, which would leak the secret's length).
+ * on a length mismatch, which would leak the secret's length). A token with a lone surrogate is
+ * refused: UTF-8 encoding would turn it into U+FFFD and make two different strings hash alike.
  */
 export function tokenMatches(presented: string | undefined, secret: string): boolean {
   if (!secret) return false; // an empty secret would accept an absent header
-  const a = createHash('sha256').update(presented ?? '', 'utf8').digest();
+  if (presented === undefined || presented.length > MAX_TOKEN_LENGTH || LONE_SURROGATE.test(presented)) return false;
+  const a = createHash('sha256').update(presented, 'utf8').digest();
   const b = createHash('sha256').update(secret, 'utf8').digest();
-  return timingSafeEqual(a, b) && presented !== undefined;
+  return timingSafeEqual(a, b) && presented === secret;
 }
 
-export function header(headers: WebhookRequest['headers'], name: string): string | undefined {
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * A header's value, by name in any case. Only a single string counts: a header present twice under
+ * different spellings (possible only in a direct invoke; HTTP API joins repeats with ",") or with a
+ * value that is not a string (a number, an array, an object) reads as absent, so it can never be
+ * taken for the secret nor crash the code that reads it. Own properties only (no prototype keys).
+ */
+export function header(headers: unknown, name: string): string | undefined {
+  if (!isRecord(headers)) return undefined;
   const lower = name.toLowerCase();
-  for (const [k, v] of Object.entries(headers ?? {})) if (k.toLowerCase() === lower) return v ?? undefined;
-  return undefined;
+  let found: unknown;
+  let count = 0;
+  for (const k of Object.keys(headers)) {
+    if (k.toLowerCase() !== lower) continue;
+    found = headers[k];
+    count++;
+  }
+  return count === 1 && typeof found === 'string' ? found : undefined;
+}
+
+/** Longest caller string a log line shows (decideDelivery's `detail`); the rest is counted, not shown. */
+const SHOWN_CHARS = 64;
+
+/**
+ * A caller value as a log line may show it: strings cut to 64 characters and JSON-escaped (control
+ * characters, lone surrogates), anything else by its type and size, never serialized (a 100,000-deep
+ * array in object_kind crashed JSON.stringify with a stack overflow).
+ */
+export function describeValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.slice(0, SHOWN_CHARS)) + (v.length > SHOWN_CHARS ? ` (+${v.length - SHOWN_CHARS} more characters)` : '');
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (v === null) return 'null';
+  if (v === undefined) return 'absent';
+  if (Array.isArray(v)) return `an array of ${v.length} items`;
+  if (typeof v === 'object') return 'an object';
+  return typeof v;
 }
 
 function positiveInt(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : undefined;
 }
+
+/**
+ * GitLab's Idempotency-Key and X-Gitlab-Event-UUID are UUIDs. A value outside this shape is not
+ * used (the job, status and retries key is): it would go into an SQS message attribute, which
+ * refuses control characters and lone surrogates with a 400 — a 5xx caused by input.
+ */
+const DELIVERY_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 
 /**
  * The key under which two deliveries are "the same": GitLab's Idempotency-Key (17.4+, stable across
@@ -89,52 +166,62 @@ export function dedupKey(event: Pick<JobEvent, 'jobId' | 'status'>, retries: num
   return idempotencyKey ? `idem:${idempotencyKey}` : `job:${event.jobId}:${event.status}:${retries}`;
 }
 
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const JSON_MEDIA_TYPE = /^application\/json\s*(;|$)/i;
+
 /** Decides what to do with one delivery. Never throws for bad input: bad input is a 4xx decision. */
 export function decideDelivery(req: WebhookRequest, opts: WebhookOptions): WebhookDecision {
   const maxBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const headers = isRecord(req) ? req.headers : undefined;
   // Authentication first: an unauthenticated caller learns nothing about what we accept.
-  if (!tokenMatches(header(req.headers, 'x-gitlab-token'), opts.secret))
+  if (!tokenMatches(header(headers, 'x-gitlab-token'), opts.secret))
     return { kind: 'reject', status: 401, reason: 'X-Gitlab-Token is missing or does not match the webhook secret' };
 
-  const eventName = header(req.headers, 'x-gitlab-event');
-  if (eventName !== 'Job Hook')
-    return { kind: 'ignore', status: 200, reason: `ignored: X-Gitlab-Event is ${eventName === undefined ? 'absent' : JSON.stringify(eventName.slice(0, 64))}, only "Job Hook" is used` };
+  const eventName = header(headers, 'x-gitlab-event');
+  if (eventName !== 'Job Hook') return { kind: 'ignore', status: 200, reason: 'ignored: only X-Gitlab-Event "Job Hook" is used', detail: { event: describeValue(eventName) } };
+
+  const contentType = header(headers, 'content-type');
+  if (contentType !== undefined && !JSON_MEDIA_TYPE.test(contentType))
+    return { kind: 'reject', status: 415, reason: 'Content-Type must be application/json, as GitLab sends it', detail: { contentType: describeValue(contentType) } };
 
   const raw = req.body ?? '';
-  const bytes = req.isBase64Encoded ? Math.floor((raw.length * 3) / 4) : Buffer.byteLength(raw, 'utf8');
-  if (bytes > maxBytes) return { kind: 'reject', status: 413, reason: `body is ${bytes} bytes; at most ${maxBytes} are accepted` };
-  const text = req.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
-  const contentType = header(req.headers, 'content-type');
-  if (contentType !== undefined && !/^application\/json\b/i.test(contentType))
-    return { kind: 'reject', status: 415, reason: `Content-Type is ${JSON.stringify(contentType.slice(0, 64))}; GitLab sends application/json` };
+  if (typeof raw !== 'string') return { kind: 'reject', status: 400, reason: 'body must be a JSON text', detail: { body: describeValue(raw) } };
+  const base64 = req.isBase64Encoded === true;
+  // Sizes first, from the length alone: nothing large is decoded or parsed.
+  const bytes = base64 ? Math.floor(raw.length / 4) * 3 - (raw.endsWith('==') ? 2 : raw.endsWith('=') ? 1 : 0) : raw.length > maxBytes ? raw.length : Buffer.byteLength(raw, 'utf8');
+  if (bytes > maxBytes) return { kind: 'reject', status: 413, reason: `body is over ${maxBytes} bytes`, detail: { bytes } };
+  if (base64 && !BASE64.test(raw)) return { kind: 'reject', status: 400, reason: 'body is not valid base64' };
+  const text = base64 ? Buffer.from(raw, 'base64').toString('utf8') : raw;
 
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch (e) {
-    return { kind: 'reject', status: 400, reason: `body is not JSON: ${(e as Error).message.slice(0, 120)}` };
+    // V8's message quotes the input: logged shortened, never answered.
+    return { kind: 'reject', status: 400, reason: 'body is not valid JSON', detail: { error: describeValue((e as Error).message) } };
   }
-  if (!body || typeof body !== 'object' || Array.isArray(body)) return { kind: 'reject', status: 400, reason: 'body must be a JSON object' };
-  const b = body as Record<string, unknown>;
-  if (b.object_kind !== 'build')
-    return { kind: 'reject', status: 422, reason: `a Job Hook body has object_kind "build"; got ${JSON.stringify(b.object_kind ?? null)}` };
-  const jobId = positiveInt(b.build_id);
-  if (jobId === undefined) return { kind: 'reject', status: 422, reason: 'build_id must be a positive integer' };
-  const projectId = positiveInt(b.project_id);
-  if (projectId === undefined) return { kind: 'reject', status: 422, reason: 'project_id must be a positive integer' };
-  const status = b.build_status;
+  if (!isRecord(body)) return { kind: 'reject', status: 400, reason: 'body must be a JSON object', detail: { body: describeValue(body) } };
+  if (body.object_kind !== 'build') return { kind: 'reject', status: 422, reason: 'object_kind must be "build" (a Job Hook body)', detail: { objectKind: describeValue(body.object_kind) } };
+  const jobId = positiveInt(body.build_id);
+  if (jobId === undefined) return { kind: 'reject', status: 422, reason: 'build_id must be a positive integer', detail: { buildId: describeValue(body.build_id) } };
+  const projectId = positiveInt(body.project_id);
+  if (projectId === undefined) return { kind: 'reject', status: 422, reason: 'project_id must be a positive integer', detail: { projectId: describeValue(body.project_id) } };
+  const status = body.build_status;
   if (typeof status !== 'string' || !(JOB_STATUSES as readonly string[]).includes(status))
-    return { kind: 'reject', status: 422, reason: `build_status ${JSON.stringify(status ?? null)} is not a GitLab job status (accepted: ${JOB_STATUSES.join(', ')})` };
+    return { kind: 'reject', status: 422, reason: `build_status is not a GitLab job status (accepted: ${JOB_STATUSES.join(', ')})`, detail: { buildStatus: describeValue(status) } };
   if (IGNORED_STATUSES.includes(status)) return { kind: 'ignore', status: 200, reason: `ignored: job ${jobId} is ${status}; it needs no runner yet` };
-  const retries = typeof b.retries_count === 'number' && Number.isSafeInteger(b.retries_count) ? b.retries_count : 0;
+  const retries = typeof body.retries_count === 'number' && Number.isSafeInteger(body.retries_count) ? body.retries_count : 0;
 
-  const idem = header(req.headers, 'idempotency-key') ?? header(req.headers, 'x-gitlab-event-uuid');
+  const presentedId = header(headers, 'idempotency-key') ?? header(headers, 'x-gitlab-event-uuid');
+  const deliveryId = presentedId !== undefined && DELIVERY_ID.test(presentedId) ? presentedId : undefined;
   const event: JobEvent = { jobId, projectId, status, receivedAt: opts.now };
-  if (idem) event.deliveryId = idem.slice(0, 128);
+  if (deliveryId) event.deliveryId = deliveryId;
   // Optional: lets the controller route all of a pipeline's untagged jobs with one API call.
-  const pipelineId = positiveInt(b.pipeline_id);
+  const pipelineId = positiveInt(body.pipeline_id);
   if (pipelineId !== undefined) event.pipelineId = pipelineId;
-  return { kind: 'queue', status: 202, event, dedupKey: dedupKey(event, retries, idem ? idem.slice(0, 128) : undefined), reason: `queued job ${jobId} ${status}` };
+  const decision: WebhookDecision = { kind: 'queue', status: 202, event, dedupKey: dedupKey(event, retries, deliveryId), reason: `queued job ${jobId} ${status}` };
+  if (presentedId !== undefined && !deliveryId) decision.detail = { ignoredDeliveryId: describeValue(presentedId) };
+  return decision;
 }
 
 /**

@@ -15,7 +15,7 @@ import { EC2Client, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import { freePort } from '../helpers/moto';
 
 const root = join(__dirname, '..', '..');
-const SECRET = 'e2e-secret-0123456789';
+const SECRET = 'e2e-secret-0123456789abcdef0123456789';
 let dev: ChildProcess;
 let output = '';
 let ports: { http: number; lambda: number; moto: number };

@@ -1,4 +1,5 @@
-import { clearRegisteredSecrets, createLogger, isRegisteredSecret, MAX_REGISTERED_SECRETS, redact, registeredSecretCount, registerSecret } from '../../lib/lambda/logger';
+import { clearRegisteredSecrets, createLogger, isRegisteredSecret, MAX_ENTRIES, MAX_REGISTERED_SECRETS, MAX_STRING_CHARS, redact, registeredSecretCount, registerSecret } from '../../lib/lambda/logger';
+import { correlationIdOf } from '../../lib/lambda/middleware';
 import { emfLine } from '../../lib/lambda/metrics';
 
 afterEach(() => clearRegisteredSecrets());
@@ -46,5 +47,45 @@ describe('emfLine', () => {
     expect(doc._aws).toEqual({ Timestamp: 1000, CloudWatchMetrics: [{ Namespace: 'GitLabSpotAutoscaler', Dimensions: [['Pool']], Metrics: [{ Name: 'Launches', Unit: 'Count' }, { Name: 'PassDuration', Unit: 'Milliseconds' }] }] });
     expect(doc).toMatchObject({ Pool: 'p', Launches: 2, PassDuration: 12.5, passId: 'x' });
     expect(doc.Bad).toBeUndefined();
+  });
+});
+
+describe('size caps (caller values cannot grow a line)', () => {
+  it('cuts long strings after redaction, so no part of a secret is left at the cut', () => {
+    const out: string[] = [];
+    const secret = 'registered-secret-value-0123456789';
+    registerSecret(secret);
+    const long = 'a'.repeat(MAX_STRING_CHARS - 5) + secret + 'b'.repeat(100_000);
+    createLogger({}, { sink: (l) => out.push(l) }).info('m', { long, [long]: 1 });
+    expect(out[0].length).toBeLessThan(5 * MAX_STRING_CHARS);
+    expect(out[0]).not.toContain(secret.slice(0, 8));
+    expect(out[0]).toContain('more characters]');
+  });
+  it('keeps at most MAX_ENTRIES entries of an object or array', () => {
+    const out: string[] = [];
+    const many = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`k${i}`, i]));
+    createLogger({}, { sink: (l) => out.push(l) }).info('m', { many, list: Array.from({ length: 10_000 }, (_, i) => i) });
+    const entry = JSON.parse(out[0]);
+    expect(Object.keys(entry.many)).toHaveLength(MAX_ENTRIES + 1);
+    expect(entry.list).toHaveLength(MAX_ENTRIES + 1);
+    expect(out[0].length).toBeLessThan(4096);
+  });
+  it('writes control characters escaped: one entry is one line', () => {
+    const out: string[] = [];
+    createLogger({}, { sink: (l) => out.push(l) }).info('m', { v: 'a\r\nlevel: error\u0000' });
+    expect(out[0]).not.toMatch(/[\r\n\u0000]/);
+  });
+});
+
+describe('correlationIdOf', () => {
+  it('takes a well-formed X-Gitlab-Event-UUID, SQS message id or EventBridge id, else the request id', () => {
+    const uuid = '0b5a3c2e-9f0d-4a8e-9a51-1f2c3d4e5f60';
+    expect(correlationIdOf({ headers: { 'X-Gitlab-Event-UUID': uuid } }, { awsRequestId: 'r-1' })).toBe(uuid);
+    expect(correlationIdOf({ Records: [{ messageId: uuid }] }, { awsRequestId: 'r-1' })).toBe(uuid);
+    expect(correlationIdOf({ id: uuid, 'detail-type': 'x' }, { awsRequestId: 'r-1' })).toBe(uuid);
+    for (const bad of ['\r\nSet-Cookie: a=b', 'x'.repeat(65), 'caf\u00e9', 42, ['a'], ''])
+      expect(correlationIdOf({ headers: { 'x-gitlab-event-uuid': bad }, Records: [{ messageId: bad }] }, { awsRequestId: 'r-1' })).toBe('r-1');
+    expect(correlationIdOf(null, {})).toMatch(/^[0-9a-f-]{36}$/);
+    expect(correlationIdOf({}, { awsRequestId: '\n' })).toMatch(/^[0-9a-f-]{36}$/);
   });
 });

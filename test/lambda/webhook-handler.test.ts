@@ -7,7 +7,7 @@ import { handler, resetForTests } from '../../handlers/webhook';
 import { clearRegisteredSecrets, createLogger, isRegisteredSecret, registeredSecretCount } from '../../lib/lambda/logger';
 import { decodeQueueMessage } from '../../lib/webhook/job-hook';
 
-const SECRET = 'whsec-0123456789abcdef';
+const SECRET = 'whsec-0123456789abcdef-5e1f7a2c9b3d4e60';
 const ssm = mockClient(SSMClient);
 const sqs = mockClient(SQSClient);
 const event = (name: string) => JSON.parse(readFileSync(join(__dirname, '../../events', name), 'utf8'));
@@ -57,7 +57,7 @@ describe('webhook handler', () => {
   it('answers 4xx with a reason to a malformed body and queues nothing', async () => {
     const res = await handler({ ...withToken(event('webhook-job-pending.json'), SECRET), body: '{oops' }, ctx());
     expect(res.statusCode).toBe(400);
-    expect(JSON.parse(res.body).error).toMatch(/not JSON/);
+    expect(JSON.parse(res.body).error).toBe('body is not valid JSON');
     expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
   });
 
@@ -129,10 +129,61 @@ describe('webhook handler', () => {
     expect(out[0]).not.toMatch(/forged-value-abc|xyz-123456|multi/);
   });
 
-  it('names the missing variable when the function is misconfigured', async () => {
+  it('names the missing variable when the function is misconfigured (500: not an outage that passes)', async () => {
     delete process.env.QUEUE_URL;
     const res = await handler(withToken(event('webhook-job-pending.json'), SECRET), ctx());
-    expect(res.statusCode).toBe(503);
+    expect(res.statusCode).toBe(500);
+    expect(res.body).not.toContain('QUEUE_URL');
     expect(lines.join('')).toContain('QUEUE_URL is not set');
+  });
+
+  it.each([
+    ['short', 'whsec-short-secret'],
+    ['a placeholder repeated', 'changeme'.repeat(5)],
+    ['empty', ''],
+  ])('refuses a %s webhook secret: every delivery 500, the log names the SSM parameter, nothing queued', async (_what, weak) => {
+    ssm.on(GetParameterCommand).resolves({ Parameter: { Value: weak } });
+    for (const token of [weak, SECRET, 'anything']) {
+      const res = await handler(withToken(event('webhook-job-pending.json'), token), ctx());
+      expect(res.statusCode).toBe(500);
+      expect(res.body).toBe(JSON.stringify({ error: 'the webhook is misconfigured; its logs say what to fix', correlationId: '0b5a3c2e-9f0d-4a8e-9a51-1f2c3d4e5f60' }));
+    }
+    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+    const failed = logs().filter((l) => l.message === 'invocation failed');
+    expect(failed[0].error.message).toMatch(/the webhook secret in SSM parameter \/gsa\/x\/dev\/secrets\/webhook-secret is refused: it (is \d+ characters long; at least 32|uses only \d+ distinct|is empty)/);
+    if (weak) expect(lines.join('')).not.toContain(weak);
+    // A refused secret is an answer, remembered like a good one: one SSM read, not one per request.
+    expect(ssm.commandCalls(GetParameterCommand)).toHaveLength(1);
+  });
+
+  it('after a failed secret read, answers 503 without asking SSM again for 10 s (a flood cannot hammer SSM)', async () => {
+    ssm.on(GetParameterCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+    for (let i = 0; i < 20; i++) expect((await handler(withToken(event('webhook-job-pending.json'), 'x'), ctx())).statusCode).toBe(503);
+    expect(ssm.commandCalls(GetParameterCommand)).toHaveLength(3); // the first request's bounded retries
+  });
+
+  it('uses the GitLab event UUID as correlation id only when it is well-formed; otherwise the request id', async () => {
+    for (const uuid of ['\r\nSet-Cookie: a=b', 'x'.repeat(65), 'caf\u00e9', '\u0000']) {
+      lines.length = 0;
+      const e = withToken(event('webhook-job-pending.json'), SECRET);
+      e.headers['x-gitlab-event-uuid'] = uuid;
+      e.headers['idempotency-key'] = uuid;
+      const res = await handler(e, ctx());
+      expect(res.statusCode).toBe(202);
+      expect(res.headers['x-correlation-id']).toBe('req-1');
+      for (const l of logs()) expect(l.correlationId).toBe('req-1');
+      expect(sqs.commandCalls(SendMessageCommand).at(-1)!.args[0].input.MessageAttributes?.dedupKey?.StringValue).toBe('job:4242:pending:0');
+    }
+  });
+
+  it.each([
+    ['null', null],
+    ['a string', 'hello'],
+    ['an array', []],
+    ['headers as a string', { headers: 'x-gitlab-token: a' }],
+  ])('answers 401 to an event that is %s (a direct invoke), without throwing', async (_what, e) => {
+    const res = await handler(e as any, ctx());
+    expect(res.statusCode).toBe(401);
+    expect(res.headers['x-correlation-id']).toBe('req-1');
   });
 });

@@ -6,12 +6,16 @@ import {
   dedupeEvents,
   decodeQueueMessage,
   encodeQueueMessage,
+  describeValue,
+  header,
   tokenMatches,
+  webhookSecretProblem,
+  MIN_WEBHOOK_SECRET_LENGTH,
   QueueMessageError,
   type WebhookRequest,
 } from '../../lib/webhook/job-hook';
 
-const SECRET = 's3cret-webhook-value';
+const SECRET = 's3cret-webhook-value-7f2c91e04b5d';
 const body = (status: string) => readFileSync(join(__dirname, '../../events', `job-hook-${status}.body.json`), 'utf8');
 const req = (over: Partial<WebhookRequest> & { headers?: Record<string, string | undefined> } = {}): WebhookRequest => ({
   body: body('pending'),
@@ -34,6 +38,57 @@ describe('tokenMatches', () => {
   });
   it('agrees with string equality for arbitrary inputs', () => {
     fc.assert(fc.property(fc.string(), fc.string({ minLength: 1 }), (a, s) => tokenMatches(a, s) === (a === s)));
+  });
+  it('refuses a token with a lone surrogate even where UTF-8 would make it equal to the secret', () => {
+    // UTF-8 encodes a lone surrogate as U+FFFD: hashing alone would accept it for a secret holding U+FFFD.
+    const secret = 'a'.repeat(20) + '\ufffd' + 'b'.repeat(20);
+    expect(tokenMatches('a'.repeat(20) + '\ud800' + 'b'.repeat(20), secret)).toBe(false);
+    expect(tokenMatches(secret, secret)).toBe(true);
+  });
+});
+
+describe('webhookSecretProblem', () => {
+  it(`refuses secrets under ${MIN_WEBHOOK_SECRET_LENGTH} characters and low-variety ones, naming no part of the value`, () => {
+    expect(webhookSecretProblem('changeme')).toMatch(/8 characters long; at least 32 are required.*openssl rand -hex 32/);
+    expect(webhookSecretProblem('x'.repeat(31) + 'y')).toMatch(/only 2 distinct characters/);
+    expect(webhookSecretProblem('ab'.repeat(40))).toMatch(/only 2 distinct/);
+    expect(webhookSecretProblem('changeme')).not.toContain('changeme');
+  });
+  it('accepts what the docs generate (openssl rand -hex 32) and 32 random characters', () => {
+    expect(webhookSecretProblem('9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08')).toBeUndefined();
+    expect(webhookSecretProblem('Qm4tX9vK2pL7sR1wZ8yB3nC6dF5gH0jA')).toBeUndefined();
+  });
+});
+
+describe('header', () => {
+  it('reads one string value by name in any case', () => {
+    expect(header({ 'X-Gitlab-Token': 'a' }, 'x-gitlab-token')).toBe('a');
+  });
+  it.each([
+    ['a number', { 'x-gitlab-token': 42 }],
+    ['an array', { 'x-gitlab-token': ['a'] }],
+    ['an object', { 'x-gitlab-token': { v: 'a' } }],
+    ['a Buffer', { 'x-gitlab-token': Buffer.from('a') }],
+    ['null', { 'x-gitlab-token': null }],
+    ['two spellings', { 'x-gitlab-token': 'a', 'X-Gitlab-Token': 'a' }],
+    ['an inherited key', Object.create({ 'x-gitlab-token': 'a' })],
+    ['headers that are not an object', 'x-gitlab-token: a'],
+    ['headers that are an array', [['x-gitlab-token', 'a']]],
+  ])('reads %s as absent', (_what, headers) => {
+    expect(header(headers, 'x-gitlab-token')).toBeUndefined();
+  });
+});
+
+describe('describeValue', () => {
+  it('shows at most 64 characters of a string, escaped, and only the type of anything else', () => {
+    expect(describeValue('k'.repeat(250_000))).toBe(`"${'k'.repeat(64)}" (+249936 more characters)`);
+    expect(describeValue('a\r\nb')).toBe('"a\\r\\nb"');
+    const deep: unknown[] = [];
+    let cur = deep;
+    for (let i = 0; i < 200_000; i++) cur = (cur[0] = []) as unknown[];
+    expect(describeValue(deep)).toBe('an array of 1 items'); // JSON.stringify of it overflows the stack
+    expect(describeValue({ a: 1 })).toBe('an object');
+    expect(describeValue(undefined)).toBe('absent');
   });
 });
 
@@ -87,8 +142,8 @@ describe('decideDelivery', () => {
 
   it('acknowledges other GitLab events with 200 and queues nothing', () => {
     const d = decideDelivery(req({ headers: { 'x-gitlab-event': 'Pipeline Hook' }, body: '{"object_kind":"pipeline"}' }), { secret: SECRET, now });
-    expect(d).toMatchObject({ kind: 'ignore', status: 200 });
-    expect(d.reason).toContain('Pipeline Hook');
+    expect(d).toMatchObject({ kind: 'ignore', status: 200, detail: { event: '"Pipeline Hook"' } });
+    expect(d.reason).not.toContain('Pipeline Hook'); // the answer is fixed; the log shows what came
   });
 
   it('acknowledges jobs that need no runner yet (created, manual, scheduled)', () => {
@@ -101,8 +156,7 @@ describe('decideDelivery', () => {
 
   it('refuses a body over the limit with 413', () => {
     const d = decideDelivery(req({ body: JSON.stringify({ object_kind: 'build', pad: 'x'.repeat(5000) }) }), { secret: SECRET, now, maxBodyBytes: 4096 });
-    expect(d).toMatchObject({ kind: 'reject', status: 413 });
-    expect(d.reason).toMatch(/at most 4096/);
+    expect(d).toMatchObject({ kind: 'reject', status: 413, reason: 'body is over 4096 bytes' });
   });
 
   it('decodes a base64 body (API Gateway may encode it)', () => {
@@ -111,27 +165,74 @@ describe('decideDelivery', () => {
   });
 
   it.each([
-    ['not JSON', '{"object_kind":', 400, /not JSON/],
-    ['a JSON array', '[]', 400, /JSON object/],
-    ['another object kind', '{"object_kind":"pipeline"}', 422, /object_kind "build"/],
-    ['no build_id', '{"object_kind":"build","project_id":1,"build_status":"pending"}', 422, /build_id/],
-    ['a string project_id', '{"object_kind":"build","build_id":1,"project_id":"1","build_status":"pending"}', 422, /project_id/],
-    ['an unknown status', '{"object_kind":"build","build_id":1,"project_id":1,"build_status":"exploded"}', 422, /exploded.*accepted: created/],
-  ])('refuses %s with a 4xx naming the problem', (_what, text, status, reason) => {
+    ['not JSON', '{"object_kind":', 400, /not valid JSON/, undefined],
+    ['a JSON array', '[]', 400, /JSON object/, { body: 'an array of 0 items' }],
+    ['another object kind', '{"object_kind":"pipeline"}', 422, /object_kind must be "build"/, { objectKind: '"pipeline"' }],
+    ['no build_id', '{"object_kind":"build","project_id":1,"build_status":"pending"}', 422, /build_id/, { buildId: 'absent' }],
+    ['a string project_id', '{"object_kind":"build","build_id":1,"project_id":"1","build_status":"pending"}', 422, /project_id/, { projectId: '"1"' }],
+    ['an unknown status', '{"object_kind":"build","build_id":1,"project_id":1,"build_status":"exploded"}', 422, /accepted: created/, { buildStatus: '"exploded"' }],
+  ])('refuses %s with a 4xx naming the problem (fixed text; the log detail shows the value)', (_what, text, status, reason, detail) => {
     const d = decideDelivery(req({ body: text }), { secret: SECRET, now });
     expect(d).toMatchObject({ kind: 'reject', status });
     expect(d.reason).toMatch(reason);
+    if (detail) expect(d.detail).toEqual(detail);
+    expect(d.reason).not.toMatch(/exploded|pipeline"/);
+  });
+
+  it.each([
+    ['a number', 42],
+    ['an object', { object_kind: 'build' }],
+    ['an array', ['a']],
+  ])('refuses a body that is %s (a direct invoke) with 400', (_what, b) => {
+    expect(decideDelivery(req({ body: b }), { secret: SECRET, now })).toMatchObject({ kind: 'reject', status: 400, reason: 'body must be a JSON text' });
+  });
+
+  it.each([
+    ['outside the alphabet', '@@' + Buffer.from(body('pending')).toString('base64')],
+    ['truncated', Buffer.from(body('pending')).toString('base64').slice(0, -3)],
+    ['URL-safe alphabet', Buffer.from(body('pending')).toString('base64').replace(/\+/g, '-').replace(/\//g, '_') + '-_'],
+  ])('refuses base64 %s with 400', (_what, b64) => {
+    expect(decideDelivery(req({ body: b64, isBase64Encoded: true }), { secret: SECRET, now })).toMatchObject({ kind: 'reject', status: 400, reason: 'body is not valid base64' });
+  });
+
+  it('measures a base64 body by its decoded size, exactly, before decoding it', () => {
+    const text = JSON.stringify({ object_kind: 'build', build_id: 1, project_id: 1, build_status: 'pending', pad: 'p'.repeat(4000) });
+    const b64 = Buffer.from(text).toString('base64');
+    const at = (max: number) => decideDelivery(req({ body: b64, isBase64Encoded: true }), { secret: SECRET, now, maxBodyBytes: max }).status;
+    expect(at(Buffer.byteLength(text))).toBe(202);
+    expect(at(Buffer.byteLength(text) - 1)).toBe(413);
+  });
+
+  it('takes isBase64Encoded only when it is true (not "true" or 1)', () => {
+    const b64 = Buffer.from(body('pending')).toString('base64');
+    for (const flag of ['true', 1]) expect(decideDelivery(req({ body: b64, isBase64Encoded: flag }), { secret: SECRET, now })).toMatchObject({ status: 400 });
+  });
+
+  it('uses an Idempotency-Key only when it is shaped like one; others fall back to the job key and are shown shortened', () => {
+    for (const bad of ['\r\nX: 1', 'x'.repeat(65), 'caf\u00e9', '\ud800abc', '']) {
+      const d = decideDelivery(req({ headers: { 'idempotency-key': bad, 'x-gitlab-event-uuid': undefined } }), { secret: SECRET, now });
+      expect(d).toMatchObject({ kind: 'queue', dedupKey: 'job:4242:pending:0' });
+      if (d.kind === 'queue') expect(d.event.deliveryId).toBeUndefined();
+    }
+    const d = decideDelivery(req({ headers: { 'idempotency-key': 'x'.repeat(5000) } }), { secret: SECRET, now });
+    expect(d.detail?.ignoredDeliveryId).toMatch(/^"x{64}" \(\+4936 more characters\)$/);
   });
 
   it('refuses a non-JSON content type with 415', () => {
-    expect(decideDelivery(req({ headers: { 'content-type': 'text/plain' } }), { secret: SECRET, now })).toMatchObject({ kind: 'reject', status: 415 });
+    for (const ct of ['text/plain', 'application/jsonx', 'application/json-patch+json', 'application/json\r\nX: 1'])
+      expect(decideDelivery(req({ headers: { 'content-type': ct } }), { secret: SECRET, now })).toMatchObject({ kind: 'reject', status: 415 });
+    for (const ct of ['application/json', 'application/json; charset=utf-8', 'APPLICATION/JSON'])
+      expect(decideDelivery(req({ headers: { 'content-type': ct } }), { secret: SECRET, now })).toMatchObject({ kind: 'queue' });
   });
 
-  it('never throws and never answers 5xx, whatever the body', () => {
+  it('never throws and never answers 5xx, whatever the body, headers or flags', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.json()), fc.boolean(), (text, b64) => {
-        const d = decideDelivery(req({ body: b64 ? Buffer.from(text).toString('base64') : text, isBase64Encoded: b64 }), { secret: SECRET, now });
-        return d.status < 500;
+      fc.property(fc.oneof(fc.string(), fc.json(), fc.anything()), fc.anything(), fc.oneof(fc.boolean(), fc.anything()), (text, extra, b64) => {
+        const d = decideDelivery(
+          { headers: { ...req().headers as object, extra }, body: b64 === true && typeof text === 'string' ? Buffer.from(text).toString('base64') : text, isBase64Encoded: b64 },
+          { secret: SECRET, now },
+        );
+        return d.status < 500 && Buffer.byteLength(d.reason) < 300;
       }),
     );
   });
