@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { parseCron, isValidTimeZone, CronSyntaxError } from './cron';
 import { checkRunnerTable, dotted, secretSettingProblem, RUNNER_SCHEMA_VERSION } from './worker/runner-schema';
+import { hostPathProblems } from './host-paths';
 
 /** Every default, in one place. The README's settings table lists the same values (test/readme.test.ts checks). */
 export const DEFAULTS = {
@@ -37,6 +38,7 @@ export const DEFAULTS = {
   pendingJobTtl: 3600, // seconds a pending job holds capacity without a confirming event
   capacityCooldown: 300, // seconds an instance type / zone rests after a capacity error
   ssmPrefix: '/gitlab-spot-autoscaler',
+  pinWorkerCredentials: false, // true needs VPC endpoints for every AWS service a worker calls (docs/worker.md)
 };
 
 /** Durations a pass acts on: 0 would make every worker or job expire at once, so a floor applies. */
@@ -192,6 +194,10 @@ export const WorkerSchema = z
       .object({
         shared: z.boolean().default(true),
         bucketName: z.string().optional(), // the deployment's cache bucket when unset
+        // gitlab-runner's [runners.cache] Path: the key prefix of this pool's cache objects, and the
+        // only prefix its workers may touch (IAM). Default: the pool name. Pools that name the same
+        // path share a cache; nothing else does (docs/worker.md, "Security notes").
+        path: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be 1-63 of letters, digits, _ . - (one path segment)').optional(),
       })
       .strict()
       .default({}),
@@ -238,7 +244,14 @@ export const ConfigSchema = z
     ssmPrefix: ssmParameterName.default(DEFAULTS.ssmPrefix),
     gitlab: z
       .object({
-        url: z.string().url('must be the GitLab base URL, e.g. "https://gitlab.example.com"').refine((u) => /^https?:\/\//.test(u), 'must start with https:// (or http:// for a lab)'),
+        url: z
+          .string()
+          .url('must be the GitLab base URL, e.g. "https://gitlab.example.com"')
+          .refine((u) => /^https?:\/\//.test(u), 'must start with https:// (or http:// for a lab)')
+          // The URL is written into every worker's config.toml and user data, and printed: no place
+          // for a password. GitLab authenticates runners by their token (SSM) and the controller by
+          // gitlab.apiTokenParameter.
+          .refine((u) => !urlHasCredentials(u), 'must not carry credentials ("https://user:password@host"): the URL goes into every worker\'s user data and config; remove them (runners authenticate with their token, stored in SSM)'),
         apiTokenParameter: ssmParameterName.optional(),
         webhookSecretParameter: ssmParameterName.optional(),
       })
@@ -247,6 +260,10 @@ export const ConfigSchema = z
     pendingJobTtl: seconds('pendingJobTtl', 60).default(DEFAULTS.pendingJobTtl),
     capacityCooldown: seconds('capacityCooldown', 10).default(DEFAULTS.capacityCooldown),
     pools: z.array(PoolSchema).min(1, 'at least one pool is needed'),
+    // Deny every worker call made with the worker's credentials from anywhere but the instance
+    // they were issued to (aws:ec2InstanceSourceVPC / aws:ec2InstanceSourcePrivateIPv4). Needs VPC
+    // endpoints for every AWS service a worker calls: docs/worker.md, "Security notes".
+    pinWorkerCredentials: z.boolean().default(DEFAULTS.pinWorkerCredentials),
   })
   .strict();
 
@@ -267,6 +284,16 @@ export class ConfigError extends Error {
 
 function pathOf(path: (string | number)[]): string {
   return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '') || '(root)';
+}
+
+/** Whether a URL names a user or password (`https://user:pass@host`). Unparseable is not our call here. */
+export function urlHasCredentials(u: string): boolean {
+  try {
+    const url = new URL(u);
+    return url.username !== '' || url.password !== '';
+  } catch {
+    return false;
+  }
 }
 
 /** Values that look like secrets are refused wherever they appear: they belong in SSM. */
@@ -316,6 +343,13 @@ function crossCheck(config: Config): string[] {
     if (pool.worker.market === 'on-demand' && pool.worker.maxPrice !== undefined)
       problems.push(`${at}.worker.maxPrice: only applies to spot; remove it or set market: spot`);
     problems.push(...runnerCrossCheck(pool, at));
+    // Host paths handed to jobs, judged on canonical paths (lib/host-paths.ts says what is refused and why).
+    problems.push(
+      ...hostPathProblems(
+        pool.worker.docker.volumes.map((spec, j) => ({ at: `${at}.worker.docker.volumes[${j}]`, spec, kind: 'volume' as const })),
+        { privileged: pool.worker.docker.privileged },
+      ),
+    );
   });
   if (untagged.length > 1)
     problems.push(`pools: ${untagged.map((n) => `"${n}"`).join(', ')} all set runUntagged: true; an untagged job would match each of them — allow it on one pool only`);
@@ -450,6 +484,11 @@ export function parameterNames(config: Config, stage: string) {
     /** A job secret of the pool (runnerSecrets): environment.DOCKER_AUTH_CONFIG -> .../secrets/runner/<pool>/environment/DOCKER_AUTH_CONFIG. */
     runnerSecret: (pool: Pool, secret: { setting: string; parameter?: string }) => secret.parameter ?? `${base}/secrets/runner/${pool.name}/${secret.setting.replace(/\./g, '/')}`,
   };
+}
+
+/** The key prefix of a pool's cache objects in its bucket (gitlab-runner's cache Path), and of what its workers may touch. */
+export function cachePath(pool: Pool): string {
+  return pool.worker.cache.path ?? pool.name;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { parseConfig, validateConfig, ConfigError, DEFAULTS, parameterNames, poolForJobTags, configWarnings } from '../lib/config';
+import { parseConfig, validateConfig, ConfigError, DEFAULTS, parameterNames, poolForJobTags, configWarnings, cachePath } from '../lib/config';
 import { makeConfig, poolInput } from './helpers/config';
 
 function problemsOf(raw: unknown): string[] {
@@ -135,5 +135,25 @@ pools:
     expect(poolForJobTags(c, ['docker', 'linux'])?.name).toBe('docker');
     expect(poolForJobTags(c, ['gpu'])?.name).toBe('gpu');
     expect(poolForJobTags(c, ['gpu', 'linux'])).toBeUndefined();
+  });
+});
+
+describe('GitLab URL credentials', () => {
+  it.each(['https://user:pass@gitlab.example.com', 'https://token@gitlab.example.com', 'http://:pw@gitlab.example.com/'])('refuses %s without repeating it', (url) => {
+    const problems = problemsOf(base([poolInput()], { gitlab: { url } }));
+    expect(problems).toEqual([expect.stringMatching(/^gitlab\.url: must not carry credentials \("https:\/\/user:password@host"\)/)]);
+    expect(problems.join('\n')).not.toMatch(/pass@|token@|:pw@/);
+  });
+  it('accepts a plain URL, with a path and port', () => {
+    expect(() => validateConfig(base([poolInput()], { gitlab: { url: 'https://gitlab.example.com:8443/gitlab' } }))).not.toThrow();
+  });
+});
+
+describe('cache path', () => {
+  it('defaults to the pool name; a path is one segment', () => {
+    const c = makeConfig([poolInput({ name: 'a' }), poolInput({ name: 'b', runUntagged: false, tags: ['b'], worker: { ...(poolInput().worker as object), cache: { path: 'shared' } } })]);
+    expect(cachePath(c.pools[0])).toBe('a');
+    expect(cachePath(c.pools[1])).toBe('shared');
+    expect(problemsOf(base([poolInput({ worker: { ...(poolInput().worker as object), cache: { path: 'a/b' } } })]))).toEqual([expect.stringMatching(/cache\.path: must be 1-63 of letters/)]);
   });
 });

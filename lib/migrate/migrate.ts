@@ -20,7 +20,7 @@
  */
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { Document } from 'yaml';
-import { parameterNames, validateConfig, type Config } from '../config';
+import { parameterNames, urlHasCredentials, validateConfig, type Config } from '../config';
 import { RUNNER_SCHEMA, RUNNER_SCHEMA_VERSION } from '../worker/runner-schema';
 import { WORKER_DEFAULTS } from '../worker/userdata';
 import { migrateCache } from './cache';
@@ -193,6 +193,7 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
   if (runners.length === 0) throw new MigrationError(source, ['no [[runners]] section: nothing to migrate']);
 
   let url: string | undefined;
+  let urlCredentials = false;
   let region: string | undefined;
   let cacheLocation: string | undefined;
   const drafts: PoolDraft[] = [];
@@ -229,13 +230,27 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
 
     // GitLab URL: one per deployment.
     if (typeof runner.url === 'string' && !isPlaceholder(runner.url) && /^https?:\/\/[^\s/]+/.test(runner.url)) {
-      const u = runner.url.replace(/\/+$/, '');
-      if (/^https?:\/\/[^/]*@/.test(u)) report.dropped(`${at}.url`, 'holds credentials; give gitlab.url without them');
-      else if (url === undefined) {
+      let u = runner.url.replace(/\/+$/, '');
+      const withCredentials = urlHasCredentials(u);
+      if (withCredentials) {
+        // A secret in the URL is never copied: the URL is written without it, and the value gets an
+        // SSM put-parameter command like every other secret (secretCommands).
+        const parsed = new URL(u);
+        parsed.username = '';
+        parsed.password = '';
+        u = parsed.toString().replace(/\/+$/, '');
+        urlCredentials = true;
+      }
+      if (url === undefined || url === u) {
         url = u;
-        report.mapped(`${at}.url`, 'gitlab.url');
-      } else if (url === u) report.mapped(`${at}.url`, 'gitlab.url');
-      else report.dropped(`${at}.url`, `this runner talks to ${u} but an earlier one to ${url}; a deployment serves one GitLab instance — migrate it separately`);
+        if (withCredentials)
+          report.replaced(
+            `${at}.url`,
+            'gitlab.url + SSM gitlab-url-credentials',
+            `credentials (user:password@) not copied (secret): gitlab.url is ${u}, and the command below stores them. Workers and the controller reach GitLab without them (runners authenticate with their token), so a GitLab that answers only with them (a proxy with basic authentication) is not supported`,
+          );
+        else report.mapped(`${at}.url`, 'gitlab.url');
+      } else report.dropped(`${at}.url`, `this runner talks to ${u} but an earlier one to ${url}; a deployment serves one GitLab instance — migrate it separately`);
     } else if (runner.url !== undefined) report.dropped(`${at}.url`, `${looksSecretValue(show(runner.url)) ? 'it' : JSON.stringify(show(runner.url))} is not a GitLab URL; gitlab.url is a PLACEHOLDER`);
 
     if (runner.token !== undefined)
@@ -382,7 +397,7 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
     }
   }
 
-  const secrets = secretCommands(config, stage, drafts);
+  const secrets = secretCommands(config, stage, drafts, urlCredentials);
   const yaml = renderYaml(out, warnings, secrets, report.entries, marks, source, stage);
   return { config, raw: out, yaml, warnings, secrets, report: report.entries, counts: report.counts() };
 }
@@ -403,10 +418,18 @@ function dropInvalid(out: Table, problem: string, report: Report): boolean {
   if (!/^pools\[\d+\]\./.test(path) || KEEP.test(path)) return false;
   const parent = get(parentOf(path));
   const last = steps(path).pop()!;
-  if (Array.isArray(parent) && typeof last === 'number') parent.splice(last, 1);
-  else if (parent && typeof parent === 'object') delete (parent as Table)[last as string];
-  else return false;
   const why = `this project's schema refuses it: ${problem.slice(sep + 2)}`;
+  if (Array.isArray(parent) && typeof last === 'number') {
+    // One element of a list mapped from config.toml (a docker volume validate refuses): reported
+    // under that key with the value, the rest of the list stays mapped.
+    const [removed] = parent.splice(last, 1);
+    const source = /\.worker\.docker\.volumes\[\d+\]$/.test(path) ? report.entries.find((e) => e.to === parentOf(path) && e.outcome !== 'dropped') : undefined;
+    if (source) {
+      report.dropped(`${source.at} ${JSON.stringify(removed)}`, why);
+      return true;
+    }
+  } else if (parent && typeof parent === 'object') delete (parent as Table)[last as string];
+  else return false;
   const touched = report.entries.filter((e) => e.to && (e.to === path || e.to.startsWith(`${path}.`) || e.to.startsWith(`${path}[`)));
   for (const e of touched) Object.assign(e, { outcome: 'dropped', why, to: undefined });
   if (!touched.length) report.dropped(`${path} (in the output)`, why);
@@ -492,7 +515,7 @@ function assignTags(drafts: PoolDraft[], url: string | undefined, warn: (at: str
 }
 
 /** The SSM parameters to create, with commands that hold placeholders, never values. */
-function secretCommands(config: Config, stage: string, drafts: PoolDraft[]): SecretToStore[] {
+function secretCommands(config: Config, stage: string, drafts: PoolDraft[], urlCredentials: boolean): SecretToStore[] {
   const names = parameterNames(config, stage);
   const regionFlag = config.region ? ` --region ${config.region}` : '';
   const put = (parameter: string, value: string) => `aws ssm put-parameter${regionFlag} --type SecureString --name ${shellQuote(parameter)} --value ${value}`;
@@ -527,6 +550,12 @@ function secretCommands(config: Config, stage: string, drafts: PoolDraft[]): Sec
       command: put(names.gitlabApiToken, "'<glpat-READ-API-TOKEN>'"),
     },
   );
+  if (urlCredentials)
+    out.push({
+      parameter: `${names.base}/secrets/gitlab-url-credentials`,
+      what: 'credentials that were in the GitLab URL (user:password); kept out of the config, not used by the deployment',
+      command: put(`${names.base}/secrets/gitlab-url-credentials`, "'<USER:PASSWORD>'"),
+    });
   return out;
 }
 

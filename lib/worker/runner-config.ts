@@ -8,7 +8,7 @@
  * `gitlab-spot-autoscaler worker-config` prints exactly this text. Pure: no AWS, no I/O.
  */
 import { stringify as toToml } from 'smol-toml';
-import { parameterNames, runnerCacheIsExternal, type Config, type Pool } from '../config';
+import { cachePath, parameterNames, runnerCacheIsExternal, type Config, type Pool } from '../config';
 
 export interface RunnerConfigOptions {
   config: Config;
@@ -20,7 +20,7 @@ export interface RunnerConfigOptions {
   cacheBucket?: string;
 }
 
-/** Where the worker keeps config.toml and the CA file (root only, 0700). */
+/** Where the worker keeps config.toml and the CA file (root only, 0700): no job volume may expose it (lib/host-paths.ts refuses it). */
 export const WORKER_CONFIG_DIR = '/etc/gsa-worker';
 export const WORKER_CA_FILE = `${WORKER_CONFIG_DIR}/ca.crt`;
 /** Filled in by the worker from instance metadata when the region is not known when rendering. */
@@ -89,6 +89,8 @@ export function workerRunnerTable(opts: RunnerConfigOptions): Table {
     if (bucket) {
       runner.cache = {
         Type: 's3',
+        // The pool's own key prefix: its workers may touch nothing else in the bucket (IAM, lib/deploy/stack.ts).
+        Path: cachePath(pool),
         Shared: pool.worker.cache.shared,
         ...extra,
         // AuthenticationType iam: the instance profile's credentials, so no key is ever written here.

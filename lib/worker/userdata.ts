@@ -10,6 +10,7 @@ import { USER_DATA_LIMIT_BYTES, userDataFits } from './limits';
 import { bucketNameWrapper, gzipUserData } from './encode';
 import { DEFAULTS, parameterNames, type Config, type Pool } from '../config';
 import { runnerNameFor, runnerSecretParameters, usesDeploymentCache, WORKER_CONFIG_DIR, workerConfigToml, type RunnerConfigOptions } from './runner-config';
+import { hostPathProblems } from '../host-paths';
 import { TAG_PREFIX } from '../controller/tags';
 import type { ActiveSettings } from '../periods';
 import { idleTarget } from '../planner';
@@ -93,17 +94,16 @@ function poolPath(config: Config, pool: Pool): string {
   return i >= 0 ? `pools[${i}]` : `pool "${pool.name}"`;
 }
 
-/** A job volume whose host side is the worker's config directory or one of its parents would hand the token to every job. */
+/**
+ * Host paths handed to jobs (docker volumes): the same check as `validate` (lib/host-paths.ts), so
+ * a config built without validateConfig cannot hand out the runner token either.
+ */
 function checkVolumes(config: Config, pool: Pool): void {
-  pool.worker.docker.volumes.forEach((v, i) => {
-    const parts = v.split(':');
-    if (parts.length < 2 || !parts[0].startsWith('/')) return; // a container-only or named volume
-    const host = parts[0].replace(/\/+$/, '') + '/';
-    if ((WORKER_CONFIG_DIR + '/').startsWith(host))
-      throw new UserDataError(
-        `${poolPath(config, pool)}.worker.docker.volumes[${i}]: "${v}" mounts ${parts[0]} into every job, which exposes the runner token in ${WORKER_CONFIG_DIR}; mount a narrower host path`,
-      );
-  });
+  const problems = hostPathProblems(
+    pool.worker.docker.volumes.map((spec, i) => ({ at: `${poolPath(config, pool)}.worker.docker.volumes[${i}]`, spec, kind: 'volume' as const })),
+    { privileged: pool.worker.docker.privileged },
+  );
+  if (problems.length) throw new UserDataError(problems.join('\n'));
 }
 
 /**

@@ -107,7 +107,10 @@ describe.each(CASES)('%s: migrate -> validate -> user data -> worker config.toml
         else expect({ at: e.at, value: got }).toEqual({ at: e.at, value: given });
       } else if (e.outcome === 'mapped' && /\.worker\.docker\./.test(e.to!)) {
         const key = { image: 'image', privileged: 'privileged', volumes: 'volumes', disableCache: 'disable_cache' }[e.to!.split('.').pop()!]!;
-        expect({ at: e.at, value: runner.docker[key] }).toEqual({ at: e.at, value: given });
+        // Volumes validate refuses (host paths that give jobs the host) are reported dropped one by one.
+        const dropped = result.report.filter((d) => d.outcome === 'dropped' && d.at.startsWith(`${e.at} `)).map((d) => JSON.parse(d.at.slice(e.at.length + 1)));
+        const expected = Array.isArray(given) ? given.filter((v) => !dropped.includes(v)) : given;
+        expect({ at: e.at, value: runner.docker[key] }).toEqual({ at: e.at, value: expected });
       } else if (e.outcome === 'mapped' && e.to!.endsWith('worker.cache.shared') && runner.cache) {
         expect(runner.cache.Shared).toBe(given);
       } else if (e.outcome === 'mapped' && e.to!.endsWith('worker.cache.bucketName')) {

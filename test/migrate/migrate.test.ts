@@ -245,3 +245,45 @@ describe('migrate command', () => {
     expect(io.err()).toMatch(/--from config.toml is required[\s\S]*cannot read .*nope.toml: ENOENT/);
   });
 });
+
+describe('secrets and host paths in a migrated config.toml', () => {
+  const toml = (url: string, docker: string) => `concurrent = 4
+[[runners]]
+  name = "ci"
+  url = "${url}"
+  token = "glrt-abcdefghijklmnopqrst"
+  executor = "docker+machine"
+  [runners.docker]
+${docker}
+  [runners.machine]
+    MachineDriver = "amazonec2"
+    MachineOptions = ["amazonec2-region=eu-west-1", "amazonec2-subnet-id=subnet-0abc123", "amazonec2-instance-type=m5.large", "amazonec2-request-spot-instance=true"]
+`;
+
+  it('moves credentials out of the GitLab URL into an SSM put-parameter command, never printing them', () => {
+    const r = migrateConfigToml(toml('https://deploy-user:s3cr3t-pa55@gitlab.example.org:8443/gl/', '    image = "alpine"'), { deployment: 'acme', stage: 'prod' });
+    expect(r.config.gitlab.url).toBe('https://gitlab.example.org:8443/gl');
+    const all = r.yaml + JSON.stringify(r.warnings) + JSON.stringify(r.secrets);
+    expect(all).not.toMatch(/s3cr3t-pa55|deploy-user/);
+    expect(r.report.find((e) => e.at === 'runners[0].url')).toMatchObject({ outcome: 'replaced', to: 'gitlab.url + SSM gitlab-url-credentials' });
+    expect(r.report.find((e) => e.at === 'runners[0].url')!.why).toMatch(/credentials \(user:password@\) not copied \(secret\): gitlab\.url is https:\/\/gitlab\.example\.org:8443\/gl/);
+    const cred = r.secrets.find((s) => s.parameter.endsWith('/secrets/gitlab-url-credentials'))!;
+    expect(cred.command).toBe("aws ssm put-parameter --region eu-west-1 --type SecureString --name /gitlab-spot-autoscaler/acme/prod/secrets/gitlab-url-credentials --value '<USER:PASSWORD>'");
+    expect(r.yaml).toContain(cred.command);
+    expect(() => parseConfig(r.yaml)).not.toThrow();
+  });
+
+  it('drops volumes that would hand jobs the host, with the reason, and keeps the rest (the result validates)', () => {
+    const r = migrateConfigToml(
+      toml('https://gitlab.example.org', '    privileged = false\n    volumes = ["/cache", "/var/run/docker.sock:/var/run/docker.sock", "/etc/./gsa-worker:/x", "/srv/cache:/srv-cache"]'),
+      { deployment: 'acme' },
+    );
+    expect(r.config.pools[0].worker.docker.volumes).toEqual(['/cache', '/srv/cache:/srv-cache']);
+    const dropped = (v: string) => r.report.find((e) => e.at === `runners[0].docker.volumes ${JSON.stringify(v)}`);
+    expect(dropped('/var/run/docker.sock:/var/run/docker.sock')).toMatchObject({ outcome: 'dropped', why: expect.stringMatching(/container engine's API.*privileged: true/) });
+    expect(dropped('/etc/./gsa-worker:/x')).toMatchObject({ outcome: 'dropped', why: expect.stringMatching(/runner token/) });
+    // A privileged runner keeps its socket: it hands out the host anyway (and is warned about).
+    const priv = migrateConfigToml(toml('https://gitlab.example.org', '    privileged = true\n    volumes = ["/var/run/docker.sock:/var/run/docker.sock"]'), { deployment: 'acme' });
+    expect(priv.config.pools[0].worker.docker.volumes).toEqual(['/var/run/docker.sock:/var/run/docker.sock']);
+  });
+});

@@ -78,6 +78,7 @@ describe('renderUserData', () => {
     });
     expect(r.cache).toEqual({
       Type: 's3',
+      Path: 'docker-privileged', // the pool's own prefix: its workers may touch nothing else (IAM)
       Shared: true,
       s3: { ServerAddress: 's3.amazonaws.com', BucketName: 'acme-ci-runner-cache', BucketLocation: 'eu-west-1', AuthenticationType: 'iam' },
     });
@@ -167,12 +168,18 @@ describe('renderUserData', () => {
     });
   });
 
-  test('refuses a job volume that would expose the token directory', () => {
-    for (const v of ['/etc:/host-etc', '/:/host', '/etc/gsa-worker/:/x:ro']) {
-      const config = parseConfig(MINIMAL.replace('ami: ami-0123456789abcdef0', `ami: ami-0123456789abcdef0\n      docker: { volumes: ["/cache", "${v}"] }`));
-      expect(() => renderUserData({ config, pool: config.pools[0], stage: 'dev' })).toThrow(
-        new UserDataError(`pools[0].worker.docker.volumes[1]: "${v}" mounts ${v.split(':')[0]} into every job, which exposes the runner token in /etc/gsa-worker; mount a narrower host path`),
-      );
+  test('cache: the pool name is the key prefix unless cache.path names another (pools naming the same path share)', () => {
+    const cfg = parseConfig(MINIMAL.replace('ami: ami-0123456789abcdef0', 'ami: ami-0123456789abcdef0\n      cache: { path: shared-cache }'));
+    const toml = parseToml(embeddedToml(renderUserData({ config: cfg, pool: cfg.pools[0], stage: 'dev', cacheBucket: 'dep-cache' }))) as any;
+    expect(toml.runners[0].cache.Path).toBe('shared-cache');
+  });
+
+  test('refuses a job volume that would expose the token directory, also when the config skipped validate', () => {
+    for (const v of ['/etc:/host-etc', '/:/host', '/etc/gsa-worker/:/x:ro', '/etc/./gsa-worker:/x', '//etc:/x:ro']) {
+      const config = parseConfig(MINIMAL);
+      config.pools[0].worker.docker.volumes = ['/cache', v]; // as a config built in code, without validateConfig
+      expect(() => renderUserData({ config, pool: config.pools[0], stage: 'dev' })).toThrow(UserDataError);
+      expect(() => renderUserData({ config, pool: config.pools[0], stage: 'dev' })).toThrow(/pools\[0\]\.worker\.docker\.volumes\[1\]: .*\/etc\/gsa-worker: the worker's runner token/);
     }
     const ok = parseConfig(MINIMAL.replace('ami: ami-0123456789abcdef0', 'ami: ami-0123456789abcdef0\n      docker: { volumes: ["/etc/ssl/certs:/certs:ro", "/etcetera:/x"] }'));
     expect(() => renderUserData({ config: ok, pool: ok.pools[0], stage: 'dev' })).not.toThrow();
