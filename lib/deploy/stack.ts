@@ -6,12 +6,16 @@
  * IAM follows least privilege (issue 4): no `*` actions; EC2 writes are limited to instances that
  * carry this deployment's and stage's tags (aws:RequestTag at launch, aws:ResourceTag afterwards);
  * SSM access is limited to this deployment's path; the webhook role has no EC2 permission at all.
+ * Launches (issue 11): only from this deployment's launch templates, only the configured instance
+ * types, subnets, security groups and AMIs (`launchStatements`; docs/deployment.md has the table of
+ * which condition applies to which resource and why). Workers reach only their own pool's token
+ * and cache prefix (`cacheStatements`), optionally only from their instance (`credentialPinStatements`).
  */
 import { bucketNameWrapper, checkEncodedSize, gzipUserData } from '../worker/encode';
 import { USER_DATA_LIMIT_BYTES, userDataFits } from '../worker/limits';
 import { createHash } from 'node:crypto';
 import type { Config, Pool } from '../config';
-import { parameterNames, runnerCacheIsExternal } from '../config';
+import { cachePath, parameterNames, runnerCacheIsExternal } from '../config';
 import { TAGS, launchTemplateName } from '../controller/tags';
 import { boundarySchedules, type BoundarySchedule } from './schedules';
 
@@ -57,6 +61,16 @@ const CACHE_BUCKET_TOKEN = 'gsa-cache-bucket-placeholder-0000';
  */
 export const SIZING = {
   webhook: { memorySize: 256, timeout: 10 },
+  /**
+   * The public webhook's flood bounds (docs/deployment.md, "The public webhook: throttling").
+   * Sized for 20,000 jobs an hour: about 4 job hooks per job (created, pending, running, finished)
+   * is 80,000 an hour, 22 a second on average; 100 a second sustained is 4.5 times that, and a
+   * bucket of 500 takes a 500-job pipeline's `created` hooks at once. 50 containers at ~50 ms a
+   * delivery serve 1,000 a second warm, 200 a second all cold: above the stage limit, so a flood
+   * meets API Gateway's 429 before Lambda's throttle, and costs at most 100 cheap invocations a
+   * second. GitLab's own deliveries are bounded by its Sidekiq threads (each waits for our answer).
+   */
+  webhookThrottle: { rateLimit: 100, burstLimit: 500, reservedConcurrency: 50 },
   reconcile: { memorySize: 512, timeout: 60 },
   interruption: { memorySize: 256, timeout: 30 },
   queueVisibilityTimeout: 6 * 60,
@@ -196,6 +210,122 @@ export interface StackParts {
   schedules: BoundarySchedule[];
   /** SSM SecureString parameters an admin must create (CloudFormation cannot). */
   secretParameters: string[];
+  /** The webhook function's reserved concurrency (serverless.yml). */
+  webhookReservedConcurrency: number;
+  /** Additions to resources the framework generates (serverless.yml `resources.extensions`): the HTTP API stage's throttling. */
+  extensions: Record<string, Cfn>;
+}
+
+/** Reused by the reconcile and the worker roles' grants. */
+const unique = <T>(xs: readonly T[]): T[] => [...new Set(xs)].sort();
+
+/**
+ * Each pool reads its own runner token, and nothing reads a token through another's name: two pools
+ * sharing a token parameter would let one pool's workers act as the other's runner, and a token
+ * parameter that is the webhook secret or the API token would hand that secret to every worker.
+ */
+function checkDistinctSecrets(config: Config, names: ReturnType<typeof parameterNames>): void {
+  const owners = new Map<string, string>([
+    [names.webhookSecret, 'the webhook secret'],
+    [names.gitlabApiToken, 'the GitLab API token'],
+    [names.config, 'the config'],
+  ]);
+  for (const pool of config.pools) {
+    const name = names.runnerToken(pool);
+    const clash = owners.get(name) ?? (name === names.state || name.startsWith(`${names.state}/`) ? "the controller's state" : undefined);
+    if (clash) throw new StackError(`pool "${pool.name}" reads its runner token from ${name}, which is also ${clash}; give every pool its own runnerTokenParameter`);
+    owners.set(name, `pool "${pool.name}"'s runner token`);
+  }
+}
+
+/**
+ * S3 for a worker's cache: only its pool's prefix (cachePath: the pool name unless the config names
+ * a path two pools share), in the deployment's bucket or the pool's own. A job that takes its
+ * worker over (privileged) holds these credentials: it must not read or poison another pool's cache.
+ */
+function cacheStatements(pool: Pool, bucketArn: unknown): Cfn[] {
+  const path = cachePath(pool);
+  const objects = pool.worker.cache.bucketName ? sub(`arn:\${AWS::Partition}:s3:::${pool.worker.cache.bucketName}/${path}/*`) : sub(`\${CacheBucket.Arn}/${path}/*`);
+  return [
+    // Listing only under the pool's prefix (gitlab-runner's cache Path, written by lib/worker/runner-config.ts).
+    { Sid: 'CacheList', Effect: 'Allow', Action: ['s3:ListBucket'], Resource: bucketArn, Condition: { StringLike: { 's3:prefix': [path, `${path}/*`] } } },
+    { Sid: 'CacheObjects', Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], Resource: objects },
+  ];
+}
+
+/**
+ * With pinWorkerCredentials, a worker's credentials do nothing anywhere but on the instance they
+ * were issued to (docs/worker.md, "Security notes", says why this is opt-in). AWS's "credential
+ * control properties" (2023): every instance-role credential carries the VPC and primary private IP
+ * it was issued to; requests through a VPC endpoint carry the VPC and source IP they came from.
+ * Deny when they differ. Calls AWS services make on the worker's behalf (SSM -> KMS) are exempt
+ * (aws:ViaAWSService). The Deny covers every action, so also the pool's own extra policies.
+ */
+function credentialPinStatements(config: Config): Cfn[] {
+  if (!config.pinWorkerCredentials) return [];
+  const onlyEc2Credentials = { Null: { 'ec2:SourceInstanceARN': 'false' }, BoolIfExists: { 'aws:ViaAWSService': 'false' } };
+  return [
+    // Policy variables escaped for Fn::Sub (and so the Serverless variable resolver leaves them alone).
+    { Sid: 'CredentialsOnlyInTheirVpc', Effect: 'Deny', Action: '*', Resource: '*', Condition: { StringNotEquals: { 'aws:Ec2InstanceSourceVpc': sub('${!aws:SourceVpc}') }, ...onlyEc2Credentials } },
+    { Sid: 'CredentialsOnlyOnTheirInstance', Effect: 'Deny', Action: '*', Resource: '*', Condition: { StringNotEquals: { 'aws:Ec2InstanceSourcePrivateIPv4': sub('${!aws:VpcSourceIp}') }, ...onlyEc2Credentials } },
+  ];
+}
+
+/**
+ * ec2:CreateFleet / ec2:RunInstances for the reconcile role: a compromised function (or a bug) can
+ * launch only what the deployment defines, so it cannot start another image, other user data or
+ * a worker instance profile and read every pool's token that way.
+ *
+ * An instant CreateFleet is authorized as ec2:CreateFleet on each resource it touches, and EC2 also
+ * checks ec2:RunInstances for the instances it launches (so both actions appear; Karpenter's
+ * published policy for the same call does the same). Condition keys differ between the two (Service
+ * Authorization Reference, "Actions, resources, and condition keys for Amazon EC2"): CreateFleet's
+ * resources offer ec2:InstanceType but not ec2:LaunchTemplate, RunInstances offers both. Hence:
+ *  - launch-template: the deployment's templates only, by ARN (CreateFleet always names one);
+ *  - instance: this deployment's and stage's tags at launch, and a configured instance type, for
+ *    both actions; for RunInstances also ec2:LaunchTemplate = one of the deployment's templates;
+ *  - subnet and security-group: the configured ones (and the stack's own group), by ARN;
+ *  - image: the configured AMI ids by ARN; any image when a pool resolves its AMI from SSM at
+ *    launch (its id is not known here);
+ *  - volume, network-interface, snapshot, fleet, spot-instances-request: created or used with the
+ *    instance, no narrower key exists that a legitimate launch would satisfy; nothing launches
+ *    without the instance grant above.
+ * A condition key the request context lacks denies the request, so no key is required here that
+ * docs do not list for that action and resource.
+ */
+export function launchStatements(config: Config, stage: string, launchTemplateArns: unknown[], ownSecurityGroup: boolean): Cfn[] {
+  const both = ['ec2:CreateFleet', 'ec2:RunInstances'];
+  const requestTags = { [`aws:RequestTag/${TAGS.deployment}`]: config.deployment, [`aws:RequestTag/${TAGS.stage}`]: stage };
+  const instanceTypes = unique(config.pools.flatMap((p) => p.worker.instanceTypes));
+  const subnets = unique(config.pools.flatMap((p) => p.worker.subnets)).map((id) => ec2Arn(`subnet/${id}`));
+  const groups: unknown[] = unique(config.pools.flatMap((p) => p.worker.securityGroups)).map((id) => ec2Arn(`security-group/${id}`));
+  if (ownSecurityGroup) groups.push(sub(`arn:\${AWS::Partition}:ec2:\${AWS::Region}:\${AWS::AccountId}:security-group/\${WorkerSecurityGroup.GroupId}`));
+  const image = (id: string) => sub(`arn:\${AWS::Partition}:ec2:\${AWS::Region}::image/${id}`);
+  const images = config.pools.some((p) => !p.worker.ami.startsWith('ami-')) ? [image('*')] : unique(config.pools.map((p) => p.worker.ami)).map(image);
+  return [
+    {
+      Sid: 'LaunchFromOwnTemplatesSubnetsGroupsImages',
+      Effect: 'Allow',
+      Action: both,
+      Resource: [...launchTemplateArns, ...subnets, ...groups, ...images, ec2Arn('volume/*'), ec2Arn('network-interface/*'), sub('arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*')],
+    },
+    { Sid: 'CreateInstantFleets', Effect: 'Allow', Action: ['ec2:CreateFleet'], Resource: ec2Arn('fleet/*') },
+    { Sid: 'RequestSpotForWorkers', Effect: 'Allow', Action: ['ec2:RunInstances'], Resource: ec2Arn('spot-instances-request/*') },
+    {
+      Sid: 'FleetLaunchesOnlyTaggedWorkersOfConfiguredTypes',
+      Effect: 'Allow',
+      Action: ['ec2:CreateFleet'],
+      Resource: ec2Arn('instance/*'),
+      Condition: { StringEquals: { ...requestTags, 'ec2:InstanceType': instanceTypes } },
+    },
+    {
+      Sid: 'RunOnlyTaggedWorkersOfConfiguredTypesFromOwnTemplates',
+      Effect: 'Allow',
+      Action: ['ec2:RunInstances'],
+      Resource: ec2Arn('instance/*'),
+      Condition: { StringEquals: { ...requestTags, 'ec2:InstanceType': instanceTypes }, ArnEquals: { 'ec2:LaunchTemplate': launchTemplateArns } },
+    },
+  ];
 }
 
 export function buildStack(opts: StackOptions): StackParts {
@@ -221,6 +351,7 @@ export function buildStack(opts: StackOptions): StackParts {
   const resources: Record<string, Cfn> = {};
   const outputs: Record<string, Cfn> = {};
   const secretParameters = [names.webhookSecret, names.gitlabApiToken, ...config.pools.map((p) => names.runnerToken(p))];
+  checkDistinctSecrets(config, names);
   const poolIds = new Map<string, string>();
   for (const pool of config.pools) {
     const id = logicalName(pool.name);
@@ -347,7 +478,6 @@ export function buildStack(opts: StackOptions): StackParts {
     // A pool with a cache of its own (runner.cache.Type) gets no bucket and no grant from the deployment.
     const poolBucket = runnerCacheIsExternal(pool) ? undefined : pool.worker.cache.bucketName ?? (pool.worker.cache.shared ? CACHE_BUCKET_TOKEN : undefined);
     const bucketArn = pool.worker.cache.bucketName ? sub(`arn:\${AWS::Partition}:s3:::${pool.worker.cache.bucketName}`) : getAtt('CacheBucket', 'Arn');
-    const bucketObjects = pool.worker.cache.bucketName ? sub(`arn:\${AWS::Partition}:s3:::${pool.worker.cache.bucketName}/*`) : sub('${CacheBucket.Arn}/*');
     const workerStatements: Cfn[] = [
       { Sid: 'OwnRunnerToken', Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: ssmArn(names.runnerToken(pool)) },
       {
@@ -364,11 +494,8 @@ export function buildStack(opts: StackOptions): StackParts {
       },
     ];
     workerStatements.push(...jobSecretStatements(config, stage, pool));
-    if (poolBucket)
-      workerStatements.push(
-        { Sid: 'CacheList', Effect: 'Allow', Action: ['s3:ListBucket'], Resource: bucketArn },
-        { Sid: 'CacheObjects', Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], Resource: bucketObjects },
-      );
+    if (poolBucket) workerStatements.push(...cacheStatements(pool, bucketArn));
+    workerStatements.push(...credentialPinStatements(config));
     resources[`WorkerRole${id}`] = {
       Type: 'AWS::IAM::Role',
       // W1020: the Fn::Sub only escapes the IAM variable ${ec2:SourceInstanceARN}; it is needed.
@@ -409,6 +536,8 @@ export function buildStack(opts: StackOptions): StackParts {
             // 1 hop: the host reaches IMDS, containers of CI jobs (one more hop) do not, so a
             // job cannot take the worker's credentials.
             HttpPutResponseHopLimit: 1,
+            // IMDS over IPv6 (fd00:ec2::254) stays off, so the hop limit is the only way in (the API default, stated).
+            HttpProtocolIpv6: 'disabled',
             InstanceMetadataTags: 'enabled', // the worker reads its pool and retire tags from IMDS
           },
           BlockDeviceMappings: [
@@ -462,28 +591,7 @@ export function buildStack(opts: StackOptions): StackParts {
       Action: ['ec2:DescribeInstances', 'ec2:DescribeInstanceStatus', 'ec2:DescribeLaunchTemplateVersions'],
       Resource: '*',
     },
-    {
-      Sid: 'LaunchOnlyTaggedWorkers',
-      Effect: 'Allow',
-      Action: ['ec2:CreateFleet', 'ec2:RunInstances'],
-      Resource: ec2Arn('instance/*'),
-      Condition: deploymentCondition('aws:RequestTag'),
-    },
-    {
-      Sid: 'LaunchFromOwnTemplates',
-      Effect: 'Allow',
-      Action: ['ec2:CreateFleet', 'ec2:RunInstances'],
-      Resource: [
-        ...launchTemplateArns,
-        ec2Arn('fleet/*'),
-        ec2Arn('volume/*'),
-        ec2Arn('network-interface/*'),
-        ec2Arn('subnet/*'),
-        ec2Arn('security-group/*'),
-        ec2Arn('spot-instances-request/*'),
-        sub('arn:${AWS::Partition}:ec2:${AWS::Region}::image/*'),
-      ],
-    },
+    ...launchStatements(config, stage, launchTemplateArns, needOwnSg),
     {
       Sid: 'TagOnLaunch',
       Effect: 'Allow',
@@ -631,5 +739,15 @@ export function buildStack(opts: StackOptions): StackParts {
     outputs,
     schedules,
     secretParameters,
+    webhookReservedConcurrency: SIZING.webhookThrottle.reservedConcurrency,
+    extensions: {
+      // The framework's HTTP API stage ($default): every route throttled, so a flood of requests
+      // (authenticated or not) is answered 429 by API Gateway before it costs Lambda time.
+      HttpApiStage: {
+        Properties: {
+          DefaultRouteSettings: { DetailedMetricsEnabled: false, ThrottlingRateLimit: SIZING.webhookThrottle.rateLimit, ThrottlingBurstLimit: SIZING.webhookThrottle.burstLimit },
+        },
+      },
+    },
   };
 }

@@ -58,6 +58,11 @@ describe('serverless package + cfn-lint', () => {
     expect(template.Outputs.WebhookUrl).toBeDefined();
   });
 
+  it('bounds the public webhook: HTTP API stage throttling and reserved concurrency reach the template', () => {
+    expect(template.Resources.HttpApiStage.Properties.DefaultRouteSettings).toEqual({ DetailedMetricsEnabled: false, ThrottlingRateLimit: 100, ThrottlingBurstLimit: 500 });
+    expect(template.Resources.WebhookLambdaFunction.Properties.ReservedConcurrentExecutions).toBe(50);
+  });
+
   it('passes cfn-lint with zero errors', async () => {
     const file = join(out, 'cloudformation-template-update-stack.json');
     let stdout = '';

@@ -1,0 +1,265 @@
+/**
+ * The template's security properties (issue 11), checked two ways: the statements themselves (each
+ * condition named in docs/deployment.md is there), and requests evaluated against them with a small
+ * IAM evaluator (test/helpers/iam.ts): a legitimate instant CreateFleet passes every resource it
+ * touches, and each way a compromised reconcile function or a worker's stolen credentials could
+ * reach further is denied.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseConfig, type Config } from '../../lib/config';
+import { buildStack, SIZING, StackError, type StackOptions } from '../../lib/deploy/stack';
+import { TAGS } from '../../lib/controller/tags';
+import { renderUserData } from '../../lib/worker/userdata';
+import { evaluate, resolve, type AwsRequest, type Context, type TemplateEnv } from '../helpers/iam';
+
+const sampleText = readFileSync(join(__dirname, '../../samples/config.yaml'), 'utf8');
+const sample = parseConfig(sampleText, 'samples/config.yaml');
+const withChanges = (change: (raw: any) => void): Config => {
+  const raw = JSON.parse(JSON.stringify(sample));
+  change(raw);
+  return parseConfig(JSON.stringify(raw), 'inline');
+};
+const opts = (over: Partial<StackOptions> = {}): StackOptions => ({ config: sample, stage: 'prod', region: 'eu-central-1', vpcId: 'vpc-0123456789abcdef0', renderUserData, ...over });
+
+const ACCOUNT = '123456789012';
+const env: TemplateEnv = {
+  partition: 'aws',
+  region: 'eu-central-1',
+  account: ACCOUNT,
+  refs: {
+    LaunchTemplateGeneral: 'lt-0general',
+    LaunchTemplateHeavy: 'lt-0heavy',
+    'WorkerSecurityGroup.GroupId': 'sg-0own',
+    'CacheBucket.Arn': 'arn:aws:s3:::acme-ci-prod-cachebucket-1',
+    CacheBucket: 'acme-ci-prod-cachebucket-1',
+    'WorkerRoleGeneral.Arn': `arn:aws:iam::${ACCOUNT}:role/worker-general`,
+    'WorkerRoleHeavy.Arn': `arn:aws:iam::${ACCOUNT}:role/worker-heavy`,
+    'EventQueue.Arn': `arn:aws:sqs:eu-central-1:${ACCOUNT}:events`,
+  },
+};
+const ec2 = (what: string) => `arn:aws:ec2:eu-central-1:${ACCOUNT}:${what}`;
+const LT = { general: ec2('launch-template/lt-0general'), heavy: ec2('launch-template/lt-0heavy') };
+
+function roleStatements(config: Config, role: string): Record<string, any>[] {
+  const resources = buildStack(opts({ config })).resources as Record<string, any>;
+  return resolve(resources[role].Properties.Policies.flatMap((p: any) => p.PolicyDocument.Statement), env) as Record<string, any>[];
+}
+
+/**
+ * The authorization requests of one instant CreateFleet from pool `pool`'s template, per the EC2
+ * Service Authorization Reference: ec2:CreateFleet on every resource (its instance resource offers
+ * ec2:InstanceType and request tags, no ec2:LaunchTemplate), and ec2:RunInstances for what the fleet
+ * launches (which offers ec2:LaunchTemplate on every resource).
+ */
+function fleetLaunch(o: { template?: string; type?: string; subnet?: string; group?: string; image?: string; tags?: Record<string, string>; runInstancesTemplate?: string | null } = {}): AwsRequest[] {
+  const template = o.template ?? LT.general;
+  const tags: Context = Object.fromEntries(Object.entries(o.tags ?? { [TAGS.deployment]: 'acme-ci', [TAGS.stage]: 'prod', [TAGS.pool]: 'general' }).map(([k, v]) => [`aws:RequestTag/${k}`, v]));
+  const instance = { ...tags, 'aws:TagKeys': Object.keys(tags).map((k) => k.slice('aws:RequestTag/'.length)), 'ec2:InstanceType': o.type ?? 'm6i.large' };
+  const rt = o.runInstancesTemplate === null ? {} : { 'ec2:LaunchTemplate': o.runInstancesTemplate ?? template };
+  const others = [
+    template,
+    ec2(`subnet/${o.subnet ?? 'subnet-0a1b2c3d4e5f60001'}`),
+    ec2(`security-group/${o.group ?? 'sg-0own'}`),
+    `arn:aws:ec2:eu-central-1::image/${o.image ?? 'ami-0aaaaaaaaaaaaaaaa'}`,
+    ec2('volume/*'),
+    ec2('network-interface/*'),
+  ];
+  return [
+    { action: 'ec2:CreateFleet', resource: ec2('fleet/fleet-1'), context: {} },
+    { action: 'ec2:CreateFleet', resource: ec2('instance/*'), context: instance },
+    ...others.map((resource) => ({ action: 'ec2:CreateFleet', resource, context: {} })),
+    { action: 'ec2:RunInstances', resource: ec2('instance/*'), context: { ...instance, ...rt } },
+    ...[...others, ec2('spot-instances-request/*')].map((resource) => ({ action: 'ec2:RunInstances', resource, context: { ...rt } })),
+    { action: 'ec2:CreateTags', resource: ec2('instance/*'), context: { 'ec2:CreateAction': 'CreateFleet' } },
+    { action: 'ec2:CreateTags', resource: ec2('volume/*'), context: { 'ec2:CreateAction': 'CreateFleet' } },
+    { action: 'iam:PassRole', resource: env.refs['WorkerRoleGeneral.Arn'], context: { 'iam:PassedToService': 'ec2.amazonaws.com' } },
+  ];
+}
+const denied = (statements: Record<string, any>[], reqs: AwsRequest[]) => reqs.filter((r) => evaluate(statements, r) !== 'allow');
+
+describe('the reconcile role launches only what the deployment defines', () => {
+  const reconcile = roleStatements(sample, 'ReconcileRole');
+
+  it('allows every authorization a legitimate instant CreateFleet needs, spot and on-demand, from either pool', () => {
+    expect(denied(reconcile, fleetLaunch())).toEqual([]);
+    expect(denied(reconcile, fleetLaunch({ template: LT.heavy, type: 'c6i.2xlarge', tags: { [TAGS.deployment]: 'acme-ci', [TAGS.stage]: 'prod', [TAGS.pool]: 'heavy' } }))).toEqual([]);
+  });
+
+  it.each([
+    ['another launch template (another image, user data, instance profile)', { template: ec2('launch-template/lt-0attacker'), runInstancesTemplate: ec2('launch-template/lt-0attacker') }, 'launch-template'],
+    ['an instance type no pool configures', { type: 'p5.48xlarge' }, 'instance'],
+    ['instances without the deployment tags', { tags: { [TAGS.deployment]: 'other', [TAGS.stage]: 'prod' } }, 'instance'],
+    ['a subnet no pool configures', { subnet: 'subnet-0ffffffffffffffff' }, 'subnet'],
+    ['a security group no pool configures', { group: 'sg-0open' }, 'security-group'],
+  ])('denies a launch with %s', (_what, o, resourceType) => {
+    const refused = denied(reconcile, fleetLaunch(o as any));
+    // Refused on that resource, for both actions (and nothing else of the launch is what refuses it).
+    expect(refused.filter((r) => r.resource.includes(`:${resourceType}/`)).map((r) => r.action).sort()).toEqual(['ec2:CreateFleet', 'ec2:RunInstances']);
+  });
+
+  it('denies RunInstances without one of the deployment\'s launch templates (the key RunInstances offers)', () => {
+    const direct = fleetLaunch({ runInstancesTemplate: null }).filter((r) => r.action === 'ec2:RunInstances' && r.resource.endsWith(':instance/*'));
+    expect(denied(reconcile, direct)).toEqual(direct);
+    const other = fleetLaunch({ runInstancesTemplate: ec2('launch-template/lt-0attacker') }).filter((r) => r.action === 'ec2:RunInstances' && r.resource.endsWith(':instance/*'));
+    expect(denied(reconcile, other)).toEqual(other);
+  });
+
+  it('states each condition on the resource it applies to', () => {
+    const grants = (action: string, resourceEnd: string) => reconcile.filter((s) => [].concat(s.Action).includes(action as never) && [].concat(s.Resource).some((r: string) => r.endsWith(resourceEnd)));
+    const types = [...new Set(sample.pools.flatMap((p) => p.worker.instanceTypes))].sort();
+    const tags = { [`aws:RequestTag/${TAGS.deployment}`]: 'acme-ci', [`aws:RequestTag/${TAGS.stage}`]: 'prod' };
+    expect(grants('ec2:CreateFleet', ':instance/*').map((s) => s.Condition)).toEqual([{ StringEquals: { ...tags, 'ec2:InstanceType': types } }]);
+    expect(grants('ec2:RunInstances', ':instance/*').map((s) => s.Condition)).toEqual([{ StringEquals: { ...tags, 'ec2:InstanceType': types }, ArnEquals: { 'ec2:LaunchTemplate': [LT.general, LT.heavy] } }]);
+    // Launch templates, subnets and groups by exact ARN; nothing of these types by wildcard.
+    const launchResources = reconcile.filter((s) => [].concat(s.Action).some((a: string) => a === 'ec2:CreateFleet' || a === 'ec2:RunInstances')).flatMap((s) => [].concat(s.Resource)) as string[];
+    expect(launchResources.filter((r) => /:(launch-template|subnet|security-group)\//.test(r)).sort()).toEqual(
+      [LT.general, LT.heavy, ec2('subnet/subnet-0a1b2c3d4e5f60001'), ec2('subnet/subnet-0a1b2c3d4e5f60002'), ec2('subnet/subnet-0a1b2c3d4e5f60003'), ec2('security-group/sg-0own')].sort(),
+    );
+    expect(launchResources).not.toContain('*');
+    // Only the workers' roles are passed, and only to EC2.
+    const pass = reconcile.filter((s) => [].concat(s.Action).includes('iam:PassRole' as never));
+    expect(pass).toEqual([expect.objectContaining({ Resource: [env.refs['WorkerRoleGeneral.Arn'], env.refs['WorkerRoleHeavy.Arn']], Condition: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } } })]);
+  });
+
+  it('names the AMIs when every pool gives an id; any image only when a pool resolves its AMI from SSM', () => {
+    const pinned = withChanges((raw) => {
+      raw.pools[0].worker.ami = 'ami-0aaaaaaaaaaaaaaaa';
+      raw.pools[1].worker.ami = 'ami-0bbbbbbbbbbbbbbbb';
+    });
+    const st = roleStatements(pinned, 'ReconcileRole');
+    expect(denied(st, fleetLaunch())).toEqual([]);
+    const other = denied(st, fleetLaunch({ image: 'ami-0badbadbadbadbad0' }));
+    expect(other.map((r) => `${r.action} ${r.resource}`)).toEqual(['ec2:CreateFleet arn:aws:ec2:eu-central-1::image/ami-0badbadbadbadbad0', 'ec2:RunInstances arn:aws:ec2:eu-central-1::image/ami-0badbadbadbadbad0']);
+    // samples/config.yaml resolves AL2023 from SSM at launch: its id is not known when the stack is built.
+    expect(denied(reconcile, fleetLaunch({ image: 'ami-0anything00000000' }))).toEqual([]);
+  });
+
+  it('keeps the reconcile policy under IAM\'s 10,240-character inline limit for 10 pools of 6 types and 3 subnets', () => {
+    const big = withChanges((raw) => {
+      raw.pools = Array.from({ length: 10 }, (_, i) => ({
+        ...raw.pools[0],
+        name: `pool-${i}`,
+        runUntagged: i === 0,
+        tags: [`t${i}`],
+        worker: { ...raw.pools[0].worker, instanceTypes: ['m6i', 'm6a', 'm5', 'm7i', 'c6i', 'r6i'].map((f) => `${f}.${['large', 'xlarge'][i % 2]}`), subnets: [1, 2, 3].map((z) => `subnet-0${i}${z}aaaaaaaaaaaaa`) },
+      }));
+    });
+    const refs = { ...env.refs, ...Object.fromEntries(big.pools.map((p, i) => [`LaunchTemplatePool${i}`, `lt-0${String(i).padStart(16, '0')}`])), ...Object.fromEntries(big.pools.map((_, i) => [`WorkerRolePool${i}.Arn`, `arn:aws:iam::${ACCOUNT}:role/gitlab-spot-autoscaler-acme-ci-prod-WorkerRolePool${i}-ABCDEFGHIJKL`])) };
+    const res = buildStack(opts({ config: big })).resources as Record<string, any>;
+    const doc = resolve(res.ReconcileRole.Properties.Policies[0].PolicyDocument, { ...env, refs });
+    // IAM counts the policy without white space.
+    expect(JSON.stringify(doc).length).toBeLessThan(10_240);
+  });
+});
+
+describe("a worker reaches only its own pool's token and cache", () => {
+  const general = roleStatements(sample, 'WorkerRoleGeneral');
+  const param = (name: string) => `arn:aws:ssm:eu-central-1:${ACCOUNT}:parameter/gitlab-spot-autoscaler/acme-ci/prod/${name}`;
+  const object = (key: string) => `arn:aws:s3:::acme-ci-prod-cachebucket-1/${key}`;
+
+  it('reads its own runner token and no other parameter of the deployment', () => {
+    expect(evaluate(general, { action: 'ssm:GetParameter', resource: param('secrets/runner-token/general') })).toBe('allow');
+    for (const other of ['secrets/runner-token/heavy', 'secrets/webhook-secret', 'secrets/gitlab-api-token', 'config', 'state/meta'])
+      for (const action of ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath', 'ssm:PutParameter'])
+        expect(`${action} ${other}: ${evaluate(general, { action, resource: param(other) })}`).toBe(`${action} ${other}: implicit-deny`);
+    // No statement names an SSM resource by wildcard.
+    expect(JSON.stringify(general.filter((s) => [].concat(s.Action).some((a: string) => a.startsWith('ssm:'))).flatMap((s) => s.Resource))).not.toContain('*');
+  });
+
+  it("reads, writes and lists only its pool's cache prefix", () => {
+    for (const action of ['s3:GetObject', 's3:PutObject', 's3:DeleteObject']) {
+      expect(evaluate(general, { action, resource: object('general/project/17/cache-key') })).toBe('allow');
+      expect(evaluate(general, { action, resource: object('heavy/project/17/cache-key') })).toBe('implicit-deny');
+      expect(evaluate(general, { action, resource: object('generalx/project/17/cache-key') })).toBe('implicit-deny');
+      expect(evaluate(general, { action, resource: object('project/17/cache-key') })).toBe('implicit-deny');
+    }
+    const list = (prefix?: string) => evaluate(general, { action: 's3:ListBucket', resource: 'arn:aws:s3:::acme-ci-prod-cachebucket-1', context: prefix === undefined ? {} : { 's3:prefix': prefix } });
+    expect(list('general/project/')).toBe('allow');
+    expect(list('heavy/')).toBe('implicit-deny');
+    expect(list('')).toBe('implicit-deny');
+    expect(list()).toBe('implicit-deny');
+  });
+
+  it('shares a prefix only between pools that name the same cache.path', () => {
+    const shared = withChanges((raw) => {
+      raw.pools[0].worker.cache = { path: 'common' };
+      raw.pools[1].worker.cache = { path: 'common' };
+    });
+    for (const role of ['WorkerRoleGeneral', 'WorkerRoleHeavy']) {
+      const st = roleStatements(shared, role);
+      expect(evaluate(st, { action: 's3:PutObject', resource: object('common/project/1/k') })).toBe('allow');
+      expect(evaluate(st, { action: 's3:PutObject', resource: object('general/project/1/k') })).toBe('implicit-deny');
+    }
+  });
+
+  it('tags only its own instance, with its own state keys', () => {
+    const own = `arn:aws:ec2:eu-central-1:${ACCOUNT}:instance/i-0own`;
+    const tag = (resource: string, keys: string[]) => evaluate(general, { action: 'ec2:CreateTags', resource, context: { 'aws:ARN': resource, 'ec2:SourceInstanceARN': own, 'aws:TagKeys': keys } });
+    expect(tag(own, [TAGS.state, TAGS.builds])).toBe('allow');
+    expect(tag(`arn:aws:ec2:eu-central-1:${ACCOUNT}:instance/i-0other`, [TAGS.state])).toBe('implicit-deny');
+    expect(tag(own, [TAGS.retire])).toBe('implicit-deny');
+  });
+
+  it('refuses a config in which a pool reads another pool\'s token, or the webhook secret, as its runner token', () => {
+    const sharedToken = withChanges((raw) => {
+      raw.pools[0].runnerTokenParameter = '/ci/token';
+      raw.pools[1].runnerTokenParameter = '/ci/token';
+    });
+    expect(() => buildStack(opts({ config: sharedToken }))).toThrow(StackError);
+    expect(() => buildStack(opts({ config: sharedToken }))).toThrow(/pool "heavy" reads its runner token from \/ci\/token, which is also pool "general"'s runner token/);
+    const webhook = withChanges((raw) => (raw.pools[1].runnerTokenParameter = '/gitlab-spot-autoscaler/acme-ci/prod/secrets/webhook-secret'));
+    expect(() => buildStack(opts({ config: webhook }))).toThrow(/which is also the webhook secret/);
+  });
+});
+
+describe('pinWorkerCredentials: worker credentials only from their own instance', () => {
+  const pinned = roleStatements(
+    withChanges((raw) => (raw.pinWorkerCredentials = true)),
+    'WorkerRoleGeneral',
+  );
+  const token = { action: 'ssm:GetParameter', resource: `arn:aws:ssm:eu-central-1:${ACCOUNT}:parameter/gitlab-spot-autoscaler/acme-ci/prod/secrets/runner-token/general` };
+  const issued = { 'ec2:SourceInstanceARN': `arn:aws:ec2:eu-central-1:${ACCOUNT}:instance/i-0own`, 'aws:Ec2InstanceSourceVpc': 'vpc-0123', 'aws:Ec2InstanceSourcePrivateIPv4': '10.0.1.17' };
+
+  it('allows the instance itself through a VPC endpoint', () => {
+    expect(evaluate(pinned, { ...token, context: { ...issued, 'aws:SourceVpc': 'vpc-0123', 'aws:VpcSourceIp': '10.0.1.17' } })).toBe('allow');
+  });
+  it.each([
+    ['from another VPC', { 'aws:SourceVpc': 'vpc-0999', 'aws:VpcSourceIp': '10.0.1.17' }],
+    ['from another instance in the same VPC', { 'aws:SourceVpc': 'vpc-0123', 'aws:VpcSourceIp': '10.0.1.99' }],
+    ['from the internet (no VPC endpoint: why the setting needs endpoints)', { 'aws:SourceIp': '198.51.100.7' }],
+  ])('denies the credentials used %s', (_what, where) => {
+    expect(evaluate(pinned, { ...token, context: { ...issued, ...where } })).toBe('deny');
+  });
+  it('does not get in the way of calls AWS makes on the worker\'s behalf (SSM decrypting with KMS)', () => {
+    expect(evaluate(pinned, { action: 'kms:Decrypt', resource: '*', context: { ...issued, 'aws:ViaAWSService': 'true' } })).toBe('implicit-deny'); // not denied; not granted either (aws/ssm needs no grant)
+  });
+  it('is off by default (it needs VPC endpoints), and then adds no statement', () => {
+    expect(roleStatements(sample, 'WorkerRoleGeneral').filter((s) => s.Effect === 'Deny')).toEqual([]);
+    expect(pinned.filter((s) => s.Effect === 'Deny').map((s) => s.Sid)).toEqual(['CredentialsOnlyInTheirVpc', 'CredentialsOnlyOnTheirInstance']);
+  });
+});
+
+describe('the public webhook is bounded', () => {
+  const stack = buildStack(opts());
+  it(`throttles the HTTP API stage (${SIZING.webhookThrottle.rateLimit}/s, burst ${SIZING.webhookThrottle.burstLimit}) and reserves ${SIZING.webhookThrottle.reservedConcurrency} concurrent webhooks`, () => {
+    expect(stack.extensions.HttpApiStage).toEqual({ Properties: { DefaultRouteSettings: { DetailedMetricsEnabled: false, ThrottlingRateLimit: 100, ThrottlingBurstLimit: 500 } } });
+    expect(stack.webhookReservedConcurrency).toBe(50);
+  });
+  it('serves the stage limit from the reserved containers, so a flood meets API Gateway\'s 429 before Lambda\'s throttle', () => {
+    const { rateLimit, reservedConcurrency } = SIZING.webhookThrottle;
+    const coldSeconds = 0.25; // a cold delivery, measured: bench/webhook.ts (212 ms median cold total)
+    expect(reservedConcurrency / coldSeconds).toBeGreaterThanOrEqual(rateLimit);
+    // Sized for 20,000 jobs an hour at about 4 job hooks each: 22 a second on average.
+    expect(rateLimit).toBeGreaterThanOrEqual((20_000 * 4) / 3600 * 4);
+  });
+});
+
+describe('launch templates', () => {
+  it('keep IMDS on IPv4 only, so the hop limit is the only way to it', () => {
+    const R = buildStack(opts()).resources as Record<string, any>;
+    expect(R.LaunchTemplateGeneral.Properties.LaunchTemplateData.MetadataOptions).toEqual({ HttpEndpoint: 'enabled', HttpTokens: 'required', HttpPutResponseHopLimit: 1, HttpProtocolIpv6: 'disabled', InstanceMetadataTags: 'enabled' });
+  });
+});
+
+it('parses the sample (sanity of the fixture)', () => expect(sampleText.length).toBeGreaterThan(0));
