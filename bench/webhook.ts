@@ -64,7 +64,7 @@ async function main() {
   const moto = await startMoto();
   try {
     const client = motoClientConfig(moto.endpoint);
-    const secret = 'bench-webhook-secret-0123456789';
+    const secret = 'bench-webhook-secret-0123456789abcdef';
     await new SSMClient(client).send(new PutParameterCommand({ Name: '/bench/webhook-secret', Value: secret, Type: 'SecureString', Overwrite: true }));
     const q = await new SQSClient(client).send(new CreateQueueCommand({ QueueName: 'bench-events' }));
     const event = JSON.parse(require('node:fs').readFileSync(join(root, 'events/webhook-job-pending.json'), 'utf8'));
