@@ -193,6 +193,14 @@ describe("a worker reaches only its own pool's token and cache", () => {
     }
   });
 
+  it("scopes a pool's own bucket (cache.bucketName) to its prefix too", () => {
+    const own = withChanges((raw) => (raw.pools[0].worker.cache = { bucketName: 'acme-own-cache' }));
+    const st = roleStatements(own, 'WorkerRoleGeneral');
+    expect(evaluate(st, { action: 's3:GetObject', resource: 'arn:aws:s3:::acme-own-cache/general/project/1/k' })).toBe('allow');
+    expect(evaluate(st, { action: 's3:GetObject', resource: 'arn:aws:s3:::acme-own-cache/other/k' })).toBe('implicit-deny');
+    expect(evaluate(st, { action: 's3:GetObject', resource: object('general/project/1/k') })).toBe('implicit-deny'); // not the deployment's bucket
+  });
+
   it('tags only its own instance, with its own state keys', () => {
     const own = `arn:aws:ec2:eu-central-1:${ACCOUNT}:instance/i-0own`;
     const tag = (resource: string, keys: string[]) => evaluate(general, { action: 'ec2:CreateTags', resource, context: { 'aws:ARN': resource, 'ec2:SourceInstanceARN': own, 'aws:TagKeys': keys } });
