@@ -42,6 +42,22 @@ export const realRetryEnv: RetryEnv = {
  */
 const EXTRA_THROTTLING_CODES = new Set(['TooManyUpdates', 'RequestThrottled', 'ThrottledException']);
 
+/**
+ * EC2 sends "no capacity" answers as server errors (5xx: EC2 API reference, "Error codes"), which
+ * the SDK would call transient. Another try a second later asks the same pools again: the caller
+ * (the launch classifier in ec2-fleet.ts) cools those pools down and tries others instead.
+ */
+const CAPACITY_CODES = new Set([
+  'InsufficientInstanceCapacity',
+  'InsufficientCapacity',
+  'InsufficientHostCapacity',
+  'InsufficientReservedInstanceCapacity',
+  'InsufficientAddressCapacity',
+  'InsufficientFreeAddressesInSubnet',
+  'MaxSpotInstanceCountExceeded',
+  'UnfulfillableCapacity',
+]);
+
 /** Server-side failures named by code (EC2's query protocol sends some with no 5xx status in tests and mocks). */
 const EXTRA_TRANSIENT_CODES = new Set(['InternalError', 'InternalFailure', 'InternalServerError', 'ServiceUnavailable', 'Unavailable']);
 
@@ -84,7 +100,9 @@ export function isThrottling(e: unknown): boolean {
 export function isTransient(e: unknown): boolean {
   const err = sdkError(e);
   if (!err) return false;
-  return isTransientError(err) || isServerError(err) || EXTRA_TRANSIENT_CODES.has(errorCode(e));
+  const code = errorCode(e);
+  if (CAPACITY_CODES.has(code)) return false;
+  return isTransientError(err) || isServerError(err) || EXTRA_TRANSIENT_CODES.has(code);
 }
 
 /** Whether `withRetry` retries this error by default: throttling or transient. */
