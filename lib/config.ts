@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { parseCron, isValidTimeZone, CronSyntaxError } from './cron';
 import { checkRunnerTable, dotted, secretSettingProblem, RUNNER_SCHEMA_VERSION } from './worker/runner-schema';
-import { hostPathProblems } from './host-paths';
+import { containerBoundaryProblems, hostPathProblems } from './host-paths';
 
 /** Every default, in one place. The README's settings table lists the same values (test/readme.test.ts checks). */
 export const DEFAULTS = {
@@ -349,6 +349,8 @@ function crossCheck(config: Config): string[] {
         pool.worker.docker.volumes.map((spec, j) => ({ at: `${at}.worker.docker.volumes[${j}]`, spec, kind: 'volume' as const })),
         { privileged: pool.worker.docker.privileged },
       ),
+      // gitlab-runner's own docker settings that reach past the container (devices, host network, capabilities ...).
+      ...containerBoundaryProblems(pool.runner?.docker, `${at}.runner.docker`, { privileged: pool.worker.docker.privileged }),
     );
   });
   if (untagged.length > 1)

@@ -167,3 +167,47 @@ export function hostPathProblems(uses: readonly HostPathUse[], opts: { privilege
   }
   return problems;
 }
+
+/** Capabilities that reach past the container: kernel modules, raw I/O, other processes, the file system by handle, eBPF, AppArmor policy. */
+const DANGEROUS_CAPS = new Set(['ALL', 'SYS_ADMIN', 'SYS_MODULE', 'SYS_RAWIO', 'SYS_PTRACE', 'DAC_READ_SEARCH', 'BPF', 'PERFMON', 'MAC_ADMIN', 'MAC_OVERRIDE']);
+const UNCONFINED_OPT = /^(seccomp|apparmor|systempaths)[=:]unconfined$|^label[=:]disable$/i;
+
+const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+
+/**
+ * gitlab-runner [runners.docker] settings (a pool's `runner.docker`, issue 12) that take a job
+ * container past its boundary, refused in a pool that is not `privileged: true` (where jobs own the
+ * host anyway), each with the reason; devices are checked like host paths in every pool. `at` is
+ * the table's path (`pools[0].runner.docker`); each problem names a whole key, so `migrate` drops
+ * that key with the reason.
+ */
+export function containerBoundaryProblems(docker: unknown, at: string, opts: { privileged: boolean }): string[] {
+  if (typeof docker !== 'object' || docker === null || Array.isArray(docker)) return [];
+  const d = docker as Record<string, unknown>;
+  const problems: string[] = [];
+  const unlessPrivileged = (key: string, what: string) => {
+    if (!opts.privileged) problems.push(`${at}.${key}: ${what}; only a pool with worker.docker.privileged: true (whose jobs own the worker anyway) hands that out — set it (trusted projects only) or remove ${key}`);
+  };
+  const devices = (key: string, list: string[]) => {
+    const found = hostPathProblems(list.map((spec, i) => ({ at: `${key}[${i}]`, spec, kind: 'device' as const })), opts);
+    if (found.length) problems.push(`${at}.${key}: ${found.map((p) => p.slice(p.indexOf(': ') + 2)).join('; ')}`);
+  };
+  devices('devices', strings(d.devices));
+  if (typeof d.services_devices === 'object' && d.services_devices !== null)
+    for (const [image, list] of Object.entries(d.services_devices as Record<string, unknown>)) devices(`services_devices.${JSON.stringify(image)}`, strings(list));
+  if (d.network_mode === 'host') unlessPrivileged('network_mode', 'network_mode "host" puts job containers on the host\'s network, one hop from instance metadata: the instance role, which reads the runner token');
+  if (d.ipcmode === 'host') unlessPrivileged('ipcmode', 'ipcmode "host" shares the host\'s IPC namespace (its processes\' shared memory) with jobs');
+  if (d.services_privileged === true) unlessPrivileged('services_privileged', 'services (docker:dind ...) run privileged, which is root on the worker, and jobs reach them');
+  for (const key of ['cap_add'] as const) {
+    const bad = strings(d[key]).filter((c) => DANGEROUS_CAPS.has(c.toUpperCase().replace(/^CAP_/, '')));
+    if (bad.length) unlessPrivileged(key, `capabilities ${bad.map((c) => JSON.stringify(c)).join(', ')} reach past the container (kernel modules, raw I/O, other processes, files by handle): root on the worker`);
+  }
+  for (const key of ['security_opt', 'services_security_opt'] as const) {
+    const bad = strings(d[key]).filter((o) => UNCONFINED_OPT.test(o.trim()));
+    if (bad.length) unlessPrivileged(key, `${bad.map((o) => JSON.stringify(o)).join(', ')} turns off the confinement docker puts around jobs`);
+  }
+  // "b 8:* rwm" / "a *:* rwm": jobs may create and open the host's disks (CAP_MKNOD is a default capability).
+  const rules = strings(d.device_cgroup_rules).filter((r) => /^\s*[ab]\b/i.test(r) || /^\s*c\s+(\*|1):/i.test(r));
+  if (rules.length) unlessPrivileged('device_cgroup_rules', `${rules.map((r) => JSON.stringify(r)).join(', ')} lets jobs create and open the host's disks or memory`);
+  return problems;
+}

@@ -2,7 +2,7 @@
  * lib/host-paths.ts: host paths handed to CI jobs are judged on canonical paths, and each refusal
  * says what the path would expose. Also through `validate` (lib/config.ts), where users meet it.
  */
-import { canonicalHostPath, hostPathProblems, type HostPathUse } from '../lib/host-paths';
+import { canonicalHostPath, containerBoundaryProblems, hostPathProblems, type HostPathUse } from '../lib/host-paths';
 import { ConfigError, validateConfig } from '../lib/config';
 import { poolInput } from './helpers/config';
 
@@ -122,5 +122,38 @@ describe('through validate', () => {
     expect(problems({ volumes: ['/cache', '/certs/client', '/srv/cache:/cache'] })).toEqual([]);
     expect(problems({ privileged: true, volumes: ['/var/run/docker.sock:/var/run/docker.sock'] })).toEqual([]);
     expect(problems({ volumes: ['/var/run/docker.sock:/var/run/docker.sock'] })).toEqual([expect.stringMatching(/privileged: true/)]);
+  });
+});
+
+describe("a pool's runner.docker settings (gitlab-runner's own, issue 12)", () => {
+  const check = (docker: Record<string, unknown>, privileged = false) => containerBoundaryProblems(docker, 'pools[0].runner.docker', { privileged });
+  it.each([
+    [{ network_mode: 'host' }, /^pools\[0\]\.runner\.docker\.network_mode: .*one hop from instance metadata/],
+    [{ ipcmode: 'host' }, /ipcmode: .*IPC namespace/],
+    [{ services_privileged: true }, /services_privileged: .*run privileged/],
+    [{ cap_add: ['NET_ADMIN', 'SYS_ADMIN'] }, /cap_add: capabilities "SYS_ADMIN" reach past the container/],
+    [{ cap_add: ['cap_sys_ptrace'] }, /"cap_sys_ptrace"/],
+    [{ cap_add: ['ALL'] }, /"ALL"/],
+    [{ security_opt: ['apparmor:unconfined'] }, /security_opt: "apparmor:unconfined" turns off the confinement/],
+    [{ services_security_opt: ['seccomp=unconfined'] }, /services_security_opt/],
+    [{ device_cgroup_rules: ['b 259:* rmw'] }, /device_cgroup_rules: .*host's disks or memory/],
+    [{ device_cgroup_rules: ['c 1:1 rwm'] }, /device_cgroup_rules/],
+  ])('refuses %j in an unprivileged pool, allows it in a privileged one', (docker, problem) => {
+    const out = check(docker);
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatch(problem);
+    expect(out[0]).toMatch(/only a pool with worker\.docker\.privileged: true .* hands that out/);
+    expect(check(docker, true)).toEqual([]);
+  });
+  it('checks devices and services_devices as host devices, in every pool', () => {
+    expect(check({ devices: ['/dev/fuse', '/dev/nvme0n1:/dev/disk0'] }, true)).toEqual([expect.stringMatching(/^pools\[0\]\.runner\.docker\.devices: .*\/dev\/nvme0n1.*raw disk/)]);
+    expect(check({ services_devices: { 'redis:*': ['/dev/mem'] } })).toEqual([expect.stringMatching(/services_devices\."redis:\*": .*\/dev\/mem/)]);
+  });
+  it('allows what does not reach past the container', () => {
+    expect(check({ cap_add: ['NET_ADMIN'], security_opt: ['no-new-privileges'], network_mode: 'bridge', devices: ['/dev/kvm', '/dev/net/tun'], device_cgroup_rules: ['c 10:200 rwm'], services_privileged: false })).toEqual([]);
+    expect(check(undefined as any)).toEqual([]);
+  });
+  it('through validate: names the key', () => {
+    expect(() => validateConfig({ deployment: 'ci', gitlab: { url: 'https://gitlab.example.com' }, pools: [poolInput({ runner: { docker: { network_mode: 'host' } } })] })).toThrow(/pools\[0\]\.runner\.docker\.network_mode: network_mode "host"/);
   });
 });

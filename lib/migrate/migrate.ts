@@ -456,7 +456,8 @@ function dockerAdvice(mapped: Table, carried: Table, at: string, warn: (at: stri
       `${at}.privileged`,
       'kept: privileged job containers can take over the worker, including its runner token and instance role (docs/worker.md, security notes); keep privileged pools for trusted projects, or move image builds to a tagged pool of their own',
     );
-  if (carried.network_mode === 'host')
+  // Without privileged, validate refuses it and the report says so (lib/host-paths.ts containerBoundaryProblems).
+  if (carried.network_mode === 'host' && mapped.privileged === true)
     warn(`${at}.network_mode`, 'kept: jobs on the host network can reach instance metadata (the hop limit no longer separates them), so they can use the worker role and read the runner token; keep it for trusted projects');
   const helper = typeof carried.helper_image === 'string' ? /:(?:[a-z0-9_]+-)?(v\d+\.\d+\.\d+)$/.exec(carried.helper_image) : null;
   if (helper && helper[1] !== WORKER_DEFAULTS.runnerVersion)
