@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import type { Config, Pool } from '../config';
 import { cachePath, parameterNames, runnerCacheIsExternal } from '../config';
 import { TAGS, launchTemplateName } from '../controller/tags';
+import { usesDeploymentCache } from '../worker/runner-config';
 import { boundarySchedules, type BoundarySchedule } from './schedules';
 
 export interface UserDataArgs {
@@ -272,6 +273,44 @@ function credentialPinStatements(config: Config): Cfn[] {
 }
 
 /**
+ * The deployment bucket's own guard: a pool's worker role may touch nothing outside the pool's
+ * prefix (nothing at all when the pool does not use this bucket), whatever else it is granted
+ * (worker.iam extras such as AmazonS3FullAccess): a Deny in the bucket policy, keyed on the role
+ * (aws:PrincipalArn), outranks every Allow.
+ */
+function bucketGuard(pool: Pool, id: string): Cfn[] {
+  const role = { ArnEquals: { 'aws:PrincipalArn': getAtt(`WorkerRole${id}`, 'Arn') } };
+  if (!usesDeploymentCache(pool)) return [{ Sid: `NotThisBucket${id}`, Effect: 'Deny', Principal: '*', Action: 's3:*', Resource: [getAtt('CacheBucket', 'Arn'), sub('${CacheBucket.Arn}/*')], Condition: role }];
+  const path = cachePath(pool);
+  return [
+    { Sid: `OnlyOwnPrefixObjects${id}`, Effect: 'Deny', Principal: '*', Action: 's3:*', NotResource: [getAtt('CacheBucket', 'Arn'), sub(`\${CacheBucket.Arn}/${path}/*`)], Condition: role },
+    { Sid: `OnlyOwnPrefixListing${id}`, Effect: 'Deny', Principal: '*', Action: 's3:ListBucket', Resource: getAtt('CacheBucket', 'Arn'), Condition: { ...role, StringNotLike: { 's3:prefix': [path, `${path}/*`] } } },
+  ];
+}
+
+/**
+ * The deployment's secrets a pool's workers must never read, denied explicitly so that no extra
+ * grant (worker.iam: AmazonSSMManagedInstanceCore, attached for Session Manager, allows
+ * ssm:GetParameter on every parameter) can open them: other pools' runner tokens and job secrets,
+ * the webhook secret, the GitLab API token, the config and the controller's state; and reading the
+ * deployment's tree by path (a worker reads its own parameters by name).
+ */
+function otherSecretsDeny(config: Config, names: ReturnType<typeof parameterNames>, pool: Pool): Cfn[] {
+  const others = config.pools.filter((p) => p.name !== pool.name);
+  const own = new Set([names.runnerToken(pool), ...pool.runnerSecrets.map((s) => names.runnerSecret(pool, s))]);
+  const denied = [...new Set([names.webhookSecret, names.gitlabApiToken, names.config, ...others.flatMap((p) => [names.runnerToken(p), ...p.runnerSecrets.map((s) => names.runnerSecret(p, s))])])].filter((n) => !own.has(n));
+  return [
+    {
+      Sid: 'NeverOtherSecrets',
+      Effect: 'Deny',
+      Action: ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParameterHistory'],
+      Resource: [...denied.map(ssmArn), ssmArn(names.state), ssmArn(`${names.state}/*`)],
+    },
+    { Sid: 'NeverTheDeploymentByPath', Effect: 'Deny', Action: ['ssm:GetParametersByPath'], Resource: [ssmArn(names.base), ssmArn(`${names.base}/*`)] },
+  ];
+}
+
+/**
  * ec2:CreateFleet / ec2:RunInstances for the reconcile role: a compromised function (or a bug) can
  * launch only what the deployment defines, so it cannot start another image, other user data or
  * a worker instance profile and read every pool's token that way.
@@ -444,6 +483,7 @@ export function buildStack(opts: StackOptions): StackParts {
               Resource: [getAtt('CacheBucket', 'Arn'), sub('${CacheBucket.Arn}/*')],
               Condition: { Bool: { 'aws:SecureTransport': 'false' } },
             },
+            ...config.pools.flatMap((p) => bucketGuard(p, poolIds.get(p.name)!)),
           ],
         },
       },
@@ -495,7 +535,7 @@ export function buildStack(opts: StackOptions): StackParts {
     ];
     workerStatements.push(...jobSecretStatements(config, stage, pool));
     if (poolBucket) workerStatements.push(...cacheStatements(pool, bucketArn));
-    workerStatements.push(...credentialPinStatements(config));
+    workerStatements.push(...otherSecretsDeny(config, names, pool), ...credentialPinStatements(config));
     resources[`WorkerRole${id}`] = {
       Type: 'AWS::IAM::Role',
       // W1020: the Fn::Sub only escapes the IAM variable ${ec2:SourceInstanceARN}; it is needed.

@@ -162,9 +162,9 @@ describe("a worker reaches only its own pool's token and cache", () => {
     expect(evaluate(general, { action: 'ssm:GetParameter', resource: param('secrets/runner-token/general') })).toBe('allow');
     for (const other of ['secrets/runner-token/heavy', 'secrets/webhook-secret', 'secrets/gitlab-api-token', 'config', 'state/meta'])
       for (const action of ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath', 'ssm:PutParameter'])
-        expect(`${action} ${other}: ${evaluate(general, { action, resource: param(other) })}`).toBe(`${action} ${other}: implicit-deny`);
-    // No statement names an SSM resource by wildcard.
-    expect(JSON.stringify(general.filter((s) => [].concat(s.Action).some((a: string) => a.startsWith('ssm:'))).flatMap((s) => s.Resource))).not.toContain('*');
+        expect(`${action} ${other}: ${evaluate(general, { action, resource: param(other) })}`).not.toBe(`${action} ${other}: allow`);
+    // No Allow names an SSM resource by wildcard.
+    expect(JSON.stringify(general.filter((s) => s.Effect === 'Allow' && [].concat(s.Action).some((a: string) => a.startsWith('ssm:'))).flatMap((s) => s.Resource))).not.toContain('*');
   });
 
   it("reads, writes and lists only its pool's cache prefix", () => {
@@ -191,6 +191,34 @@ describe("a worker reaches only its own pool's token and cache", () => {
       expect(evaluate(st, { action: 's3:PutObject', resource: object('common/project/1/k') })).toBe('allow');
       expect(evaluate(st, { action: 's3:PutObject', resource: object('general/project/1/k') })).toBe('implicit-deny');
     }
+  });
+
+  it('keeps other pools\' secrets and caches out of reach whatever the pool\'s worker.iam adds (AmazonSSMManagedInstanceCore reads every parameter)', () => {
+    const generous = withChanges((raw) => {
+      raw.pools[0].worker.iam = { statements: [{ Effect: 'Allow', Action: ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath', 's3:*'], Resource: '*' }] };
+      raw.pools[1].runnerSecrets = [{ setting: 'environment.NPM_TOKEN' }];
+    });
+    const role = roleStatements(generous, 'WorkerRoleGeneral');
+    const bucketPolicy = resolve((buildStack(opts({ config: generous })).resources as any).CacheBucketPolicy.Properties.PolicyDocument.Statement, env) as Record<string, any>[];
+    const asGeneral = (req: AwsRequest) => evaluate([...role, ...bucketPolicy], { ...req, context: { 'aws:PrincipalArn': env.refs['WorkerRoleGeneral.Arn'], 'aws:SecureTransport': 'true', ...req.context } });
+    expect(asGeneral({ action: 'ssm:GetParameter', resource: param('secrets/runner-token/general') })).toBe('allow');
+    for (const other of ['secrets/runner-token/heavy', 'secrets/runner/heavy/environment/NPM_TOKEN', 'secrets/webhook-secret', 'secrets/gitlab-api-token', 'config', 'state/meta'])
+      expect(`${other}: ${asGeneral({ action: 'ssm:GetParameter', resource: param(other) })}`).toBe(`${other}: deny`);
+    expect(asGeneral({ action: 'ssm:GetParametersByPath', resource: param('secrets') })).toBe('deny');
+    expect(asGeneral({ action: 's3:GetObject', resource: object('general/project/1/k') })).toBe('allow');
+    expect(asGeneral({ action: 's3:PutObject', resource: object('heavy/project/1/k') })).toBe('deny');
+    expect(asGeneral({ action: 's3:ListBucket', resource: 'arn:aws:s3:::acme-ci-prod-cachebucket-1', context: { 's3:prefix': 'heavy/' } })).toBe('deny');
+    expect(asGeneral({ action: 's3:ListBucket', resource: 'arn:aws:s3:::acme-ci-prod-cachebucket-1', context: { 's3:prefix': 'general/' } })).toBe('allow');
+  });
+
+  it('shuts a pool without the deployment cache out of the deployment bucket, whatever it is granted', () => {
+    const own = withChanges((raw) => {
+      raw.pools[0].worker.cache = { bucketName: 'acme-own-cache' };
+      raw.pools[0].worker.iam = { statements: [{ Effect: 'Allow', Action: ['s3:*'], Resource: '*' }] };
+    });
+    const bucketPolicy = resolve((buildStack(opts({ config: own })).resources as any).CacheBucketPolicy.Properties.PolicyDocument.Statement, env) as Record<string, any>[];
+    const role = roleStatements(own, 'WorkerRoleGeneral');
+    expect(evaluate([...role, ...bucketPolicy], { action: 's3:GetObject', resource: object('heavy/project/1/k'), context: { 'aws:PrincipalArn': env.refs['WorkerRoleGeneral.Arn'], 'aws:SecureTransport': 'true' } })).toBe('deny');
   });
 
   it("scopes a pool's own bucket (cache.bucketName) to its prefix too", () => {
@@ -243,8 +271,9 @@ describe('pinWorkerCredentials: worker credentials only from their own instance'
     expect(evaluate(pinned, { action: 'kms:Decrypt', resource: '*', context: { ...issued, 'aws:ViaAWSService': 'true' } })).toBe('implicit-deny'); // not denied; not granted either (aws/ssm needs no grant)
   });
   it('is off by default (it needs VPC endpoints), and then adds no statement', () => {
-    expect(roleStatements(sample, 'WorkerRoleGeneral').filter((s) => s.Effect === 'Deny')).toEqual([]);
-    expect(pinned.filter((s) => s.Effect === 'Deny').map((s) => s.Sid)).toEqual(['CredentialsOnlyInTheirVpc', 'CredentialsOnlyOnTheirInstance']);
+    const pins = (st: Record<string, any>[]) => st.filter((s) => s.Effect === 'Deny' && /^Credentials/.test(s.Sid)).map((s) => s.Sid);
+    expect(pins(roleStatements(sample, 'WorkerRoleGeneral'))).toEqual([]);
+    expect(pins(pinned)).toEqual(['CredentialsOnlyInTheirVpc', 'CredentialsOnlyOnTheirInstance']);
   });
 });
 

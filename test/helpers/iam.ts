@@ -87,6 +87,8 @@ function conditionHolds(op: string, key: string, wanted: unknown, ctx: Context):
     case 'StringNotEquals':
       // Negated operators hold when the key is absent (IAM user guide, condition operators).
       return !present || values.every((v) => !patterns.includes(v));
+    case 'StringNotLike':
+      return !present || values.every((v) => !patterns.some((p) => glob(p, v)));
     case 'ForAllValues:StringEquals':
       return values.every((v) => patterns.includes(v));
     case 'Bool':
@@ -101,13 +103,18 @@ function conditionHolds(op: string, key: string, wanted: unknown, ctx: Context):
 function matches(statement: Record<string, any>, req: AwsRequest): boolean {
   const ctx = req.context ?? {};
   if (!list<string>(statement.Action).some((a) => glob(a, req.action))) return false;
-  if (!list<string>(statement.Resource).some((r) => glob(r, req.resource))) return false;
+  if (statement.NotResource !== undefined) {
+    if (list<string>(statement.NotResource).some((r) => glob(r, req.resource))) return false;
+  } else if (!list<string>(statement.Resource).some((r) => glob(r, req.resource))) return false;
   for (const [op, block] of Object.entries((statement.Condition ?? {}) as Record<string, Record<string, unknown>>))
     for (const [key, wanted] of Object.entries(block)) if (!conditionHolds(op, key, wanted, ctx)) return false;
   return true;
 }
 
-/** The outcome of one request against a role's (resolved) statements. */
+/**
+ * The outcome of one request against a role's (resolved) statements, and a resource policy's
+ * (a bucket policy: its Principal is not modelled, so its statements must key on aws:PrincipalArn).
+ */
 export function evaluate(statements: Record<string, any>[], req: AwsRequest): 'allow' | 'deny' | 'implicit-deny' {
   if (statements.some((s) => s.Effect === 'Deny' && matches(s, req))) return 'deny';
   return statements.some((s) => s.Effect === 'Allow' && matches(s, req)) ? 'allow' : 'implicit-deny';
