@@ -13,6 +13,7 @@ import { parameterNames, validateConfig, type Config } from '../config';
 import { webhookSecretProblem } from '../webhook/job-hook';
 import { ensureLaunchTemplate } from '../aws/ec2-fleet';
 import { renderUserData } from '../worker/userdata';
+import { deploymentNames } from './names';
 
 export interface SeedOptions {
   endpoint: string;
@@ -84,11 +85,10 @@ export async function seedMoto(opts: SeedOptions): Promise<Seeded> {
       userData: renderUserData({ config, pool, stage: opts.stage, region: opts.region }),
       instanceProfile: `arn:aws:iam::123456789012:instance-profile/gsa-dev-${pool.name}`,
     });
-  const prefix = `gsa-${config.deployment}-${opts.stage}`;
   return {
     config,
     configPath: opts.configPath,
     queueUrl: queue.QueueUrl!,
-    functionNames: { webhook: `${prefix}-webhook`, reconcile: `${prefix}-reconcile`, interruption: `${prefix}-interruption` },
+    functionNames: deploymentNames(config.deployment, opts.stage).functionNames,
   };
 }

@@ -19,6 +19,7 @@ import { cachePath, parameterNames, runnerCacheIsExternal } from '../config';
 import { TAGS, launchTemplateName } from '../controller/tags';
 import { usesDeploymentCache } from '../worker/runner-config';
 import { boundarySchedules, type BoundarySchedule } from './schedules';
+import { deploymentNames, STAGE_RE } from './names';
 
 export interface UserDataArgs {
   config: Config;
@@ -79,8 +80,6 @@ export const SIZING = {
   batchSize: 25,
   maximumBatchingWindow: 2,
 };
-
-const STAGE_RE = /^[a-z0-9][a-z0-9-]{0,15}$/;
 
 export function logicalName(name: string): string {
   return name
@@ -372,8 +371,7 @@ export function buildStack(opts: StackOptions): StackParts {
   if (!STAGE_RE.test(stage)) throw new StackError(`stage "${stage}" must be 1-16 of a-z, 0-9 and "-" (it goes into function and resource names)`);
   if (config.region && config.region !== region) throw new StackError(`the config names region ${config.region} but the stack is being built for ${region}; pass --region ${config.region} or change region in the config`);
   const names = parameterNames(config, stage);
-  const prefix = `gsa-${config.deployment}-${stage}`;
-  const functionNames = { webhook: `${prefix}-webhook`, reconcile: `${prefix}-reconcile`, interruption: `${prefix}-interruption` };
+  const { stackName, functionNames } = deploymentNames(config.deployment, stage);
   const configJson = JSON.stringify(controllerConfig(config));
   const configHash = createHash('sha256').update(configJson).digest('hex').slice(0, 16);
   // docker's disable_cache concerns local cache volumes, not the distributed cache (runner-config.ts usesDeploymentCache).
@@ -769,7 +767,7 @@ export function buildStack(opts: StackOptions): StackParts {
 
   return {
     deployment: config.deployment,
-    stackName: `gitlab-spot-autoscaler-${config.deployment}-${stage}`,
+    stackName,
     region,
     functionNames,
     env,

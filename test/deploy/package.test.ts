@@ -1,14 +1,17 @@
 /**
  * CI check of the deployment: `serverless package` with no AWS credentials (dummy values only, so
- * no call can succeed), then cfn-lint on the generated template: zero errors; and the webhook
- * bundle must not contain the EC2 client (cold start). Slow (esbuild + the framework): one file.
+ * no call can succeed), then cfn-lint on the generated template: zero errors; what the zips hold;
+ * and the webhook bundle must not contain the EC2 client (cold start). Slow (esbuild + the
+ * framework): one file.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
+
+const { lambdaBuildOptions } = require('../../lib/deploy/esbuild-options.js');
 
 const run = promisify(execFile);
 const root = join(__dirname, '..', '..');
@@ -39,13 +42,15 @@ describe('serverless package + cfn-lint', () => {
     template = JSON.parse(readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8'));
   }, 300_000);
 
-  it('packages the three functions on arm64 with a current Node.js runtime', () => {
+  it('packages the three functions on arm64 with the nodejs24.x runtime, without source maps at run time', () => {
     for (const f of ['webhook', 'reconcile', 'interruption']) expect(existsSync(join(out, `${f}.zip`))).toBe(true);
     const fns = Object.values(template.Resources).filter((r: any) => r.Type === 'AWS::Lambda::Function') as any[];
     expect(fns).toHaveLength(3);
     for (const f of fns) {
       expect(f.Properties.Architectures).toEqual(['arm64']);
-      expect(Number(/^nodejs(\d+)\.x$/.exec(f.Properties.Runtime)?.[1])).toBeGreaterThanOrEqual(22);
+      expect(f.Properties.Runtime).toBe('nodejs24.x');
+      // --enable-source-maps costs at every cold start; only --param sourcemaps=true turns it on.
+      expect(f.Properties.Environment.Variables.NODE_OPTIONS).toBeUndefined();
     }
     expect(template.Resources.ReconcileLambdaFunction.Properties.ReservedConcurrentExecutions).toBe(1);
     expect(template.Resources.IamRoleLambdaExecution).toBeUndefined(); // no shared role: one per function
@@ -61,6 +66,20 @@ describe('serverless package + cfn-lint', () => {
   it('bounds the public webhook: HTTP API stage throttling and reserved concurrency reach the template', () => {
     expect(template.Resources.HttpApiStage.Properties.DefaultRouteSettings).toEqual({ DetailedMetricsEnabled: false, ThrottlingRateLimit: 100, ThrottlingBurstLimit: 500 });
     expect(template.Resources.WebhookLambdaFunction.Properties.ReservedConcurrentExecutions).toBe(50);
+  });
+
+  it('zips hold the minified handler and its source map, without the sources embedded', () => {
+    // python3's zipfile module: present wherever the tests run (moto and cfn-lint need Python).
+    const read = (zip: string, member: string) => execFileSync('python3', ['-c', 'import sys, zipfile; sys.stdout.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]).decode())', zip, member], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const list = (zip: string) => execFileSync('python3', ['-c', 'import sys, zipfile; print("\\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))', zip], { encoding: 'utf8' }).trim().split('\n');
+    for (const f of ['webhook', 'reconcile', 'interruption']) {
+      const zip = join(out, `${f}.zip`);
+      expect(list(zip).sort()).toEqual([`handlers/${f}.js`, `handlers/${f}.js.map`]);
+      const map = JSON.parse(read(zip, `handlers/${f}.js.map`));
+      expect(map.sources.length).toBeGreaterThan(10);
+      expect(map.sourcesContent).toBeUndefined();
+      expect(read(zip, `handlers/${f}.js`)).toMatch(new RegExp(`//# sourceMappingURL=${f}\\.js\\.map\\s*$`));
+    }
   });
 
   it('passes cfn-lint with zero errors', async () => {
@@ -84,17 +103,14 @@ describe('serverless package + cfn-lint', () => {
 describe('webhook bundle', () => {
   it('does not include the EC2 client', async () => {
     const result = await build({
+      ...lambdaBuildOptions(),
       entryPoints: [join(root, 'handlers/webhook.ts')],
-      bundle: true,
-      platform: 'node',
-      target: 'node22',
-      format: 'cjs',
-      minify: true,
+      outdir: out,
       write: false,
       metafile: true,
       logLevel: 'silent',
     });
-    const inputs = Object.keys(result.metafile.inputs);
+    const inputs = Object.keys(result.metafile!.inputs);
     expect(inputs.some((p) => p.includes('@aws-sdk/client-sqs'))).toBe(true); // the check can see SDK clients
     expect(inputs.filter((p) => p.includes('@aws-sdk/client-ec2'))).toEqual([]);
   }, 60_000);

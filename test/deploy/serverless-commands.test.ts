@@ -1,0 +1,126 @@
+/**
+ * The real `npx serverless` commands an operator runs against a deployed stack, with only
+ * `--stage` and the deployment's name (no config file): `print` needs nothing; `info`, `logs`,
+ * `invoke` and `remove` run against moto (AWS_ENDPOINT_URL, dummy credentials), where the test
+ * created what a deployment would have left: its stack and a function's log group. Commands that
+ * build the stack (`deploy`, `invoke local`, ...) must refuse before they do anything.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { CloudFormationClient, CreateStackCommand, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { CloudWatchLogsClient, CreateLogGroupCommand, CreateLogStreamCommand, PutLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
+import { startMoto, motoClientConfig, type MotoServer } from '../helpers/moto';
+
+jest.setTimeout(90_000);
+
+const exec = promisify(execFile);
+const root = join(__dirname, '..', '..');
+// The bin npx would run, without npx's own start-up.
+const SERVERLESS = join(root, 'node_modules', 'osls', 'bin', 'serverless.js');
+const REGION = 'eu-central-1';
+const STACK = 'gitlab-spot-autoscaler-acme-ci-prod';
+let moto: MotoServer;
+
+/** `serverless ...` with moto as every AWS endpoint and nothing else from this environment. */
+async function sls(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string }> {
+  const base: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    AWS_ACCESS_KEY_ID: 'testing',
+    AWS_SECRET_ACCESS_KEY: 'testing',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_ENDPOINT_URL: moto.endpoint,
+    SLS_TELEMETRY_DISABLED: '1',
+    SLS_NOTIFICATIONS_MODE: 'off',
+    // remove polls the stack's status every 5 s by default
+    SLS_AWS_MONITORING_FREQUENCY: '200',
+    ...env,
+  };
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [SERVERLESS, ...args], { cwd: root, env: base, timeout: 60_000 });
+    return { code: 0, out: stdout + stderr };
+  } catch (e: any) {
+    if (typeof e.code !== 'number') throw e;
+    return { code: e.code, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+  }
+}
+
+const byName = ['--stage', 'prod', '--param', 'deployment=acme-ci', '--region', REGION];
+
+beforeAll(async () => {
+  moto = await startMoto();
+  const cfn = new CloudFormationClient(motoClientConfig(moto.endpoint, REGION));
+  await cfn.send(
+    new CreateStackCommand({
+      StackName: STACK,
+      TemplateBody: JSON.stringify({ Resources: { EventQueue: { Type: 'AWS::SQS::Queue' } }, Outputs: { EventQueueUrl: { Value: { Ref: 'EventQueue' } } } }),
+    }),
+  );
+  const logs = new CloudWatchLogsClient(motoClientConfig(moto.endpoint, REGION));
+  const group = '/aws/lambda/gsa-acme-ci-prod-reconcile';
+  await logs.send(new CreateLogGroupCommand({ logGroupName: group }));
+  await logs.send(new CreateLogStreamCommand({ logGroupName: group, logStreamName: '2026/11/30/[$LATEST]0' }));
+  await logs.send(new PutLogEventsCommand({ logGroupName: group, logStreamName: '2026/11/30/[$LATEST]0', logEvents: [{ timestamp: Date.now(), message: 'pool docker: launched 3 (3 for pending jobs)' }] }));
+  cfn.destroy();
+  logs.destroy();
+});
+
+afterAll(async () => {
+  await moto?.stop();
+});
+
+test('print, info, logs and invoke find the deployment by name alone; the rest refuse', async () => {
+  const [print, info, logs, invoke, deploy, local] = await Promise.all([
+    sls(['print', ...byName, '--path', 'custom.gsa']),
+    sls(['info', ...byName]),
+    sls(['logs', '-f', 'reconcile', ...byName]),
+    sls(['invoke', '-f', 'webhook', '-d', '{}', ...byName]),
+    sls(['deploy', ...byName]),
+    sls(['invoke', 'local', '-f', 'webhook', '-p', 'events/webhook-job-pending.json', ...byName]),
+  ]);
+  expect(print.code).toBe(0);
+  expect(print.out).toMatch(/mode: names-only/);
+  expect(print.out).toMatch(/stackName: gitlab-spot-autoscaler-acme-ci-prod/);
+
+  expect(info.code).toBe(0);
+  expect(info.out).toMatch(new RegExp(`stack: ${STACK}`));
+  expect(info.out).toMatch(/region: eu-central-1/);
+  expect(info.out).toMatch(/reconcile: gsa-acme-ci-prod-reconcile/);
+
+  expect(logs.code).toBe(0);
+  expect(logs.out).toContain('pool docker: launched 3 (3 for pending jobs)');
+
+  // moto runs no Lambda functions here: the error names the function serverless asked for.
+  expect(invoke.out).toMatch(/function:gsa-acme-ci-prod-webhook/);
+
+  // Which commands are refused is checked command by command in serverless-plugin.test.ts.
+  for (const [name, r] of [['deploy', deploy], ['invoke local', local]] as const) {
+    expect(r.code).not.toBe(0);
+    expect(r.out).toContain(`\`serverless ${name}\` builds the stack from the config file, and none was given (only --param deployment=acme-ci): pass --param config=`);
+  }
+  // The refused deploy changed nothing.
+  const cfn = new CloudFormationClient(motoClientConfig(moto.endpoint, REGION));
+  expect((await cfn.send(new DescribeStacksCommand({ StackName: STACK }))).Stacks?.[0].StackStatus).toBe('CREATE_COMPLETE');
+  cfn.destroy();
+});
+
+test('remove deletes the stack by name, with the region from AWS_REGION', async () => {
+  const r = await sls(['remove', '--stage', 'prod', '--param', 'deployment=acme-ci'], { AWS_REGION: REGION });
+  expect(r.out).toMatch(/successfully removed/);
+  expect(r.code).toBe(0);
+  const cfn = new CloudFormationClient(motoClientConfig(moto.endpoint, REGION));
+  const left = await cfn.send(new DescribeStacksCommand({ StackName: STACK })).then(
+    (o) => o.Stacks?.[0].StackStatus,
+    (e) => e.name,
+  );
+  expect(['DELETE_COMPLETE', 'ValidationError']).toContain(left);
+  cfn.destroy();
+});
+
+test('without a config or a deployment name every command says what to pass', async () => {
+  const r = await sls(['info', '--stage', 'prod', '--region', REGION]);
+  expect(r.code).not.toBe(0);
+  expect(r.out).toMatch(/no config file given: pass --param config=.*--param deployment=NAME/);
+  expect(r.out).not.toMatch(/NodeVersionSupportWarning/);
+});
