@@ -9,7 +9,8 @@
  * Secrets never live in this file: it names the SSM parameters that hold them.
  */
 import { z } from 'zod';
-import { parse as parseYaml } from 'yaml';
+import { parseDocument } from 'yaml';
+import { describeYamlError, locateProblem } from './source-frame';
 import { parseCron, isValidTimeZone, CronSyntaxError } from './cron';
 import { checkRunnerTable, dotted, secretSettingProblem, RUNNER_SCHEMA_VERSION } from './worker/runner-schema';
 import { containerBoundaryProblems, hostPathProblems } from './host-paths';
@@ -442,15 +443,34 @@ export function validateConfig(raw: unknown, source = '(inline)'): Config {
   return parsed.data;
 }
 
-/** Parses YAML or JSON text (JSON is YAML) and validates it. */
+/** Secret-looking text masked before lines of the file are shown; same length, so positions hold. */
+function maskSecrets(text: string): string {
+  const mask = (_: string, prefix: string, rest: string) => prefix + '*'.repeat(rest.length);
+  return text.replace(/\b(glrt-|glpat-|GR1348941)([\w-]+)/g, mask).replace(/\b(AKIA|ASIA)([A-Z0-9]{16})\b/g, mask);
+}
+
+/**
+ * Parses YAML or JSON text (JSON is YAML) and validates it. Every problem carries its line and a
+ * code frame of the file (lib/source-frame.ts), with secret-looking values masked.
+ */
 export function parseConfig(text: string, source = '(inline)'): Config {
+  const masked = maskSecrets(text);
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  // The first syntax error is the one to fix: the parser's later ones are often its consequences.
+  if (doc.errors.length)
+    throw new ConfigError(source, [describeYamlError(masked, doc.errors[0]) + (doc.errors.length > 1 ? `\n    (${doc.errors.length - 1} more after this one)` : '')]);
   let raw: unknown;
   try {
-    raw = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+    raw = doc.toJS();
   } catch (e) {
     throw new ConfigError(source, [`not valid YAML/JSON: ${(e as Error).message.split('\n')[0]}`]);
   }
-  return validateConfig(raw, source);
+  try {
+    return validateConfig(raw, source);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(source, e.problems.map((p) => locateProblem(masked, doc, p)));
+    throw e;
+  }
 }
 
 /**

@@ -1,95 +1,87 @@
 /**
- * `gitlab-spot-autoscaler` — the command line. Each subcommand lives in commands/<name>.ts and
- * exports `run(argv): Promise<number>`; this file only dispatches and prints help.
+ * `gitlab-spot-autoscaler` — the command line. This file dispatches, prints the overall help and
+ * the version, and turns the errors a user can cause into a message, a hint and exit code 2.
+ *
+ * Adding a command (e.g. `pause`; commands/worker-config.ts is a small example):
+ *   1. Create commands/<name>.ts that exports
+ *        export const command = defineCommand({
+ *          name: '<name>',
+ *          summary: 'one line for the command list',
+ *          synopsis: '--stage NAME (--deployment NAME | --config FILE)',  // optional; else derived from the flags
+ *          description: 'paragraphs for <name> --help',                   // optional
+ *          flags: {
+ *            stage: { type: 'string', value: 'NAME', required: true, description: 'the stage you deployed' },
+ *            config: CONFIG_FLAG,                                          // from ./commands/common
+ *            pool: { type: 'string', value: 'NAME', description: 'only this pool', defaultText: 'every pool' },
+ *            limit: { type: 'number', value: 'N', integer: true, min: 0, default: 10, description: '...' },
+ *            json: { type: 'boolean', description: 'print one JSON document' },
+ *          },
+ *          examples: ['<name> --stage prod --deployment acme-ci'],
+ *          async run(opts) { ... return 0; },   // opts is typed from `flags`
+ *        });
+ *        export const run = runner(command);     // `run(argv)` (./command), for tests that call it directly
+ *      Every flag needs a description; a default goes in `default` (applied by the parser) or, when
+ *      it is computed elsewhere (the config's region), in `defaultText`. The parser rejects unknown
+ *      flags (with "did you mean"), missing values, repeated flags, values out of range or not in
+ *      `choices`, and positional arguments; --help and -h are added to every command.
+ *   2. In run, throw `UsageError` (./command) for anything the user can fix by calling differently
+ *      and let `ConfigError` (lib/config.ts) through: both print to stderr and exit 2. Write the
+ *      result to stdout and progress to stderr. Anything else thrown is a bug or an outage: exit 1.
+ *   3. Add it to COMMANDS below and to the Commands table of README.md. test/cli/help.test.ts then
+ *      checks its --help and usage errors like every other command's.
  */
-import { run as explain } from './commands/explain';
-import { run as validate } from './commands/validate';
-import { run as userData, USAGE as userDataUsage } from './commands/user-data';
-import { run as simulate, USAGE as SIMULATE_USAGE } from './commands/simulate';
-import { run as migrate, USAGE as MIGRATE_USAGE, FLAGS as MIGRATE_FLAGS } from './commands/migrate';
-import { run as status, USAGE as STATUS_USAGE } from './commands/status';
-import { run as workerConfig, USAGE as WORKER_CONFIG_USAGE, FLAGS as WORKER_CONFIG_FLAGS } from './commands/worker-config';
+import { version } from '../../package.json';
+import { closest, fail, PROGRAM, runCommand, usageLine, type Command, type Flags } from './command';
+import { command as explain } from './commands/explain';
+import { command as migrate } from './commands/migrate';
+import { command as simulate } from './commands/simulate';
+import { command as status } from './commands/status';
+import { command as userData } from './commands/user-data';
+import { command as validate } from './commands/validate';
+import { command as workerConfig } from './commands/worker-config';
 
-type Command = { summary: string; usage: string; flags?: readonly (readonly [string, string])[]; run: (argv: string[]) => Promise<number> };
+export const COMMANDS: Command<Flags>[] = [simulate, migrate, explain, validate, status, userData, workerConfig] as Command<any>[];
 
-export const COMMANDS: Record<string, Command> = {
-  simulate: {
-    summary: 'replay a job trace through the controller on simulated spot capacity, beside docker+machine; no arguments = the shipped sample week',
-    usage: SIMULATE_USAGE,
-    run: simulate,
-  },
-  migrate: {
-    summary: "turn a docker+machine config.toml into this project's config (secrets become SSM commands)",
-    usage: MIGRATE_USAGE,
-    flags: MIGRATE_FLAGS,
-    run: migrate,
-  },
-  explain: {
-    summary: 'print the idle settings in force for each pool at given instants (one JSON line per --at)',
-    usage: 'explain --config FILE --at ISO8601 [--at ISO8601 ...]',
-    run: explain,
-  },
-  validate: {
-    summary: 'check a config file and list every problem with its path',
-    usage: 'validate --config FILE',
-    run: validate,
-  },
-  status: {
-    summary: 'show a live deployment: workers by state, jobs, idle target, cooldowns, the last pass (SSM + EC2)',
-    usage: STATUS_USAGE,
-    run: status,
-  },
-  'user-data': {
-    summary: 'print the exact user data (bash script) a worker of a pool boots with',
-    usage: userDataUsage,
-    run: userData,
-  },
-  'worker-config': {
-    summary: "print the gitlab-runner config.toml a worker of a pool writes (secrets as {{ssm:NAME}} references)",
-    usage: WORKER_CONFIG_USAGE,
-    flags: WORKER_CONFIG_FLAGS,
-    run: workerConfig,
-  },
-};
+export const VERSION: string = version;
 
 export function usage(): string {
-  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return [
-    'gitlab-spot-autoscaler — EC2 spot workers for GitLab CI, the serverless successor to docker+machine',
+    `${PROGRAM} ${VERSION} — EC2 spot workers for GitLab CI, the serverless successor to docker+machine`,
     '',
-    'Usage: gitlab-spot-autoscaler <command> [options]',
+    `Usage: ${PROGRAM} <command> [options]`,
+    `       ${PROGRAM} <command> --help     what each option of a command means, and its default`,
+    `       ${PROGRAM} --version`,
     '',
     'Commands:',
-    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    ...Object.values(COMMANDS).map((c) => `  gitlab-spot-autoscaler ${c.usage}`),
-    '',
-    'Run `gitlab-spot-autoscaler <command> --help` for a command\'s options.',
+    ...COMMANDS.map((c) => usageLine('  ', c)),
   ].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // The AWS SDK prints a multi-line notice on Node 20 that its releases after January 2027 need
+  // Node 22. The SDK this CLI runs is pinned by package-lock.json, whose `engines` npm checks when
+  // the lockfile moves, so for this process the notice is noise in every AWS command. Set here,
+  // before any client exists; an explicit AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=false
+  // still shows it.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
+  if (name === '--help' || name === '-h' || (name === 'help' && rest.length === 0)) {
     process.stdout.write(usage() + '\n');
-    return name ? 0 : 2;
+    return 0;
   }
-  if (name === '--version' || name === '-v') {
+  if (name === '--version' || name === '-v' || name === '-V') {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
-  const command = COMMANDS[name];
+  if (!name) return fail(undefined, 'no command given', false);
+  if (name === 'help') return main([rest[0], '--help']);
+  const command = COMMANDS.find((c) => c.name === name);
   if (!command) {
-    process.stderr.write(`gitlab-spot-autoscaler: unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})\n`);
-    return 2;
+    const guess = closest(name, COMMANDS.map((c) => c.name));
+    return fail(undefined, `unknown command "${name}"${guess ? ` (did you mean ${guess}?)` : ''}; commands: ${COMMANDS.map((c) => c.name).join(', ')}`, false);
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
-    const flags = command.flags ? `\nOptions:\n${command.flags.map(([flag, meaning]) => `  ${flag.padEnd(24)} ${meaning}`).join('\n')}\n` : '';
-    process.stdout.write(`Usage: gitlab-spot-autoscaler ${command.usage}\n\n${command.summary}\n${flags}`);
-    return 0;
-  }
-  return command.run(rest);
+  return runCommand(command, rest);
 }
-
-declare const __VERSION__: string | undefined;
-const VERSION = typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0-dev';

@@ -1,18 +1,9 @@
-/** Shared bits of the subcommands: argument parsing and config loading with clear errors. */
+/** Shared bits of the subcommands: config and pool loading with clear errors, shared flags. */
 import { readFileSync } from 'node:fs';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { parseConfig, ConfigError, type Config, type Pool } from '../../config';
+import { parseConfig, type Config, type Pool } from '../../config';
+import { UsageError, type Flags } from '../command';
 
-export class UsageError extends Error {}
-
-/** node:util parseArgs, with its errors turned into UsageError naming the bad option. */
-export function parseOptions<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T) {
-  try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-}
+export { UsageError };
 
 export function loadConfigFile(path: string | undefined): Config {
   if (!path) throw new UsageError('--config FILE is required');
@@ -25,17 +16,32 @@ export function loadConfigFile(path: string | undefined): Config {
   return parseConfig(text, path);
 }
 
+/** The --config flag as every command that reads a config file declares it. */
+export const CONFIG_FLAG = { type: 'string', value: 'FILE', required: true, description: "the deployment's config file (YAML or JSON)" } as const;
+
 /** Serverless Framework's default stage, as the deployment uses when none is given. */
 export const DEFAULT_STAGE = 'dev';
 
-/** The options of the commands that print what one pool's workers get (user-data, worker-config). */
-export const POOL_DOCUMENT_OPTIONS = {
-  config: { type: 'string' },
-  pool: { type: 'string' },
-  stage: { type: 'string' },
-  region: { type: 'string' },
-  'cache-bucket': { type: 'string' },
-} as const;
+/** The flags of the commands that print what one pool's workers get (user-data, worker-config). */
+export function poolDocumentFlags(what: string) {
+  return {
+    config: CONFIG_FLAG,
+    pool: { type: 'string', value: 'NAME', description: `the pool whose workers ${what}; required (when it is missing or unknown, the error lists the config's pools)` },
+    stage: { type: 'string', value: 'NAME', default: DEFAULT_STAGE, description: "the stage: it names the SSM parameters of the runner token and secrets (Serverless' default stage)" },
+    region: {
+      type: 'string',
+      value: 'REGION',
+      description: "the deployment's region, for the S3 cache and the worker's AWS CLI",
+      defaultText: `the config's region, else the worker fills in its own at boot`,
+    },
+    'cache-bucket': {
+      type: 'string',
+      value: 'BUCKET',
+      description: "the deployment's cache bucket (a CloudFormation output), for a pool on the shared cache",
+      defaultText: 'a placeholder, with a note on stderr',
+    },
+  } as const satisfies Flags;
+}
 
 /** --config FILE and --pool NAME, for commands about one pool; an unknown or missing pool names the pools there are. */
 export function loadPool(configPath: string | undefined, poolName: string | undefined): { config: Config; pool: Pool } {
@@ -45,17 +51,4 @@ export function loadPool(configPath: string | undefined, poolName: string | unde
   const pool = config.pools.find((p) => p.name === poolName);
   if (!pool) throw new UsageError(`unknown pool "${poolName}" (pools in ${configPath}: ${names})`);
   return { config, pool };
-}
-
-/** Runs a command body, mapping the errors a user can cause to a message and exit code 2. */
-export async function guarded(body: () => Promise<number> | number): Promise<number> {
-  try {
-    return await body();
-  } catch (e) {
-    if (e instanceof UsageError || e instanceof ConfigError) {
-      process.stderr.write(`gitlab-spot-autoscaler: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
 }

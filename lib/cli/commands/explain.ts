@@ -4,7 +4,8 @@
  */
 import { activeSettings } from '../../periods';
 import type { Config } from '../../config';
-import { guarded, loadConfigFile, parseOptions, UsageError } from './common';
+import { defineCommand, runner } from '../command';
+import { CONFIG_FLAG, loadConfigFile, UsageError } from './common';
 
 // ISO 8601 with a date and, when a time is given, an explicit zone (Z or ±hh:mm): an instant
 // without a zone would silently depend on this machine's zone.
@@ -27,13 +28,28 @@ export function explainAt(config: Config, at: Date) {
   };
 }
 
-export function run(argv: string[]): Promise<number> {
-  return guarded(() => {
-    const opts = parseOptions(argv, { config: { type: 'string' }, at: { type: 'string', multiple: true } });
-    if (!opts.at?.length) throw new UsageError('at least one --at ISO8601 is required');
+export const command = defineCommand({
+  name: 'explain',
+  summary: 'print the idle settings in force for each pool at given instants (one JSON line per --at)',
+  description:
+    'Answers "why is my pool at zero idle at 9 a.m.?" without waiting for 9 a.m.: for each instant, every pool\'s IdleCount, IdleTime, IdleCountMin and IdleScaleFactor and the autoscaling section that set them (activePeriod: its index, or null for the root values).',
+  flags: {
+    config: CONFIG_FLAG,
+    at: {
+      type: 'string',
+      multiple: true,
+      required: true,
+      value: 'ISO8601',
+      description: 'an instant with its zone, e.g. 2026-11-30T09:00:00+01:00 or 2026-11-30T08:00:00Z; repeat for several',
+    },
+  },
+  examples: ['explain --config config.yaml --at 2026-11-30T09:00:00+01:00 --at 2026-11-28T12:00:00Z'],
+  run(opts) {
     const instants = opts.at.map(parseInstant); // all checked before any output
     const config = loadConfigFile(opts.config);
     for (const at of instants) process.stdout.write(JSON.stringify(explainAt(config, at)) + '\n');
     return 0;
-  });
-}
+  },
+});
+
+export const run = runner(command);

@@ -8,21 +8,8 @@ import { basename, dirname, join } from 'node:path';
 import { readRunnerTags } from '../../migrate/gitlab-tags';
 import { migrateConfigToml, MigrationError, type RunnerTags } from '../../migrate/migrate';
 import { formatReport } from '../../migrate/report';
-import { guarded, parseOptions, UsageError } from './common';
-
-export const USAGE = 'migrate --from config.toml [--out FILE] [--deployment NAME] [--stage NAME] [--force] [--tags-from-gitlab [--gitlab-url URL]] [--keep-cache-keys]';
-
-/** Each flag with its meaning and default, for --help. */
-export const FLAGS = [
-  ['--from FILE', 'the gitlab-runner config.toml to migrate, e.g. /etc/gitlab-runner/config.toml; required'],
-  ['--out FILE', 'write the YAML here (the report and notes then go to stdout); default: YAML to stdout, the rest to stderr'],
-  ['--deployment NAME', 'the deployment name (1-31 of a-z, 0-9, -); default: from the first runner\'s name'],
-  ['--stage NAME', 'the stage the printed SSM parameter names are for; default prod'],
-  ['--force', 'overwrite --out if it exists; default: refuse'],
-  ['--tags-from-gitlab', 'read each runner\'s job tags and run_untagged from GitLab (GET /api/v4/runners/:id) with the API token in $GITLAB_TOKEN (read_api); default: the first pool takes untagged jobs, later ones get a PLACEHOLDER tag'],
-  ['--gitlab-url URL', 'the GitLab to ask with --tags-from-gitlab; default: each runner\'s url'],
-  ['--keep-cache-keys', 'an AWS S3 cache with keys is in another account: keep it and its keys (read from SSM) instead of the worker role; default: the worker role'],
-] as const;
+import { defineCommand, runner } from '../command';
+import { UsageError } from './common';
 
 /**
  * Files config.toml names (tls-ca-file, amazonec2-userdata) are read where they are, or, when
@@ -41,19 +28,31 @@ function fileReader(from: string): (path: string) => string | undefined {
   };
 }
 
-export function run(argv: string[]): Promise<number> {
-  return guarded(async () => {
-    const opts = parseOptions(argv, {
-      from: { type: 'string' },
-      out: { type: 'string' },
-      deployment: { type: 'string' },
-      stage: { type: 'string' },
-      force: { type: 'boolean' },
-      'tags-from-gitlab': { type: 'boolean' },
-      'gitlab-url': { type: 'string' },
-      'keep-cache-keys': { type: 'boolean' },
-    });
-    if (!opts.from) throw new UsageError('--from config.toml is required (the gitlab-runner config to migrate, e.g. /etc/gitlab-runner/config.toml)');
+export const command = defineCommand({
+  name: 'migrate',
+  summary: "turn a docker+machine config.toml into this project's config (secrets become SSM commands)",
+  synopsis: '--from config.toml [--out FILE] [--deployment NAME] [--stage NAME] [--force] [--tags-from-gitlab [--gitlab-url URL]] [--keep-cache-keys]',
+  description:
+    'Each [[runners]] entry becomes a pool; every key is reported as carried, mapped, replaced or dropped. Tokens and keys are never copied: you get the `aws ssm put-parameter` commands to run. docs/migration.md has the mapping.',
+  flags: {
+    from: { type: 'string', value: 'config.toml', required: true, description: 'the gitlab-runner config.toml to migrate, e.g. /etc/gitlab-runner/config.toml' },
+    out: { type: 'string', value: 'FILE', description: 'write the YAML here (the report and notes then go to stdout)', defaultText: 'YAML to stdout, the rest to stderr' },
+    deployment: { type: 'string', value: 'NAME', description: 'the deployment name (1-31 of a-z, 0-9, -)', defaultText: "from the first runner's name" },
+    stage: { type: 'string', value: 'NAME', description: 'the stage the printed SSM parameter names are for', defaultText: 'prod' },
+    force: { type: 'boolean', description: 'overwrite --out if it exists (without it: refuse)' },
+    'tags-from-gitlab': {
+      type: 'boolean',
+      description:
+        "read each runner's job tags and run_untagged from GitLab (GET /api/v4/runners/:id) with the API token in $GITLAB_TOKEN (read_api); without it the first pool takes untagged jobs and later ones get a PLACEHOLDER tag",
+    },
+    'gitlab-url': { type: 'string', value: 'URL', description: 'the GitLab to ask with --tags-from-gitlab', defaultText: "each runner's url" },
+    'keep-cache-keys': {
+      type: 'boolean',
+      description: 'an AWS S3 cache with keys is in another account: keep it and its keys (read from SSM) instead of the worker role (without it: the worker role)',
+    },
+  },
+  examples: ['migrate --from /etc/gitlab-runner/config.toml --out config.yaml', 'migrate --from config.toml --tags-from-gitlab --out config.yaml'],
+  async run(opts) {
     if (opts.deployment !== undefined && !/^[a-z0-9][a-z0-9-]{0,30}$/.test(opts.deployment))
       throw new UsageError(`--deployment ${JSON.stringify(opts.deployment)}: deployment names are 1-31 of a-z, 0-9 and "-"`);
     if (opts.stage !== undefined && !/^[a-zA-Z0-9-]{1,32}$/.test(opts.stage)) throw new UsageError(`--stage ${JSON.stringify(opts.stage)}: letters, digits and "-" only`);
@@ -118,5 +117,7 @@ export function run(argv: string[]): Promise<number> {
       process.stderr.write(notes.join('\n') + '\n');
     }
     return 0;
-  });
-}
+  },
+});
+
+export const run = runner(command);

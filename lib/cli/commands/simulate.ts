@@ -6,12 +6,15 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { DEFAULT_AUTOSCALER } from '../../sim/autoscaler';
 import { renderChart } from '../../sim/chart';
+import { DEFAULT_CLOUD } from '../../sim/cloud';
 import { DEFAULT_PRICES, mergePrices, PriceError } from '../../sim/prices';
 import { formatReport } from '../../sim/report';
 import { simulate } from '../../sim/simulate';
 import { parseTrace, TraceError } from '../../sim/trace';
-import { guarded, loadConfigFile, parseOptions, UsageError } from './common';
+import { defineCommand, runner } from '../command';
+import { loadConfigFile, UsageError } from './common';
 
 /** The package root holds samples/: found from this file, bundled (dist/) or not (lib/cli/commands/). */
 export function findSamples(): { config: string; trace: string } | undefined {
@@ -25,13 +28,6 @@ export function findSamples(): { config: string; trace: string } | undefined {
   return undefined;
 }
 
-function number(name: string, text: string | undefined, min: number, max: number): number | undefined {
-  if (text === undefined) return undefined;
-  const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v) || v < min || v > max) throw new UsageError(`--${name} ${JSON.stringify(text)}: expected a number from ${min} to ${max}`);
-  return v;
-}
-
 function readText(what: string, path: string): string {
   try {
     return readFileSync(path, 'utf8');
@@ -40,27 +36,65 @@ function readText(what: string, path: string): string {
   }
 }
 
-export const USAGE = `simulate [--config FILE --trace FILE] [--seed N] [--json] [--chart FILE | --no-chart] [--prices FILE]
-         [--boot-seconds MIN-MAX] [--interruptions-per-hour X] [--capacity-outages-per-day X]
-         [--webhook-loss X] [--batch-window S] [--verbose]`;
+const DEFAULT_CHART = join('out', 'simulation.svg');
 
-export function run(argv: string[]): Promise<number> {
-  return guarded(async () => {
-    const opts = parseOptions(argv, {
-      config: { type: 'string' },
-      trace: { type: 'string' },
-      seed: { type: 'string' },
-      json: { type: 'boolean' },
-      chart: { type: 'string' },
-      'no-chart': { type: 'boolean' },
-      prices: { type: 'string' },
-      'boot-seconds': { type: 'string' },
-      'interruptions-per-hour': { type: 'string' },
-      'capacity-outages-per-day': { type: 'string' },
-      'webhook-loss': { type: 'string' },
-      'batch-window': { type: 'string' },
-      verbose: { type: 'boolean' },
-    });
+export const command = defineCommand({
+  name: 'simulate',
+  summary: 'replay a job trace through the controller on simulated spot capacity, beside docker+machine; no arguments = the shipped sample week',
+  synopsis:
+    '[--config FILE --trace FILE] [--seed N] [--json] [--chart FILE | --no-chart] [--prices FILE] [--boot-seconds MIN-MAX] ' +
+    '[--interruptions-per-hour X] [--capacity-outages-per-day X] [--webhook-loss X] [--batch-window S] [--verbose]',
+  description:
+    'The real planner and reconcile pass run against a simulated EC2 and GitLab; on the same trace a docker+machine policy runs on on-demand machines. Prints cost, queue waits and worker-hours of both, and draws a chart. A run is deterministic for a seed. docs/simulation.md describes the model.',
+  flags: {
+    config: { type: 'string', value: 'FILE', description: 'the deployment config (YAML or JSON); goes with --trace', defaultText: 'samples/config.yaml when --trace is left out too' },
+    trace: { type: 'string', value: 'FILE', description: 'the job trace, JSON lines (docs/simulation.md, "Trace format"); goes with --config', defaultText: 'samples/trace.jsonl' },
+    seed: { type: 'number', value: 'N', integer: true, min: 0, max: 2 ** 32 - 1, default: 1, description: 'seed of every random draw (boot times, outages, interruptions, lost webhooks)' },
+    json: { type: 'boolean', description: 'print the report as one JSON object instead of text' },
+    chart: { type: 'string', value: 'FILE', default: DEFAULT_CHART, description: 'where to write the SVG chart (the directory is created)' },
+    'no-chart': { type: 'boolean', description: 'draw no chart' },
+    prices: {
+      type: 'string',
+      value: 'FILE',
+      description: 'JSON prices per instance type, over the built-in ones: {"m6i.large": {"onDemand": 0.096, "spot": 0.031}}',
+      defaultText: "AWS's us-east-1 on-demand rates, spot at 35 % of them",
+    },
+    'boot-seconds': {
+      type: 'string',
+      value: 'MIN-MAX',
+      description: 'seconds from launch until a worker takes a job, uniform in MIN-MAX (or one number)',
+      defaultText: DEFAULT_CLOUD.bootSeconds.join('-'),
+    },
+    'interruptions-per-hour': {
+      type: 'number',
+      value: 'X',
+      min: 0,
+      max: 100,
+      description: 'spot interruptions per running spot instance-hour',
+      defaultText: String(DEFAULT_CLOUD.interruptionsPerHour),
+    },
+    'capacity-outages-per-day': {
+      type: 'number',
+      value: 'X',
+      min: 0,
+      max: 1440,
+      description: `spot capacity outages per day in each instance type × subnet (mean ${DEFAULT_CLOUD.capacityOutageMinutes} min)`,
+      defaultText: String(DEFAULT_CLOUD.capacityOutagesPerDay),
+    },
+    'webhook-loss': { type: 'number', value: 'X', min: 0, max: 1, description: 'share of Job Hook deliveries lost on the way', defaultText: String(DEFAULT_AUTOSCALER.webhookLossRate) },
+    'batch-window': {
+      type: 'number',
+      value: 'S',
+      min: 0,
+      max: 300,
+      description: 'seconds the queue trigger waits to batch events before a pass',
+      defaultText: String(DEFAULT_AUTOSCALER.batchWindowSeconds),
+    },
+    verbose: { type: 'boolean', description: "print every pass's decisions to stderr" },
+  },
+  examples: ['simulate', 'simulate --config config.yaml --trace jobs.jsonl --json --no-chart', 'simulate --webhook-loss 0.3 --boot-seconds 30-45'],
+  async run(opts) {
+    if (opts['no-chart'] && opts.chart !== DEFAULT_CHART) throw new UsageError('--chart FILE and --no-chart exclude each other; pass one');
     let configPath = opts.config;
     let tracePath = opts.trace;
     if (!configPath && !tracePath) {
@@ -71,8 +105,6 @@ export function run(argv: string[]): Promise<number> {
     } else if (!configPath || !tracePath) {
       throw new UsageError('--config FILE and --trace FILE go together (leave both out to run the shipped sample)');
     }
-    const seed = number('seed', opts.seed, 0, 2 ** 32 - 1) ?? 1;
-    if (!Number.isInteger(seed)) throw new UsageError('--seed must be a whole number');
     let boot: [number, number] | undefined;
     if (opts['boot-seconds'] !== undefined) {
       const m = /^(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?$/.exec(opts['boot-seconds']);
@@ -109,16 +141,16 @@ export function run(argv: string[]): Promise<number> {
       result = await simulate({
         config,
         trace,
-        seed,
+        seed: opts.seed,
         prices,
         cloud: {
           ...(boot && { bootSeconds: boot }),
-          ...(opts['interruptions-per-hour'] !== undefined && { interruptionsPerHour: number('interruptions-per-hour', opts['interruptions-per-hour'], 0, 100) }),
-          ...(opts['capacity-outages-per-day'] !== undefined && { capacityOutagesPerDay: number('capacity-outages-per-day', opts['capacity-outages-per-day'], 0, 1440) }),
+          ...(opts['interruptions-per-hour'] !== undefined && { interruptionsPerHour: opts['interruptions-per-hour'] }),
+          ...(opts['capacity-outages-per-day'] !== undefined && { capacityOutagesPerDay: opts['capacity-outages-per-day'] }),
         },
         autoscaler: {
-          ...(opts['webhook-loss'] !== undefined && { webhookLossRate: number('webhook-loss', opts['webhook-loss'], 0, 1) }),
-          ...(opts['batch-window'] !== undefined && { batchWindowSeconds: number('batch-window', opts['batch-window'], 0, 300) }),
+          ...(opts['webhook-loss'] !== undefined && { webhookLossRate: opts['webhook-loss'] }),
+          ...(opts['batch-window'] !== undefined && { batchWindowSeconds: opts['batch-window'] }),
         },
         echo: opts.verbose ? (line) => process.stderr.write(line + '\n') : undefined,
       });
@@ -128,7 +160,7 @@ export function run(argv: string[]): Promise<number> {
     }
     let chartPath: string | undefined;
     if (!opts['no-chart']) {
-      chartPath = resolve(opts.chart ?? join('out', 'simulation.svg'));
+      chartPath = resolve(opts.chart);
       try {
         mkdirSync(dirname(chartPath), { recursive: true });
         writeFileSync(chartPath, renderChart(config, result.report, result.samples));
@@ -139,5 +171,7 @@ export function run(argv: string[]): Promise<number> {
     if (opts.json) process.stdout.write(JSON.stringify({ ...result.report, ...(chartPath && { chart: chartPath }) }) + '\n');
     else process.stdout.write(formatReport(result.report, chartPath));
     return 0;
-  });
-}
+  },
+});
+
+export const run = runner(command);

@@ -10,9 +10,8 @@ import { Ec2Fleet } from '../../aws/ec2-fleet';
 import { SsmStateStore } from '../../aws/ssm-state-store';
 import { DEFAULTS, validateConfig, type Config } from '../../config';
 import { buildStatus, formatStatus } from '../../status';
-import { guarded, loadConfigFile, parseOptions, UsageError } from './common';
-
-export const USAGE = 'status --stage NAME (--deployment NAME [--ssm-prefix P] | --config FILE) [--region REGION] [--endpoint URL] [--json]';
+import { defineCommand, runner } from '../command';
+import { loadConfigFile, UsageError } from './common';
 
 /** The config `serverless deploy` stored for this deployment and stage (lib/deploy/stack.ts). */
 async function deployedConfig(ssm: SSMClient, prefix: string, deployment: string, stage: string): Promise<Config> {
@@ -34,18 +33,23 @@ async function deployedConfig(ssm: SSMClient, prefix: string, deployment: string
   return validateConfig(raw, name);
 }
 
-export function run(argv: string[]): Promise<number> {
-  return guarded(async () => {
-    const opts = parseOptions(argv, {
-      stage: { type: 'string' },
-      deployment: { type: 'string' },
-      'ssm-prefix': { type: 'string' },
-      config: { type: 'string' },
-      region: { type: 'string' },
-      endpoint: { type: 'string' },
-      json: { type: 'boolean' },
-    });
-    if (!opts.stage) throw new UsageError('--stage NAME is required (the stage you deployed, e.g. prod)');
+export const command = defineCommand({
+  name: 'status',
+  summary: 'show a live deployment: workers by state, jobs, idle target, cooldowns, the last pass (SSM + EC2)',
+  synopsis: '--stage NAME (--deployment NAME [--ssm-prefix P] | --config FILE) [--region REGION] [--endpoint URL] [--json]',
+  description:
+    'Reads the controller state from SSM and the instances from EC2 by their tags; needs AWS credentials with read access (ssm:GetParameter*, ec2:DescribeInstances). Progress goes to stderr, the report to stdout.',
+  flags: {
+    stage: { type: 'string', value: 'NAME', required: true, description: 'the stage you deployed, e.g. prod' },
+    deployment: { type: 'string', value: 'NAME', description: 'read the deployed config of this deployment from SSM (or give --config)' },
+    'ssm-prefix': { type: 'string', value: 'P', default: DEFAULTS.ssmPrefix, description: "the config's ssmPrefix, with --deployment" },
+    config: { type: 'string', value: 'FILE', description: 'read the config from this file instead of SSM' },
+    region: { type: 'string', value: 'REGION', description: 'the deployment\'s region', defaultText: "the config's region, else AWS_REGION or AWS_DEFAULT_REGION" },
+    endpoint: { type: 'string', value: 'URL', description: 'an AWS endpoint (moto, LocalStack)', defaultText: 'AWS_ENDPOINT_URL, else AWS itself' },
+    json: { type: 'boolean', description: 'print the report as one JSON document' },
+  },
+  examples: ['status --stage prod --deployment acme-ci --region eu-central-1', 'status --stage prod --config config.yaml --json'],
+  async run(opts) {
     if (!opts.deployment === !opts.config) throw new UsageError('pass --deployment NAME (read the deployed config from SSM) or --config FILE, one of them');
     const fileConfig = opts.config ? loadConfigFile(opts.config) : undefined;
     const region = opts.region ?? fileConfig?.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
@@ -56,7 +60,7 @@ export function run(argv: string[]): Promise<number> {
     // Progress goes to stderr so stdout stays one clean document (text or --json).
     const progress = (m: string) => process.stderr.write(`status: ${m}\n`);
     try {
-      const config = fileConfig ?? (await deployedConfig(ssm, opts['ssm-prefix'] ?? DEFAULTS.ssmPrefix, opts.deployment!, opts.stage));
+      const config = fileConfig ?? (await deployedConfig(ssm, opts['ssm-prefix'], opts.deployment!, opts.stage));
       progress(`reading controller state from SSM (${config.ssmPrefix}/${config.deployment}/${opts.stage}/state)…`);
       const state = await new SsmStateStore({ ssm, config, stage: opts.stage }).load();
       progress(`finding instances tagged for ${config.deployment}/${opts.stage} in EC2 (${region})…`);
@@ -75,5 +79,7 @@ export function run(argv: string[]): Promise<number> {
       ec2.destroy();
       ssm.destroy();
     }
-  });
-}
+  },
+});
+
+export const run = runner(command);

@@ -1,13 +1,16 @@
 /** `user-data`: print the exact user data a worker of a pool boots with (docs/worker.md). */
 import { DEPLOYMENT_CACHE_PLACEHOLDER, renderUserData, usesDeploymentCache, UserDataError } from '../../worker/userdata';
-import { DEFAULT_STAGE, guarded, loadPool, parseOptions, POOL_DOCUMENT_OPTIONS, UsageError } from './common';
+import { defineCommand, runner } from '../command';
+import { loadPool, poolDocumentFlags, UsageError } from './common';
 
-export const USAGE = 'user-data --config FILE --pool NAME [--stage NAME] [--region REGION] [--cache-bucket BUCKET]';
-
-
-export function run(argv: string[]): Promise<number> {
-  return guarded(() => {
-    const opts = parseOptions(argv, POOL_DOCUMENT_OPTIONS);
+export const command = defineCommand({
+  name: 'user-data',
+  summary: 'print the exact user data (bash script) a worker of a pool boots with',
+  synopsis: '--config FILE --pool NAME [--stage NAME] [--region REGION] [--cache-bucket BUCKET]',
+  description: 'The script goes to stdout alone, so it can be piped to shellcheck or diffed; notes go to stderr. docs/worker.md explains each step.',
+  flags: poolDocumentFlags('boot with it'),
+  examples: ['user-data --config config.yaml --pool general --stage prod | shellcheck -'],
+  run(opts) {
     const { config, pool } = loadPool(opts.config, opts.pool);
     // The deployment creates the shared cache bucket and puts its generated name into the user
     // data. Without --cache-bucket the script is still printed (reading it is the point), with a
@@ -19,7 +22,7 @@ export function run(argv: string[]): Promise<number> {
         renderUserData({
           config,
           pool,
-          stage: opts.stage ?? DEFAULT_STAGE,
+          stage: opts.stage,
           region: opts.region,
           cacheBucket: placeholder ? DEPLOYMENT_CACHE_PLACEHOLDER : opts['cache-bucket'],
         }),
@@ -34,5 +37,7 @@ export function run(argv: string[]): Promise<number> {
           `Pass --cache-bucket BUCKET (the deployment's cache bucket) for the exact user data.\n`,
       );
     return 0;
-  });
-}
+  },
+});
+
+export const run = runner(command);

@@ -1,13 +1,20 @@
-/** `validate`: check a config file; every problem is listed with its path. */
+/** `validate`: check a config file; every problem is listed with its path and line. */
 import { configWarnings } from '../../config';
-import { guarded, loadConfigFile, parseOptions } from './common';
+import { defineCommand, runner } from '../command';
+import { CONFIG_FLAG, loadConfigFile } from './common';
 
-export function run(argv: string[]): Promise<number> {
-  return guarded(() => {
-    const opts = parseOptions(argv, { config: { type: 'string' } });
+export const command = defineCommand({
+  name: 'validate',
+  summary: 'check a config file and list every problem with its path and line',
+  description: 'Exit code 0 when the config is valid (warnings about likely mistakes go to stderr), 2 when it is not.',
+  flags: { config: CONFIG_FLAG },
+  examples: ['validate --config config.yaml'],
+  run(opts) {
     const config = loadConfigFile(opts.config);
     for (const w of configWarnings(config)) process.stderr.write(`warning: ${w}\n`);
     process.stdout.write(`${opts.config}: valid — deployment "${config.deployment}", ${config.pools.length} pool(s): ${config.pools.map((p) => p.name).join(', ')}\n`);
     return 0;
-  });
-}
+  },
+});
+
+export const run = runner(command);

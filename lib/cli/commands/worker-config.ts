@@ -6,25 +6,20 @@
  */
 import { DEPLOYMENT_CACHE_PLACEHOLDER, runnerConfigToml, usesDeploymentCache } from '../../worker/userdata';
 import { REGION_PLACEHOLDER, runnerSecretParameters } from '../../worker/runner-config';
-import { DEFAULT_STAGE, guarded, loadPool, parseOptions, POOL_DOCUMENT_OPTIONS, UsageError } from './common';
+import { defineCommand, runner } from '../command';
+import { loadPool, poolDocumentFlags, UsageError } from './common';
 
-export const USAGE = 'worker-config --config FILE --pool NAME [--stage NAME] [--region REGION] [--cache-bucket BUCKET]';
-
-/** Each flag with its meaning and default, for --help. */
-export const FLAGS = [
-  ['--config FILE', 'the deployment config (YAML or JSON); required'],
-  ['--pool NAME', 'the pool whose workers\' config.toml to print; required'],
-  ['--stage NAME', 'the stage, which names the SSM parameters of the token and secrets; default dev (Serverless\' default)'],
-  ['--region REGION', 'region of the managed S3 cache; default the config\'s region, else the worker fills in its own at boot (shown as __GSA_REGION__)'],
-  ['--cache-bucket BUCKET', 'the deployment\'s cache bucket (a CloudFormation output); without it a pool on that bucket shows __DEPLOYMENT_CACHE_BUCKET__'],
-] as const;
-
-
-export function run(argv: string[]): Promise<number> {
-  return guarded(() => {
-    const opts = parseOptions(argv, POOL_DOCUMENT_OPTIONS);
+export const command = defineCommand({
+  name: 'worker-config',
+  summary: 'print the gitlab-runner config.toml a worker of a pool writes (secrets as {{ssm:NAME}} references)',
+  synopsis: '--config FILE --pool NAME [--stage NAME] [--region REGION] [--cache-bucket BUCKET]',
+  description:
+    'The document goes to stdout alone (it can be diffed); what it leaves open (secrets read from SSM at boot, the cache bucket, the region) is noted on stderr. docs/worker.md, "The runner\'s config.toml".',
+  flags: poolDocumentFlags("write this config.toml (gitlab-runner's [[runners]] entry)"),
+  examples: ['worker-config --config config.yaml --pool general --stage prod'],
+  run(opts) {
     const { config, pool } = loadPool(opts.config, opts.pool);
-    const stage = opts.stage ?? DEFAULT_STAGE;
+    const stage = opts.stage;
     if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(stage)) throw new UsageError(`stage "${stage}": must be 1-31 of a-z, 0-9 and "-", starting with a letter or digit`);
     const region = opts.region ?? config.region;
     if (region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) throw new UsageError(`region "${region}": must be an AWS region such as "eu-west-1"`);
@@ -39,5 +34,7 @@ export function run(argv: string[]): Promise<number> {
     if (toml.includes(REGION_PLACEHOLDER)) notes.push(`${REGION_PLACEHOLDER}: the worker's own region, filled in at boot (pass --region or set region in the config)`);
     process.stderr.write(notes.map((n) => `gitlab-spot-autoscaler: note: ${n}\n`).join(''));
     return 0;
-  });
-}
+  },
+});
+
+export const run = runner(command);
