@@ -1,9 +1,9 @@
 /**
  * Cold start of the webhook Lambda, measured the way Lambda pays it: a fresh Node.js process
- * loads the bundled handler (esbuild, minified, as serverless-esbuild builds it), then serves its
- * first delivery (SSM GetParameter for the secret + SQS SendMessage, against moto over HTTP), then
- * a warm one. The reconcile bundle (with the EC2 client) is loaded too, for comparison: it is why
- * the webhook must not import @aws-sdk/client-ec2.
+ * loads the bundled handler (built with the deployment's own esbuild options,
+ * lib/deploy/esbuild-options.js), then serves its first delivery (SSM GetParameter for the secret
+ * + SQS SendMessage, against moto over HTTP), then a warm one. Sizes and load times of every
+ * handler bundle, beside a bare Node start, are bench/bundles.ts's.
  *
  *   npx tsx bench/webhook.ts            (RUNS=10 by default)
  *
@@ -19,13 +19,15 @@ import { SSMClient, PutParameterCommand } from '@aws-sdk/client-ssm';
 import { SQSClient, CreateQueueCommand } from '@aws-sdk/client-sqs';
 import { startMoto, motoClientConfig } from '../test/helpers/moto';
 
+const { lambdaBuildOptions } = require('../lib/deploy/esbuild-options.js');
+
 const RUNS = Number(process.env.RUNS ?? 10);
 const root = join(__dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'gsa-bench-webhook-'));
 
 async function bundle(name: string): Promise<{ file: string; bytes: number }> {
   const file = join(dir, `${name}.js`);
-  await build({ entryPoints: [join(root, `handlers/${name}.ts`)], outfile: file, bundle: true, platform: 'node', target: 'node22', format: 'cjs', minify: true, logLevel: 'silent' });
+  await build({ ...lambdaBuildOptions(), entryPoints: [join(root, `handlers/${name}.ts`)], outfile: file, logLevel: 'silent' });
   return { file, bytes: statSync(file).size };
 }
 
@@ -71,7 +73,6 @@ async function main() {
     event.headers['x-gitlab-token'] = secret;
 
     const webhook = await bundle('webhook');
-    const reconcile = await bundle('reconcile');
     const childFile = join(dir, 'child.js');
     writeFileSync(childFile, CHILD);
     const env = {
@@ -82,7 +83,7 @@ async function main() {
       AWS_SECRET_ACCESS_KEY: 'testing',
       QUEUE_URL: q.QueueUrl!,
       WEBHOOK_SECRET_PARAMETER: '/bench/webhook-secret',
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', // Lambda runs Node 22; this machine 20
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', // Lambda runs Node 24; this machine may run 20
     };
     const runChild = (file: string, withEvent: boolean) =>
       JSON.parse(execFileSync(process.execPath, [childFile], { env: { ...env, BUNDLE: file, ...(withEvent ? { EVENT: JSON.stringify(event) } : {}) }, encoding: 'utf8' }));
@@ -90,12 +91,10 @@ async function main() {
     runChild(webhook.file, true); // warm the file cache once; not counted
     const w = Array.from({ length: RUNS }, () => runChild(webhook.file, true));
     if (w.some((r) => r.status[0] !== 202)) throw new Error(`the webhook did not answer 202: ${JSON.stringify(w[0])}`);
-    const r = Array.from({ length: RUNS }, () => runChild(reconcile.file, false));
 
     console.log(`webhook cold start, ${RUNS} fresh node ${process.version} processes, moto at ${moto.endpoint}`);
-    console.log(`  bundle size          webhook ${(webhook.bytes / 1024).toFixed(0)} KiB, reconcile ${(reconcile.bytes / 1024).toFixed(0)} KiB (minified)`);
+    console.log(`  bundle size          webhook ${(webhook.bytes / 1024).toFixed(0)} KiB (minified, as deployed)`);
     console.log(`  load webhook bundle  ${stats(w.map((x) => x.loadMs))}`);
-    console.log(`  load reconcile (EC2) ${stats(r.map((x) => x.loadMs))}`);
     console.log(`  first delivery       ${stats(w.map((x) => x.firstMs))}  (SSM secret + SQS send, new connections)`);
     console.log(`  warm delivery        ${stats(w.map((x) => x.warmMs))}  (secret cached)`);
     console.log(`  cold total           ${stats(w.map((x) => x.loadMs + x.firstMs))}  (GitLab waits 10 s)`);
