@@ -78,6 +78,7 @@ function namesOnly(options, deployment, loadTs) {
   if (!region)
     throw new Error(`no region for deployment "${deployment}": without a config file the region must be given: pass --region REGION (the region you deployed to) or set AWS_REGION`);
   const { stackName, functionNames } = deploymentNames(deployment, stage);
+  const { SIZING } = loadTs('./stack.ts');
   const none = { webhook: {}, reconcile: {}, interruption: {} };
   return {
     mode: 'names-only',
@@ -90,6 +91,9 @@ function namesOnly(options, deployment, loadTs) {
     interruptionEvents: [],
     resources: {},
     outputs: {},
+    // serverless.yml reads these too; their values matter only to deploy, which this mode refuses.
+    webhookReservedConcurrency: SIZING.webhookThrottle.reservedConcurrency,
+    extensions: {},
     configPath: null,
   };
 }

@@ -6,6 +6,7 @@
  * and `remove` need (test/deploy/serverless-commands.test.ts runs those commands).
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -91,6 +92,18 @@ describe('serverless-vars names-only mode (no config file, a deployment name)', 
     expect(await vars({ stage: 'prod', param: ['deployment=acme-ci'] }, { AWS_REGION: 'ap-southeast-2' })).toMatchObject({ ok: true, region: 'ap-southeast-2' });
     expect(await vars({ stage: 'prod', param: ['deployment=acme-ci'] })).toMatchObject({ ok: false, error: expect.stringMatching(/no region for deployment "acme-ci": .*--region REGION/) });
   });
+
+  it('yields every custom.gsa key serverless.yml reads, in both modes (else osls fails to resolve the file)', async () => {
+    const used = [...new Set([...readFileSync(join(root, 'serverless.yml'), 'utf8').matchAll(/\$\{self:custom\.gsa\.(\w+)/g)].map((m) => m[1]))].sort();
+    expect(used.length).toBeGreaterThan(8);
+    const KEYS = `require('./lib/deploy/serverless-vars.js')({ options: JSON.parse(process.argv[1]) }).then((p) => console.log(JSON.stringify(Object.keys(p).filter((k) => p[k] !== undefined))), (e) => console.log(JSON.stringify({ error: e.message })));`;
+    const keys = async (options: Record<string, unknown>) => {
+      const { stdout } = await run(process.execPath, ['-e', KEYS, JSON.stringify(options)], { cwd: root, env: { PATH: process.env.PATH, HOME: process.env.HOME }, timeout: 60_000 });
+      return JSON.parse(stdout.trim().split('\n').pop()!);
+    };
+    for (const options of [{ stage: 'prod', region: 'eu-central-1', param: ['deployment=acme-ci'] }, { stage: 'prod', param: ['config=samples/config.yaml', 'vpc=vpc-0123456789abcdef0'] }])
+      expect(await keys(options)).toEqual(expect.arrayContaining(used));
+  }, 60_000);
 
   it('checks the deployment name and the stage as the config and the stack do', async () => {
     expect(await vars({ stage: 'prod', region: 'eu-central-1', param: ['deployment=Acme_CI'] })).toMatchObject({ ok: false, error: expect.stringMatching(/deployment=Acme_CI: deployment names are 1-31 of a-z/) });
