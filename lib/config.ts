@@ -14,6 +14,7 @@ import { describeYamlError, locateProblem } from './source-frame';
 import { parseCron, isValidTimeZone, CronSyntaxError } from './cron';
 import { checkRunnerTable, dotted, secretSettingProblem, RUNNER_SCHEMA_VERSION } from './worker/runner-schema';
 import { containerBoundaryProblems, hostPathProblems } from './host-paths';
+import { managedPolicyProblem, statementProblems } from './worker/iam';
 
 /** Every default, in one place. The README's settings table lists the same values (test/readme.test.ts checks). */
 export const DEFAULTS = {
@@ -94,17 +95,27 @@ const proxyUrl = z
   .regex(/^https?:\/\/[A-Za-z0-9.\-\[\]:@]+\/?$/, 'must be a proxy URL such as "http://proxy.internal:3128" (no path, no % or spaces)')
   .refine(noUserInfo, 'must not hold credentials (user:password@): they would be readable in the launch template; use a proxy that authorises the workers\' subnets');
 const registryHost = z.string().regex(/^([A-Za-z0-9.-]+(:\d+)?|\d+\.\d+\.\d+\.\d+\/\d+)$/, 'must be a registry host[:port] or a CIDR such as "10.0.0.0/8"');
-const iamArn = z.string().regex(/^arn:aws(-cn|-us-gov)?:iam::(aws|\d{12}):policy\/[\w+=,.@/-]+$/, 'must be an IAM policy ARN such as "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"');
+const iamArn = z
+  .string()
+  .regex(/^arn:aws(-cn|-us-gov)?:iam::(aws|\d{12}):policy\/[\w+=,.@/-]+$/, 'must be an IAM policy ARN such as "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"')
+  .superRefine((arn, ctx) => {
+    const problem = managedPolicyProblem(arn);
+    if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+  });
 const oneOrMany = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
+// NotAction / NotResource are refused by .strict(): "everything but" cannot be checked against the control plane.
 const iamStatement = z
   .object({
     Sid: z.string().regex(/^[A-Za-z0-9]+$/, 'Sid: letters and digits only').optional(),
     Effect: z.enum(['Allow', 'Deny']),
-    Action: oneOrMany.refine((a) => ![a].flat().some((x) => x === '*' || /^iam:/i.test(x)), 'Action "*" and iam:* are refused: the worker role must not be able to change IAM'),
+    Action: oneOrMany,
     Resource: oneOrMany,
     Condition: z.record(z.record(z.unknown())).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((st, ctx) => {
+    for (const message of statementProblems(st)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['Action'], message });
+  });
 
 /** gitlab-runner releases workers may install (run-single -c/-r needs 17.1+); a pinned tag, verified by its release.sha256. */
 export const RUNNER_VERSION_RE = /^v(\d+)\.(\d+)\.(\d+)$/;
@@ -343,7 +354,7 @@ function crossCheck(config: Config): string[] {
       problems.push(`${at}.IdleCount: ${pool.IdleCount} can never be reached with limit ${pool.limit}; lower IdleCount or raise limit`);
     if (pool.worker.market === 'on-demand' && pool.worker.maxPrice !== undefined)
       problems.push(`${at}.worker.maxPrice: only applies to spot; remove it or set market: spot`);
-    problems.push(...runnerCrossCheck(pool, at));
+    problems.push(...runnerCrossCheck(pool, at), ...parameterCrossCheck(config, pool, at));
     // Host paths handed to jobs, judged on canonical paths (lib/host-paths.ts says what is refused and why).
     problems.push(
       ...hostPathProblems(
@@ -418,6 +429,50 @@ function runnerCrossCheck(pool: Pool, at: string): string[] {
     if (v !== undefined) problems.push(`${sat}: runner.${s.setting} is also set in the config; a secret's value lives in SSM only`);
     if (path[0] === 'cache' && !runnerCacheIsExternal(pool) && MANAGED_CACHE_KEYS[path.slice(1).join('.')] !== undefined)
       problems.push(`${sat}: the managed cache sets ${s.setting} itself (no keys); a cache with keys of its own needs runner.cache.Type`);
+  });
+  return problems;
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * What a deployment parameter name is, whatever the stage (validation does not know it): the
+ * controller's, or another pool's. undefined for a name of nobody's.
+ */
+function deploymentParameter(config: Config, name: string, self: Pool): { what: string; pool?: string } | undefined {
+  if (name === config.gitlab.apiTokenParameter) return { what: 'the GitLab API token' };
+  if (name === config.gitlab.webhookSecretParameter) return { what: 'the webhook secret' };
+  const owner = config.pools.find((p) => p !== self && p.runnerTokenParameter === name);
+  if (owner) return { what: `pool "${owner.name}"'s runner token`, pool: owner.name };
+  const base = `^${escapeRe(config.ssmPrefix.replace(/\/$/, ''))}/${escapeRe(config.deployment)}/[^/]+`;
+  const m =
+    new RegExp(`${base}/(config|state(/.*)?|secrets/webhook-secret|secrets/gitlab-api-token)$`).exec(name) ??
+    new RegExp(`${base}/secrets/runner-token/([^/]+)$`).exec(name) ??
+    new RegExp(`${base}/secrets/runner/([^/]+)/`).exec(name);
+  if (!m) return undefined;
+  if (/\/secrets\/runner-token\//.test(name)) return { what: `pool "${m[1]}"'s runner token`, pool: m[1] };
+  if (/\/secrets\/runner\//.test(name)) return { what: `a job secret of pool "${m[1]}"`, pool: m[1] };
+  return { what: `the controller's ${m[1].replace(/^secrets\//, '').replace(/\/.*/, '')} parameter` };
+}
+
+/**
+ * A pool's worker role may read its token and its job secrets (stack: OwnRunnerToken,
+ * OwnJobSecrets), and a job secret reaches every job of the pool: neither may name a parameter
+ * of the controller or of another pool (a job would get the GitLab API token, or another pool's
+ * runner token, and could take that pool's jobs).
+ */
+function parameterCrossCheck(config: Config, pool: Pool, at: string): string[] {
+  const problems: string[] = [];
+  if (pool.runnerTokenParameter !== undefined) {
+    const p = deploymentParameter(config, pool.runnerTokenParameter, pool);
+    if (p && p.pool !== pool.name) problems.push(`${at}.runnerTokenParameter: ${pool.runnerTokenParameter} is ${p.what}; each pool needs a runner token of its own`);
+  }
+  pool.runnerSecrets.forEach((s, i) => {
+    if (s.parameter === undefined) return;
+    const p = deploymentParameter(config, s.parameter, pool);
+    const ownToken = s.parameter === pool.runnerTokenParameter || (p?.pool === pool.name && /\/secrets\/runner-token\//.test(s.parameter));
+    if ((p && p.pool !== pool.name) || ownToken)
+      problems.push(`${at}.runnerSecrets[${i}].parameter: ${s.parameter} is ${ownToken ? 'the pool\'s own runner token' : p!.what}; a job secret reaches every job of the pool — give it a parameter of its own (default: under the pool's secrets/runner/${pool.name}/)`);
   });
   return problems;
 }

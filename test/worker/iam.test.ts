@@ -1,0 +1,94 @@
+/**
+ * worker.iam cannot hand the worker role the deployment's control plane: a privileged job (or one
+ * on the host network, or with the docker socket) can use the role. Wildcards that reach IAM,
+ * assuming any role, acting on other workers, AWS managed policies that grant all of that, and
+ * a job secret or token parameter naming the controller's or another pool's.
+ */
+import { ConfigError, validateConfig } from '../../lib/config';
+const iamGlob = (p: string, v: string, i = true) => new RegExp('^' + p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$', i ? 'is' : 's').test(v);
+import { poolInput } from '../helpers/config';
+
+const worker = (extra: Record<string, unknown>) => ({ worker: { ...(poolInput().worker as object), ...extra } });
+
+function problemsOf(pools: Record<string, unknown>[], globals: Record<string, unknown> = {}): string[] {
+  try {
+    validateConfig({ deployment: 'ci', gitlab: { url: 'https://gitlab.example.com' }, pools, ...globals }, 'test.yaml');
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems;
+    throw e;
+  }
+  return [];
+}
+const statement = (Action: unknown, Resource: unknown = '*') => problemsOf([poolInput(worker({ iam: { statements: [{ Effect: 'Allow', Action, Resource }] } }))]);
+
+describe('worker.iam statements', () => {
+  test.each([
+    ['*:*', /grants iam:\* actions/],
+    ['i*:*', /grants iam:\* actions/],
+    ['IAM:PassRole', /grants iam:\* actions/],
+    ['?am:Create*', /grants iam:\* actions/],
+    ['ec2:*Tags', /grants ec2:CreateTags: the worker role must not act on other workers/],
+    ['ec2:*', /grants ec2:CreateTags/],
+    ['EC2:modifyinstancemetadataoptions', /grants ec2:ModifyInstanceMetadataOptions/],
+    ['ec2:CreateLaunchTemplateVersion', /grants ec2:CreateLaunchTemplateVersion/],
+    ['ssm:SendCommand', /grants ssm:SendCommand/],
+    ['ec2:Terminate*', /grants ec2:TerminateInstances/],
+  ])('Action %s is refused with the reason', (action, why) => {
+    const problems = statement(action);
+    expect(problems).toEqual([expect.stringMatching(/^pools\[0\]\.worker\.iam\.statements\[0\]\.Action: Action /)]);
+    expect(problems[0]).toMatch(why);
+  });
+
+  test('sts:AssumeRole on any role is refused; on a named role it is accepted', () => {
+    expect(statement('sts:AssumeRole', '*')).toEqual([expect.stringMatching(/lets the worker become any role/)]);
+    expect(statement('sts:*', ['arn:aws:iam::123456789012:role/cache', 'arn:aws:iam::123456789012:role/*'])).toEqual([expect.stringMatching(/Resource "arn:aws:iam::123456789012:role\/\*"/)]);
+    expect(statement('sts:AssumeRole', 'arn:aws:iam::123456789012:role/gitlab-cache-upload')).toEqual([]);
+  });
+
+  test('what the worker host needs is accepted, and Deny statements are never refused', () => {
+    expect(statement(['ecr:GetAuthorizationToken', 'ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer'])).toEqual([]);
+    expect(statement(['kms:Decrypt', 's3:GetObject'], 'arn:aws:s3:::assets/*')).toEqual([]);
+    expect(problemsOf([poolInput(worker({ iam: { statements: [{ Effect: 'Deny', Action: '*', Resource: '*' }] } }))])).toEqual([]);
+  });
+
+  test('NotAction and NotResource are refused: "everything but" cannot be checked', () => {
+    const problems = problemsOf([poolInput(worker({ iam: { statements: [{ Effect: 'Allow', NotAction: 'iam:*', Resource: '*' }] } }))]);
+    expect(problems).toContainEqual(expect.stringMatching(/statements\[0\]: unknown setting "NotAction"/));
+  });
+
+  test('AWS managed policies that grant the control plane are refused by name', () => {
+    const problems = problemsOf([
+      poolInput(worker({ iam: { managedPolicyArns: ['arn:aws:iam::aws:policy/AdministratorAccess', 'arn:aws:iam::aws:policy/AmazonEC2FullAccess', 'arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly'] } })),
+    ]);
+    expect(problems).toEqual([
+      expect.stringMatching(/managedPolicyArns\[0\]: AdministratorAccess grants every action, IAM included/),
+      expect.stringMatching(/managedPolicyArns\[1\]: AmazonEC2FullAccess grants every EC2 action/),
+    ]);
+  });
+
+  test('iamGlob: * and ? as IAM reads them', () => {
+    expect(iamGlob('ec2:*Tags', 'ec2:CreateTags')).toBe(true);
+    expect(iamGlob('ec2:Describe*', 'ec2:CreateTags')).toBe(false);
+    expect(iamGlob('s3:Get?bject', 's3:GetObject')).toBe(true);
+    expect(iamGlob('arn:aws:iam::1:role/a.b', 'arn:aws:iam::1:role/aXb', false)).toBe(false);
+  });
+});
+
+describe('parameters of the controller and of other pools', () => {
+  const pools = (a: Record<string, unknown>) => [poolInput({ name: 'a', ...a }), poolInput({ name: 'b', runUntagged: false, tags: ['b'] })];
+
+  test('a job secret or a runner token parameter may not name the controller\'s or another pool\'s', () => {
+    expect(problemsOf(pools({ runnerSecrets: [{ setting: 'environment.X', parameter: '/gitlab-spot-autoscaler/ci/prod/secrets/gitlab-api-token' }] }))).toEqual([
+      expect.stringMatching(/^pools\[0\]\.runnerSecrets\[0\]\.parameter: .* is the controller's gitlab-api-token parameter; a job secret reaches every job/),
+    ]);
+    expect(problemsOf(pools({ runnerSecrets: [{ setting: 'environment.X', parameter: '/gitlab-spot-autoscaler/ci/dev/secrets/runner-token/b' }] }))).toEqual([expect.stringMatching(/is pool "b"'s runner token/)]);
+    expect(problemsOf(pools({ runnerSecrets: [{ setting: 'environment.X', parameter: '/gitlab-spot-autoscaler/ci/dev/secrets/runner-token/a' }] }))).toEqual([expect.stringMatching(/is the pool's own runner token/)]);
+    expect(problemsOf(pools({ runnerSecrets: [{ setting: 'environment.X', parameter: '/gitlab-spot-autoscaler/ci/prod/secrets/runner/b/environment/X' }] }))).toEqual([expect.stringMatching(/is a job secret of pool "b"/)]);
+    expect(problemsOf(pools({ runnerSecrets: [{ setting: 'environment.X', parameter: '/ops/api' }] }), { gitlab: { url: 'https://gitlab.example.com', apiTokenParameter: '/ops/api' } })).toEqual([
+      expect.stringMatching(/is the GitLab API token/),
+    ]);
+    expect(problemsOf(pools({ runnerTokenParameter: '/gitlab-spot-autoscaler/ci/prod/secrets/runner-token/b' }))).toEqual([expect.stringMatching(/runnerTokenParameter: .* is pool "b"'s runner token; each pool needs a runner token of its own/)]);
+    // A registry credential shared by pools, outside the deployment's names, is fine.
+    expect(problemsOf(pools({ runnerSecrets: [{ setting: 'environment.DOCKER_AUTH_CONFIG', parameter: '/ci/shared/docker-auth' }] }))).toEqual([]);
+  });
+});
