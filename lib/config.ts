@@ -15,6 +15,7 @@ import { parseCron, isValidTimeZone, CronSyntaxError } from './cron';
 import { checkRunnerTable, dotted, secretSettingProblem, RUNNER_SCHEMA_VERSION } from './worker/runner-schema';
 import { containerBoundaryProblems, hostPathProblems } from './host-paths';
 import { managedPolicyProblem, statementProblems } from './worker/iam';
+import { isSecretEnvEntry, looksSecretList, looksSecretValue } from './migrate/secrets';
 
 /** Every default, in one place. The README's settings table lists the same values (test/readme.test.ts checks). */
 export const DEFAULTS = {
@@ -316,12 +317,15 @@ const SECRET_PATTERNS: [RegExp, string][] = [
   [/^(AKIA|ASIA)[A-Z0-9]{16}$/, 'an AWS access key id'],
 ];
 
+/** What token-shaped value `value` is (an environment entry NAME=VALUE is checked by its value too), or undefined. */
+function tokenShapes(value: string): string[] {
+  const afterEq = /^[A-Za-z_][A-Za-z0-9_]*=/.test(value) ? value.slice(value.indexOf('=') + 1) : undefined;
+  return SECRET_PATTERNS.filter(([re]) => re.test(value) || (afterEq !== undefined && re.test(afterEq))).map(([, what]) => what);
+}
+
 function findSecrets(value: unknown, path: (string | number)[], out: string[]): void {
   if (typeof value === 'string') {
-    // An environment entry NAME=VALUE (runner.environment) is checked by its value too.
-    const afterEq = /^[A-Za-z_][A-Za-z0-9_]*=/.test(value) ? value.slice(value.indexOf('=') + 1) : undefined;
-    for (const [re, what] of SECRET_PATTERNS)
-      if (re.test(value) || (afterEq !== undefined && re.test(afterEq))) out.push(`${pathOf(path)}: looks like ${what}; secrets never go in the config file — store it in SSM Parameter Store (SecureString) and name the parameter instead`);
+    for (const what of tokenShapes(value)) out.push(`${pathOf(path)}: looks like ${what}; secrets never go in the config file — store it in SSM Parameter Store (SecureString) and name the parameter instead`);
   } else if (Array.isArray(value)) value.forEach((v, i) => findSecrets(v, [...path, i], out));
   else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) findSecrets(v, [...path, k], out);
 }
@@ -395,6 +399,35 @@ export function runnerCacheIsExternal(pool: Pool): boolean {
   return typeof cache === 'object' && cache !== null && (cache as Record<string, unknown>).Type !== undefined;
 }
 
+/** Keys of runner.cache that are credentials whatever their value. */
+const CACHE_CREDENTIALS = new Set(['cache.s3.SecretKey', 'cache.s3.SessionToken', 'cache.gcs.PrivateKey', 'cache.azure.AccountKey']);
+
+/**
+ * Secrets written into runner: (they would be in the launch template's user data, readable with
+ * ec2:DescribeLaunchTemplateVersions), and {{ssm:NAME}} written by hand: the worker replaces those
+ * with the parameter's value, so one naming the token parameter would hand every job the token.
+ */
+function inlineSecrets(value: unknown, path: string[], at: string): string[] {
+  const where = `${at}${path.length ? '.' : ''}${dotted(path)}`;
+  const move = (setting: string) => `store the value in SSM (SecureString) and list it in runnerSecrets (setting: ${setting}); the worker reads it at boot`;
+  if (typeof value === 'string') {
+    if (tokenShapes(value).length) return []; // reported by findSecrets
+    if (value.includes('{{ssm:')) return [`${where}: holds "{{ssm:", which only the project writes (the worker replaces it with an SSM parameter's value, the runner token included); for a secret, use runnerSecrets`];
+    if (value !== '' && (CACHE_CREDENTIALS.has(path.join('.')) || looksSecretValue(value)))
+      return [`${where}: looks like a secret; ${path.some((p) => /^\d+$/.test(p)) ? 'a setting inside a list cannot come from SSM: use a masked CI/CD variable in GitLab' : move(path.join('.'))}`];
+    return [];
+  }
+  if (Array.isArray(value)) {
+    if (path.join('.') === 'environment' || path[path.length - 1] === 'environment')
+      return value.flatMap((e, i) => (typeof e === 'string' && !tokenShapes(e).length && isSecretEnvEntry(e) ? [`${where}[${i}]: ${e.split('=')[0]} looks like a secret; ${move(`environment.${e.split('=')[0]}`)}`] : inlineSecrets(e, [...path, String(i)], at)));
+    if (value.every((x) => typeof x === 'string') && !value.some((x) => x.includes('{{ssm:')) && looksSecretList(value)) return [`${where}: looks like a secret; a list cannot come from SSM: use a masked CI/CD variable in GitLab`];
+    return value.flatMap((x, i) => inlineSecrets(x, [...path, String(i)], at));
+  }
+  if (value && typeof value === 'object' && !(value instanceof Date))
+    return Object.entries(value).flatMap(([k, v]) => (typeof v === 'string' && looksSecretValue(`${k}=${v}`) && !looksSecretValue(v) ? [`${where}.${k}: looks like a secret; use a masked CI/CD variable in GitLab`] : inlineSecrets(v, [...path, k], at)));
+  return [];
+}
+
 function runnerCrossCheck(pool: Pool, at: string): string[] {
   const problems: string[] = [];
   const runner = pool.runner ?? {};
@@ -412,6 +445,7 @@ function runnerCrossCheck(pool: Pool, at: string): string[] {
       if (has(key) && !(key === 's3.Insecure' && (cache.s3 as Record<string, unknown>).Insecure === false))
         problems.push(`${at}.runner.cache.${key}: the managed cache sets it from ${owner}; for a cache of your own (another account, S3-compatible, GCS, Azure) set runner.cache.Type and its keys`);
   }
+  problems.push(...inlineSecrets(runner, [], `${at}.runner`));
   const seen = new Set<string>();
   pool.runnerSecrets.forEach((s, i) => {
     const sat = `${at}.runnerSecrets[${i}]`;

@@ -5,7 +5,7 @@
  */
 import { canonicalKey, dotted, FEATURE_FLAGS, fieldAt, isSchema, RENAMED_KEYS, RUNNER_SCHEMA, RUNNER_SCHEMA_VERSION, typeProblem, type Field, type Schema } from '../worker/runner-schema';
 import type { Report } from './report';
-import { isSecretEnvEntry, looksSecretValue } from './secrets';
+import { isSecretEnvEntry, looksSecretList, looksSecretValue } from './secrets';
 
 type Table = Record<string, unknown>;
 export const isTable = (x: unknown): x is Table => typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof Date);
@@ -127,6 +127,12 @@ function carryValue(value: unknown, field: Field, path: string[], at: string, ou
     }
     return;
   }
+  // A list (a service's command: ["redis-server", "--requirepass", "..."]) or a table of strings
+  // (volume_driver_ops) cannot be an SSM reference: a secret in it is not copied.
+  if (secretInCollection(value)) {
+    ctx.report.dropped(at, 'holds what looks like a secret, and only a string setting or an environment variable can come from SSM: put the secret in a masked CI/CD variable in GitLab and use it from .gitlab-ci.yml');
+    return;
+  }
   if (typeof value === 'string' && value !== '' && (ALWAYS_SECRET.has(dotted(path)) || looksSecretValue(value))) {
     const setting = dotted(path);
     if (/\[\d+\]/.test(setting)) {
@@ -143,6 +149,15 @@ function carryValue(value: unknown, field: Field, path: string[], at: string, ou
       if (!FEATURE_FLAGS.has(flag)) ctx.warn(`${at}.${flag}`, `not a feature flag gitlab-runner ${RUNNER_SCHEMA_VERSION} knows (it ignores it); carried as written`);
   if (outcome === 'mapped') ctx.report.mapped(at, to, `gitlab-runner's replacement of ${at.slice(at.lastIndexOf('.') + 1)}`);
   else ctx.report.carried(at, to, note);
+}
+
+/** True when a list of strings, or a table of strings or string lists, holds what looks like a secret. */
+export function secretInCollection(value: unknown): boolean {
+  if (Array.isArray(value)) return value.every((x) => typeof x === 'string') && looksSecretList(value as string[]);
+  if (!isTable(value)) return false;
+  return Object.entries(value).some(([k, v]) =>
+    typeof v === 'string' ? looksSecretValue(`${k}=${v}`) || looksSecretValue(v) : Array.isArray(v) && v.every((x) => typeof x === 'string') && looksSecretList(v as string[]),
+  );
 }
 
 /** Carries one subsection (docker, cache.s3 ...) by its canonical schema path. */

@@ -14,18 +14,32 @@ const SECRET_VALUE: RegExp[] = [
   /\b(ghp|gho|ghs|ghu|github_pat)_[A-Za-z0-9_]{20,}/,
   /\bxox[abposr]-[A-Za-z0-9-]{10,}/,
   /\bnpm_[A-Za-z0-9]{20,}/,
-  /[a-z][a-z0-9+.-]*:\/\/[^/\s:@]+:[^/\s@]+@/i, // credentials in a URL: https://user:password@host
+  // credentials in a URL: https://user:password@host (https://gitlab-ci-token:${CI_JOB_TOKEN}@ is a variable, not a secret)
+  /[a-z][a-z0-9+.-]*:\/\/[^/\s:@]+:(?!\$)[^/\s@]+@/i,
   /"(auth|password|identitytoken|registrytoken)"\s*:\s*"[^"]+"/i, // docker config.json
-  /(--password|--token|--secret)[= ]\s*["']?[^\s"'$-][^\s"']*/i, // a password on a command line
+  // a password on a command line: --password X, --token=X, redis-server --requirepass X, --api-key X
+  /--[a-z0-9-]*(pass|passwd|password|secret|token|api-?key)[= ]\s*["']?[^\s"'$-][^\s"']*/i,
+  /\bcurl\b[^\n]*\s(-u|--user|--proxy-user)(\s+|=)["']?[^\s:"'$-][^\s:"']*:[^\s"'$][^\s"']+/i, // curl -u user:password
   /\b(docker|podman|helm|oras)\s+(registry\s+)?login\b[^\n]*\s-p\s*["']?[^\s"'$-]/i,
   /\b(password|passwd|pwd|secret|token|api[_-]?key)\s*[=:]\s*["']?[^\s"'${}]{6,}/i,
 ];
 
-/** Environment variable names whose value is a credential. */
-const SECRET_NAME = /(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH_?CONFIG|_AUTH$|^AUTH_)/i;
+/**
+ * Environment variable names whose value is a credential: REGISTRY_PASSWORD, NEXUS_PASS, DB_PWD,
+ * NPM_TOKEN, SIGNING_KEY, GH_PAT, SENTRY_DSN, ARTIFACTORY_CREDS ...
+ */
+const SECRET_NAME = /(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH_?CONFIG|_AUTH$|^AUTH_|(^|_)PASS($|_)|_PWD$|_KEY$|(^|_)(PAT|CREDS?|DSN)$)/i;
+
+/** A value no credential has: a switch (SECRET_DETECTION_DISABLED=true). Numbers can be PINs: they stay secret. */
+const PLAIN_VALUE = /^(true|false|yes|no|on|off|0|1)$/i;
 
 export function looksSecretValue(value: string): boolean {
   return SECRET_VALUE.some((re) => re.test(value));
+}
+
+/** A list of strings (a command, an entrypoint) that holds a secret, whole or split over items (["--requirepass", "x"]). */
+export function looksSecretList(values: readonly string[]): boolean {
+  return values.some(looksSecretValue) || looksSecretValue(values.join(' '));
 }
 
 /**
@@ -47,5 +61,5 @@ export function isSecretEnvEntry(entry: string): boolean {
     }
     return true;
   }
-  return SECRET_NAME.test(name) || looksSecretValue(value);
+  return (SECRET_NAME.test(name) && !PLAIN_VALUE.test(value)) || looksSecretValue(value);
 }

@@ -113,6 +113,7 @@ describe('runner: gitlab-runner settings of a pool', () => {
       expect.stringMatching(/runnerSecrets\[3\]\.setting: "environment\.1X": an environment variable name/),
     ]);
     expect(problemsOf({ runner: { environment: ['TOKEN=x'], clone_url: 'https://x' }, runnerSecrets: [{ setting: 'environment.TOKEN' }, { setting: 'clone_url' }, { setting: 'clone_url' }] })).toEqual([
+      expect.stringMatching(/runner\.environment\[0\]: TOKEN looks like a secret; .* runnerSecrets \(setting: environment\.TOKEN\)/),
       expect.stringMatching(/runnerSecrets\[0\]: TOKEN is also set in runner\.environment/),
       expect.stringMatching(/runnerSecrets\[1\]: runner\.clone_url is also set in the config/),
       expect.stringMatching(/runnerSecrets\[2\]\.setting: clone_url is listed twice/),
