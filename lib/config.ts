@@ -441,6 +441,8 @@ function runnerCrossCheck(pool: Pool, at: string): string[] {
     if (pool.worker.cache.bucketName !== undefined)
       problems.push(`${at}.worker.cache.bucketName: the pool has a cache of its own (runner.cache.Type); remove bucketName, or remove runner.cache.Type to use the managed S3 cache`);
   } else if (runner.cache !== undefined) {
+    if (!pool.worker.cache.shared && pool.worker.cache.bucketName === undefined)
+      problems.push(`${at}.runner.cache: the pool has no cache (worker.cache.shared is false and there is no worker.cache.bucketName), so these settings would do nothing; remove them, or give the pool a cache`);
     for (const [key, owner] of Object.entries(MANAGED_CACHE_KEYS))
       if (has(key) && !(key === 's3.Insecure' && (cache.s3 as Record<string, unknown>).Insecure === false))
         problems.push(`${at}.runner.cache.${key}: the managed cache sets it from ${owner}; for a cache of your own (another account, S3-compatible, GCS, Azure) set runner.cache.Type and its keys`);

@@ -105,6 +105,18 @@ export function migrateCache(cache: Table, at: string, ctx: CarryContext & { kee
       if (key) report.dropped(`${at}.${key}`, `not used with Type ${show(type ?? 's3')}`);
     }
     if (Object.keys(s3Out).length) runner.s3 = s3Out;
+    if (worker.shared === false && worker.bucketName === undefined) {
+      // Here `shared: false` without a bucket of its own means no cache at all; gitlab-runner's
+      // Shared = false only kept this runner's objects apart (under runner/<token>/).
+      delete worker.shared;
+      const entry = report.entries.find((e) => e.at.toLowerCase() === `${at}.shared`.toLowerCase());
+      if (entry)
+        Object.assign(entry, {
+          outcome: 'replaced',
+          to: `pools[${ctx.pi}].worker.cache`,
+          why: 'Shared = false kept this runner\'s cache objects apart from other runners\' (under runner/<token>/) in the same bucket; worker.cache.shared: false without a bucketName would leave the pool without a cache, so it uses the deployment\'s bucket (set worker.cache.bucketName to keep it in a bucket of its own)',
+        });
+    }
     return { worker, runner: Object.keys(runner).length ? runner : undefined, location };
   }
 
@@ -126,9 +138,17 @@ export function migrateCache(cache: Table, at: string, ctx: CarryContext & { kee
   return { runner, location };
 }
 
-/** Shared -> worker.cache.shared; Path -> the pool's prefix. */
+/** Shared -> worker.cache.shared; Path -> worker.cache.path (the pool's prefix, which runners that shared a Path keep sharing). */
 function managedWorker(top: Table, at: string, ctx: CarryContext & { pi: number }): Table {
   const worker: Table = {};
+  const path = Object.keys(top).find((k) => k.toLowerCase() === 'path');
+  if (path) {
+    const v = top[path];
+    if (typeof v === 'string' && /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(v)) {
+      worker.path = v;
+      ctx.report.mapped(`${at}.${path}`, `pools[${ctx.pi}].worker.cache.path`, 'the pool\'s key prefix, and the only one its workers may touch; runners that shared it keep sharing');
+    } else ctx.report.replaced(`${at}.${path}`, `pools[${ctx.pi}].worker.cache.path`, `${JSON.stringify(show(v))} is not one path segment (1-63 of letters, digits, _ . -): the pool's own prefix (its name) is used`);
+  }
   const shared = Object.keys(top).find((k) => k.toLowerCase() === 'shared');
   if (shared) {
     if (typeof top[shared] === 'boolean') {
@@ -141,8 +161,7 @@ function managedWorker(top: Table, at: string, ctx: CarryContext & { pi: number 
 
 function carryManagedTop(key: string, value: unknown, at: string, ctx: CarryContext, out: Table = {}): void {
   const k = key.toLowerCase();
-  if (k === 'shared' || k === 'type' || k === 's3') return;
-  if (k === 'path') ctx.report.replaced(`${at}.${key}`, 'the pool\'s cache prefix', 'each pool has its own prefix in the managed cache');
-  else if (k === 'gcs' || k === 'azure') ctx.report.dropped(`${at}.${key}`, 'no cache Type selects it');
+  if (k === 'shared' || k === 'type' || k === 's3' || k === 'path') return;
+  if (k === 'gcs' || k === 'azure') ctx.report.dropped(`${at}.${key}`, 'no cache Type selects it');
   else carryTable({ [key]: value }, CACHE_SCHEMA, ['cache'], at, out, ctx);
 }

@@ -33,6 +33,7 @@ export interface MachineResult {
 }
 
 const MACHINE_KNOBS = ['IdleCount', 'IdleTime', 'MaxBuilds', 'IdleCountMin', 'IdleScaleFactor', 'MaxGrowthRate'] as const;
+const AUTOSCALING_KEYS = ['Periods', 'Timezone', 'IdleCount', 'IdleTime', 'IdleCountMin', 'IdleScaleFactor'];
 
 const DOCKER_MACHINE_ONLY = 'docker-machine-only: it provisioned machines over SSH; workers configure themselves from their user data';
 
@@ -142,12 +143,21 @@ export function migrateMachine(machine: Table, at: string, ctx: MachineContext):
         const sAt = `${mAt('autoscaling')}[${ai}]`;
         if (!isTable(a)) return report.dropped(sAt, 'not a table');
         const s: Table = {};
-        for (const [k, v] of Object.entries(a)) {
-          if (k === 'Timezone' && isLocal(v)) report.dropped(`${sAt}.${k}`, LOCAL_ZONE);
-          else if (['Periods', 'Timezone', 'IdleCount', 'IdleTime', 'IdleCountMin', 'IdleScaleFactor'].includes(k)) {
+        for (const [key, v] of Object.entries(a)) {
+          // gitlab-runner's loader matches keys case-insensitively: "periods", "TimeZone" are read.
+          const k = AUTOSCALING_KEYS.find((n) => n.toLowerCase() === key.toLowerCase());
+          if (k !== undefined && k !== key) {
+            if (Object.keys(a).includes(k)) {
+              report.dropped(`${sAt}.${key}`, `${k} is set too; gitlab-runner reads "${key}" as "${k}"`);
+              continue;
+            }
+            warn(`${sAt}.${key}`, `gitlab-runner reads it as "${k}" (keys match case-insensitively); written ${k}`);
+          }
+          if (k === 'Timezone' && isLocal(v)) report.dropped(`${sAt}.${key}`, LOCAL_ZONE);
+          else if (k !== undefined) {
             s[k] = v;
-            report.mapped(`${sAt}.${k}`, `pools[${ctx.pi}].autoscaling[${autoscaling.length}].${k}`);
-          } else report.dropped(`${sAt}.${k}`, 'not an autoscaling setting');
+            report.mapped(`${sAt}.${key}`, `pools[${ctx.pi}].autoscaling[${autoscaling.length}].${k}`);
+          } else report.dropped(`${sAt}.${key}`, 'not an autoscaling setting');
         }
         if (s.Timezone === undefined) warn(`${sAt}.Timezone`, `not set: gitlab-runner used the manager's local time zone; here the pool's Timezone (${DEFAULTS.Timezone} unless you set it) applies`);
         autoscaling.push(s);

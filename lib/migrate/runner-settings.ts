@@ -87,6 +87,13 @@ function carryValue(value: unknown, field: Field, path: string[], at: string, ou
     ctx.report.dropped(at, `${value} is too large to carry exactly; set it by hand`);
     return;
   }
+  if (Array.isArray(field.type) && Array.isArray(value) && value.length && value.every((x) => typeof x === 'string') && dotted(path) === 'docker.services') {
+    // Before gitlab-runner 13.0 services were image names; 13.0 made them [[runners.docker.services]]
+    // tables, and today's loader refuses the old list (the whole file).
+    out[key] = (value as string[]).map((name) => ({ name }));
+    ctx.report.mapped(at, to, 'a list of image names (gitlab-runner before 13.0): written as [[runners.docker.services]] tables with those names');
+    return;
+  }
   const problem = typeProblem(field, value);
   if (problem) {
     ctx.report.dropped(at, `gitlab-runner ${RUNNER_SCHEMA_VERSION} cannot load it (it would refuse the whole file): ${problem}`);

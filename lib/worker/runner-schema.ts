@@ -234,6 +234,7 @@ export const FEATURE_FLAGS: ReadonlySet<string> = new Set([
  */
 export const RENAMED_KEYS: Record<string, string> = {
   pre_clone_script: 'pre_get_sources_script',
+  post_clone_script: 'post_get_sources_script', // read by gitlab-runner 14.x-16.x
 };
 
 export function fieldAt(path: readonly string[]): Field | undefined {
