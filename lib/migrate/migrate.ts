@@ -22,7 +22,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import { Document } from 'yaml';
 import { parameterNames, urlHasCredentials, validateConfig, type Config } from '../config';
 import { RUNNER_SCHEMA, RUNNER_SCHEMA_VERSION } from '../worker/runner-schema';
-import { WORKER_DEFAULTS } from '../worker/userdata';
+import { userDataProblems, WORKER_DEFAULTS } from '../worker/userdata';
 import { migrateCache } from './cache';
 import { checkRegion, DEFAULT_AMI, migrateMachine, PLACEHOLDER_SUBNET } from './machine';
 import { formatReport, Report, type Outcome, type ReportEntry } from './report';
@@ -397,6 +397,8 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
     }
   }
 
+  // Valid is not yet deployable: each pool's settings travel in its user data (EC2's 16 KB limit).
+  for (const problem of userDataProblems(config, stage)) warn('user data', `${problem}; shorten the pool's runner: scripts (or move a long one into the job image) before deploying`);
   const secrets = secretCommands(config, stage, drafts, urlCredentials);
   const yaml = renderYaml(out, warnings, secrets, report.entries, marks, source, stage);
   return { config, raw: out, yaml, warnings, secrets, report: report.entries, counts: report.counts() };

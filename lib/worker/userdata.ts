@@ -202,3 +202,22 @@ export function renderUserData(opts: UserDataOptions): string {
     );
   return script;
 }
+
+/**
+ * What keeps a valid config from becoming its workers' user data (the size limit, a job volume
+ * over the token's directory ...), one line per pool: `validate` and `migrate` check it, so a
+ * config they pass also deploys. Rendered for a stage (names of the SSM parameters) and the
+ * longest bucket name S3 allows where the deployment's bucket goes.
+ */
+export function userDataProblems(config: Config, stage = 'dev'): string[] {
+  const problems: string[] = [];
+  config.pools.forEach((pool, i) => {
+    try {
+      renderUserData({ config, pool, stage, cacheBucket: usesDeploymentCache(pool) ? DEPLOYMENT_CACHE_PLACEHOLDER : undefined });
+    } catch (e) {
+      if (!(e instanceof UserDataError)) throw e;
+      problems.push(`pools[${i}] (${pool.name}): ${e.message}`);
+    }
+  });
+  return problems;
+}

@@ -1,0 +1,43 @@
+/**
+ * `validate` answers "valid" only for a config that deploys: every pool's settings travel in its
+ * user data, so a runner: block too large for EC2's 16 KB (gzip) is refused here, with the pool
+ * and the sizes, not at deploy time. migrate notes it too.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { migrateConfigToml } from '../../lib/migrate/migrate';
+import { runCli } from '../helpers/cli';
+
+// Random bytes do not compress: ~12 KB of them overflow the gzip-compressed user data.
+const LONG = randomBytes(9000).toString('base64');
+
+describe('validate: the user data must fit', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gsa-validate-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const write = (name: string, script: string) => {
+    const file = join(dir, name);
+    const pool = (n: string, tags: string) => `  - name: ${n}\n    ${tags}\n    runner:\n      pre_build_script: "echo ${script}"\n    worker: {instanceTypes: [m5.large], subnets: [subnet-0abc], ami: ami-0abc}\n`;
+    writeFileSync(file, `deployment: ci\nregion: eu-west-1\ngitlab: {url: https://gitlab.example.com}\npools:\n${pool('small', 'runUntagged: true').replace(script, 'hi')}${pool('big', 'tags: [big]')}`);
+    return file;
+  };
+
+  test('a pool whose user data is over EC2\'s limit makes the file invalid, naming the pool and the sizes', async () => {
+    const r = await runCli(['validate', '--config', write('big.yaml', LONG)]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/the workers' user data cannot be built:\n {2}- pools\[1\] \(big\): the user data for pool "big" is \d+ bytes as sent to EC2 .* over EC2's limit of 16384 bytes/);
+    expect(r.err).not.toMatch(/pools\[0\]/);
+  });
+
+  test('the same file with a short script is valid', async () => {
+    const r = await runCli(['validate', '--config', write('ok.yaml', 'short')]);
+    expect(r).toMatchObject({ code: 0, out: expect.stringMatching(/valid — deployment "ci", 2 pool\(s\)/) });
+  });
+
+  test('migrate notes it for the pool', () => {
+    const toml = `[[runners]]\n  name = "big"\n  url = "https://gitlab.example.com"\n  executor = "docker+machine"\n  pre_build_script = "echo ${LONG}"\n  [runners.machine]\n    MachineDriver = "amazonec2"\n    MachineOptions = ["amazonec2-subnet-id=subnet-0abc", "amazonec2-region=eu-west-1"]\n`;
+    const result = migrateConfigToml(toml);
+    expect(result.warnings).toContainEqual({ at: 'user data', message: expect.stringMatching(/^pools\[0\] \(big\): the user data for pool "big" is \d+ bytes .*; shorten the pool's runner: scripts/) });
+  });
+});
