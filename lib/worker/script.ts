@@ -110,6 +110,11 @@ apply_proxy() {
   PROXY_NO=\${PROXY_NO:+$PROXY_NO,}169.254.169.254
   export http_proxy=$PROXY_HTTP HTTP_PROXY=$PROXY_HTTP https_proxy=$PROXY_HTTPS HTTPS_PROXY=$PROXY_HTTPS no_proxy=$PROXY_NO NO_PROXY=$PROXY_NO
   RUNNER_ENV=("http_proxy=$PROXY_HTTP" "HTTP_PROXY=$PROXY_HTTP" "https_proxy=$PROXY_HTTPS" "HTTPS_PROXY=$PROXY_HTTPS" "no_proxy=$PROXY_NO" "NO_PROXY=$PROXY_NO")
+  ## snapd downloads for the snap command (Ubuntu installs the AWS CLI as a snap) and reads no
+  ## proxy from this environment: it has its own setting.
+  if command -v snap >/dev/null; then
+    timeout 60 snap set system \${PROXY_HTTP:+proxy.http="$PROXY_HTTP"} \${PROXY_HTTPS:+proxy.https="$PROXY_HTTPS"} || log "could not set snapd's proxy"
+  fi
   log "using proxy http=\${PROXY_HTTP:-none} https=\${PROXY_HTTPS:-none} no_proxy=$PROXY_NO"
 }
 
@@ -140,7 +145,9 @@ run_user_script() {
   left=$((BOOT_DEADLINE - $(now)))
   [ "$left" -gt 0 ] || finish "no boot time left for worker.userScript"
   log "running worker.userScript (at most $left s)"
-  timeout "$left" "$RUN/user-script" </dev/null || rc=$?
+  ## umask 022, as cloud-init ran amazonec2-userdata: what it installs is readable by all (job
+  ## containers mount tools it puts on the host); this script's own files stay 077.
+  (umask 022 && exec timeout "$left" "$RUN/user-script") </dev/null || rc=$?
   [ "$rc" = 0 ] || finish "worker.userScript failed (status $rc)"
 }
 

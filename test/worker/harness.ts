@@ -69,6 +69,8 @@ export interface Scenario {
    * which serves the fake runner and a release.sha256 that matches it, or not when 'bad'.
    */
   download?: 'good' | 'bad';
+  /** A `snap` command exists (Ubuntu): a fake that logs its calls. */
+  snap?: boolean;
 }
 
 export interface ImdsState {
@@ -129,6 +131,10 @@ exit 0
 `,
     shutdown: `#!/bin/bash
 ${log('shutdown')}
+exit 0
+`,
+    snap: `#!/bin/bash
+${log('snap')}
 exit 0
 `,
     'update-ca-trust': `#!/bin/bash
@@ -311,6 +317,7 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
   const { server, url } = await startStandIn(scenario, events, verifyBodies, downloads);
   try {
     for (const [name, text] of Object.entries(fakeScripts(fake, url))) {
+      if (name === 'snap' && !scenario.snap) continue;
       if (name === 'gitlab-runner' && scenario.download) {
         // Served by the stand-in instead, as GitLab's bucket lays a release out.
         const sha = createHash('sha256').update(scenario.download === 'good' ? text : `${text}# tampered\n`).digest('hex');

@@ -106,3 +106,29 @@ describe('host settings before the runner starts', () => {
     expect(indexOf(r.calls, 'docker', 'info')).toBe(-1);
   });
 });
+
+describe('the user script\'s umask, and the proxy for snapd', () => {
+  test('the user script runs with umask 022, as cloud-init ran amazonec2-userdata; the worker keeps its own 077', async () => {
+    const r = await runScenario({
+      name: 'user-script-umask',
+      pool: { MaxBuilds: 1, worker: { userScript: '#!/bin/bash\numask >"$GSA_ROOT/user-script-umask"\nmkdir -p "$GSA_ROOT/opt/tools" && stat -c %a "$GSA_ROOT/opt/tools" >"$GSA_ROOT/tools-mode"\n' } },
+      collect: ['user-script-umask', 'tools-mode'],
+      runner: { jobs: 1 },
+    });
+    expect(r.output).toMatch(/MaxBuilds \(1\) reached/);
+    expect(r.files['user-script-umask']).toBe('0022\n');
+    expect(r.files['tools-mode']).toBe('755\n');
+    expect(r.runnerSaw).toMatch(/^conf=600 dir=700 /);
+  });
+
+  test('with a proxy, snapd gets it too: it reads none from the environment and installs the AWS CLI on Ubuntu', async () => {
+    const r = await runScenario({
+      name: 'proxy-snap',
+      snap: true,
+      pool: { MaxBuilds: 1, worker: { proxy: { https: 'http://127.0.0.2:9', noProxy: ['127.0.0.1'] } } },
+      runner: { jobs: 1 },
+    });
+    expect(r.output).toMatch(/MaxBuilds \(1\) reached/);
+    expect(r.calls.filter((c) => c.cmd === 'snap').map((c) => c.args)).toEqual(['set system proxy.https=http://127.0.0.2:9']);
+  });
+});
