@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { parseDocument } from 'yaml';
 import { describeYamlError, locateProblem } from './source-frame';
 import { parseCron, isValidTimeZone, CronSyntaxError } from './cron';
-import { checkRunnerTable, dotted, secretSettingProblem, RUNNER_SCHEMA_VERSION } from './worker/runner-schema';
+import { checkRunnerTable, dotted, own, secretSettingProblem, RUNNER_SCHEMA_VERSION } from './worker/runner-schema';
 import { containerBoundaryProblems, hostPathProblems } from './host-paths';
 import { managedPolicyProblem, statementProblems } from './worker/iam';
 import { isSecretEnvEntry, looksSecretList, looksSecretValue } from './migrate/secrets';
@@ -463,7 +463,7 @@ function runnerCrossCheck(pool: Pool, at: string): string[] {
     let v: unknown = runner;
     for (const k of path) v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[k] : undefined;
     if (v !== undefined) problems.push(`${sat}: runner.${s.setting} is also set in the config; a secret's value lives in SSM only`);
-    if (path[0] === 'cache' && !runnerCacheIsExternal(pool) && MANAGED_CACHE_KEYS[path.slice(1).join('.')] !== undefined)
+    if (path[0] === 'cache' && !runnerCacheIsExternal(pool) && own(MANAGED_CACHE_KEYS, path.slice(1).join('.')) !== undefined)
       problems.push(`${sat}: the managed cache sets ${s.setting} itself (no keys); a cache with keys of its own needs runner.cache.Type`);
   });
   return problems;

@@ -6,6 +6,7 @@
 import { DEFAULTS } from '../config';
 import { AWS_REGIONS, DOCKER_MACHINE_DEFAULT_REGION } from './regions';
 import type { Report } from './report';
+import { own } from '../worker/runner-schema';
 import { isTable } from './runner-settings';
 import { looksSecretValue } from './secrets';
 
@@ -342,7 +343,7 @@ function machineWorker(machine: Table, optsAt: string, ctx: MachineContext): { w
   for (const env of opts.get('engine-env') ?? []) {
     const [name, ...rest] = env.split('=');
     const value = rest.join('=');
-    const key = { http_proxy: 'http', https_proxy: 'https', no_proxy: 'noProxy' }[name.toLowerCase()];
+    const key = own<string>({ http_proxy: 'http', https_proxy: 'https', no_proxy: 'noProxy' }, name.toLowerCase());
     if (!key) report.dropped(optAt(`engine-env=${name}`), ENGINE_DROPPED);
     else if (looksSecretValue(value)) report.dropped(optAt(`engine-env=${name}`), 'a proxy URL with credentials: not supported (it would be readable in the launch template); use a proxy that authorises the workers\' subnets');
     else {
@@ -361,8 +362,8 @@ function machineWorker(machine: Table, optsAt: string, ctx: MachineContext): { w
     }
     const k = key.replace(/^amazonec2-/, '');
     if (!key.startsWith('amazonec2-')) report.dropped(optAt(key), key.startsWith('engine-') ? ENGINE_DROPPED : 'a docker-machine flag with no meaning for workers');
-    else report.dropped(optAt(key), AMAZONEC2_DROPPED[k] ?? 'an amazonec2 driver option this project has no equivalent for');
-    if (values.length > 1 && key.startsWith('amazonec2-') && !AMAZONEC2_DROPPED[k]) warn(optAt(key), `given ${values.length} times`);
+    else report.dropped(optAt(key), own(AMAZONEC2_DROPPED, k) ?? 'an amazonec2 driver option this project has no equivalent for');
+    if (values.length > 1 && key.startsWith('amazonec2-') && !own(AMAZONEC2_DROPPED, k)) warn(optAt(key), `given ${values.length} times`);
   }
   return { worker, region };
 }

@@ -21,7 +21,7 @@
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { Document } from 'yaml';
 import { parameterNames, urlHasCredentials, validateConfig, type Config } from '../config';
-import { RUNNER_SCHEMA, RUNNER_SCHEMA_VERSION } from '../worker/runner-schema';
+import { own, RUNNER_SCHEMA, RUNNER_SCHEMA_VERSION } from '../worker/runner-schema';
 import { userDataProblems, WORKER_DEFAULTS } from '../worker/userdata';
 import { migrateCache } from './cache';
 import { checkRegion, DEFAULT_AMI, migrateMachine, PLACEHOLDER_SUBNET } from './machine';
@@ -125,7 +125,8 @@ const MACHINE_KEY_NAMES = ['IdleCount', 'IdleTime', 'MaxBuilds', 'IdleCountMin',
 
 /** The table with gitlab-runner's spelling of each key it knows (its loader matches case-insensitively). */
 function canonicalTable(t: Table, names: readonly string[], at: string, warn: (at: string, m: string) => void): Table {
-  const out: Table = {};
+  // No prototype, like smol-toml's tables: a key "__proto__" is a key (reported), not a prototype.
+  const out: Table = Object.create(null);
   for (const [k, v] of Object.entries(t)) {
     const c = names.includes(k) ? k : (names.find((n) => n.toLowerCase() === k.toLowerCase()) ?? k);
     if (c !== k) warn(`${at}.${c}`, `written "${k}" in config.toml; gitlab-runner reads it as "${c}" (keys match case-insensitively)`);
@@ -187,7 +188,7 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
         delete doc.concurrent;
       }
     }
-    else report.dropped(key, GLOBAL_DROPPED[key] ?? 'not a gitlab-runner setting');
+    else report.dropped(key, own(GLOBAL_DROPPED, key) ?? 'not a gitlab-runner setting');
   }
   const runners = Array.isArray(doc.runners) ? (doc.runners as unknown[]) : doc.runners === undefined ? [] : [doc.runners];
   if (runners.length === 0) throw new MigrationError(source, ['no [[runners]] section: nothing to migrate']);
@@ -208,7 +209,7 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
     const executor = runner.executor;
     if (executor !== 'docker+machine') {
       const e = typeof executor === 'string' ? executor : undefined;
-      return report.dropped(at, `executor ${e ? `"${e}"` : 'not set'}: ${(e && EXECUTOR_NOTES[e]) || 'not docker+machine'}; this project replaces docker+machine autoscaling only`);
+      return report.dropped(at, `executor ${e ? `"${e}"` : 'not set'}: ${(e && own(EXECUTOR_NOTES, e)) || 'not docker+machine'}; this project replaces docker+machine autoscaling only`);
     }
     const machine = isTable(runner.machine) ? runner.machine : {};
     const driver = machine.MachineDriver;

@@ -3,7 +3,7 @@
  * (carried verbatim into the worker's config.toml), `worker.docker` / `worker.cache` (mapped), and
  * `runnerSecrets` (what looks secret, read from SSM by the worker). Every key gets a report entry.
  */
-import { canonicalKey, dotted, FEATURE_FLAGS, fieldAt, isSchema, RENAMED_KEYS, RUNNER_SCHEMA, RUNNER_SCHEMA_VERSION, typeProblem, type Field, type Schema } from '../worker/runner-schema';
+import { canonicalKey, dotted, FEATURE_FLAGS, fieldAt, isSchema, own, RENAMED_KEYS, RUNNER_SCHEMA, RUNNER_SCHEMA_VERSION, typeProblem, type Field, type Schema } from '../worker/runner-schema';
 import type { Report } from './report';
 import { isSecretEnvEntry, looksSecretList, looksSecretValue } from './secrets';
 
@@ -53,8 +53,9 @@ export function carryTable(input: Table, schema: Schema, inPath: string[], atPre
     if (skip.has(canonical ?? key)) continue;
     const at = `${atPrefix}.${key}`;
     let field = canonical ? schema[canonical] : undefined;
-    if (!canonical && inPath.length === 0 && RENAMED_KEYS[key]) {
-      const renamed = RENAMED_KEYS[key];
+    const renamedTo = inPath.length === 0 ? own(RENAMED_KEYS, key) : undefined;
+    if (!canonical && renamedTo) {
+      const renamed = renamedTo;
       if (input[renamed] !== undefined) {
         ctx.report.dropped(at, `gitlab-runner ${RUNNER_SCHEMA_VERSION} no longer reads it and ${renamed} is set too`);
         continue;
@@ -67,7 +68,7 @@ export function carryTable(input: Table, schema: Schema, inPath: string[], atPre
       ctx.report.dropped(at, `not a gitlab-runner ${RUNNER_SCHEMA_VERSION} setting (gitlab-runner ignores it too)`);
       continue;
     }
-    const renamed = RENAMED_KEYS[key] === canonical;
+    const renamed = own(RENAMED_KEYS, key) === canonical;
     carryValue(value, field, [...inPath, canonical], at, out, ctx, canonical !== key && !renamed ? `gitlab-runner read "${key}" as "${canonical}"` : undefined, renamed ? 'mapped' : 'carried');
   }
 }

@@ -237,6 +237,11 @@ export const RENAMED_KEYS: Record<string, string> = {
   post_clone_script: 'post_get_sources_script', // read by gitlab-runner 14.x-16.x
 };
 
+/** map[key] for a key read from a user's file: "constructor" or "__proto__" is nobody's entry, not Object's. */
+export function own<T>(map: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.prototype.hasOwnProperty.call(map, key) ? map[key] : undefined;
+}
+
 export function fieldAt(path: readonly string[]): Field | undefined {
   let schema: Schema | undefined = RUNNER_SCHEMA;
   let field: Field | undefined;
@@ -375,7 +380,7 @@ export function checkRunnerTable(
     const canonical = canonicalKey(schema, key);
     const path = [...at, key];
     if (!canonical) {
-      const renamed = at.length === 0 ? RENAMED_KEYS[key] : undefined;
+      const renamed = at.length === 0 ? own(RENAMED_KEYS, key) : undefined;
       if (renamed)
         issues.push({ path, kind: 'renamed', canonical: renamed, message: `gitlab-runner ${RUNNER_SCHEMA_VERSION} no longer reads "${key}" (it ignores it); its replacement is "${renamed}"` });
       else issues.push({ path, kind: 'unknown', message: `not a gitlab-runner ${RUNNER_SCHEMA_VERSION} setting${suggestion(schema, key)}; gitlab-runner ignores it` });

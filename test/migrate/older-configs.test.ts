@@ -76,3 +76,28 @@ describe('older config.toml shapes reach the worker', () => {
     expect(problems).toEqual([expect.stringMatching(/^pools\[0\]\.runner\.cache: the pool has no cache \(worker\.cache\.shared is false/)]);
   });
 });
+
+describe('keys named like JavaScript object properties are keys like any other', () => {
+  const toml = `constructor = 1
+[[runners]]
+  name = "r"
+  url = "https://gitlab.example.com"
+  executor = "docker+machine"
+  __proto__ = "x"
+  hasOwnProperty = 1
+  [runners.machine]
+    MachineDriver = "amazonec2"
+    MachineOptions = ["amazonec2-subnet-id=subnet-0abc", "amazonec2-constructor=1", "engine-env=toString=1"]
+`;
+  const result = migrateConfigToml(toml);
+  const why = (at: string) => result.report.find((e) => e.at === at)?.why;
+
+  test('each gets its report entry with a reason, never an Object.prototype function', () => {
+    expect(why('constructor')).toBe('not a gitlab-runner setting');
+    expect(why('runners[0].__proto__')).toMatch(/not a gitlab-runner v18\.3\.1 setting/);
+    expect(why('runners[0].hasOwnProperty')).toMatch(/not a gitlab-runner v18\.3\.1 setting/);
+    expect(why('runners[0].machine.MachineOptions amazonec2-constructor')).toBe('an amazonec2 driver option this project has no equivalent for');
+    expect(why('runners[0].machine.MachineOptions engine-env=toString')).toMatch(/a docker-machine engine flag/);
+    expect(JSON.stringify(result.report) + JSON.stringify(result.warnings)).not.toMatch(/native code|\[object Object\]/);
+  });
+});
