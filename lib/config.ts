@@ -142,7 +142,11 @@ const WORKER_HOST_SETTINGS = {
     .optional(),
   // PEM of the CA that signs a self-managed GitLab (or registries): installed in the system trust
   // store, and the runner's tls-ca-file.
-  caCertificate: z.string().regex(/^\s*-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----\s*$/, 'must be PEM: -----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----').optional(),
+  caCertificate: z
+    .string()
+    .regex(/^\s*-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----\s*$/, 'must be PEM: -----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----')
+    .refine((pem) => !/PRIVATE KEY/.test(pem), 'holds a private key, which would be readable in the launch template: give the CA certificates only')
+    .optional(),
   // A script the worker runs as root before docker and gitlab-runner start (docker-machine's
   // amazonec2-userdata); a failure powers the worker off.
   userScript: z.string().regex(/^#!/, 'must start with "#!" (e.g. #!/bin/bash): the worker runs it as a program').optional(),

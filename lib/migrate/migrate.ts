@@ -337,9 +337,16 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
     const caFile = runner['tls-ca-file'];
     if (caFile !== undefined) {
       const pem = typeof caFile === 'string' && caFile ? options.readFile?.(caFile) : undefined;
-      if (pem !== undefined && /-----BEGIN CERTIFICATE-----/.test(pem)) {
-        worker.caCertificate = pem.trim() + '\n';
-        report.mapped(`${at}.tls-ca-file`, `pools[${pi}].worker.caCertificate`, 'the worker installs the PEM and points tls-ca-file at it');
+      // The certificates only: bundles carry openssl's subject=/issuer= lines, and some a private key.
+      const certs = pem?.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+      if (certs.length) {
+        worker.caCertificate = certs.join('\n') + '\n';
+        const left = pem!.replace(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g, '').trim();
+        report.mapped(
+          `${at}.tls-ca-file`,
+          `pools[${pi}].worker.caCertificate`,
+          `the worker installs the PEM (${certs.length} certificate${certs.length > 1 ? 's' : ''}) and points tls-ca-file at it${left ? `; the file's other content (${/PRIVATE KEY/.test(left) ? 'a private key, ' : ''}text) was left out` : ''}`,
+        );
       } else
         report.dropped(
           `${at}.tls-ca-file`,

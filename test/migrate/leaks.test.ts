@@ -99,3 +99,39 @@ describe('validate: no secret written into a pool\'s runner: block', () => {
     expect(problemsOf({ pre_build_script: 'echo {{ssm:/x}}' })).toEqual([expect.stringMatching(/runner\.pre_build_script: holds "\{\{ssm:"/)]);
   });
 });
+
+describe('tls-ca-file: a bundle as openssl writes it, with a private key in it', () => {
+  const BUNDLE = [
+    'subject=CN = Acme Root CA',
+    'issuer=CN = Acme Root CA',
+    '-----BEGIN CERTIFICATE-----',
+    'MIIBrootA',
+    '-----END CERTIFICATE-----',
+    '-----BEGIN CERTIFICATE-----',
+    'MIIBinterB',
+    '-----END CERTIFICATE-----',
+    '-----BEGIN PRIVATE KEY-----',
+    'MIIEvS3CR3Tkey',
+    '-----END PRIVATE KEY-----',
+    '',
+  ].join('\n');
+  const toml = `[[runners]]\n  name = "r"\n  url = "https://gitlab.acme.internal"\n  executor = "docker+machine"\n  tls-ca-file = "/etc/gitlab-runner/certs/bundle.pem"\n  [runners.machine]\n    MachineDriver = "amazonec2"\n    MachineOptions = ["amazonec2-subnet-id=subnet-0abc"]\n`;
+  const result = migrateConfigToml(toml, { readFile: (p) => (p.endsWith('bundle.pem') ? BUNDLE : undefined) });
+
+  test('the worker gets the certificates (not dropped for the text lines), never the key', () => {
+    const config = parseConfig(result.yaml);
+    expect(config.pools[0].worker.caCertificate).toBe('-----BEGIN CERTIFICATE-----\nMIIBrootA\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nMIIBinterB\n-----END CERTIFICATE-----\n');
+    expect(result.report.find((e) => e.at === 'runners[0].tls-ca-file')).toMatchObject({ outcome: 'mapped', why: expect.stringMatching(/2 certificates.*a private key, text\) was left out/) });
+    expect(result.yaml + renderUserData({ config, pool: config.pools[0], stage: 'prod', cacheBucket: 'b' })).not.toMatch(/S3CR3T|PRIVATE KEY/);
+  });
+
+  test('validate refuses a caCertificate with a private key', () => {
+    let problems: string[] = [];
+    try {
+      validateConfig({ deployment: 'ci', gitlab: { url: 'https://gitlab.example.com' }, pools: [poolInput({ worker: { ...(poolInput().worker as object), caCertificate: BUNDLE.split('\n').slice(2).join('\n') } })] });
+    } catch (e) {
+      problems = (e as ConfigError).problems;
+    }
+    expect(problems).toContainEqual(expect.stringMatching(/^pools\[0\]\.worker\.caCertificate: holds a private key/));
+  });
+});
