@@ -230,7 +230,8 @@ install_runner() {
 ssm_value() {
   local i err
   for ((i = 1; i <= 5; i++)); do
-    if timeout 60 aws ssm get-parameter --region "$REGION" --name "$1" --with-decryption --query Parameter.Value --output text 2>"$RUN/ssm.err"; then
+    ## stdin from /dev/null: read_secrets feeds its list of names on stdin.
+    if timeout 60 aws ssm get-parameter --region "$REGION" --name "$1" --with-decryption --query Parameter.Value --output text </dev/null 2>"$RUN/ssm.err"; then
       rm -f "$RUN/ssm.err"
       return 0
     fi
@@ -276,6 +277,8 @@ write_config() {
   ## Quoted pattern and replacement: taken literally (bash 5.2's patsub_replacement leaves them alone).
   toml=\${toml//"{{ssm:$TOKEN_PARAM}}"/"$RUNNER_TOKEN"}
   for ((i = 0; i < \${#SECRETS[@]}; i += 2)); do toml=\${toml//"\${SECRETS[i]}"/"\${SECRETS[i + 1]}"}; done
+  ## Every reference must be filled: a job must never run with a literal {{ssm:...}} for a secret.
+  [[ $toml == *'{{ssm:/'* ]] && finish "config.toml still holds an {{ssm:...}} reference after reading the pool's secrets"
   { printf '%s\\n' "$toml" >"$CONF" && chmod 0600 "$CONF"; } || finish "cannot write $CONF"
 }
 

@@ -71,6 +71,8 @@ export interface Scenario {
   download?: 'good' | 'bad';
   /** A `snap` command exists (Ubuntu): a fake that logs its calls. */
   snap?: boolean;
+  /** The aws command reads its stdin to the end (as a wrapper or a prompting credential process may). */
+  awsReadsStdin?: boolean;
 }
 
 export interface ImdsState {
@@ -110,6 +112,7 @@ function fakeScripts(fake: string, server: string): Record<string, string> {
   return {
     aws: `#!/bin/bash
 ${log('aws')}
+[ -f ${fake}/aws.reads-stdin ] && cat >/dev/null
 case "$1 $2" in
   "ssm get-parameter")
     # Job secrets (Scenario.ssm) by name; any other name is the runner token.
@@ -335,6 +338,7 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
     writeFileSync(join(fake, 'calls.log'), '');
     writeFileSync(join(fake, 'env.log'), '');
     if (scenario.dockerFails) writeFileSync(join(fake, 'docker.fail'), '');
+    if (scenario.awsReadsStdin) writeFileSync(join(fake, 'aws.reads-stdin'), '');
     if (scenario.tokenInSsm ?? true) writeFileSync(join(fake, 'token'), TOKEN);
     mkdirSync(join(fake, 'ssm'));
     for (const [name, value] of Object.entries(scenario.ssm ?? {})) writeFileSync(join(fake, 'ssm', name.replace(/\//g, '_')), value);

@@ -48,6 +48,21 @@ describe('job secrets from SSM', () => {
   });
 });
 
+describe('every secret is read, whatever reads stdin', () => {
+  test('an aws that drains stdin does not eat the list of secret names; no job runs with a literal {{ssm:...}}', async () => {
+    const r = await runScenario({
+      name: 'secrets-stdin',
+      awsReadsStdin: true,
+      pool: { MaxBuilds: 1, runnerSecrets: [{ setting: 'environment.A_TOKEN' }, { setting: 'environment.B_TOKEN' }, { setting: 'environment.C_TOKEN' }] },
+      ssm: { [`${SECRET_PREFIX}/environment/A_TOKEN`]: 'a-value', [`${SECRET_PREFIX}/environment/B_TOKEN`]: 'b-value', [`${SECRET_PREFIX}/environment/C_TOKEN`]: 'c-value' },
+      runner: { jobs: 1 },
+    });
+    expect(r.output).toMatch(/MaxBuilds \(1\) reached/);
+    expect((parseToml(r.runnerConfig) as any).runners[0].environment).toEqual(['A_TOKEN=a-value', 'B_TOKEN=b-value', 'C_TOKEN=c-value']);
+    expect(r.runnerConfig).not.toContain('{{ssm:');
+  });
+});
+
 describe('host settings before the runner starts', () => {
   const userScript = [
     '#!/bin/bash',
