@@ -189,6 +189,20 @@ function jobSecretStatements(config: Config, stage: string, pool: Pool): Cfn[] {
 }
 
 /**
+/** IAM's limit on a role's inline policies together, in characters without white space (IAM user guide, "IAM and AWS STS quotas"). */
+const IAM_INLINE_POLICY_LIMIT = 10_240;
+
+/** A role's inline policies as IAM counts them, with Fn::Sub's pseudo parameters at their longest likely values. */
+function inlinePolicyChars(policies: unknown, region: string): number {
+  return JSON.stringify(policies)
+    .replace(/\{"Fn::Sub":("(?:[^"\\]|\\.)*")\}/g, '$1')
+    .replace(/\$\{AWS::Partition\}/g, 'aws-us-gov')
+    .replace(/\$\{AWS::Region\}/g, region)
+    .replace(/\$\{AWS::AccountId\}/g, '123456789012')
+    .replace(/\s/g, '').length;
+}
+
+/**
  * The pool's own statements (worker.iam.statements, what amazonec2-iam-instance-profile granted), in
  * a policy of their own so the project's `worker` policy stays as reviewed.
  */
@@ -545,6 +559,11 @@ export function buildStack(opts: StackOptions): StackParts {
         ...(pool.worker.iam.managedPolicyArns.length ? { ManagedPolicyArns: pool.worker.iam.managedPolicyArns } : {}),
       },
     };
+    const policyChars = inlinePolicyChars((resources[`WorkerRole${id}`] as { Properties: { Policies: unknown } }).Properties.Policies, region);
+    if (policyChars > IAM_INLINE_POLICY_LIMIT)
+      throw new StackError(
+        `the worker role of pool "${pool.name}" needs ${policyChars} characters of inline policy, over IAM's ${IAM_INLINE_POLICY_LIMIT} per role: its Deny on the other ${config.pools.length - 1} pools' tokens and job secrets, and its worker.iam statements; fewer statements or job secrets, or fewer pools per deployment`,
+      );
     resources[`WorkerInstanceProfile${id}`] = { Type: 'AWS::IAM::InstanceProfile', Properties: { Roles: [ref(`WorkerRole${id}`)] } };
     workerRoleArns.push(getAtt(`WorkerRole${id}`, 'Arn'));
 

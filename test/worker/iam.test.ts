@@ -5,8 +5,10 @@
  * a job secret or token parameter naming the controller's or another pool's.
  */
 import { ConfigError, validateConfig } from '../../lib/config';
-const iamGlob = (p: string, v: string, i = true) => new RegExp('^' + p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$', i ? 'is' : 's').test(v);
-import { poolInput } from '../helpers/config';
+import { buildStack, StackError } from '../../lib/deploy/stack';
+import { iamGlob } from '../../lib/worker/iam';
+import { renderUserData } from '../../lib/worker/userdata';
+import { makeConfig, poolInput } from '../helpers/config';
 
 const worker = (extra: Record<string, unknown>) => ({ worker: { ...(poolInput().worker as object), ...extra } });
 
@@ -90,5 +92,16 @@ describe('parameters of the controller and of other pools', () => {
     expect(problemsOf(pools({ runnerTokenParameter: '/gitlab-spot-autoscaler/ci/prod/secrets/runner-token/b' }))).toEqual([expect.stringMatching(/runnerTokenParameter: .* is pool "b"'s runner token; each pool needs a runner token of its own/)]);
     // A registry credential shared by pools, outside the deployment's names, is fine.
     expect(problemsOf(pools({ runnerSecrets: [{ setting: 'environment.DOCKER_AUTH_CONFIG', parameter: '/ci/shared/docker-auth' }] }))).toEqual([]);
+  });
+
+  test('the Deny on other pools\' parameters grows with the pools: a role over IAM\'s 10,240 characters is refused with why, before CloudFormation', () => {
+    const pools = (n: number) =>
+      Array.from({ length: n }, (_, i) =>
+        poolInput({ name: `team-${String(i).padStart(2, '0')}-builders`, runUntagged: i === 0, tags: i === 0 ? [] : [`t${i}`], runnerSecrets: [{ setting: 'environment.NPM_TOKEN' }], ...worker({ securityGroups: ['sg-0abc'], iam: { managedPolicyArns: ['arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore'] } }) }),
+      );
+    const build = (n: number) => buildStack({ config: makeConfig(pools(n), { region: 'eu-west-1' }), stage: 'prod', region: 'eu-west-1', renderUserData: (o) => renderUserData(o) });
+    expect(() => build(20)).not.toThrow();
+    expect(() => build(60)).toThrow(StackError);
+    expect(() => build(60)).toThrow(/worker role of pool "team-00-builders" needs \d+ characters of inline policy, over IAM's 10240 per role/);
   });
 });
