@@ -26,7 +26,7 @@ function reachesService(pattern: string, service: string): boolean {
   return colon < 0 ? iamGlob(pattern, `${service}:x`) : iamGlob(pattern.slice(0, colon), service);
 }
 
-/** Actions on other workers or on the fleet's launch configuration. */
+/** Actions on other workers, the fleet's launch configuration, or the controller. */
 const FLEET_CONTROL = [
   'ec2:CreateTags', // the controller's state tags of any worker: retire, ready, pool ...
   'ec2:DeleteTags',
@@ -44,6 +44,10 @@ const FLEET_CONTROL = [
   'ec2:DeleteLaunchTemplate',
   'ssm:SendCommand', // a shell on other workers, whose config.toml holds their token
   'ssm:StartSession',
+  'lambda:UpdateFunctionCode', // code run with the controller's role (which may pass worker roles)
+  'lambda:UpdateFunctionConfiguration',
+  'cloudformation:UpdateStack', // the deployment itself
+  'cloudformation:CreateChangeSet',
 ];
 
 const ASSUME_ROLE = ['sts:AssumeRole', 'sts:AssumeRoleWithWebIdentity', 'sts:AssumeRoleWithSAML'];
@@ -77,7 +81,7 @@ export function statementProblems(st: IamStatementInput): string[] {
     const fleet = FLEET_CONTROL.find((x) => iamGlob(action, x));
     if (fleet) {
       problems.push(
-        `Action ${a} grants ${fleet}: the worker role must not act on other workers or on the fleet (their tags, termination, metadata options, launch templates, commands); each worker already tags its own instance`,
+        `Action ${a} grants ${fleet}: the worker role must not act on other workers, the fleet or the controller (their tags, termination, metadata options, launch templates, commands, the controller's functions and stack); each worker already tags its own instance`,
       );
       continue;
     }

@@ -35,6 +35,8 @@ describe('worker.iam statements', () => {
     ['ec2:CreateLaunchTemplateVersion', /grants ec2:CreateLaunchTemplateVersion/],
     ['ssm:SendCommand', /grants ssm:SendCommand/],
     ['ec2:Terminate*', /grants ec2:TerminateInstances/],
+    ['lambda:Update*', /grants lambda:UpdateFunctionCode: .*the controller's functions/],
+    ['cloudformation:*', /grants cloudformation:UpdateStack/],
   ])('Action %s is refused with the reason', (action, why) => {
     const problems = statement(action);
     expect(problems).toEqual([expect.stringMatching(/^pools\[0\]\.worker\.iam\.statements\[0\]\.Action: Action /)]);
