@@ -496,17 +496,14 @@ function deploymentParameter(config: Config, name: string, self: Pool): { what: 
 }
 
 /**
- * A pool's worker role may read its token and its job secrets (stack: OwnRunnerToken,
- * OwnJobSecrets), and a job secret reaches every job of the pool: neither may name a parameter
- * of the controller or of another pool (a job would get the GitLab API token, or another pool's
- * runner token, and could take that pool's jobs).
+ * A pool's worker role may read its job secrets (stack: OwnJobSecrets), and a job secret reaches
+ * every job of the pool: it may not name a parameter of the controller or of another pool (a job
+ * would get the GitLab API token, or another pool's runner token, and could take that pool's jobs),
+ * nor the pool's own runner token.
  */
 function parameterCrossCheck(config: Config, pool: Pool, at: string): string[] {
+  // runnerTokenParameter: the stack refuses a shared or foreign one (checkDistinctSecrets), where the stage is known.
   const problems: string[] = [];
-  if (pool.runnerTokenParameter !== undefined) {
-    const p = deploymentParameter(config, pool.runnerTokenParameter, pool);
-    if (p && p.pool !== pool.name) problems.push(`${at}.runnerTokenParameter: ${pool.runnerTokenParameter} is ${p.what}; each pool needs a runner token of its own`);
-  }
   pool.runnerSecrets.forEach((s, i) => {
     if (s.parameter === undefined) return;
     const p = deploymentParameter(config, s.parameter, pool);

@@ -81,7 +81,7 @@ describe('worker.iam statements', () => {
 describe('parameters of the controller and of other pools', () => {
   const pools = (a: Record<string, unknown>) => [poolInput({ name: 'a', ...a }), poolInput({ name: 'b', runUntagged: false, tags: ['b'] })];
 
-  test('a job secret or a runner token parameter may not name the controller\'s or another pool\'s', () => {
+  test('a job secret may not name the controller\'s parameters, a runner token, or another pool\'s secret', () => {
     expect(problemsOf(pools({ runnerSecrets: [{ setting: 'environment.X', parameter: '/gitlab-spot-autoscaler/ci/prod/secrets/gitlab-api-token' }] }))).toEqual([
       expect.stringMatching(/^pools\[0\]\.runnerSecrets\[0\]\.parameter: .* is the controller's gitlab-api-token parameter; a job secret reaches every job/),
     ]);
@@ -91,7 +91,6 @@ describe('parameters of the controller and of other pools', () => {
     expect(problemsOf(pools({ runnerSecrets: [{ setting: 'environment.X', parameter: '/ops/api' }] }), { gitlab: { url: 'https://gitlab.example.com', apiTokenParameter: '/ops/api' } })).toEqual([
       expect.stringMatching(/is the GitLab API token/),
     ]);
-    expect(problemsOf(pools({ runnerTokenParameter: '/gitlab-spot-autoscaler/ci/prod/secrets/runner-token/b' }))).toEqual([expect.stringMatching(/runnerTokenParameter: .* is pool "b"'s runner token; each pool needs a runner token of its own/)]);
     // A registry credential shared by pools, outside the deployment's names, is fine.
     expect(problemsOf(pools({ runnerSecrets: [{ setting: 'environment.DOCKER_AUTH_CONFIG', parameter: '/ci/shared/docker-auth' }] }))).toEqual([]);
   });
