@@ -305,21 +305,33 @@ function bucketGuard(pool: Pool, id: string): Cfn[] {
  * The deployment's secrets a pool's workers must never read, denied explicitly so that no extra
  * grant (worker.iam: AmazonSSMManagedInstanceCore, attached for Session Manager, allows
  * ssm:GetParameter on every parameter) can open them: other pools' runner tokens and job secrets,
- * the webhook secret, the GitLab API token, the config and the controller's state; and reading the
- * deployment's tree by path (a worker reads its own parameters by name).
+ * the webhook secret, the GitLab API token, the config and the controller's state (reads and
+ * writes); and reading by path from the deployment's tree or above it (a worker reads its own
+ * parameters by name).
  */
 function otherSecretsDeny(config: Config, names: ReturnType<typeof parameterNames>, pool: Pool): Cfn[] {
   const others = config.pools.filter((p) => p.name !== pool.name);
   const own = new Set([names.runnerToken(pool), ...pool.runnerSecrets.map((s) => names.runnerSecret(pool, s))]);
-  const denied = [...new Set([names.webhookSecret, names.gitlabApiToken, names.config, ...others.flatMap((p) => [names.runnerToken(p), ...p.runnerSecrets.map((s) => names.runnerSecret(p, s))])])].filter((n) => !own.has(n));
+  // Another pool's job secrets at their default names: one ARN for its whole subtree.
+  const secretsOf = (p: Pool) => [...(p.runnerSecrets.some((s) => s.parameter === undefined) ? [`${names.base}/secrets/runner/${p.name}/*`] : []), ...p.runnerSecrets.filter((s) => s.parameter !== undefined).map((s) => names.runnerSecret(p, s))];
+  const denied = [...new Set([names.webhookSecret, names.gitlabApiToken, names.config, ...others.flatMap((p) => [names.runnerToken(p), ...secretsOf(p)])])].filter((n) => !own.has(n));
+  // Any region and account: a Deny may be broader, and short ARNs keep the role's inline policies
+  // under IAM's limit for more pools (inlinePolicyChars).
+  const anyArn = (name: string) => sub(`arn:\${AWS::Partition}:ssm:*:*:parameter${name.startsWith('/') ? '' : '/'}${name}`);
+  // SSM returns every level below a path one may read by path, whatever Denies the leaves have
+  // (SSM user guide, "Restricting access to Parameter Store parameters using IAM policies"): the
+  // deployment's tree and every path above it or above a denied name, up to "/", are denied.
+  const ancestors = (name: string) => name.split('/').slice(1, -1).map((_, i, parts) => `/${parts.slice(0, i + 1).join('/')}`);
+  const inTree = (path: string) => path.startsWith(`${names.base}/`); // covered by base/*
+  const paths = unique(['/', names.base, ...ancestors(names.base), ...denied.flatMap(ancestors)].filter((p) => !inTree(p)));
   return [
     {
       Sid: 'NeverOtherSecrets',
       Effect: 'Deny',
-      Action: ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParameterHistory'],
-      Resource: [...denied.map(ssmArn), ssmArn(names.state), ssmArn(`${names.state}/*`)],
+      Action: ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParameterHistory', 'ssm:PutParameter', 'ssm:DeleteParameter', 'ssm:DeleteParameters', 'ssm:LabelParameterVersion'],
+      Resource: [...denied.map(anyArn), anyArn(names.state), anyArn(`${names.state}/*`)],
     },
-    { Sid: 'NeverTheDeploymentByPath', Effect: 'Deny', Action: ['ssm:GetParametersByPath'], Resource: [ssmArn(names.base), ssmArn(`${names.base}/*`)] },
+    { Sid: 'NeverTheDeploymentByPath', Effect: 'Deny', Action: ['ssm:GetParametersByPath'], Resource: [...paths.map(anyArn), anyArn(`${names.base}/*`)] },
   ];
 }
 

@@ -106,3 +106,34 @@ describe('parameters of the controller and of other pools', () => {
     expect(() => build(60)).toThrow(/worker role of pool "team-00-builders" needs \d+ characters of inline policy, over IAM's 10240 per role/);
   });
 });
+
+describe('the role\'s Deny on the deployment\'s parameters holds against generous extras', () => {
+  // Evaluated with the template tests' IAM evaluator: a pool whose worker.iam allows every SSM
+  // read and write (what AmazonSSMManagedInstanceCore / AmazonSSMReadOnlyAccess and a careless
+  // statement add).
+  const { readFileSync } = require('node:fs') as typeof import('node:fs');
+  const { join } = require('node:path') as typeof import('node:path');
+  const { parseConfig } = require('../../lib/config') as typeof import('../../lib/config');
+  const { evaluate, resolve } = require('../helpers/iam') as typeof import('../helpers/iam');
+  const raw = JSON.parse(JSON.stringify(parseConfig(readFileSync(join(__dirname, '../../samples/config.yaml'), 'utf8'))));
+  raw.pools[0].worker.iam = { statements: [{ Effect: 'Allow', Action: ['ssm:GetParameter*', 'ssm:PutParameter', 'ssm:DeleteParameter', 'ssm:LabelParameterVersion'], Resource: '*' }] };
+  raw.pools[1].runnerSecrets = [{ setting: 'environment.NPM_TOKEN' }];
+  const config = parseConfig(JSON.stringify(raw));
+  const stack = buildStack({ config, stage: 'prod', region: 'eu-central-1', vpcId: 'vpc-0123456789abcdef0', renderUserData });
+  const env = { partition: 'aws', region: 'eu-central-1', account: '123456789012', refs: { 'CacheBucket.Arn': 'arn:aws:s3:::b' } };
+  const role = resolve((stack.resources as any).WorkerRoleGeneral.Properties.Policies.flatMap((p: any) => p.PolicyDocument.Statement), env) as Record<string, any>[];
+  const param = (name: string) => `arn:aws:ssm:eu-central-1:123456789012:parameter${name}`;
+  const base = '/gitlab-spot-autoscaler/acme-ci/prod';
+
+  test('reading by path from any ancestor of the deployment\'s tree is denied: SSM returns every level below a path one may read', () => {
+    for (const path of ['/', '/gitlab-spot-autoscaler', '/gitlab-spot-autoscaler/acme-ci', base, `${base}/secrets`])
+      expect(`${path}: ${evaluate(role, { action: 'ssm:GetParametersByPath', resource: param(path === '/' ? '/' : path) })}`).toBe(`${path}: deny`);
+    expect(evaluate(role, { action: 'ssm:GetParametersByPath', resource: param('/team-general/tools') })).toBe('allow');
+  });
+
+  test('writing the controller\'s config or state, or another pool\'s token, is denied', () => {
+    for (const [action, name] of [['ssm:PutParameter', '/config'], ['ssm:PutParameter', '/state/meta'], ['ssm:DeleteParameter', '/secrets/runner-token/heavy'], ['ssm:LabelParameterVersion', '/secrets/gitlab-api-token']])
+      expect(`${action} ${name}: ${evaluate(role, { action, resource: param(`${base}${name}`) })}`).toBe(`${action} ${name}: deny`);
+    expect(evaluate(role, { action: 'ssm:GetParameter', resource: param(`${base}/secrets/runner-token/general`) })).toBe('allow');
+  });
+});
