@@ -374,7 +374,10 @@ export function launchStatements(config: Config, stage: string, launchTemplateAr
       Resource: [...launchTemplateArns, ...subnets, ...groups, ...images, ec2Arn('volume/*'), ec2Arn('network-interface/*'), sub('arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*')],
     },
     { Sid: 'CreateInstantFleets', Effect: 'Allow', Action: ['ec2:CreateFleet'], Resource: ec2Arn('fleet/*') },
-    { Sid: 'RequestSpotForWorkers', Effect: 'Allow', Action: ['ec2:RunInstances'], Resource: ec2Arn('spot-instances-request/*') },
+    // Both actions, as in Karpenter's published controller policy for the same call: whether EC2
+    // authorizes a spot request under CreateFleet too is not documented, and a missing grant would
+    // refuse every spot launch. A spot request exists only with an instance the grants below allow.
+    { Sid: 'RequestSpotForWorkers', Effect: 'Allow', Action: both, Resource: ec2Arn('spot-instances-request/*') },
     {
       Sid: 'FleetLaunchesOnlyTaggedWorkersOfConfiguredTypes',
       Effect: 'Allow',
@@ -639,7 +642,9 @@ export function buildStack(opts: StackOptions): StackParts {
     {
       Sid: 'ConsumeJobEvents',
       Effect: 'Allow',
-      Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ChangeMessageVisibility'],
+      // What Lambda's SQS event source polls with (Lambda developer guide, "Execution role
+      // permissions" for SQS); the reconcile code itself sends no SQS call.
+      Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
       Resource: getAtt('EventQueue', 'Arn'),
     },
     // lib/lambda/runtime.ts loadConfig (GetParameter) and lib/lambda/gitlab.ts loadSecret (GetParameter, decrypted).

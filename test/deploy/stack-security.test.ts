@@ -68,7 +68,8 @@ function fleetLaunch(o: { template?: string; type?: string; subnet?: string; gro
   return [
     { action: 'ec2:CreateFleet', resource: ec2('fleet/fleet-1'), context: {} },
     { action: 'ec2:CreateFleet', resource: ec2('instance/*'), context: instance },
-    ...others.map((resource) => ({ action: 'ec2:CreateFleet', resource, context: {} })),
+    // Karpenter's policy grants CreateFleet on spot requests too: whether EC2 asks is not documented.
+    ...[...others, ec2('spot-instances-request/*')].map((resource) => ({ action: 'ec2:CreateFleet', resource, context: {} })),
     { action: 'ec2:RunInstances', resource: ec2('instance/*'), context: { ...instance, ...rt } },
     ...[...others, ec2('spot-instances-request/*')].map((resource) => ({ action: 'ec2:RunInstances', resource, context: { ...rt } })),
     { action: 'ec2:CreateTags', resource: ec2('instance/*'), context: { 'ec2:CreateAction': 'CreateFleet' } },

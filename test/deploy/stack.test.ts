@@ -69,6 +69,11 @@ describe('IAM: least privilege', () => {
     expect([...new Set(ec2)].sort()).toEqual(['ec2:CreateFleet', 'ec2:CreateTags', 'ec2:DescribeInstanceStatus', 'ec2:DescribeInstances', 'ec2:DescribeLaunchTemplateVersions', 'ec2:RunInstances', 'ec2:TerminateInstances']);
   });
 
+  it('grants reconcile only what its SQS event source polls with (the code sends no SQS call)', () => {
+    const sqs = actions(statements('ReconcileRole')).filter((a) => a.startsWith('sqs:'));
+    expect([...new Set(sqs)].sort()).toEqual(['sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage']);
+  });
+
   it('narrows reconcile SSM access: read config and API token, read state by path, write only state, delete nothing', () => {
     const ssm = actions(statements('ReconcileRole')).filter((a) => a.startsWith('ssm:'));
     expect([...new Set(ssm)].sort()).toEqual(['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath', 'ssm:PutParameter']);
