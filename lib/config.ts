@@ -42,6 +42,7 @@ export const DEFAULTS = {
   capacityCooldown: 300, // seconds an instance type / zone rests after a capacity error
   ssmPrefix: '/gitlab-spot-autoscaler',
   pinWorkerCredentials: false, // true needs VPC endpoints for every AWS service a worker calls (docs/worker.md)
+  requireLaunchTemplateKey: true, // false only after a refused launch shows EC2 leaves ec2:LaunchTemplate out (docs/deployment.md)
 };
 
 /** Durations a pass acts on: 0 would make every worker or job expire at once, so a floor applies. */
@@ -281,6 +282,11 @@ export const ConfigSchema = z
     // they were issued to (aws:ec2InstanceSourceVPC / aws:ec2InstanceSourcePrivateIPv4). Needs VPC
     // endpoints for every AWS service a worker calls: docs/worker.md, "Security notes".
     pinWorkerCredentials: z.boolean().default(DEFAULTS.pinWorkerCredentials),
+    // The reconcile role's ec2:RunInstances grant on instances requires ec2:LaunchTemplate = one of
+    // the deployment's templates. No AWS document says EC2 puts that key into the RunInstances check
+    // of an instant CreateFleet; if a launch is refused for it, false drops that one condition
+    // (docs/deployment.md, "A refused launch").
+    requireLaunchTemplateKey: z.boolean().default(DEFAULTS.requireLaunchTemplateKey),
   })
   .strict();
 

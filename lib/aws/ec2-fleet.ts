@@ -47,6 +47,7 @@ import type { Config, Pool } from '../config';
 import type { Retirement, Termination, WorkerState } from '../model';
 import type { CapacityPool, Fleet, FleetWorker, InstanceMarker, LaunchError, LaunchErrorClass, LaunchRequest, LaunchResult, Logger, MarkOutcome } from '../controller/ports';
 import { launchTemplateName, parseInstant, parseInterrupted, TAGS } from '../controller/tags';
+import { LAUNCH_STATEMENTS } from '../deploy/names';
 import { errorCode, isThrottling, realRetryEnv, THROTTLE_POLICY, withRetry, type RetryEnv, type RetryPolicy, type RetryStats } from './retry';
 
 // ---- error classes (facts.md: CreateFleet errors) ----------------------------------------------
@@ -74,6 +75,20 @@ export function classifyLaunchError(code: string): LaunchErrorClass {
   if (isThrottling({ name: code })) return 'throttling';
   if (INVALID_PREFIXES.some((p) => code.startsWith(p))) return 'invalid';
   return 'other';
+}
+
+/**
+ * A launch that IAM refused (UnauthorizedOperation, from CreateFleet itself or per override in its
+ * Errors) explained: which of the reconcile role's statements decide, and where the fix is. First,
+ * because the pool's pause keeps only the message's first 300 characters; AWS's own message (with
+ * the encoded authorization message to decode) follows in full.
+ */
+export function explainRefusedLaunch(code: string, message: string): string {
+  if (!/^(UnauthorizedOperation|AccessDenied)/.test(code)) return message;
+  return (
+    `IAM refused the launch (first suspect: the reconcile role's statement ${LAUNCH_STATEMENTS.runInstances} and its ec2:LaunchTemplate condition); ` +
+    `decode the AWS message with aws sts decode-authorization-message; fix: docs/deployment.md "A refused launch". AWS: ${message}`
+  );
 }
 
 // ---- launch template requirements ------------------------------------------------------------
@@ -358,7 +373,7 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
       );
     } catch (e) {
       const code = errorCode(e);
-      errors.push({ class: classifyLaunchError(code), code, message: (e as Error).message, market });
+      errors.push({ class: classifyLaunchError(code), code, message: explainRefusedLaunch(code, (e as Error).message), market });
       return;
     }
     for (const group of out.Instances ?? []) {
@@ -373,7 +388,7 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
       errors.push({
         class: classifyLaunchError(code),
         code,
-        message: e.ErrorMessage ?? code,
+        message: explainRefusedLaunch(code, e.ErrorMessage ?? code),
         instanceType: o?.InstanceType,
         subnet: o?.SubnetId,
         market: e.Lifecycle === 'spot' ? 'spot' : e.Lifecycle === 'on-demand' ? 'on-demand' : market,

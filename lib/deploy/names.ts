@@ -22,3 +22,14 @@ export function deploymentNames(deployment: string, stage: string): DeploymentNa
     functionNames: { webhook: `${prefix}-webhook`, reconcile: `${prefix}-reconcile`, interruption: `${prefix}-interruption` },
   };
 }
+
+/**
+ * The Sids of the reconcile role's launch statements (lib/deploy/stack.ts launchStatements). A launch
+ * that IAM refuses names them in its error (lib/aws/ec2-fleet.ts), so an operator knows which
+ * statement to look at; docs/deployment.md, "A refused launch", says how to find the one and fix it.
+ */
+export const LAUNCH_STATEMENTS = {
+  resources: 'LaunchFromOwnTemplatesSubnetsGroupsImages',
+  fleetInstances: 'FleetLaunchesOnlyTaggedWorkersOfConfiguredTypes',
+  runInstances: 'RunOnlyTaggedWorkersOfConfiguredTypesFromOwnTemplates',
+} as const;

@@ -19,7 +19,7 @@ import { cachePath, parameterNames, runnerCacheIsExternal } from '../config';
 import { TAGS, launchTemplateName } from '../controller/tags';
 import { usesDeploymentCache } from '../worker/runner-config';
 import { boundarySchedules, type BoundarySchedule } from './schedules';
-import { deploymentNames, STAGE_RE } from './names';
+import { deploymentNames, LAUNCH_STATEMENTS, STAGE_RE } from './names';
 
 export interface UserDataArgs {
   config: Config;
@@ -337,8 +337,11 @@ function otherSecretsDeny(config: Config, names: ReturnType<typeof parameterName
 
 /**
  * ec2:CreateFleet / ec2:RunInstances for the reconcile role: a compromised function (or a bug) can
- * launch only what the deployment defines, so it cannot start another image, other user data or
- * a worker instance profile and read every pool's token that way.
+ * launch only from the deployment's templates, with its types, subnets, groups and images, tagged as
+ * the deployment's. What IAM cannot pin: a RunInstances call may override a template's UserData
+ * (and name another pool's profile, which PassRole allows), and no condition key sees user data
+ * (EC2 user guide, "Use launch templates to control launching instances"). The grant cannot be
+ * dropped, since EC2 checks it inside CreateFleet; docs/deployment.md states this residual risk.
  *
  * An instant CreateFleet is authorized as ec2:CreateFleet on each resource it touches, and EC2 also
  * checks ec2:RunInstances for the instances it launches (so both actions appear; Karpenter's
@@ -347,7 +350,9 @@ function otherSecretsDeny(config: Config, names: ReturnType<typeof parameterName
  * resources offer ec2:InstanceType but not ec2:LaunchTemplate, RunInstances offers both. Hence:
  *  - launch-template: the deployment's templates only, by ARN (CreateFleet always names one);
  *  - instance: this deployment's and stage's tags at launch, and a configured instance type, for
- *    both actions; for RunInstances also ec2:LaunchTemplate = one of the deployment's templates;
+ *    both actions; for RunInstances also ec2:LaunchTemplate = one of the deployment's templates
+ *    (unless config.requireLaunchTemplateKey is false: the SAR lists the key for RunInstances, but
+ *    no AWS document or published policy shows it in the RunInstances check a fleet makes);
  *  - subnet and security-group: the configured ones (and the stack's own group), by ARN;
  *  - image: the configured AMI ids by ARN; any image when a pool resolves its AMI from SSM at
  *    launch (its id is not known here);
@@ -368,7 +373,7 @@ export function launchStatements(config: Config, stage: string, launchTemplateAr
   const images = config.pools.some((p) => !p.worker.ami.startsWith('ami-')) ? [image('*')] : unique(config.pools.map((p) => p.worker.ami)).map(image);
   return [
     {
-      Sid: 'LaunchFromOwnTemplatesSubnetsGroupsImages',
+      Sid: LAUNCH_STATEMENTS.resources,
       Effect: 'Allow',
       Action: both,
       Resource: [...launchTemplateArns, ...subnets, ...groups, ...images, ec2Arn('volume/*'), ec2Arn('network-interface/*'), sub('arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*')],
@@ -379,18 +384,24 @@ export function launchStatements(config: Config, stage: string, launchTemplateAr
     // refuse every spot launch. A spot request exists only with an instance the grants below allow.
     { Sid: 'RequestSpotForWorkers', Effect: 'Allow', Action: both, Resource: ec2Arn('spot-instances-request/*') },
     {
-      Sid: 'FleetLaunchesOnlyTaggedWorkersOfConfiguredTypes',
+      Sid: LAUNCH_STATEMENTS.fleetInstances,
       Effect: 'Allow',
       Action: ['ec2:CreateFleet'],
       Resource: ec2Arn('instance/*'),
       Condition: { StringEquals: { ...requestTags, 'ec2:InstanceType': instanceTypes } },
     },
     {
-      Sid: 'RunOnlyTaggedWorkersOfConfiguredTypesFromOwnTemplates',
+      Sid: LAUNCH_STATEMENTS.runInstances,
       Effect: 'Allow',
       Action: ['ec2:RunInstances'],
       Resource: ec2Arn('instance/*'),
-      Condition: { StringEquals: { ...requestTags, 'ec2:InstanceType': instanceTypes }, ArnEquals: { 'ec2:LaunchTemplate': launchTemplateArns } },
+      Condition: {
+        StringEquals: { ...requestTags, 'ec2:InstanceType': instanceTypes },
+        // The one key of these whose presence in a fleet's RunInstances check no AWS document or
+        // published policy shows; config.requireLaunchTemplateKey: false drops it after a refused
+        // launch proves it absent (docs/deployment.md, "A refused launch").
+        ...(config.requireLaunchTemplateKey ? { ArnEquals: { 'ec2:LaunchTemplate': launchTemplateArns } } : {}),
+      },
     },
   ];
 }

@@ -164,6 +164,20 @@ describe('launch', () => {
   });
 });
 
+/** Minute passes of the real reconcile pass over an Ec2Fleet on the mocked EC2 (no instances); the log they wrote. */
+async function minutePasses(passes: number, cfg = config): Promise<MemoryLogger> {
+  ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+  const clock = new ManualClock();
+  const log = new MemoryLogger();
+  const fleet = new Ec2Fleet({ ec2: new EC2Client({ region: 'us-east-1' }), config: cfg, stage: 'test', now: () => clock.now(), retryEnv: { sleep: async () => {}, random: () => 0.5 } });
+  const deps = { config: cfg, stage: 'test', fleet, store: new MemoryStateStore(log), clock, log };
+  for (let i = 0; i < passes; i++) {
+    await reconcilePass(deps, { events: [], trigger: 'schedule' });
+    clock.advance(60);
+  }
+  return log;
+}
+
 describe('no retry loops across passes', () => {
   test.each([
     ['InvalidParameterValue', 1],
@@ -187,18 +201,40 @@ describe('no retry loops across passes', () => {
 
   test('permanent throttling of CreateFleet is bounded per pass and backed off across passes', async () => {
     ec2Mock.on(CreateFleetCommand).rejects(throttle());
-    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [] });
-    const clock = new ManualClock();
-    const log = new MemoryLogger();
-    const fleet = new Ec2Fleet({ ec2: new EC2Client({ region: 'us-east-1' }), config, stage: 'test', now: () => clock.now(), retryEnv: { sleep: async () => {}, random: () => 0.5 } });
-    const deps = { config, stage: 'test', fleet, store: new MemoryStateStore(log), clock, log };
-    for (let i = 0; i < 60; i++) {
-      await reconcilePass(deps, { events: [], trigger: 'schedule' });
-      clock.advance(60);
-    }
+    await minutePasses(60);
     // Backoff 30 s, 60, 120, 240, 480, 900, 900 ... in one hour of minute passes at most 9 passes
     // try, 4 attempts each, instead of 60 x 4.
     expect(ec2Mock.commandCalls(CreateFleetCommand).length).toBeLessThanOrEqual(9 * 4);
+  });
+});
+
+describe('a launch IAM refuses', () => {
+  // What EC2 answers when the reconcile role's launch grants do not cover a fleet's RunInstances
+  // check (for instance if EC2 leaves ec2:LaunchTemplate out of it): per override in Errors, or thrown.
+  const denied = 'You are not authorized to perform this operation. Encoded authorization failure message: AbCdEf0123';
+
+  test.each([
+    ['in the fleet\'s Errors', () => ec2Mock.on(CreateFleetCommand).resolves({ Errors: [{ ErrorCode: 'UnauthorizedOperation', ErrorMessage: denied, Lifecycle: 'spot' }] })],
+    ['thrown by CreateFleet', () => ec2Mock.on(CreateFleetCommand).rejects(Object.assign(new Error(denied), { name: 'UnauthorizedOperation', $metadata: { httpStatusCode: 403 } }))],
+  ])('%s: pauses the pool at once, and every pass says which statement and where the fix is', async (_where, arrange) => {
+    arrange();
+    const log = await minutePasses(3);
+    expect(ec2Mock.commandCalls(CreateFleetCommand)).toHaveLength(1); // fast: one refusal, no retry loop
+    const errors = log.at('error');
+    const first = errors.find((m) => m.includes('launch rejected as invalid'))!;
+    expect(first).toContain('RunOnlyTaggedWorkersOfConfiguredTypesFromOwnTemplates');
+    expect(first).toContain('docs/deployment.md "A refused launch"');
+    expect(first).toContain(denied); // AWS's message whole, with the part to decode
+    // The later passes repeat it from the pause, which keeps 300 characters: the pointer must fit.
+    const later = errors.filter((m) => m.includes('launch of') && m.includes('refused: paused'));
+    expect(later.length).toBeGreaterThanOrEqual(2);
+    for (const m of later) expect(m).toContain('docs/deployment.md "A refused launch"');
+  });
+
+  test('other launch errors keep their own message', async () => {
+    ec2Mock.on(CreateFleetCommand).resolves({ Errors: [{ ErrorCode: 'InvalidParameterValue', ErrorMessage: 'bad', Lifecycle: 'spot' }] });
+    const { fleet } = fleetUnderTest();
+    expect((await fleet.launch(req(1))).errors[0].message).toBe('bad');
   });
 });
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { parseConfig, type Config } from '../../lib/config';
 import { buildStack, SIZING, StackError, type StackOptions } from '../../lib/deploy/stack';
 import { TAGS } from '../../lib/controller/tags';
+import { LAUNCH_STATEMENTS } from '../../lib/deploy/names';
 import { renderUserData } from '../../lib/worker/userdata';
 import { evaluate, resolve, type AwsRequest, type Context, type TemplateEnv } from '../helpers/iam';
 
@@ -121,6 +122,33 @@ describe('the reconcile role launches only what the deployment defines', () => {
     // Only the workers' roles are passed, and only to EC2.
     const pass = reconcile.filter((s) => [].concat(s.Action).includes('iam:PassRole' as never));
     expect(pass).toEqual([expect.objectContaining({ Resource: [env.refs['WorkerRoleGeneral.Arn'], env.refs['WorkerRoleHeavy.Arn']], Condition: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } } })]);
+  });
+
+  it('has the statements a refused launch names, and docs/deployment.md says how to fix each', () => {
+    const sids = reconcile.map((s) => s.Sid);
+    const docs = readFileSync(join(__dirname, '../../docs/deployment.md'), 'utf8');
+    const section = docs.slice(docs.indexOf('### A refused launch'));
+    expect(section.length).toBeLessThan(docs.length);
+    for (const sid of Object.values(LAUNCH_STATEMENTS)) {
+      expect(sids).toContain(sid);
+      expect(section).toContain(sid);
+    }
+    expect(section).toContain('requireLaunchTemplateKey: false');
+  });
+
+  it('drops only the ec2:LaunchTemplate condition with requireLaunchTemplateKey: false (after a refused launch proves EC2 leaves the key out)', () => {
+    const off = roleStatements(withChanges((raw) => (raw.requireLaunchTemplateKey = false)), 'ReconcileRole');
+    // A fleet whose RunInstances check carries no ec2:LaunchTemplate: refused by default, allowed with the switch.
+    expect(denied(reconcile, fleetLaunch({ runInstancesTemplate: null })).map((r) => r.resource)).toEqual([ec2('instance/*')]);
+    expect(denied(off, fleetLaunch({ runInstancesTemplate: null }))).toEqual([]);
+    // Everything else stays pinned: templates, types, tags, subnets, groups.
+    const withoutKey = (o: object) => denied(off, fleetLaunch({ ...o, runInstancesTemplate: null }));
+    expect(withoutKey({ template: ec2('launch-template/lt-0attacker') }).length).toBeGreaterThan(0);
+    expect(withoutKey({ type: 'p5.48xlarge' }).length).toBeGreaterThan(0);
+    expect(withoutKey({ subnet: 'subnet-0ffffffffffffffff' }).length).toBeGreaterThan(0);
+    expect(withoutKey({ tags: { [TAGS.deployment]: 'other', [TAGS.stage]: 'prod' } }).length).toBeGreaterThan(0);
+    const strip = (st: Record<string, any>[]) => JSON.stringify(st).replace(/,"ArnEquals":\{"ec2:LaunchTemplate":\[[^\]]*\]\}/, '');
+    expect(strip(off)).toBe(strip(reconcile));
   });
 
   it('names the AMIs when every pool gives an id; any image only when a pool resolves its AMI from SSM', () => {
