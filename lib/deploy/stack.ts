@@ -9,7 +9,9 @@
  * Launches (issue 11): only from this deployment's launch templates, only the configured instance
  * types, subnets, security groups and AMIs (`launchStatements`; docs/deployment.md has the table of
  * which condition applies to which resource and why). Workers reach only their own pool's token
- * and cache prefix (`cacheStatements`), optionally only from their instance (`credentialPinStatements`).
+ * and cache prefix (`cacheStatements`), optionally only from their instance (`credentialPinStatements`),
+ * and whatever a pool's worker.iam adds, nothing of the deployment beyond that (`otherSecretsDeny`,
+ * `workerGuardStatements`, the bucket policy's guards).
  */
 import { bucketNameWrapper, checkEncodedSize, gzipUserData } from '../worker/encode';
 import { USER_DATA_LIMIT_BYTES, userDataFits } from '../worker/limits';
@@ -335,6 +337,63 @@ function otherSecretsDeny(config: Config, names: ReturnType<typeof parameterName
   ];
 }
 
+/** The controller's and the interruption handler's instance tags: a worker sets none of them, anywhere. */
+const CONTROLLER_TAG_KEYS = [TAGS.deployment, TAGS.stage, TAGS.pool, TAGS.pass, TAGS.launchedAt, TAGS.templateVersion, TAGS.retire, TAGS.interrupted];
+
+/** Managed policies one role may have attached by default (IAM user guide, "IAM and AWS STS quotas"); one is the stack's guard. */
+export const MANAGED_POLICIES_PER_ROLE = 10;
+
+/**
+ * What a pool's worker role may never do beyond its parameters (otherSecretsDeny guards those),
+ * whatever its pool's worker.iam adds: validation refuses extras that reach the control plane
+ * (lib/worker/iam.ts), but cannot read a customer managed policy, nor an AWS managed one it does
+ * not list; explicit Denies hold against all of them. A worker itself needs none of this. Shared by
+ * every worker role as one managed policy, `WorkerGuard` (inline it would take ~2.7 of the 10,240
+ * characters per role that the per-pool Deny already grows into):
+ *  - IAM at all: passing a role (launching with another pool's profile), changing its own role;
+ *  - act on any gitlab-spot-autoscaler instance, volume or launch template but tag itself: stop,
+ *    terminate, snapshot or image another worker (its disk holds that pool's token), swap its
+ *    profile or metadata options, or add a launch template version that the controller would launch;
+ *  - set the controller's tags on any instance (pool, launched-at, retire...: what the hard end of
+ *    life and termination key on), or tag another worker at all;
+ *  - open a session or send a command to a worker (SSM, EC2 Instance Connect, serial console);
+ *  - touch the deployment's functions, queues or stack.
+ */
+function workerGuardStatements(config: Config, stage: string): Cfn[] {
+  const anyDeployment = { Null: { [`aws:ResourceTag/${TAGS.deployment}`]: 'false' } };
+  const { functionNames, stackName } = deploymentNames(config.deployment, stage);
+  return [
+      { Sid: 'NeverIam', Effect: 'Deny', Action: ['iam:*'], Resource: '*' },
+      {
+        Sid: 'NeverOtherWorkersMachines',
+        Effect: 'Deny',
+        Action: [
+          'ec2:TerminateInstances', 'ec2:StopInstances', 'ec2:StartInstances', 'ec2:RebootInstances', 'ec2:ModifyInstance*', 'ec2:*IamInstanceProfile*', 'ec2:DeleteTags',
+          'ec2:CreateImage', 'ec2:CreateSnapshot*', 'ec2:AttachVolume', 'ec2:DetachVolume', 'ec2:DeleteVolume', 'ec2:ModifyVolume*',
+          'ec2:CreateLaunchTemplateVersion', 'ec2:ModifyLaunchTemplate', 'ec2:DeleteLaunchTemplate*', 'ec2:RunInstances', 'ec2:CreateFleet',
+        ],
+        Resource: [ec2Arn('instance/*'), ec2Arn('volume/*'), ec2Arn('launch-template/*')],
+        Condition: anyDeployment,
+      },
+      { Sid: 'NeverTheControllersTags', Effect: 'Deny', Action: ['ec2:CreateTags'], Resource: '*', Condition: { 'ForAnyValue:StringEquals': { 'aws:TagKeys': CONTROLLER_TAG_KEYS } } },
+      // IAM policy variable, escaped for Fn::Sub (and the Serverless variable resolver), as in ReportOwnState.
+      { Sid: 'NeverTagAnotherWorker', Effect: 'Deny', Action: ['ec2:CreateTags'], Resource: ec2Arn('instance/*'), Condition: { ...anyDeployment, StringNotEquals: { 'aws:ARN': sub('${!ec2:SourceInstanceARN}') } } },
+      { Sid: 'NeverCommandsToWorkers', Effect: 'Deny', Action: ['ssm:SendCommand', 'ssm:StartSession'], Resource: ec2Arn('instance/*'), Condition: { Null: { [`ssm:resourceTag/${TAGS.deployment}`]: 'false' } } },
+      { Sid: 'NeverConsolesOfWorkers', Effect: 'Deny', Action: ['ec2-instance-connect:*'], Resource: ec2Arn('instance/*'), Condition: anyDeployment },
+      {
+        Sid: 'NeverTheControlPlane',
+        Effect: 'Deny',
+        Action: ['lambda:*', 'sqs:*', 'cloudformation:*'],
+        Resource: [
+          ...Object.values(functionNames).flatMap((fn) => [`function:${fn}`, `function:${fn}:*`]).map((f) => sub(`arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:${f}`)),
+          getAtt('EventQueue', 'Arn'),
+          getAtt('EventDeadLetterQueue', 'Arn'),
+          sub(`arn:\${AWS::Partition}:cloudformation:\${AWS::Region}:\${AWS::AccountId}:stack/${stackName}/*`),
+        ],
+      },
+  ];
+}
+
 /**
  * ec2:CreateFleet / ec2:RunInstances for the reconcile role: a compromised function (or a bug) can
  * launch only from the deployment's templates, with its types, subnets, groups and images, tagged as
@@ -522,6 +581,16 @@ export function buildStack(opts: StackOptions): StackParts {
               Condition: { Bool: { 'aws:SecureTransport': 'false' } },
             },
             ...config.pools.flatMap((p) => bucketGuard(p, poolIds.get(p.name)!)),
+            {
+              // The bucket itself (not its objects): a worker lists it, nothing else. Without this, a
+              // pool's extras (AmazonS3FullAccess) could rewrite this policy and lift every guard above.
+              Sid: 'WorkersOnlyListTheBucket',
+              Effect: 'Deny',
+              Principal: '*',
+              NotAction: ['s3:ListBucket', 's3:GetBucketLocation'],
+              Resource: getAtt('CacheBucket', 'Arn'),
+              Condition: { ArnEquals: { 'aws:PrincipalArn': config.pools.map((p) => getAtt(`WorkerRole${poolIds.get(p.name)!}`, 'Arn')) } },
+            },
           ],
         },
       },
@@ -549,7 +618,21 @@ export function buildStack(opts: StackOptions): StackParts {
   const launchTemplates: Record<string, string> = {};
   const workerRoleArns: unknown[] = [];
   const launchTemplateArns: unknown[] = [];
+  // The Denies every worker role shares (workerGuardStatements), as one managed policy.
+  resources.WorkerGuard = {
+    Type: 'AWS::IAM::ManagedPolicy',
+    // W1020: the Fn::Sub only escapes the IAM variable ${ec2:SourceInstanceARN}, as in the worker roles.
+    Metadata: { 'cfn-lint': { config: { ignore_checks: ['W1020'] } } },
+    Properties: {
+      Description: `gitlab-spot-autoscaler workers of ${config.deployment}/${stage}: never IAM, other workers, launch templates, functions, queues or the stack, whatever worker.iam adds`,
+      PolicyDocument: { Version: '2012-10-17', Statement: workerGuardStatements(config, stage) },
+    },
+  };
   for (const pool of config.pools) {
+    if (pool.worker.iam.managedPolicyArns.length + 1 > MANAGED_POLICIES_PER_ROLE)
+      throw new StackError(
+        `pools.${pool.name}.worker.iam.managedPolicyArns lists ${pool.worker.iam.managedPolicyArns.length} policies; the stack attaches its guard policy too and IAM allows ${MANAGED_POLICIES_PER_ROLE} per role by default: list at most ${MANAGED_POLICIES_PER_ROLE - 1} (or move statements into worker.iam.statements)`,
+      );
     const id = poolIds.get(pool.name)!;
     const ltName = launchTemplateName(config.deployment, stage, pool.name);
     launchTemplates[pool.name] = ltName;
@@ -582,7 +665,7 @@ export function buildStack(opts: StackOptions): StackParts {
         Description: `gitlab-spot-autoscaler worker of pool ${pool.name} (${config.deployment}/${stage})`,
         AssumeRolePolicyDocument: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] },
         Policies: [{ PolicyName: 'worker', PolicyDocument: { Version: '2012-10-17', Statement: workerStatements } }, ...extraWorkerPolicies(pool)],
-        ...(pool.worker.iam.managedPolicyArns.length ? { ManagedPolicyArns: pool.worker.iam.managedPolicyArns } : {}),
+        ManagedPolicyArns: [ref('WorkerGuard'), ...pool.worker.iam.managedPolicyArns],
       },
     };
     const policyChars = inlinePolicyChars((resources[`WorkerRole${id}`] as { Properties: { Policies: unknown } }).Properties.Policies, region);

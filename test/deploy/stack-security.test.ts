@@ -37,14 +37,18 @@ const env: TemplateEnv = {
     'WorkerRoleGeneral.Arn': `arn:aws:iam::${ACCOUNT}:role/worker-general`,
     'WorkerRoleHeavy.Arn': `arn:aws:iam::${ACCOUNT}:role/worker-heavy`,
     'EventQueue.Arn': `arn:aws:sqs:eu-central-1:${ACCOUNT}:events`,
+    'EventDeadLetterQueue.Arn': `arn:aws:sqs:eu-central-1:${ACCOUNT}:dead-letters`,
   },
 };
 const ec2 = (what: string) => `arn:aws:ec2:eu-central-1:${ACCOUNT}:${what}`;
 const LT = { general: ec2('launch-template/lt-0general'), heavy: ec2('launch-template/lt-0heavy') };
 
+/** A role's statements: its inline policies and the stack's own managed policies it attaches. */
 function roleStatements(config: Config, role: string): Record<string, any>[] {
   const resources = buildStack(opts({ config })).resources as Record<string, any>;
-  return resolve(resources[role].Properties.Policies.flatMap((p: any) => p.PolicyDocument.Statement), env) as Record<string, any>[];
+  const props = resources[role].Properties;
+  const managed = (props.ManagedPolicyArns ?? []).filter((a: any) => a?.Ref && resources[a.Ref]?.Type === 'AWS::IAM::ManagedPolicy').map((a: any) => resources[a.Ref].Properties.PolicyDocument);
+  return resolve([...props.Policies.map((p: any) => p.PolicyDocument), ...managed].flatMap((d: any) => d.Statement), env) as Record<string, any>[];
 }
 
 /**
@@ -263,7 +267,7 @@ describe("a worker reaches only its own pool's token and cache", () => {
     const tag = (resource: string, keys: string[]) => evaluate(general, { action: 'ec2:CreateTags', resource, context: { 'aws:ARN': resource, 'ec2:SourceInstanceARN': own, 'aws:TagKeys': keys } });
     expect(tag(own, [TAGS.state, TAGS.builds])).toBe('allow');
     expect(tag(`arn:aws:ec2:eu-central-1:${ACCOUNT}:instance/i-0other`, [TAGS.state])).toBe('implicit-deny');
-    expect(tag(own, [TAGS.retire])).toBe('implicit-deny');
+    expect(tag(own, [TAGS.retire])).not.toBe('allow');
   });
 
   it('refuses a config in which a pool reads another pool\'s token, or the webhook secret, as its runner token', () => {
@@ -275,6 +279,90 @@ describe("a worker reaches only its own pool's token and cache", () => {
     expect(() => buildStack(opts({ config: sharedToken }))).toThrow(/pool "heavy" reads its runner token from \/ci\/token, which is also pool "general"'s runner token/);
     const webhook = withChanges((raw) => (raw.pools[1].runnerTokenParameter = '/gitlab-spot-autoscaler/acme-ci/prod/secrets/webhook-secret'));
     expect(() => buildStack(opts({ config: webhook }))).toThrow(/which is also the webhook secret/);
+  });
+});
+
+describe('a worker whose pool adds broad extras (worker.iam) still cannot reach past its pool', () => {
+  // The pool's extras as the broadest managed policy would grant them (AdministratorAccess, or
+  // AmazonSSMReadOnlyAccess + AmazonEC2FullAccess + AmazonS3FullAccess): the guards are Denies.
+  const everything = { Effect: 'Allow', Action: '*', Resource: '*' };
+  const custom = withChanges((raw) => {
+    raw.pools[1].runnerTokenParameter = '/ci/tokens/heavy';
+    raw.pools[1].runnerSecrets = [{ setting: 'environment.NPM_TOKEN', parameter: '/ci/secrets/heavy/npm' }];
+  });
+  const stack = buildStack(opts({ config: custom }));
+  const bucketPolicy = resolve((stack.resources as any).CacheBucketPolicy.Properties.PolicyDocument.Statement, env) as Record<string, any>[];
+  const general = [...roleStatements(custom, 'WorkerRoleGeneral'), everything, ...bucketPolicy];
+  const self = ec2('instance/i-0own');
+  const base = { 'aws:PrincipalArn': env.refs['WorkerRoleGeneral.Arn'], 'aws:SecureTransport': 'true', 'ec2:SourceInstanceARN': self };
+  const as = (action: string, resource: string, context: Context = {}) => evaluate(general, { action, resource, context: { ...base, ...context } });
+  const ssmArn = (name: string) => `arn:aws:ssm:eu-central-1:${ACCOUNT}:parameter${name}`;
+  const tagged = { [`aws:ResourceTag/${TAGS.deployment}`]: 'acme-ci', [`aws:ResourceTag/${TAGS.stage}`]: 'prod', [`aws:ResourceTag/${TAGS.pool}`]: 'heavy' };
+
+  it('still does what a worker does: its token, its cache, its own state tags', () => {
+    expect(as('ssm:GetParameter', ssmArn('/gitlab-spot-autoscaler/acme-ci/prod/secrets/runner-token/general'))).toBe('allow');
+    expect(as('s3:PutObject', 'arn:aws:s3:::acme-ci-prod-cachebucket-1/general/project/1/k')).toBe('allow');
+    expect(as('s3:ListBucket', 'arn:aws:s3:::acme-ci-prod-cachebucket-1', { 's3:prefix': 'general/' })).toBe('allow');
+    expect(as('ec2:CreateTags', self, { ...tagged, 'aws:ARN': self, 'aws:TagKeys': [TAGS.ready, TAGS.state, TAGS.idleSince, TAGS.builds] })).toBe('allow');
+  });
+
+  it.each(['/', '/gitlab-spot-autoscaler', '/gitlab-spot-autoscaler/acme-ci', '/gitlab-spot-autoscaler/acme-ci/prod', '/gitlab-spot-autoscaler/acme-ci/prod/secrets', '/ci', '/ci/tokens', '/ci/secrets/heavy'])(
+    'cannot read secrets by path from %s (GetParametersByPath is authorized on the path and returns all below it)',
+    (path) => expect(as('ssm:GetParametersByPath', ssmArn(path === '/' ? '/' : path))).toBe('deny'),
+  );
+
+  it.each([
+    ['ssm:GetParameter', '/ci/tokens/heavy'],
+    ['ssm:GetParameter', '/ci/secrets/heavy/npm'],
+    ['ssm:PutParameter', '/gitlab-spot-autoscaler/acme-ci/prod/config'],
+    ['ssm:PutParameter', '/gitlab-spot-autoscaler/acme-ci/prod/state/meta'],
+    ['ssm:PutParameter', '/ci/tokens/heavy'],
+    ['ssm:DeleteParameter', '/gitlab-spot-autoscaler/acme-ci/prod/secrets/webhook-secret'],
+    ['ssm:LabelParameterVersion', '/gitlab-spot-autoscaler/acme-ci/prod/config'],
+  ])('cannot %s %s', (action, name) => expect(as(action, ssmArn(name))).toBe('deny'));
+
+  it.each([
+    ['iam:PassRole', env.refs['WorkerRoleHeavy.Arn'], { 'iam:PassedToService': 'ec2.amazonaws.com' }],
+    ['iam:PutRolePolicy', env.refs['WorkerRoleGeneral.Arn'], {}],
+    ['ec2:TerminateInstances', ec2('instance/i-0heavy'), tagged],
+    ['ec2:StopInstances', ec2('instance/i-0heavy'), tagged],
+    ['ec2:ModifyInstanceAttribute', self, tagged],
+    ['ec2:ReplaceIamInstanceProfileAssociation', self, tagged],
+    ['ec2:CreateSnapshot', ec2('volume/vol-0heavy'), tagged],
+    ['ec2:CreateImage', ec2('instance/i-0heavy'), tagged],
+    ['ec2:CreateLaunchTemplateVersion', LT.heavy, tagged],
+    ['ec2:RunInstances', LT.heavy, tagged],
+    ['ec2:DeleteTags', self, tagged],
+    ['ec2:CreateTags', ec2('instance/i-0heavy'), { ...tagged, 'aws:ARN': ec2('instance/i-0heavy'), 'aws:TagKeys': [TAGS.state] }],
+    ['ec2:CreateTags', self, { ...tagged, 'aws:ARN': self, 'aws:TagKeys': [TAGS.launchedAt] }],
+    ['ec2:CreateTags', ec2('instance/i-0notours'), { 'aws:ARN': ec2('instance/i-0notours'), 'aws:TagKeys': [TAGS.deployment, TAGS.stage] }],
+    ['ssm:SendCommand', ec2('instance/i-0heavy'), { [`ssm:resourceTag/${TAGS.deployment}`]: 'acme-ci' }],
+    ['ssm:StartSession', ec2('instance/i-0heavy'), { [`ssm:resourceTag/${TAGS.deployment}`]: 'acme-ci' }],
+    ['ec2-instance-connect:SendSerialConsoleSSHPublicKey', ec2('instance/i-0heavy'), tagged],
+    ['lambda:UpdateFunctionCode', `arn:aws:lambda:eu-central-1:${ACCOUNT}:function:gsa-acme-ci-prod-reconcile`, {}],
+    ['sqs:SendMessage', env.refs['EventQueue.Arn'], {}],
+    ['sqs:PurgeQueue', env.refs['EventDeadLetterQueue.Arn'], {}],
+    ['cloudformation:UpdateStack', `arn:aws:cloudformation:eu-central-1:${ACCOUNT}:stack/gitlab-spot-autoscaler-acme-ci-prod/0a1b`, {}],
+    ['s3:PutBucketPolicy', 'arn:aws:s3:::acme-ci-prod-cachebucket-1', {}],
+    ['s3:DeleteBucketPolicy', 'arn:aws:s3:::acme-ci-prod-cachebucket-1', {}],
+    ['s3:ListBucketVersions', 'arn:aws:s3:::acme-ci-prod-cachebucket-1', {}],
+  ])('cannot %s on %s', (action, resource, context) => expect(as(action, resource, context as Context)).toBe('deny'));
+
+  it('shares one guard policy, which stays under the 6,144 characters of a managed policy', () => {
+    const res = stack.resources as Record<string, any>;
+    expect(res.WorkerRoleGeneral.Properties.ManagedPolicyArns).toEqual([{ Ref: 'WorkerGuard' }]);
+    expect(res.WorkerRoleHeavy.Properties.ManagedPolicyArns).toEqual([{ Ref: 'WorkerGuard' }]);
+    expect(JSON.stringify(resolve(res.WorkerGuard.Properties.PolicyDocument, env)).length).toBeLessThan(6_144);
+  });
+});
+
+describe('limits the guard brings', () => {
+  it('refuses a pool with more than 9 managed policies of its own (IAM attaches 10 per role by default, 1 is the guard)', () => {
+    const arns = Array.from({ length: 10 }, (_, i) => `arn:aws:iam::aws:policy/Policy${i}`);
+    const many = withChanges((raw) => (raw.pools[0].worker.iam = { managedPolicyArns: arns }));
+    expect(() => buildStack(opts({ config: many }))).toThrow(/pools\.general\.worker\.iam\.managedPolicyArns lists 10 policies; .* list at most 9/);
+    const nine = withChanges((raw) => (raw.pools[0].worker.iam = { managedPolicyArns: arns.slice(0, 9) }));
+    expect((buildStack(opts({ config: nine })).resources as any).WorkerRoleGeneral.Properties.ManagedPolicyArns).toHaveLength(10);
   });
 });
 

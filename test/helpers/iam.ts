@@ -91,6 +91,8 @@ function conditionHolds(op: string, key: string, wanted: unknown, ctx: Context):
       return !present || values.every((v) => !patterns.some((p) => glob(p, v)));
     case 'ForAllValues:StringEquals':
       return values.every((v) => patterns.includes(v));
+    case 'ForAnyValue:StringEquals':
+      return values.some((v) => patterns.includes(v));
     case 'Bool':
       return present && values.some((v) => patterns.includes(v));
     case 'Null':
@@ -102,7 +104,9 @@ function conditionHolds(op: string, key: string, wanted: unknown, ctx: Context):
 
 function matches(statement: Record<string, any>, req: AwsRequest): boolean {
   const ctx = req.context ?? {};
-  if (!list<string>(statement.Action).some((a) => glob(a, req.action))) return false;
+  if (statement.NotAction !== undefined) {
+    if (list<string>(statement.NotAction).some((a) => glob(a, req.action))) return false;
+  } else if (!list<string>(statement.Action).some((a) => glob(a, req.action))) return false;
   if (statement.NotResource !== undefined) {
     if (list<string>(statement.NotResource).some((r) => glob(r, req.resource))) return false;
   } else if (!list<string>(statement.Resource).some((r) => glob(r, req.resource))) return false;

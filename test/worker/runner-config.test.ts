@@ -200,12 +200,13 @@ describe('worker host settings', () => {
     const stack = buildStack({ config, stage: 'prod', region: 'eu-west-1', renderUserData: (a) => renderUserData(a) });
     const roleA = stack.resources.WorkerRoleA as any;
     const roleB = stack.resources.WorkerRoleB as any;
-    expect(roleA.Properties.ManagedPolicyArns).toEqual(['arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly']);
+    // The pool's own managed policies, after the stack's guard every worker role carries.
+    expect(roleA.Properties.ManagedPolicyArns).toEqual([{ Ref: 'WorkerGuard' }, 'arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly']);
     expect(roleA.Properties.Policies[1]).toEqual({ PolicyName: 'pool-extra', PolicyDocument: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['kms:Decrypt'], Resource: 'arn:aws:kms:eu-west-1:111122223333:key/x' }] } });
     const secretsA = roleA.Properties.Policies[0].PolicyDocument.Statement.find((s: any) => s.Sid === 'OwnJobSecrets');
     expect(JSON.stringify(secretsA.Resource)).toContain('/gitlab-spot-autoscaler/test/prod/secrets/runner/a/environment/DOCKER_AUTH_CONFIG');
     expect(JSON.stringify(roleB)).not.toContain('OwnJobSecrets');
-    expect(roleB.Properties.ManagedPolicyArns).toBeUndefined();
+    expect(roleB.Properties.ManagedPolicyArns).toEqual([{ Ref: 'WorkerGuard' }]);
     // Pool b has a cache of its own: no bucket grant; a has the deployment's bucket.
     expect(JSON.stringify(roleB)).not.toContain('CacheBucket');
     expect(JSON.stringify(roleA)).toContain('CacheBucket');
