@@ -81,6 +81,12 @@ const MIN_DISTINCT_SECRET_CHARS = 8;
 
 /** Why a webhook secret is refused, or undefined when it is acceptable. Names no part of the value. */
 export function webhookSecretProblem(secret: string): string | undefined {
+  // A secret GitLab can never present: HTTP strips white space around a header value (RFC 9110,
+  // 5.5), and a header carries no control characters; outside ASCII, bytes depend on each hop's
+  // encoding. Refused as misconfiguration (a loud 500 naming the parameter) rather than used and
+  // answered with 401 to every delivery. The usual cause: a value stored from a file with its newline.
+  if (/^\s|\s$/.test(secret)) return 'it begins or ends with white space (a newline stored from a file?), which no HTTP header carries, so no delivery could ever match';
+  if (/[^\x20-\x7e]/.test(secret)) return 'it holds control or non-ASCII characters, which an HTTP header does not carry reliably; use printable ASCII (openssl rand -hex 32)';
   if (secret.length < MIN_WEBHOOK_SECRET_LENGTH)
     return `it is ${secret.length} characters long; at least ${MIN_WEBHOOK_SECRET_LENGTH} are required (generate one with: openssl rand -hex 32)`;
   if (new Set(secret).size < MIN_DISTINCT_SECRET_CHARS)

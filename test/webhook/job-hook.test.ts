@@ -54,6 +54,17 @@ describe('webhookSecretProblem', () => {
     expect(webhookSecretProblem('ab'.repeat(40))).toMatch(/only 2 distinct/);
     expect(webhookSecretProblem('changeme')).not.toContain('changeme');
   });
+  it('refuses a secret no HTTP header can present (white space around it, control or non-ASCII characters), naming no part of it', () => {
+    const good = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08';
+    for (const bad of [good + '\n', good + '\r\n', ' ' + good, good + '\t'])
+      expect(`${JSON.stringify(bad)}: ${webhookSecretProblem(bad)}`).toMatch(/white space .*no delivery could ever match/);
+    for (const bad of [good.slice(0, 20) + '\u0000' + good.slice(20), good + 'é', good.slice(0, 10) + '\u200b' + good.slice(10)]) {
+      expect(`${JSON.stringify(bad)}: ${webhookSecretProblem(bad)}`).toMatch(/control or non-ASCII characters/);
+      expect(webhookSecretProblem(bad)).not.toContain(good.slice(0, 8));
+    }
+    // Such a secret would never match what GitLab sends (HTTP trims the header value).
+    expect(tokenMatches(good, good + '\n')).toBe(false);
+  });
   it('accepts what the docs generate (openssl rand -hex 32) and 32 random characters', () => {
     expect(webhookSecretProblem('9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08')).toBeUndefined();
     expect(webhookSecretProblem('Qm4tX9vK2pL7sR1wZ8yB3nC6dF5gH0jA')).toBeUndefined();
