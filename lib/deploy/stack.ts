@@ -246,11 +246,20 @@ function checkDistinctSecrets(config: Config, names: ReturnType<typeof parameter
     [names.gitlabApiToken, 'the GitLab API token'],
     [names.config, 'the config'],
   ]);
+  const stateClash = (name: string) => (name === names.state || name.startsWith(`${names.state}/`) ? "the controller's state" : undefined);
   for (const pool of config.pools) {
     const name = names.runnerToken(pool);
-    const clash = owners.get(name) ?? (name === names.state || name.startsWith(`${names.state}/`) ? "the controller's state" : undefined);
+    const clash = owners.get(name) ?? stateClash(name);
     if (clash) throw new StackError(`pool "${pool.name}" reads its runner token from ${name}, which is also ${clash}; give every pool its own runnerTokenParameter`);
     owners.set(name, `pool "${pool.name}"'s runner token`);
+  }
+  // (Job secrets that name such a parameter are refused by validation: lib/config.ts parameterCrossCheck.)
+  // The reconcile role may read what a pool's AMI resolves from (amiParameterStatements): never a secret.
+  for (const pool of config.pools) {
+    if (!pool.worker.ami.startsWith('resolve:ssm:')) continue;
+    const name = pool.worker.ami.slice('resolve:ssm:'.length).replace(/:\d+$/, '');
+    const clash = owners.get(name) ?? stateClash(name) ?? (config.pools.some((p) => p.runnerSecrets.some((x) => names.runnerSecret(p, x) === name)) ? 'a job secret' : undefined);
+    if (clash) throw new StackError(`pool "${pool.name}" resolves its AMI from ${name}, which is ${clash}: the reconcile role would be allowed to read it; name the parameter that holds the AMI id`);
   }
 }
 

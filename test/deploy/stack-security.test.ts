@@ -280,6 +280,11 @@ describe("a worker reaches only its own pool's token and cache", () => {
     const webhook = withChanges((raw) => (raw.pools[1].runnerTokenParameter = '/gitlab-spot-autoscaler/acme-ci/prod/secrets/webhook-secret'));
     expect(() => buildStack(opts({ config: webhook }))).toThrow(/which is also the webhook secret/);
   });
+
+  it('refuses an AMI resolved from a secret (the reconcile role would be allowed to read it)', () => {
+    const ami = withChanges((raw) => (raw.pools[0].worker.ami = 'resolve:ssm:/gitlab-spot-autoscaler/acme-ci/prod/secrets/runner-token/heavy'));
+    expect(() => buildStack(opts({ config: ami }))).toThrow(/pool "general" resolves its AMI from .*runner-token\/heavy, which is pool "heavy"'s runner token/);
+  });
 });
 
 describe('a worker whose pool adds broad extras (worker.iam) still cannot reach past its pool', () => {
