@@ -1,0 +1,195 @@
+/**
+ * An in-memory EC2 and SSM behind the real AWS SDK clients (aws-sdk-client-mock), for the scale
+ * bench and the tests that need many instances: the real adapters (Ec2Fleet, SsmStateStore) run
+ * unchanged, every call is counted by API, and an optional latency per call stands in for AWS's
+ * (assumed figures, printed by the bench that uses them; never a measurement of AWS).
+ *
+ * What it models: instances with tags and EC2 states; DescribeInstances with tag and state filters
+ * in pages of MaxResults (<= 1000, as EC2); DescribeInstanceStatus by ids or with status filters,
+ * paged; CreateFleet (instant) that launches what it is asked for; CreateTags on many resources;
+ * TerminateInstances; DescribeLaunchTemplateVersions of an accepted template; SSM parameters by path.
+ */
+import { mockClient } from 'aws-sdk-client-mock';
+import {
+  CreateFleetCommand,
+  CreateTagsCommand,
+  DescribeInstancesCommand,
+  DescribeInstanceStatusCommand,
+  DescribeLaunchTemplateVersionsCommand,
+  EC2Client,
+  TerminateInstancesCommand,
+  type Instance,
+} from '@aws-sdk/client-ec2';
+import { GetParametersByPathCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+
+export interface FakeInstance {
+  id: string;
+  state: 'pending' | 'running' | 'stopping' | 'stopped' | 'shutting-down' | 'terminated';
+  tags: Map<string, string>;
+  instanceType: string;
+  subnet: string;
+  impaired?: boolean;
+  lifecycle: 'spot' | 'on-demand';
+}
+
+/** Assumed latency of one call, ms, from the API name and the number of items it returned or named (0 = at once). */
+export type Latency = (api: string, items: number) => number;
+
+export class FakeAws {
+  readonly instances = new Map<string, FakeInstance>();
+  readonly calls = new Map<string, number>();
+  /** Resources named by CreateTags calls, in all. */
+  taggedResources = 0;
+  readonly parameters = new Map<string, string>();
+  latency: Latency = () => 0;
+  templateVersion = 1;
+  private next = 1;
+  private readonly ec2Mock = mockClient(EC2Client);
+  private readonly ssmMock = mockClient(SSMClient);
+
+  constructor() {
+    this.install();
+  }
+
+  count(api: string): number {
+    return this.calls.get(api) ?? 0;
+  }
+
+  /** A copy of the call counts, to diff against later. */
+  snapshot(): Map<string, number> {
+    return new Map(this.calls);
+  }
+
+  /** Calls made since `before`, by API. */
+  since(before: Map<string, number>): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, v] of [...this.calls].sort()) if (v - (before.get(k) ?? 0) > 0) out[k] = v - (before.get(k) ?? 0);
+    return out;
+  }
+
+  add(tags: Record<string, string>, opts: Partial<Omit<FakeInstance, 'tags' | 'id'>> = {}): FakeInstance {
+    const id = `i-${(this.next++).toString(16).padStart(17, '0')}`;
+    const i: FakeInstance = { id, state: 'running', tags: new Map(Object.entries(tags)), instanceType: 'm6i.large', subnet: 'subnet-0a', lifecycle: 'spot', ...opts };
+    this.instances.set(id, i);
+    return i;
+  }
+
+  restore(): void {
+    this.ec2Mock.restore();
+    this.ssmMock.restore();
+  }
+
+  private async answer<T>(api: string, f: () => T, items: (out: T) => number = () => 0): Promise<T> {
+    this.calls.set(api, (this.calls.get(api) ?? 0) + 1);
+    const out = f();
+    const ms = this.latency(api, items(out));
+    if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+    return out;
+  }
+
+  private render(i: FakeInstance): Instance {
+    return {
+      InstanceId: i.id,
+      State: { Name: i.state },
+      InstanceType: i.instanceType as Instance['InstanceType'],
+      SubnetId: i.subnet,
+      InstanceLifecycle: i.lifecycle === 'spot' ? 'spot' : undefined,
+      Placement: { AvailabilityZone: 'eu-west-1a' },
+      Tags: [...i.tags].map(([Key, Value]) => ({ Key, Value })),
+    };
+  }
+
+  private install(): void {
+    const page = <T>(items: T[], max: number | undefined, token: string | undefined) => {
+      const from = token ? Number(token) : 0;
+      const size = Math.min(1000, max ?? 1000);
+      return { items: items.slice(from, from + size), next: from + size < items.length ? String(from + size) : undefined };
+    };
+    this.ec2Mock.on(DescribeInstancesCommand).callsFake((input) =>
+      this.answer('DescribeInstances', () => {
+        let list = [...this.instances.values()];
+        if (input.InstanceIds?.length) list = list.filter((i) => input.InstanceIds.includes(i.id));
+        for (const f of input.Filters ?? []) {
+          if (f.Name === 'instance-state-name') list = list.filter((i) => f.Values.includes(i.state));
+          else if (f.Name?.startsWith('tag:')) list = list.filter((i) => f.Values.includes(i.tags.get(f.Name.slice(4)) ?? '\u0000'));
+        }
+        const p = page(list, input.MaxResults, input.NextToken);
+        return { Reservations: [{ Instances: p.items.map((i) => this.render(i)) }], NextToken: p.next };
+      }, (out) => out.Reservations[0].Instances.length),
+    );
+    this.ec2Mock.on(DescribeInstanceStatusCommand).callsFake((input) =>
+      this.answer('DescribeInstanceStatus', () => {
+        let list = [...this.instances.values()].filter((i) => i.state === 'running');
+        if (input.InstanceIds?.length) list = list.filter((i) => input.InstanceIds.includes(i.id));
+        for (const f of input.Filters ?? []) if (/status\.status$/.test(f.Name ?? '') && f.Values.includes('impaired')) list = list.filter((i) => i.impaired);
+        const p = page(list, input.MaxResults, input.NextToken);
+        return {
+          InstanceStatuses: p.items.map((i) => ({ InstanceId: i.id, InstanceStatus: { Status: i.impaired ? 'impaired' : 'ok' }, SystemStatus: { Status: 'ok' } })),
+          NextToken: p.next,
+        };
+      }, (out) => out.InstanceStatuses.length),
+    );
+    this.ec2Mock.on(DescribeLaunchTemplateVersionsCommand).callsFake(() =>
+      this.answer('DescribeLaunchTemplateVersions', () => ({
+        LaunchTemplateVersions: [
+          {
+            VersionNumber: this.templateVersion,
+            LaunchTemplateData: {
+              MetadataOptions: { HttpTokens: 'required', InstanceMetadataTags: 'enabled' },
+              InstanceInitiatedShutdownBehavior: 'terminate',
+              BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { Encrypted: true } }],
+              IamInstanceProfile: { Name: 'worker' },
+            },
+          },
+        ],
+      })),
+    );
+    this.ec2Mock.on(CreateFleetCommand).callsFake((input) =>
+      this.answer('CreateFleet', () => {
+        const count = input.TargetCapacitySpecification?.TotalTargetCapacity ?? 0;
+        const tags = Object.fromEntries((input.TagSpecifications?.[0]?.Tags ?? []).map((t: { Key: string; Value: string }) => [t.Key, t.Value]));
+        const o = input.LaunchTemplateConfigs?.[0]?.Overrides?.[0] ?? {};
+        const market = input.TargetCapacitySpecification?.DefaultTargetCapacityType === 'on-demand' ? 'on-demand' : 'spot';
+        const ids = Array.from({ length: count }, () => this.add(tags, { state: 'pending', instanceType: o.InstanceType, subnet: o.SubnetId, lifecycle: market }).id);
+        return { Instances: ids.length ? [{ InstanceIds: ids, InstanceType: o.InstanceType, Lifecycle: market, LaunchTemplateAndOverrides: { Overrides: o } }] : [], Errors: [] };
+      }),
+    );
+    this.ec2Mock.on(CreateTagsCommand).callsFake((input) =>
+      this.answer('CreateTags', () => {
+        this.taggedResources += (input.Resources ?? []).length;
+        for (const id of input.Resources ?? []) {
+          const i = this.instances.get(id);
+          if (i) for (const t of input.Tags ?? []) i.tags.set(t.Key, t.Value ?? '');
+        }
+        return {};
+      }),
+    );
+    this.ec2Mock.on(TerminateInstancesCommand).callsFake((input) =>
+      this.answer('TerminateInstances', () => {
+        for (const id of input.InstanceIds ?? []) {
+          const i = this.instances.get(id);
+          if (i) i.state = 'shutting-down';
+        }
+        return { TerminatingInstances: [] };
+      }),
+    );
+    this.ssmMock.on(GetParametersByPathCommand).callsFake((input) =>
+      this.answer('GetParametersByPath', () => {
+        const path = input.Path.replace(/\/$/, '') + '/';
+        const list = [...this.parameters].filter(([k]) => k.startsWith(path)).sort();
+        const from = input.NextToken ? Number(input.NextToken) : 0;
+        const size = Math.min(10, input.MaxResults ?? 10);
+        return {
+          Parameters: list.slice(from, from + size).map(([Name, Value]) => ({ Name, Value })),
+          NextToken: from + size < list.length ? String(from + size) : undefined,
+        };
+      }),
+    );
+    this.ssmMock.on(PutParameterCommand).callsFake((input) =>
+      this.answer('PutParameter', () => {
+        this.parameters.set(input.Name, input.Value);
+        return { Version: 1 };
+      }),
+    );
+  }
+}
