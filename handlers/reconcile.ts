@@ -1,21 +1,30 @@
 /**
  * The single writer (reserved concurrency 1). Triggers:
- *  - SQS batch of job events / interruption nudges (partial batch failures reported),
- *  - EventBridge Scheduler: every minute, and at autoscaling period boundaries ({trigger, reason}),
- *  - a manual invoke ({"trigger": "manual"}), e.g. `serverless invoke -f reconcile`.
- * Thin: builds the ports from the environment, runs reconcilePass, logs and emits metrics.
+ *  - EventBridge Scheduler, every minute (and at autoscaling period boundaries): runs passes back
+ *    to back for most of the function's timeout, reading the job-event queue (long polling: an
+ *    event starts a pass within about a second) and the worker-report queue itself
+ *    (lib/controller/loop.ts; why not an SQS trigger: docs/architecture.md, "Event throughput");
+ *  - a manual invoke ({"trigger": "manual"}, e.g. `serverless invoke -f reconcile`): one pass;
+ *  - an SQS batch (an event source mapping left from an earlier release, or `serverless invoke
+ *    local --path events/sqs-batch.json`): one pass over the batch, partial failures reported.
+ * Thin: builds the ports from the environment, runs the loop, logs and emits metrics.
  */
 import { createHash } from 'node:crypto';
 import middy from '@middy/core';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { ec2Client, ssmClient } from '../lib/aws/clients';
 import { Ec2Fleet } from '../lib/aws/ec2-fleet';
 import { SsmStateStore } from '../lib/aws/ssm-state-store';
+import { SqsInbox } from '../lib/aws/sqs-inbox';
 import type { Config } from '../lib/config';
 import { reconcilePass, type PassInput, type PassReport } from '../lib/controller/reconcile';
+import { runLoop, type LoopOptions, type LoopReport } from '../lib/controller/loop';
+import { ReportMemory } from '../lib/controller/reports';
 import type { GitLabJobs, JobEvent, Logger } from '../lib/controller/ports';
+import { sqsClient } from '../lib/lambda/clients';
 import { controllerEnv, type ControllerEnv } from '../lib/lambda/env';
 import { correlate, type LoggedContext } from '../lib/lambda/middleware';
 import { passFailureLine, passMetricLines, stdoutSink, type MetricsSink } from '../lib/lambda/metrics';
@@ -23,7 +32,9 @@ import { loadConfig } from '../lib/lambda/runtime';
 import { decodeQueueMessage, dedupeEvents } from '../lib/webhook/job-hook';
 import { gitlabFor } from '../lib/lambda/gitlab';
 
-let clients: { env: ControllerEnv; ec2: EC2Client; ssm: SSMClient } | undefined;
+let clients: { env: ControllerEnv; ec2: EC2Client; ssm: SSMClient; sqs: SQSClient } | undefined;
+/** What this container remembers of workers' reports between passes (the newest per instance). */
+let reportMemory = new ReportMemory();
 let metricsSink: MetricsSink = stdoutSink;
 /**
  * One Ec2Fleet per container and config: its launch template check is cached 60 s, which a fleet
@@ -38,6 +49,14 @@ let fleetCache: { key: string; fleet: Ec2Fleet; log: { current: Logger } } | und
  * (ReconcileOptions.gitlabTimeShare), so discovery, launches and the state save always run.
  */
 export const SAFETY_MARGIN_MS = 5_000;
+/** EC2 and SQS calls must end this long before the pass's deadline: the state save comes after them. */
+export const SAVE_RESERVE_MS = 3_000;
+/**
+ * A scheduled invocation starts passes for this long: the schedule's minute, less a few seconds,
+ * so it ends about when the next one starts (the function's timeout, 90 s, leaves its last pass
+ * room to finish; an overlapping tick is dropped by maximumEventAge or runs right after).
+ */
+export const LOOP_FOR_MS = 55_000;
 
 function fleetFor(config: Config, stage: string, ec2: EC2Client, log: Logger): Ec2Fleet {
   const key = createHash('sha256').update(JSON.stringify([stage, config])).digest('hex');
@@ -56,7 +75,7 @@ function fleetFor(config: Config, stage: string, ec2: EC2Client, log: Logger): E
 
 function setup() {
   // SDK retries off: Ec2Fleet / SsmStateStore / loadSecret retry within bounds (lib/aws/retry.ts).
-  if (!clients) clients = { env: controllerEnv(), ec2: ec2Client(), ssm: ssmClient() };
+  if (!clients) clients = { env: controllerEnv(), ec2: ec2Client(), ssm: ssmClient(), sqs: sqsClient() };
   return clients;
 }
 
@@ -65,6 +84,13 @@ export function resetForTests(sink: MetricsSink = stdoutSink): void {
   clients = undefined;
   fleetCache = undefined;
   metricsSink = sink;
+  reportMemory = new ReportMemory();
+}
+
+/** Loop settings for tests and the bench (a deployment uses the defaults, lib/controller/loop.ts). */
+let loopOverrides: LoopOptions = {};
+export function setLoopOptionsForTests(o: LoopOptions): void {
+  loopOverrides = o;
 }
 
 interface ScheduleInput {
@@ -73,7 +99,7 @@ interface ScheduleInput {
 }
 
 export type ReconcileEvent = SQSEvent | ScheduleInput;
-export type ReconcileResult = SQSBatchResponse | { passId: string; decisions: string[]; launched: Record<string, number> };
+export type ReconcileResult = SQSBatchResponse | { passId: string; passes: number; decisions: string[]; launched: Record<string, number> };
 
 const isSqs = (e: ReconcileEvent): e is SQSEvent => Array.isArray((e as { Records?: unknown }).Records);
 
@@ -83,13 +109,19 @@ async function runPass(config: Config, env: ControllerEnv, input: PassInput, con
   const fleet = fleetFor(config, env.stage, ec2, log);
   const store = new SsmStateStore({ ssm, config, stage: env.stage, log });
   const remainingMs = typeof context.getRemainingTimeInMillis === 'function' ? () => context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS : undefined;
+  fleet.timeLeftMs = remainingMs ? () => remainingMs() - SAVE_RESERVE_MS : undefined;
   try {
-    const report = await reconcilePass({ config, stage: env.stage, fleet, store, gitlab, clock: { now: () => Date.now() }, log, options: { remainingMs } }, input);
+    const report = await reconcilePass(
+      { config, stage: env.stage, fleet, store, gitlab, clock: { now: () => Date.now() }, log, options: { remainingMs }, reportMemory, workerRoleIds: env.workerRoleIds },
+      input,
+    );
     for (const line of passMetricLines(report, config.deployment, env.stage, input.trigger)) metricsSink(line);
     log.info('pass done', {
       passId: report.passId,
       trigger: input.trigger,
       events: input.events.length,
+      reports: input.reports?.length ?? 0,
+      reportTagWrites: report.reports.tagWrites,
       launched: report.launched,
       launchErrors: report.launchErrors.length,
       retired: report.retired.length,
@@ -97,6 +129,7 @@ async function runPass(config: Config, env: ControllerEnv, input: PassInput, con
       stateWrites: report.stateWrites,
       apiCalls: report.apiCalls,
       gitlabOutOfTime: report.gitlabOutOfTime,
+      outOfTime: report.outOfTime,
       launchId: report.launchId,
       durationMs: report.durationMs,
       decisions: report.decisions,
@@ -108,6 +141,23 @@ async function runPass(config: Config, env: ControllerEnv, input: PassInput, con
   }
 }
 
+async function runInvocation(config: Config, env: ControllerEnv, trigger: 'schedule' | 'manual', context: LoggedContext, gitlab: GitLabJobs | undefined): Promise<LoopReport> {
+  const { sqs } = setup();
+  const log = context.log;
+  if (!env.queueUrl) throw new Error('QUEUE_URL is not set: the reconcile function reads job events from that queue');
+  const remaining = typeof context.getRemainingTimeInMillis === 'function' ? () => context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS : () => 30_000;
+  const timeLeftMs = () => remaining() - SAVE_RESERVE_MS;
+  const events = new SqsInbox({ sqs, queueUrl: env.queueUrl, timeLeftMs });
+  const reports = env.reportQueueUrl ? new SqsInbox({ sqs, queueUrl: env.reportQueueUrl, timeLeftMs }) : undefined;
+  const loop = await runLoop({ pass: (input) => runPass(config, env, input, context, gitlab), events, reports, remainingMs: remaining, log }, trigger, {
+    loopForMs: LOOP_FOR_MS,
+    ...loopOverrides,
+    ...(trigger === 'manual' ? { maxPasses: 1 } : {}),
+  });
+  log.info('invocation passes', { passes: loop.passes, failedPasses: loop.failedPasses, events: loop.events, reports: loop.reports, unreadable: loop.unreadable, longestPassMs: Math.max(0, ...loop.passMs) });
+  return loop;
+}
+
 async function handle(event: ReconcileEvent, context: LoggedContext): Promise<ReconcileResult> {
   const { env, ssm } = setup();
   const log = context.log;
@@ -115,10 +165,10 @@ async function handle(event: ReconcileEvent, context: LoggedContext): Promise<Re
   const gitlab = await gitlabFor(config, env.stage, ssm, log);
 
   if (!isSqs(event)) {
-    const trigger: PassInput['trigger'] = event?.trigger === 'manual' ? 'manual' : 'schedule';
-    // A failed scheduled pass throws: the Lambda Errors metric and its alarm see it; the next tick repairs.
-    const report = await runPass(config, env, { events: [], trigger }, context, gitlab);
-    return { passId: report.passId, decisions: report.decisions, launched: report.launched };
+    const trigger = event?.trigger === 'manual' ? 'manual' : 'schedule';
+    // A failed invocation throws: the Lambda Errors metric and its alarm see it; the next tick repairs.
+    const loop = await runInvocation(config, env, trigger, context, gitlab);
+    return { passId: loop.last?.passId ?? '', passes: loop.passes, decisions: loop.last?.decisions ?? [], launched: loop.last?.launched ?? {} };
   }
 
   const events: JobEvent[] = [];

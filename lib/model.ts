@@ -19,6 +19,18 @@ export type WorkerProblem =
   | 'stopped' // stopped or stopping: workers are never meant to stop (shutdown = terminate); the adapter reports its state as 'retiring'
   | 'interrupted'; // spot interruption notice received (interruption handler tags it)
 
+/**
+ * What the worker last reported about itself (docs/controller.md, "Worker reports"):
+ *  idle     runner ready, no job
+ *  busy     a job runs
+ *  draining leaving (asked to retire, interrupted, MaxBuilds, lifetime...); its runner still runs and may finish a job
+ *  stopped  its runner has exited for good: no job runs and none can start; it is shutting down
+ */
+export type ReportedState = 'idle' | 'busy' | 'draining' | 'stopped';
+
+/** EC2's state of the instance, as far as the controller cares. */
+export type InstanceState = 'pending' | 'running' | 'shutting-down' | 'stopping' | 'stopped';
+
 export interface WorkerView {
   /** EC2 instance id (or a simulated id). */
   id: string;
@@ -31,14 +43,33 @@ export interface WorkerView {
   builds: number;
   /** Epoch ms since the worker has been idle (IdleTime). */
   idleSince?: number;
-  /** Epoch ms when retirement was requested, for workers in state `retiring`. */
+  /** Epoch ms when retirement was requested (the `retire` tag), whatever the worker reported since. */
   retireRequestedAt?: number;
   problem?: WorkerProblem;
+  /** EC2's state; undefined = running (fleets that do not model it). */
+  instanceState?: InstanceState;
+  /** Epoch ms the worker reported its runner ready; undefined = it never did (booting). */
+  readyAt?: number;
+  /** The worker's latest report; undefined = none yet. */
+  reported?: ReportedState;
+  /** Epoch ms the worker reported its runner stopped for good (`reported` is then 'stopped'). */
+  stoppedAt?: number;
   /** Launch template version the worker was launched from (a changed template retires it). */
   templateVersion?: string;
   instanceType?: string;
   zone?: string;
   market?: 'spot' | 'on-demand';
+}
+
+/**
+ * The docker+machine state of a worker from what EC2 and the worker's reports say. Leaving wins over
+ * everything (a retirement request, a draining or stopped report, an instance shutting down); a
+ * worker that never reported ready is booting; then busy or idle as reported.
+ */
+export function deriveState(w: Pick<WorkerView, 'instanceState' | 'retireRequestedAt' | 'reported' | 'readyAt'>): WorkerState {
+  if (w.instanceState === 'shutting-down' || w.retireRequestedAt !== undefined || w.reported === 'draining' || w.reported === 'stopped') return 'retiring';
+  if (w.instanceState === 'pending' || w.readyAt === undefined) return 'booting';
+  return w.reported === 'busy' ? 'busy' : 'idle';
 }
 
 export interface PoolDemand {
@@ -56,16 +87,32 @@ export interface Snapshot {
   templateVersions?: Readonly<Record<string, string>>;
 }
 
+/** Why an instance should go; it is always asked first (a Retirement), and terminated only behind the fence (Termination). */
+export type RetirementKind = 'max-builds' | 'template' | 'limit' | 'idle' | 'boot-timeout' | 'impaired' | 'orphan';
+
 /** A graceful request: the worker finishes its current job, then leaves on its own. */
 export interface Retirement {
   id: string;
   reason: string;
+  kind?: RetirementKind;
 }
 
-/** Immediate termination: only for instances that are not running a job, or are broken. */
+/**
+ * The only cases in which TerminateInstances is sent (docs/architecture.md, "The fence"): none of
+ * them can hit a job the runner took after the snapshot.
+ *  stopped-instance     EC2 says stopped/stopping: nothing runs on it
+ *  runner-stopped       the worker reported its runner gone for good, and is still there a while later
+ *  never-ready          never reported ready, past launched-at + bootTimeout + grace (the worker refuses to start its runner after launched-at + bootTimeout)
+ *  retirement-ignored   asked to retire jobTimeout + grace ago and still there (refused while it reports a job)
+ *  end-of-life          launched maxLifetime + jobTimeout + grace ago: terminated whatever it reports
+ */
+export type TerminationKind = 'stopped-instance' | 'runner-stopped' | 'never-ready' | 'retirement-ignored' | 'end-of-life';
+
+/** Immediate termination: only behind the fence (TerminationKind). */
 export interface Termination {
   id: string;
   reason: string;
+  kind: TerminationKind;
 }
 
 export interface PoolCounts {
@@ -100,6 +147,6 @@ export interface Plan {
   /** ISO 8601 instant the plan was made for. */
   at: string;
   pools: PoolPlan[];
-  /** Instances of this deployment whose pool is not in the config (busy ones wait until idle). */
-  orphans: { terminate: Termination[] };
+  /** Instances of this deployment whose pool is not in the config: asked to retire, terminated only behind the fence. */
+  orphans: { retire: Retirement[]; terminate: Termination[] };
 }

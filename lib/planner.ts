@@ -12,16 +12,53 @@
  *             idle target is exceeded without it.
  *  - launch?  enough for the pending jobs `concurrent` lets run, plus the idle target, within
  *             `limit` (workers in all states) and MaxGrowthRate (workers booting).
- * Retirement is always a request (the worker leaves after its job) and only ever made of idle
- * workers; only instances that are broken, stuck or orphaned, and not running a job, are
- * terminated. A busy worker is never retired nor terminated.
+ * An instance that should go (surplus, outdated, broken, orphaned, timed out) is always asked to
+ * retire first: a graceful request the worker honours after its current job. TerminateInstances is
+ * planned only behind the fence (model.ts TerminationKind; docs/architecture.md, "The fence"): for
+ * an instance that cannot have taken a job since the snapshot the plan is made from, whatever the
+ * worker's runner did in between, or at the hard end of a worker's life.
  */
 import { DEFAULTS, type Config, type Pool } from './config';
 import { activeSettings, type ActiveSettings } from './periods';
-import type { Plan, PoolCounts, PoolPlan, Retirement, Snapshot, Termination, WorkerView } from './model';
+import type { Plan, PoolCounts, PoolPlan, Retirement, RetirementKind, Snapshot, Termination, TerminationKind, WorkerView } from './model';
 
-/** Grace after jobTimeout before a worker that ignores its retirement request is terminated. */
-export const RETIREMENT_GRACE_SECONDS = 600;
+/**
+ * How workers report (lib/worker/script.ts) and how long a report may stay out of sight: the
+ * fence below is sized on these.
+ */
+export const REPORTING = {
+  /** A worker repeats its state this often, so a lost report is repaired. */
+  heartbeatSeconds: 600,
+  /** A report a pass received stays hidden this long; if that pass dies, SQS delivers it again after it. */
+  visibilitySeconds: 120,
+};
+
+/**
+ * The fence's waits, in seconds. Each one is longer than what it waits for, so that no report in
+ * flight, no pass that crashed holding messages, and no clock skew can make it cut a job short.
+ */
+export const FENCE = {
+  /**
+   * A worker whose runner has stopped for good reports `stopped` and powers off at once; if it is
+   * still running this long after, it is terminated (its shutdown failed). Nothing can run on it.
+   */
+  stoppedGrace: 120,
+  /**
+   * A worker that never reported ready is terminated once launched-at + bootTimeout + this has
+   * passed. The worker refuses to report ready or start its runner after launched-at + bootTimeout
+   * and starts it only once SQS accepted its ready report; this covers a ready report in flight,
+   * held by a pass that died (visibility timeout), lost and repeated by the next heartbeat, and
+   * three minutes for clock skew and slow passes.
+   */
+  bootGrace: REPORTING.heartbeatSeconds + REPORTING.visibilitySeconds + 180,
+  /** Asked to retire jobTimeout + this ago and still there (the worker itself aborts its job at jobTimeout). */
+  retirementGrace: 600,
+  /** Launched maxLifetime + jobTimeout + this ago: terminated whatever it reports (the worker leaves at maxLifetime and aborts its last job at + jobTimeout). */
+  endOfLifeGrace: 600,
+};
+
+/** Kept for the readers of earlier releases: the grace after jobTimeout before an ignored retirement request ends in termination. */
+export const RETIREMENT_GRACE_SECONDS = FENCE.retirementGrace;
 
 // ---- the idle target (IdleCount / IdleCountMin / IdleScaleFactor) ---------------------------
 
@@ -38,16 +75,33 @@ export function idleTarget(s: ActiveSettings, inUse: number): number {
 
 // ---- named rules ---------------------------------------------------------------------------
 
+/** The time limits of a worker: its pool's, or for an orphan (pool no longer configured) the longest any pool or the defaults allow. */
+interface Limits {
+  bootTimeout: number;
+  jobTimeout: number;
+  maxLifetime: number;
+}
+const poolLimits = (pool: Pool): Limits => ({ bootTimeout: pool.worker.bootTimeout, jobTimeout: pool.jobTimeout, maxLifetime: pool.worker.maxLifetime });
+function orphanLimits(config: Config): Limits {
+  const all = [...config.pools.map(poolLimits), { bootTimeout: DEFAULTS.bootTimeout, jobTimeout: DEFAULTS.jobTimeout, maxLifetime: DEFAULTS.maxLifetime }];
+  return { bootTimeout: Math.max(...all.map((l) => l.bootTimeout)), jobTimeout: Math.max(...all.map((l) => l.jobTimeout)), maxLifetime: Math.max(...all.map((l) => l.maxLifetime)) };
+}
+
 const maxBuildsReached = (pool: Pool, w: WorkerView) => pool.MaxBuilds > 0 && w.builds >= pool.MaxBuilds;
 const templateOutdated = (w: WorkerView, current: string | undefined) => current !== undefined && w.templateVersion !== undefined && w.templateVersion !== current;
 const totalWorkersExceeded = (pool: Pool, total: number) => pool.limit > 0 && total > pool.limit;
 const idleTimeExceeded = (s: ActiveSettings, w: WorkerView, now: number) => now - (w.idleSince ?? w.launchedAt) >= s.IdleTime * 1000;
-const bootTimedOut = (pool: Pool, w: WorkerView, now: number) => w.state === 'booting' && now - w.launchedAt > pool.worker.bootTimeout * 1000;
-const retirementIgnored = (pool: Pool, w: WorkerView, now: number) =>
-  w.state === 'retiring' && w.retireRequestedAt !== undefined && now - w.retireRequestedAt > (pool.jobTimeout + RETIREMENT_GRACE_SECONDS) * 1000;
+const bootTimedOut = (l: Limits, w: WorkerView, now: number) => w.state === 'booting' && now - w.launchedAt > l.bootTimeout * 1000;
+/** The worker may still be running a job, by its own latest word (the action-time defence, reconcile.ts). */
+export const mayRunJob = (w: WorkerView) => w.reported === 'busy' || w.reported === 'draining';
 
-const orphanRetirementIgnored = (w: WorkerView, now: number) =>
-  w.retireRequestedAt !== undefined && now - w.retireRequestedAt > (DEFAULTS.jobTimeout + RETIREMENT_GRACE_SECONDS) * 1000;
+// The fence: each rule names an instance that cannot have taken a job since the snapshot, or has reached its hard end.
+const stoppedInstance = (w: WorkerView) => w.problem === 'stopped';
+const endOfLife = (l: Limits, w: WorkerView, now: number) => now - w.launchedAt > (l.maxLifetime + l.jobTimeout + FENCE.endOfLifeGrace) * 1000;
+const runnerStopped = (w: WorkerView, now: number) => w.reported === 'stopped' && w.stoppedAt !== undefined && now - w.stoppedAt >= FENCE.stoppedGrace * 1000 && w.instanceState !== 'shutting-down';
+const neverReady = (l: Limits, w: WorkerView, now: number) =>
+  w.readyAt === undefined && w.reported === undefined && w.instanceState !== 'shutting-down' && now - w.launchedAt > (l.bootTimeout + FENCE.bootGrace) * 1000;
+const retirementIgnored = (l: Limits, w: WorkerView, now: number) => w.retireRequestedAt !== undefined && now - w.retireRequestedAt > (l.jobTimeout + FENCE.retirementGrace) * 1000;
 
 /** Caps on launches; each returns how many more workers it allows (Infinity when unset). */
 const roomUnderLimit = (pool: Pool, total: number) => (pool.limit > 0 ? Math.max(0, pool.limit - total) : Infinity);
@@ -55,38 +109,55 @@ const roomUnderGrowthRate = (pool: Pool, booting: number) => (pool.MaxGrowthRate
 
 // ---- repair: instances that are broken, stuck or ignored a request --------------------------
 
+/**
+ * The termination the fence allows for this worker, if any. Order matters only for the reason
+ * given: every rule that matches would be safe on its own.
+ */
+export function fenceTermination(l: Limits, w: WorkerView, now: number): { kind: TerminationKind; reason: string } | undefined {
+  if (stoppedInstance(w)) return { kind: 'stopped-instance', reason: 'instance is stopped; workers never stop (shutdown = terminate), so nothing runs on it' };
+  if (endOfLife(l, w, now))
+    return {
+      kind: 'end-of-life',
+      reason: `launched ${Math.round((now - w.launchedAt) / 3_600_000)} h ago, past maxLifetime ${l.maxLifetime} s + jobTimeout ${l.jobTimeout} s + ${FENCE.endOfLifeGrace} s: ended whatever it reports${w.reported ? ` (reports ${w.reported})` : ''}`,
+    };
+  if (runnerStopped(w, now)) return { kind: 'runner-stopped', reason: `reported its runner stopped for good ${Math.round((now - w.stoppedAt!) / 1000)} s ago and is still running` };
+  if (neverReady(l, w, now)) return { kind: 'never-ready', reason: `never reported ready, ${Math.round((now - w.launchedAt) / 1000)} s after launch (bootTimeout ${l.bootTimeout} s + ${FENCE.bootGrace} s)` };
+  if (retirementIgnored(l, w, now))
+    return { kind: 'retirement-ignored', reason: `still running ${Math.round((now - w.retireRequestedAt!) / 1000)} s after its retirement request (jobTimeout ${l.jobTimeout} s + ${FENCE.retirementGrace} s)` };
+  return undefined;
+}
+
 interface Triage {
   healthy: WorkerView[];
+  retire: Retirement[];
   terminate: Termination[];
-  /** Workers leaving (retiring, interrupted, or being terminated): counted in Total, never available. */
+  /** Workers leaving (retiring, interrupted, asked to go now, or being terminated): counted in Total, never available. */
   leaving: number;
 }
 
-function triage(pool: Pool, workers: readonly WorkerView[], now: number): Triage {
-  const t: Triage = { healthy: [], terminate: [], leaving: 0 };
+function triage(l: Limits, workers: readonly WorkerView[], now: number): Triage {
+  const t: Triage = { healthy: [], retire: [], terminate: [], leaving: 0 };
+  const ask = (w: WorkerView, kind: RetirementKind, reason: string) => {
+    if (w.retireRequestedAt === undefined) t.retire.push({ id: w.id, reason, kind });
+    t.leaving++;
+  };
   for (const w of workers) {
-    if (w.state === 'busy') {
-      // Whatever else is wrong with it, a worker reported busy is left to finish: a busy impaired
-      // worker is terminated on a later pass, once it is no longer busy.
+    const fence = fenceTermination(l, w, now);
+    if (fence) {
+      t.terminate.push({ id: w.id, ...fence });
+      t.leaving++;
+    } else if (w.state === 'busy') {
+      // A worker reported busy is left to finish, whatever else is wrong with it: an impaired busy
+      // worker is asked to retire once it is idle.
       if (w.problem) t.leaving++;
       else t.healthy.push(w);
-    } else if (w.problem === 'stopped') {
-      t.terminate.push({ id: w.id, reason: 'instance is stopped; workers never stop (shutdown = terminate), so it is broken' });
+    } else if (w.state === 'retiring' || w.problem === 'interrupted') {
+      // Leaving already; an interrupted one is reclaimed by AWS. Its capacity is replaced below.
       t.leaving++;
+    } else if (bootTimedOut(l, w, now)) {
+      ask(w, 'boot-timeout', `did not become ready within bootTimeout (${l.bootTimeout} s)`);
     } else if (w.problem === 'impaired') {
-      if (w.state !== 'retiring' || retirementIgnored(pool, w, now)) t.terminate.push({ id: w.id, reason: 'failed EC2 status checks' });
-      t.leaving++;
-    } else if (w.problem === 'interrupted') {
-      // AWS reclaims it; the worker drains itself. Its capacity is replaced below.
-      t.leaving++;
-    } else if (bootTimedOut(pool, w, now)) {
-      t.terminate.push({ id: w.id, reason: `did not become ready within bootTimeout (${pool.worker.bootTimeout} s)` });
-      t.leaving++;
-    } else if (retirementIgnored(pool, w, now)) {
-      t.terminate.push({ id: w.id, reason: `still running ${pool.jobTimeout + RETIREMENT_GRACE_SECONDS} s after its retirement request (jobTimeout ${pool.jobTimeout} s + grace)` });
-      t.leaving++;
-    } else if (w.state === 'retiring') {
-      t.leaving++;
+      ask(w, 'impaired', 'failed EC2 status checks');
     } else {
       t.healthy.push(w);
     }
@@ -111,20 +182,26 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
   const now = at.getTime();
   const byPool = new Map<string, WorkerView[]>();
   for (const p of config.pools) byPool.set(p.name, []);
-  const orphans: Plan['orphans'] = { terminate: [] };
+  const orphans: Plan['orphans'] = { retire: [], terminate: [] };
+  const orphanL = orphanLimits(config);
   for (const w of snapshot.workers) {
     const list = byPool.get(w.pool);
-    if (list) list.push(w);
-    // An orphan that runs a job is left alone until it is idle; then it goes.
-    else if (w.state === 'idle' || w.state === 'booting' || (w.state === 'retiring' && (w.problem !== undefined || orphanRetirementIgnored(w, now))))
-      orphans.terminate.push({ id: w.id, reason: `pool "${w.pool}" is not in the config` });
+    if (list) {
+      list.push(w);
+      continue;
+    }
+    // An instance of a pool no longer in the config: asked to retire (a busy one finishes its job
+    // first), terminated only behind the fence, like any other.
+    const fence = fenceTermination(orphanL, w, now);
+    if (fence) orphans.terminate.push({ id: w.id, ...fence, reason: `pool "${w.pool}" is not in the config; ${fence.reason}` });
+    else if (w.retireRequestedAt === undefined) orphans.retire.push({ id: w.id, reason: `pool "${w.pool}" is not in the config`, kind: 'orphan' });
   }
 
   // First look at every pool: counts, idle targets, repairs.
   const work: PoolWork[] = config.pools.map((pool) => {
     const workers = byPool.get(pool.name)!;
     const settings = activeSettings(pool, at);
-    const tri = triage(pool, workers, now);
+    const tri = triage(poolLimits(pool), workers, now);
     const demand = snapshot.demand[pool.name] ?? { pending: 0, running: 0 };
     const counts: PoolCounts = { booting: 0, idle: 0, busy: 0, retiring: tri.leaving, total: workers.length, pending: demand.pending, running: demand.running };
     const idle: WorkerView[] = [];
@@ -155,21 +232,23 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
     let total = counts.total;
 
     // Retire idle workers, in docker+machine's order of checks, longest idle first.
-    const retire: Retirement[] = [];
+    const retire: Retirement[] = [...tri.retire];
     idle.sort((a, b) => (a.idleSince ?? a.launchedAt) - (b.idleSince ?? b.launchedAt) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     for (const w of idle) {
       let reason: string | undefined;
-      if (maxBuildsReached(pool, w)) reason = `ran ${w.builds} builds (MaxBuilds ${pool.MaxBuilds})`;
+      let kind: RetirementKind = 'idle';
+      const retiredHere = retire.length - tri.retire.length;
+      if (maxBuildsReached(pool, w)) [reason, kind] = [`ran ${w.builds} builds (MaxBuilds ${pool.MaxBuilds})`, 'max-builds'];
       // A changed launch template (AMI, user data, instance profile) reaches the fleet as idle
       // workers are replaced: the replacement is launched in this pass, busy ones follow when idle.
-      else if (templateOutdated(w, current)) reason = `launch template changed (version ${w.templateVersion}, now ${current})`;
+      else if (templateOutdated(w, current)) [reason, kind] = [`launch template changed (version ${w.templateVersion}, now ${current})`, 'template'];
       // docker+machine removes an idle machine when Total >= limit; an idle worker at the limit is
       // exactly the capacity the next job needs, so only a pool over its limit gives one back.
-      else if (totalWorkersExceeded(pool, total - retire.length)) reason = `pool has ${total - retire.length} workers, over limit ${pool.limit}`;
+      else if (totalWorkersExceeded(pool, total - tri.leaving - retiredHere)) [reason, kind] = [`pool has ${total - tri.leaving - retiredHere} workers, over limit ${pool.limit}`, 'limit'];
       else if (idleTimeExceeded(settings, w, now) && available - 1 - pendingServed >= target)
         reason = `idle ${Math.round((now - (w.idleSince ?? w.launchedAt)) / 1000)} s (IdleTime ${settings.IdleTime} s) and ${available - 1 - pendingServed} idle remain for idle target ${target}`;
       if (reason) {
-        retire.push({ id: w.id, reason });
+        retire.push({ id: w.id, reason, kind });
         available--;
       }
     }
@@ -203,6 +282,7 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
     return { pool: pool.name, settings, counts, idleTarget: target, launch, launchReasons, cappedBy: launch < wanted ? cappedBy : [], retire: retire.sort(byId), terminate: tri.terminate.sort(byId) };
   });
 
+  orphans.retire.sort(byId);
   orphans.terminate.sort(byId);
   return { at: at.toISOString(), pools, orphans };
 }

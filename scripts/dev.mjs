@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // npm run dev: the deployment on this machine. Starts moto (EC2, SSM, SQS), seeds it with what the
 // stack would create (lib/deploy/dev-seed.ts), starts serverless-offline with the real handlers,
-// and bridges moto's SQS queue to the reconcile function (serverless-offline runs HTTP events but
-// neither SQS triggers nor Scheduler schedules): an in-process loop receives batches, invokes
-// reconcile through serverless-offline's Lambda API, deletes what it did not report as failed,
-// and sends the every-minute tick. Documented in docs/deployment.md ("Local development").
+// and plays EventBridge Scheduler (serverless-offline runs HTTP events but no schedules): it invokes
+// the reconcile function through serverless-offline's Lambda API every DEV_TICK_SECONDS, as the
+// deployed schedule does every minute. The function reads moto's job-event and worker-report queues
+// itself, passes back to back for most of its timeout (lib/controller/loop.ts), so a webhook event
+// is picked up within a second or two. Documented in docs/deployment.md ("Local development").
 //
 //   DEV_HTTP_PORT       webhook HTTP port              (default 3000)
 //   DEV_LAMBDA_PORT     serverless-offline Lambda API  (default 3002)
@@ -18,7 +19,6 @@ import { resolve, dirname, join } from 'node:path';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
-import { SQSClient, ReceiveMessageCommand, DeleteMessageBatchCommand } from '@aws-sdk/client-sqs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const port = (name, def) => {
@@ -141,6 +141,8 @@ async function main() {
     ...awsEnv,
     GSA_DEV_ENDPOINT: endpoint,
     GSA_DEV_QUEUE_URL: seeded.queueUrl,
+    GSA_DEV_REPORT_QUEUE_URL: seeded.reportQueueUrl,
+    GSA_DEV_WORKER_ROLE_IDS: seeded.workerRoleIds.join(','),
     GSA_DEV_CONFIG_FILE: seeded.configPath,
     DEV_HTTP_PORT: String(httpPort),
     DEV_LAMBDA_PORT: String(lambdaPort),
@@ -155,71 +157,40 @@ async function main() {
   log(`workers: AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --endpoint-url ${endpoint} --region ${region} ec2 describe-instances --query 'Reservations[].Instances[].[InstanceId,State.Name,InstanceType]'`);
   log('ready');
 
-  await bridge(seeded, awsEnv);
+  await schedule(seeded);
 }
 
-// One invocation at a time: reconcile is the single writer (reserved concurrency 1 in AWS).
-let chain = Promise.resolve();
-function invokeReconcile(name, event) {
-  const run = chain.then(async () => {
+// One invocation at a time: reconcile is the single writer (reserved concurrency 1 in AWS); a tick
+// that finds it still running is dropped, as the deployed function's maximumEventAge drops it.
+let running = false;
+async function invokeReconcile(name, event) {
+  if (running) return undefined;
+  running = true;
+  try {
     const res = await fetch(`http://127.0.0.1:${lambdaPort}/2015-03-31/functions/${name}/invocations`, { method: 'POST', body: JSON.stringify(event) });
     const text = await res.text();
     if (!res.ok || res.headers.get('x-amz-function-error')) throw new Error(`reconcile failed (${res.status}): ${text.slice(0, 500)}`);
     return text ? JSON.parse(text) : undefined;
-  });
-  chain = run.catch(() => {});
-  return run;
+  } finally {
+    running = false;
+  }
 }
 
-async function bridge(seeded, awsEnv) {
-  const sqs = new SQSClient({ endpoint, region, credentials: { accessKeyId: awsEnv.AWS_ACCESS_KEY_ID, secretAccessKey: awsEnv.AWS_SECRET_ACCESS_KEY } });
+async function schedule(seeded) {
   const name = seeded.functionNames.reconcile;
   const tick = async () => {
     if (stopping) return;
     try {
-      await invokeReconcile(name, { trigger: 'schedule', reason: 'tick' });
+      const r = await invokeReconcile(name, { trigger: 'schedule', reason: 'tick' });
+      if (r) log(`reconcile ran ${r.passes} pass(es)`);
     } catch (e) {
-      console.error(`dev: ${e.message}`);
+      if (!stopping) console.error(`dev: ${e.message}`);
     }
   };
   setInterval(tick, tickSeconds * 1000).unref();
-  while (!stopping) {
-    let out;
-    try {
-      out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: seeded.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'] }));
-    } catch (e) {
-      if (!stopping) console.error(`dev: receiving from the queue failed: ${e.message}`);
-      await sleep(1000);
-      continue;
-    }
-    const messages = out.Messages ?? [];
-    if (messages.length === 0) {
-      await sleep(250);
-      continue;
-    }
-    const event = {
-      Records: messages.map((m) => ({
-        messageId: m.MessageId,
-        receiptHandle: m.ReceiptHandle,
-        body: m.Body,
-        attributes: m.Attributes ?? {},
-        messageAttributes: Object.fromEntries(Object.entries(m.MessageAttributes ?? {}).map(([k, v]) => [k, { stringValue: v.StringValue, dataType: v.DataType, stringListValues: [], binaryListValues: [] }])),
-        md5OfBody: m.MD5OfBody,
-        eventSource: 'aws:sqs',
-        eventSourceARN: `arn:aws:sqs:${region}:123456789012:${seeded.queueUrl.split('/').pop()}`,
-        awsRegion: region,
-      })),
-    };
-    try {
-      const result = await invokeReconcile(name, event);
-      const failed = new Set((result?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
-      const done = messages.filter((m) => !failed.has(m.MessageId));
-      if (done.length) await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: seeded.queueUrl, Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }));
-      log(`reconcile took ${messages.length} message(s), ${failed.size} failed (retried after the visibility timeout)`);
-    } catch (e) {
-      console.error(`dev: ${e.message}`);
-    }
-  }
+  await tick();
+  // Keep the process alive until stopped.
+  await new Promise(() => {});
 }
 
 main().catch(async (e) => {

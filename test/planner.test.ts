@@ -1,13 +1,15 @@
 import fc from 'fast-check';
-import { plan, idleTarget } from '../lib/planner';
-import type { Snapshot, WorkerView, WorkerState } from '../lib/model';
+import { plan, idleTarget, FENCE } from '../lib/planner';
+import { deriveState, type ReportedState, type Snapshot, type WorkerView, type WorkerState } from '../lib/model';
 import type { Config } from '../lib/config';
 import { makeConfig, poolInput } from './helpers/config';
 
 const T0 = Date.parse('2026-11-02T10:00:00Z'); // a Monday
 
+/** A worker as discovery shows it: a ready one has reported ready (and idle or busy). */
 function worker(id: string, state: WorkerState, extra: Partial<WorkerView> = {}): WorkerView {
-  return { id, pool: 'docker', state, launchedAt: T0 - 3600_000, builds: 0, idleSince: state === 'idle' ? T0 - 60_000 : undefined, ...extra };
+  const evidence: Partial<WorkerView> = state === 'booting' ? {} : { readyAt: T0 - 3500_000, ...(state === 'idle' || state === 'busy' ? { reported: state } : {}) };
+  return { id, pool: 'docker', state, launchedAt: T0 - 3600_000, builds: 0, idleSince: state === 'idle' ? T0 - 60_000 : undefined, ...evidence, ...extra };
 }
 
 /**
@@ -97,29 +99,66 @@ describe('rules', () => {
 
   test('MaxBuilds retires an idle worker that ran enough builds', () => {
     const p = plan(cfg, new Date(T0), { workers: [worker('a', 'idle', { builds: 10 }), worker('b', 'idle')], demand: demand() }).pools[0];
-    expect(p.retire).toEqual([{ id: 'a', reason: 'ran 10 builds (MaxBuilds 10)' }]);
+    expect(p.retire).toEqual([{ id: 'a', reason: 'ran 10 builds (MaxBuilds 10)', kind: 'max-builds' }]);
   });
 
   test('a changed launch template retires idle workers of the old version and replaces them at once', () => {
     const workers = [worker('old', 'idle', { templateVersion: '3' }), worker('new', 'idle', { templateVersion: '4' }), worker('old-busy', 'busy', { templateVersion: '3' })];
     const p = plan(cfg, new Date(T0), { workers, demand: demand(1, 1), templateVersions: { docker: '4' } }).pools[0];
-    expect(p.retire).toEqual([{ id: 'old', reason: 'launch template changed (version 3, now 4)' }]);
+    expect(p.retire).toEqual([{ id: 'old', reason: 'launch template changed (version 3, now 4)', kind: 'template' }]);
     // 1 pending job takes 'new'; IdleCount 1 needs one more.
     expect(p.launch).toBe(1);
   });
 
-  test('broken instances are terminated, busy ones never', () => {
+  test('an instance that should go is asked to retire first; only the fence terminates', () => {
     const workers = [
-      worker('stuck', 'booting', { launchedAt: T0 - 3600_000 }),
+      // Booting past bootTimeout (600 s): asked to retire; terminated once bootTimeout + grace has passed without a ready report.
+      worker('slow', 'booting', { launchedAt: T0 - 700_000 }),
+      worker('stuck', 'booting', { launchedAt: T0 - (600 + FENCE.bootGrace + 1) * 1000 }),
       worker('stopped', 'idle', { problem: 'stopped' }),
       worker('sick-busy', 'busy', { problem: 'impaired' }),
       worker('sick-idle', 'idle', { problem: 'impaired' }),
       worker('gone', 'busy', { pool: 'removed-pool' }),
       worker('gone-idle', 'idle', { pool: 'removed-pool' }),
+      // Said its runner is gone for good 3 minutes ago and is still there.
+      worker('stopped-runner', 'retiring', { reported: 'stopped', stoppedAt: T0 - 180_000, retireRequestedAt: T0 - 300_000 }),
     ];
     const p = plan(cfg, new Date(T0), { workers, demand: demand(0, 1) });
-    expect(p.pools[0].terminate.map((t) => t.id)).toEqual(['sick-idle', 'stopped', 'stuck']);
-    expect(p.orphans.terminate.map((t) => t.id)).toEqual(['gone-idle']);
+    expect(p.pools[0].retire.map((r) => [r.id, r.kind])).toEqual([
+      ['sick-idle', 'impaired'],
+      ['slow', 'boot-timeout'],
+    ]);
+    expect(p.pools[0].terminate.map((t) => [t.id, t.kind])).toEqual([
+      ['stopped', 'stopped-instance'],
+      ['stopped-runner', 'runner-stopped'],
+      ['stuck', 'never-ready'],
+    ]);
+    // Orphans: every one asked to retire (a busy one finishes its job first), none terminated.
+    expect(p.orphans.retire.map((r) => r.id)).toEqual(['gone', 'gone-idle']);
+    expect(p.orphans.terminate).toEqual([]);
+  });
+
+  test('end of life: a worker launched maxLifetime + jobTimeout + grace ago is terminated whatever it reports', () => {
+    // A privileged job owns its worker and can send any report: "busy" 30 days after launch.
+    const c = makeConfig([poolInput({ IdleCount: 0, limit: 20, MaxBuilds: 10, worker: { instanceTypes: ['m6i.large'], subnets: ['subnet-0a'], ami: 'ami-0123456789abcdef0', maxLifetime: 86400 } })]);
+    const forever = worker('i-forever', 'busy', { launchedAt: T0 - 30 * 86400e3, builds: 999, templateVersion: '1' });
+    const p = plan(c, new Date(T0), { workers: [forever], demand: demand(0, 0), templateVersions: { docker: '2' } });
+    expect(p.pools[0].terminate).toEqual([expect.objectContaining({ id: 'i-forever', kind: 'end-of-life' })]);
+    // Just inside: maxLifetime + jobTimeout + grace not reached yet, a busy worker is left alone.
+    const young = worker('i-young', 'busy', { launchedAt: T0 - (86400 + 3 * 3600 + FENCE.endOfLifeGrace - 60) * 1000 });
+    expect(plan(c, new Date(T0), { workers: [young], demand: demand(0, 1) }).pools[0].terminate).toEqual([]);
+    // The same for an orphan: the longest maxLifetime and jobTimeout any pool or the defaults allow.
+    const orphan = { ...forever, pool: 'removed' };
+    expect(plan(c, new Date(T0), { workers: [orphan], demand: {} }).orphans.terminate).toEqual([expect.objectContaining({ kind: 'end-of-life' })]);
+  });
+
+  test('a retirement ignored for jobTimeout + grace ends in termination (the action-time defence still spares one that reports a job)', () => {
+    const asked = T0 - (3 * 3600 + FENCE.retirementGrace + 1) * 1000;
+    const p = plan(cfg, new Date(T0), {
+      workers: [worker('silent', 'retiring', { retireRequestedAt: asked }), worker('patient', 'retiring', { retireRequestedAt: T0 - 3600_000 })],
+      demand: demand(),
+    }).pools[0];
+    expect(p.terminate.map((t) => [t.id, t.kind])).toEqual([['silent', 'retirement-ignored']]);
   });
 
   test('concurrent is shared across pools in config order', () => {
@@ -138,13 +177,16 @@ describe('rules', () => {
 
 // ---- properties over random snapshots --------------------------------------------------------
 
-const STATES: WorkerState[] = ['booting', 'idle', 'busy', 'retiring'];
+const REPORTED: (ReportedState | undefined)[] = [undefined, 'idle', 'busy', 'draining', 'stopped'];
 const arbWorker = fc.record({
   n: fc.integer({ min: 0, max: 1_000_000 }),
   pool: fc.constantFrom('a', 'b', 'gone'),
-  state: fc.constantFrom(...STATES),
-  age: fc.integer({ min: 0, max: 20_000 }),
+  reported: fc.constantFrom(...REPORTED),
+  instanceState: fc.constantFrom(undefined, 'running' as const, 'running' as const, 'pending' as const, 'shutting-down' as const),
+  // Seconds since launch: mostly within a day, sometimes past any end of life.
+  age: fc.oneof(fc.integer({ min: 0, max: 20_000 }), fc.integer({ min: 0, max: 40 * 86400 })),
   idleFor: fc.integer({ min: 0, max: 5_000 }),
+  stoppedFor: fc.integer({ min: 0, max: 600 }),
   builds: fc.integer({ min: 0, max: 30 }),
   problem: fc.constantFrom(undefined, undefined, undefined, 'impaired' as const, 'stopped' as const, 'interrupted' as const),
   retiredFor: fc.option(fc.integer({ min: 0, max: 20_000 }), { nil: undefined }),
@@ -185,16 +227,18 @@ function build(c: Case) {
     const id = `i-${w.n}`;
     if (seen.has(id)) continue;
     seen.add(id);
-    workers.push({
-      id,
-      pool: w.pool,
-      state: w.state,
-      launchedAt: T0 - w.age * 1000,
-      builds: w.builds,
-      idleSince: w.state === 'idle' ? T0 - w.idleFor * 1000 : undefined,
-      retireRequestedAt: w.state === 'retiring' && w.retiredFor !== undefined ? T0 - w.retiredFor * 1000 : undefined,
-      problem: w.problem,
-    });
+    // Built from what EC2 and the reports say, as discovery builds it.
+    const v: WorkerView = { id, pool: w.pool, state: 'booting', launchedAt: T0 - w.age * 1000, builds: w.builds, problem: w.problem };
+    if (w.instanceState) v.instanceState = w.instanceState;
+    if (w.reported) {
+      v.reported = w.reported;
+      v.readyAt = v.launchedAt + 60_000;
+    }
+    if (w.reported === 'idle') v.idleSince = T0 - Math.min(w.idleFor, w.age) * 1000;
+    if (w.reported === 'stopped') v.stoppedAt = T0 - w.stoppedFor * 1000;
+    if (w.retiredFor !== undefined) v.retireRequestedAt = T0 - Math.min(w.retiredFor, w.age) * 1000;
+    v.state = deriveState(v);
+    workers.push(v);
   }
   const snapshot: Snapshot = { workers, demand: c.demand };
   return { config, snapshot };
@@ -203,18 +247,39 @@ function build(c: Case) {
 describe('planner invariants (property-based)', () => {
   const runs = { numRuns: 400 };
 
-  test('never retires or terminates a busy worker, and touches each worker at most once', () => {
+  test('terminates only behind the fence, never a worker that reports a job short of its end of life, and touches each worker at most once', () => {
     fc.assert(
       fc.property(arbCase, (c) => {
         const { config, snapshot } = build(c);
         const p = plan(config, new Date(T0), snapshot);
-        const busy = new Set(snapshot.workers.filter((w) => w.state === 'busy').map((w) => w.id));
-        const touched = [...p.pools.flatMap((x) => [...x.retire, ...x.terminate]), ...p.orphans.terminate].map((r) => r.id);
-        expect(touched.filter((id) => busy.has(id))).toEqual([]);
+        const byId = new Map(snapshot.workers.map((w) => [w.id, w]));
+        const terminations = [...p.pools.flatMap((x) => x.terminate), ...p.orphans.terminate];
+        const retirements = [...p.pools.flatMap((x) => x.retire), ...p.orphans.retire];
+        const touched = [...terminations, ...retirements].map((r) => r.id);
         expect(new Set(touched).size).toBe(touched.length);
-        // Retirement requests only go to idle workers.
-        const idle = new Set(snapshot.workers.filter((w) => w.state === 'idle').map((w) => w.id));
-        for (const x of p.pools) for (const r of x.retire) expect(idle.has(r.id)).toBe(true);
+        // An orphan's limits: the longest any pool or the defaults allow.
+        const longest = (k: 'bootTimeout' | 'maxLifetime') => Math.max(k === 'bootTimeout' ? 600 : 86400, ...config.pools.map((q) => q.worker[k]));
+        for (const t of terminations) {
+          const w = byId.get(t.id)!;
+          const pool = config.pools.find((q) => q.name === w.pool);
+          const boot = pool?.worker.bootTimeout ?? longest('bootTimeout');
+          const life = pool?.worker.maxLifetime ?? longest('maxLifetime');
+          const job = pool?.jobTimeout ?? Math.max(10800, ...config.pools.map((q) => q.jobTimeout));
+          const age = (T0 - w.launchedAt) / 1000;
+          // Each kind holds by the test's own reading of the snapshot.
+          if (t.kind === 'stopped-instance') expect(w.problem).toBe('stopped');
+          else if (t.kind === 'end-of-life') expect(age).toBeGreaterThan(life + job + FENCE.endOfLifeGrace);
+          else if (t.kind === 'runner-stopped') expect([w.reported, (T0 - w.stoppedAt!) / 1000 >= FENCE.stoppedGrace]).toEqual(['stopped', true]);
+          else if (t.kind === 'never-ready') expect([w.readyAt, w.reported, age > boot + FENCE.bootGrace]).toEqual([undefined, undefined, true]);
+          else if (t.kind === 'retirement-ignored') expect((T0 - w.retireRequestedAt!) / 1000).toBeGreaterThan(job + FENCE.retirementGrace);
+          else throw new Error(`unknown kind ${t.kind}`);
+          // A worker that reports a job is terminated only at its end of life or when EC2 stopped it
+          // (retirement-ignored is refused for it at action time: reconcile.ts).
+          if (w.reported === 'busy' || w.reported === 'draining') expect(['end-of-life', 'stopped-instance', 'retirement-ignored']).toContain(t.kind);
+        }
+        // A pool asks only idle or booting workers to retire; a busy worker only when its pool is gone.
+        for (const x of p.pools) for (const r of x.retire) expect(['idle', 'booting']).toContain(byId.get(r.id)!.state);
+        for (const r of p.orphans.retire) expect(config.pools.some((q) => q.name === byId.get(r.id)!.pool)).toBe(false);
       }),
       runs,
     );
@@ -252,7 +317,7 @@ describe('planner invariants (property-based)', () => {
         for (const x of p.pools) {
           const served = Math.min(x.counts.pending, jobRoom);
           jobRoom -= served;
-          const available = x.counts.booting + x.counts.idle - x.retire.length;
+          const available = x.counts.booting + x.counts.idle - x.retire.filter((r) => ['max-builds', 'template', 'limit', 'idle'].includes(r.kind ?? 'idle')).length;
           if (x.cappedBy.length === 0) expect(available + x.launch).toBeGreaterThanOrEqual(served);
         }
       }),

@@ -44,9 +44,10 @@ import {
   type Tag,
 } from '@aws-sdk/client-ec2';
 import type { Config, Pool } from '../config';
-import type { Retirement, Termination, WorkerState } from '../model';
+import { deriveState, type Retirement, type Termination } from '../model';
 import type { CapacityPool, Fleet, FleetWorker, InstanceMarker, LaunchError, LaunchErrorClass, LaunchRequest, LaunchResult, Logger, MarkOutcome } from '../controller/ports';
-import { launchTemplateName, parseInstant, parseInterrupted, TAGS } from '../controller/tags';
+import { launchTemplateName, parseInstant, parseInterrupted, TAGS, WORKER_STATES, type WorkerReportedState } from '../controller/tags';
+import type { WorkerStateWrite } from '../controller/reports';
 import { LAUNCH_STATEMENTS } from '../deploy/names';
 import { errorCode, isThrottling, realRetryEnv, THROTTLE_POLICY, withRetry, type RetryEnv, type RetryPolicy, type RetryStats } from './retry';
 
@@ -118,23 +119,16 @@ const tagMap = (tags: Tag[] | undefined) => new Map((tags ?? []).map((t) => [t.K
 export function workerFromInstance(i: Instance, impaired: ReadonlySet<string>): FleetWorker {
   const tags = tagMap(i.Tags);
   const ec2State = i.State?.Name ?? 'pending';
-  const ready = parseInstant(tags.get(TAGS.ready));
   const reported = tags.get(TAGS.state);
   const retireAt = parseInstant(tags.get(TAGS.retire));
   const interrupted = parseInterrupted(tags.get(TAGS.interrupted));
   const launchedAt = parseInstant(tags.get(TAGS.launchedAt)) ?? i.LaunchTime?.getTime() ?? 0;
   const builds = Number.parseInt(tags.get(TAGS.builds) ?? '0', 10);
 
-  let state: WorkerState;
-  if (retireAt !== undefined || reported === 'draining' || ec2State === 'shutting-down') state = 'retiring';
-  else if (ec2State === 'pending' || ready === undefined) state = 'booting';
-  else if (reported === 'busy') state = 'busy';
-  else state = 'idle';
-
   const w: FleetWorker = {
     id: i.InstanceId ?? '',
     pool: tags.get(TAGS.pool) ?? '',
-    state,
+    state: 'booting',
     launchedAt,
     builds: Number.isFinite(builds) && builds >= 0 ? builds : 0,
     instanceType: i.InstanceType,
@@ -142,13 +136,19 @@ export function workerFromInstance(i: Instance, impaired: ReadonlySet<string>): 
     market: i.InstanceLifecycle === 'spot' ? 'spot' : 'on-demand',
     subnet: i.SubnetId,
   };
+  if (ec2State === 'pending' || ec2State === 'shutting-down' || ec2State === 'stopping' || ec2State === 'stopped') w.instanceState = ec2State;
+  else w.instanceState = 'running';
+  const ready = parseInstant(tags.get(TAGS.ready));
+  if (ready !== undefined) w.readyAt = ready;
+  if ((WORKER_STATES as readonly string[]).includes(reported ?? '')) w.reported = reported as WorkerReportedState;
+  if (w.reported === 'idle') w.idleSince = parseInstant(tags.get(TAGS.idleSince)) ?? ready;
+  if (w.reported === 'stopped') w.stoppedAt = parseInstant(tags.get(TAGS.stoppedAt));
+  if (retireAt !== undefined) w.retireRequestedAt = retireAt;
   const pass = tags.get(TAGS.pass);
   if (pass) w.passId = pass;
   // Instances launched before this tag existed have none: they are never retired for a template change.
   const version = tags.get(TAGS.templateVersion);
   if (version && /^\d+$/.test(version)) w.templateVersion = version;
-  if (state === 'idle') w.idleSince = parseInstant(tags.get(TAGS.idleSince)) ?? ready;
-  if (state === 'retiring' && retireAt !== undefined) w.retireRequestedAt = retireAt;
   if (ec2State === 'stopping' || ec2State === 'stopped') w.problem = 'stopped';
   else if (interrupted?.kind === 'interruption') w.problem = 'interrupted';
   else if (impaired.has(w.id)) w.problem = 'impaired';
@@ -156,6 +156,7 @@ export function workerFromInstance(i: Instance, impaired: ReadonlySet<string>): 
     w.interruptedAt = interrupted.at;
     w.interruptionKind = interrupted.kind;
   }
+  w.state = deriveState(w);
   return w;
 }
 
@@ -171,12 +172,20 @@ export interface Ec2FleetOptions {
   retryPolicy?: RetryPolicy;
   /** How long a checked launch template version is trusted. Default 60 s. */
   templateCacheMs?: number;
+  /**
+   * How long the set of impaired instances (DescribeInstanceStatus) is trusted. Default 60 s: a
+   * failed status check is not urgent (the worker is asked to retire), and the call need not cost
+   * every pass of a loop that runs passes back to back.
+   */
+  statusCacheMs?: number;
   /** Counts calls and retries (tests, bench). */
   stats?: RetryStats;
 }
 
 const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped', 'shutting-down'];
 const BATCH = 100;
+/** CreateTags takes up to 1000 resources a call ("we recommend smaller batches", EC2 API reference). */
+const TAG_BATCH = 500;
 // CreateFleet accepts a bounded number of overrides per request; more than this is a config smell.
 const MAX_OVERRIDES = 300;
 
@@ -190,14 +199,28 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
   private readonly ec2: EC2Client;
   private readonly now: () => number;
   private readonly templates = new Map<string, { at: number; version?: string; problem?: LaunchError }>();
+  private impaired?: { at: number; ids: Set<string> };
+  /**
+   * Wall-clock ms left for EC2 calls (the reconcile pass sets it from the Lambda's remaining
+   * time): a call still in flight when it runs out is aborted, so a slow EC2 cannot take the
+   * pass past its save.
+   */
+  timeLeftMs?: () => number;
 
   constructor(private readonly opts: Ec2FleetOptions) {
     this.ec2 = opts.ec2;
     this.now = opts.now ?? Date.now;
   }
 
-  private call<T>(fn: () => Promise<T>): Promise<T> {
-    return withRetry(fn, { policy: this.opts.retryPolicy ?? THROTTLE_POLICY, env: this.opts.retryEnv ?? realRetryEnv, stats: this.opts.stats });
+  private call<T>(fn: (opts: { abortSignal?: AbortSignal }) => Promise<T>): Promise<T> {
+    return withRetry(
+      () => {
+        const left = this.timeLeftMs?.();
+        if (left !== undefined && left <= 0) return Promise.reject(Object.assign(new Error('no time left in this pass for EC2 calls'), { name: 'PassOutOfTime' }));
+        return fn(left === undefined || left === Infinity ? {} : { abortSignal: AbortSignal.timeout(Math.max(1, Math.round(left))) });
+      },
+      { policy: this.opts.retryPolicy ?? THROTTLE_POLICY, env: this.opts.retryEnv ?? realRetryEnv, stats: this.opts.stats },
+    );
   }
 
   // ---- discover ----
@@ -206,7 +229,7 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
     const instances: Instance[] = [];
     let token: string | undefined;
     do {
-      const page = await this.call(() =>
+      const page = await this.call((o) =>
         this.ec2.send(
           new DescribeInstancesCommand({
             Filters: [
@@ -217,24 +240,38 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
             MaxResults: 1000,
             NextToken: token,
           }),
+          o,
         ),
       );
       for (const r of page.Reservations ?? []) for (const i of r.Instances ?? []) if (i.InstanceId) instances.push(i);
       token = page.NextToken;
     } while (token);
-
-    const impaired = new Set<string>();
-    const running = instances.filter((i) => i.State?.Name === 'running').map((i) => i.InstanceId!);
-    for (const ids of chunks(running, BATCH)) {
-      let st: string | undefined;
-      do {
-        const page = await this.call(() => this.ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: ids, NextToken: st })));
-        for (const s of page.InstanceStatuses ?? [])
-          if (s.InstanceId && (s.InstanceStatus?.Status === 'impaired' || s.SystemStatus?.Status === 'impaired')) impaired.add(s.InstanceId);
-        st = page.NextToken;
-      } while (st);
-    }
+    const impaired = await this.impairedInstances(instances.length > 0);
     return instances.map((i) => workerFromInstance(i, impaired));
+  }
+
+  /**
+   * Instances failing a status check: DescribeInstanceStatus filtered to impaired instance or
+   * system status (two filtered, paginated calls, usually one page each, whatever the fleet size;
+   * the result may include other instances of the account, which nothing here uses), cached for
+   * statusCacheMs. The statuses are checked here too: moto ignores the status filters (facts.md).
+   */
+  private async impairedInstances(any: boolean): Promise<ReadonlySet<string>> {
+    if (!any) return new Set();
+    const cached = this.impaired;
+    if (cached && this.now() - cached.at < (this.opts.statusCacheMs ?? 60_000)) return cached.ids;
+    const ids = new Set<string>();
+    for (const name of ['instance-status.status', 'system-status.status']) {
+      let token: string | undefined;
+      do {
+        const page = await this.call((o) => this.ec2.send(new DescribeInstanceStatusCommand({ Filters: [{ Name: name, Values: ['impaired'] }], MaxResults: 1000, NextToken: token }), o));
+        for (const st of page.InstanceStatuses ?? [])
+          if (st.InstanceId && (st.InstanceStatus?.Status === 'impaired' || st.SystemStatus?.Status === 'impaired')) ids.add(st.InstanceId);
+        token = page.NextToken;
+      } while (token);
+    }
+    this.impaired = { at: this.now(), ids };
+    return ids;
   }
 
   // ---- launch ----
@@ -257,7 +294,7 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
     if (cached && this.now() - cached.at < (this.opts.templateCacheMs ?? 60_000)) return { name, ...cached };
     let entry: { at: number; version?: string; problem?: LaunchError };
     try {
-      const out = await this.call(() => this.ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateName: name, Versions: ['$Latest'] })));
+      const out = await this.call((o) => this.ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateName: name, Versions: ['$Latest'] }), o));
       const v = out.LaunchTemplateVersions?.[0];
       const problems = v ? launchTemplateProblems(v.LaunchTemplateData) : [`launch template ${name} has no versions`];
       entry = problems.length
@@ -355,7 +392,7 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
     const at = this.now();
     let out: CreateFleetCommandOutput;
     try {
-      out = await this.call(() =>
+      out = await this.call((o) =>
         this.ec2.send(
           new CreateFleetCommand({
             Type: 'instant',
@@ -369,6 +406,7 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
             ...(market === 'spot' ? { SpotOptions: { AllocationStrategy: 'price-capacity-optimized' as const } } : { OnDemandOptions: { AllocationStrategy: 'lowest-price' as const } }),
             TagSpecifications: [{ ResourceType: 'instance', Tags: this.instanceTags(req.pool, req.passId, at, version) }],
           }),
+          o,
         ),
       );
     } catch (e) {
@@ -402,30 +440,53 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
     const value = new Date(this.now()).toISOString();
     await this.perInstanceBatches(
       retirements.map((r) => r.id),
-      (ids) => this.ec2.send(new CreateTagsCommand({ Resources: ids, Tags: [{ Key: TAGS.retire, Value: value }] })),
+      BATCH,
+      (ids, o) => this.ec2.send(new CreateTagsCommand({ Resources: ids, Tags: [{ Key: TAGS.retire, Value: value }] }), o),
     );
   }
 
   async terminate(terminations: readonly Termination[]): Promise<void> {
     await this.perInstanceBatches(
       terminations.map((t) => t.id),
-      (ids) => this.ec2.send(new TerminateInstancesCommand({ InstanceIds: ids })),
+      BATCH,
+      (ids, o) => this.ec2.send(new TerminateInstancesCommand({ InstanceIds: ids }), o),
     );
   }
 
   /**
-   * Batches of 100 ids. One unknown id fails a whole EC2 batch (InvalidInstanceID.NotFound): the
+   * One CreateTags per tag set and batch of instances (lib/controller/reports.ts groups the
+   * reports so that many workers share a set). A failed write reports false: its reports are
+   * delivered again and the write retried by a later pass.
+   */
+  async recordWorkerState(writes: readonly WorkerStateWrite[]): Promise<boolean[]> {
+    const out: boolean[] = [];
+    for (const w of writes) {
+      try {
+        await this.perInstanceBatches(w.ids, TAG_BATCH, (ids, o) =>
+          this.ec2.send(new CreateTagsCommand({ Resources: ids, Tags: Object.entries(w.tags).map(([Key, Value]) => ({ Key, Value })) }), o),
+        );
+        out.push(true);
+      } catch (e) {
+        this.opts.log?.warn('recording worker reports on instances failed; the reports are delivered again', { instances: w.ids.length, error: (e as Error).message });
+        out.push(false);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Batches of `size` ids. One unknown id fails a whole EC2 batch (InvalidInstanceID.NotFound): the
    * batch is then retried id by id, and instances that are already gone are skipped.
    */
-  private async perInstanceBatches(ids: readonly string[], send: (ids: string[]) => Promise<unknown>): Promise<void> {
-    for (const batch of chunks([...new Set(ids)], BATCH)) {
+  private async perInstanceBatches(ids: readonly string[], size: number, send: (ids: string[], o: { abortSignal?: AbortSignal }) => Promise<unknown>): Promise<void> {
+    for (const batch of chunks([...new Set(ids)], size)) {
       try {
-        await this.call(() => send(batch));
+        await this.call((o) => send(batch, o));
       } catch (e) {
         if (!errorCode(e).startsWith('InvalidInstanceID')) throw e;
         for (const id of batch) {
           try {
-            await this.call(() => send([id]));
+            await this.call((o) => send([id], o));
           } catch (e2) {
             if (!errorCode(e2).startsWith('InvalidInstanceID')) throw e2;
             this.opts.log?.info('instance already gone', { id });
@@ -440,7 +501,7 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
   async markInstance(instanceId: string, tags: Readonly<Record<string, string>>): Promise<MarkOutcome> {
     let instance: Instance | undefined;
     try {
-      const out = await this.call(() => this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })));
+      const out = await this.call((o) => this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }), o));
       instance = out.Reservations?.[0]?.Instances?.[0];
     } catch (e) {
       if (errorCode(e).startsWith('InvalidInstanceID')) return 'gone';
@@ -450,7 +511,7 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
     const t = tagMap(instance.Tags);
     if (t.get(TAGS.deployment) !== this.opts.config.deployment || t.get(TAGS.stage) !== this.opts.stage) return 'not-ours';
     try {
-      await this.call(() => this.ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) })));
+      await this.call((o) => this.ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }), o));
     } catch (e) {
       if (errorCode(e).startsWith('InvalidInstanceID')) return 'gone';
       throw e;

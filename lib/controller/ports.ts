@@ -4,6 +4,7 @@
  */
 import type { Pool } from '../config';
 import type { Retirement, Termination, WorkerView } from '../model';
+import type { WorkerStateWrite } from './reports';
 
 /** An instance type in a subnet: the unit spot capacity is granted (or refused) in. */
 export interface CapacityPool {
@@ -63,8 +64,14 @@ export interface Fleet {
   launch(req: LaunchRequest): Promise<LaunchResult>;
   /** Graceful: tags the instances; each worker leaves after its current job. */
   requestRetirement(retirements: readonly Retirement[]): Promise<void>;
-  /** Immediate; only ever called for instances the planner found not running a job, or broken. */
+  /** Immediate; only ever called behind the fence (model.ts TerminationKind). */
   terminate(terminations: readonly Termination[]): Promise<void>;
+  /**
+   * Records what workers reported onto the instances (lib/controller/reports.ts): one call per tag
+   * set, many instances each. Resolves to whether each write succeeded; a report whose write failed
+   * is delivered again. Optional: a fleet without it keeps reports in the pass's memory only.
+   */
+  recordWorkerState?(writes: readonly WorkerStateWrite[]): Promise<boolean[]>;
   /**
    * The launch template version the pool launches from now (the version `launch` tags instances
    * with), or undefined when unknown (no template, refused template, API trouble): idle workers of
@@ -138,4 +145,31 @@ export type MarkOutcome = 'tagged' | 'not-ours' | 'gone';
 /** Tags one instance of this deployment (EC2 only; the interruption Lambda never writes SSM). */
 export interface InstanceMarker {
   markInstance(instanceId: string, tags: Readonly<Record<string, string>>): Promise<MarkOutcome>;
+}
+
+/** A message of a queue the reconcile function reads (job events, worker reports). */
+export interface InboxMessage {
+  /** Message id: what `delete` takes. */
+  id: string;
+  body: string;
+  /** SQS SenderId (who sent it). */
+  sender?: string;
+  /** SQS SentTimestamp, epoch ms. */
+  sentAt?: number;
+  /** SQS ApproximateReceiveCount. */
+  receiveCount?: number;
+}
+
+/** A queue the reconcile function consumes itself (lib/aws/sqs-inbox.ts; in memory for the tests). */
+export interface Inbox {
+  /**
+   * Up to `max` messages. With `waitSeconds` > 0 it waits that long for the first one (long
+   * polling) and returns as soon as there is one; then it takes what is there without waiting.
+   * Received messages are hidden from other receives until deleted or their visibility timeout ends.
+   */
+  receive(max: number, waitSeconds: number): Promise<InboxMessage[]>;
+  /** Deletes received messages by id; unknown ids are ignored. */
+  delete(ids: readonly string[]): Promise<void>;
+  /** Forgets the messages received so far that were not deleted: they come back after their visibility timeout. */
+  release?(): void;
 }

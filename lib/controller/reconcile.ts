@@ -26,6 +26,8 @@ import { applyApiJob, applyEvent, demandByPool, expireJobs } from './jobs';
 import { IDEMPOTENT_MISMATCH, type CapacityPool, type Clock, type Fleet, type FleetWorker, type GitLabJobs, type InstanceMarker, type JobEvent, type LaunchError, type LaunchErrorClass, type Logger, type MarkOutcome } from './ports';
 import { expireProjects, touchProject, type Backoff, type ControllerState, type Cooldown, type StateStore } from './state';
 import { formatInterrupted, TAGS } from './tags';
+import { applyReports, ReportMemory, type ReportsOutcome, type WorkerReport } from './reports';
+import { mayRunJob } from '../planner';
 
 export interface ReconcileOptions {
   /**
@@ -62,6 +64,15 @@ export interface ReconcileOptions {
    * confirmation) may use; the rest is kept for discovery, launches and the state save. Default 0.4.
    */
   gitlabTimeShare?: number;
+  /**
+   * A pool's CreateFleet is sent only while at least this much of remainingMs is left (default
+   * 12 s): the launch, the tag writes and the state save that records it must all fit, or the
+   * next pass would re-send the same ClientToken (docs/controller.md, "Idempotency"). Skipped
+   * launches are made by the next pass.
+   */
+  launchReserveMs?: number;
+  /** Retirements, terminations and report tags are sent only while this much is left (default 5 s); else the next pass does them. */
+  actReserveMs?: number;
 }
 
 export interface ReconcileDeps {
@@ -73,10 +84,19 @@ export interface ReconcileDeps {
   clock: Clock;
   log: Logger;
   options?: ReconcileOptions;
+  /** What this container remembers of workers' reports between passes (the newest per instance). */
+  reportMemory?: ReportMemory;
+  /**
+   * Role ids of the deployment's worker roles: a report must come from one of them, in the session
+   * of the instance it speaks for (reports.ts senderProblem). Empty: the session is still checked.
+   */
+  workerRoleIds?: readonly string[];
 }
 
 export interface PassInput {
   events: JobEvent[];
+  /** Workers' reports received for this pass (lib/controller/reports.ts). */
+  reports?: WorkerReport[];
   trigger: 'queue' | 'schedule' | 'interruption' | 'manual';
   /** Defaults to a new id (time + random). The simulation passes its own for determinism. */
   passId?: string;
@@ -108,6 +128,10 @@ export interface PassReport {
   launchId: string;
   /** True when GitLab calls stopped because their share of the pass's time was used up. */
   gitlabOutOfTime: boolean;
+  /** What became of the workers' reports: ids to delete (settled) and to leave for a later delivery (retry). */
+  reports: { settled: string[]; retry: string[]; counts: ReportsOutcome['counts']; tagWrites: number };
+  /** True when launches or other actions were left to the next pass for lack of time. */
+  outOfTime: boolean;
 }
 
 /** Stored backoff per error class: base and cap (ms). Quota waits for instances to end. */
@@ -133,7 +157,10 @@ export function newPassId(now: number): string {
 }
 
 const DEFAULTS = { apiCallsPerPass: 100, apiConcurrency: 8, confirmPendingAfterMs: 120_000, confirmRunningAfterMs: 900_000, inflightGraceMs: 180_000, projectScansPerPass: 10 };
-type Opts = Omit<typeof DEFAULTS & ReconcileOptions, 'remainingMs' | 'gitlabTimeShare'>;
+type Opts = Omit<typeof DEFAULTS & ReconcileOptions, 'remainingMs' | 'gitlabTimeShare' | 'launchReserveMs' | 'actReserveMs'>;
+const LAUNCH_RESERVE_MS = 12_000;
+const ACT_RESERVE_MS = 5_000;
+const REPORT_TAG_KEYS = { ready: TAGS.ready, state: TAGS.state, idleSince: TAGS.idleSince, stoppedAt: TAGS.stoppedAt, builds: TAGS.builds };
 
 /**
  * The ClientToken of a pool's CreateFleet. Deterministic in what a re-run from the same unsaved
@@ -225,7 +252,9 @@ function outOfTime(time: TimeBudget): boolean {
 export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Promise<PassReport> {
   const started = performance.now();
   const { config, fleet, store, clock, log } = deps;
-  const { remainingMs: _r, gitlabTimeShare: _s, ...tunables } = deps.options ?? {};
+  const { remainingMs: _r, gitlabTimeShare: _s, launchReserveMs: _l, actReserveMs: _a, ...tunables } = deps.options ?? {};
+  const remaining = deps.options?.remainingMs ?? (() => Infinity);
+  let outOfTime = false;
   const opts: Opts = { ...DEFAULTS, ...tunables };
   const time = gitlabTimeBudget(deps.options);
   const now = clock.now();
@@ -258,7 +287,14 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
     decide(`GitLab API time budget used up (${Math.round((deps.options?.gitlabTimeShare ?? 0.4) * 100)} % of the pass's time); unrouted and unconfirmed jobs wait for the next pass`, 'warn');
 
   // ---- fleet -------------------------------------------------------------------------------
-  const discovered = (await fleet.discover(now)) as FleetWorker[];
+  const found = (await fleet.discover(now)) as FleetWorker[];
+  // What the workers reported since the last pass, applied to what EC2 shows (newest wins).
+  const memory = deps.reportMemory ?? new ReportMemory();
+  const rep = applyReports(found, input.reports ?? [], { memory, workerRoleIds: deps.workerRoleIds ?? [], tagKeys: REPORT_TAG_KEYS, now });
+  if (rep.refusals.length)
+    log.warn('worker reports refused: not sent by the instance they speak for', { passId, refused: rep.refusals.length, examples: rep.refusals.slice(0, 5) });
+  if (input.reports?.length) log.info('worker reports applied', { passId, reports: input.reports.length, ...rep.counts, tagWrites: rep.writes.length });
+  const discovered = rep.workers;
   recordInterruptionCooldowns(config, state, discovered, now);
   pruneCooldowns(state, now);
   const workers: WorkerView[] = [...discovered, ...inflightPlaceholders(state, discovered, now, opts.inflightGraceMs)];
@@ -274,9 +310,16 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   const launchErrors: PoolLaunchError[] = [];
   resumePausedPools(deps, state, input.trigger, decide);
   let calledCreateFleet = false;
+  const launchReserve = deps.options?.launchReserveMs ?? LAUNCH_RESERVE_MS;
   for (const pp of plan.pools) {
     if (pp.launch <= 0) continue;
     const pool = config.pools.find((p) => p.name === pp.pool)!;
+    if (remaining() < launchReserve) {
+      // Launching now could leave no time to save the state that records it.
+      outOfTime = true;
+      decide(`pool ${pool.name}: launch of ${pp.launch} left to the next pass: ${Math.round(remaining() / 1000)} s left in this one`, 'warn');
+      continue;
+    }
     const n = await launchWorkers(deps, state, pool, pp.launch, pp.launchReasons, launchId, now, opts.inflightGraceMs, decide);
     if (n.launched > 0) launched[pool.name] = n.launched;
     launchErrors.push(...n.errors);
@@ -288,19 +331,33 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   if (calledCreateFleet) state.generation++;
 
   const byId = new Map(workers.map((w) => [w.id, w]));
-  const retire = plan.pools.flatMap((p) => p.retire).filter((r) => !r.id.startsWith('inflight:'));
-  // Defence in depth: whatever the planner says, a busy worker is never terminated.
+  const retire = [...plan.pools.flatMap((p) => p.retire), ...plan.orphans.retire].filter((r) => !r.id.startsWith('inflight:'));
+  // Defence in depth, at action time: whatever the planner says, a worker that reports a job (busy,
+  // or draining with its runner still up) is not terminated, except at its hard end of life or
+  // when EC2 has stopped it. It is asked to retire instead.
   const terminate = [...plan.pools.flatMap((p) => p.terminate), ...plan.orphans.terminate].filter((t) => {
     if (t.id.startsWith('inflight:')) return false;
-    if (byId.get(t.id)?.state === 'busy') {
-      log.error('refused to terminate a busy worker; asking it to retire instead', { passId, id: t.id, reason: t.reason });
-      retire.push({ id: t.id, reason: `${t.reason} (busy: retire after the current job)` });
-      return false;
+    const w = byId.get(t.id);
+    if (!w || !mayRunJob(w)) return true;
+    if (t.kind === 'end-of-life' || t.kind === 'stopped-instance') {
+      log.warn('terminating a worker that reports a job', { passId, id: t.id, kind: t.kind, reason: t.reason, reported: w.reported });
+      return true;
     }
-    return true;
+    log.error('refused to terminate a worker that reports a job; asking it to retire instead', { passId, id: t.id, kind: t.kind, reason: t.reason, reported: w.reported });
+    if (w.retireRequestedAt === undefined && !retire.some((r) => r.id === t.id)) retire.push({ id: t.id, reason: `${t.reason} (reports ${w.reported}: retire after the current job)` });
+    return false;
   });
-  const retired = await retireIdleWorkers(fleet, retire, decide);
-  const terminated = await terminateBrokenWorkers(fleet, terminate, decide);
+  const actReserve = deps.options?.actReserveMs ?? ACT_RESERVE_MS;
+  const canAct = () => {
+    if (remaining() >= actReserve) return true;
+    outOfTime = true;
+    return false;
+  };
+  const act = canAct();
+  const retired = act ? await requestRetirements(fleet, retire, decide) : [];
+  const terminated = act ? await terminateBehindFence(fleet, terminate, decide) : [];
+  if (!act && (retire.length || terminate.length)) decide(`${retire.length} retirement(s) and ${terminate.length} termination(s) left to the next pass: ${Math.round(remaining() / 1000)} s left in this one`, 'warn');
+  const reports = await recordReports(deps, rep, memory, canAct);
 
   // ---- save --------------------------------------------------------------------------------
   // The last pass that decided something, for the status command. A pass that only repeats the
@@ -336,7 +393,37 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
     templateVersions,
     launchId,
     gitlabOutOfTime: time.exhausted,
+    reports,
+    outOfTime,
   };
+}
+
+/**
+ * Writes what the workers reported onto their instances (one CreateTags per tag set) and says
+ * which reports are done: a report whose write failed, or was not tried for lack of time, is
+ * left in the queue and delivered again.
+ */
+async function recordReports(deps: ReconcileDeps, rep: ReportsOutcome, memory: ReportMemory, canAct: () => boolean): Promise<PassReport['reports']> {
+  const settled = [...rep.settled];
+  const retry = [...rep.retry];
+  let tagWrites = 0;
+  const done = (w: ReportsOutcome['writes'][number]) => {
+    settled.push(...w.reports);
+    for (const a of w.applied) memory.set(a.instanceId, a.seq, a.builds);
+  };
+  if (rep.writes.length && !deps.fleet.recordWorkerState) rep.writes.forEach(done);
+  else if (rep.writes.length && canAct()) {
+    let ok: boolean[];
+    try {
+      ok = await deps.fleet.recordWorkerState!(rep.writes.map((w) => w.write));
+    } catch (e) {
+      deps.log.warn('recording worker reports failed; they are delivered again', { error: (e as Error).message });
+      ok = rep.writes.map(() => false);
+    }
+    tagWrites = rep.writes.length;
+    rep.writes.forEach((w, k) => (ok[k] ? done(w) : retry.push(...w.reports)));
+  } else for (const w of rep.writes) retry.push(...w.reports);
+  return { settled, retry, counts: rep.counts, tagWrites };
 }
 
 type Decide = (line: string, level?: 'info' | 'warn' | 'error', fields?: Record<string, unknown>) => void;
@@ -680,7 +767,7 @@ function describeOverrides(errors: readonly LaunchError[]): string {
   return items.length > 4 ? `${items.slice(0, 4).join(', ')} and ${items.length - 4} more` : items.join(', ');
 }
 
-async function retireIdleWorkers(fleet: Fleet, retire: Retirement[], decide: Decide): Promise<Retirement[]> {
+async function requestRetirements(fleet: Fleet, retire: Retirement[], decide: Decide): Promise<Retirement[]> {
   if (!retire.length) return [];
   try {
     await fleet.requestRetirement(retire);
@@ -692,7 +779,7 @@ async function retireIdleWorkers(fleet: Fleet, retire: Retirement[], decide: Dec
   return retire;
 }
 
-async function terminateBrokenWorkers(fleet: Fleet, terminate: Termination[], decide: Decide): Promise<Termination[]> {
+async function terminateBehindFence(fleet: Fleet, terminate: Termination[], decide: Decide): Promise<Termination[]> {
   if (!terminate.length) return [];
   try {
     await fleet.terminate(terminate);
@@ -700,7 +787,7 @@ async function terminateBrokenWorkers(fleet: Fleet, terminate: Termination[], de
     decide(`terminations failed, retried next pass: ${(e as Error).message}`, 'error');
     return [];
   }
-  for (const t of terminate) decide(`terminate ${t.id}: ${t.reason}`);
+  for (const t of terminate) decide(`terminate ${t.id} (${t.kind}): ${t.reason}`);
   return terminate;
 }
 

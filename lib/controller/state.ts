@@ -10,8 +10,12 @@
  * encoded value changed: usually none or one.
  *
  * Layout under `<base>/state/`:
- *   meta        JSON, readable by operators: shard count, cooldowns, backoffs, pauses, in-flight launches,
- *               launch epoch and generation (deterministic CreateFleet ClientTokens, reconcile.ts)
+ *   meta        JSON, readable by operators: shard count, backoffs, pauses, in-flight launches,
+ *               launch epoch and generation (deterministic CreateFleet ClientTokens, reconcile.ts),
+ *               how many cooldown parameters hold the capacity cooldowns
+ *   cooldowns/N base64(deflate(columnar)) of the capacity cooldowns (types, subnets, pools and
+ *               reasons written once each): 10 pools x 10 types x 6 subnets x both markets all
+ *               cooling down fit in one or two parameters; never dropped silently
  *   last-pass   JSON: the last pass that did something (status command); written only when it changes
  *   projects    JSON: GitLab projects seen in job events in the last 24 h (hour resolution), scanned
  *               for pending jobs whose webhook was lost; written when a project appears, ages out
@@ -150,7 +154,15 @@ export const PARAMS = {
   lastPass: 'last-pass',
   projects: 'projects',
   shard: (i: number) => `jobs/${String(i).padStart(2, '0')}`,
+  cooldowns: (i: number) => `cooldowns/${i}`,
 };
+
+/**
+ * Cooldowns are split over at most this many parameters. 10 pools x 10 instance types x 6 subnets,
+ * all cooling down on both markets with distinct end times (2,400 entries), take 2
+ * (test/controller/state.test.ts); past 8, the soonest-ending are dropped with an error-level log.
+ */
+export const MAX_COOLDOWN_PARAMS = 8;
 
 // ---- recently seen projects ---------------------------------------------------------------
 
@@ -347,7 +359,10 @@ function shardJobs(jobs: Map<number, JobEntry>, n: number): [number, JobEntry][]
 interface MetaDoc {
   v: number;
   shards: number;
-  cooldowns: Cooldown[];
+  /** Written by releases before issue 9; read for compatibility. */
+  cooldowns?: Cooldown[];
+  /** How many `cooldowns/N` parameters hold the cooldowns (issue 9). */
+  cd?: number;
   backoffs: Record<string, Backoff>;
   paused: Record<string, Pause>;
   inflight: InflightLaunch[];
@@ -356,26 +371,105 @@ interface MetaDoc {
   gen?: number;
 }
 
-function encodeMeta(s: ControllerState, shards: number, warn: (m: string) => void): string {
-  // Soonest-ending cooldowns matter least: drop them first if a config has hundreds of overrides.
-  const cooldowns = [...s.cooldowns].sort((a, b) => b.until - a.until);
+function encodeMeta(s: ControllerState, shards: number, cooldownParams: number, warn: (m: string) => void): string {
   const inflight = [...s.inflight].sort((a, b) => b.at - a.at);
   for (;;) {
-    const doc: MetaDoc = { v: FORMAT, shards, cooldowns, backoffs: s.backoffs, paused: s.paused, inflight };
+    const doc: MetaDoc = { v: FORMAT, shards, cd: cooldownParams, backoffs: s.backoffs, paused: s.paused, inflight };
     if (s.epoch) {
       doc.epoch = s.epoch;
       doc.gen = s.generation;
     }
     const text = JSON.stringify(doc);
     if (text.length <= MAX_PARAMETER_BYTES) return text;
-    if (cooldowns.length) cooldowns.pop();
-    else if (inflight.length) inflight.pop();
-    else {
+    if (inflight.length) {
+      inflight.pop();
+      if (inflight.length === 0) warn('state meta trimmed: in-flight launch records dropped to fit 4 KB');
+    } else {
       // Backoffs and pauses are one entry per pool: only a config with very many pools gets here.
       warn(`state meta exceeds ${MAX_PARAMETER_BYTES} bytes with backoffs and pauses alone; pauses dropped`);
       return JSON.stringify({ ...doc, paused: {} });
     }
-    if (cooldowns.length === 0 && inflight.length === 0) warn('state meta trimmed: cooldowns and in-flight launches dropped to fit 4 KB');
+  }
+}
+
+// ---- capacity cooldowns -----------------------------------------------------------------------
+
+const MARKET_CODE = { any: 0, spot: 1, 'on-demand': 2 } as const;
+const CODE_MARKET: (Cooldown['market'])[] = [undefined, 'spot', 'on-demand'];
+
+/**
+ * One parameter of cooldowns, binary and columnar before deflate: a dictionary of the strings
+ * (pools, instance types, subnets, reasons) and per cooldown their indexes, the market and the end
+ * in seconds after the earliest end. Layout: FORMAT n i base | strings: count (len utf8)* |
+ * count (pool type subnet reason market*3... as indexes)* (until - base)*
+ */
+function encodeCooldownPart(n: number, i: number, list: readonly Cooldown[]): string {
+  const strings = [...new Set(list.flatMap((c) => [c.pool, c.instanceType, c.subnet, c.reason.slice(0, 80)]))].sort();
+  const ix = new Map(strings.map((x, k) => [x, k]));
+  const untilS = list.map((c) => Math.ceil(c.until / 1000));
+  const base = list.length ? Math.min(...untilS) : 0;
+  const w = new Writer();
+  w.uint(FORMAT);
+  w.uint(n);
+  w.uint(i);
+  w.uint(base);
+  w.uint(strings.length);
+  strings.forEach((x) => w.str(x));
+  w.uint(list.length);
+  for (const c of list) w.uint(ix.get(c.pool)!);
+  for (const c of list) w.uint(ix.get(c.instanceType)!);
+  for (const c of list) w.uint(ix.get(c.subnet)!);
+  for (const c of list) w.uint(ix.get(c.reason.slice(0, 80))!);
+  for (const c of list) w.uint(MARKET_CODE[c.market ?? 'any']);
+  untilS.forEach((u) => w.uint(u - base));
+  return deflateRawSync(w.buffer(), { level: 9 }).toString('base64');
+}
+
+function decodeCooldownPart(value: string): { n: number; i: number; cooldowns: Cooldown[] } {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw new Error('not base64');
+  const r = new Reader(inflateRawSync(Buffer.from(value, 'base64')));
+  if (r.uint() !== FORMAT) throw new Error('unknown format');
+  const n = r.uint();
+  const i = r.uint();
+  const base = r.uint();
+  const strings = Array.from({ length: r.uint() }, () => r.str());
+  const count = r.uint();
+  const col = () => Array.from({ length: count }, () => r.uint());
+  const [pools, types, subnets, reasons, markets, untils] = [col(), col(), col(), col(), col(), col()];
+  if (!r.done()) throw new Error('trailing bytes');
+  const at = (k: number) => {
+    const x = strings[k];
+    if (x === undefined) throw new Error(`bad string index ${k}`);
+    return x;
+  };
+  const cooldowns = pools.map((_, k): Cooldown => {
+    const c: Cooldown = { pool: at(pools[k]), instanceType: at(types[k]), subnet: at(subnets[k]), until: (base + untils[k]) * 1000, reason: at(reasons[k]) };
+    const market = CODE_MARKET[markets[k]];
+    if (market) c.market = market;
+    return c;
+  });
+  return { n, i, cooldowns };
+}
+
+/**
+ * The cooldowns as parameter values: one, or split in 2, 4 or 8 (by pool, then type and subnet, so
+ * each part's dictionary stays small). Cooldowns are never dropped to fit, short of 8 full
+ * parameters; then the soonest-ending go first, and `warn` says so (the state store logs it at error level).
+ */
+export function encodeCooldowns(cooldowns: readonly Cooldown[], warn: (m: string) => void = () => {}): string[] {
+  if (cooldowns.length === 0) return [];
+  let list = [...cooldowns].sort((a, b) => (a.pool < b.pool ? -1 : a.pool > b.pool ? 1 : 0) || (a.instanceType < b.instanceType ? -1 : a.instanceType > b.instanceType ? 1 : 0) || (a.subnet < b.subnet ? -1 : a.subnet > b.subnet ? 1 : 0) || a.until - b.until);
+  for (;;) {
+    for (let n = 1; n <= MAX_COOLDOWN_PARAMS; n *= 2) {
+      const size = Math.ceil(list.length / n);
+      const parts = Array.from({ length: n }, (_, i) => encodeCooldownPart(n, i, list.slice(i * size, (i + 1) * size)));
+      if (parts.every((p) => p.length <= MAX_PARAMETER_BYTES)) return parts;
+    }
+    const drop = Math.max(1, Math.ceil(list.length * 0.05));
+    const bySoonest = [...list].sort((a, b) => a.until - b.until);
+    const dropped = new Set(bySoonest.slice(0, drop));
+    warn(`${list.length} capacity cooldowns do not fit ${MAX_COOLDOWN_PARAMS} parameters of 4 KB; the ${drop} ending soonest are dropped and those instance types / subnets may be offered again before their cooldown ends`);
+    list = list.filter((c) => !dropped.has(c));
   }
 }
 
@@ -396,7 +490,7 @@ function encodeLastPass(p: PassSummary): string {
  * fit MAX_JOB_SHARDS shards are dropped oldest first (tombstones, then pending, then running), with
  * a warning: a bounded state beats a crash; the API confirmation and later events repair it.
  */
-export function encodeState(s: ControllerState, warn: (m: string) => void = () => {}): Map<string, string> {
+export function encodeState(s: ControllerState, warn: (m: string) => void = () => {}, error: (m: string) => void = warn): Map<string, string> {
   const out = new Map<string, string>();
   let jobs = s.jobs;
   for (;;) {
@@ -407,7 +501,9 @@ export function encodeState(s: ControllerState, warn: (m: string) => void = () =
       const encoded = shardJobs(jobs, n).map((list, i) => encodeShard(n, i, list));
       if (encoded.every((v) => v.length <= MAX_PARAMETER_BYTES)) {
         encoded.forEach((v, i) => out.set(PARAMS.shard(i), v));
-        out.set(PARAMS.meta, encodeMeta(s, n, warn));
+        const cooldowns = encodeCooldowns(s.cooldowns, error);
+        cooldowns.forEach((v, i) => out.set(PARAMS.cooldowns(i), v));
+        out.set(PARAMS.meta, encodeMeta(s, n, cooldowns.length, warn));
         if (s.lastPass) out.set(PARAMS.lastPass, encodeLastPass(s.lastPass));
         if (s.projects.size) out.set(PARAMS.projects, encodeProjects(s.projects));
         return out;
@@ -421,6 +517,25 @@ export function encodeState(s: ControllerState, warn: (m: string) => void = () =
     warn(`controller state holds ${jobs.size} jobs, more than ${MAX_JOB_SHARDS} parameters of 4 KB can store; forgetting the ${drop} oldest`);
     jobs = new Map(order.slice(drop));
   }
+}
+
+function decodeCooldowns(values: ReadonlyMap<string, string>, n: number, warn: (m: string) => void): Cooldown[] {
+  const out: Cooldown[] = [];
+  for (let i = 0; i < n; i++) {
+    const value = values.get(PARAMS.cooldowns(i));
+    if (value === undefined) {
+      warn(`controller state "${PARAMS.cooldowns(i)}" is missing; those capacity cooldowns are forgotten`);
+      continue;
+    }
+    try {
+      const part = decodeCooldownPart(value);
+      if (part.n !== n || part.i !== i) throw new Error(`written as part ${part.i} of ${part.n}, meta says ${i} of ${n}`);
+      out.push(...part.cooldowns);
+    } catch (e) {
+      warn(`controller state "${PARAMS.cooldowns(i)}" is unreadable (${(e as Error).message}); those capacity cooldowns are forgotten`);
+    }
+  }
+  return out;
 }
 
 function isRecord(x: unknown): x is Record<string, unknown> {
@@ -442,7 +557,8 @@ export function decodeState(values: ReadonlyMap<string, string>, warn: (m: strin
       if (!isRecord(meta) || meta.v !== FORMAT) throw new Error(`unknown format ${isRecord(meta) ? String(meta.v) : typeof meta}`);
       if (!SHARD_COUNTS.includes(meta.shards)) throw new Error(`shard count ${String(meta.shards)}`);
       shards = meta.shards;
-      if (Array.isArray(meta.cooldowns))
+      if (typeof meta.cd === 'number' && Number.isSafeInteger(meta.cd) && meta.cd >= 0 && meta.cd <= MAX_COOLDOWN_PARAMS) s.cooldowns = decodeCooldowns(values, meta.cd, warn);
+      else if (Array.isArray(meta.cooldowns))
         s.cooldowns = meta.cooldowns.filter((c) => isRecord(c) && typeof c.instanceType === 'string' && typeof c.subnet === 'string' && typeof c.until === 'number');
       if (isRecord(meta.backoffs)) s.backoffs = meta.backoffs;
       if (isRecord(meta.paused)) s.paused = meta.paused;
@@ -528,7 +644,7 @@ export class ShardedStateStore implements StateStore {
   }
 
   async save(s: ControllerState): Promise<{ writes: number }> {
-    const encoded = encodeState(s, (m) => this.log?.warn(m));
+    const encoded = encodeState(s, (m) => this.log?.warn(m), (m) => this.log?.error(m));
     // encodeState leaves an empty project list out; a stored one must still be emptied.
     if (!encoded.has(PARAMS.projects) && this.known.has(PARAMS.projects)) encoded.set(PARAMS.projects, EMPTY_PROJECTS);
     let writes = 0;
@@ -549,7 +665,7 @@ export class ShardedStateStore implements StateStore {
 }
 
 function rank(name: string): number {
-  return name.startsWith('jobs/') ? 0 : name === PARAMS.meta ? 1 : name === PARAMS.projects ? 2 : 3;
+  return name.startsWith('jobs/') || name.startsWith('cooldowns/') ? 0 : name === PARAMS.meta ? 1 : name === PARAMS.projects ? 2 : 3;
 }
 
 const emptyShards = new Set<string>();

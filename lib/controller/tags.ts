@@ -32,20 +32,28 @@ export const TAGS = {
   /** `interruption <ISO>` or `rebalance <ISO>`: AWS is (or may soon be) reclaiming the instance. */
   interrupted: `${TAG_PREFIX}:interrupted`,
 
-  // ---- set by the worker on its own instance --------------------------------------------------
-  /** ISO 8601 instant gitlab-runner became ready to take jobs. Absent = still booting. */
+  // ---- written by the controller from the worker's reports (lib/controller/reports.ts) ---------
+  // Workers send reports to an SQS queue and never tag themselves; the controller records what
+  // they said here, in a few batched CreateTags calls per pass, so the fleet can be rebuilt from
+  // EC2 alone. Values are rounded to the minute so that many workers share one call.
+  /** ISO 8601 minute the worker reported gitlab-runner ready (rounded down). Absent = never reported ready (booting). */
   ready: `${TAG_PREFIX}:ready`,
-  /** `idle` | `busy` | `draining` (the worker is leaving: retirement, interruption, MaxBuilds, IdleTime). */
+  /** The worker's latest reported state: `idle` | `busy` | `draining` | `stopped` (model.ts ReportedState). */
   state: `${TAG_PREFIX}:state`,
-  /** Builds run so far, a decimal integer (MaxBuilds). */
+  /** Builds run so far, written with the `draining` and `stopped` states only (MaxBuilds is enforced by the worker's runner). */
   builds: `${TAG_PREFIX}:builds`,
-  /** ISO 8601 instant the worker last became idle (IdleTime). */
+  /** ISO 8601 minute the worker last became idle (rounded up, so IdleTime is never cut short). */
   idleSince: `${TAG_PREFIX}:idle-since`,
+  /** ISO 8601 minute the worker reported its runner stopped for good (rounded up; SQS's clock). */
+  stoppedAt: `${TAG_PREFIX}:stopped-at`,
 } as const;
 
-/** Values of TAGS.state the worker may set. */
-export const WORKER_STATES = ['idle', 'busy', 'draining'] as const;
+/** Values of TAGS.state (model.ts ReportedState). */
+export const WORKER_STATES = ['idle', 'busy', 'draining', 'stopped'] as const;
 export type WorkerReportedState = (typeof WORKER_STATES)[number];
+
+/** The keys the controller writes from reports onto existing workers (IAM: its CreateTags condition). */
+export const REPORT_TAG_KEYS = [TAGS.ready, TAGS.state, TAGS.builds, TAGS.idleSince, TAGS.stoppedAt] as const;
 
 export type InterruptionKind = 'interruption' | 'rebalance';
 
@@ -70,4 +78,13 @@ export function parseInstant(value: string | undefined): number | undefined {
 /** Name of the launch template of a pool; the deployment's CloudFormation creates it under this name. */
 export function launchTemplateName(deployment: string, stage: string, pool: string): string {
   return `${TAG_PREFIX}-${deployment}-${stage}-${pool}`;
+}
+
+/**
+ * Name of the deployment's worker-report queue (the stack creates it under this name): workers find
+ * its URL with sqs:GetQueueUrl, so their user data needs no deploy-time value. At most 67 characters
+ * (SQS allows 80): deployment <= 31, stage <= 16.
+ */
+export function reportQueueName(deployment: string, stage: string): string {
+  return `gsa-${deployment}-${stage}-worker-reports`;
 }

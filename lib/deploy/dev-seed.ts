@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import { parameterNames, validateConfig, type Config } from '../config';
 import { webhookSecretProblem } from '../webhook/job-hook';
 import { ensureLaunchTemplate } from '../aws/ec2-fleet';
+import { reportQueueName } from '../controller/tags';
 import { renderUserData } from '../worker/userdata';
 import { deploymentNames } from './names';
 
@@ -28,6 +29,9 @@ export interface Seeded {
   config: Config;
   configPath: string;
   queueUrl: string;
+  /** The worker-report queue (the name the user data looks up) and the worker role ids reports are trusted from. */
+  reportQueueUrl: string;
+  workerRoleIds: string[];
   functionNames: { webhook: string; reconcile: string; interruption: string };
 }
 
@@ -77,6 +81,7 @@ export async function seedMoto(opts: SeedOptions): Promise<Seeded> {
     await ssm.send(new PutParameterCommand({ Name: names.runnerToken(pool), Value: 'glrt-dev-not-a-real-token', Type: 'SecureString', Overwrite: true }));
 
   const queue = await sqs.send(new CreateQueueCommand({ QueueName: `gsa-${config.deployment}-${opts.stage}-events`, Attributes: { VisibilityTimeout: '60' } }));
+  const reports = await sqs.send(new CreateQueueCommand({ QueueName: reportQueueName(config.deployment, opts.stage), Attributes: { VisibilityTimeout: '120' } }));
   for (const pool of config.pools)
     await ensureLaunchTemplate(ec2, {
       config,
@@ -89,6 +94,10 @@ export async function seedMoto(opts: SeedOptions): Promise<Seeded> {
     config,
     configPath: opts.configPath,
     queueUrl: queue.QueueUrl!,
+    reportQueueUrl: reports.QueueUrl!,
+    // No worker runs in moto (its instances do not boot), so none reports; the id stands for the
+    // pool's worker role as CloudFormation would pass it (WORKER_ROLE_IDS).
+    workerRoleIds: ['AROADEVLOCALWORKER0001'],
     functionNames: deploymentNames(config.deployment, opts.stage).functionNames,
   };
 }

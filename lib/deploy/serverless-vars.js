@@ -22,7 +22,8 @@
 //   stage        --stage               (default dev)
 //   region       --region, else the config's region, else AWS_REGION / AWS_DEFAULT_REGION, else
 //                us-east-1; names-only mode has no config to ask, so it needs one of the first three
-//   dev mode     GSA_DEV_ENDPOINT, GSA_DEV_QUEUE_URL, GSA_DEV_CONFIG_FILE (set by scripts/dev.mjs)
+//   dev mode     GSA_DEV_ENDPOINT, GSA_DEV_QUEUE_URL, GSA_DEV_REPORT_QUEUE_URL, GSA_DEV_WORKER_ROLE_IDS,
+//                GSA_DEV_CONFIG_FILE (set by scripts/dev.mjs)
 'use strict';
 const path = require('node:path');
 const fs = require('node:fs');
@@ -112,7 +113,13 @@ function full(options, configPath, loadTs) {
   const stage = options.stage || 'dev';
   const region = options.region || config.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1';
   const dev = process.env.GSA_DEV_ENDPOINT
-    ? { endpoint: process.env.GSA_DEV_ENDPOINT, queueUrl: process.env.GSA_DEV_QUEUE_URL || '', configFile: process.env.GSA_DEV_CONFIG_FILE || configPath }
+    ? {
+        endpoint: process.env.GSA_DEV_ENDPOINT,
+        queueUrl: process.env.GSA_DEV_QUEUE_URL || '',
+        reportQueueUrl: process.env.GSA_DEV_REPORT_QUEUE_URL || undefined,
+        workerRoleIds: (process.env.GSA_DEV_WORKER_ROLE_IDS || '').split(',').filter(Boolean),
+        configFile: process.env.GSA_DEV_CONFIG_FILE || configPath,
+      }
     : undefined;
   const parts = buildStack({ config, stage, region, vpcId: param(options, 'vpc') || process.env.GSA_VPC_ID || undefined, renderUserData, dev });
   return { mode: 'full', ...parts, configPath };

@@ -18,7 +18,8 @@ import { USER_DATA_LIMIT_BYTES, userDataFits } from '../worker/limits';
 import { createHash } from 'node:crypto';
 import type { Config, Pool } from '../config';
 import { cachePath, parameterNames, runnerCacheIsExternal } from '../config';
-import { TAGS, launchTemplateName } from '../controller/tags';
+import { REPORT_TAG_KEYS, reportQueueName, TAGS, launchTemplateName } from '../controller/tags';
+import { REPORTING } from '../planner';
 import { usesDeploymentCache } from '../worker/runner-config';
 import { boundarySchedules, type BoundarySchedule } from './schedules';
 import { deploymentNames, LAUNCH_STATEMENTS, STAGE_RE } from './names';
@@ -35,6 +36,9 @@ export interface DevOverrides {
   /** moto's endpoint, passed to the SDK as AWS_ENDPOINT_URL. */
   endpoint: string;
   queueUrl: string;
+  /** The worker-report queue in moto, and the ids of the worker roles created there. */
+  reportQueueUrl?: string;
+  workerRoleIds?: string[];
   /** The config file the Lambdas read instead of the SSM parameter. */
   configFile: string;
 }
@@ -59,9 +63,11 @@ export class StackError extends Error {
 const CACHE_BUCKET_TOKEN = 'gsa-cache-bucket-placeholder-0000';
 
 /**
- * Memory and timeouts (justified in docs/deployment.md, "Sizing"). The SQS visibility timeout is
- * six times the reconcile timeout, as AWS asks for SQS event sources: a batch throttled by the
- * reserved concurrency of 1 is retried within it (Lambda developer guide, "Using Lambda with SQS").
+ * Memory and timeouts (justified in docs/deployment.md, "Sizing"). The reconcile function reads
+ * both queues itself (no event source mapping: docs/architecture.md, "Event throughput"); each
+ * receive hides a message for REPORTING.visibilitySeconds, which the fence counts on (planner.ts).
+ * An overlapping scheduled invocation (reserved concurrency 1) is dropped after a minute
+ * (maximumEventAge), not queued for hours.
  */
 export const SIZING = {
   webhook: { memorySize: 256, timeout: 10 },
@@ -75,12 +81,12 @@ export const SIZING = {
    * second. GitLab's own deliveries are bounded by its Sidekiq threads (each waits for our answer).
    */
   webhookThrottle: { rateLimit: 100, burstLimit: 500, reservedConcurrency: 50 },
-  reconcile: { memorySize: 512, timeout: 60 },
+  reconcile: { memorySize: 512, timeout: 90, maximumEventAge: 60, maximumRetryAttempts: 0 },
   interruption: { memorySize: 256, timeout: 30 },
-  queueVisibilityTimeout: 6 * 60,
+  queueVisibilityTimeout: REPORTING.visibilitySeconds,
   maxReceiveCount: 10,
-  batchSize: 25,
-  maximumBatchingWindow: 2,
+  /** Reports older than this repair nothing the next heartbeat does not. */
+  reportRetention: 3600,
 };
 
 export function logicalName(name: string): string {
@@ -346,8 +352,12 @@ function otherSecretsDeny(config: Config, names: ReturnType<typeof parameterName
   ];
 }
 
-/** The controller's and the interruption handler's instance tags: a worker sets none of them, anywhere. */
-const CONTROLLER_TAG_KEYS = [TAGS.deployment, TAGS.stage, TAGS.pool, TAGS.pass, TAGS.launchedAt, TAGS.templateVersion, TAGS.retire, TAGS.interrupted];
+/**
+ * The controller's and the interruption handler's instance tags: a worker sets none of them,
+ * anywhere — the reported-state tags included (the controller writes them from the worker's
+ * SenderId-checked reports; a worker that could write them could lie about another instance).
+ */
+const CONTROLLER_TAG_KEYS = [TAGS.deployment, TAGS.stage, TAGS.pool, TAGS.pass, TAGS.launchedAt, TAGS.templateVersion, TAGS.retire, TAGS.interrupted, ...REPORT_TAG_KEYS];
 
 /** Managed policies one role may have attached by default (IAM user guide, "IAM and AWS STS quotas"); one is the stack's guard. */
 export const MANAGED_POLICIES_PER_ROLE = 10;
@@ -385,7 +395,7 @@ function workerGuardStatements(config: Config, stage: string): Cfn[] {
         Condition: anyDeployment,
       },
       { Sid: 'NeverTheControllersTags', Effect: 'Deny', Action: ['ec2:CreateTags'], Resource: '*', Condition: { 'ForAnyValue:StringEquals': { 'aws:TagKeys': CONTROLLER_TAG_KEYS } } },
-      // IAM policy variable, escaped for Fn::Sub (and the Serverless variable resolver), as in ReportOwnState.
+      // IAM policy variable, escaped for Fn::Sub (and the Serverless variable resolver).
       { Sid: 'NeverTagAnotherWorker', Effect: 'Deny', Action: ['ec2:CreateTags'], Resource: ec2Arn('instance/*'), Condition: { ...anyDeployment, StringNotEquals: { 'aws:ARN': sub('${!ec2:SourceInstanceARN}') } } },
       { Sid: 'NeverCommandsToWorkers', Effect: 'Deny', Action: ['ssm:SendCommand', 'ssm:StartSession'], Resource: ec2Arn('instance/*'), Condition: { Null: { [`ssm:resourceTag/${TAGS.deployment}`]: 'false' } } },
       { Sid: 'NeverConsolesOfWorkers', Effect: 'Deny', Action: ['ec2-instance-connect:*'], Resource: ec2Arn('instance/*'), Condition: anyDeployment },
@@ -519,6 +529,18 @@ export function buildStack(opts: StackOptions): StackParts {
       RedrivePolicy: { deadLetterTargetArn: getAtt('EventDeadLetterQueue', 'Arn'), maxReceiveCount: SIZING.maxReceiveCount },
     },
   };
+  // Workers send their state here (lib/worker/script.ts; lib/controller/reports.ts). A fixed name,
+  // so the user data finds it with sqs:GetQueueUrl and needs no deploy-time value.
+  resources.WorkerReportQueue = {
+    Type: 'AWS::SQS::Queue',
+    Properties: {
+      QueueName: reportQueueName(config.deployment, stage),
+      VisibilityTimeout: SIZING.queueVisibilityTimeout,
+      MessageRetentionPeriod: SIZING.reportRetention,
+      SqsManagedSseEnabled: true,
+      RedrivePolicy: { deadLetterTargetArn: getAtt('EventDeadLetterQueue', 'Arn'), maxReceiveCount: SIZING.maxReceiveCount },
+    },
+  };
   resources.AlarmTopic = { Type: 'AWS::SNS::Topic', Properties: { DisplayName: `gitlab-spot-autoscaler ${config.deployment} ${stage} alarms` } };
   // Both alarms fire on the first breach and stay quiet without data (no messages, no invocations).
   const alarm = (description: string, metric: { Namespace: string; MetricName: string; Dimensions: Cfn[]; Statistic: string; Period: number; EvaluationPeriods: number }): Cfn => ({
@@ -526,7 +548,7 @@ export function buildStack(opts: StackOptions): StackParts {
     Properties: { AlarmDescription: description, ...metric, Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', TreatMissingData: 'notBreaching', AlarmActions: [ref('AlarmTopic')] },
   });
   resources.DeadLetterAlarm = alarm(
-    `Job events of ${config.deployment}/${stage} failed ${SIZING.maxReceiveCount} times and went to the dead-letter queue; see the reconcile function's logs`,
+    `Job events or worker reports of ${config.deployment}/${stage} could not be read ${SIZING.maxReceiveCount} times and went to the dead-letter queue; see the reconcile function's logs`,
     { Namespace: 'AWS/SQS', MetricName: 'ApproximateNumberOfMessagesVisible', Dimensions: [{ Name: 'QueueName', Value: getAtt('EventDeadLetterQueue', 'QueueName') }], Statistic: 'Maximum', Period: 300, EvaluationPeriods: 1 },
   );
   resources.ReconcileErrorAlarm = alarm(`The reconcile function of ${config.deployment}/${stage} failed in 5 consecutive minutes`, {
@@ -626,11 +648,12 @@ export function buildStack(opts: StackOptions): StackParts {
   // ---- per pool: worker role, instance profile, launch template --------------------------------
   const launchTemplates: Record<string, string> = {};
   const workerRoleArns: unknown[] = [];
+  const workerRoleIds: unknown[] = [];
   const launchTemplateArns: unknown[] = [];
   // The Denies every worker role shares (workerGuardStatements), as one managed policy.
   resources.WorkerGuard = {
     Type: 'AWS::IAM::ManagedPolicy',
-    // W1020: the Fn::Sub only escapes the IAM variable ${ec2:SourceInstanceARN}, as in the worker roles.
+    // W1020: the Fn::Sub only escapes the IAM variable ${ec2:SourceInstanceARN}.
     Metadata: { 'cfn-lint': { config: { ignore_checks: ['W1020'] } } },
     Properties: {
       Description: `gitlab-spot-autoscaler workers of ${config.deployment}/${stage}: never IAM, other workers, launch templates, functions, queues or the stack, whatever worker.iam adds`,
@@ -650,25 +673,17 @@ export function buildStack(opts: StackOptions): StackParts {
     const bucketArn = pool.worker.cache.bucketName ? sub(`arn:\${AWS::Partition}:s3:::${pool.worker.cache.bucketName}`) : getAtt('CacheBucket', 'Arn');
     const workerStatements: Cfn[] = [
       { Sid: 'OwnRunnerToken', Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: ssmArn(names.runnerToken(pool)) },
-      {
-        // The worker reports its state on its own instance; only the tags it owns (lib/controller/tags.ts).
-        Sid: 'ReportOwnState',
-        Effect: 'Allow',
-        Action: ['ec2:CreateTags'],
-        Resource: ec2Arn('instance/*'),
-        Condition: {
-          // IAM policy variable, escaped for Fn::Sub (and so the Serverless variable resolver leaves it alone).
-          StringEquals: { 'aws:ARN': sub('${!ec2:SourceInstanceARN}') },
-          'ForAllValues:StringEquals': { 'aws:TagKeys': [TAGS.ready, TAGS.state, TAGS.builds, TAGS.idleSince] },
-        },
-      },
+      // The worker reports its state to the report queue (never with CreateTags: that bucket is the
+      // account's). SQS stamps each message with the sender's session, `<role id>:<instance id>`,
+      // which the controller checks, so a worker can speak only for itself.
+      { Sid: 'ReportState', Effect: 'Allow', Action: ['sqs:SendMessage', 'sqs:GetQueueUrl'], Resource: getAtt('WorkerReportQueue', 'Arn') },
     ];
     workerStatements.push(...jobSecretStatements(config, stage, pool));
     if (poolBucket) workerStatements.push(...cacheStatements(pool, bucketArn));
     workerStatements.push(...otherSecretsDeny(config, names, pool), ...credentialPinStatements(config));
     resources[`WorkerRole${id}`] = {
       Type: 'AWS::IAM::Role',
-      // W1020: the Fn::Sub only escapes the IAM variable ${ec2:SourceInstanceARN}; it is needed.
+      // W1020: with pinWorkerCredentials, the Fn::Sub only escapes the IAM variables ${aws:SourceVpc} and ${aws:VpcSourceIp}.
       Metadata: { 'cfn-lint': { config: { ignore_checks: ['W1020'] } } },
       Properties: {
         Description: `gitlab-spot-autoscaler worker of pool ${pool.name} (${config.deployment}/${stage})`,
@@ -684,6 +699,7 @@ export function buildStack(opts: StackOptions): StackParts {
       );
     resources[`WorkerInstanceProfile${id}`] = { Type: 'AWS::IAM::InstanceProfile', Properties: { Roles: [ref(`WorkerRole${id}`)] } };
     workerRoleArns.push(getAtt(`WorkerRole${id}`, 'Arn'));
+    workerRoleIds.push(getAtt(`WorkerRole${id}`, 'RoleId'));
 
     const userData = opts.renderUserData({ config, pool, stage, region, cacheBucket: poolBucket });
     const tags = [
@@ -743,12 +759,11 @@ export function buildStack(opts: StackOptions): StackParts {
   // lib/lambda/*.ts): nothing for "maybe later".
   resources.ReconcileRole = lambdaRole(functionNames.reconcile, [
     {
-      Sid: 'ConsumeJobEvents',
+      // lib/aws/sqs-inbox.ts: ReceiveMessage and DeleteMessageBatch (authorised as sqs:DeleteMessage).
+      Sid: 'ConsumeEventsAndReports',
       Effect: 'Allow',
-      // What Lambda's SQS event source polls with (Lambda developer guide, "Execution role
-      // permissions" for SQS); the reconcile code itself sends no SQS call.
-      Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
-      Resource: getAtt('EventQueue', 'Arn'),
+      Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage'],
+      Resource: [getAtt('EventQueue', 'Arn'), getAtt('WorkerReportQueue', 'Arn')],
     },
     // lib/lambda/runtime.ts loadConfig (GetParameter) and lib/lambda/gitlab.ts loadSecret (GetParameter, decrypted).
     { Sid: 'ReadConfigAndApiToken', Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: [ssmArn(names.config), ssmArn(names.gitlabApiToken)] },
@@ -777,13 +792,14 @@ export function buildStack(opts: StackOptions): StackParts {
       Condition: { StringEquals: { 'ec2:CreateAction': ['CreateFleet', 'RunInstances'] } },
     },
     {
-      // Ec2Fleet.requestRetirement tags existing workers with the retire key only; the deployment,
-      // stage and pool tags (which every other grant keys on) can therefore never be rewritten.
-      Sid: 'RetireOwnWorkers',
+      // Ec2Fleet.requestRetirement tags existing workers with the retire key, and recordWorkerState
+      // with what they reported; the deployment, stage and pool tags (which every other grant keys
+      // on) can therefore never be rewritten.
+      Sid: 'RetireAndRecordOwnWorkers',
       Effect: 'Allow',
       Action: ['ec2:CreateTags'],
       Resource: ec2Arn('instance/*'),
-      Condition: { ...deploymentCondition('aws:ResourceTag'), 'ForAllValues:StringEquals': { 'aws:TagKeys': [TAGS.retire] } },
+      Condition: { ...deploymentCondition('aws:ResourceTag'), 'ForAllValues:StringEquals': { 'aws:TagKeys': [TAGS.retire, ...REPORT_TAG_KEYS] } },
     },
     {
       Sid: 'TerminateOwnWorkers',
@@ -846,31 +862,37 @@ export function buildStack(opts: StackOptions): StackParts {
   const common = { STAGE: stage, DEPLOYMENT: config.deployment, ...(dev ? { AWS_ENDPOINT_URL: dev.endpoint } : {}) };
   const configSource = dev ? { CONFIG_FILE: dev.configFile } : { CONFIG_PARAMETER: names.config, CONFIG_HASH: configHash };
   const queueUrl = dev ? dev.queueUrl : ref('EventQueue');
+  const reports = dev
+    ? dev.reportQueueUrl
+      ? { REPORT_QUEUE_URL: dev.reportQueueUrl, WORKER_ROLE_IDS: (dev.workerRoleIds ?? []).join(',') }
+      : {}
+    : { REPORT_QUEUE_URL: ref('WorkerReportQueue'), WORKER_ROLE_IDS: { 'Fn::Join': [',', workerRoleIds] } };
   const env = {
     webhook: { ...common, QUEUE_URL: queueUrl, WEBHOOK_SECRET_PARAMETER: names.webhookSecret },
-    reconcile: { ...common, ...configSource, QUEUE_URL: queueUrl, LAUNCH_TEMPLATES: JSON.stringify(launchTemplates), ...(sharedCache && !dev ? { CACHE_BUCKET: ref('CacheBucket') } : {}) },
+    reconcile: {
+      ...common,
+      ...configSource,
+      QUEUE_URL: queueUrl,
+      ...reports,
+      LAUNCH_TEMPLATES: JSON.stringify(launchTemplates),
+      ...(sharedCache && !dev ? { CACHE_BUCKET: ref('CacheBucket') } : {}),
+    },
     interruption: { ...common, ...configSource, QUEUE_URL: queueUrl },
   };
 
   const schedules = boundarySchedules(config);
   const schedulerRole = getAtt('SchedulerRole', 'Arn');
+  // No SQS event source: the function reads the job-event and report queues itself, passes back to
+  // back for most of each minute (lib/controller/loop.ts; docs/architecture.md, "Event throughput").
   const reconcileEvents: Cfn[] = dev
-    ? [] // scripts/dev.mjs drives the queue and the minute tick itself (serverless-offline runs neither SQS nor Scheduler)
+    ? [] // scripts/dev.mjs invokes the minute tick itself (serverless-offline runs no Scheduler)
     : [
-        {
-          sqs: {
-            arn: getAtt('EventQueue', 'Arn'),
-            batchSize: SIZING.batchSize,
-            maximumBatchingWindow: SIZING.maximumBatchingWindow,
-            functionResponseType: 'ReportBatchItemFailures',
-          },
-        },
         {
           schedule: {
             rate: ['rate(1 minute)'],
             method: 'scheduler',
             roleArn: schedulerRole,
-            description: 'every minute: repairs what lost webhooks and missed events left behind',
+            description: 'every minute: runs passes back to back, reading job events and worker reports, for most of the minute',
             input: { trigger: 'schedule', reason: 'tick' },
           },
         },
@@ -901,6 +923,7 @@ export function buildStack(opts: StackOptions): StackParts {
     Value: { 'Fn::Join': ['', ['https://', ref('HttpApi'), '.execute-api.', ref('AWS::Region'), '.', ref('AWS::URLSuffix'), '/webhook']] },
   };
   outputs.EventQueueUrl = { Description: 'SQS queue of job events', Value: ref('EventQueue') };
+  outputs.WorkerReportQueueUrl = { Description: 'SQS queue workers report their state to', Value: ref('WorkerReportQueue') };
   outputs.AlarmTopicArn = { Description: 'Subscribe to receive alarms (dead-letter queue, reconcile errors)', Value: ref('AlarmTopic') };
   outputs.SecretParameters = { Description: 'Create these as SecureString (docs/deployment.md, step 2)', Value: secretParameters.join(' ') };
 

@@ -48,6 +48,10 @@ export interface ControllerEnv {
   /** Where the validated config comes from: an SSM parameter (deployed) or a file (dev, tests). */
   configSource: { kind: 'ssm'; name: string } | { kind: 'file'; path: string };
   queueUrl?: string;
+  /** The worker-report queue the reconcile function reads (workers send their state there). */
+  reportQueueUrl?: string;
+  /** Unique ids of the worker roles (AROA...): a report must come from one of them (lib/controller/reports.ts). */
+  workerRoleIds: string[];
   /** Launch template name per pool (the stack creates one per pool). */
   launchTemplates: Record<string, string>;
   cacheBucket?: string;
@@ -68,10 +72,18 @@ export function controllerEnv(env: Env = process.env): ControllerEnv {
       throw new EnvError(`environment variable LAUNCH_TEMPLATES must be a JSON object {"pool": "launch-template-name"}: ${(e as Error).message}`);
     }
   }
+  const reportQueueUrl = env.REPORT_QUEUE_URL || undefined;
+  const workerRoleIds = (env.WORKER_ROLE_IDS ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  for (const id of workerRoleIds) if (!/^[A-Z0-9]{8,128}$/.test(id)) throw new EnvError(`environment variable WORKER_ROLE_IDS: ${JSON.stringify(id)} is not an IAM role id (AROA...)`);
+  // Reports are trusted only from the worker roles: a report queue without them is a deployment error, never a silent downgrade.
+  if (reportQueueUrl && workerRoleIds.length === 0)
+    throw new EnvError('environment variable WORKER_ROLE_IDS is not set (the worker roles\' ids, comma-separated); REPORT_QUEUE_URL is, and reports are trusted only from those roles');
   return {
     stage,
     configSource: file ? { kind: 'file', path: file } : { kind: 'ssm', name: param! },
     queueUrl: env.QUEUE_URL || undefined,
+    reportQueueUrl,
+    workerRoleIds,
     launchTemplates,
     cacheBucket: env.CACHE_BUCKET || undefined,
   };

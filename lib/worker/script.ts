@@ -22,6 +22,7 @@ POLL=\${GSA_POLL:-5}
 RETRY_DELAY=\${GSA_RETRY_DELAY:-5}
 INTERRUPT_MARGIN=\${GSA_INTERRUPT_MARGIN:-20}
 KILL_GRACE=\${GSA_KILL_GRACE:-30}
+HEARTBEAT=\${GSA_HEARTBEAT:-$HEARTBEAT}
 DOWNLOADS=\${GSA_RUNNER_DOWNLOADS:-https://gitlab-runner-downloads.s3.amazonaws.com}
 MAX_RESTARTS=3
 SELF=$ROOT/usr/local/sbin/gsa-worker
@@ -30,7 +31,7 @@ CONF_DIR=$ROOT/etc/gsa-worker
 CONF=$CONF_DIR/config.toml
 STATE_DIR=$ROOT/var/lib/gsa-worker
 RUN=$ROOT/run/gsa-worker
-runner_pid='' monitor_pid='' FINISHING='' IMDS_TOKEN='' IMDS_TOKEN_AT=0
+runner_pid='' monitor_pid='' FINISHING='' IMDS_TOKEN='' IMDS_TOKEN_AT=0 REPORT_URL='' INSTANCE_ID=''
 
 now() { printf '%(%s)T' -1; }
 iso() { printf '%(%Y-%m-%dT%H:%M:%SZ)T' -1; }
@@ -38,6 +39,8 @@ log() { printf '%s gsa-worker: %s\\n' "$(iso)" "$*" >&2; }
 
 ## The only way out. The launch template sets InstanceInitiatedShutdownBehavior=terminate, so a
 ## power-off is a termination: nothing is left behind and billing stops.
+## Its last report says "stopped": the runner is gone, no job runs and none can start, so the
+## controller may end the instance if the power-off fails.
 finish() {
   [ -n "$FINISHING" ] && return 0
   FINISHING=1
@@ -45,6 +48,11 @@ finish() {
   if [ -n "$runner_pid" ] && kill -0 "$runner_pid" 2>/dev/null; then kill -KILL "$runner_pid" 2>/dev/null; fi
   [ -n "$monitor_pid" ] && kill "$monitor_pid" 2>/dev/null
   rm -f "$CONF"
+  if [ -n "$REPORT_URL" ] && [ -d "$RUN" ]; then
+    touch "$RUN/stopped"
+    printf '%s' "$1" >"$RUN/why"
+    report 1
+  fi
   shutdown -h now "gsa-worker: $1"
   exit 0
 }
@@ -74,17 +82,41 @@ imds_refresh() {
 }
 imds() { curl -sf --max-time 3 -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" "$IMDS/latest/meta-data/$1"; }
 
-## tag KEY=VALUE...: one CreateTags call per transition (docs/controller.md: the CreateTags bucket
-## is shared by the whole account, so no heartbeat). Best effort, except where the caller decides.
-tag() {
-  local args=() kv i
-  for kv in "$@"; do args+=("Key=$TAG_PREFIX:\${kv%%=*},Value=\${kv#*=}"); done
-  for i in 1 2 3; do
-    timeout 30 aws ec2 create-tags --region "$REGION" --resources "$INSTANCE_ID" --tags "\${args[@]}" >/dev/null && return 0
-    sleep $((RETRY_DELAY * i))
+## report [TRIES]: sends the worker's current state to the worker-report queue (docs/worker.md,
+## "Reports"): idle, busy, draining (leaving; its runner may still finish a job) or stopped (the
+## runner is gone for good). The worker never tags itself: CreateTags has one small bucket for the
+## whole account. The state comes from the files under $RUN, read under a lock together with the
+## next sequence number, so the newest report is always the latest truth whichever of the runner
+## monitor and the watch loop sends it. Best effort, except where the caller decides.
+report() {
+  local body i tries=\${1:-3}
+  body=$(
+    exec 9>>"$RUN/report.lock" && flock 9 || exit 1
+    seq=$(($(cat "$RUN/seq" 2>/dev/null || echo 0) + 1))
+    echo "$seq" >"$RUN/seq"
+    st=$(cat "$RUN/state")
+    if [ -e "$RUN/stopped" ]; then st=stopped; elif [ -e "$RUN/draining" ]; then st=draining; elif [ "$st" = booting ]; then exit 1; fi
+    printf '{"v":1,"i":"%s","q":%d,"s":"%s","n":%d,"t":%d' "$INSTANCE_ID" "$seq" "$st" "$(cat "$RUN/builds")" "$(now)"
+    [ -s "$RUN/ready-at" ] && printf ',"r":%d' "$(cat "$RUN/ready-at")"
+    [ "$st" = idle ] && [ -s "$RUN/idle-since" ] && printf ',"is":%d' "$(cat "$RUN/idle-since")"
+    [ -s "$RUN/retire-seen" ] && printf ',"rt":"%s"' "$(tr -cd 'A-Za-z0-9:.-' <"$RUN/retire-seen" | head -c 64)"
+    [ -s "$RUN/why" ] && printf ',"w":"%s"' "$(tr -cd 'A-Za-z0-9 ().,:_/+=-' <"$RUN/why" | head -c 200)"
+    printf '}'
+  ) || return 1
+  for ((i = 1; i <= tries; i++)); do
+    ## stdin from /dev/null: the runner monitor reads the runner's log on its own stdin.
+    timeout 20 aws sqs send-message --region "$REGION" --queue-url "$REPORT_URL" --message-body "$body" </dev/null >/dev/null && return 0
+    [ "$i" -lt "$tries" ] && sleep $((RETRY_DELAY * i))
   done
-  log "could not tag the instance ($*)"
+  log "could not send a report to $REPORT_QUEUE ($body)"
   return 1
+}
+
+## Reports state changes: STATE is written first, then reported (the report reads the files).
+become() {
+  echo "$1" >"$RUN/state"
+  [ "$1" = idle ] && now >"$RUN/idle-since"
+  report
 }
 
 pkg_install() {
@@ -314,15 +346,12 @@ monitor() {
         rm -f "$RUN/busy-by-docker"
         builds=$(($(cat "$RUN/builds") + 1))
         echo "$builds" >"$RUN/builds"
-        echo busy >"$RUN/state"
-        tag state=busy "builds=$builds" ;;
+        become busy ;;
       *'Job succeeded'* | *'Job failed'*)
         if [ "$(cat "$RUN/state")" = busy ]; then
           rm -f "$RUN/busy-by-docker"
-          builds=$(cat "$RUN/builds")
-          echo idle >"$RUN/state"
-          ## A worker that is leaving stays "draining" for the controller.
-          if [ -e "$RUN/draining" ]; then tag state=draining "builds=$builds"; else tag state=idle "idle-since=$(iso)" "builds=$builds"; fi
+          ## A worker that is leaving stays "draining" for the controller (the report says so).
+          become idle
         fi ;;
       *'Checking for jobs... failed'* | *'Checking for jobs... forbidden'* | *'is not healthy'*)
         ## A runner that cannot reach GitLab, or whose token was revoked, retries forever.
@@ -362,7 +391,8 @@ stop() {
     log "stopping: $1; SIGQUIT to gitlab-runner, deadline in $(($2 - $(now))) s"
     kill -QUIT "$runner_pid" 2>/dev/null
     touch "$RUN/draining"
-    tag state=draining
+    printf '%s' "$1" >"$RUN/why"
+    report
   elif [ "$2" -lt "$stop_deadline" ]; then
     stop_reason="$stop_reason; $1" stop_deadline=$2
     log "$1: deadline moved to $(($2 - $(now))) s from now"
@@ -379,18 +409,17 @@ watch_jobs() {
   ids=$(timeout 10 docker ps -q --filter label=com.gitlab.gitlab-runner.job.id 2>/dev/null) || return 0
   if [ -n "$ids" ] && [ "$(cat "$RUN/state")" != busy ]; then
     touch "$RUN/busy-by-docker"
-    echo busy >"$RUN/state"
     log "WARNING: a job container runs but gitlab-runner's log shows no job start (log format changed, or the log is behind)"
-    tag state=busy
+    become busy
   elif [ -z "$ids" ] && [ -e "$RUN/busy-by-docker" ]; then
     rm -f "$RUN/busy-by-docker"
-    echo idle >"$RUN/state"
-    if [ -e "$RUN/draining" ]; then tag state=draining; else tag state=idle "idle-since=$(iso)"; fi
+    become idle
   fi
 }
 
 watch_runner() {
-  local t rc restarts=0 keys value at
+  local t rc restarts=0 keys value at next_heartbeat
+  next_heartbeat=$(($(now) + HEARTBEAT))
   while :; do
     t=$(now)
     if ! kill -0 "$runner_pid" 2>/dev/null; then
@@ -400,7 +429,6 @@ watch_runner() {
       monitor_pid=''
       [ -n "$stop_reason" ] && finish "$stop_reason; gitlab-runner exited ($rc)"
       if [ "$rc" = 0 ]; then
-        tag state=draining
         [ "$MAX_BUILDS" -gt 0 ] && [ "$(cat "$RUN/builds")" -ge "$MAX_BUILDS" ] && finish "MaxBuilds ($MAX_BUILDS) reached"
         finish "gitlab-runner left after $(cat "$RUN/builds") builds (--wait-timeout $WAIT_TIMEOUT s)"
       fi
@@ -410,8 +438,7 @@ watch_runner() {
       log "gitlab-runner exited with status $rc; restart $restarts of $MAX_RESTARTS"
       if [ "$(cat "$RUN/state")" = busy ]; then
         rm -f "$RUN/busy-by-docker"
-        echo idle >"$RUN/state"
-        tag state=idle "idle-since=$(iso)"
+        become idle
       fi
       sleep $((RETRY_DELAY * restarts))
       start_runner
@@ -429,11 +456,18 @@ watch_runner() {
       fi
       if grep -qxF "$TAG_PREFIX:retire" <<<"$keys"; then
         value=$(imds "tags/instance/$TAG_PREFIX:retire")
+        [ -s "$RUN/retire-seen" ] || printf '%s' "$value" >"$RUN/retire-seen"
         stop "retirement requested ($value)" $((t + JOB_TIMEOUT))
       fi
     fi
     watch_jobs
-    [ $((t - STARTED)) -ge "$MAX_LIFETIME" ] && stop "max lifetime ($MAX_LIFETIME s) reached" $((t + JOB_TIMEOUT))
+    ## maxLifetime counts from launch, as the controller's end of life does.
+    [ $((t - LAUNCHED_AT)) -ge "$MAX_LIFETIME" ] && stop "max lifetime ($MAX_LIFETIME s after launch) reached" $((t + JOB_TIMEOUT))
+    ## The heartbeat repairs a report that was lost (SQS accepted nothing, the controller dropped it).
+    if [ "$t" -ge "$next_heartbeat" ]; then
+      report
+      next_heartbeat=$((t + HEARTBEAT))
+    fi
     [ -s "$RUN/stop" ] && stop "$(cat "$RUN/stop")" $((t + 60))
     if [ -n "$stop_reason" ]; then
       if [ "$term_at" = 0 ] && [ "$t" -ge "$stop_deadline" ]; then
@@ -448,10 +482,30 @@ watch_runner() {
   done
 }
 
+## The boot deadline is launched-at + bootTimeout, launched-at being the controller's own tag
+## (CreateFleet TagSpecifications, read here through instance-metadata tags), so the worker and the
+## controller count from the same instant: past it the controller may end an instance that never
+## reported ready, and so the worker never reports ready nor starts its runner after it.
+read_launch_time() {
+  local i v
+  for ((i = 1; i <= 10; i++)); do
+    v=$(imds "tags/instance/$TAG_PREFIX:launched-at") && LAUNCHED_AT=$(date -d "$v" +%s 2>/dev/null) && return 0
+    sleep $((RETRY_DELAY * (i < 4 ? i : 4)))
+  done
+  finish "cannot read its launched-at tag from instance metadata (launch template InstanceMetadataTags=enabled?)"
+}
+
+## Before reporting ready and before starting the runner: within the boot deadline, and not asked to leave.
+check_may_start() {
+  [ "$(now)" -lt "$BOOT_DEADLINE" ] || finish "not ready within bootTimeout ($BOOT_TIMEOUT s after launch); the controller no longer counts on this worker"
+  if imds_refresh && grep -qxF "$TAG_PREFIX:retire" <<<"$(imds tags/instance)"; then finish "retirement requested before it was ready"; fi
+}
+
 run_worker() {
   trap 'finish "worker script ended unexpectedly (status $?)"' EXIT
   trap 'finish "stopped by SIGTERM (system shutdown or systemctl stop)"' TERM
   STARTED=$(now)
+  ## Until launched-at is read: the script cannot have started before the launch.
   BOOT_DEADLINE=$((STARTED + BOOT_TIMEOUT))
   mkdir -p "$RUN" "$STATE_DIR" || finish "cannot create $RUN"
   ## A worker lives for one boot: after a reboot its state is gone, so it leaves.
@@ -460,32 +514,37 @@ run_worker() {
   echo 0 >"$RUN/builds"
   echo booting >"$RUN/state"
   log "starting: pool $POOL of $DEPLOYMENT/$STAGE"
-  ## Independent of this script: whatever happens to it, the machine powers off after the
-  ## lifetime, the time to finish a job, and a grace period.
-  shutdown -h "+$(((MAX_LIFETIME + JOB_TIMEOUT + 600 + 59) / 60))" "gsa-worker: hard lifetime limit" ||
-    log "could not schedule the hard lifetime shutdown"
-  INSTANCE_ID=''
   for ((i = 1; i <= 10; i++)); do
     imds_refresh && INSTANCE_ID=$(imds instance-id) && break
     sleep $((RETRY_DELAY * (i < 4 ? i : 4)))
   done
   [ -n "$INSTANCE_ID" ] || finish "instance metadata (IMDSv2) not reachable at $IMDS"
   [ -n "$REGION" ] || REGION=$(imds placement/region) || finish "cannot read the region from instance metadata"
-  imds tags/instance >/dev/null ||
-    log "WARNING: instance tags are not in instance metadata (launch template InstanceMetadataTags=enabled?): retirement requests cannot be seen"
+  read_launch_time
+  BOOT_DEADLINE=$((LAUNCHED_AT + BOOT_TIMEOUT))
+  ## Independent of this script: whatever happens to it, the machine powers off after the
+  ## lifetime, the time to finish a job, and a grace period, counted from launch.
+  shutdown -h "+$(((LAUNCHED_AT + MAX_LIFETIME + JOB_TIMEOUT + 600 - $(now) + 59) / 60))" "gsa-worker: hard lifetime limit" ||
+    log "could not schedule the hard lifetime shutdown"
+  check_may_start
   apply_proxy
   install_ca
   run_user_script
   ensure_tools
+  REPORT_URL=$(retry 5 30 "finding the report queue $REPORT_QUEUE" aws sqs get-queue-url --region "$REGION" --queue-name "$REPORT_QUEUE" --query QueueUrl --output text) || REPORT_URL=''
+  [ -n "$REPORT_URL" ] || finish "cannot find the worker-report queue $REPORT_QUEUE (does the instance role allow sqs:GetQueueUrl on it?)"
   read_token
   read_secrets
   write_config
   verify_token
   unset RUNNER_TOKEN SECRETS
-  ## Ready is the one tag that must stick: the controller terminates a worker that is not ready
-  ## after bootTimeout, and would then kill a job it runs.
-  tag "ready=$(iso)" state=idle "idle-since=$(iso)" builds=0 || finish "cannot tag itself ready (does the instance role allow ec2:CreateTags on itself?)"
-  echo idle >"$RUN/state"
+  check_may_start
+  ## Ready must reach the controller before the runner takes a job: past bootTimeout it ends an
+  ## instance that never reported ready. So the runner starts only once SQS accepted the report,
+  ## and only if that happened before the deadline.
+  now >"$RUN/ready-at"
+  become idle || finish "cannot send its ready report to $REPORT_QUEUE (does the instance role allow sqs:SendMessage on it?)"
+  check_may_start
   start_runner
   watch_runner
 }

@@ -11,9 +11,9 @@ import { bucketNameWrapper, gzipUserData } from './encode';
 import { DEFAULTS, parameterNames, type Config, type Pool } from '../config';
 import { runnerNameFor, runnerSecretParameters, usesDeploymentCache, WORKER_CONFIG_DIR, workerConfigToml, type RunnerConfigOptions } from './runner-config';
 import { hostPathProblems } from '../host-paths';
-import { TAG_PREFIX } from '../controller/tags';
+import { reportQueueName, TAG_PREFIX } from '../controller/tags';
 import type { ActiveSettings } from '../periods';
-import { idleTarget } from '../planner';
+import { idleTarget, REPORTING } from '../planner';
 import { WORKER_SCRIPT } from './script';
 
 export interface UserDataOptions extends RunnerConfigOptions {
@@ -169,6 +169,9 @@ export function renderUserData(opts: UserDataOptions): string {
     ['DOCKERD_JSON', dockerdSettings(pool)],
     ['CA_PEM', pool.worker.caCertificate?.trim() ?? ''],
     ['USER_SCRIPT', pool.worker.userScript ?? ''],
+    // Reports go to this SQS queue (docs/worker.md, "Reports"); repeated every HEARTBEAT seconds.
+    ['REPORT_QUEUE', reportQueueName(config.deployment, stage)],
+    ['HEARTBEAT', REPORTING.heartbeatSeconds],
   ];
   const header = [
     '#!/bin/bash',

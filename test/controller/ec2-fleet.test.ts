@@ -278,7 +278,13 @@ describe('discover', () => {
       .on(DescribeInstancesCommand)
       .resolvesOnce({ Reservations: [{ Instances: [inst('i-1', 'running', {})] }], NextToken: 'n1' })
       .resolvesOnce({ Reservations: [{ Instances: [inst('i-2', 'pending', {}), inst('i-3', 'running', {})] }] });
-    ec2Mock.on(DescribeInstanceStatusCommand).resolves({ InstanceStatuses: [{ InstanceId: 'i-3', InstanceStatus: { Status: 'impaired' }, SystemStatus: { Status: 'ok' } }] });
+    // Moto ignores the status filters and answers with every status: the adapter checks them itself.
+    ec2Mock.on(DescribeInstanceStatusCommand).resolves({
+      InstanceStatuses: [
+        { InstanceId: 'i-1', InstanceStatus: { Status: 'ok' }, SystemStatus: { Status: 'ok' } },
+        { InstanceId: 'i-3', InstanceStatus: { Status: 'impaired' }, SystemStatus: { Status: 'ok' } },
+      ],
+    });
     const { fleet } = fleetUnderTest();
     const ws = await fleet.discover();
     expect(ws.map((w) => [w.id, w.problem])).toEqual([
@@ -294,7 +300,35 @@ describe('discover', () => {
       ]),
     );
     expect(ec2Mock.commandCalls(DescribeInstancesCommand)[1].args[0].input.NextToken).toBe('n1');
-    expect(ec2Mock.commandCalls(DescribeInstanceStatusCommand)[0].args[0].input.InstanceIds).toEqual(['i-1', 'i-3']);
+    const status = ec2Mock.commandCalls(DescribeInstanceStatusCommand).map((c) => c.args[0].input);
+    expect(status).toEqual([
+      { Filters: [{ Name: 'instance-status.status', Values: ['impaired'] }], MaxResults: 1000, NextToken: undefined },
+      { Filters: [{ Name: 'system-status.status', Values: ['impaired'] }], MaxResults: 1000, NextToken: undefined },
+    ]);
+  });
+
+  test('2,000 workers: DescribeInstances in pages of 1000 and two filtered status calls, not one per 100 ids; the statuses are reused for a minute', async () => {
+    const instances = Array.from({ length: 2000 }, (_, k) => inst(`i-${k.toString(16).padStart(17, '0')}`, 'running', { [TAGS.ready]: '2025-03-03T09:00:00Z', [TAGS.state]: 'busy' }));
+    ec2Mock.on(DescribeInstancesCommand).callsFake((input: { NextToken?: string; MaxResults?: number }) => {
+      const from = input.NextToken ? Number(input.NextToken) : 0;
+      const to = from + (input.MaxResults ?? 1000);
+      return { Reservations: [{ Instances: instances.slice(from, to) }], NextToken: to < instances.length ? String(to) : undefined };
+    });
+    ec2Mock.on(DescribeInstanceStatusCommand).callsFake((input: { Filters?: { Name: string }[] }) => ({
+      InstanceStatuses: input.Filters?.[0].Name === 'system-status.status' ? [{ InstanceId: instances[5].InstanceId, InstanceStatus: { Status: 'ok' }, SystemStatus: { Status: 'impaired' } }] : [],
+    }));
+    let now = Date.parse('2025-03-03T10:00:00Z');
+    const fleet = new Ec2Fleet({ ec2: new EC2Client({ region: 'us-east-1' }), config, stage: 'test', now: () => now });
+    const ws = await fleet.discover();
+    expect(ws).toHaveLength(2000);
+    expect(ws.filter((w) => w.problem === 'impaired').map((w) => w.id)).toEqual([instances[5].InstanceId]);
+    expect({ DescribeInstances: ec2Mock.commandCalls(DescribeInstancesCommand).length, DescribeInstanceStatus: ec2Mock.commandCalls(DescribeInstanceStatusCommand).length }).toEqual({ DescribeInstances: 2, DescribeInstanceStatus: 2 });
+    now += 30_000;
+    await fleet.discover();
+    expect(ec2Mock.commandCalls(DescribeInstanceStatusCommand)).toHaveLength(2);
+    now += 31_000;
+    await fleet.discover();
+    expect(ec2Mock.commandCalls(DescribeInstanceStatusCommand)).toHaveLength(4);
   });
 });
 
@@ -308,9 +342,25 @@ describe('retire and terminate', () => {
         return {};
       });
     const { fleet } = fleetUnderTest();
-    await fleet.terminate(ids.map((id) => ({ id, reason: 'test' })));
+    await fleet.terminate(ids.map((id) => ({ id, reason: 'test', kind: 'stopped-instance' as const })));
     const calls = ec2Mock.commandCalls(TerminateInstancesCommand).map((c) => c.args[0].input.InstanceIds!.length);
     expect(calls).toEqual([100, 50, ...Array(50).fill(1)]);
+  });
+
+  test('worker reports: one CreateTags per tag set for many instances; a failed set says so', async () => {
+    ec2Mock.on(CreateTagsCommand).callsFake((input: { Tags: { Key: string; Value: string }[] }) => {
+      if (input.Tags.some((t) => t.Value === 'draining')) throw Object.assign(new Error('slow down'), { name: 'RequestLimitExceeded' });
+      return {};
+    });
+    const { fleet } = fleetUnderTest();
+    const busy = Array.from({ length: 700 }, (_, k) => `i-${k.toString(16).padStart(17, '0')}`);
+    const ok = await fleet.recordWorkerState([
+      { tags: { [TAGS.state]: 'busy' }, ids: busy },
+      { tags: { [TAGS.state]: 'draining' }, ids: ['i-1'] },
+    ]);
+    expect(ok).toEqual([true, false]);
+    const calls = ec2Mock.commandCalls(CreateTagsCommand).map((c) => c.args[0].input);
+    expect(calls.filter((c) => c.Tags![0].Value === 'busy').map((c) => c.Resources!.length)).toEqual([500, 200]);
   });
 
   test('retirement is a tag with the request time', async () => {

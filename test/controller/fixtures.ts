@@ -1,6 +1,7 @@
 import { validateConfig, type Config, type Pool } from '../../lib/config';
 import type { Retirement, Termination } from '../../lib/model';
 import type { Clock, Fleet, FleetWorker, LaunchRequest, LaunchResult, Logger } from '../../lib/controller/ports';
+import type { WorkerStateWrite } from '../../lib/controller/reports';
 
 export function testConfig(overrides: Record<string, unknown> = {}, pools?: Record<string, unknown>[]): Config {
   return validateConfig({
@@ -53,6 +54,9 @@ export class FakeFleet implements Fleet {
   launches: LaunchRequest[] = [];
   retired: Retirement[] = [];
   terminated: Termination[] = [];
+  /** Worker-state tag writes (recordWorkerState), in order; `failWrites` makes them fail. */
+  stateWrites: WorkerStateWrite[] = [];
+  failWrites = false;
   private next = 1;
   launchImpl?: (req: LaunchRequest) => LaunchResult;
   /** Set to report a launch template version per pool (Fleet.currentTemplateVersion). */
@@ -60,8 +64,11 @@ export class FakeFleet implements Fleet {
 
   constructor(private readonly clock: Clock) {}
 
+  /** A worker as discovery shows it: one that is not booting has reported ready (and idle or busy), unless `w` says otherwise. */
   add(w: Partial<FleetWorker> & { pool: string; state: FleetWorker['state'] }): FleetWorker {
-    const worker: FleetWorker = { id: `i-${(this.next++).toString(16).padStart(17, '0')}`, launchedAt: this.clock.now(), builds: 0, ...w };
+    const launchedAt = w.launchedAt ?? this.clock.now();
+    const evidence: Partial<FleetWorker> = w.state === 'booting' ? {} : { readyAt: launchedAt, ...(w.state === 'idle' || w.state === 'busy' ? { reported: w.state } : {}) };
+    const worker: FleetWorker = { id: `i-${(this.next++).toString(16).padStart(17, '0')}`, launchedAt, builds: 0, ...evidence, ...w };
     this.workers.set(worker.id, worker);
     return worker;
   }
@@ -93,6 +100,11 @@ export class FakeFleet implements Fleet {
       this.terminated.push(t);
       this.workers.delete(t.id);
     }
+  }
+  async recordWorkerState(writes: readonly WorkerStateWrite[]): Promise<boolean[]> {
+    if (this.failWrites) return writes.map(() => false);
+    this.stateWrites.push(...writes);
+    return writes.map(() => true);
   }
 }
 

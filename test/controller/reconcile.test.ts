@@ -168,16 +168,16 @@ describe('reconcilePass', () => {
     expect(r.launched).toEqual({ docker: 1 });
   });
 
-  test('a busy worker is never terminated, even when broken', async () => {
+  test('a busy worker is never terminated, even when broken; what should go is asked to retire first', async () => {
     const { pass, fleet, clock } = setup();
     const busy = fleet.add({ pool: 'docker', state: 'busy', problem: 'impaired' });
     const idleBroken = fleet.add({ pool: 'docker', state: 'idle', problem: 'impaired', idleSince: clock.now() });
     const orphanBusy = fleet.add({ pool: 'gone-pool', state: 'busy' });
     const r = await pass();
-    expect(r.terminated.map((t) => t.id)).toEqual([idleBroken.id]);
-    expect(fleet.terminated.map((t) => t.id)).not.toContain(busy.id);
-    expect(fleet.terminated.map((t) => t.id)).not.toContain(orphanBusy.id);
+    expect(r.terminated).toEqual([]);
+    expect(r.retired.map((t) => t.id).sort()).toEqual([idleBroken.id, orphanBusy.id].sort());
     expect(fleet.workers.has(busy.id)).toBe(true);
+    expect(fleet.retired.map((t) => t.id)).not.toContain(busy.id);
   });
 
   test('idle workers past IdleTime above the idle target are asked to retire, not terminated', async () => {

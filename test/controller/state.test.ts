@@ -3,6 +3,8 @@ import {
   decodeState,
   emptyState,
   encodeState,
+  encodeCooldowns,
+  MAX_COOLDOWN_PARAMS,
   MAX_JOB_SHARDS,
   MAX_PARAMETER_BYTES,
   expireProjects,
@@ -60,12 +62,13 @@ describe('state encoding', () => {
     expect(warnings).toEqual([]);
     for (const [name, v] of values) {
       expect(Buffer.byteLength(v, 'utf8')).toBeLessThanOrEqual(MAX_PARAMETER_BYTES);
-      expect(name).toMatch(/^(meta|last-pass|projects|jobs\/\d\d)$/);
+      expect(name).toMatch(/^(meta|last-pass|projects|jobs\/\d\d|cooldowns\/\d)$/);
     }
     expect([...values.keys()].filter((k) => k.startsWith('jobs/')).length).toBeLessThanOrEqual(MAX_JOB_SHARDS);
     const back = decodeState(values);
     expect(normalised(back)).toEqual(normalised(s));
-    expect(back.cooldowns).toEqual(s.cooldowns);
+    const byType = (a: { instanceType: string }, b: { instanceType: string }) => (a.instanceType < b.instanceType ? -1 : 1);
+    expect([...back.cooldowns].sort(byType)).toEqual([...s.cooldowns].sort(byType));
     expect(back.backoffs).toEqual(s.backoffs);
   });
 
@@ -118,6 +121,49 @@ describe('state encoding', () => {
     const back = decodeState(values, (m) => warnings.push(m));
     expect(warnings.length).toBeGreaterThan(0);
     expect(back.jobs.size).toBeLessThanOrEqual(s.jobs.size);
+  });
+
+  test('capacity cooldowns are never dropped to fit: 10 pools x 10 types x 6 subnets, both markets, all cooling down', () => {
+    const rnd = lcg(11);
+    const hex = (n: number) => Array.from({ length: n }, () => Math.floor(rnd() * 16).toString(16)).join('');
+    const types = ['m6i.large', 'm6a.large', 'm5.large', 'm5a.large', 'm7i.large', 'm7a.large', 'c6i.xlarge', 'c6a.xlarge', 'c5.xlarge', 'r6i.large'];
+    const s = emptyState();
+    for (let p = 0; p < 10; p++) {
+      // Each pool its own subnets (random ids do not compress), each cooldown its own end.
+      const subnets = Array.from({ length: 6 }, () => `subnet-${hex(17)}`);
+      for (const instanceType of types)
+        for (const subnet of subnets)
+          for (const market of ['spot', 'on-demand'] as const)
+            s.cooldowns.push({ pool: `pool-${p}`, instanceType, subnet, market, until: T0 + 1000 * Math.floor(rnd() * 300), reason: rnd() < 0.9 ? 'InsufficientInstanceCapacity' : `interruption of i-${hex(17)}` });
+    }
+    for (const count of [600, 1200]) {
+      const warnings: string[] = [];
+      const parts = encodeCooldowns(s.cooldowns.slice(0, count), (m) => warnings.push(m));
+      expect(warnings).toEqual([]);
+      expect(parts.length).toBeLessThanOrEqual(count === 600 ? 1 : 2);
+      for (const v of parts) expect(Buffer.byteLength(v)).toBeLessThanOrEqual(MAX_PARAMETER_BYTES);
+    }
+    const warnings: string[] = [];
+    const values = encodeState(s, (m) => warnings.push(m));
+    expect(warnings).toEqual([]);
+    const back = decodeState(values);
+    const key = (c: (typeof s.cooldowns)[number]) => JSON.stringify([c.pool, c.instanceType, c.subnet, c.market, c.until, c.reason]);
+    expect(back.cooldowns.map(key).sort()).toEqual(s.cooldowns.map(key).sort());
+  });
+
+  test('cooldowns beyond what 8 parameters hold: the soonest-ending are dropped and it is said, never silently', () => {
+    const s = emptyState();
+    for (let k = 0; k < 20_000; k++) s.cooldowns.push({ pool: `pool-${k % 50}`, instanceType: `x${k}.large`, subnet: `subnet-${(k * 7919).toString(16).padStart(17, '0')}`, until: T0 + k * 1000, reason: 'InsufficientInstanceCapacity' });
+    const errors: string[] = [];
+    const parts = encodeCooldowns(s.cooldowns, (m) => errors.push(m));
+    expect(parts.length).toBe(MAX_COOLDOWN_PARAMS);
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors[0]).toMatch(/capacity cooldowns do not fit 8 parameters of 4 KB; the \d+ ending soonest are dropped/);
+  });
+
+  test('cooldowns written in meta by an earlier release are still read', () => {
+    const values = new Map([[PARAMS.meta, JSON.stringify({ v: 1, shards: 1, cooldowns: [{ pool: 'docker', instanceType: 'm5.large', subnet: 'subnet-0a', until: T0, reason: 'x' }], backoffs: {}, paused: {}, inflight: [] })]]);
+    expect(decodeState(values).cooldowns).toEqual([{ pool: 'docker', instanceType: 'm5.large', subnet: 'subnet-0a', until: T0, reason: 'x' }]);
   });
 
   test('missing state is empty without warnings', () => {

@@ -1,12 +1,12 @@
 /**
  * End to end, as a user would run it: `npm run dev` (scripts/dev.mjs: moto + serverless-offline
- * + the SQS bridge), then GitLab job hooks over HTTP. A wrong token gets 401 and launches nothing;
+ * + the minute tick; the reconcile function reads moto's queues itself), then GitLab job hooks over HTTP. A wrong token gets 401 and launches nothing;
  * a valid pending-job hook leads to an instance in moto. Free ports; everything is stopped by the
  * PID of the dev script (which stops its own children by PID) and checked gone.
  *
  * "Nothing happened" is checked from what the system reports, never after a fixed sleep: the
  * webhook's own logged decision for the forged request (its correlation id is the X-Gitlab-Event-UUID
- * we send), and the SQS bridge's count of messages it handed to reconcile.
+ * we send), and the reconcile function's own count of the events its passes took.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -36,7 +36,7 @@ beforeAll(async () => {
   ports = { http: await freePort(), lambda: await freePort(), moto: await freePort() };
   dev = spawn(process.execPath, ['scripts/dev.mjs'], {
     cwd: root,
-    env: { ...process.env, DEV_HTTP_PORT: String(ports.http), DEV_LAMBDA_PORT: String(ports.lambda), DEV_MOTO_PORT: String(ports.moto), DEV_WEBHOOK_SECRET: SECRET, DEV_TICK_SECONDS: '3600' },
+    env: { ...process.env, DEV_HTTP_PORT: String(ports.http), DEV_LAMBDA_PORT: String(ports.lambda), DEV_MOTO_PORT: String(ports.moto), DEV_WEBHOOK_SECRET: SECRET, DEV_TICK_SECONDS: '20' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   dev.stdout!.on('data', (d) => (output += d));
@@ -79,8 +79,8 @@ function functionLogs(): Record<string, any>[] {
       }
     });
 }
-/** Messages the dev SQS bridge handed to the reconcile function, in all. */
-const messagesTaken = () => [...output.matchAll(/reconcile took (\d+) message\(s\)/g)].reduce((n, m) => n + Number(m[1]), 0);
+/** Job events the reconcile function's passes took from the queue, in all (its "pass done" lines). */
+const messagesTaken = () => functionLogs().filter((l) => l.message === 'pass done' && l.function === 'reconcile').reduce((n, l) => n + Number(l.events ?? 0), 0);
 
 const FORGED = { uuid: 'e2e-forged-0000-0000-000000000001', jobId: 990_001 };
 const VALID = { uuid: 'e2e-valid-0000-0000-000000000002', jobId: 4242 };
@@ -101,7 +101,7 @@ describe('npm run dev, end to end', () => {
     const res = await hook(SECRET, VALID.uuid, VALID.jobId);
     expect(res.status).toBe(202);
     const ids = await until('an instance in moto', async () => ((await instances()).length ? instances() : undefined), 90_000);
-    await until('the bridge to report the batch', async () => (messagesTaken() > 0 ? true : undefined), 30_000);
+    await until('the reconcile pass to report the event', async () => (messagesTaken() > 0 ? true : undefined), 30_000);
     // Exactly what the valid event caused: one queued message (the forged one, had it been queued,
     // was in the queue first and a distinct job), one launch, one instance.
     expect(messagesTaken()).toBe(1);

@@ -6,7 +6,8 @@ import { gunzipSync } from 'node:zlib';
 import { parseConfig } from '../../lib/config';
 import { buildStack, logicalName, rootDeviceName, StackError, type StackOptions } from '../../lib/deploy/stack';
 import { renderUserData } from '../../lib/worker/userdata';
-import { TAGS } from '../../lib/controller/tags';
+import { reportQueueName, TAGS } from '../../lib/controller/tags';
+import { REPORTING } from '../../lib/planner';
 
 const sample = parseConfig(readFileSync(join(__dirname, '../../samples/config.yaml'), 'utf8'), 'samples/config.yaml');
 const opts = (over: Partial<StackOptions> = {}): StackOptions => ({ config: sample, stage: 'prod', region: 'eu-central-1', vpcId: 'vpc-0123456789abcdef0', renderUserData, ...over });
@@ -52,13 +53,14 @@ describe('IAM: least privilege', () => {
       expect(launch.Condition.StringEquals[`aws:RequestTag/${TAGS.deployment}`]).toBe('acme-ci');
   });
 
-  it('lets reconcile tag existing workers with the retire key only, and other tags only at launch', () => {
+  it('lets reconcile tag existing workers with the retire key and the reported state only, and other tags only at launch', () => {
     const createTags = grantsOf('ReconcileRole', 'ec2:CreateTags');
-    expect(createTags.map((s) => s.Sid).sort()).toEqual(['RetireOwnWorkers', 'TagOnLaunch']);
-    const retire = createTags.find((s) => s.Sid === 'RetireOwnWorkers');
-    // Every key a request may set must be the retire key: the deployment/stage/pool tags that the
-    // other grants key on cannot be rewritten on an existing instance.
-    expect(retire.Condition['ForAllValues:StringEquals']).toEqual({ 'aws:TagKeys': [TAGS.retire] });
+    expect(createTags.map((s) => s.Sid).sort()).toEqual(['RetireAndRecordOwnWorkers', 'TagOnLaunch']);
+    const retire = createTags.find((s) => s.Sid === 'RetireAndRecordOwnWorkers');
+    // Every key a request may set must be the retire key or a reported-state key: the
+    // deployment/stage/pool tags that the other grants key on cannot be rewritten on an existing instance.
+    expect(retire.Condition['ForAllValues:StringEquals']['aws:TagKeys'].sort()).toEqual([TAGS.retire, TAGS.ready, TAGS.state, TAGS.builds, TAGS.idleSince, TAGS.stoppedAt].sort());
+    expect(retire.Condition['ForAllValues:StringEquals']['aws:TagKeys']).not.toContain(TAGS.pool);
     expect(retire.Condition.StringEquals).toEqual({ [`aws:ResourceTag/${TAGS.deployment}`]: 'acme-ci', [`aws:ResourceTag/${TAGS.stage}`]: 'prod' });
     const atLaunch = createTags.find((s) => s.Sid === 'TagOnLaunch');
     expect(atLaunch.Condition).toEqual({ StringEquals: { 'ec2:CreateAction': ['CreateFleet', 'RunInstances'] } });
@@ -113,8 +115,18 @@ describe('IAM: least privilege', () => {
     expect(JSON.stringify(g.filter((s) => s.Effect === 'Allow'))).not.toContain('runner-token/heavy');
     const s3 = g.filter((s) => actions([s]).some((a) => a.startsWith('s3:')));
     for (const s of s3) expect(JSON.stringify(s.Resource)).toContain('CacheBucket');
-    const own = g.find((s) => s.Sid === 'ReportOwnState');
-    expect(own.Condition.StringEquals['aws:ARN']).toEqual({ 'Fn::Sub': '${!ec2:SourceInstanceARN}' });
+    // Workers report to the report queue only; they never tag (CreateTags is the account's bucket).
+    expect(actions(g).filter((a) => a.startsWith('ec2:'))).toEqual([]);
+    const report = g.find((s) => s.Sid === 'ReportState');
+    expect(report).toMatchObject({ Action: ['sqs:SendMessage', 'sqs:GetQueueUrl'], Resource: { 'Fn::GetAtt': ['WorkerReportQueue', 'Arn'] } });
+  });
+
+  it('lets reconcile read and delete from the job-event and report queues only, and trust reports from the worker roles', () => {
+    const consume = statements('ReconcileRole').find((s) => s.Sid === 'ConsumeEventsAndReports');
+    expect(consume.Action).toEqual(['sqs:ReceiveMessage', 'sqs:DeleteMessage']);
+    expect(consume.Resource).toEqual([{ 'Fn::GetAtt': ['EventQueue', 'Arn'] }, { 'Fn::GetAtt': ['WorkerReportQueue', 'Arn'] }]);
+    expect(stack.env.reconcile.WORKER_ROLE_IDS).toEqual({ 'Fn::Join': [',', [{ 'Fn::GetAtt': ['WorkerRoleGeneral', 'RoleId'] }, { 'Fn::GetAtt': ['WorkerRoleHeavy', 'RoleId'] }]] });
+    expect(stack.env.reconcile.REPORT_QUEUE_URL).toEqual({ Ref: 'WorkerReportQueue' });
   });
 });
 
@@ -219,15 +231,18 @@ describe('workers', () => {
 });
 
 describe('queue, schedules, outputs', () => {
-  it('has a dead-letter queue with an alarm, and a visibility timeout of six reconcile timeouts', () => {
-    expect(R.EventQueue.Properties.RedrivePolicy.deadLetterTargetArn).toEqual({ 'Fn::GetAtt': ['EventDeadLetterQueue', 'Arn'] });
-    expect(R.EventQueue.Properties.VisibilityTimeout).toBe(360);
+  it('has a dead-letter queue with an alarm behind both queues; the report queue has the name the user data looks up', () => {
+    for (const q of ['EventQueue', 'WorkerReportQueue']) {
+      expect(R[q].Properties.RedrivePolicy.deadLetterTargetArn).toEqual({ 'Fn::GetAtt': ['EventDeadLetterQueue', 'Arn'] });
+      expect(R[q].Properties.VisibilityTimeout).toBe(REPORTING.visibilitySeconds);
+    }
+    expect(R.WorkerReportQueue.Properties.QueueName).toBe(reportQueueName('acme-ci', 'prod'));
     expect(R.DeadLetterAlarm.Properties.Dimensions[0].Value).toEqual({ 'Fn::GetAtt': ['EventDeadLetterQueue', 'QueueName'] });
   });
 
-  it('triggers reconcile from SQS with partial batch failures, every minute, and at the period boundaries', () => {
-    const [sqs, tick, ...boundaries] = stack.reconcileEvents as any[];
-    expect(sqs.sqs).toMatchObject({ functionResponseType: 'ReportBatchItemFailures', maximumBatchingWindow: 2 });
+  it('runs reconcile every minute and at the period boundaries, with no SQS event source (it reads the queues itself)', () => {
+    const [tick, ...boundaries] = stack.reconcileEvents as any[];
+    expect((stack.reconcileEvents as any[]).some((e) => e.sqs)).toBe(false);
     expect(tick.schedule).toMatchObject({ rate: ['rate(1 minute)'], method: 'scheduler' });
     expect(boundaries.map((b) => [b.schedule.rate[0], b.schedule.timezone])).toEqual([['cron(0 0,8,19 * * ? *)', 'Europe/Berlin']]);
   });

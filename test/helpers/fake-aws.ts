@@ -42,6 +42,8 @@ export class FakeAws {
   taggedResources = 0;
   readonly parameters = new Map<string, string>();
   latency: Latency = () => 0;
+  /** Called before every call is answered (tests use it to act in the middle of a pass). */
+  beforeCall?: (api: string, input: Record<string, any>) => void;
   templateVersion = 1;
   private next = 1;
   private readonly ec2Mock = mockClient(EC2Client);
@@ -79,12 +81,17 @@ export class FakeAws {
     this.ssmMock.restore();
   }
 
-  private async answer<T>(api: string, f: () => T, items: (out: T) => number = () => 0): Promise<T> {
+  private async answer<T>(api: string, f: () => T, items: (out: T) => number = () => 0, input: Record<string, any> = {}): Promise<T> {
     this.calls.set(api, (this.calls.get(api) ?? 0) + 1);
+    this.beforeCall?.(api, input);
     const out = f();
     const ms = this.latency(api, items(out));
     if (ms > 0) await new Promise((r) => setTimeout(r, ms));
     return out;
+  }
+
+  private answerWith<T>(input: Record<string, any>, api: string, f: () => T, items?: (out: T) => number): Promise<T> {
+    return this.answer(api, f, items, input);
   }
 
   private render(i: FakeInstance): Instance {
@@ -106,7 +113,7 @@ export class FakeAws {
       return { items: items.slice(from, from + size), next: from + size < items.length ? String(from + size) : undefined };
     };
     this.ec2Mock.on(DescribeInstancesCommand).callsFake((input) =>
-      this.answer('DescribeInstances', () => {
+      this.answerWith(input, 'DescribeInstances', () => {
         let list = [...this.instances.values()];
         if (input.InstanceIds?.length) list = list.filter((i) => input.InstanceIds.includes(i.id));
         for (const f of input.Filters ?? []) {
@@ -118,7 +125,7 @@ export class FakeAws {
       }, (out) => out.Reservations[0].Instances.length),
     );
     this.ec2Mock.on(DescribeInstanceStatusCommand).callsFake((input) =>
-      this.answer('DescribeInstanceStatus', () => {
+      this.answerWith(input, 'DescribeInstanceStatus', () => {
         let list = [...this.instances.values()].filter((i) => i.state === 'running');
         if (input.InstanceIds?.length) list = list.filter((i) => input.InstanceIds.includes(i.id));
         for (const f of input.Filters ?? []) if (/status\.status$/.test(f.Name ?? '') && f.Values.includes('impaired')) list = list.filter((i) => i.impaired);
@@ -145,7 +152,7 @@ export class FakeAws {
       })),
     );
     this.ec2Mock.on(CreateFleetCommand).callsFake((input) =>
-      this.answer('CreateFleet', () => {
+      this.answerWith(input, 'CreateFleet', () => {
         const count = input.TargetCapacitySpecification?.TotalTargetCapacity ?? 0;
         const tags = Object.fromEntries((input.TagSpecifications?.[0]?.Tags ?? []).map((t: { Key: string; Value: string }) => [t.Key, t.Value]));
         const o = input.LaunchTemplateConfigs?.[0]?.Overrides?.[0] ?? {};
@@ -155,7 +162,7 @@ export class FakeAws {
       }),
     );
     this.ec2Mock.on(CreateTagsCommand).callsFake((input) =>
-      this.answer('CreateTags', () => {
+      this.answerWith(input, 'CreateTags', () => {
         this.taggedResources += (input.Resources ?? []).length;
         for (const id of input.Resources ?? []) {
           const i = this.instances.get(id);
@@ -165,7 +172,7 @@ export class FakeAws {
       }),
     );
     this.ec2Mock.on(TerminateInstancesCommand).callsFake((input) =>
-      this.answer('TerminateInstances', () => {
+      this.answerWith(input, 'TerminateInstances', () => {
         for (const id of input.InstanceIds ?? []) {
           const i = this.instances.get(id);
           if (i) i.state = 'shutting-down';
@@ -174,7 +181,7 @@ export class FakeAws {
       }),
     );
     this.ssmMock.on(GetParametersByPathCommand).callsFake((input) =>
-      this.answer('GetParametersByPath', () => {
+      this.answerWith(input, 'GetParametersByPath', () => {
         const path = input.Path.replace(/\/$/, '') + '/';
         const list = [...this.parameters].filter(([k]) => k.startsWith(path)).sort();
         const from = input.NextToken ? Number(input.NextToken) : 0;
@@ -186,7 +193,7 @@ export class FakeAws {
       }),
     );
     this.ssmMock.on(PutParameterCommand).callsFake((input) =>
-      this.answer('PutParameter', () => {
+      this.answerWith(input, 'PutParameter', () => {
         this.parameters.set(input.Name, input.Value);
         return { Version: 1 };
       }),

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EC2Client, DescribeInstancesCommand, DescribeLaunchTemplateVersionsCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { SSMClient, PutParameterCommand } from '@aws-sdk/client-ssm';
-import { SQSClient, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, SQSClient, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
 import { stringify } from 'yaml';
 import { startMoto, motoClientConfig, type MotoServer } from '../helpers/moto';
@@ -31,6 +31,11 @@ let lines: string[] = [];
 const metrics: string[] = [];
 const env0 = { ...process.env };
 const ctx = () => ({ awsRequestId: 'r-1', getRemainingTimeInMillis: () => 60_000 }) as any;
+/** A context whose time runs out after one pass of the loop (SAFETY_MARGIN_MS 5 s + the loop's 15 s stop reserve). */
+const shortCtx = () => {
+  const t0 = Date.now();
+  return { awsRequestId: 'r-2', getRemainingTimeInMillis: () => 20_300 - (Date.now() - t0) } as any;
+};
 const apiRequests: { url?: string; token?: string | string[] }[] = [];
 
 beforeAll(async () => {
@@ -59,6 +64,8 @@ beforeAll(async () => {
     STAGE: 'test',
     CONFIG_FILE: join(dir, 'config.yaml'),
     QUEUE_URL: seeded.queueUrl,
+    REPORT_QUEUE_URL: seeded.reportQueueUrl,
+    WORKER_ROLE_IDS: seeded.workerRoleIds.join(','),
   });
   delete process.env.CONFIG_PARAMETER;
 }, 60_000);
@@ -110,19 +117,37 @@ describe('reconcile handler', () => {
   });
 
   it('runs a scheduled pass and returns its decisions', async () => {
-    const res: any = await reconcile({ trigger: 'schedule', reason: 'tick' }, ctx());
+    const res: any = await reconcile({ trigger: 'schedule', reason: 'tick' }, shortCtx());
     expect(res.passId).toMatch(/^\d{8}T\d{6}Z-/);
+    expect(res.passes).toBeGreaterThanOrEqual(1);
     expect(Array.isArray(res.decisions)).toBe(true);
+  });
+
+  it('a scheduled invocation reads the job-event queue itself: applied events are deleted, an unreadable one is left for the dead-letter queue', async () => {
+    const sqs = new SQSClient(motoClientConfig(moto.endpoint));
+    const job = (id: number) => JSON.stringify({ v: 1, type: 'job', event: { jobId: id, projectId: 5, status: 'pending', receivedAt: Date.now(), deliveryId: `q-${id}` } });
+    for (const body of [job(501), job(502), '{"v":9}']) await sqs.send(new SendMessageCommand({ QueueUrl: seeded.queueUrl, MessageBody: body }));
+    const before = (await instances()).length;
+    const res: any = await reconcile({ trigger: 'schedule' }, shortCtx());
+    expect(res.passes).toBeGreaterThanOrEqual(1);
+    expect((await instances()).length).toBeGreaterThan(before);
+    const logs = lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    expect(logs.some((l) => l.message === 'queue message refused')).toBe(true);
+    expect(logs.filter((l) => l.message === 'pass done').reduce((n, l) => n + l.events, 0)).toBeGreaterThanOrEqual(2);
+    // Only the unreadable message is left (it comes back after its visibility timeout).
+    const left = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: seeded.queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
+    expect(Number(left.Attributes!.ApproximateNumberOfMessages) + Number(left.Attributes!.ApproximateNumberOfMessagesNotVisible)).toBe(1);
+    sqs.destroy();
   });
 
   it('keeps one Ec2Fleet per container: the launch template check is cached across invocations', async () => {
     const send = jest.spyOn(EC2Client.prototype, 'send');
     const templateChecks = () => send.mock.calls.filter(([cmd]) => cmd instanceof DescribeLaunchTemplateVersionsCommand).length;
     try {
-      await reconcile({ trigger: 'schedule' }, ctx());
+      await reconcile({ trigger: 'manual' }, ctx());
       const first = templateChecks();
       expect(first).toBeGreaterThan(0);
-      await reconcile({ trigger: 'schedule' }, ctx());
+      await reconcile({ trigger: 'manual' }, ctx());
       expect(templateChecks()).toBe(first);
     } finally {
       send.mockRestore();

@@ -53,6 +53,8 @@ export interface Scenario {
   gitlabAccepts?: string;
   /** Called for every event the fakes report; may change IMDS state. */
   onEvent?: (event: string, imds: ImdsState) => void;
+  /** Called once the script is started, with the directory of the fakes' control files (docker.fail, sqs.fail...). */
+  onStart?: (fakeDir: string) => void;
   /** Files created under the sandboxed root before the run. */
   preexisting?: string[];
   env?: Record<string, string>;
@@ -64,6 +66,10 @@ export interface Scenario {
   ssm?: Record<string, string>;
   /** Files under the sandboxed root to read into RunResult.files after the run. */
   collect?: string[];
+  /** Seconds before the script starts that the controller launched the instance (its launched-at tag); default 5. */
+  launchedSecondsAgo?: number;
+  /** `aws sqs send-message` fails (the report queue is unreachable or the role may not send). */
+  reportsFail?: boolean;
   /**
    * gitlab-runner is not installed: the worker downloads it from the stand-in (GSA_RUNNER_DOWNLOADS),
    * which serves the fake runner and a release.sha256 that matches it, or not when 'bad'.
@@ -114,6 +120,11 @@ function fakeScripts(fake: string, server: string): Record<string, string> {
 ${log('aws')}
 [ -f ${fake}/aws.reads-stdin ] && cat >/dev/null
 case "$1 $2" in
+  "sqs get-queue-url")
+    echo "https://sqs.eu-west-1.amazonaws.com/123456789012/gsa-reports"; exit 0 ;;
+  "sqs send-message")
+    [ -f ${fake}/sqs.fail ] && { echo "An error occurred (AccessDenied) when calling the SendMessage operation" >&2; exit 254; }
+    exit 0 ;;
   "ssm get-parameter")
     # Job secrets (Scenario.ssm) by name; any other name is the runner token.
     name=''; prev=''; for a in "$@"; do [ "$prev" = --name ] && name=$a; prev=$a; done
@@ -187,7 +198,7 @@ while [ $quit = 0 ] && [ $term = 0 ] && [ $n -lt "$JOBS" ] && { [ "$max" = 0 ] |
   docker run --rm --label com.gitlab.gitlab-runner.job.id=$id alpine:latest sh -c 'make test'
   waited=0
   if [ "\${UNKNOWN_LOG_FORMAT:-0}" = 1 ]; then
-    until [ "$(grep -c 'state,Value=busy' ${fake}/calls.log)" -ge $n ] || [ $waited -ge 400 ]; do sleep 0.05; waited=$((waited + 1)); done
+    until [ "$(grep -c '"s":"busy"' ${fake}/calls.log)" -ge $n ] || [ $waited -ge 400 ]; do sleep 0.05; waited=$((waited + 1)); done
     waited=0
   fi
   if [ "\${WAIT_SIGNAL_IN_JOB:-0}" = $n ]; then
@@ -203,8 +214,8 @@ while [ $quit = 0 ] && [ $term = 0 ] && [ $n -lt "$JOBS" ] && { [ "$max" = 0 ] |
   fi
   rm -f ${fake}/job.running
   if [ "\${UNKNOWN_LOG_FORMAT:-0}" = 1 ]; then
-    # Wait until the worker saw the containers go (idle tags: one at ready, one per job).
-    until [ "$(grep -c 'state,Value=idle' ${fake}/calls.log)" -gt $n ] || [ $waited -ge 400 ]; do sleep 0.05; waited=$((waited + 1)); done
+    # Wait until the worker saw the containers go (idle reports: one at ready, one per job).
+    until [ "$(grep -c '"s":"idle"' ${fake}/calls.log)" -gt $n ] || [ $waited -ge 400 ]; do sleep 0.05; waited=$((waited + 1)); done
     echo "Finished job $id (a log line in a new format)"; else
   echo "Job succeeded                                       duration_s=0.1 job=$id project=1 runner=$short"; fi
   ev job-end-$n
@@ -251,7 +262,8 @@ async function startStandIn(
   verifyBodies: string[],
   downloads: Map<string, string>,
 ): Promise<{ server: Server; url: string; state: ImdsState }> {
-  const state: ImdsState = { tags: new Map([[TAGS.pool, 'default'], [TAGS.deployment, 'ci'], ['Name', 'ci-test-default']]) };
+  const launchedAt = new Date(Date.now() - (scenario.launchedSecondsAgo ?? 5) * 1000).toISOString();
+  const state: ImdsState = { tags: new Map([[TAGS.pool, 'default'], [TAGS.deployment, 'ci'], [TAGS.launchedAt, launchedAt], ['Name', 'ci-test-default']]) };
   const imdsToken = 'imds-session-token-1';
   const accepts = scenario.gitlabAccepts ?? TOKEN;
   const handler = (req: IncomingMessage, res: ServerResponse, body: string) => {
@@ -339,6 +351,7 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
     writeFileSync(join(fake, 'env.log'), '');
     if (scenario.dockerFails) writeFileSync(join(fake, 'docker.fail'), '');
     if (scenario.awsReadsStdin) writeFileSync(join(fake, 'aws.reads-stdin'), '');
+    if (scenario.reportsFail) writeFileSync(join(fake, 'sqs.fail'), '');
     if (scenario.tokenInSsm ?? true) writeFileSync(join(fake, 'token'), TOKEN);
     mkdirSync(join(fake, 'ssm'));
     for (const [name, value] of Object.entries(scenario.ssm ?? {})) writeFileSync(join(fake, 'ssm', name.replace(/\//g, '_')), value);
@@ -372,6 +385,7 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
         ...scenario.env,
       },
     });
+    scenario.onStart?.(fake);
     let output = '';
     child.stdout.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
@@ -417,6 +431,13 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
     await new Promise<void>((resolve) => server.close(() => resolve()));
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The reports the worker sent (`aws sqs send-message`), decoded, in order. */
+export function reportsSent(calls: Call[]): { s: string; q: number; n: number; t: number; r?: number; is?: number; rt?: string; w?: string; i: string }[] {
+  return calls
+    .filter((c) => c.cmd === 'aws' && c.args.startsWith('sqs send-message'))
+    .map((c) => JSON.parse(c.args.slice(c.args.indexOf('--message-body ') + '--message-body '.length)));
 }
 
 /** Index of the first call matching, or -1. */

@@ -3,9 +3,11 @@
  * (harness.ts). Each scenario asserts the order of what the worker did, and that the runner token
  * never shows up in its output, in any command's argv or in any command's environment.
  */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { TAGS } from '../../lib/controller/tags';
 import { WORKER_DEFAULTS } from '../../lib/worker/userdata';
-import { indexOf, runScenario, TOKEN, type RunResult } from './harness';
+import { indexOf, reportsSent, runScenario, TOKEN, type RunResult } from './harness';
 
 jest.setTimeout(60_000);
 
@@ -27,7 +29,11 @@ function expectShutdown(r: RunResult, reason: RegExp): void {
   expect(r.calls.filter((c) => c.cmd === 'shutdown' && c.args.startsWith('-h now'))).toHaveLength(1);
 }
 
-const tagCalls = (r: RunResult) => r.calls.filter((c) => c.cmd === 'aws' && c.args.startsWith('ec2 create-tags'));
+/** The worker never tags itself (its role has no ec2:CreateTags): it reports to SQS. */
+function expectNoTagCalls(r: RunResult): void {
+  expect(r.calls.filter((c) => c.cmd === 'aws' && c.args.startsWith('ec2 '))).toEqual([]);
+}
+const readyReport = (r: RunResult) => indexOf(r.calls, 'aws', /^sqs send-message .*"s":"idle".*"r":\d+/);
 
 describe('worker lifecycle (bash, fakes, IMDS stand-in)', () => {
   test('normal life: boot, MaxBuilds builds, leaves on its own', async () => {
@@ -38,22 +44,27 @@ describe('worker lifecycle (bash, fakes, IMDS stand-in)', () => {
     expect(indexOf(r.calls, 'shutdown', '-h +1630 ')).toBe(indexOf(r.calls, 'shutdown', ''));
     const ssm = indexOf(r.calls, 'aws', 'ssm get-parameter');
     expect(r.calls[ssm].args).toContain('--name /gitlab-spot-autoscaler/ci/test/secrets/runner-token/default --with-decryption');
-    const ready = indexOf(r.calls, 'aws', `Key=${TAGS.ready},`);
+    const ready = readyReport(r);
     const runner = indexOf(r.calls, 'gitlab-runner', 'run-single');
     expect(ssm).toBeGreaterThan(-1);
     expect(ready).toBeGreaterThan(ssm);
     expect(runner).toBeGreaterThan(ready);
+    expect(r.calls[indexOf(r.calls, 'aws', 'sqs get-queue-url')].args).toContain('--queue-name gsa-ci-test-worker-reports');
     expect(r.calls[runner].args).toMatch(/-r ci-test-default --max-builds 3 --wait-timeout 600$/);
     expect(r.events).toEqual(['job-start-1', 'job-end-1', 'job-start-2', 'job-end-2', 'job-start-3', 'job-end-3', 'exit-0']);
     // The token reached GitLab's verify endpoint in a request body and the 0600 config file, nowhere else.
     expect(r.verifyBodies).toEqual([JSON.stringify({ token: TOKEN })]);
     expect(r.runnerSaw.trim()).toBe('conf=600 dir=700 token-in-conf=yes BucketLocation = "eu-west-1"');
-    const tags = tagCalls(r).map((c) => c.args);
-    expect(tags[0]).toContain(`Key=${TAGS.state},Value=idle`);
-    expect(tags[0]).toContain(`Key=${TAGS.builds},Value=0`);
-    // (The docker cross-check may also tag busy, without builds, when it sees a container before the log line is read.)
-    expect(tags.filter((t) => t.includes(`Key=${TAGS.state},Value=busy`) && t.includes('builds,')).map((t) => /builds,Value=(\d+)/.exec(t)?.[1])).toEqual(['1', '2', '3']);
-    expect(tags[tags.length - 1]).toContain(`Key=${TAGS.state},Value=draining`);
+    expectNoTagCalls(r);
+    const reports = reportsSent(r.calls);
+    expect(reports[0]).toMatchObject({ i: 'i-0fa1afe1c0ffee000', q: 1, s: 'idle', n: 0 });
+    expect(reports[0].r).toBeGreaterThan(0);
+    // Every report carries the next sequence number: the controller keeps the newest.
+    expect(reports.map((x) => x.q)).toEqual(reports.map((_, k) => k + 1));
+    // (The docker cross-check may also report busy before the log line is read, with the count so far.)
+    expect([...new Set(reports.filter((x) => x.s === 'busy').map((x) => x.n))].filter((n) => n > 0)).toEqual([1, 2, 3]);
+    // The last word: its runner is gone, no job runs, it powers off.
+    expect(reports[reports.length - 1]).toMatchObject({ s: 'stopped', n: 3, w: 'MaxBuilds (3) reached' });
     expect(r.calls.some((c) => c.cmd === 'gitlab-runner' && c.args.startsWith('signal-'))).toBe(false);
   });
 
@@ -83,10 +94,15 @@ describe('worker lifecycle (bash, fakes, IMDS stand-in)', () => {
     expectNoTokenLeak(r);
     // exit-0 is the fake's own clean exit: it was not killed.
     expect(r.events).toEqual(['job-start-1', 'signal-QUIT', 'job-end-1', 'exit-0']);
-    const draining = indexOf(r.calls, 'aws', `Key=${TAGS.state},Value=draining`);
+    const draining = indexOf(r.calls, 'aws', '"s":"draining"');
     expect(draining).toBeGreaterThan(indexOf(r.calls, 'gitlab-runner', 'job-start-1'));
     // After the job the worker reports draining, not idle: the controller must not count it as available.
-    expect(indexOf(r.calls, 'aws', `Key=${TAGS.state},Value=idle`, draining)).toBe(-1);
+    expect(indexOf(r.calls, 'aws', '"s":"idle"', draining)).toBe(-1);
+    // It acknowledges the request it saw, and its last report says its runner is gone.
+    const reports = reportsSent(r.calls);
+    expect(reports.find((x) => x.s === 'draining')).toMatchObject({ rt: '2030-01-01T00:00:00.000Z' });
+    expect(reports[reports.length - 1].s).toBe('stopped');
+    expect(indexOf(r.calls, 'aws', '"s":"stopped"')).toBeGreaterThan(indexOf(r.calls, 'gitlab-runner', 'exit-0'));
   });
 
   test('spot interruption: SIGQUIT at once, SIGTERM before the reclaim time, then power off', async () => {
@@ -112,7 +128,9 @@ describe('worker lifecycle (bash, fakes, IMDS stand-in)', () => {
     expect(r.output).toContain('ParameterNotFound');
     expect(r.calls.filter((c) => c.cmd === 'aws' && c.args.startsWith('ssm get-parameter'))).toHaveLength(1); // not retried
     expect(indexOf(r.calls, 'gitlab-runner', '')).toBe(-1);
-    expect(tagCalls(r)).toHaveLength(0);
+    // Never ready: its only report is the last word, without a ready time.
+    expect(reportsSent(r.calls)).toEqual([expect.objectContaining({ s: 'stopped', n: 0 })]);
+    expect(reportsSent(r.calls)[0].r).toBeUndefined();
   });
 
   test('token rejected by GitLab: power off at boot with the reason', async () => {
@@ -146,15 +164,14 @@ describe('worker lifecycle (bash, fakes, IMDS stand-in)', () => {
     expectNoTokenLeak(r);
     expect(r.events).toEqual(['job-start-1', 'job-end-1', 'job-start-2', 'job-end-2', 'signal-QUIT', 'exit-0']);
     expect(r.output).toContain("WARNING: a job container runs but gitlab-runner's log shows no job start");
-    const states = tagCalls(r)
-      .map((c) => /state,Value=(\w+)/.exec(c.args)?.[1])
-      .filter((v) => v !== undefined);
+    const states = reportsSent(r.calls).map((x) => x.s);
     // ready (idle), then busy for each job: the fake finishes a job only once the worker tagged it busy.
     expect(states[0]).toBe('idle');
     expect(states.filter((v) => v === 'busy')).toHaveLength(2);
     const firstBusy = states.indexOf('busy');
     expect(states.indexOf('idle', firstBusy)).toBeGreaterThan(firstBusy); // idle again after job 1's container went
-    expect(states[states.length - 1]).toBe('draining');
+    expect(states[states.length - 2]).toBe('draining');
+    expect(states[states.length - 1]).toBe('stopped');
   });
 
   test('gitlab-runner missing: downloaded, checked against release.sha256, then used', async () => {
@@ -176,12 +193,71 @@ describe('worker lifecycle (bash, fakes, IMDS stand-in)', () => {
     expect(r.output).toMatch(/sha256 [0-9a-f]{64} is not the [0-9a-f]{64} in release.sha256 \(attempt 3\/3\)/);
     expect(indexOf(r.calls, 'gitlab-runner', '')).toBe(-1);
     expect(r.localBin).toEqual([]); // neither the binary nor the partial download is left
-    expect(tagCalls(r)).toHaveLength(0);
+    expect(reportsSent(r.calls)).toHaveLength(0);
   });
 
   test('after a reboot the worker leaves at once', async () => {
     const r = await runScenario({ name: 'reboot', preexisting: ['var/lib/gsa-worker/started'], runner: { jobs: 1 } });
     expectShutdown(r, /rebooted/);
     expect(indexOf(r.calls, 'aws', '')).toBe(-1);
+  });
+
+  test('past its boot deadline (launched-at + bootTimeout) it never reports ready nor starts the runner', async () => {
+    // The controller launched it an hour ago (its launched-at tag): whatever the reason it boots
+    // only now, the controller no longer counts on it and may end it.
+    const r = await runScenario({ name: 'late-launch', pool: { worker: { bootTimeout: 600 } }, launchedSecondsAgo: 3600, runner: { jobs: 1 } });
+    expectShutdown(r, /not ready within bootTimeout \(600 s after launch\)/);
+    expect(indexOf(r.calls, 'gitlab-runner', '')).toBe(-1);
+    expect(reportsSent(r.calls).filter((x) => x.s !== 'stopped')).toEqual([]);
+    expectNoTagCalls(r);
+  });
+
+  test('a boot that outlasts the deadline: no ready report and no runner after launched-at + bootTimeout', async () => {
+    // Launched 52 s before the script starts, bootTimeout 60: 8 s left. docker answers only after
+    // 10 s (retries at 0, 2, 6 and 12 s), so the worker is ready to start at ~12 s, past the
+    // deadline; counted from its own start (as before) it would have reported ready and taken a job.
+    let removed = false;
+    const r = await runScenario({
+      name: 'late-ready',
+      pool: { worker: { bootTimeout: 60 } },
+      launchedSecondsAgo: 52,
+      dockerFails: true,
+      env: { GSA_RETRY_DELAY: '2' },
+      runner: { jobs: 1, idleSeconds: 0 },
+      onEvent: () => undefined,
+      onStart: (fakeDir) => {
+        setTimeout(() => {
+          removed = true;
+          rmSync(join(fakeDir, 'docker.fail'), { force: true });
+        }, 10_000);
+      },
+    });
+    expect(removed).toBe(true);
+    expectShutdown(r, /not ready within bootTimeout \(60 s after launch\)/);
+    expect(r.calls.filter((c) => c.cmd === 'docker' && c.args === 'info').length).toBeGreaterThanOrEqual(4);
+    expect(readyReport(r)).toBe(-1);
+    expect(indexOf(r.calls, 'gitlab-runner', '')).toBe(-1);
+  }, 60_000);
+
+  test('a ready report that SQS refuses: the runner never starts', async () => {
+    const r = await runScenario({ name: 'no-report', reportsFail: true, runner: { jobs: 1 } });
+    expectShutdown(r, /cannot send its ready report to gsa-ci-test-worker-reports/);
+    expect(r.calls.filter((c) => c.cmd === 'aws' && c.args.startsWith('sqs send-message')).length).toBeGreaterThanOrEqual(3);
+    expect(indexOf(r.calls, 'gitlab-runner', '')).toBe(-1);
+  });
+
+  test('heartbeat: an idle worker repeats its state, so a lost report is repaired', async () => {
+    const r = await runScenario({
+      name: 'heartbeat',
+      env: { GSA_HEARTBEAT: '1' },
+      runner: { jobs: 1, idleSeconds: 4 },
+      onEvent: (ev, imds) => ev === 'job-end-1' && setTimeout(() => imds.tags.set(TAGS.retire, '2030-01-01T00:00:00.000Z'), 3000),
+    });
+    expectShutdown(r, /retirement requested/);
+    const reports = reportsSent(r.calls);
+    const afterJob = reports.slice(reports.findIndex((x) => x.s === 'busy') + 1);
+    expect(afterJob.filter((x) => x.s === 'idle').length).toBeGreaterThanOrEqual(3);
+    expect(reports.map((x) => x.q)).toEqual(reports.map((_, k) => k + 1));
+    expect(new Set(afterJob.filter((x) => x.s === 'idle').map((x) => x.is)).size).toBe(1); // idle since the job ended, not since each heartbeat
   });
 });

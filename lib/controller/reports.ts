@@ -1,0 +1,279 @@
+/**
+ * Worker reports: how the controller learns what each worker does without a call per job into an
+ * account-wide AWS bucket (docs/controller.md, "Worker reports"; the alternatives weighed are in
+ * docs/architecture.md).
+ *
+ * A worker sends a small JSON report to the deployment's worker-reports SQS queue (`aws sqs
+ * send-message`, lib/worker/script.ts) when it becomes ready, at every job start and end, when it
+ * starts leaving, when its runner has stopped for good, and as a heartbeat every few minutes. It
+ * never tags itself (its role has no ec2:CreateTags). The reconcile pass reads the queue, checks
+ * who sent each report, keeps the newest per instance, and writes the result onto the instances as
+ * tags in a few batched CreateTags calls (one per distinct tag set, rounded to the minute), so the
+ * fleet can still be rebuilt from EC2 alone. A report whose tag write failed is not deleted: SQS
+ * delivers it again. A lost report is repaired by the next one (heartbeat).
+ *
+ * Trust: SQS stamps every message with the sender's identity (SenderId). Instance-profile
+ * credentials are an assumed-role session named after the instance, so the SenderId of a worker's
+ * report is `<role id>:<instance id>`; a report whose session is not the instance it speaks for,
+ * or whose role is not a worker role of this deployment, is refused. A hostile job can therefore
+ * lie only about its own instance, and the planner's end of life bounds what that lie can hold.
+ *
+ * Pure: no AWS. The SQS adapter (lib/aws/sqs-inbox.ts) turns messages into WorkerReport values.
+ */
+import { deriveState, type ReportedState } from '../model';
+import type { FleetWorker } from './ports';
+
+export const REPORT_VERSION = 1;
+
+const STATES: readonly ReportedState[] = ['idle', 'busy', 'draining', 'stopped'];
+/** Reports only ever move forward through these ranks within one boot (a worker lives one boot). */
+const RANK: Record<ReportedState, number> = { idle: 0, busy: 0, draining: 1, stopped: 2 };
+
+export interface WorkerReport {
+  /** Id of the message that carried it (SQS message id): the caller deletes settled reports by it. */
+  id: string;
+  instanceId: string;
+  /** Grows by one with every report of this boot (heartbeats included): the newest wins. */
+  seq: number;
+  state: ReportedState;
+  builds: number;
+  /** Worker clock, epoch ms: when the report was made. */
+  at: number;
+  /** Worker clock, epoch ms: when its runner became ready (absent before that). */
+  readyAt?: number;
+  /** Worker clock, epoch ms: since when it is idle (state idle). */
+  idleSince?: number;
+  /** The value of the `retire` tag the worker saw, when it is leaving because of it. */
+  retireSeen?: string;
+  /** Why it is leaving (draining, stopped), for the log. */
+  why?: string;
+  /** SQS SenderId attribute: `<role id>:<instance id>` for instance-profile credentials. */
+  sender?: string;
+  /** SQS SentTimestamp (SQS's clock), epoch ms. */
+  sentAt?: number;
+  /** SQS ApproximateReceiveCount. */
+  receiveCount?: number;
+}
+
+export class ReportError extends Error {
+  override name = 'ReportError';
+}
+
+/** The report body: short keys, epoch seconds, because the worker builds it with printf. */
+interface ReportBody {
+  v: number;
+  i: string;
+  q: number;
+  s: string;
+  n: number;
+  t: number;
+  r?: number;
+  is?: number;
+  rt?: string;
+  w?: string;
+}
+
+const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
+const secs = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) && x > 0 ? Math.round(x * 1000) : undefined);
+
+/** The body a worker sends (lib/worker/script.ts builds the same with printf); for tests and the simulation. */
+export function encodeReport(r: Omit<WorkerReport, 'id' | 'sender' | 'sentAt' | 'receiveCount'>): string {
+  const b: ReportBody = { v: REPORT_VERSION, i: r.instanceId, q: r.seq, s: r.state, n: r.builds, t: Math.floor(r.at / 1000) };
+  if (r.readyAt !== undefined) b.r = Math.floor(r.readyAt / 1000);
+  if (r.idleSince !== undefined) b.is = Math.floor(r.idleSince / 1000);
+  if (r.retireSeen !== undefined) b.rt = r.retireSeen;
+  if (r.why !== undefined) b.w = r.why;
+  return JSON.stringify(b);
+}
+
+/** A report from a message body and its SQS attributes. Throws ReportError when the body is not a report (left for the dead-letter queue). */
+export function decodeReport(id: string, body: string, attrs: { sender?: string; sentAt?: number; receiveCount?: number } = {}): WorkerReport {
+  let b: ReportBody;
+  try {
+    b = JSON.parse(body) as ReportBody;
+  } catch {
+    throw new ReportError('report body is not JSON');
+  }
+  if (!b || typeof b !== 'object' || b.v !== REPORT_VERSION) throw new ReportError(`unknown report version ${JSON.stringify((b as { v?: unknown } | null)?.v ?? null)} (expected ${REPORT_VERSION})`);
+  if (typeof b.i !== 'string' || !INSTANCE_ID.test(b.i)) throw new ReportError('report needs "i": an instance id');
+  if (!Number.isSafeInteger(b.q) || b.q < 0) throw new ReportError('report needs "q": a sequence number >= 0');
+  if (!STATES.includes(b.s as ReportedState)) throw new ReportError(`report state ${JSON.stringify(b.s)} is not one of ${STATES.join(', ')}`);
+  const at = secs(b.t);
+  if (at === undefined) throw new ReportError('report needs "t": epoch seconds');
+  const r: WorkerReport = { id, instanceId: b.i, seq: b.q, state: b.s as ReportedState, builds: Number.isSafeInteger(b.n) && b.n >= 0 ? b.n : 0, at, ...attrs };
+  const ready = secs(b.r);
+  if (ready !== undefined) r.readyAt = ready;
+  const idle = secs(b.is);
+  if (idle !== undefined) r.idleSince = idle;
+  if (typeof b.rt === 'string') r.retireSeen = b.rt.slice(0, 64);
+  if (typeof b.w === 'string') r.why = b.w.slice(0, 200);
+  return r;
+}
+
+/**
+ * Why a report cannot be trusted, or undefined when it can: its SenderId must be
+ * `<role id>:<instance id>` with the instance the report speaks for and, when the worker roles
+ * are known (always, when deployed), one of their ids. There is no switch that turns this off.
+ */
+export function senderProblem(r: Pick<WorkerReport, 'instanceId' | 'sender'>, workerRoleIds: readonly string[]): string | undefined {
+  if (!r.sender) return 'no SenderId';
+  const m = /^([A-Z0-9]+):(.+)$/.exec(r.sender);
+  if (!m) return `SenderId ${JSON.stringify(r.sender.slice(0, 64))} is not an instance-profile session (<role id>:<instance id>)`;
+  if (m[2] !== r.instanceId) return `sent by ${JSON.stringify(m[2].slice(0, 64))}, speaks for ${r.instanceId}`;
+  if (workerRoleIds.length && !workerRoleIds.includes(m[1])) return `role ${m[1]} is not a worker role of this deployment`;
+  return undefined;
+}
+
+/**
+ * What a controller container remembers between passes: the newest report applied per instance
+ * (its sequence number and build count). SQS standard queues may deliver out of order; this drops
+ * an older report that arrives after a newer one. Lost with the container, which only means an
+ * older report may be applied once more until the next report (heartbeat) corrects it — never
+ * anything the fence depends on.
+ */
+export class ReportMemory {
+  private readonly last = new Map<string, { seq: number; builds: number }>();
+  get(id: string): { seq: number; builds: number } | undefined {
+    return this.last.get(id);
+  }
+  set(id: string, seq: number, builds: number): void {
+    const known = this.last.get(id);
+    if (!known || known.seq <= seq) this.last.set(id, { seq, builds });
+  }
+  /** Forgets instances that are gone. */
+  keepOnly(ids: ReadonlySet<string>): void {
+    for (const id of this.last.keys()) if (!ids.has(id)) this.last.delete(id);
+  }
+  get size(): number {
+    return this.last.size;
+  }
+}
+
+/** A CreateTags the controller makes for workers' reports: one tag set, many instances. */
+export interface WorkerStateWrite {
+  tags: Record<string, string>;
+  ids: string[];
+}
+
+export interface ReportsOutcome {
+  /** The fleet with the reports applied. */
+  workers: FleetWorker[];
+  /** Tag writes, each with the reports it settles once it succeeded. */
+  writes: { write: WorkerStateWrite; reports: string[]; applied: { instanceId: string; seq: number; builds: number }[] }[];
+  /** Reports done with now: applied without a write, older than what is known, refused, or for instances that are gone. */
+  settled: string[];
+  /** Reports for instances discovery does not show (yet): delivered again later. */
+  retry: string[];
+  counts: { applied: number; unchanged: number; stale: number; refused: number; unknown: number };
+  refusals: { id: string; instanceId: string; reason: string }[];
+}
+
+const MINUTE = 60_000;
+const floorMinute = (t: number) => Math.floor(t / MINUTE) * MINUTE;
+const ceilMinute = (t: number) => Math.ceil(t / MINUTE) * MINUTE;
+const iso = (t: number) => new Date(t).toISOString();
+
+/** The worker-state tags a view stands for (what recordWorkerState writes), by key name in TAGS. */
+export function reportTags(w: Pick<FleetWorker, 'reported' | 'readyAt' | 'idleSince' | 'stoppedAt' | 'builds'>): Partial<Record<'ready' | 'state' | 'idleSince' | 'stoppedAt' | 'builds', string>> {
+  const t: Partial<Record<'ready' | 'state' | 'idleSince' | 'stoppedAt' | 'builds', string>> = {};
+  if (w.readyAt !== undefined) t.ready = iso(floorMinute(w.readyAt));
+  if (w.reported) t.state = w.reported;
+  if (w.reported === 'idle' && w.idleSince !== undefined) t.idleSince = iso(ceilMinute(w.idleSince));
+  if (w.reported === 'stopped' && w.stoppedAt !== undefined) t.stoppedAt = iso(ceilMinute(w.stoppedAt));
+  // Builds change with every job: carried only by the states a worker enters once, so that the
+  // busy and idle writes of many workers share a tag set (MaxBuilds is the runner's own limit).
+  if (w.reported === 'draining' || w.reported === 'stopped') t.builds = String(w.builds);
+  return t;
+}
+
+/**
+ * Applies the reports of one pass to the fleet discovery found. Per instance the newest report
+ * wins (sequence number, and what this container already applied); a worker never moves back
+ * from draining or stopped; values are rounded as the tags store them, so a warm and a cold
+ * controller plan from the same view. Returns the merged fleet and the tag writes that persist it.
+ */
+export function applyReports(
+  discovered: readonly FleetWorker[],
+  reports: readonly WorkerReport[],
+  opts: { memory: ReportMemory; workerRoleIds: readonly string[]; tagKeys: Record<'ready' | 'state' | 'idleSince' | 'stoppedAt' | 'builds', string>; now: number },
+): ReportsOutcome {
+  const out: ReportsOutcome = { workers: [], writes: [], settled: [], retry: [], counts: { applied: 0, unchanged: 0, stale: 0, refused: 0, unknown: 0 }, refusals: [] };
+  const byId = new Map(discovered.map((w) => [w.id, w]));
+  const newest = new Map<string, WorkerReport>();
+  for (const r of reports) {
+    const problem = senderProblem(r, opts.workerRoleIds);
+    if (problem) {
+      out.refusals.push({ id: r.id, instanceId: r.instanceId, reason: problem });
+      out.counts.refused++;
+      out.settled.push(r.id);
+      continue;
+    }
+    const w = byId.get(r.instanceId);
+    if (!w) {
+      // Not visible yet (DescribeInstances is eventually consistent) or gone: give it a few more deliveries.
+      if ((r.receiveCount ?? 1) < 3) out.retry.push(r.id);
+      else out.settled.push(r.id);
+      out.counts.unknown++;
+      continue;
+    }
+    const other = newest.get(r.instanceId);
+    if (!other || r.seq > other.seq) {
+      if (other) {
+        out.settled.push(other.id);
+        out.counts.stale++;
+      }
+      newest.set(r.instanceId, r);
+    } else {
+      out.settled.push(r.id);
+      out.counts.stale++;
+    }
+  }
+
+  const groups = new Map<string, ReportsOutcome['writes'][number]>();
+  for (const before of discovered) {
+    const r = newest.get(before.id);
+    const known = opts.memory.get(before.id);
+    if (!r) {
+      out.workers.push(known && before.reported !== 'draining' && before.reported !== 'stopped' ? { ...before, builds: known.builds } : before);
+      continue;
+    }
+    const stale = (known !== undefined && known.seq > r.seq) || (before.reported !== undefined && RANK[r.state] < RANK[before.reported]) || before.instanceState === 'shutting-down';
+    if (stale) {
+      out.settled.push(r.id);
+      out.counts.stale++;
+      out.workers.push(known ? { ...before, builds: Math.max(before.builds, known.builds) } : before);
+      continue;
+    }
+    const w: FleetWorker = { ...before, reported: r.state, builds: r.builds };
+    const ready = r.readyAt ?? (r.state === 'idle' || r.state === 'busy' ? r.at : undefined);
+    if (w.readyAt === undefined && ready !== undefined) w.readyAt = floorMinute(ready);
+    if (r.state === 'idle') w.idleSince = ceilMinute(r.idleSince ?? r.at);
+    if (r.state === 'stopped') w.stoppedAt = before.reported === 'stopped' && before.stoppedAt !== undefined ? before.stoppedAt : ceilMinute(r.sentAt ?? opts.now);
+    w.state = deriveState(w);
+    out.workers.push(w);
+
+    const was = reportTags(before);
+    const now = reportTags(w);
+    const changed: Record<string, string> = {};
+    for (const [k, v] of Object.entries(now) as [keyof typeof now, string][]) if (was[k] !== v) changed[opts.tagKeys[k]] = v;
+    if (Object.keys(changed).length === 0) {
+      opts.memory.set(w.id, r.seq, r.builds);
+      out.settled.push(r.id);
+      out.counts.unchanged++;
+      continue;
+    }
+    const key = JSON.stringify(Object.entries(changed).sort());
+    let g = groups.get(key);
+    if (!g) {
+      g = { write: { tags: changed, ids: [] }, reports: [], applied: [] };
+      groups.set(key, g);
+    }
+    g.write.ids.push(w.id);
+    g.reports.push(r.id);
+    g.applied.push({ instanceId: w.id, seq: r.seq, builds: r.builds });
+    out.counts.applied++;
+  }
+  out.writes = [...groups.values()];
+  opts.memory.keepOnly(new Set(discovered.map((w) => w.id)));
+  return out;
+}

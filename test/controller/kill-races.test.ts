@@ -1,0 +1,295 @@
+/**
+ * Never terminate a worker that may have taken a job since the snapshot (issue 9; reproduction:
+ * ../shared/repro/kill-races.test.ts). The real Ec2Fleet and reconcilePass run over an in-memory
+ * EC2 behind the SDK (test/helpers/fake-aws.ts). Each instance has a runner whose truth the test
+ * owns; the runner takes a job in the middle of the pass — after discovery, before the actions —
+ * exactly when an idle runner polling GitLab can. "Killed" means TerminateInstances reached an
+ * instance whose runner was running a job at that moment.
+ *
+ * Every path that ends an instance is checked: orphans (idle and draining), boot timeouts,
+ * impaired workers, a changed template, a pool over its limit, IdleTime, interruptions, ignored
+ * retirements, and passes that die half-way.
+ */
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { Ec2Fleet } from '../../lib/aws/ec2-fleet';
+import { FENCE, REPORTING } from '../../lib/planner';
+import { reconcilePass, type PassReport } from '../../lib/controller/reconcile';
+import { decodeReport, encodeReport, ReportMemory, type WorkerReport } from '../../lib/controller/reports';
+import { MemoryStateStore } from '../../lib/controller/state';
+import { TAGS } from '../../lib/controller/tags';
+import type { ReportedState } from '../../lib/model';
+import { FakeAws, type FakeInstance } from '../helpers/fake-aws';
+import { ManualClock, MemoryLogger, testConfig } from './fixtures';
+
+const ROLE = 'AROAWORKERROLE0000001';
+const noWait = { sleep: async () => {}, random: () => 0 };
+
+interface Runner {
+  /** What the runner really does (the test's truth, which the controller never sees directly). */
+  job: boolean;
+  seq: number;
+  builds: number;
+}
+
+/** One pool that keeps no idle worker (so the pass launches nothing the test did not ask for). */
+const onePool = (extra: Record<string, unknown> = {}, worker: Record<string, unknown> = {}) =>
+  testConfig({}, [{ name: 'docker', runUntagged: true, IdleCount: 0, IdleTime: 600, ...extra, worker: { instanceTypes: ['m6i.large'], subnets: ['subnet-0a'], ami: 'ami-0123456789abcdef0', ...worker } }]);
+
+function world(config = onePool()) {
+  const aws = new FakeAws();
+  const clock = new ManualClock();
+  const log = new MemoryLogger();
+  const store = new MemoryStateStore(log);
+  const memory = new ReportMemory();
+  const fleet = new Ec2Fleet({ ec2: new EC2Client({ region: 'eu-west-1' }), config, stage: 'test', log, now: () => clock.now(), retryEnv: noWait });
+  const runners = new Map<string, Runner>();
+  const killedWhileBusy: string[] = [];
+  let midPass: (() => void) | undefined;
+  let discovered = false;
+  let failReportTags = false;
+  aws.beforeCall = (api, input) => {
+    if (failReportTags && api === 'CreateTags' && (input.Tags ?? []).some((t: { Key: string }) => t.Key === TAGS.state))
+      throw Object.assign(new Error('Request limit exceeded.'), { name: 'RequestLimitExceeded' });
+    if (api === 'DescribeInstances') discovered = true;
+    else if (discovered && midPass) {
+      // The first call after discovery: here the runner takes a job.
+      const f = midPass;
+      midPass = undefined;
+      f();
+    }
+    if (api === 'TerminateInstances') for (const id of input.InstanceIds ?? []) if (runners.get(id)?.job) killedWhileBusy.push(id);
+  };
+  /** The worker-report queue: a report received by a pass stays invisible for the visibility timeout unless deleted. */
+  let queue: { r: WorkerReport; visibleAt: number }[] = [];
+
+  /** An instance of this deployment, as the controller left it (tags), with a runner. */
+  const add = (pool: string, o: { launchedAgo?: number; reported?: ReportedState; job?: boolean; impaired?: boolean; templateVersion?: string; retireAgo?: number; stoppedAgo?: number } = {}): FakeInstance => {
+    const now = clock.now();
+    const tags: Record<string, string> = {
+      [TAGS.deployment]: 'ci',
+      [TAGS.stage]: 'test',
+      [TAGS.pool]: pool,
+      [TAGS.pass]: 'e0-g0',
+      [TAGS.templateVersion]: o.templateVersion ?? '1',
+      [TAGS.launchedAt]: new Date(now - (o.launchedAgo ?? 3600) * 1000).toISOString(),
+    };
+    if (o.reported) {
+      tags[TAGS.ready] = new Date(now - (o.launchedAgo ?? 3600) * 1000 + 60_000).toISOString();
+      tags[TAGS.state] = o.reported;
+      if (o.reported === 'idle') tags[TAGS.idleSince] = new Date(now - 60_000).toISOString();
+      if (o.reported === 'stopped') tags[TAGS.stoppedAt] = new Date(now - (o.stoppedAgo ?? 0) * 1000).toISOString();
+    }
+    if (o.retireAgo !== undefined) tags[TAGS.retire] = new Date(now - o.retireAgo * 1000).toISOString();
+    const i = aws.add(tags, { impaired: o.impaired });
+    runners.set(i.id, { job: o.job ?? o.reported === 'busy', seq: 1, builds: 0 });
+    return i;
+  };
+
+  /** The worker's report of its runner's state (what lib/worker/script.ts sends), queued for the next pass. */
+  const report = (i: FakeInstance, state: ReportedState, extra: Partial<WorkerReport> = {}) => {
+    const r = runners.get(i.id)!;
+    r.seq++;
+    const body = encodeReport({ instanceId: i.id, seq: r.seq, state, builds: r.builds, at: clock.now(), readyAt: clock.now() - 60_000, idleSince: state === 'idle' ? clock.now() : undefined, ...extra });
+    queue.push({ r: decodeReport(`m-${i.id}-${r.seq}`, body, { sender: `${ROLE}:${i.id}`, sentAt: clock.now(), receiveCount: 1 }), visibleAt: clock.now() });
+  };
+
+  /** The runner takes a job in the middle of the next pass (between discovery and the actions). */
+  const takesJobMidPass = (i: FakeInstance) => {
+    discovered = false;
+    midPass = () => {
+      const r = runners.get(i.id)!;
+      r.job = true;
+      r.builds++;
+    };
+  };
+
+  const pass = async (opts: { crashOnSave?: boolean; failReportTags?: boolean } = {}): Promise<PassReport> => {
+    discovered = false;
+    failReportTags = opts.failReportTags ?? false;
+    const now = clock.now();
+    const taken = queue.filter((q) => q.visibleAt <= now);
+    queue = queue.filter((q) => q.visibleAt > now);
+    const hide = (rs: WorkerReport[]) => queue.push(...rs.map((r) => ({ r, visibleAt: now + REPORTING.visibilitySeconds * 1000 })));
+    const reports = taken.map((q) => q.r);
+    const real = store.save.bind(store);
+    if (opts.crashOnSave) store.save = async () => Promise.reject(new Error('SSM unavailable'));
+    try {
+      const r = await reconcilePass({ config, stage: 'test', fleet, store, clock, log, reportMemory: memory, workerRoleIds: [ROLE] }, { events: [], reports, trigger: 'schedule' });
+      // What the loop does: settled reports are deleted; the others come back after the visibility timeout.
+      hide(reports.filter((x) => !r.reports.settled.includes(x.id)));
+      return r;
+    } catch (e) {
+      hide(reports); // a pass that dies deletes nothing
+      throw e;
+    } finally {
+      store.save = real;
+      failReportTags = false;
+    }
+  };
+  const tag = (i: FakeInstance, key: string) => i.tags.get(key);
+  return { aws, clock, log, add, report, takesJobMidPass, pass, runners, killedWhileBusy, tag, restore: () => aws.restore() };
+}
+
+type World = ReturnType<typeof world>;
+let w: World;
+afterEach(() => w?.restore());
+
+describe('no TerminateInstances for an instance that may have taken a job since the snapshot', () => {
+  test('an idle orphan whose runner takes a job mid-pass is asked to retire; terminated only after it said its runner stopped', async () => {
+    w = world();
+    const orphan = w.add('old', { reported: 'idle' }); // pool "old" left the config; its runner still polls GitLab
+    w.takesJobMidPass(orphan);
+    const r1 = await w.pass();
+    expect(r1.terminated).toEqual([]);
+    expect(r1.retired.map((x) => x.id)).toEqual([orphan.id]);
+    expect(w.tag(orphan, TAGS.retire)).toBeDefined();
+    // The job runs on; the worker (SIGQUIT) finishes it, draining.
+    w.report(orphan, 'draining', { retireSeen: w.tag(orphan, TAGS.retire) });
+    w.clock.advance(1800);
+    expect((await w.pass()).terminated).toEqual([]);
+    // Job done, runner gone: the worker reports stopped and powers off; if it does not, the fence allows it.
+    w.runners.get(orphan.id)!.job = false;
+    w.report(orphan, 'stopped');
+    expect((await w.pass()).terminated).toEqual([]);
+    w.clock.advance(FENCE.stoppedGrace + 60);
+    const r4 = await w.pass();
+    expect(r4.terminated).toEqual([expect.objectContaining({ id: orphan.id, kind: 'runner-stopped' })]);
+    expect(w.killedWhileBusy).toEqual([]);
+  });
+
+  test('a worker past bootTimeout that reports ready and takes a job in the same moment is retired, never terminated with its job', async () => {
+    w = world();
+    // Launched 630 s ago (bootTimeout 600): booting in the snapshot; its ready report is in flight.
+    const late = w.add('docker', { launchedAgo: 630 });
+    w.takesJobMidPass(late);
+    const r1 = await w.pass();
+    expect(r1.terminated).toEqual([]);
+    expect(r1.retired).toEqual([expect.objectContaining({ id: late.id, kind: 'boot-timeout' })]);
+    // Its ready and busy reports arrive with the next pass: it reported, so it is no longer "never ready".
+    w.report(late, 'busy');
+    w.clock.advance(FENCE.bootGrace + 60);
+    const r2 = await w.pass();
+    expect(r2.terminated).toEqual([]);
+    expect(w.tag(late, TAGS.state)).toBe('busy');
+    expect(w.killedWhileBusy).toEqual([]);
+  });
+
+  test('a worker that never reports ready is terminated only past launched-at + bootTimeout + grace', async () => {
+    w = world();
+    const stuck = w.add('docker', { launchedAgo: 700 });
+    expect((await w.pass()).terminated).toEqual([]);
+    w.clock.advance(FENCE.bootGrace - 200);
+    expect((await w.pass()).terminated).toEqual([]);
+    w.clock.advance(400);
+    expect((await w.pass()).terminated).toEqual([expect.objectContaining({ id: stuck.id, kind: 'never-ready' })]);
+  });
+
+  test('an impaired idle worker whose runner takes a job mid-pass is asked to retire, not terminated', async () => {
+    w = world();
+    const sick = w.add('docker', { reported: 'idle', impaired: true });
+    w.takesJobMidPass(sick);
+    const r = await w.pass();
+    expect(r.terminated).toEqual([]);
+    expect(r.retired).toEqual([expect.objectContaining({ id: sick.id, kind: 'impaired' })]);
+    expect(w.killedWhileBusy).toEqual([]);
+  });
+
+  test('a changed template, a pool over its limit and an idle surplus: retire requests only', async () => {
+    w = world(onePool({ IdleTime: 60, limit: 2 }));
+    w.aws.templateVersion = 2;
+    const ws = [w.add('docker', { reported: 'idle', templateVersion: '1' }), ...[1, 2, 3].map(() => w.add('docker', { reported: 'idle', templateVersion: '2' }))];
+    w.takesJobMidPass(ws[1]);
+    const r = await w.pass();
+    expect(r.terminated).toEqual([]);
+    expect(r.retired.map((x) => x.kind).sort()).toEqual(['idle', 'idle', 'limit', 'template']);
+    expect(w.killedWhileBusy).toEqual([]);
+  });
+
+  test('interruption: an interrupted worker is left to AWS, a rebalance only asks it to retire', async () => {
+    w = world();
+    const a = w.add('docker', { reported: 'busy' });
+    const b = w.add('docker', { reported: 'idle' });
+    a.tags.set(TAGS.interrupted, `interruption ${new Date(w.clock.now()).toISOString()}`);
+    b.tags.set(TAGS.interrupted, `rebalance ${new Date(w.clock.now()).toISOString()}`);
+    b.tags.set(TAGS.retire, new Date(w.clock.now()).toISOString());
+    for (let k = 0; k < 3; k++) {
+      const r = await w.pass();
+      expect(r.terminated).toEqual([]);
+      w.clock.advance(600);
+    }
+    expect(w.aws.count('TerminateInstances')).toBe(0);
+  });
+
+  test('a draining orphan is never terminated while it reports its job, even after jobTimeout + grace; the end of life still bounds it', async () => {
+    w = world(onePool({ jobTimeout: 600 }, { maxLifetime: 3600 }));
+    const orphan = w.add('gone', { reported: 'draining', job: true, retireAgo: 3 * 3600 + FENCE.retirementGrace + 60, launchedAgo: 4 * 3600 });
+    const r = await w.pass();
+    expect(r.terminated).toEqual([]);
+    expect(w.log.at('error').some((m) => /refused to terminate a worker that reports a job/.test(m))).toBe(true);
+    // Orphans get the longest limits any pool or the defaults allow: 24 h + 3 h + grace.
+    w.clock.advance(24 * 3600);
+    expect((await w.pass()).terminated).toEqual([expect.objectContaining({ id: orphan.id, kind: 'end-of-life' })]);
+  });
+
+  test('a retirement ignored for jobTimeout + grace: terminated when the worker says nothing, refused while it reports a job', async () => {
+    w = world();
+    const silent = w.add('docker', { reported: 'idle', retireAgo: 3 * 3600 + FENCE.retirementGrace + 60, job: false });
+    const busy = w.add('docker', { reported: 'busy', retireAgo: 3 * 3600 + FENCE.retirementGrace + 60 });
+    const r = await w.pass();
+    expect(r.terminated).toEqual([expect.objectContaining({ id: silent.id, kind: 'retirement-ignored' })]);
+    expect(r.terminated.map((t) => t.id)).not.toContain(busy.id);
+    expect(w.killedWhileBusy).toEqual([]);
+  });
+
+  test('a pass that dies after its retire requests and before its save: the next pass terminates nothing early', async () => {
+    w = world();
+    const orphan = w.add('old', { reported: 'idle' });
+    await expect(w.pass({ crashOnSave: true })).rejects.toThrow(/SSM unavailable/);
+    expect(w.tag(orphan, TAGS.retire)).toBeDefined(); // the request was sent before the crash
+    w.takesJobMidPass(orphan);
+    w.clock.advance(30);
+    const r = await w.pass();
+    expect(r.terminated).toEqual([]);
+    expect(r.retired).toEqual([]); // already asked
+    expect(w.killedWhileBusy).toEqual([]);
+  });
+
+  test('a ready report whose tag write failed: until SQS delivers it again the worker is only asked to retire, never ended as never-ready', async () => {
+    w = world();
+    const late = w.add('docker', { launchedAgo: 590 });
+    w.report(late, 'idle'); // ready at 590 s of bootTimeout 600: just in time
+    w.takesJobMidPass(late);
+    const r0 = await w.pass({ failReportTags: true });
+    expect(r0.reports.retry).toHaveLength(1); // not deleted: invisible for the visibility timeout, then delivered again
+    expect(w.tag(late, TAGS.ready)).toBeUndefined();
+    w.clock.advance(20); // 610 s: past bootTimeout, and the report is out of sight
+    const r1 = await w.pass();
+    expect(r1.terminated).toEqual([]);
+    expect(r1.retired).toEqual([expect.objectContaining({ id: late.id, kind: 'boot-timeout' })]);
+    w.clock.advance(REPORTING.visibilitySeconds);
+    await w.pass(); // delivered again, recorded
+    expect(w.tag(late, TAGS.ready)).toBeDefined();
+    w.clock.advance(FENCE.bootGrace);
+    expect((await w.pass()).terminated).toEqual([]);
+    expect(w.killedWhileBusy).toEqual([]);
+  });
+
+  test('a report sent by another instance, or by no worker role, is refused and changes nothing', async () => {
+    w = world();
+    const a = w.add('docker', { reported: 'busy' });
+    const b = w.add('docker', { reported: 'busy' });
+    // A job on b (privileged, it has b's instance credentials) claims that a's runner stopped.
+    const forged = decodeReport('m-forged', encodeReport({ instanceId: a.id, seq: 99, state: 'stopped', builds: 0, at: w.clock.now() }), { sender: `${ROLE}:${b.id}`, sentAt: w.clock.now() - 600_000 });
+    const foreign = decodeReport('m-foreign', encodeReport({ instanceId: a.id, seq: 100, state: 'stopped', builds: 0, at: w.clock.now() }), { sender: `AROAOTHERROLE00000001:${a.id}` });
+    const r = await reconcilePass(
+      { config: onePool(), stage: 'test', fleet: new Ec2Fleet({ ec2: new EC2Client({ region: 'eu-west-1' }), config: onePool(), stage: 'test', now: () => w.clock.now(), retryEnv: noWait }), store: new MemoryStateStore(), clock: w.clock, log: w.log, workerRoleIds: [ROLE] },
+      { events: [], reports: [forged, foreign], trigger: 'schedule' },
+    );
+    expect(r.reports.counts.refused).toBe(2);
+    expect(r.reports.settled.sort()).toEqual(['m-foreign', 'm-forged']);
+    expect(w.tag(a, TAGS.state)).toBe('busy');
+    w.clock.advance(FENCE.stoppedGrace * 2);
+    expect((await w.pass()).terminated).toEqual([]);
+    expect(w.log.at('warn').some((m) => /worker reports refused/.test(m))).toBe(true);
+  });
+});
