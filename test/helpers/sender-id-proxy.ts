@@ -16,6 +16,8 @@ import type { AddressInfo } from 'node:net';
 
 export interface SenderIdProxy {
   endpoint: string;
+  /** EC2 actions that went through the proxy (query protocol), in order, with their instance ids. */
+  ec2: { action: string; instanceIds: string[]; at: number }[];
   /** The identity SQS reports for messages signed with this access key (e.g. `AROA...:i-0abc...`). */
   identify(accessKeyId: string, senderId: string): void;
   stop(): Promise<void>;
@@ -27,6 +29,7 @@ export async function startSenderIdProxy(motoEndpoint: string): Promise<SenderId
   const target = new URL(motoEndpoint);
   const identities = new Map<string, string>();
   const senders = new Map<string, string>();
+  const ec2: SenderIdProxy['ec2'] = [];
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -34,6 +37,11 @@ export async function startSenderIdProxy(motoEndpoint: string): Promise<SenderId
       const body = Buffer.concat(chunks);
       const op = String(req.headers['x-amz-target'] ?? '').replace(/^AmazonSQS\./, '');
       const sender = identities.get(accessKeyOf(req.headers) ?? '');
+      if (!op && String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) {
+        const form = new URLSearchParams(body.toString());
+        const action = form.get('Action');
+        if (action) ec2.push({ action, instanceIds: [...form].filter(([k]) => /^InstanceId\.\d+$/.test(k)).map(([, v]) => v), at: Date.now() });
+      }
       const up = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
         const out: Buffer[] = [];
         upRes.on('data', (c: Buffer) => out.push(c));
@@ -69,6 +77,7 @@ export async function startSenderIdProxy(motoEndpoint: string): Promise<SenderId
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    ec2,
     identify: (key, id) => void identities.set(key, id),
     stop: () =>
       new Promise<void>((r) => {

@@ -6,6 +6,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { TAGS } from '../../lib/controller/tags';
+import { decodeReport } from '../../lib/controller/reports';
 import { WORKER_DEFAULTS } from '../../lib/worker/userdata';
 import { indexOf, reportsSent, runScenario, TOKEN, type RunResult } from './harness';
 
@@ -59,6 +60,8 @@ describe('worker lifecycle (bash, fakes, IMDS stand-in)', () => {
     const reports = reportsSent(r.calls);
     expect(reports[0]).toMatchObject({ i: 'i-0fa1afe1c0ffee000', q: 1, s: 'idle', n: 0 });
     expect(reports[0].r).toBeGreaterThan(0);
+    // The controller reads what the script's printf builds.
+    for (const x of reports) expect(decodeReport('m', JSON.stringify(x)).instanceId).toBe('i-0fa1afe1c0ffee000');
     // Every report carries the next sequence number: the controller keeps the newest.
     expect(reports.map((x) => x.q)).toEqual(reports.map((_, k) => k + 1));
     // (The docker cross-check may also report busy before the log line is read, with the count so far.)
