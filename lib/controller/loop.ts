@@ -42,7 +42,7 @@ export interface LoopOptions {
   maxPasses?: number;
   /** While events keep arriving, a pass starts at most this often. Default 2,000 ms. */
   minPassIntervalMs?: number;
-  /** Without events, a pass still runs this often. Default 15,000 ms. */
+  /** Without events, a pass still runs this often (reports, timeouts, IdleTime; none of them urgent). Default 30,000 ms. */
   tickIntervalMs?: number;
   /** Job events taken into one pass, at most. Default 5,000. */
   maxEventsPerPass?: number;
@@ -72,7 +72,7 @@ export interface LoopReport {
   last?: PassReport;
 }
 
-export const LOOP_DEFAULTS = { minPassIntervalMs: 2_000, tickIntervalMs: 15_000, maxEventsPerPass: 5_000, maxReportsPerPass: 10_000, stopReserveMs: 15_000, maxConsecutiveFailures: 3, loopForMs: Infinity };
+export const LOOP_DEFAULTS = { minPassIntervalMs: 2_000, tickIntervalMs: 30_000, maxEventsPerPass: 5_000, maxReportsPerPass: 10_000, stopReserveMs: 15_000, maxConsecutiveFailures: 3, loopForMs: Infinity };
 
 interface Decoded {
   events: JobEvent[];

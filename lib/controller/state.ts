@@ -320,7 +320,23 @@ function encodeShard(n: number, i: number, jobs: [number, JobEntry][]): string {
   jobs.forEach(([, j]) => w.uint(projectIx.get(j.projectId)!));
   jobs.forEach(([, j]) => w.uint(poolIx.get(j.pool)! * 3 + STATUS_CODE[j.status]));
   jobs.forEach(([, j]) => w.uint(Math.max(0, base - minuteOf(j.seenAt))));
-  return deflateRawSync(w.buffer(), { level: 9 }).toString('base64');
+  return deflate(w.buffer());
+}
+
+/**
+ * Most passes change few shards, and deflate (level 9) is most of encoding's cost: the last few
+ * encodings are remembered by their exact uncompressed bytes, so an unchanged shard costs no
+ * deflate. Bounded; exact (no hashing), so it can never return the wrong value.
+ */
+const deflated = new Map<string, string>();
+function deflate(raw: Buffer): string {
+  const key = raw.toString('latin1');
+  const hit = deflated.get(key);
+  if (hit !== undefined) return hit;
+  const out = deflateRawSync(raw, { level: 9 }).toString('base64');
+  if (deflated.size >= 128) deflated.delete(deflated.keys().next().value as string);
+  deflated.set(key, out);
+  return out;
 }
 
 function decodeShard(value: string): ShardDoc {
@@ -422,7 +438,7 @@ function encodeCooldownPart(n: number, i: number, list: readonly Cooldown[]): st
   for (const c of list) w.uint(ix.get(c.reason.slice(0, 80))!);
   for (const c of list) w.uint(MARKET_CODE[c.market ?? 'any']);
   untilS.forEach((u) => w.uint(u - base));
-  return deflateRawSync(w.buffer(), { level: 9 }).toString('base64');
+  return deflate(w.buffer());
 }
 
 function decodeCooldownPart(value: string): { n: number; i: number; cooldowns: Cooldown[] } {
@@ -624,14 +640,31 @@ export interface ParameterBackend {
  * A StateStore over a ParameterBackend: encodes, writes only the parameters whose value changed
  * since the last load or save, and counts the writes.
  */
+export interface StoreCacheOptions {
+  /**
+   * How long a state this store read or saved is reused instead of reading every parameter again
+   * (GetParametersByPath pages, from SSM's account-wide 40 TPS). Safe because the reconcile function
+   * is the only writer; a save that fails drops it. Default 0 (read every time).
+   */
+  cacheMs?: number;
+  now?: () => number;
+}
+
 export class ShardedStateStore implements StateStore {
   private known = new Map<string, string>();
+  private cache?: { state: ControllerState; readAt: number };
+  /** Reads of the backend (not served from the cache). */
+  reads = 0;
   constructor(
     private readonly params: ParameterBackend,
     private readonly log?: Logger,
+    private readonly cacheOpts: StoreCacheOptions = {},
   ) {}
 
   async load(): Promise<ControllerState> {
+    const now = (this.cacheOpts.now ?? Date.now)();
+    if (this.cache && now - this.cache.readAt < (this.cacheOpts.cacheMs ?? 0)) return cloneState(this.cache.state);
+    this.reads++;
     let values: Map<string, string>;
     try {
       values = await this.params.readAll();
@@ -640,7 +673,9 @@ export class ShardedStateStore implements StateStore {
       throw new Error(`could not read controller state: ${(e as Error).message}`, { cause: e });
     }
     this.known = new Map(values);
-    return decodeState(values, (m) => this.log?.warn(m));
+    const state = decodeState(values, (m) => this.log?.warn(m));
+    if ((this.cacheOpts.cacheMs ?? 0) > 0) this.cache = { state: cloneState(state), readAt: now };
+    return state;
   }
 
   async save(s: ControllerState): Promise<{ writes: number }> {
@@ -656,10 +691,18 @@ export class ShardedStateStore implements StateStore {
       if (before === value) continue;
       // A shard that was never written and holds nothing needs no parameter.
       if (before === undefined && name.startsWith('jobs/') && isEmptyShard(value)) continue;
-      await this.params.write(name, value);
+      try {
+        await this.params.write(name, value);
+      } catch (e) {
+        // What is stored is now partly unknown: the next load reads it.
+        this.cache = undefined;
+        throw e;
+      }
       this.known.set(name, value);
       writes++;
     }
+    // The saved object itself: the pass that saved it does not touch it again, and load clones it.
+    if (this.cache) this.cache = { state: s, readAt: this.cache.readAt };
     return { writes };
   }
 }
@@ -697,8 +740,8 @@ export class MemoryParameterBackend implements ParameterBackend {
 /** The state store of the simulation and the tests: the real encoding over an in-memory map. */
 export class MemoryStateStore extends ShardedStateStore {
   readonly backend: MemoryParameterBackend;
-  constructor(log?: Logger, backend = new MemoryParameterBackend()) {
-    super(backend, log);
+  constructor(log?: Logger, backend = new MemoryParameterBackend(), cache: StoreCacheOptions = {}) {
+    super(backend, log, cache);
     this.backend = backend;
   }
 }

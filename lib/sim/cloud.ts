@@ -10,6 +10,16 @@
  *  - A worker is gitlab-runner `run-single`: it exits by itself after MaxBuilds builds
  *    (--max-builds) or after being idle for its wait timeout (--wait-timeout, the pool's largest
  *    IdleTime), and honours a retirement request after its current job.
+ *  - A worker of the controller follows lib/worker/script.ts: it reports ready / idle / busy /
+ *    draining / stopped to the report queue (delayed, sometimes lost; ready never: the runner starts
+ *    only once it was accepted), repeats its state every heartbeat, never becomes ready after
+ *    launched-at + bootTimeout, notices a retirement request only at its next poll of the tags (its
+ *    runner may take a job until then), drains at maxLifetime after launch, and powers off once its
+ *    runner stopped (rarely that power-off fails and the instance stays). The controller sees only
+ *    EC2's side and what it recorded from reports (SimFleet.discover).
+ *  - Faults on demand: slow boots past bootTimeout, failed status checks (the runner keeps
+ *    working), failed power-offs; and the race window: runners keep taking jobs between a pass's
+ *    discovery and its actions (SimFleet).
  *  - Spot capacity of each instance type x subnet has outages (an alternating on/off process);
  *    launching into a pool in an outage fails with a 'capacity' LaunchError naming it.
  *  - A spot instance is interrupted at a constant hazard rate: it gets problem 'interrupted' (the
@@ -21,9 +31,12 @@
 import { workerWaitTimeout } from '../worker/userdata';
 import type { Config, Pool } from '../config';
 import { poolForJobTags } from '../config';
-import type { WorkerView } from '../model';
+import { deriveState, type ReportedState, type WorkerView } from '../model';
 import type { CapacityPool, Fleet, FleetWorker, GitLabJob, GitLabJobs, JobEvent, LaunchError, LaunchRequest, LaunchResult } from '../controller/ports';
-import type { Retirement, Termination } from '../model';
+import type { Retirement, Termination, TerminationKind } from '../model';
+import type { WorkerReport, WorkerStateWrite } from '../controller/reports';
+import { REPORTING } from '../planner';
+import { TAGS } from '../controller/tags';
 import { EventQueue } from './events';
 import { Rng } from './rng';
 import type { PriceTable } from './prices';
@@ -42,6 +55,18 @@ export interface CloudOptions {
   capacityOutagesPerDay: number;
   /** Mean length of a capacity outage, minutes. */
   capacityOutageMinutes: number;
+  /** A worker's report reaches the queue this many seconds after it is sent, at most (uniform). */
+  reportDelaySeconds: number;
+  /** Share of reports lost for good (the worker gave up sending); the ready report is never lost. */
+  reportLossRate: number;
+  /** Share of a controller's boots that take 0.8 to 1.6 times the pool's bootTimeout. */
+  slowBootRate: number;
+  /** Failed EC2 status checks per running instance-hour (the runner keeps working). */
+  impairmentsPerHour: number;
+  /** Share of workers whose power-off fails after their runner stopped: the instance stays until terminated. */
+  shutdownFailRate: number;
+  /** Runners keep taking jobs for up to this many seconds between a pass's discovery and its actions. */
+  raceWindowSeconds: number;
 }
 
 export const DEFAULT_CLOUD: CloudOptions = {
@@ -51,7 +76,17 @@ export const DEFAULT_CLOUD: CloudOptions = {
   interruptionsPerHour: 0.005,
   capacityOutagesPerDay: 1,
   capacityOutageMinutes: 30,
+  reportDelaySeconds: 2,
+  reportLossRate: 0.01,
+  // Faults are off by default (no figure to base a rate on); the invariant tests turn them on.
+  slowBootRate: 0,
+  impairmentsPerHour: 0,
+  shutdownFailRate: 0,
+  raceWindowSeconds: 3,
 };
+
+/** The role id the simulated workers' reports are signed with (the SenderId check runs as in AWS). */
+export const SIM_WORKER_ROLE = 'AROASIMULATEDWORKER01';
 
 /** AWS's notice before a spot instance is reclaimed. */
 export const INTERRUPTION_NOTICE_MS = 120_000;
@@ -104,10 +139,24 @@ export interface SimWorker {
   /** The reconcile pass that launched it (a launch tag). */
   passId?: string;
   goneAt?: number;
-  /** run-single's own exits (max builds, wait timeout); docker+machine machines have none. */
+  /** run-single's own exits (max builds, wait timeout); docker+machine machines have none. A worker of the controller. */
   selfExit: boolean;
   /** Bumped whenever the worker becomes idle: stale idle-timeout events are ignored. */
   idleEpoch: number;
+  /** When its runner became ready (it reported it). */
+  readyAtActual?: number;
+  /** Reports sent (the sequence number of the last). */
+  seq: number;
+  /** It saw its retirement request, a spot notice or its lifetime end: its runner takes no new job. */
+  draining?: boolean;
+  /** Its runner has exited for good. */
+  runnerStopped?: boolean;
+  /** Failing EC2 status checks (its runner works on). */
+  impaired?: boolean;
+  /** Its power-off failed: the instance stays, with no runner, until terminated. */
+  stuck?: boolean;
+  /** What the controller recorded on the instance from its reports (the tags of recordWorkerState). */
+  recorded: { readyAt?: number; reported?: ReportedState; idleSince?: number; stoppedAt?: number; builds?: number };
 }
 
 export interface WorldStats {
@@ -116,6 +165,12 @@ export interface WorldStats {
   jobsHitByInterruptions: number;
   /** Busy workers terminated by the policy: the controller must never do it. */
   busyTerminations: number;
+  /** Terminations by the fence's kind (TerminationKind), and how many retirement requests reached a runner that had just taken a job. */
+  terminationsByKind: Partial<Record<TerminationKind, number>>;
+  retiredWhileBusy: number;
+  reportsSent: number;
+  slowBoots: number;
+  impairments: number;
   limitViolations: number;
   peakWorkers: number;
   /** Second-accurate instance time and money, filled in as instances go (and at the end). */
@@ -157,13 +212,15 @@ export class World {
   readonly outcomes: JobOutcome[];
   readonly samples: Sample[] = [];
   readonly stats: WorldStats = {
-    launches: 0, interruptions: 0, jobsHitByInterruptions: 0, busyTerminations: 0, limitViolations: 0, peakWorkers: 0,
+    launches: 0, interruptions: 0, jobsHitByInterruptions: 0, busyTerminations: 0, terminationsByKind: {}, retiredWhileBusy: 0, reportsSent: 0, slowBoots: 0, impairments: 0, limitViolations: 0, peakWorkers: 0,
     instanceSeconds: 0, cost: 0, onDemandCostOfSameHours: 0, byMarket: { spot: 0, 'on-demand': 0 }, webhooksSent: 0,
   };
   /** Called for every job status change GitLab would send a Job Hook for. */
   onJobEvent: (e: JobEvent) => void = () => {};
   /** Called when a spot interruption warning arrives (EventBridge -> interruption handler). */
   onInterruption: (w: SimWorker) => void = () => {};
+  /** Called for every report a worker of the controller sends; `mustArrive` for the ready report (the runner starts only once it was accepted). */
+  onReport: (r: WorkerReport, mustArrive: boolean) => void = () => {};
   /** Called after anything that may change what the baseline should do. */
   onChange: () => void = () => {};
 
@@ -179,6 +236,7 @@ export class World {
   private readonly rng: Rng;
   private readonly bootRng: Rng;
   private readonly interruptRng: Rng;
+  private readonly faultRng: Rng;
   readonly config: Config;
   readonly cloud: CloudOptions;
   readonly prices: PriceTable;
@@ -196,6 +254,7 @@ export class World {
     this.rng = opts.rng;
     this.bootRng = opts.rng.fork('boot');
     this.interruptRng = opts.rng.fork('interrupt');
+    this.faultRng = opts.rng.fork('faults');
     this.now = start;
     for (const p of this.config.pools) this.pending.set(p.name, []);
     this.outcomes = trace.map(() => ({ wait: 0, started: false, finished: false, attempts: 0, hitByInterruption: 0 }));
@@ -301,7 +360,8 @@ export class World {
     const q = this.pending.get(poolName);
     if (!q || q.length === 0) return;
     const idle = [...this.workers.values()]
-      .filter((w) => w.pool.name === poolName && w.state === 'idle' && !w.interrupted && w.retireRequestedAt === undefined)
+      // A runner takes jobs until its worker sees the retirement request (the race the fence is for).
+      .filter((w) => w.pool.name === poolName && w.state === 'idle' && !w.interrupted && !w.draining && !w.runnerStopped && (w.selfExit || w.retireRequestedAt === undefined))
       .sort((a, b) => (a.idleSince ?? 0) - (b.idleSince ?? 0) || (a.id < b.id ? -1 : 1));
     for (const w of idle) {
       if (q.length === 0 || !this.canRunAnother()) break;
@@ -322,6 +382,7 @@ export class World {
     w.job = job;
     w.idleSince = undefined;
     if (!wasAssigned) this.emit(job, 'running');
+    this.report(w);
     const epoch = ++w.idleEpoch;
     this.at(this.now + job.trace.duration * 1000, () => {
       if (w.job === job && w.idleEpoch === epoch) this.finish(w, job);
@@ -357,11 +418,15 @@ export class World {
 
   launchWorker(pool: Pool, instanceType: string, subnet: string, market: 'spot' | 'on-demand', selfExit: boolean, passId?: string): SimWorker {
     const [lo, hi] = this.cloud.bootSeconds;
-    const boot = (lo + this.bootRng.next() * (hi - lo)) * 1000;
+    let boot = (lo + this.bootRng.next() * (hi - lo)) * 1000;
+    if (selfExit && this.cloud.slowBootRate > 0 && this.faultRng.chance(this.cloud.slowBootRate)) {
+      boot = pool.worker.bootTimeout * 1000 * (0.8 + 0.8 * this.faultRng.next());
+      this.stats.slowBoots++;
+    }
     const w: SimWorker = {
       id: `i-${(this.nextWorker++).toString(16).padStart(17, '0')}`,
       pool, instanceType, subnet, zone: zoneOf(pool, subnet), market,
-      launchedAt: this.now, readyAt: this.now + Math.round(boot), state: 'booting', builds: 0, selfExit, idleEpoch: 0, passId,
+      launchedAt: this.now, readyAt: this.now + Math.round(boot), state: 'booting', builds: 0, selfExit, idleEpoch: 0, passId, seq: 0, recorded: {},
     };
     this.workers.set(w.id, w);
     this.stats.launches++;
@@ -373,7 +438,61 @@ export class World {
       const inMs = this.interruptRng.exponential(3_600_000 / this.cloud.interruptionsPerHour);
       this.at(this.now + Math.round(inMs), () => this.interrupt(w));
     }
+    if (selfExit) {
+      // The worker's own lifetime, counted from launch (lib/worker/script.ts): drain, and abort a job still running jobTimeout later.
+      this.at(w.launchedAt + pool.worker.maxLifetime * 1000, () => this.notice(w));
+      this.at(w.launchedAt + (pool.worker.maxLifetime + pool.jobTimeout) * 1000, () => {
+        if (w.state === 'busy' && w.job) {
+          this.failAndRetry(w.job);
+          w.job = undefined;
+          w.state = 'idle';
+          this.stopRunner(w);
+        }
+      });
+      if (this.cloud.impairmentsPerHour > 0) {
+        const inMs = this.faultRng.exponential(3_600_000 / this.cloud.impairmentsPerHour);
+        this.at(this.now + Math.round(inMs), () => {
+          if (w.state !== 'gone' && w.state !== 'leaving') {
+            w.impaired = true;
+            this.stats.impairments++;
+          }
+        });
+      }
+    }
     return w;
+  }
+
+  /**
+   * The worker sends its current state to the report queue (lib/worker/script.ts `report`):
+   * stopped once its runner is gone, draining while leaving, else busy or idle.
+   */
+  private report(w: SimWorker, mustArrive = false): void {
+    if (!w.selfExit || w.readyAtActual === undefined && !w.runnerStopped) return;
+    const state: ReportedState = w.runnerStopped ? 'stopped' : w.draining ? 'draining' : w.state === 'busy' ? 'busy' : 'idle';
+    w.seq++;
+    this.stats.reportsSent++;
+    this.onReport(
+      {
+        id: `${w.id}-${w.seq}`,
+        instanceId: w.id,
+        seq: w.seq,
+        state,
+        builds: w.builds,
+        at: this.now,
+        ...(w.readyAtActual !== undefined ? { readyAt: w.readyAtActual } : {}),
+        ...(state === 'idle' && w.idleSince !== undefined ? { idleSince: w.idleSince } : {}),
+        sender: `${SIM_WORKER_ROLE}:${w.id}`,
+        sentAt: this.now,
+        receiveCount: 1,
+      },
+      mustArrive,
+    );
+  }
+
+  private heartbeat(w: SimWorker): void {
+    if (w.state === 'gone' || w.runnerStopped) return;
+    this.report(w);
+    this.at(this.now + REPORTING.heartbeatSeconds * 1000, () => this.heartbeat(w));
   }
 
   alive(): number {
@@ -389,7 +508,15 @@ export class World {
 
   private ready(w: SimWorker): void {
     if (w.state !== 'booting') return;
-    if (w.retireRequestedAt !== undefined || w.interrupted) {
+    if (w.selfExit) {
+      // lib/worker/script.ts check_may_start: never ready past launched-at + bootTimeout, nor once asked to leave.
+      if (this.now >= w.launchedAt + w.pool.worker.bootTimeout * 1000 || w.retireRequestedAt !== undefined || w.interrupted) {
+        this.stopRunner(w);
+        return;
+      }
+      w.readyAtActual = this.now;
+      this.at(this.now + REPORTING.heartbeatSeconds * 1000, () => this.heartbeat(w));
+    } else if (w.retireRequestedAt !== undefined || w.interrupted) {
       this.leave(w);
       return;
     }
@@ -399,27 +526,55 @@ export class World {
       this.start(w, job);
       return;
     }
-    this.becomeIdle(w);
+    this.becomeIdle(w, true);
     this.dispatch(w.pool.name);
     this.onChange();
   }
 
-  private becomeIdle(w: SimWorker): void {
-    if (w.retireRequestedAt !== undefined || w.interrupted || (w.selfExit && w.pool.MaxBuilds > 0 && w.builds >= w.pool.MaxBuilds)) {
-      this.leave(w);
+  private becomeIdle(w: SimWorker, ready = false): void {
+    if (w.draining || w.interrupted || (w.selfExit && w.pool.MaxBuilds > 0 && w.builds >= w.pool.MaxBuilds) || (!w.selfExit && w.retireRequestedAt !== undefined)) {
+      if (w.selfExit) this.stopRunner(w);
+      else this.leave(w);
       return;
     }
     w.state = 'idle';
     w.idleSince = this.now;
+    this.report(w, ready);
     const epoch = ++w.idleEpoch;
     const timeout = w.selfExit ? workerWaitTimeout(w.pool) : 0;
     if (timeout > 0)
       this.at(this.now + timeout * 1000, () => {
         if (w.state === 'idle' && w.idleEpoch === epoch) {
-          this.leave(w);
+          this.stopRunner(w);
           this.onChange();
         }
       });
+  }
+
+  /** The worker sees it must leave (retirement request, lifetime): its runner takes no new job and finishes the current one. */
+  private notice(w: SimWorker): void {
+    if (w.state === 'gone' || w.state === 'leaving' || w.draining || w.runnerStopped) return;
+    w.draining = true;
+    if (w.state === 'busy' && w.retireRequestedAt !== undefined) this.stats.retiredWhileBusy++;
+    this.report(w);
+    if (w.state === 'idle') this.stopRunner(w);
+  }
+
+  /** Its runner is gone for good: it says so, and powers off (which rarely fails). */
+  private stopRunner(w: SimWorker): void {
+    if (!w.selfExit) return this.leave(w);
+    if (w.runnerStopped) return;
+    w.runnerStopped = true;
+    w.state = 'idle';
+    w.idleEpoch++;
+    if (w.readyAtActual !== undefined || w.seq > 0) this.report(w);
+    if (this.cloud.shutdownFailRate > 0 && this.faultRng.chance(this.cloud.shutdownFailRate)) {
+      // Still running, nothing on it, until terminated.
+      w.stuck = true;
+      w.state = 'leaving';
+      return;
+    }
+    this.leave(w);
   }
 
   /** The worker shuts itself down (or is being terminated): gone after shutdownSeconds. */
@@ -442,7 +597,7 @@ export class World {
     this.at(this.now + this.cloud.shutdownSeconds * 1000, () => this.gone(w));
   }
 
-  private gone(w: SimWorker): void {
+  gone(w: SimWorker): void {
     if (w.state === 'gone') return;
     w.state = 'gone';
     w.goneAt = this.now;
@@ -469,20 +624,34 @@ export class World {
   requestRetirement(w: SimWorker): void {
     if (w.state === 'leaving' || w.state === 'gone' || w.retireRequestedAt !== undefined) return;
     w.retireRequestedAt = this.now;
-    if (w.state === 'idle') {
-      // It stops taking jobs at once (the request is a tag it polls), and leaves when it notices.
-      w.idleEpoch++;
-      this.at(this.now + this.cloud.retirementNoticeSeconds * 1000, () => {
-        if (w.state === 'idle') {
-          this.leave(w);
-          this.onChange();
-        }
-      });
+    if (!w.selfExit) {
+      if (w.state === 'idle') {
+        w.idleEpoch++;
+        this.at(this.now + this.cloud.retirementNoticeSeconds * 1000, () => {
+          if (w.state === 'idle') {
+            this.leave(w);
+            this.onChange();
+          }
+        });
+      }
+      return;
     }
+    // The request is a tag the worker polls: until it sees it, its runner may still take a job.
+    this.at(this.now + this.cloud.retirementNoticeSeconds * 1000, () => {
+      this.notice(w);
+      this.onChange();
+    });
   }
 
-  terminate(w: SimWorker): void {
-    if (w.state === 'leaving' || w.state === 'gone') return;
+  terminate(w: SimWorker, kind?: TerminationKind): void {
+    if (w.state === 'gone') return;
+    if (kind) this.stats.terminationsByKind[kind] = (this.stats.terminationsByKind[kind] ?? 0) + 1;
+    if (w.stuck) {
+      w.stuck = false;
+      this.at(this.now + this.cloud.shutdownSeconds * 1000, () => this.gone(w));
+      return;
+    }
+    if (w.state === 'leaving') return;
     if (w.state === 'busy') this.stats.busyTerminations++;
     this.leave(w);
     this.dispatchAll();
@@ -490,11 +659,18 @@ export class World {
 
   /** The spot interruption warning; AWS reclaims the instance INTERRUPTION_NOTICE_MS later. */
   interrupt(w: SimWorker): void {
-    if (w.state === 'leaving' || w.state === 'gone') return;
+    if (w.state === 'leaving' || w.state === 'gone') {
+      if (w.stuck) this.terminate(w); // AWS reclaims it anyway
+      return;
+    }
     w.interrupted = true;
     w.interruptedAt = this.now;
     this.stats.interruptions++;
     if (w.state === 'idle') w.idleEpoch++;
+    if (w.selfExit && !w.runnerStopped) {
+      w.draining = true;
+      this.report(w);
+    }
     this.at(this.now + INTERRUPTION_NOTICE_MS, () => {
       if (w.state === 'gone' || w.state === 'leaving') return;
       if (w.job) this.stats.jobsHitByInterruptions++;
@@ -506,18 +682,20 @@ export class World {
     this.onInterruption(w);
   }
 
-  /** What EC2 + the worker's own tags show: the view the controller's fleet adapter builds. */
+  /**
+   * What EC2 shows and what the controller recorded from the worker's reports: the view the
+   * controller's fleet adapter builds (never the worker's truth).
+   */
   view(w: SimWorker): FleetWorker {
-    const state = w.state === 'leaving' || w.retireRequestedAt !== undefined ? 'retiring' : w.state === 'gone' ? 'retiring' : w.state;
-    return {
+    const v: FleetWorker = {
       id: w.id,
       pool: w.pool.name,
-      state,
+      state: 'booting',
       launchedAt: w.launchedAt,
-      builds: w.builds,
-      idleSince: w.state === 'idle' ? w.idleSince : undefined,
+      builds: w.recorded.builds ?? 0,
+      instanceState: (w.state === 'leaving' && !w.stuck) || w.state === 'gone' ? 'shutting-down' : 'running',
       retireRequestedAt: w.retireRequestedAt,
-      problem: w.interrupted ? 'interrupted' : undefined,
+      problem: w.interrupted ? 'interrupted' : w.impaired ? 'impaired' : undefined,
       instanceType: w.instanceType,
       zone: w.zone,
       market: w.market,
@@ -526,6 +704,22 @@ export class World {
       interruptedAt: w.interruptedAt,
       interruptionKind: w.interruptedAt !== undefined ? 'interruption' : undefined,
     };
+    if (w.recorded.readyAt !== undefined) v.readyAt = w.recorded.readyAt;
+    if (w.recorded.reported) v.reported = w.recorded.reported;
+    if (w.recorded.reported === 'idle') v.idleSince = w.recorded.idleSince ?? w.recorded.readyAt;
+    if (w.recorded.reported === 'stopped') v.stoppedAt = w.recorded.stoppedAt;
+    v.state = deriveState(v);
+    return v;
+  }
+
+  /** The controller's CreateTags of reported state (lib/aws/ec2-fleet.ts recordWorkerState), onto the simulated instance. */
+  record(w: SimWorker, tags: Readonly<Record<string, string>>): void {
+    const t = (k: string) => (tags[k] !== undefined ? Date.parse(tags[k]) : undefined);
+    if (tags[TAGS.ready] !== undefined) w.recorded.readyAt = t(TAGS.ready);
+    if (tags[TAGS.state] !== undefined) w.recorded.reported = tags[TAGS.state] as ReportedState;
+    if (tags[TAGS.idleSince] !== undefined) w.recorded.idleSince = t(TAGS.idleSince);
+    if (tags[TAGS.stoppedAt] !== undefined) w.recorded.stoppedAt = t(TAGS.stoppedAt);
+    if (tags[TAGS.builds] !== undefined) w.recorded.builds = Number(tags[TAGS.builds]);
   }
 
   // ---- observation ---------------------------------------------------------------------------
@@ -600,22 +794,40 @@ export class CapacityModel {
  * when the pool allows the fallback.
  */
 export class SimFleet implements Fleet {
-  calls = { discover: 0, launch: 0, requestRetirement: 0, terminate: 0 };
+  calls = { discover: 0, launch: 0, requestRetirement: 0, terminate: 0, recordWorkerState: 0 };
   launchErrors = 0;
   private readonly seenTokens = new Map<string, LaunchResult>();
+  private raceDue = false;
   constructor(
     private readonly world: World,
     private readonly capacity: CapacityModel,
+    /** Picks how long each pass's race window lasts (0 .. cloud.raceWindowSeconds). */
+    private readonly raceRng?: Rng,
   ) {}
 
   async discover(_now: number): Promise<WorkerView[]> {
     this.calls.discover++;
     const out: WorkerView[] = [];
     for (const w of this.world.workers.values()) if (w.state !== 'gone') out.push(this.world.view(w));
+    this.raceDue = true;
     return out;
   }
 
+  /**
+   * The time between a pass's discovery and its first action (DescribeLaunchTemplateVersions,
+   * CreateFleet... in AWS): the world runs on, jobs arrive and idle runners take them, so what the
+   * pass acts on may no longer be what it saw. Passes never overlap (the autoscaler defers them).
+   */
+  private async race(): Promise<void> {
+    if (!this.raceDue) return;
+    this.raceDue = false;
+    const window = this.world.cloud.raceWindowSeconds;
+    if (!this.raceRng || window <= 0) return;
+    await this.world.runUntil(this.world.now + Math.round(this.raceRng.next() * window * 1000));
+  }
+
   async launch(req: LaunchRequest): Promise<LaunchResult> {
+    await this.race();
     this.calls.launch++;
     // ClientToken: a retried CreateFleet returns the first call's result and launches nothing.
     const seen = this.seenTokens.get(req.clientToken);
@@ -666,6 +878,7 @@ export class SimFleet implements Fleet {
   }
 
   async requestRetirement(retirements: readonly Retirement[]): Promise<void> {
+    await this.race();
     this.calls.requestRetirement++;
     for (const r of retirements) {
       const w = this.world.workers.get(r.id);
@@ -674,11 +887,23 @@ export class SimFleet implements Fleet {
   }
 
   async terminate(terminations: readonly Termination[]): Promise<void> {
+    await this.race();
     this.calls.terminate++;
     for (const t of terminations) {
       const w = this.world.workers.get(t.id);
-      if (w) this.world.terminate(w);
+      if (w) this.world.terminate(w, t.kind);
     }
+  }
+
+  async recordWorkerState(writes: readonly WorkerStateWrite[]): Promise<boolean[]> {
+    await this.race();
+    this.calls.recordWorkerState++;
+    for (const write of writes)
+      for (const id of write.ids) {
+        const w = this.world.workers.get(id);
+        if (w) this.world.record(w, write.tags);
+      }
+    return writes.map(() => true);
   }
 }
 

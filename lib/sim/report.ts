@@ -4,6 +4,14 @@ import type { SimulationReport } from './simulate';
 const money = (x: number) => `$${x.toFixed(2)}`;
 const secs = (x: number) => `${x} s`;
 
+function fenceLine(kinds: Partial<Record<string, number>>): string {
+  const parts = Object.entries(kinds)
+    .filter(([, n]) => (n ?? 0) > 0)
+    .sort()
+    .map(([k, n]) => `${n} ${k}`);
+  return parts.length ? parts.join(', ') : 'none';
+}
+
 export function formatReport(r: SimulationReport, chartPath?: string): string {
   const a = r.autoscaler;
   const b = r.baseline;
@@ -35,7 +43,8 @@ export function formatReport(r: SimulationReport, chartPath?: string): string {
     ...rows.map(([k, v1, v2]) => `${k.padEnd(w0)}  ${v1.padStart(w1)}  ${v2.padStart(14)}`),
     '',
     `Savings: ${money(r.savings.money)} (${r.savings.moneyPercent}% of the docker+machine bill); queue wait p95 ${r.savings.waitP95 >= 0 ? `${r.savings.waitP95} s shorter` : `${-r.savings.waitP95} s longer`}, p50 ${r.savings.waitP50 >= 0 ? `${r.savings.waitP50} s shorter` : `${-r.savings.waitP50} s longer`}.`,
-    `Controller: ${a.passes.queue} webhook passes, ${a.passes.schedule} scheduled, ${a.passes.interruption} on interruptions; ${a.webhooksLost} of ${a.webhooksSent} webhooks lost; ${a.launchErrors} launch errors (capacity); ${a.gitlabApiCalls} GitLab API calls; ${a.controllerWarnings} warnings, ${a.controllerErrors} errors${a.passErrors ? `, ${a.passErrors} failed passes` : ''}.`,
+    `Controller: ${a.passes.schedule} scheduled passes, ${a.passes.queue} more for events and ticks, ${a.passes.interruption} on interruptions; ${a.webhooksLost} of ${a.webhooksSent} webhooks lost; ${a.reportsLost} of ${a.reportsSent} worker reports lost; ${a.launchErrors} launch errors (capacity); ${a.gitlabApiCalls} GitLab API calls; ${a.controllerWarnings} warnings, ${a.controllerErrors} errors${a.passErrors ? `, ${a.passErrors} failed passes` : ''}.`,
+    `Fence: ${a.retiredWhileBusy} retirement request(s) found the runner just busy (it finished its job first); terminations: ${fenceLine(a.terminationsByKind)}.`,
   ];
   if (r.jobsUnroutable) lines.push(`Warning: ${r.jobsUnroutable} job(s) carry tags no pool serves; neither policy can run them (check the pools' tags and runUntagged).`);
   if (r.jobsUnserved) lines.push(`Warning: ${r.jobsUnserved} job(s) never finished within the run (see docs/simulation.md, "Jobs never served").`);

@@ -5,7 +5,9 @@
 import type { Config } from '../config';
 import { MemoryStateStore } from '../controller/state';
 import { DockerMachineBaseline } from './baseline';
-import { CapacityModel, DEFAULT_CLOUD, SimFleet, SimGitLab, World, type CloudOptions, type Sample } from './cloud';
+import { CapacityModel, DEFAULT_CLOUD, SIM_WORKER_ROLE, SimFleet, SimGitLab, World, type CloudOptions, type Sample } from './cloud';
+import { ReportMemory } from '../controller/reports';
+import type { TerminationKind } from '../model';
 import { CountingLogger, DEFAULT_AUTOSCALER, SimulatedAutoscaler, type AutoscalerOptions } from './autoscaler';
 import { DEFAULT_PRICES, missingPrices, PriceError, type PriceTable } from './prices';
 import { Rng } from './rng';
@@ -45,6 +47,9 @@ export interface PolicyFigures {
   jobsUnserved: number;
   limitViolations: number;
   busyTerminations: number;
+  /** The controller's terminations by kind (the fence), and retirement requests that found the runner busy (it finished its job first). */
+  terminationsByKind: Partial<Record<TerminationKind, number>>;
+  retiredWhileBusy: number;
 }
 
 export interface SimulationReport {
@@ -75,6 +80,10 @@ export interface SimulationReport {
     passErrors: number;
     webhooksSent: number;
     webhooksLost: number;
+    reportsSent: number;
+    reportsLost: number;
+    slowBoots: number;
+    impairments: number;
     launchErrors: number;
     fleetCalls: Record<string, number>;
     gitlabApiCalls: number;
@@ -124,6 +133,8 @@ function figures(world: World): PolicyFigures {
     jobsUnserved: world.routable - world.finishedCount,
     limitViolations: s.limitViolations,
     busyTerminations: s.busyTerminations,
+    terminationsByKind: { ...s.terminationsByKind },
+    retiredWhileBusy: s.retiredWhileBusy,
   };
 }
 
@@ -142,11 +153,20 @@ export async function simulate(opts: SimulationOptions): Promise<SimulationResul
   // The spot autoscaler: the real reconcile pass against the simulated cloud.
   const spotWorld = new World({ config, cloud, prices, rng: rng.fork('autoscaler-world'), maxRunning: 0 }, trace.jobs, trace.start);
   const capacity = new CapacityModel(rng.fork('capacity').nextUint32(), cloud, trace.start);
-  const fleet = new SimFleet(spotWorld, capacity);
+  // Streams of their own (not forked from `rng`), so the baseline's run is the same as before they existed.
+  const raceAndReports = new Rng((seed ^ 0x9e3779b9) >>> 0);
+  const fleet = new SimFleet(spotWorld, capacity, raceAndReports.fork('race'));
   const gitlab = new SimGitLab(spotWorld);
   const log = new CountingLogger(opts.echo);
-  const store = new MemoryStateStore(log);
-  const autoscaler = new SimulatedAutoscaler(spotWorld, { config, stage: 'sim', fleet, store, gitlab, log }, auto, rng.fork('webhook-loss'));
+  // The real encoding, written every pass; read back only once (the controller is the only writer).
+  const store = new MemoryStateStore(log, undefined, { cacheMs: Infinity, now: () => spotWorld.now });
+  const autoscaler = new SimulatedAutoscaler(
+    spotWorld,
+    { config, stage: 'sim', fleet, store, gitlab, log, reportMemory: new ReportMemory(), workerRoleIds: [SIM_WORKER_ROLE] },
+    auto,
+    rng.fork('webhook-loss'),
+    raceAndReports.fork('reports'),
+  );
   autoscaler.start();
 
   // docker+machine on on-demand machines: no interruptions, no capacity outages.
@@ -190,6 +210,10 @@ export async function simulate(opts: SimulationOptions): Promise<SimulationResul
       passErrors: autoscaler.passErrors,
       webhooksSent: spotWorld.stats.webhooksSent,
       webhooksLost: autoscaler.webhooksLost,
+      reportsSent: spotWorld.stats.reportsSent,
+      reportsLost: autoscaler.reportsLost,
+      slowBoots: spotWorld.stats.slowBoots,
+      impairments: spotWorld.stats.impairments,
       launchErrors: fleet.launchErrors,
       fleetCalls: { ...fleet.calls },
       gitlabApiCalls: gitlab.calls,

@@ -4,6 +4,7 @@ import { DEFAULT_PRICES } from '../../lib/sim/prices';
 import { Rng } from '../../lib/sim/rng';
 import type { TraceJob } from '../../lib/sim/trace';
 import type { JobEvent } from '../../lib/controller/ports';
+import type { WorkerReport } from '../../lib/controller/reports';
 import { makeConfig, poolInput } from '../helpers/config';
 
 const T0 = Date.parse('2025-03-04T10:00:00Z');
@@ -23,18 +24,22 @@ describe('simulated workers', () => {
     const w = world([job(1, 0, 100), job(2, 5, 100)]);
     const events: JobEvent[] = [];
     w.onJobEvent = (e) => events.push(e);
+    const reports: WorkerReport[] = [];
+    w.onReport = (r) => reports.push(r);
     const fleet = new SimFleet(w, new CapacityModel(1, quiet, T0));
     await w.runUntil(T0 + 10_000);
     const r = await fleet.launch({ pool: w.config.pools[0], count: 1, passId: 'p1', clientToken: 't1', avoid: [] });
     expect(r.launched).toHaveLength(1);
     expect(r.launched[0].state).toBe('booting');
+    // (The workers' truth; the controller's view is what it recorded from their reports: SimFleet.discover.)
+    const truth = () => [...w.workers.values()][0];
     await w.runUntil(T0 + 10_000 + 60_000);
-    let view = await fleet.discover(w.now);
-    expect(view[0].state).toBe('busy');
+    expect(truth().state).toBe('busy');
     await w.runUntil(T0 + 70_000 + 100_000);
-    view = await fleet.discover(w.now);
-    expect(view[0].state).toBe('busy'); // took job 2 right after job 1
-    expect(view[0].builds).toBe(1);
+    expect(truth().state).toBe('busy'); // took job 2 right after job 1
+    expect(truth().builds).toBe(1);
+    // It reported ready (idle), then busy, idle and busy again.
+    expect(reports.map((r) => r.state)).toEqual(['idle', 'busy', 'idle', 'busy']);
     expect(w.outcomes[0]).toMatchObject({ wait: 70, finished: true });
     expect(w.outcomes[1]).toMatchObject({ wait: 165, started: true });
     expect(events.map((e) => `${e.jobId}:${e.status}`)).toEqual(['1000:pending', '1001:pending', '1000:running', '1000:success', '1001:running']);
@@ -67,8 +72,8 @@ describe('simulated workers', () => {
     const fleet = new SimFleet(w, new CapacityModel(1, quiet, T0));
     await fleet.launch({ pool: w.config.pools[0], count: 3, passId: 'p', clientToken: 't', avoid: [] });
     await w.runUntil(T0 + 60_000 + 30_000 + 1_000);
-    const states = (await fleet.discover(w.now)).map((v) => v.state).sort();
-    expect(states).toEqual(['idle', 'retiring', 'retiring']); // two ran their one build
+    const states = [...w.workers.values()].map((v) => v.state).sort();
+    expect(states).toEqual(['idle', 'leaving', 'leaving']); // two ran their one build
     await w.runUntil(T0 + 60_000 + 300_000 + 31_000);
     expect(await fleet.discover(w.now)).toEqual([]); // the idle one waited IdleTime, then left
     w.close();
@@ -108,6 +113,65 @@ describe('simulated workers', () => {
     expect(events.map((e) => `${e.jobId}:${e.status}`)).toEqual(['1000:pending', '1000:running', '1000:failed', '1001:pending', '1001:running']);
     expect(w.stats).toMatchObject({ interruptions: 1, jobsHitByInterruptions: 1, busyTerminations: 0 });
     expect(w.outcomes[0]).toMatchObject({ attempts: 2, hitByInterruption: 1, finished: false });
+  });
+});
+
+describe('simulated workers follow the worker script (lib/worker/script.ts)', () => {
+  it('a boot that outlasts launched-at + bootTimeout never becomes ready: no ready report, no job; one just inside it does', async () => {
+    const seen = { late: 0, inTime: 0 };
+    for (let seed = 1; seed <= 12; seed++) {
+      const config = makeConfig([poolInput({ worker: { instanceTypes: ['m6i.large'], subnets: ['subnet-0a'], ami: 'ami-0123456789abcdef0', bootTimeout: 60 } })]);
+      const w = new World({ config, cloud: { ...quiet, slowBootRate: 1 }, prices: DEFAULT_PRICES, rng: new Rng(seed), maxRunning: 0 }, [job(1, 0, 100)], T0);
+      const reports: WorkerReport[] = [];
+      w.onReport = (r) => reports.push(r);
+      const { launched } = await new SimFleet(w, new CapacityModel(1, quiet, T0)).launch({ pool: w.config.pools[0], count: 1, passId: 'p', clientToken: 't', avoid: [] });
+      const worker = w.workers.get(launched[0].id)!;
+      const late = worker.readyAt - worker.launchedAt >= 60_000;
+      await w.runUntil(T0 + 300_000);
+      expect(w.stats.slowBoots).toBe(1);
+      expect({ late, started: w.outcomes[0].started, ready: reports.some((r) => r.state === 'idle') }).toEqual({ late, started: !late, ready: !late });
+      seen[late ? 'late' : 'inTime']++;
+    }
+    expect(seen.late).toBeGreaterThan(0);
+    expect(seen.inTime).toBeGreaterThan(0);
+  });
+
+  it('a runner may take a job between the retirement request and the moment its worker sees it; it finishes that job', async () => {
+    const w = world([job(1, 125, 300)]);
+    const fleet = new SimFleet(w, new CapacityModel(1, quiet, T0));
+    const { launched } = await fleet.launch({ pool: w.config.pools[0], count: 1, passId: 'p', clientToken: 't', avoid: [] });
+    await w.runUntil(T0 + 120_000); // ready and idle at 60 s
+    await fleet.requestRetirement([{ id: launched[0].id, reason: 'idle' }]); // it sees the tag 10 s later
+    await w.runUntil(T0 + 126_000);
+    expect([...w.workers.values()][0].state).toBe('busy'); // took the job at 125 s
+    await w.runUntil(T0 + 500_000);
+    expect(w.stats).toMatchObject({ retiredWhileBusy: 1, busyTerminations: 0 });
+    expect(w.outcomes[0].finished).toBe(true);
+    expect(w.workers.size).toBe(0);
+  });
+
+  it('maxLifetime counts from launch: the worker drains then, and leaves', async () => {
+    const w = world([], { IdleCount: 1, worker: { instanceTypes: ['m6i.large'], subnets: ['subnet-0a'], ami: 'ami-0123456789abcdef0', maxLifetime: 900 } });
+    const fleet = new SimFleet(w, new CapacityModel(1, quiet, T0));
+    await fleet.launch({ pool: w.config.pools[0], count: 1, passId: 'p', clientToken: 't', avoid: [] });
+    await w.runUntil(T0 + 899_000);
+    expect(w.workers.size).toBe(1);
+    await w.runUntil(T0 + 960_000);
+    expect(w.workers.size).toBe(0);
+  });
+
+  it('a failed power-off leaves an instance with no runner until it is terminated; terminating it costs no job', async () => {
+    const w = world([job(1, 0, 30)], { MaxBuilds: 1 }, { ...quiet, shutdownFailRate: 1 });
+    const fleet = new SimFleet(w, new CapacityModel(1, quiet, T0));
+    const { launched } = await fleet.launch({ pool: w.config.pools[0], count: 1, passId: 'p', clientToken: 't', avoid: [] });
+    await w.runUntil(T0 + 600_000);
+    const worker = w.workers.get(launched[0].id)!;
+    expect(worker).toMatchObject({ stuck: true, runnerStopped: true });
+    expect((await fleet.discover(w.now))[0]).toMatchObject({ instanceState: 'running' });
+    await fleet.terminate([{ id: worker.id, reason: 'test', kind: 'runner-stopped' }]);
+    await w.runUntil(T0 + 700_000);
+    expect(w.workers.size).toBe(0);
+    expect(w.stats).toMatchObject({ busyTerminations: 0, terminationsByKind: { 'runner-stopped': 1 } });
   });
 });
 
