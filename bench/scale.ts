@@ -1,36 +1,49 @@
 /**
  * The controller at 500, 2,000 and 5,000 workers running 5-minute jobs (issue 9): AWS calls per
- * pass by API, per minute and per job, SSM writes per pass, events drained per minute, and pass
- * time in memory, with assumed AWS latencies, and against moto.
+ * pass by API, per minute and per job, SSM writes per pass, events drained per minute, the
+ * webhook-to-CreateFleet latency, and pass time in memory, with assumed AWS latencies, and against moto.
  *
- * Steady state: N workers, 80 % busy; N/5 jobs start a minute, each job sends 3 webhooks
- * (pending, running, success), so 3N/5 events a minute; each job is 2 worker transitions.
+ * Steady state: N workers, 80 % busy; N/5 jobs start a minute; each job sends 3 webhooks (pending,
+ * running, success): 3N/5 events a minute, and 2 worker reports (busy, idle). On top, the event
+ * stream is pushed to 6,000 a minute to show the drain rate the issue asks for (>= 5,000).
  *
- * THIS VERSION MEASURES THE DESIGN AS LANDED BEFORE ISSUE 9: an SQS event source mapping hands the
- * reconcile function batches of at most 25 events (reserved concurrency 1), plus one scheduled
- * pass a minute; workers tag themselves on every transition (CreateTags, 2 per job).
+ * What runs is the deployed code path: the invocation loop (lib/controller/loop.ts) reading both
+ * queues through the SQS adapter, reconcilePass, Ec2Fleet, the SSM state store, over an in-memory
+ * EC2/SSM/SQS behind the real SDK clients (test/helpers/fake-aws.ts) that counts every call and
+ * waits an ASSUMED latency per call (printed; AWS publishes none). Then the same against moto.
  *
- * Run: npm run bench -- scale      (SCALE_MOTO=0 skips moto; SCALE_MOTO_MAX=2000 bounds it)
+ * The figures of the design before issue 9 (SQS trigger of 25 events a pass, workers tagging
+ * themselves) were measured by this file at commit fce5218 and are in docs/controller.md.
+ *
+ * Run: npm run bench -- scale   (SCALE_SECONDS=30 per loop run; SCALE_MOTO=0 skips moto; SCALE_MOTO_MAX=2000 bounds it;
+ *      SCALE_PARTS=memory,latency,moto picks parts)
  */
 import { DescribeImagesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
+import { CreateQueueCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { validateConfig, type Config } from '../lib/config';
 import { Ec2Fleet, ensureLaunchTemplate } from '../lib/aws/ec2-fleet';
 import { SsmStateStore } from '../lib/aws/ssm-state-store';
-import { reconcilePass, type PassInput } from '../lib/controller/reconcile';
-import { TAGS } from '../lib/controller/tags';
-import type { JobEvent, Logger } from '../lib/controller/ports';
+import { SqsInbox } from '../lib/aws/sqs-inbox';
+import { reconcilePass, type PassInput, type PassReport } from '../lib/controller/reconcile';
+import { runLoop } from '../lib/controller/loop';
+import { encodeReport, ReportMemory } from '../lib/controller/reports';
+import { reportQueueName, TAGS } from '../lib/controller/tags';
+import type { Logger } from '../lib/controller/ports';
 import { FakeAws } from '../test/helpers/fake-aws';
 import { motoClientConfig, startMoto } from '../test/helpers/moto';
 
 const SIZES = [500, 2000, 5000];
-const BATCH = 25; // the SQS event source mapping's batch size (lib/deploy/stack.ts SIZING before issue 9)
+const SECONDS = Number(process.env.SCALE_SECONDS ?? 30);
+const ROLE = 'AROABENCHWORKERROLE01';
 const quiet: Logger = { info() {}, warn() {}, error() {} };
 const noWait = { sleep: async () => {}, random: () => 0 };
+const EVENTS_URL = 'https://sqs.eu-west-1.amazonaws.com/123456789012/events';
+const REPORTS_URL = 'https://sqs.eu-west-1.amazonaws.com/123456789012/reports';
 
 /**
- * ASSUMED AWS latencies (ms). AWS publishes none; these are round figures of the order seen in
- * practice, used only to turn counted calls into a pass duration. The counts are exact.
+ * ASSUMED AWS latencies (ms). AWS publishes none; round figures of the order seen in practice,
+ * used to make passes take time. The call counts are exact.
  */
 const ASSUMED: Record<string, (n: number) => number> = {
   DescribeInstances: (n) => 150 + 1.2 * n,
@@ -41,20 +54,21 @@ const ASSUMED: Record<string, (n: number) => number> = {
   TerminateInstances: () => 300,
   GetParametersByPath: () => 40,
   PutParameter: () => 60,
+  ReceiveMessage: () => 20,
+  DeleteMessageBatch: () => 20,
 };
 const assumedLatency = (api: string, n: number) => ASSUMED[api]?.(n) ?? 30;
 
-function makeConfig(subnets = ['subnet-0a', 'subnet-0b', 'subnet-0c'], ami = 'ami-0123456789abcdef0'): Config {
+function makeConfig(idleCount = 20, subnets = ['subnet-0a', 'subnet-0b', 'subnet-0c'], ami = 'ami-0123456789abcdef0', ssmPrefix = '/gitlab-spot-autoscaler'): Config {
   return validateConfig({
     deployment: 'bench',
+    ssmPrefix,
     gitlab: { url: 'https://gitlab.example.com' },
-    pools: [{ name: 'docker', runUntagged: true, IdleCount: 20, IdleTime: 1800, worker: { instanceTypes: ['m6i.large', 'm5.large', 'm6a.large', 'm7i.large'], subnets, ami } }],
+    pools: [{ name: 'docker', tags: ['docker'], runUntagged: true, IdleCount: idleCount, IdleTime: 1800, worker: { instanceTypes: ['m6i.large', 'm5.large', 'm6a.large', 'm7i.large'], subnets, ami } }],
   });
 }
 
-const T0 = Date.parse('2026-11-30T10:00:00Z');
-
-/** Tags of a steady worker k: ready an hour ago, 80 % busy. */
+/** Tags of a steady worker k, as the controller recorded them: ready an hour ago, 80 % busy. */
 function workerTags(k: number, now: number): Record<string, string> {
   const busy = k % 5 !== 0;
   return {
@@ -67,72 +81,194 @@ function workerTags(k: number, now: number): Record<string, string> {
     [TAGS.ready]: new Date(now - 3_600_000).toISOString(),
     [TAGS.state]: busy ? 'busy' : 'idle',
     [TAGS.idleSince]: new Date(now - 60_000).toISOString(),
-    [TAGS.builds]: String(k % 11),
   };
 }
 
-/** Job events of one steady batch: new jobs pending, earlier ones running / finishing. */
 let nextJob = 10_000_000;
-function events(n: number, now: number): JobEvent[] {
-  const statuses = ['pending', 'running', 'success'];
-  return Array.from({ length: n }, (_, k) => ({ jobId: nextJob++, projectId: 100 + (k % 20), status: statuses[k % 3], receivedAt: now, tags: ['docker'] }));
+const statuses = ['pending', 'running', 'success'];
+function jobMessage(k: number): string {
+  return JSON.stringify({ v: 1, type: 'job', event: { jobId: nextJob++, projectId: 100 + (k % 20), status: statuses[k % 3], receivedAt: Date.now(), tags: ['docker'] } });
 }
 
-const fmt = (o: Record<string, number>) =>
+const fmt = (o: Record<string, number>, digits = 1) =>
   Object.entries(o)
-    .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(1)}`)
+    .sort()
+    .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(digits)}`)
     .join(', ') || '-';
+const per = (o: Record<string, number>, d: number) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, v / d]));
+
+interface Deployment {
+  aws: FakeAws;
+  config: Config;
+  fleet: Ec2Fleet;
+  ids: string[];
+  seq: Map<string, number>;
+  pass(input: PassInput): Promise<PassReport>;
+  inbox(): { events: SqsInbox; reports: SqsInbox };
+}
+
+/** N steady workers in an in-memory AWS, and the controller's pieces over it, as the handler wires them. */
+function deployment(n: number, idleCount = 20): Deployment {
+  const aws = new FakeAws();
+  const config = makeConfig(idleCount);
+  const now = Date.now();
+  const ids: string[] = [];
+  for (let k = 0; k < n; k++) ids.push(aws.add(workerTags(k, now), { instanceType: 'm6i.large', subnet: 'subnet-0a' }).id);
+  const ec2 = new EC2Client({ region: 'eu-west-1' });
+  const ssm = new SSMClient({ region: 'eu-west-1' });
+  const sqs = new SQSClient({ region: 'eu-west-1' });
+  const fleet = new Ec2Fleet({ ec2, config, stage: 'bench', retryEnv: noWait });
+  const memory = new ReportMemory();
+  const store = new SsmStateStore({ ssm, config, stage: 'bench', retryEnv: noWait, cacheMs: Infinity });
+  const clock = { now: () => Date.now() };
+  return {
+    aws,
+    config,
+    fleet,
+    ids,
+    seq: new Map(),
+    pass: (input) => reconcilePass({ config, stage: 'bench', fleet, store, clock, log: quiet, reportMemory: memory, workerRoleIds: [ROLE] }, input),
+    inbox: () => ({ events: new SqsInbox({ sqs, queueUrl: EVENTS_URL }), reports: new SqsInbox({ sqs, queueUrl: REPORTS_URL }) }),
+  };
+}
+
+/** A worker's report of a job start or end (what lib/worker/script.ts sends), signed by its instance. */
+function workerReport(d: Deployment, k: number): void {
+  const id = d.ids[(k * 7919) % d.ids.length];
+  const seq = (d.seq.get(id) ?? 1) + 1;
+  d.seq.set(id, seq);
+  const now = Date.now();
+  // A transition: a job starts on an idle worker, or ends on a busy one.
+  const state = d.aws.instances.get(id)?.tags.get(TAGS.state) === 'busy' ? 'idle' : 'busy';
+  d.aws.send(REPORTS_URL, encodeReport({ instanceId: id, seq, state, builds: seq, at: now, readyAt: now - 3_600_000, idleSince: state === 'idle' ? now : undefined }), `${ROLE}:${id}`);
+}
+
+/** The invocation loop for `seconds`, fed with `eventsPerMinute` job events and the workers' 2N/5 reports a minute. */
+async function loopRun(d: Deployment, n: number, seconds: number, eventsPerMinute: number) {
+  d.aws.latency = assumedLatency;
+  let sentEvents = 0;
+  let sentReports = 0;
+  const reportsPerMinute = (2 * n) / 5;
+  const started = Date.now();
+  const producer = setInterval(() => {
+    const due = ((Date.now() - started) / 60_000) * eventsPerMinute;
+    while (sentEvents < due) d.aws.send(EVENTS_URL, jobMessage(sentEvents++));
+    const dueReports = ((Date.now() - started) / 60_000) * reportsPerMinute;
+    while (sentReports < dueReports) workerReport(d, sentReports++);
+  }, 50);
+  const before = d.aws.snapshot();
+  const taggedBefore = d.aws.taggedResources;
+  const passes: PassReport[] = [];
+  const starts: { at: number; events: number }[] = [];
+  const { events, reports } = d.inbox();
+  const t0 = Date.now();
+  const loop = await runLoop(
+    {
+      pass: async (input) => {
+        starts.push({ at: Date.now(), events: input.events.length });
+        const r = await d.pass(input);
+        passes.push(r);
+        return r;
+      },
+      events,
+      reports,
+      remainingMs: () => seconds * 1000 + 60_000 - (Date.now() - t0),
+      log: quiet,
+    },
+    'schedule',
+    { loopForMs: seconds * 1000 },
+  );
+  clearInterval(producer);
+  const minutes = (Date.now() - t0) / 60_000;
+  const calls = d.aws.since(before);
+  // Sustained drain: each pass takes what arrived since the one before, so the events of passes 2..k
+  // over the time from the first to the last start is the rate the queue is emptied at.
+  const span = starts.length > 1 ? (starts[starts.length - 1].at - starts[0].at) / 60_000 : NaN;
+  const sustained = starts.slice(1).reduce((n, x) => n + x.events, 0) / span;
+  return { loop, passes, minutes, calls, tagged: d.aws.taggedResources - taggedBefore, sentEvents, left: d.aws.queued(EVENTS_URL), sustained, largest: Math.max(...starts.map((x) => x.events)) };
+}
 
 async function inMemory(n: number): Promise<void> {
-  const aws = new FakeAws();
-  try {
-    const config = makeConfig();
-    let now = T0;
-    const clock = { now: () => now };
-    for (let k = 0; k < n; k++) aws.add(workerTags(k, now), { instanceType: 'm6i.large', subnet: 'subnet-0a' });
-    const ec2 = new EC2Client({ region: 'eu-west-1' });
-    const ssm = new SSMClient({ region: 'eu-west-1' });
-    const fleet = new Ec2Fleet({ ec2, config, stage: 'bench', now: clock.now, retryEnv: noWait });
-    const pass = (input: PassInput) => reconcilePass({ config, stage: 'bench', fleet, store: new SsmStateStore({ ssm, config, stage: 'bench', retryEnv: noWait }), clock, log: quiet }, input);
-    // Warm up: the running jobs of the busy workers are known.
-    const running = Math.round(n * 0.8);
-    await pass({ trigger: 'queue', events: Array.from({ length: running }, (_, k) => ({ jobId: 5_000_000 + k, projectId: 100 + (k % 20), status: 'running', receivedAt: now, tags: ['docker'] })) });
-    now += 20_000;
+  const eventsPerMinute = (3 * n) / 5;
+  const jobsPerMinute = n / 5;
+  console.log(`\n  ${n.toLocaleString('en')} workers: ${eventsPerMinute.toLocaleString('en')} events/min and ${((2 * n) / 5).toLocaleString('en')} reports/min at steady state; ${jobsPerMinute} jobs/min`);
 
-    const measure = async (input: PassInput, latency: boolean) => {
-      aws.latency = latency ? assumedLatency : () => 0;
-      const before = aws.snapshot();
+  // The controller's own work, no latency: one pass over a minute's worth of events and reports.
+  {
+    const d = deployment(n);
+    try {
+      for (let k = 0; k < (2 * n) / 5; k++) workerReport(d, k);
+      for (let k = 0; k < eventsPerMinute; k++) d.aws.send(EVENTS_URL, jobMessage(k));
+      const { events, reports } = d.inbox();
+      await d.pass({ events: [], reports: [], trigger: 'schedule' }); // warm: state read, template checked
       const t = performance.now();
-      const r = await pass(input);
-      const ms = performance.now() - t;
-      now += 3_000;
-      return { ms, calls: aws.since(before), writes: r.stateWrites };
-    };
-    const queue = await measure({ trigger: 'queue', events: events(BATCH, now) }, false);
-    const schedule = await measure({ trigger: 'schedule', events: [] }, false);
-    const queueLat = await measure({ trigger: 'queue', events: events(BATCH, now) }, true);
+      await runLoop({ pass: d.pass, events, reports, remainingMs: () => 60_000, log: quiet }, 'queue', { maxPasses: 1 });
+      console.log(`    in memory: a pass over a minute of events and reports takes ${(performance.now() - t).toFixed(0)} ms (controller work only)`);
+    } finally {
+      d.aws.restore();
+    }
+  }
 
-    const eventsPerMinute = (3 * n) / 5;
-    const jobsPerMinute = n / 5;
-    const passesPossible = 60_000 / queueLat.ms;
-    const drained = Math.min(eventsPerMinute, BATCH * passesPossible);
-    const queuePasses = drained / BATCH;
-    const perMinute: Record<string, number> = {};
-    for (const [api, c] of Object.entries(queue.calls)) perMinute[api] = (perMinute[api] ?? 0) + c * queuePasses;
-    for (const [api, c] of Object.entries(schedule.calls)) perMinute[api] = (perMinute[api] ?? 0) + c;
-    // Workers tag themselves: one CreateTags at job start, one at its end.
-    const workerTagsPerMinute = 2 * jobsPerMinute;
-    console.log(`\n  ${n.toLocaleString('en')} workers, ${eventsPerMinute.toLocaleString('en')} events/min, ${jobsPerMinute} jobs/min`);
-    console.log(`    queue pass (${BATCH} events): ${fmt(queue.calls)}; SSM writes ${queue.writes}; in memory ${queue.ms.toFixed(0)} ms; with assumed AWS latency ${queueLat.ms.toFixed(0)} ms`);
-    console.log(`    schedule pass: ${fmt(schedule.calls)}; SSM writes ${schedule.writes}; in memory ${schedule.ms.toFixed(0)} ms`);
-    console.log(`    events drained/min: ${Math.round(drained).toLocaleString('en')} of ${eventsPerMinute.toLocaleString('en')} arriving (${BATCH} per pass, ${passesPossible.toFixed(1)} passes/min at the assumed latency)${drained < eventsPerMinute ? ' -> the queue grows without bound' : ''}`);
-    console.log(`    controller calls/min: ${fmt(perMinute)}`);
-    console.log(`    worker CreateTags/min: ${workerTagsPerMinute} (2 per job; the account's CreateTags bucket refills 600/min)`);
-    const perJob: Record<string, number> = { CreateTags: (workerTagsPerMinute + (perMinute.CreateTags ?? 0)) / jobsPerMinute };
-    for (const [api, c] of Object.entries(perMinute)) if (api !== 'CreateTags') perJob[api] = c / jobsPerMinute;
-    console.log(`    per job: ${fmt(Object.fromEntries(Object.entries(perJob).map(([k, v]) => [k, Math.round(v * 100) / 100])))}`);
+  // The invocation loop with assumed AWS latencies: at the steady rate (calls), and pushed to 6,000 events a minute (drain).
+  for (const [label, rate] of [['steady', eventsPerMinute], ['6,000 events/min', 6000]] as const) {
+    const d = deployment(n);
+    try {
+      const r = await loopRun(d, n, SECONDS, rate);
+      const passes = r.loop.passes;
+      const perPass = per(r.calls, passes);
+      const perMinute = per(r.calls, r.minutes);
+      const passMs = r.loop.passMs.slice(1).sort((a, b) => a - b);
+      const ssmWrites = r.passes.reduce((s, p) => s + p.stateWrites, 0);
+      const tagWrites = r.passes.reduce((s, p) => s + p.reports.tagWrites, 0);
+      console.log(
+        `    loop, ${label}, ${SECONDS} s: drained ${Math.round(r.sustained).toLocaleString('en')} events/min sustained (largest pass ${r.largest}; a pass takes up to 5,000: ${Math.round(5000 * (passes / r.minutes)).toLocaleString('en')}/min at this pass rate); ${Math.round(passes / r.minutes)} passes/min, pass ${passMs[Math.floor(passMs.length / 2)] ?? 0} ms median, ${passMs[passMs.length - 1] ?? 0} ms max`,
+      );
+      if (label !== 'steady') continue;
+      console.log(`      AWS calls per pass: ${fmt(perPass)}; SSM writes per pass ${(ssmWrites / passes).toFixed(2)}`);
+      console.log(`      AWS calls per minute: ${fmt(perMinute)}`);
+      console.log(
+        `      CreateTags per minute: ${(perMinute.CreateTags ?? 0).toFixed(1)} (${(tagWrites / r.minutes).toFixed(1)} worker-state sets for ${Math.round(r.tagged / r.minutes)} instances; the rest retire requests); workers: none (they send ${(2 * n) / 5} reports/min to SQS, plus one heartbeat each per 10 min); before: ${2 * jobsPerMinute} worker CreateTags/min`,
+      );
+      const perJob = Object.fromEntries(Object.entries(perMinute).map(([k, v]) => [k, Math.round((v / jobsPerMinute) * 1000) / 1000]));
+      console.log(`      per job (at ${jobsPerMinute} jobs/min): ${fmt(perJob, 3)}`);
+    } finally {
+      d.aws.restore();
+    }
+  }
+}
+
+/** Webhook -> CreateFleet: a pending job no worker covers, sent while the loop waits (warm) or before an invocation starts (its first pass). */
+async function latency(n: number): Promise<void> {
+  const d = deployment(n, 0);
+  try {
+    d.aws.latency = assumedLatency;
+    // All workers busy: a pending job needs a new one.
+    for (const i of d.aws.instances.values()) i.tags.set(TAGS.state, 'busy');
+    let launchedAt = 0;
+    d.aws.beforeCall = (api) => {
+      if (api === 'CreateFleet' && !launchedAt) launchedAt = Date.now();
+    };
+    // Cold: the event waits when the invocation starts; the first pass reads the state and checks the template.
+    const pending = (id: number) => JSON.stringify({ v: 1, type: 'job', event: { jobId: id, projectId: 1, status: 'pending', receivedAt: Date.now(), tags: ['docker'] } });
+    let sent = Date.now();
+    d.aws.send(EVENTS_URL, pending(1));
+    let { events, reports } = d.inbox();
+    const first = await runLoop({ pass: d.pass, events, reports, remainingMs: () => 60_000, log: quiet }, 'schedule', { maxPasses: 1 });
+    if (!launchedAt) throw new Error(`no launch for the pending job: ${JSON.stringify(first.last?.decisions)}`);
+    const cold = launchedAt - sent;
+    // Warm: the loop is long-polling when the event arrives.
+    launchedAt = 0;
+    ({ events, reports } = d.inbox());
+    const t0 = Date.now();
+    setTimeout(() => {
+      sent = Date.now();
+      d.aws.send(EVENTS_URL, pending(2));
+    }, 5_000);
+    await runLoop({ pass: d.pass, events, reports, remainingMs: () => 40_000 - (Date.now() - t0), log: quiet }, 'schedule', { maxPasses: 2 });
+    const warm = launchedAt - sent;
+    console.log(`    webhook -> CreateFleet at ${n.toLocaleString('en')} workers, assumed latency: warm ${warm} ms (the loop long-polls), fresh invocation ${cold} ms (first pass; plus the Lambda cold start when there is one)`);
   } finally {
-    aws.restore();
+    d.aws.restore();
   }
 }
 
@@ -141,35 +277,62 @@ async function againstMoto(sizes: number[]): Promise<void> {
   try {
     const ec2 = new EC2Client(motoClientConfig(moto.endpoint));
     const ssm = new SSMClient(motoClientConfig(moto.endpoint));
+    const sqs = new SQSClient(motoClientConfig(moto.endpoint));
     const ami = (await ec2.send(new DescribeImagesCommand({ Owners: ['amazon'] }))).Images![0].ImageId!;
+    const stage = 'bench';
+    const template = makeConfig(20, ['subnet-0a'], ami);
+    await ensureLaunchTemplate(ec2, { config: template, stage, pool: template.pools[0], userData: '#!/bin/bash\n', instanceProfile: 'w' });
     let have = 0;
     for (const n of sizes) {
-      const config = makeConfig(['subnet-0a'], ami);
-      const stage = 'bench';
-      await ensureLaunchTemplate(ec2, { config, stage, pool: config.pools[0], userData: '#!/bin/bash\n', instanceProfile: 'w' });
-      let now = Date.now();
-      const clock = { now: () => now };
+      // The fleet grows from one size to the next; state and queues are each size's own.
+      const config = makeConfig(20, ['subnet-0a'], ami, `/bench-${n}`);
+      const eventsUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `bench-events-${n}` }))).QueueUrl!;
+      const reportsUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `${reportQueueName('bench', stage)}-${n}` }))).QueueUrl!;
       const t0 = performance.now();
       while (have < n) {
         const k = Math.min(1000, n - have);
-        const tags = workerTags(have, now);
+        const tags = workerTags(have, Date.now());
         await ec2.send(new RunInstancesCommand({ ImageId: ami, MinCount: k, MaxCount: k, InstanceType: 'm6i.large', TagSpecifications: [{ ResourceType: 'instance', Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }] }));
         have += k;
       }
-      const fleet = new Ec2Fleet({ ec2, config, stage, now: clock.now });
-      const store = () => new SsmStateStore({ ssm, config, stage });
-      const passes = n >= 5000 ? 1 : 2;
-      const times: number[] = [];
-      for (let p = 0; p < passes; p++) {
+      const setup = (performance.now() - t0) / 1000;
+      const fleet = new Ec2Fleet({ ec2, config, stage });
+      const store = new SsmStateStore({ ssm, config, stage, cacheMs: Infinity });
+      const pass = (input: PassInput) => reconcilePass({ config, stage, fleet, store, clock: { now: () => Date.now() }, log: quiet, workerRoleIds: [ROLE] }, input);
+      const events = new SqsInbox({ sqs, queueUrl: eventsUrl });
+      const reports = new SqsInbox({ sqs, queueUrl: reportsUrl });
+      if (n === sizes[0]) {
+        // The loop against moto's SQS at the steady rate (moto's SQS scans the whole queue on every
+        // receive, so a backlog of thousands measures moto, not the loop).
+        const rate = (3 * n) / 5;
+        let sent = 0;
+        const started = Date.now();
+        let sending = Promise.resolve();
+        const producer = setInterval(() => {
+          const due = Math.floor(((Date.now() - started) / 60_000) * rate);
+          const batch: string[] = [];
+          while (sent < due) batch.push(jobMessage(sent++));
+          for (let i = 0; i < batch.length; i += 10)
+            sending = sending.then(() =>
+              sqs.send(new SendMessageBatchCommand({ QueueUrl: eventsUrl, Entries: batch.slice(i, i + 10).map((b, k) => ({ Id: String(k), MessageBody: b })) })).then(() => undefined),
+            );
+        }, 100);
+        const t = Date.now();
+        const loop = await runLoop({ pass, events, reports, remainingMs: () => SECONDS * 1000 + 120_000 - (Date.now() - t), log: quiet }, 'schedule', { loopForMs: SECONDS * 1000 });
+        clearInterval(producer);
+        await sending;
+        const minutes = (Date.now() - t) / 60_000;
+        const ms = [...loop.passMs].sort((a, b) => a - b);
+        console.log(`  moto, ${n.toLocaleString('en')} workers, ${rate} events/min: ${loop.events} of ${sent} events taken by ${loop.passes} passes in ${(minutes * 60).toFixed(0)} s; pass median ${(ms[Math.floor(ms.length / 2)] / 1000).toFixed(1)} s, max ${(ms[ms.length - 1] / 1000).toFixed(1)} s (set-up ${setup.toFixed(0)} s)`);
+      } else {
         const t = performance.now();
-        await reconcilePass({ config, stage, fleet, store: store(), clock, log: quiet }, { trigger: 'queue', events: events(BATCH, now) });
-        times.push(performance.now() - t);
-        now += 3000;
+        await pass({ events: [], reports: [], trigger: 'schedule' });
+        console.log(`  moto, ${n.toLocaleString('en')} workers: one pass ${((performance.now() - t) / 1000).toFixed(1)} s (set-up ${setup.toFixed(0)} s)`);
       }
-      console.log(`  moto, ${n.toLocaleString('en')} workers: queue pass ${times.map((t) => `${(t / 1000).toFixed(1)} s`).join(', ')} (set-up ${((performance.now() - t0) / 1000 - times.reduce((a, b) => a + b, 0) / 1000).toFixed(0)} s)`);
     }
     ec2.destroy();
     ssm.destroy();
+    sqs.destroy();
   } finally {
     await moto.stop();
   }
@@ -178,10 +341,13 @@ async function againstMoto(sizes: number[]): Promise<void> {
 async function main() {
   console.log('scale bench: the controller at 500 / 2,000 / 5,000 workers (5-minute jobs)');
   console.log(`  assumed AWS latencies (ms): ${Object.entries(ASSUMED).map(([k, f]) => `${k} ${f(0)}${f(1000) !== f(0) ? `+${(f(1000) - f(0)) / 1000}/item` : ''}`).join(', ')}; anything else 30`);
-  for (const n of SIZES) await inMemory(n);
-  if (process.env.SCALE_MOTO !== '0') {
+  const parts = (process.env.SCALE_PARTS ?? 'memory,latency,moto').split(',');
+  if (parts.includes('memory')) for (const n of SIZES) await inMemory(n);
+  console.log('');
+  if (parts.includes('latency')) await latency(2000);
+  if (process.env.SCALE_MOTO !== '0' && parts.includes('moto')) {
     const max = Number(process.env.SCALE_MOTO_MAX ?? 5000);
-    console.log('\n  against moto (its DescribeInstances renders ~8 ms per instance: far slower than EC2):');
+    console.log('\n  against moto (its DescribeInstances renders ~8 ms per instance, its status calls ~1.5 s: far slower than EC2):');
     await againstMoto(SIZES.filter((n) => n <= max));
   }
 }

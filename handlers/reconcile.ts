@@ -103,11 +103,11 @@ export type ReconcileResult = SQSBatchResponse | { passId: string; passes: numbe
 
 const isSqs = (e: ReconcileEvent): e is SQSEvent => Array.isArray((e as { Records?: unknown }).Records);
 
-async function runPass(config: Config, env: ControllerEnv, input: PassInput, context: LoggedContext, gitlab: GitLabJobs | undefined): Promise<PassReport> {
+async function runPass(config: Config, env: ControllerEnv, input: PassInput, context: LoggedContext, gitlab: GitLabJobs | undefined, store?: SsmStateStore): Promise<PassReport> {
   const { ec2, ssm } = setup();
   const log = context.log;
   const fleet = fleetFor(config, env.stage, ec2, log);
-  const store = new SsmStateStore({ ssm, config, stage: env.stage, log });
+  store ??= new SsmStateStore({ ssm, config, stage: env.stage, log });
   const remainingMs = typeof context.getRemainingTimeInMillis === 'function' ? () => context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS : undefined;
   fleet.timeLeftMs = remainingMs ? () => remainingMs() - SAVE_RESERVE_MS : undefined;
   try {
@@ -142,14 +142,17 @@ async function runPass(config: Config, env: ControllerEnv, input: PassInput, con
 }
 
 async function runInvocation(config: Config, env: ControllerEnv, trigger: 'schedule' | 'manual', context: LoggedContext, gitlab: GitLabJobs | undefined): Promise<LoopReport> {
-  const { sqs } = setup();
+  const { sqs, ssm } = setup();
   const log = context.log;
   if (!env.queueUrl) throw new Error('QUEUE_URL is not set: the reconcile function reads job events from that queue');
+  // One store for the invocation's passes: the state is read once and then reused, since no other
+  // writer can run meanwhile (reserved concurrency 1). The next invocation reads it again.
+  const store = new SsmStateStore({ ssm, config, stage: env.stage, log, cacheMs: Infinity });
   const remaining = typeof context.getRemainingTimeInMillis === 'function' ? () => context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS : () => 30_000;
   const timeLeftMs = () => remaining() - SAVE_RESERVE_MS;
   const events = new SqsInbox({ sqs, queueUrl: env.queueUrl, timeLeftMs });
   const reports = env.reportQueueUrl ? new SqsInbox({ sqs, queueUrl: env.reportQueueUrl, timeLeftMs }) : undefined;
-  const loop = await runLoop({ pass: (input) => runPass(config, env, input, context, gitlab), events, reports, remainingMs: remaining, log }, trigger, {
+  const loop = await runLoop({ pass: (input) => runPass(config, env, input, context, gitlab, store), events, reports, remainingMs: remaining, log }, trigger, {
     loopForMs: LOOP_FOR_MS,
     ...loopOverrides,
     ...(trigger === 'manual' ? { maxPasses: 1 } : {}),

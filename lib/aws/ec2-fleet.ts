@@ -9,18 +9,21 @@
  *               an `other` error with that code, and never falls back to on-demand. Tags
  *               (deployment, stage, pool, pass = launch id, launched-at) let the next pass adopt
  *               whatever a crashed pass launched.
- *  - discover:  DescribeInstances filtered by the deployment and stage tags, every page, plus
- *               DescribeInstanceStatus for failed status checks; worker-reported tags mapped to
- *               WorkerView states (docs/controller.md, "Tag protocol").
+ *  - discover:  DescribeInstances filtered by the deployment and stage tags, pages of 1,000, plus
+ *               DescribeInstanceStatus filtered to impaired statuses (paginated, reused 60 s);
+ *               the tags the controller recorded from workers' reports mapped to WorkerView
+ *               states (docs/controller.md, "Tag protocol").
  *  - retire:    CreateTags `<prefix>:retire`; the worker leaves after its job.
- *  - terminate: TerminateInstances in batches.
+ *  - terminate: TerminateInstances in batches; the planner's fence decides when (planner.ts).
+ *  - recordWorkerState: what workers reported, one CreateTags per tag set for up to 500 instances.
+ * Every call is aborted when the pass's time for EC2 calls runs out (`timeLeftMs`).
  * The launch template of each pool is created by the deployment (CloudFormation) or by
  * ensureLaunchTemplate below; launch refuses a template that lacks IMDSv2, shutdown = terminate,
  * encrypted volumes or an instance profile.
  *
  * Moto gaps worked around (facts.md): the `instance-lifecycle` filter is not implemented (the
  * market is read from InstanceLifecycle instead of filtering on it); DescribeInstanceStatus ignores
- * status filters (statuses are read per instance id and filtered here).
+ * status filters (the statuses it returns are checked here too).
  */
 import { encodeUserData } from '../worker/encode';
 import {

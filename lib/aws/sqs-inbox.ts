@@ -6,8 +6,8 @@
  * maxReceiveCount, and a batch of at most 25 per pass cannot keep up with thousands of events a
  * minute.
  *
- *  - receive: ReceiveMessage, 10 messages a call (SQS's maximum), up to `parallel` calls at once,
- *    round after round while rounds come back full; long polling (WaitTimeSeconds) only for the
+ *  - receive: ReceiveMessage, 10 messages a call (SQS's maximum), one call first, then up to
+ *    `parallel` calls at once, round after round while rounds come back full; long polling (WaitTimeSeconds) only for the
  *    first call, when the caller is waiting for work. Each receive sets the visibility timeout, so
  *    messages a crashed pass held come back after it. SenderId, SentTimestamp and
  *    ApproximateReceiveCount are requested with every message.
@@ -82,8 +82,11 @@ export class SqsInbox implements Inbox {
       if (first.length < Math.min(10, max)) return out;
     }
     const parallel = Math.max(1, this.opts.parallel ?? 10);
+    // One call first: a queue with a few messages costs one request, not `parallel`.
+    let width = waitSeconds > 0 ? parallel : 1;
     while (out.length < max) {
-      const calls = Math.min(parallel, Math.ceil((max - out.length) / 10));
+      const calls = Math.min(width, Math.ceil((max - out.length) / 10));
+      width = parallel;
       const rounds = await Promise.all(Array.from({ length: calls }, (_, k) => this.receiveOnce(Math.min(10, max - out.length - 10 * k), 0)));
       const got = rounds.reduce((n, r) => n + r.length, 0);
       rounds.forEach(take);

@@ -9,7 +9,7 @@
 import { GetParameterCommand, GetParametersByPathCommand, PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import type { Config } from '../config';
 import type { Logger } from '../controller/ports';
-import { ShardedStateStore, type ParameterBackend } from '../controller/state';
+import { ShardedStateStore, type ParameterBackend, type StoreCacheOptions } from '../controller/state';
 import { errorCode, realRetryEnv, THROTTLE_POLICY, withRetry, type RetryEnv, type RetryPolicy, type RetryStats } from './retry';
 import { parameterNames } from '../config';
 
@@ -61,9 +61,9 @@ export class SsmParameterBackend implements ParameterBackend {
 /** The reconcile pass's StateStore in AWS: `<ssmPrefix>/<deployment>/<stage>/state/...`. */
 export class SsmStateStore extends ShardedStateStore {
   readonly parameters: SsmParameterBackend;
-  constructor(opts: SsmOptions & { config: Config; stage: string; log?: Logger }) {
+  constructor(opts: SsmOptions & StoreCacheOptions & { config: Config; stage: string; log?: Logger }) {
     const backend = new SsmParameterBackend(opts, parameterNames(opts.config, opts.stage).state);
-    super(backend, opts.log);
+    super(backend, opts.log, { cacheMs: opts.cacheMs, now: opts.now });
     this.parameters = backend;
   }
 }

@@ -40,7 +40,7 @@ export interface LoopDeps {
 export interface LoopOptions {
   /** At most this many passes (a manual invocation runs one). Default unlimited. */
   maxPasses?: number;
-  /** While events keep arriving, a pass starts at most this often. Default 2,000 ms. */
+  /** While events keep arriving, a pass starts at most this often. Default 5,000 ms: each pass costs a discovery (DescribeInstances pages) and usually a state write (PutParameter, ~3 TPS for the whole account). */
   minPassIntervalMs?: number;
   /** Without events, a pass still runs this often (reports, timeouts, IdleTime; none of them urgent). Default 30,000 ms. */
   tickIntervalMs?: number;
@@ -72,7 +72,7 @@ export interface LoopReport {
   last?: PassReport;
 }
 
-export const LOOP_DEFAULTS = { minPassIntervalMs: 2_000, tickIntervalMs: 30_000, maxEventsPerPass: 5_000, maxReportsPerPass: 10_000, stopReserveMs: 15_000, maxConsecutiveFailures: 3, loopForMs: Infinity };
+export const LOOP_DEFAULTS = { minPassIntervalMs: 5_000, tickIntervalMs: 30_000, maxEventsPerPass: 5_000, maxReportsPerPass: 10_000, stopReserveMs: 15_000, maxConsecutiveFailures: 3, loopForMs: Infinity };
 
 interface Decoded {
   events: JobEvent[];

@@ -3,7 +3,12 @@
  *
  *   load state -> apply job events -> expire -> (schedule passes) scan recent projects for pending
  *   jobs whose webhook was lost -> route / confirm jobs through the GitLab API (one bounded budget)
- *   -> discover the fleet from EC2 tags -> snapshot -> plan() -> act -> save state
+ *   -> discover the fleet from EC2 tags -> apply workers' reports (newest wins, sender checked)
+ *   -> snapshot -> plan() -> act (launch, retire, terminate only behind the fence, record the
+ *   reports as tags) -> save state
+ *
+ * Nothing here terminates an instance the planner's fence does not allow (docs/architecture.md,
+ * "The fence"), and at action time a worker that reports a job is spared except at its end of life.
  *
  * Level-triggered, as Karpenter's controllers are: the fleet is rediscovered every pass and the
  * plan recomputed from what exists, so a lost webhook, a crashed pass or an instance terminated

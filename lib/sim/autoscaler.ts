@@ -35,7 +35,7 @@ export interface AutoscalerOptions {
   webhookLossRate: number;
 }
 
-export const DEFAULT_AUTOSCALER: AutoscalerOptions = { scheduleEverySeconds: 60, loopSeconds: 55, minPassIntervalSeconds: 2, tickSeconds: 30, pickupSeconds: 1, webhookLossRate: 0.02 };
+export const DEFAULT_AUTOSCALER: AutoscalerOptions = { scheduleEverySeconds: 60, loopSeconds: 55, minPassIntervalSeconds: 5, tickSeconds: 30, pickupSeconds: 1, webhookLossRate: 0.02 };
 
 /** Counts what the controller logged, keeps the last few warnings and errors for the report. */
 export class CountingLogger implements Logger {

@@ -9,6 +9,7 @@ import {
   MAX_PARAMETER_BYTES,
   expireProjects,
   MAX_PROJECTS,
+  MemoryParameterBackend,
   MemoryStateStore,
   PARAMS,
   PROJECT_TTL_MS,
@@ -223,6 +224,25 @@ describe('ShardedStateStore', () => {
       throw new Error('AccessDenied');
     };
     await expect(store.load()).rejects.toThrow(/could not read controller state: AccessDenied/);
+  });
+});
+
+describe('a store that reuses what it read and saved (one invocation\'s passes)', () => {
+  test('reads the parameters once, then serves its own saves; a failed save makes the next load read again', async () => {
+    const backend = new MemoryParameterBackend();
+    const store = new MemoryStateStore(undefined, backend, { cacheMs: Infinity });
+    const s = await store.load();
+    s.jobs.set(1, { projectId: 1, pool: 'docker', status: 'pending', seenAt: T0 });
+    await store.save(s);
+    const again = await store.load();
+    expect(again.jobs.get(1)).toMatchObject({ status: 'pending' });
+    again.jobs.set(2, { projectId: 1, pool: 'docker', status: 'pending', seenAt: T0 });
+    expect((await store.load()).jobs.has(2)).toBe(false); // a copy: an unsaved change is not kept
+    expect(store.reads).toBe(1);
+    backend.write = async () => Promise.reject(new Error('throttled'));
+    await expect(store.save(again)).rejects.toThrow('throttled');
+    await store.load();
+    expect(store.reads).toBe(2);
   });
 });
 

@@ -7,7 +7,9 @@
  * What it models: instances with tags and EC2 states; DescribeInstances with tag and state filters
  * in pages of MaxResults (<= 1000, as EC2); DescribeInstanceStatus by ids or with status filters,
  * paged; CreateFleet (instant) that launches what it is asked for; CreateTags on many resources;
- * TerminateInstances; DescribeLaunchTemplateVersions of an accepted template; SSM parameters by path.
+ * TerminateInstances; DescribeLaunchTemplateVersions of an accepted template; SSM parameters by path;
+ * SQS queues with visibility timeouts, long polling and the SenderId attribute (`send` takes the
+ * sender's identity, as AWS stamps it).
  */
 import { mockClient } from 'aws-sdk-client-mock';
 import {
@@ -21,6 +23,17 @@ import {
   type Instance,
 } from '@aws-sdk/client-ec2';
 import { GetParametersByPathCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+
+interface FakeMessage {
+  id: string;
+  body: string;
+  sender: string;
+  sentAt: number;
+  visibleAt: number;
+  receives: number;
+  handle?: string;
+}
 
 export interface FakeInstance {
   id: string;
@@ -48,6 +61,10 @@ export class FakeAws {
   private next = 1;
   private readonly ec2Mock = mockClient(EC2Client);
   private readonly ssmMock = mockClient(SSMClient);
+  private readonly sqsMock = mockClient(SQSClient);
+  /** SQS queues by URL. */
+  readonly queues = new Map<string, FakeMessage[]>();
+  private nextMessage = 1;
 
   constructor() {
     this.install();
@@ -79,6 +96,19 @@ export class FakeAws {
   restore(): void {
     this.ec2Mock.restore();
     this.ssmMock.restore();
+    this.sqsMock.restore();
+  }
+
+  /** A message sent to a queue by `sender` (the SenderId AWS would stamp: `<role id>:<instance id>` for a worker). */
+  send(queueUrl: string, body: string, sender = 'AIDAFAKEUSER00000001'): void {
+    const q = this.queues.get(queueUrl) ?? [];
+    this.queues.set(queueUrl, q);
+    q.push({ id: `msg-${this.nextMessage++}`, body, sender, sentAt: Date.now(), visibleAt: 0, receives: 0 });
+  }
+
+  /** Messages in a queue, visible or not. */
+  queued(queueUrl: string): number {
+    return this.queues.get(queueUrl)?.length ?? 0;
   }
 
   private async answer<T>(api: string, f: () => T, items: (out: T) => number = () => 0, input: Record<string, any> = {}): Promise<T> {
@@ -190,6 +220,44 @@ export class FakeAws {
           Parameters: list.slice(from, from + size).map(([Name, Value]) => ({ Name, Value })),
           NextToken: from + size < list.length ? String(from + size) : undefined,
         };
+      }),
+    );
+    const take = (url: string, max: number, visibility: number) => {
+      const now = Date.now();
+      const out: FakeMessage[] = [];
+      for (const m of this.queues.get(url) ?? []) {
+        if (out.length >= max) break;
+        if (m.visibleAt > now) continue;
+        m.visibleAt = now + visibility * 1000;
+        m.receives++;
+        m.handle = `${m.id}#${m.receives}`;
+        out.push(m);
+      }
+      return out;
+    };
+    this.sqsMock.on(ReceiveMessageCommand).callsFake(async (input) => {
+      let got = take(input.QueueUrl, input.MaxNumberOfMessages ?? 1, input.VisibilityTimeout ?? 30);
+      // Long polling: wait (up to WaitTimeSeconds) for a message.
+      const until = Date.now() + (input.WaitTimeSeconds ?? 0) * 1000;
+      while (got.length === 0 && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 20));
+        got = take(input.QueueUrl, input.MaxNumberOfMessages ?? 1, input.VisibilityTimeout ?? 30);
+      }
+      return this.answerWith(input, 'ReceiveMessage', () => ({
+        Messages: got.map((m) => ({
+          MessageId: m.id,
+          ReceiptHandle: m.handle,
+          Body: m.body,
+          Attributes: { SenderId: m.sender, SentTimestamp: String(m.sentAt), ApproximateReceiveCount: String(m.receives) },
+        })),
+      }));
+    });
+    this.sqsMock.on(DeleteMessageBatchCommand).callsFake((input) =>
+      this.answerWith(input, 'DeleteMessageBatch', () => {
+        const handles = new Set((input.Entries ?? []).map((e: { ReceiptHandle: string }) => e.ReceiptHandle));
+        const q = this.queues.get(input.QueueUrl) ?? [];
+        this.queues.set(input.QueueUrl, q.filter((m) => !handles.has(m.handle)));
+        return { Successful: (input.Entries ?? []).map((e: { Id: string }) => ({ Id: e.Id })), Failed: [] };
       }),
     );
     this.ssmMock.on(PutParameterCommand).callsFake((input) =>

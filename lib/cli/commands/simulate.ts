@@ -150,7 +150,8 @@ export const command = defineCommand({
         },
         autoscaler: {
           ...(opts['webhook-loss'] !== undefined && { webhookLossRate: opts['webhook-loss'] }),
-          ...(opts['batch-window'] !== undefined && { batchWindowSeconds: opts['batch-window'] }),
+          // While events keep coming, passes start at most this often (lib/controller/loop.ts minPassIntervalMs).
+          ...(opts['batch-window'] !== undefined && { minPassIntervalSeconds: opts['batch-window'] }),
         },
         echo: opts.verbose ? (line) => process.stderr.write(line + '\n') : undefined,
       });
