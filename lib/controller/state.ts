@@ -476,12 +476,18 @@ export function encodeCooldowns(cooldowns: readonly Cooldown[], warn: (m: string
   if (cooldowns.length === 0) return [];
   let list = [...cooldowns].sort((a, b) => (a.pool < b.pool ? -1 : a.pool > b.pool ? 1 : 0) || (a.instanceType < b.instanceType ? -1 : a.instanceType > b.instanceType ? 1 : 0) || (a.subnet < b.subnet ? -1 : a.subnet > b.subnet ? 1 : 0) || a.until - b.until);
   for (;;) {
+    let largest = 0;
+    // One part's size tells which part counts cannot hold them.
+    const single = list.length > 200 ? encodeCooldownPart(1, 0, list).length : 0;
     for (let n = 1; n <= MAX_COOLDOWN_PARAMS; n *= 2) {
+      if (n < MAX_COOLDOWN_PARAMS && single > n * MAX_PARAMETER_BYTES * 1.1) continue;
       const size = Math.ceil(list.length / n);
       const parts = Array.from({ length: n }, (_, i) => encodeCooldownPart(n, i, list.slice(i * size, (i + 1) * size)));
-      if (parts.every((p) => p.length <= MAX_PARAMETER_BYTES)) return parts;
+      largest = Math.max(...parts.map((p) => p.length));
+      if (largest <= MAX_PARAMETER_BYTES) return parts;
     }
-    const drop = Math.max(1, Math.ceil(list.length * 0.05));
+    // Shrink in proportion to the overshoot of the largest part.
+    const drop = Math.max(1, Math.ceil(list.length * Math.max(0.05, 1 - (0.95 * MAX_PARAMETER_BYTES) / largest)));
     const bySoonest = [...list].sort((a, b) => a.until - b.until);
     const dropped = new Set(bySoonest.slice(0, drop));
     warn(`${list.length} capacity cooldowns do not fit ${MAX_COOLDOWN_PARAMS} parameters of 4 KB; the ${drop} ending soonest are dropped and those instance types / subnets may be offered again before their cooldown ends`);
