@@ -37,6 +37,7 @@ const env: TemplateEnv = {
     'WorkerRoleGeneral.Arn': `arn:aws:iam::${ACCOUNT}:role/worker-general`,
     'WorkerRoleHeavy.Arn': `arn:aws:iam::${ACCOUNT}:role/worker-heavy`,
     'EventQueue.Arn': `arn:aws:sqs:eu-central-1:${ACCOUNT}:events`,
+    'WorkerReportQueue.Arn': `arn:aws:sqs:eu-central-1:${ACCOUNT}:gsa-acme-ci-prod-worker-reports`,
     'EventDeadLetterQueue.Arn': `arn:aws:sqs:eu-central-1:${ACCOUNT}:dead-letters`,
   },
 };
@@ -262,12 +263,15 @@ describe("a worker reaches only its own pool's token and cache", () => {
     expect(evaluate(st, { action: 's3:GetObject', resource: object('general/project/1/k') })).toBe('implicit-deny'); // not the deployment's bucket
   });
 
-  it('tags only its own instance, with its own state keys', () => {
+  it('tags nothing, not even its own instance: it reports its state to the report queue', () => {
     const own = `arn:aws:ec2:eu-central-1:${ACCOUNT}:instance/i-0own`;
     const tag = (resource: string, keys: string[]) => evaluate(general, { action: 'ec2:CreateTags', resource, context: { 'aws:ARN': resource, 'ec2:SourceInstanceARN': own, 'aws:TagKeys': keys } });
-    expect(tag(own, [TAGS.state, TAGS.builds])).toBe('allow');
-    expect(tag(`arn:aws:ec2:eu-central-1:${ACCOUNT}:instance/i-0other`, [TAGS.state])).toBe('implicit-deny');
+    expect(tag(own, [TAGS.state, TAGS.builds])).not.toBe('allow');
+    expect(tag(`arn:aws:ec2:eu-central-1:${ACCOUNT}:instance/i-0other`, [TAGS.state])).not.toBe('allow');
     expect(tag(own, [TAGS.retire])).not.toBe('allow');
+    const send = (resource: string) => evaluate(general, { action: 'sqs:SendMessage', resource });
+    expect(send(`arn:aws:sqs:eu-central-1:${ACCOUNT}:gsa-acme-ci-prod-worker-reports`)).toBe('allow');
+    expect(send(`arn:aws:sqs:eu-central-1:${ACCOUNT}:events`)).not.toBe('allow');
   });
 
   it('refuses a config in which a pool reads another pool\'s token, or the webhook secret, as its runner token', () => {
@@ -304,11 +308,12 @@ describe('a worker whose pool adds broad extras (worker.iam) still cannot reach 
   const ssmArn = (name: string) => `arn:aws:ssm:eu-central-1:${ACCOUNT}:parameter${name}`;
   const tagged = { [`aws:ResourceTag/${TAGS.deployment}`]: 'acme-ci', [`aws:ResourceTag/${TAGS.stage}`]: 'prod', [`aws:ResourceTag/${TAGS.pool}`]: 'heavy' };
 
-  it('still does what a worker does: its token, its cache, its own state tags', () => {
+  it('still does what a worker does: its token, its cache, its reports', () => {
     expect(as('ssm:GetParameter', ssmArn('/gitlab-spot-autoscaler/acme-ci/prod/secrets/runner-token/general'))).toBe('allow');
     expect(as('s3:PutObject', 'arn:aws:s3:::acme-ci-prod-cachebucket-1/general/project/1/k')).toBe('allow');
     expect(as('s3:ListBucket', 'arn:aws:s3:::acme-ci-prod-cachebucket-1', { 's3:prefix': 'general/' })).toBe('allow');
-    expect(as('ec2:CreateTags', self, { ...tagged, 'aws:ARN': self, 'aws:TagKeys': [TAGS.ready, TAGS.state, TAGS.idleSince, TAGS.builds] })).toBe('allow');
+    expect(as('sqs:SendMessage', env.refs['WorkerReportQueue.Arn'])).toBe('allow');
+    expect(as('sqs:GetQueueUrl', env.refs['WorkerReportQueue.Arn'])).toBe('allow');
   });
 
   it.each(['/', '/gitlab-spot-autoscaler', '/gitlab-spot-autoscaler/acme-ci', '/gitlab-spot-autoscaler/acme-ci/prod', '/gitlab-spot-autoscaler/acme-ci/prod/secrets', '/ci', '/ci/tokens', '/ci/secrets/heavy'])(
@@ -340,6 +345,8 @@ describe('a worker whose pool adds broad extras (worker.iam) still cannot reach 
     ['ec2:DeleteTags', self, tagged],
     ['ec2:CreateTags', ec2('instance/i-0heavy'), { ...tagged, 'aws:ARN': ec2('instance/i-0heavy'), 'aws:TagKeys': [TAGS.state] }],
     ['ec2:CreateTags', self, { ...tagged, 'aws:ARN': self, 'aws:TagKeys': [TAGS.launchedAt] }],
+    // The reported state is the controller's to write, from SenderId-checked reports: even on itself.
+    ['ec2:CreateTags', self, { ...tagged, 'aws:ARN': self, 'aws:TagKeys': [TAGS.ready, TAGS.state, TAGS.idleSince, TAGS.builds] }],
     ['ec2:CreateTags', ec2('instance/i-0notours'), { 'aws:ARN': ec2('instance/i-0notours'), 'aws:TagKeys': [TAGS.deployment, TAGS.stage] }],
     ['ssm:SendCommand', ec2('instance/i-0heavy'), { [`ssm:resourceTag/${TAGS.deployment}`]: 'acme-ci' }],
     ['ssm:StartSession', ec2('instance/i-0heavy'), { [`ssm:resourceTag/${TAGS.deployment}`]: 'acme-ci' }],

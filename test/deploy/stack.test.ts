@@ -71,9 +71,9 @@ describe('IAM: least privilege', () => {
     expect([...new Set(ec2)].sort()).toEqual(['ec2:CreateFleet', 'ec2:CreateTags', 'ec2:DescribeInstanceStatus', 'ec2:DescribeInstances', 'ec2:DescribeLaunchTemplateVersions', 'ec2:RunInstances', 'ec2:TerminateInstances']);
   });
 
-  it('grants reconcile only what its SQS event source polls with (the code sends no SQS call)', () => {
+  it('grants reconcile only the SQS calls its invocation loop makes (ReceiveMessage, DeleteMessageBatch)', () => {
     const sqs = actions(statements('ReconcileRole')).filter((a) => a.startsWith('sqs:'));
-    expect([...new Set(sqs)].sort()).toEqual(['sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage']);
+    expect([...new Set(sqs)].sort()).toEqual(['sqs:DeleteMessage', 'sqs:ReceiveMessage']);
   });
 
   it('narrows reconcile SSM access: read config and API token, read state by path, write only state, delete nothing', () => {
@@ -180,7 +180,8 @@ describe('workers', () => {
         const pool = poolOf(id.toLowerCase());
         const usesRef = typeof ud !== 'string';
         const raw = sentToEc2(ud, 'acme-ci-prod-cachebucket-1a2b3c4d5e6f');
-        expect(raw.length).toBeLessThan(10_000);
+        // The worker's report/boot-deadline code added ~0.6 KB gzip; the limit is 16 KB.
+        expect(raw.length).toBeLessThan(11_500);
         const expected = renderUserData({ config: sample, pool, stage: 'prod', region: 'eu-central-1', cacheBucket: usesRef ? 'acme-ci-prod-cachebucket-1a2b3c4d5e6f' : undefined });
         if (!usesRef) {
           expect(gunzipSync(raw).toString('utf8')).toBe(expected);

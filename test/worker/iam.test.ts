@@ -120,7 +120,7 @@ describe('the role\'s Deny on the deployment\'s parameters holds against generou
   raw.pools[1].runnerSecrets = [{ setting: 'environment.NPM_TOKEN' }];
   const config = parseConfig(JSON.stringify(raw));
   const stack = buildStack({ config, stage: 'prod', region: 'eu-central-1', vpcId: 'vpc-0123456789abcdef0', renderUserData });
-  const env = { partition: 'aws', region: 'eu-central-1', account: '123456789012', refs: { 'CacheBucket.Arn': 'arn:aws:s3:::b' } };
+  const env = { partition: 'aws', region: 'eu-central-1', account: '123456789012', refs: { 'CacheBucket.Arn': 'arn:aws:s3:::b', 'WorkerReportQueue.Arn': 'arn:aws:sqs:eu-central-1:123456789012:reports' } };
   const role = resolve((stack.resources as any).WorkerRoleGeneral.Properties.Policies.flatMap((p: any) => p.PolicyDocument.Statement), env) as Record<string, any>[];
   const param = (name: string) => `arn:aws:ssm:eu-central-1:123456789012:parameter${name}`;
   const base = '/gitlab-spot-autoscaler/acme-ci/prod';
