@@ -252,6 +252,12 @@ interface ShardDoc {
  */
 class Writer {
   private bytes: number[] = [];
+  /** A writer that starts with the header every part shares: FORMAT n i base. */
+  static part(n: number, i: number, base: number): Writer {
+    const w = new Writer();
+    for (const v of [FORMAT, n, i, base]) w.uint(v);
+    return w;
+  }
   uint(v: number): void {
     if (!Number.isSafeInteger(v) || v < 0) throw new Error(`cannot encode ${v}`);
     while (v >= 0x80) {
@@ -271,6 +277,13 @@ class Writer {
 }
 
 class Reader {
+  /** A part's reader past its header (FORMAT n i base), from the parameter's base64 of raw deflate. */
+  static part(value: string): { r: Reader; n: number; i: number; base: number } {
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw new Error('not base64');
+    const r = new Reader(inflateRawSync(Buffer.from(value, 'base64')));
+    if (r.uint() !== FORMAT) throw new Error('unknown format');
+    return { r, n: r.uint(), i: r.uint(), base: r.uint() };
+  }
   private at = 0;
   constructor(private readonly b: Buffer) {}
   uint(): number {
@@ -306,11 +319,7 @@ function encodeShard(n: number, i: number, jobs: [number, JobEntry][]): string {
   const poolIx = new Map(pools.map((p, x) => [p, x]));
   const projectIx = new Map(projects.map((p, x) => [p, x]));
   const base = jobs.reduce((m, [, j]) => Math.max(m, minuteOf(j.seenAt)), 0);
-  const w = new Writer();
-  w.uint(FORMAT);
-  w.uint(n);
-  w.uint(i);
-  w.uint(base);
+  const w = Writer.part(n, i, base);
   w.uint(pools.length);
   pools.forEach((p) => w.str(p));
   w.uint(projects.length);
@@ -340,12 +349,7 @@ function deflate(raw: Buffer): string {
 }
 
 function decodeShard(value: string): ShardDoc {
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw new Error('not base64');
-  const r = new Reader(inflateRawSync(Buffer.from(value, 'base64')));
-  if (r.uint() !== FORMAT) throw new Error('unknown format');
-  const n = r.uint();
-  const i = r.uint();
-  const base = r.uint();
+  const { r, n, i, base } = Reader.part(value);
   const pools = Array.from({ length: r.uint() }, () => r.str());
   const projectCount = r.uint();
   const projects: number[] = [];
@@ -424,11 +428,7 @@ function encodeCooldownPart(n: number, i: number, list: readonly Cooldown[]): st
   const ix = new Map(strings.map((x, k) => [x, k]));
   const untilS = list.map((c) => Math.ceil(c.until / 1000));
   const base = list.length ? Math.min(...untilS) : 0;
-  const w = new Writer();
-  w.uint(FORMAT);
-  w.uint(n);
-  w.uint(i);
-  w.uint(base);
+  const w = Writer.part(n, i, base);
   w.uint(strings.length);
   strings.forEach((x) => w.str(x));
   w.uint(list.length);
@@ -442,12 +442,7 @@ function encodeCooldownPart(n: number, i: number, list: readonly Cooldown[]): st
 }
 
 function decodeCooldownPart(value: string): { n: number; i: number; cooldowns: Cooldown[] } {
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw new Error('not base64');
-  const r = new Reader(inflateRawSync(Buffer.from(value, 'base64')));
-  if (r.uint() !== FORMAT) throw new Error('unknown format');
-  const n = r.uint();
-  const i = r.uint();
-  const base = r.uint();
+  const { r, n, i, base } = Reader.part(value);
   const strings = Array.from({ length: r.uint() }, () => r.str());
   const count = r.uint();
   const col = () => Array.from({ length: count }, () => r.uint());

@@ -48,6 +48,12 @@ function twoPoolConfig(general: Record<string, number>, heavy: Record<string, nu
   );
 }
 
+/** A random run: jobs, two pools' knobs and the deployment's concurrent, and a seed. */
+const randomRun = (minJobs: number, maxJobs: number) =>
+  fc
+    .tuple(fc.array(jobArb, { minLength: minJobs, maxLength: maxJobs }), poolKnobs, poolKnobs, fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 2 ** 31 }))
+    .map(([jobs, general, heavy, concurrent, seed]) => ({ jobs, general, heavy, config: twoPoolConfig(general, heavy, concurrent), seed }));
+
 /** The fence under trouble: runners take jobs between discovery and actions, reports arrive late or not at all, boots outlast bootTimeout, status checks fail, power-offs fail. */
 const TROUBLE = { raceWindowSeconds: 10, reportDelaySeconds: 20, reportLossRate: 0.2, slowBootRate: 0.15, impairmentsPerHour: 0.3, shutdownFailRate: 0.2 };
 
@@ -56,13 +62,8 @@ describe('simulation invariants', () => {
     const fired = { retiredWhileBusy: 0, slowBoots: 0, impairments: 0, kinds: {} as Record<string, number>, reportsLost: 0 };
     await fc.assert(
       fc.asyncProperty(
-        fc.array(jobArb, { minLength: 5, maxLength: 40 }),
-        poolKnobs,
-        poolKnobs,
-        fc.integer({ min: 0, max: 30 }),
-        fc.integer({ min: 0, max: 2 ** 31 }),
-        async (jobs, general, heavy, concurrent, seed) => {
-          const config = twoPoolConfig(general, heavy, concurrent);
+        randomRun(5, 40),
+        async ({ jobs, config, seed }) => {
           const { report } = await simulate({ config, trace: smallTrace(jobs), seed, cloud: { interruptionsPerHour: 0.2, capacityOutagesPerDay: 12, ...TROUBLE }, autoscaler: { webhookLossRate: 0.05 }, tailMinutes: 30 });
           expect(report.busyTerminations).toBe(0);
           expect(report.limitViolations).toBe(0);
@@ -86,13 +87,8 @@ describe('simulation invariants', () => {
   it('serves every job, never exceeds limit and never terminates a busy worker, over random workloads and seeds', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.array(jobArb, { minLength: 1, maxLength: 60 }),
-        poolKnobs,
-        poolKnobs,
-        fc.integer({ min: 0, max: 30 }),
-        fc.integer({ min: 0, max: 2 ** 31 }),
-        async (jobs, general, heavy, concurrent, seed) => {
-          const config = twoPoolConfig(general, heavy, concurrent);
+        randomRun(1, 60),
+        async ({ jobs, general, heavy, config, seed }) => {
           const { report } = await simulate({
             config,
             trace: smallTrace(jobs),
