@@ -53,15 +53,13 @@ export interface Scenario {
   gitlabAccepts?: string;
   /** Called for every event the fakes report; may change IMDS state. */
   onEvent?: (event: string, imds: ImdsState) => void;
-  /** Called once the script is started, with the directory of the fakes' control files (docker.fail, sqs.fail...). */
-  onStart?: (fakeDir: string) => void;
   /** Files created under the sandboxed root before the run. */
   preexisting?: string[];
   env?: Record<string, string>;
   /** Leave config.region out, so the worker reads the region from IMDS. */
   noRegion?: boolean;
-  /** `docker info` fails. */
-  dockerFails?: boolean;
+  /** `docker info` fails: always (true), or its first N calls (docker answers late). */
+  dockerFails?: boolean | number;
   /** SSM parameters besides the token (job secrets), by name. */
   ssm?: Record<string, string>;
   /** Files under the sandboxed root to read into RunResult.files after the run. */
@@ -138,7 +136,11 @@ exit 0
 `,
     docker: `#!/bin/bash
 ${log('docker')}
-[ "$1" = info ] && [ -f ${fake}/docker.fail ] && exit 1
+if [ "$1" = info ] && [ -f ${fake}/docker.fail ]; then
+  n=$(cat ${fake}/docker.fail)
+  [ -z "$n" ] && exit 1
+  [ "$n" -gt 0 ] && echo $((n - 1)) >${fake}/docker.fail && exit 1
+fi
 # A job's containers exist while the fake runner runs a job.
 [ "$1" = ps ] && [ -f ${fake}/job.running ] && echo 0123456789ab
 exit 0
@@ -349,7 +351,7 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
     }
     writeFileSync(join(fake, 'calls.log'), '');
     writeFileSync(join(fake, 'env.log'), '');
-    if (scenario.dockerFails) writeFileSync(join(fake, 'docker.fail'), '');
+    if (scenario.dockerFails) writeFileSync(join(fake, 'docker.fail'), scenario.dockerFails === true ? '' : String(scenario.dockerFails));
     if (scenario.awsReadsStdin) writeFileSync(join(fake, 'aws.reads-stdin'), '');
     if (scenario.reportsFail) writeFileSync(join(fake, 'sqs.fail'), '');
     if (scenario.tokenInSsm ?? true) writeFileSync(join(fake, 'token'), TOKEN);
@@ -385,7 +387,6 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
         ...scenario.env,
       },
     });
-    scenario.onStart?.(fake);
     let output = '';
     child.stdout.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
