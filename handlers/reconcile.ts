@@ -23,19 +23,21 @@ import type { Config } from '../lib/config';
 import { reconcilePass, type PassInput, type PassReport } from '../lib/controller/reconcile';
 import { runLoop, type LoopOptions, type LoopReport } from '../lib/controller/loop';
 import { ReportMemory } from '../lib/controller/reports';
-import type { GitLabJobs, JobEvent, Logger } from '../lib/controller/ports';
+import type { GitLabSide, JobEvent, Logger } from '../lib/controller/ports';
 import { sqsClient } from '../lib/lambda/clients';
 import { controllerEnv, type ControllerEnv } from '../lib/lambda/env';
 import { correlate, type LoggedContext } from '../lib/lambda/middleware';
 import { passFailureLine, passMetricLines, stdoutSink, type MetricsSink } from '../lib/lambda/metrics';
 import { loadConfig } from '../lib/lambda/runtime';
-import { decodeQueueMessage, dedupeEvents } from '../lib/webhook/job-hook';
+import { decodeQueueMessage, dedupeEvents, RecentDeliveries } from '../lib/webhook/job-hook';
 import { gitlabFor } from '../lib/lambda/gitlab';
 
 let clients: { env: ControllerEnv; ec2: EC2Client; ssm: SSMClient; sqs: SQSClient } | undefined;
 /** What this container remembers of workers' reports between passes (the newest per instance). */
 let reportMemory = new ReportMemory();
 let metricsSink: MetricsSink = stdoutSink;
+/** Idempotency-Keys taken by this container's passes: a redelivery in a later batch or pass is dropped. */
+let recentDeliveries = new RecentDeliveries();
 /**
  * One Ec2Fleet per container and config: its launch template check is cached 60 s, which a fleet
  * built per invocation would throw away (one DescribeLaunchTemplateVersions per pool and pass).
@@ -85,6 +87,7 @@ export function resetForTests(sink: MetricsSink = stdoutSink): void {
   fleetCache = undefined;
   metricsSink = sink;
   reportMemory = new ReportMemory();
+  recentDeliveries = new RecentDeliveries();
 }
 
 /** Loop settings for tests and the bench (a deployment uses the defaults, lib/controller/loop.ts). */
@@ -103,7 +106,7 @@ export type ReconcileResult = SQSBatchResponse | { passId: string; passes: numbe
 
 const isSqs = (e: ReconcileEvent): e is SQSEvent => Array.isArray((e as { Records?: unknown }).Records);
 
-async function runPass(config: Config, env: ControllerEnv, input: PassInput, context: LoggedContext, gitlab: GitLabJobs | undefined, store?: SsmStateStore): Promise<PassReport> {
+async function runPass(config: Config, env: ControllerEnv, input: PassInput, context: LoggedContext, gitlab: GitLabSide | undefined, store?: SsmStateStore): Promise<PassReport> {
   const { ec2, ssm } = setup();
   const log = context.log;
   const fleet = fleetFor(config, env.stage, ec2, log);
@@ -128,6 +131,8 @@ async function runPass(config: Config, env: ControllerEnv, input: PassInput, con
       terminated: report.terminated.length,
       stateWrites: report.stateWrites,
       apiCalls: report.apiCalls,
+      gitlab: report.gitlab,
+      heldBack: report.heldBack,
       gitlabOutOfTime: report.gitlabOutOfTime,
       outOfTime: report.outOfTime,
       launchId: report.launchId,
@@ -141,7 +146,7 @@ async function runPass(config: Config, env: ControllerEnv, input: PassInput, con
   }
 }
 
-async function runInvocation(config: Config, env: ControllerEnv, trigger: 'schedule' | 'manual', context: LoggedContext, gitlab: GitLabJobs | undefined): Promise<LoopReport> {
+async function runInvocation(config: Config, env: ControllerEnv, trigger: 'schedule' | 'manual', context: LoggedContext, gitlab: GitLabSide | undefined): Promise<LoopReport> {
   const { sqs, ssm } = setup();
   const log = context.log;
   if (!env.queueUrl) throw new Error('QUEUE_URL is not set: the reconcile function reads job events from that queue');
@@ -152,7 +157,7 @@ async function runInvocation(config: Config, env: ControllerEnv, trigger: 'sched
   const timeLeftMs = () => remaining() - SAVE_RESERVE_MS;
   const events = new SqsInbox({ sqs, queueUrl: env.queueUrl, timeLeftMs });
   const reports = env.reportQueueUrl ? new SqsInbox({ sqs, queueUrl: env.reportQueueUrl, timeLeftMs }) : undefined;
-  const loop = await runLoop({ pass: (input) => runPass(config, env, input, context, gitlab, store), events, reports, remainingMs: remaining, log }, trigger, {
+  const loop = await runLoop({ pass: (input) => runPass(config, env, input, context, gitlab, store), events, reports, remainingMs: remaining, log, recentDeliveries }, trigger, {
     loopForMs: LOOP_FOR_MS,
     ...loopOverrides,
     ...(trigger === 'manual' ? { maxPasses: 1 } : {}),
@@ -190,10 +195,11 @@ async function handle(event: ReconcileEvent, context: LoggedContext): Promise<Re
       failures.push({ itemIdentifier: record.messageId });
     }
   }
-  const unique = dedupeEvents(events);
+  const unique = dedupeEvents(events, recentDeliveries);
   if (unique.length < events.length) log.info('duplicate deliveries dropped', { received: events.length, kept: unique.length });
   try {
     await runPass(config, env, { events: unique, trigger: interruption ? 'interruption' : 'queue' }, context, gitlab);
+    recentDeliveries.remember(unique, Date.now());
   } catch (e) {
     // The whole pass failed: every message is retried (after the visibility timeout).
     log.error('pass failed; the batch will be retried', { error: e, messages: used.length });

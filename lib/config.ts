@@ -43,6 +43,10 @@ export const DEFAULTS = {
   ssmPrefix: '/gitlab-spot-autoscaler',
   pinWorkerCredentials: false, // true needs VPC endpoints for every AWS service a worker calls (docs/worker.md)
   requireLaunchTemplateKey: true, // false only after a refused launch shows EC2 leaves ec2:LaunchTemplate out (docs/deployment.md)
+  // GitLab API requests a minute for routing, confirmation and discovery together: 6 % of
+  // gitlab.com's 2,000 per user, 10 % of the smallest GitLab Dedicated's 1,200 (lib/gitlab/budget.ts)
+  requestsPerMinute: 120,
+  api: 'auto' as const, // GraphQL, falling back to REST where GitLab cannot run it
 };
 
 /** Durations a pass acts on: 0 would make every worker or job expire at once, so a floor applies. */
@@ -272,6 +276,22 @@ export const ConfigSchema = z
           .refine((u) => !urlHasCredentials(u), 'must not carry credentials ("https://user:password@host"): the URL goes into every worker\'s user data and config; remove them (runners authenticate with their token, stored in SSM)'),
         apiTokenParameter: ssmParameterName.optional(),
         webhookSecretParameter: ssmParameterName.optional(),
+        // Counted over any 60 s; the floor keeps a bucket that can route at all, the ceiling is gitlab.com's per-user limit.
+        requestsPerMinute: z
+          .number({ invalid_type_error: 'requestsPerMinute must be a number' })
+          .int('requestsPerMinute must be a whole number')
+          .min(10, 'requestsPerMinute must be >= 10 (routing needs a few requests a minute)')
+          .max(2000, 'requestsPerMinute must be <= 2000 (gitlab.com allows 2,000 a minute per user, shared with everything else the token does)')
+          .default(DEFAULTS.requestsPerMinute),
+        api: z.enum(['auto', 'graphql', 'rest']).default(DEFAULTS.api),
+        // Projects listed for pending jobs whose every webhook was lost, besides the projects seen in job events (docs/controller.md).
+        watch: z
+          .object({
+            projects: z.array(z.number().int().positive('project ids are positive integers')).default([]),
+            groups: z.array(z.union([z.number().int().positive(), z.string().regex(/^[A-Za-z0-9_.][A-Za-z0-9_.\-/]*$/, 'must be a group id or full path such as "acme/platform"')])).default([]),
+          })
+          .strict()
+          .default({}),
       })
       .strict(),
     concurrent: nonNegInt('concurrent').default(DEFAULTS.concurrent),

@@ -23,7 +23,7 @@
 import type { Inbox, InboxMessage, JobEvent, Logger } from './ports';
 import type { PassInput, PassReport } from './reconcile';
 import { decodeReport, ReportError, type WorkerReport } from './reports';
-import { decodeQueueMessage, dedupeEvents } from '../webhook/job-hook';
+import { decodeQueueMessage, dedupeEvents, type RecentDeliveries } from '../webhook/job-hook';
 
 export interface LoopDeps {
   pass(input: PassInput): Promise<PassReport>;
@@ -35,6 +35,8 @@ export interface LoopDeps {
   /** Wall clock and sleep (real ones by default; the bench and tests bring their own). */
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
+  /** Idempotency-Keys earlier passes took: a redelivery that reaches a later pass is dropped (lib/webhook/job-hook.ts). */
+  recentDeliveries?: RecentDeliveries;
 }
 
 export interface LoopOptions {
@@ -149,7 +151,7 @@ export async function runLoop(deps: LoopDeps, first: PassInput['trigger'], optio
     const rep = decodeReports(reportMessages, deps.log);
     waiting = [];
     report.unreadable += ev.unreadable + rep.unreadable;
-    const events = dedupeEvents(ev.events);
+    const events = dedupeEvents(ev.events, deps.recentDeliveries, now());
     const input: PassInput = { events, reports: rep.reports, trigger: report.passes === 0 ? first : ev.interruption ? 'interruption' : trigger };
 
     const started = now();
@@ -161,6 +163,7 @@ export async function runLoop(deps: LoopDeps, first: PassInput['trigger'], optio
       report.last = r;
       report.events += events.length;
       report.reports += rep.reports.length;
+      deps.recentDeliveries?.remember(events, now());
       await deps.events.delete(ev.used);
       if (deps.reports && r.reports.settled.length) await deps.reports.delete(r.reports.settled);
     } catch (e) {

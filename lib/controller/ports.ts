@@ -2,9 +2,10 @@
  * The small interfaces the reconcile pass drives. EC2, SSM, SQS and GitLab adapters implement them
  * for Lambda; the simulation and the tests implement them in memory. Nothing here imports AWS.
  */
-import type { Pool } from '../config';
+import type { Config, Pool } from '../config';
 import type { Retirement, Termination, WorkerView } from '../model';
 import type { WorkerStateWrite } from './reports';
+import type { ControllerState } from './state';
 
 /** An instance type in a subnet: the unit spot capacity is granted (or refused) in. */
 export interface CapacityPool {
@@ -80,23 +81,53 @@ export interface Fleet {
   currentTemplateVersion?(pool: Pool): Promise<string | undefined>;
 }
 
-/** A job as GitLab reports it through the API (routing and confirmation). */
-export interface GitLabJob {
-  id: number;
-  status: string;
-  tagList: string[];
+/** A decision line of the pass (kept in `last-pass`, shown by `status`) at a log level. */
+export type Decide = (line: string, level?: 'info' | 'warn' | 'error') => void;
+
+/** What the GitLab side gets from a pass (lib/gitlab/sync.ts). Job events are already applied to `state`. */
+export interface GitLabPass {
+  config: Config;
+  state: ControllerState;
+  now: number;
+  log: Logger;
+  decide: Decide;
+  /** Wall-clock ms the pass may still take; GitLab calls use `timeShare` of it. Unset: no time limit. */
+  remainingMs?: () => number;
+  timeShare?: number;
 }
 
-export interface GitLabJobs {
-  /** undefined when the job no longer exists (404). */
-  getJob(projectId: number, jobId: number): Promise<GitLabJob | undefined>;
-  /**
-   * The project's pending jobs, newest first, one page (at most 100): repairs lost `pending`
-   * webhooks. Optional: without it, a job whose `pending` delivery was lost waits for other work.
-   */
-  listPendingJobs?(projectId: number): Promise<GitLabJob[]>;
-  /** The jobs of one pipeline, one page (at most 100): routes many untagged events with one call. */
-  listPipelineJobs?(projectId: number, pipelineId: number): Promise<GitLabJob[]>;
+export interface GitLabPassReport {
+  /** 'graphql', 'rest' (fallback), 'simulated'... */
+  mode: string;
+  /** HTTP requests sent to GitLab in this pass, retries included. */
+  requests: number;
+  byKind: Record<'route' | 'confirm' | 'discover', number>;
+  /** Requests each kind of work wanted (what it did not get waits for the next pass). */
+  wanted: Record<'route' | 'confirm' | 'discover', number>;
+  routed: number;
+  confirmed: number;
+  /** Jobs dropped because GitLab no longer lists them as pending or running (a lost webhook, or a forged one). */
+  removed: number;
+  /** Pending jobs found that no webhook announced. */
+  discovered: number;
+  /** Jobs newly held back because GitLab keeps failing for their project. */
+  refused: number;
+  projectsListed: number;
+  /** Projects isolated after repeated failures. */
+  isolated: number;
+  /** True when GitLab calls stopped because their share of the pass's time was used up. */
+  outOfTime: boolean;
+  /** Set when no GitLab request succeeded in this pass: the error seen. */
+  unavailable?: string;
+}
+
+/**
+ * The GitLab side of the pass: routes the jobs of new events to pools, confirms jobs no event
+ * confirmed lately, discovers pending jobs whose every delivery was lost, all within its request
+ * budget (lib/gitlab/sync.ts GitLabDemand over the GraphQL/REST API, or the simulated GitLab).
+ */
+export interface GitLabSide {
+  syncJobs(pass: GitLabPass): Promise<GitLabPassReport>;
 }
 
 /** What the webhook queues for each Job Hook delivery (see handlers/webhook). */
@@ -109,9 +140,9 @@ export interface JobEvent {
   receivedAt: number;
   /** Job tags when known (the Job Hook carries none; the API or the simulation may). */
   tags?: string[];
-  /** GitLab's Idempotency-Key / event UUID, for de-duplication. */
+  /** GitLab's Idempotency-Key (17.4+): the same for a delivery and its redeliveries. For de-duplication. */
   deliveryId?: string;
-  /** The job's pipeline (Job Hook pipeline_id): one pipeline-jobs call can route all its jobs. */
+  /** The job's pipeline (Job Hook pipeline_id), for logs. */
   pipelineId?: number;
 }
 

@@ -1,8 +1,8 @@
 /**
  * The reconcile pass: the single writer of controller state (docs/controller.md).
  *
- *   load state -> apply job events -> expire -> (schedule passes) scan recent projects for pending
- *   jobs whose webhook was lost -> route / confirm jobs through the GitLab API (one bounded budget)
+ *   load state -> apply job events -> expire -> the GitLab side (lib/gitlab: route, confirm and
+ *   discover jobs within its request budget)
  *   -> discover the fleet from EC2 tags -> apply workers' reports (newest wins, sender checked)
  *   -> snapshot -> plan() -> act (launch, retire, terminate only behind the fence, record the
  *   reports as tags) -> save state
@@ -27,30 +27,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Config, Pool } from '../config';
 import type { Plan, Retirement, Termination, WorkerView } from '../model';
 import { plan as makePlan } from '../planner';
-import { applyApiJob, applyEvent, demandByPool, expireJobs } from './jobs';
-import { IDEMPOTENT_MISMATCH, type CapacityPool, type Clock, type Fleet, type FleetWorker, type GitLabJobs, type InstanceMarker, type JobEvent, type LaunchError, type LaunchErrorClass, type Logger, type MarkOutcome } from './ports';
-import { expireProjects, touchProject, type Backoff, type ControllerState, type Cooldown, type StateStore } from './state';
+import { applyJobEvents, demandByPool, describeUntaken, expireJobs, holdBackUntakenJobs } from './jobs';
+import { IDEMPOTENT_MISMATCH, type CapacityPool, type Clock, type Decide, type Fleet, type FleetWorker, type GitLabPassReport, type GitLabSide, type InstanceMarker, type JobEvent, type LaunchError, type LaunchErrorClass, type Logger, type MarkOutcome } from './ports';
+import { expireProjects, type Backoff, type ControllerState, type Cooldown, type StateStore } from './state';
 import { formatInterrupted, TAGS } from './tags';
 import { applyReports, ReportMemory, type ReportsOutcome, type WorkerReport } from './reports';
 import { mayRunJob } from '../planner';
 
 export interface ReconcileOptions {
-  /**
-   * GitLab API calls a pass may make to route and confirm jobs. GitLab rate-limits its API
-   * (gitlab.com: 2,000 authenticated API requests a minute per user, docs.gitlab.com
-   * user/gitlab_com/rate_limits; self-managed: set by the operator); default 100.
-   */
-  apiCallsPerPass?: number;
-  /** GitLab API requests in flight at once. Default 8. */
-  apiConcurrency?: number;
-  /** A pending job not confirmed by an event for this long is re-read from the API before it holds capacity. Default 120 s. */
-  confirmPendingAfterMs?: number;
-  /**
-   * A running job no event confirmed for this long is re-read from the API (after the pending
-   * ones, within the same budget): a lost `success` delivery would otherwise hold `concurrent`
-   * capacity until jobTimeout. Default 15 min.
-   */
-  confirmRunningAfterMs?: number;
   /** How long a launch that discovery does not show yet still counts as booting. Default 180 s. */
   inflightGraceMs?: number;
   /**
@@ -65,8 +49,8 @@ export interface ReconcileOptions {
    */
   remainingMs?: () => number;
   /**
-   * Share of the time left at the start of the pass that GitLab calls (scans, routing,
-   * confirmation) may use; the rest is kept for discovery, launches and the state save. Default 0.4.
+   * Share of the time left at the start of the pass that GitLab calls (routing, confirmation,
+   * discovery) may use; the rest is kept for discovery, launches and the state save. Default 0.4.
    */
   gitlabTimeShare?: number;
   /**
@@ -85,7 +69,8 @@ export interface ReconcileDeps {
   stage: string;
   fleet: Fleet;
   store: StateStore;
-  gitlab?: GitLabJobs;
+  /** The GitLab side (lib/gitlab/sync.ts GitLabDemand); without it, webhook events are the only source of demand. */
+  gitlab?: GitLabSide;
   clock: Clock;
   log: Logger;
   options?: ReconcileOptions;
@@ -120,10 +105,14 @@ export interface PassReport {
   stateWrites: number;
   decisions: string[];
   durationMs: number;
-  /** GitLab API calls made (project scans, routing and confirmation). */
+  /** GitLab API requests made (routing, confirmation, discovery). */
   apiCalls: number;
   /** Pending jobs found by listing projects' pending jobs that no webhook had announced. */
   jobsRepaired: number;
+  /** What the GitLab side did, when there is one. */
+  gitlab?: GitLabPassReport;
+  /** Jobs GitLab keeps waiting that are not handled as usual: stuck (no runner of ours takes them: not demand) and refused (the API keeps failing for their project). */
+  heldBack: { stuck: number; refused: number };
   /** The launch template version each pool launches from, when the fleet reports it. */
   templateVersions: Record<string, string>;
   /**
@@ -161,8 +150,8 @@ export function newPassId(now: number): string {
   return `${new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
 }
 
-const DEFAULTS = { apiCallsPerPass: 100, apiConcurrency: 8, confirmPendingAfterMs: 120_000, confirmRunningAfterMs: 900_000, inflightGraceMs: 180_000, projectScansPerPass: 10 };
-type Opts = Omit<typeof DEFAULTS & ReconcileOptions, 'remainingMs' | 'gitlabTimeShare' | 'launchReserveMs' | 'actReserveMs'>;
+const DEFAULTS = { inflightGraceMs: 180_000 };
+type Opts = typeof DEFAULTS;
 const LAUNCH_RESERVE_MS = 12_000;
 const ACT_RESERVE_MS = 5_000;
 const REPORT_TAG_KEYS = { ready: TAGS.ready, state: TAGS.state, idleSince: TAGS.idleSince, stoppedAt: TAGS.stoppedAt, builds: TAGS.builds };
@@ -183,91 +172,18 @@ export function launchClientToken(deployment: string, stage: string, pool: strin
   return `gsa-${createHash('sha256').update(JSON.stringify([deployment, stage, pool, epoch, generation])).digest('hex').slice(0, 40)}`;
 }
 
-/** How much time GitLab calls have left: a share of what the pass had when it started. */
-interface TimeBudget {
-  leftMs(): number;
-  exhausted: boolean;
-}
-
-function gitlabTimeBudget(options: ReconcileOptions | undefined): TimeBudget {
-  const remaining = options?.remainingMs;
-  if (!remaining) return { leftMs: () => Infinity, exhausted: false };
-  const share = Math.min(1, Math.max(0, options?.gitlabTimeShare ?? 0.4));
-  const reserve = Math.max(0, remaining()) * (1 - share);
-  return { leftMs: () => remaining() - reserve, exhausted: false };
-}
-
-/**
- * Calls GitLab for each item, `apiConcurrency` at a time, within the time budget, handing each
- * answer to `use`. Stops at the first failed call (the client already retried within its own
- * budget; asking again this pass would only spend the rate limit) and reports it.
- */
-async function callInChunks<T, R>(
-  items: readonly T[],
-  opts: Opts,
-  time: TimeBudget,
-  call: (item: T) => Promise<R>,
-  use: (item: T, answer: R) => void,
-): Promise<{ calls: number; failure?: unknown }> {
-  let calls = 0;
-  for (let at = 0; at < items.length; at += opts.apiConcurrency) {
-    if (outOfTime(time)) break;
-    const chunk = items.slice(at, at + opts.apiConcurrency);
-    calls += chunk.length;
-    const answers = await settleWithin(chunk.map(call), time);
-    if (!answers) break;
-    let failure: unknown;
-    answers.forEach((a, k) => {
-      if (a.status === 'rejected') failure ??= a.reason;
-      else use(chunk[k], a.value);
-    });
-    if (failure !== undefined) return { calls, failure };
-  }
-  return { calls };
-}
-
-/**
- * Promise.allSettled, abandoned when the budget runs out first (undefined). A GitLab that hangs
- * costs at most its share of the pass: its late answers are ignored, the jobs stay unrouted or
- * unconfirmed for the next pass. The client's own timeouts end the abandoned requests.
- */
-async function settleWithin<T>(work: Promise<T>[], time: TimeBudget): Promise<PromiseSettledResult<T>[] | undefined> {
-  const all = Promise.allSettled(work);
-  const left = time.leftMs();
-  if (left === Infinity) return all;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), Math.max(0, left));
-  });
-  try {
-    const out = await Promise.race([all, timeout]);
-    if (out === undefined) time.exhausted = true;
-    return out;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** True (and marks the budget) when no new GitLab call may start. */
-function outOfTime(time: TimeBudget): boolean {
-  if (!time.exhausted && time.leftMs() <= 0) time.exhausted = true;
-  return time.exhausted;
-}
-
 export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Promise<PassReport> {
   const started = performance.now();
   const { config, fleet, store, clock, log } = deps;
-  const { remainingMs: _r, gitlabTimeShare: _s, launchReserveMs: _l, actReserveMs: _a, ...tunables } = deps.options ?? {};
   const remaining = deps.options?.remainingMs ?? (() => Infinity);
   let outOfTime = false;
-  const opts: Opts = { ...DEFAULTS, ...tunables };
-  const time = gitlabTimeBudget(deps.options);
+  const opts: Opts = { inflightGraceMs: deps.options?.inflightGraceMs ?? DEFAULTS.inflightGraceMs };
   const now = clock.now();
   const passId = input.passId ?? newPassId(now);
   const decisions: string[] = [];
-  const decide = (line: string, level: 'info' | 'warn' | 'error' = 'info', fields: Record<string, unknown> = {}) => {
+  const decide: Decide = (line, level = 'info') => {
     decisions.push(line);
-    log[level](line, { passId, ...fields });
+    log[level](line, { passId });
   };
 
   // ---- state -------------------------------------------------------------------------------
@@ -281,15 +197,13 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   const launchId = `${state.epoch}-g${state.generation}`;
 
   // ---- demand ------------------------------------------------------------------------------
-  applyJobEvents(deps, state, input.events, decide);
+  const applied = applyJobEvents(config, state, input.events, { now, rememberProjects: deps.gitlab !== undefined, log });
+  if (applied['no-pool']) decide(`${applied['no-pool']} job event(s) carry tags no pool serves; not counted`);
   const expired = expireJobs(config, state, now);
   if (expired.pending || expired.running)
     decide(`expired ${expired.pending} pending job(s) unconfirmed for pendingJobTtl ${config.pendingJobTtl} s and ${expired.running} running job(s) past jobTimeout`);
   expireProjects(state, now);
-  const scan = input.trigger === 'schedule' || input.trigger === 'manual' ? await scanProjectsForPendingJobs(deps, state, now, opts, decide, time) : { calls: 0, repaired: 0 };
-  const apiCalls = scan.calls + (await routeAndConfirmJobs(deps, state, input.events, now, { ...opts, apiCallsPerPass: opts.apiCallsPerPass - scan.calls }, decide, time));
-  if (time.exhausted)
-    decide(`GitLab API time budget used up (${Math.round((deps.options?.gitlabTimeShare ?? 0.4) * 100)} % of the pass's time); unrouted and unconfirmed jobs wait for the next pass`, 'warn');
+  const gitlab = deps.gitlab ? await deps.gitlab.syncJobs({ config, state, now, log, decide, remainingMs: deps.options?.remainingMs, timeShare: deps.options?.gitlabTimeShare }) : undefined;
 
   // ---- fleet -------------------------------------------------------------------------------
   const found = (await fleet.discover(now)) as FleetWorker[];
@@ -307,7 +221,9 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   const templateVersions = await currentTemplateVersions(deps);
 
   // ---- plan --------------------------------------------------------------------------------
-  const demand = demandByPool(config, state);
+  // Jobs idle workers did not take are not demand: no runner of ours will run them (docs/controller.md).
+  for (const line of describeUntaken(holdBackUntakenJobs(config, state, discovered, now), config)) decide(line, 'warn');
+  const demand = demandByPool(config, state, now);
   const plan = makePlan(config, new Date(now), { workers, demand, templateVersions });
 
   // ---- act ---------------------------------------------------------------------------------
@@ -393,11 +309,13 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
     stateWrites: writes,
     decisions,
     durationMs: Math.round((performance.now() - started) * 10) / 10,
-    apiCalls,
-    jobsRepaired: scan.repaired,
+    apiCalls: gitlab?.requests ?? 0,
+    jobsRepaired: gitlab?.discovered ?? 0,
+    ...(gitlab ? { gitlab } : {}),
+    heldBack: heldBackCounts(state),
     templateVersions,
     launchId,
-    gitlabOutOfTime: time.exhausted,
+    gitlabOutOfTime: gitlab?.outOfTime ?? false,
     reports,
     outOfTime,
   };
@@ -431,82 +349,10 @@ async function recordReports(deps: ReconcileDeps, rep: ReportsOutcome, memory: R
   return { settled, retry, counts: rep.counts, tagWrites };
 }
 
-type Decide = (line: string, level?: 'info' | 'warn' | 'error', fields?: Record<string, unknown>) => void;
-
-// ---- demand --------------------------------------------------------------------------------
-
-function applyJobEvents(deps: ReconcileDeps, state: ControllerState, events: readonly JobEvent[], decide: Decide): void {
-  const counts = { added: 0, updated: 0, removed: 0, ignored: 0, 'unknown-status': 0, 'no-pool': 0 };
-  const badStatuses = new Set<string>();
-  // Projects are remembered only when they can be scanned: otherwise they would cost writes for nothing.
-  const rememberProjects = typeof deps.gitlab?.listPendingJobs === 'function';
-  // Oldest first, so that a batch holding pending then running for a job ends running.
-  for (const ev of [...events].sort((a, b) => a.receivedAt - b.receivedAt)) {
-    if (!Number.isSafeInteger(ev.jobId) || ev.jobId <= 0 || !Number.isSafeInteger(ev.projectId) || ev.projectId <= 0) {
-      deps.log.warn('job event ignored: jobId and projectId must be positive integers', { jobId: ev.jobId, projectId: ev.projectId });
-      counts.ignored++;
-      continue;
-    }
-    if (rememberProjects && Number.isFinite(ev.receivedAt)) touchProject(state, ev.projectId, Math.min(ev.receivedAt, deps.clock.now()));
-    const outcome = applyEvent(deps.config, state, ev);
-    counts[outcome]++;
-    if (outcome === 'unknown-status') badStatuses.add(ev.status);
-  }
-  if (badStatuses.size) deps.log.warn('job events with an unknown build_status ignored', { statuses: [...badStatuses] });
-  if (events.length) deps.log.info('job events applied', { events: events.length, ...counts });
-  if (counts['no-pool']) decide(`${counts['no-pool']} job event(s) carry tags no pool serves; not counted`);
-}
-
-/**
- * Which projects this pass lists: every known one when they fit the budget; else half the budget
- * for the projects with the most recent jobs in state (a lost `pending` delivery is most likely in
- * a pipeline that is running now), the other half rotating over all the others (projects with
- * jobs in state and projects seen in job events in the last 24 h). The rotation is driven by the
- * clock (one step a minute), so it needs no stored cursor and no SSM write.
- */
-export function projectsToScan(state: ControllerState, now: number, budget: number): number[] {
-  if (budget <= 0) return [];
-  const lastActive = new Map<number, number>();
-  for (const j of state.jobs.values()) lastActive.set(j.projectId, Math.max(lastActive.get(j.projectId) ?? 0, j.seenAt));
-  const active = [...lastActive].sort((a, b) => b[1] - a[1] || a[0] - b[0]).map(([id]) => id);
-  const known = new Set([...active, ...state.projects.keys()]);
-  if (known.size <= budget) return [...known];
-  const top = active.slice(0, Math.ceil(budget / 2));
-  const picked = new Set(top);
-  const rest = [...known].filter((id) => !picked.has(id)).sort((a, b) => a - b);
-  const n = budget - top.length;
-  const start = (Math.floor(now / 60_000) * n) % rest.length;
-  return [...top, ...Array.from({ length: n }, (_, k) => rest[(start + k) % rest.length])];
-}
-
-/**
- * Repairs lost `pending` webhooks (facts.md: webhooks are lossy): lists the pending jobs of a few
- * recently seen projects (`GET /projects/:id/jobs?scope[]=pending`, one page of 100, newest first)
- * and adds the ones nobody announced, routed by their tag_list. Known pending jobs are confirmed
- * only when they are due for confirmation anyway, so a scan changes state (and costs an SSM
- * write) only when it finds something. A job's absence from the list proves nothing (one page),
- * so nothing is removed here; confirmation through getJob does that.
- */
-async function scanProjectsForPendingJobs(deps: ReconcileDeps, state: ControllerState, now: number, opts: Opts, decide: Decide, time: TimeBudget): Promise<{ calls: number; repaired: number }> {
-  const gitlab = deps.gitlab;
-  if (!gitlab?.listPendingJobs) return { calls: 0, repaired: 0 };
-  const projects = projectsToScan(state, now, Math.min(opts.projectScansPerPass, opts.apiCallsPerPass));
-  let repaired = 0;
-  let noPool = 0;
-  const { calls, failure } = await callInChunks(projects, opts, time, (projectId) => gitlab.listPendingJobs!(projectId), (projectId, jobs) => {
-    for (const job of jobs) {
-      if (!Number.isSafeInteger(job.id) || job.id <= 0 || job.status !== 'pending') continue;
-      const known = state.jobs.get(job.id);
-      if (known && known.status === 'pending' && known.pool !== '' && now - known.seenAt < opts.confirmPendingAfterMs) continue;
-      const outcome = applyApiJob(deps.config, state, job.id, projectId, job, now);
-      if (outcome === 'added' && !known) repaired++;
-      if (outcome === 'no-pool' && !known) noPool++;
-    }
-  });
-  if (failure !== undefined) decide(`GitLab API unavailable, pending-job scan deferred: ${(failure as Error).message}`, 'warn');
-  if (calls) deps.log.info('GitLab API: projects scanned for pending jobs', { calls, repaired, noPool, projectsKnown: state.projects.size });
-  if (repaired) decide(`${repaired} pending job(s) found by listing projects' pending jobs (their webhook was lost)`);
-  return { calls, repaired };
+function heldBackCounts(state: ControllerState): { stuck: number; refused: number } {
+  const out = { stuck: 0, refused: 0 };
+  for (const j of state.jobs.values()) if (j.status === 'stuck' || j.status === 'refused') out[j.status]++;
+  return out;
 }
 
 /** The template version each pool launches from now; unknown (undefined) retires nothing. */
@@ -523,94 +369,6 @@ async function currentTemplateVersions(deps: ReconcileDeps): Promise<Record<stri
     }
   }
   return out;
-}
-
-/**
- * Routes jobs nobody could route (no tags in the event) and re-reads pending jobs no event
- * confirmed lately, within a per-pass budget of API calls: GitLab rate-limits its API, and a
- * thousand-job burst must not become a thousand calls in one pass. Oldest first.
- */
-async function routeAndConfirmJobs(deps: ReconcileDeps, state: ControllerState, events: readonly JobEvent[], now: number, opts: Opts, decide: Decide, time: TimeBudget): Promise<number> {
-  const gitlab = deps.gitlab;
-  if (!gitlab) return 0;
-  const byPipeline = await routeByPipeline(deps, state, events, now, opts, decide, time);
-  if (byPipeline.failed || time.exhausted) return byPipeline.calls;
-  opts = { ...opts, apiCallsPerPass: opts.apiCallsPerPass - byPipeline.calls };
-  const unrouted: [number, number, number][] = [];
-  const stale: [number, number, number][] = [];
-  const staleRunning: [number, number, number][] = [];
-  for (const [id, j] of state.jobs) {
-    if (j.status === 'finished') continue;
-    if (j.pool === '') unrouted.push([id, j.projectId, j.seenAt]);
-    else if (j.status === 'pending' && now - j.seenAt >= opts.confirmPendingAfterMs) stale.push([id, j.projectId, j.seenAt]);
-    else if (j.status === 'running' && now - j.seenAt >= opts.confirmRunningAfterMs) staleRunning.push([id, j.projectId, j.seenAt]);
-  }
-  const byAge = (a: [number, number, number], b: [number, number, number]) => a[2] - b[2] || a[0] - b[0];
-  const work = [...unrouted.sort(byAge), ...stale.sort(byAge), ...staleRunning.sort(byAge)].slice(0, Math.max(0, opts.apiCallsPerPass));
-  const outcome = { routed: 0, removed: 0, confirmed: 0 };
-  // A few requests in flight at once keep a 100-call pass around a second against a typical GitLab.
-  const { calls, failure } = await callInChunks(work, opts, time, ([id, projectId]) => gitlab.getJob(projectId, id), ([id, projectId], job) => {
-    const before = state.jobs.get(id);
-    const result = applyApiJob(deps.config, state, id, projectId, job, now);
-    const after = state.jobs.get(id);
-    if (!after || after.status === 'finished') outcome.removed++;
-    else if (before?.pool === '' && after.pool) outcome.routed++;
-    else if (result !== 'no-pool') outcome.confirmed++;
-  });
-  if (failure !== undefined) decide(`GitLab API unavailable, routing and confirmation deferred: ${(failure as Error).message}`, 'warn');
-  if (calls) deps.log.info('GitLab API: jobs routed and confirmed', { calls, ...outcome, unroutedLeft: Math.max(0, unrouted.length - calls) });
-  if (outcome.removed) decide(`${outcome.removed} job(s) no longer pending according to the GitLab API`);
-  return byPipeline.calls + calls;
-}
-
-/**
- * The Job Hook carries pipeline_id: when two or more unrouted jobs of this pass's events share a
- * pipeline, one `GET /projects/:id/pipelines/:pipeline_id/jobs?per_page=100` routes all of them
- * (and finds the pipeline's pending jobs whose webhook was lost) instead of one getJob each.
- * Biggest pipelines first, within the pass's API budget; jobs the page does not show (pipelines of
- * more than 100 jobs) fall through to getJob. Pipeline ids are not stored: jobs left unrouted by an
- * exhausted budget are routed one by one by later passes.
- */
-async function routeByPipeline(
-  deps: ReconcileDeps,
-  state: ControllerState,
-  events: readonly JobEvent[],
-  now: number,
-  opts: Opts,
-  decide: Decide,
-  time: TimeBudget,
-): Promise<{ calls: number; failed: boolean }> {
-  const gitlab = deps.gitlab;
-  if (!gitlab?.listPipelineJobs || opts.apiCallsPerPass <= 0) return { calls: 0, failed: false };
-  const groups = new Map<string, { projectId: number; pipelineId: number; jobs: Set<number> }>();
-  for (const ev of events) {
-    if (ev.pipelineId === undefined || !Number.isSafeInteger(ev.pipelineId) || ev.pipelineId <= 0) continue;
-    const j = state.jobs.get(ev.jobId);
-    if (!j || j.pool !== '' || j.status === 'finished') continue;
-    const key = `${ev.projectId}:${ev.pipelineId}`;
-    const g = groups.get(key) ?? { projectId: ev.projectId, pipelineId: ev.pipelineId, jobs: new Set<number>() };
-    g.jobs.add(ev.jobId);
-    groups.set(key, g);
-  }
-  const work = [...groups.values()].filter((g) => g.jobs.size >= 2).sort((a, b) => b.jobs.size - a.jobs.size || a.pipelineId - b.pipelineId).slice(0, opts.apiCallsPerPass);
-  const outcome = { routed: 0, repaired: 0 };
-  const { calls, failure } = await callInChunks(work, opts, time, (g) => gitlab.listPipelineJobs!(g.projectId, g.pipelineId), ({ projectId }, jobs) => {
-    for (const job of jobs) {
-      const known = state.jobs.get(job.id);
-      // Only what this call is for: unrouted jobs, and pending jobs nobody announced.
-      if (known ? known.pool !== '' || known.status === 'finished' : job.status !== 'pending') continue;
-      const result = applyApiJob(deps.config, state, job.id, projectId, job, now);
-      if (known && state.jobs.get(job.id)?.pool) outcome.routed++;
-      else if (!known && result === 'added') outcome.repaired++;
-    }
-  });
-  if (failure !== undefined) {
-    decide(`GitLab API unavailable, routing and confirmation deferred: ${(failure as Error).message}`, 'warn');
-    return { calls, failed: true };
-  }
-  if (calls) deps.log.info('GitLab API: jobs routed by pipeline', { calls, ...outcome });
-  if (outcome.repaired) decide(`${outcome.repaired} pending job(s) found in their pipeline's job list (their webhook was lost)`);
-  return { calls, failed: false };
 }
 
 // ---- fleet ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@
  *               reasons written once each): 10 pools x 10 types x 6 subnets x both markets all
  *               cooling down fit in one or two parameters; never dropped silently
  *   last-pass   JSON: the last pass that did something (status command); written only when it changes
- *   projects    JSON: GitLab projects seen in job events in the last 24 h (hour resolution), scanned
+ *   projects    JSON: GitLab projects seen in job events in the last 7 days (hour resolution), listed
  *               for pending jobs whose webhook was lost; written when a project appears, ages out
  *               or is seen in a new hour, never every pass
  *   jobs/NN     base64(deflate(columnar JSON)) of the jobs whose id % shards == NN
@@ -28,16 +28,24 @@
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { Logger } from './ports';
 
-export type JobStatus = 'pending' | 'running' | 'finished';
+/**
+ * pending / running: demand. finished: a short-lived tombstone (a late duplicate `pending` delivery
+ * is ignored). stuck: GitLab keeps it pending but idle workers of its pool did not take it (no
+ * runner of ours may run it: paused, not enabled for the project, protected), not demand. refused:
+ * the GitLab API keeps failing for its project, which is isolated; it counts as last known
+ * (lib/controller/jobs.ts).
+ */
+export type JobStatus = 'pending' | 'running' | 'finished' | 'stuck' | 'refused';
 
 export interface JobEntry {
   projectId: number;
   /** Pool name; '' while the job is not routed yet (no tags known, API not asked yet). */
   pool: string;
-  /** `finished` entries are short-lived tombstones: a late duplicate `pending` delivery is ignored. */
   status: JobStatus;
   /** Epoch ms of the last event or API confirmation (minute resolution once stored). */
   seenAt: number;
+  /** Epoch ms the job became pending, as far as we know (minute resolution once stored): how long it has waited. */
+  since?: number;
 }
 
 /** An instance type in a subnet that recently failed for lack of capacity (or was interrupted). */
@@ -145,9 +153,11 @@ export const MAX_PARAMETER_BYTES = 4000;
  */
 export const MAX_JOB_SHARDS = 32;
 const SHARD_COUNTS = [1, 2, 4, 8, 16, 32].filter((n) => n <= MAX_JOB_SHARDS);
-const STATUS_CODE: Record<JobStatus, number> = { pending: 0, running: 1, finished: 2 };
-const CODE_STATUS: JobStatus[] = ['pending', 'running', 'finished'];
+const STATUS_CODE: Record<JobStatus, number> = { pending: 0, running: 1, finished: 2, stuck: 3, refused: 4 };
+const CODE_STATUS: JobStatus[] = ['pending', 'running', 'finished', 'stuck', 'refused'];
 const FORMAT = 1;
+/** Job shards: format 2 adds the stuck and refused statuses and the `since` column; format 1 shards are still read. */
+const JOBS_FORMAT = 2;
 
 export const PARAMS = {
   meta: 'meta',
@@ -167,14 +177,18 @@ export const MAX_COOLDOWN_PARAMS = 8;
 // ---- recently seen projects ---------------------------------------------------------------
 
 const HOUR_MS = 3_600_000;
-/** Projects are remembered this long after their last job event. */
-export const PROJECT_TTL_MS = 24 * HOUR_MS;
 /**
- * At most this many projects are remembered (the least recently seen go first). 200 ids with
- * their hour fit one 4 KB parameter; a GitLab with more active projects still gets webhooks, and
- * the busiest projects (the ones with jobs in state) are scanned first anyway.
+ * Projects are remembered this long after their last job event: a week, so that a project quiet
+ * over a weekend is still listed when its Monday job's webhooks are lost.
  */
-export const MAX_PROJECTS = 200;
+export const PROJECT_TTL_MS = 7 * 24 * HOUR_MS;
+/**
+ * At most this many projects are remembered (the least recently seen go first). Stored as varint
+ * deltas, deflated (`{"v":2,"b":base64}`): 1,000 project ids with their hour take 1.5-3 KB for
+ * ids up to 10 digits; with sparser ids the least recently seen that do not fit 4 KB are left out
+ * of the stored copy. Discovery (lib/gitlab/sync.ts) lists these projects' pending jobs.
+ */
+export const MAX_PROJECTS = 1000;
 
 /**
  * Records that a job event of `projectId` arrived at `now`. Hour resolution on purpose: the stored
@@ -204,35 +218,68 @@ export function expireProjects(s: ControllerState, now: number): number {
   return dropped;
 }
 
-const EMPTY_PROJECTS = JSON.stringify({ v: 1, h: [] });
+const EMPTY_PROJECTS = JSON.stringify({ v: 2, b: '' });
 
-/** `{"v":1,"h":[[hour, id, id, ...], ...]}`: ids grouped by the hour (epoch hours) they were last seen. */
+/**
+ * `{"v":2,"b":base64(deflate(varints))}`: groups of ids by the hour (epoch hours) they were last
+ * seen, most recent first: count | (hourDelta count idDelta*)*. Least recent groups (then ids) are
+ * left out until it fits 4 KB. Format 1 (`{"v":1,"h":[[hour, id, ...], ...]}`) is still read.
+ */
 function encodeProjects(projects: ReadonlyMap<number, number>): string {
   const byHour = new Map<number, number[]>();
   for (const [id, at] of [...projects].sort((a, b) => a[0] - b[0])) {
     const h = Math.floor(at / HOUR_MS);
     byHour.set(h, [...(byHour.get(h) ?? []), id]);
   }
-  const groups = [...byHour].sort((a, b) => b[0] - a[0]).map(([h, ids]) => [h, ...ids]);
-  let text = JSON.stringify({ v: 1, h: groups });
-  // Cannot happen with MAX_PROJECTS ids of at most 16 digits, but stay bounded whatever the input.
+  const groups = [...byHour].sort((a, b) => b[0] - a[0]);
+  const render = () => {
+    const w = new Writer();
+    w.uint(groups.length);
+    groups.forEach(([h, ids], g) => {
+      w.uint(g === 0 ? h : groups[g - 1][0] - h);
+      w.uint(ids.length);
+      ids.forEach((id, k) => w.uint(k === 0 ? id : id - ids[k - 1]));
+    });
+    return JSON.stringify({ v: 2, b: deflateRawSync(w.buffer(), { level: 9 }).toString('base64') });
+  };
+  let text = render();
   while (text.length > MAX_PARAMETER_BYTES && groups.length) {
-    const last = groups[groups.length - 1];
-    if (last.length > 2) last.pop();
-    else groups.pop();
-    text = JSON.stringify({ v: 1, h: groups });
+    const last = groups[groups.length - 1][1];
+    // Shed the least recent hour a tenth at a time: the size is not linear in the count.
+    last.splice(Math.max(0, last.length - Math.max(1, Math.ceil(last.length / 10))));
+    if (last.length === 0) groups.pop();
+    text = render();
   }
   return text;
 }
 
 function decodeProjects(text: string): Map<number, number> {
-  const doc = JSON.parse(text) as { v?: unknown; h?: unknown };
-  if (!isRecord(doc) || doc.v !== 1 || !Array.isArray(doc.h)) throw new Error('unexpected layout');
+  const doc = JSON.parse(text) as { v?: unknown; h?: unknown; b?: unknown };
   const out = new Map<number, number>();
+  if (isRecord(doc) && doc.v === 2 && typeof doc.b === 'string') {
+    if (doc.b === '') return out;
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(doc.b)) throw new Error('not base64');
+    const r = new Reader(inflateRawSync(Buffer.from(doc.b, 'base64')));
+    const groups = r.uint();
+    let h = 0;
+    for (let g = 0; g < groups; g++) {
+      h = g === 0 ? r.uint() : h - r.uint();
+      let id = 0;
+      const n = r.uint();
+      for (let k = 0; k < n; k++) {
+        id += r.uint();
+        if (id <= 0 || h < 0) throw new Error('bad group');
+        out.set(id, h * HOUR_MS);
+      }
+    }
+    if (!r.done()) throw new Error('trailing bytes');
+    return out;
+  }
+  if (!isRecord(doc) || doc.v !== 1 || !Array.isArray(doc.h)) throw new Error('unexpected layout');
   for (const g of doc.h) {
     if (!Array.isArray(g) || g.length < 2 || !g.every((x) => Number.isSafeInteger(x) && x > 0)) throw new Error('bad group');
-    const [h, ...ids] = g as number[];
-    for (const id of ids) out.set(id, h * HOUR_MS);
+    const [hour, ...ids] = g as number[];
+    for (const id of ids) out.set(id, hour * HOUR_MS);
   }
   return out;
 }
@@ -247,15 +294,17 @@ interface ShardDoc {
  * A shard is binary and columnar before deflate: unsigned LEB128 varints, one column at a time
  * (id deltas, project indexes, pool/status codes, ages in minutes), so runs of similar values
  * (a pipeline's jobs: close ids, one project, one minute) compress to almost nothing.
- * Layout: FORMAT n i baseMinute | pools: count (len utf8)* | projects: count deltas* |
- * jobs: count idDelta* projectIndex* (pool*3+status)* (baseMinute-seenMinute)*
+ * Layout: JOBS_FORMAT n i baseMinute | pools: count (len utf8)* | projects: count deltas* |
+ * jobs: count idDelta* projectIndex* (pool*5+status)* (baseMinute-seenMinute)* sinceCode*
+ * where sinceCode is 0 when `since` is unknown, else 1 + (seenMinute - sinceMinute).
+ * Format 1 (read only): codes are pool*3+status (pending, running, finished) and there is no since column.
  */
 class Writer {
   private bytes: number[] = [];
-  /** A writer that starts with the header every part shares: FORMAT n i base. */
-  static part(n: number, i: number, base: number): Writer {
+  /** A writer that starts with the header every part shares: format n i base. */
+  static part(n: number, i: number, base: number, format = FORMAT): Writer {
     const w = new Writer();
-    for (const v of [FORMAT, n, i, base]) w.uint(v);
+    for (const v of [format, n, i, base]) w.uint(v);
     return w;
   }
   uint(v: number): void {
@@ -277,12 +326,13 @@ class Writer {
 }
 
 class Reader {
-  /** A part's reader past its header (FORMAT n i base), from the parameter's base64 of raw deflate. */
-  static part(value: string): { r: Reader; n: number; i: number; base: number } {
+  /** A part's reader past its header (format n i base), from the parameter's base64 of raw deflate. */
+  static part(value: string, formats: readonly number[] = [FORMAT]): { r: Reader; format: number; n: number; i: number; base: number } {
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw new Error('not base64');
     const r = new Reader(inflateRawSync(Buffer.from(value, 'base64')));
-    if (r.uint() !== FORMAT) throw new Error('unknown format');
-    return { r, n: r.uint(), i: r.uint(), base: r.uint() };
+    const format = r.uint();
+    if (!formats.includes(format)) throw new Error('unknown format');
+    return { r, format, n: r.uint(), i: r.uint(), base: r.uint() };
   }
   private at = 0;
   constructor(private readonly b: Buffer) {}
@@ -319,7 +369,7 @@ function encodeShard(n: number, i: number, jobs: [number, JobEntry][]): string {
   const poolIx = new Map(pools.map((p, x) => [p, x]));
   const projectIx = new Map(projects.map((p, x) => [p, x]));
   const base = jobs.reduce((m, [, j]) => Math.max(m, minuteOf(j.seenAt)), 0);
-  const w = Writer.part(n, i, base);
+  const w = Writer.part(n, i, base, JOBS_FORMAT);
   w.uint(pools.length);
   pools.forEach((p) => w.str(p));
   w.uint(projects.length);
@@ -327,8 +377,9 @@ function encodeShard(n: number, i: number, jobs: [number, JobEntry][]): string {
   w.uint(jobs.length);
   jobs.forEach(([id], x) => w.uint(id - (x ? jobs[x - 1][0] : 0)));
   jobs.forEach(([, j]) => w.uint(projectIx.get(j.projectId)!));
-  jobs.forEach(([, j]) => w.uint(poolIx.get(j.pool)! * 3 + STATUS_CODE[j.status]));
+  jobs.forEach(([, j]) => w.uint(poolIx.get(j.pool)! * CODE_STATUS.length + STATUS_CODE[j.status]));
   jobs.forEach(([, j]) => w.uint(Math.max(0, base - minuteOf(j.seenAt))));
+  jobs.forEach(([, j]) => w.uint(j.since === undefined ? 0 : 1 + Math.max(0, minuteOf(j.seenAt) - minuteOf(j.since))));
   return deflate(w.buffer());
 }
 
@@ -349,7 +400,8 @@ function deflate(raw: Buffer): string {
 }
 
 function decodeShard(value: string): ShardDoc {
-  const { r, n, i, base } = Reader.part(value);
+  const { r, format, n, i, base } = Reader.part(value, [1, JOBS_FORMAT]);
+  const statuses = format === 1 ? 3 : CODE_STATUS.length;
   const pools = Array.from({ length: r.uint() }, () => r.str());
   const projectCount = r.uint();
   const projects: number[] = [];
@@ -360,12 +412,16 @@ function decodeShard(value: string): ShardDoc {
   const projectIxs = ids.map(() => r.uint());
   const codes = ids.map(() => r.uint());
   const ages = ids.map(() => r.uint());
+  const sinceCodes = format === 1 ? ids.map(() => 0) : ids.map(() => r.uint());
   if (!r.done()) throw new Error('trailing bytes');
   const jobs: [number, JobEntry][] = ids.map((id, x) => {
-    const pool = pools[Math.floor(codes[x] / 3)];
+    const pool = pools[Math.floor(codes[x] / statuses)];
     const projectId = projects[projectIxs[x]];
     if (pool === undefined || projectId === undefined || id <= 0) throw new Error(`bad entry ${x}`);
-    return [id, { projectId, pool, status: CODE_STATUS[codes[x] % 3], seenAt: (base - ages[x]) * 60000 }];
+    const seenAt = (base - ages[x]) * 60000;
+    const entry: JobEntry = { projectId, pool, status: CODE_STATUS[codes[x] % statuses], seenAt };
+    if (sinceCodes[x] > 0) entry.since = seenAt - (sinceCodes[x] - 1) * 60000;
+    return [id, entry];
   });
   return { n, i, jobs };
 }
@@ -529,7 +585,7 @@ export function encodeState(s: ControllerState, warn: (m: string) => void = () =
     // Shrink in proportion to the overshoot of the largest shard at the largest shard count.
     const largest = Math.max(...shardJobs(jobs, MAX_JOB_SHARDS).map((list, i) => encodeShard(MAX_JOB_SHARDS, i, list).length));
     const drop = Math.max(1, Math.ceil(jobs.size * Math.max(0.05, 1 - (0.95 * MAX_PARAMETER_BYTES) / largest)));
-    const dropFirst: Record<JobStatus, number> = { finished: 0, pending: 1, running: 2 };
+    const dropFirst: Record<JobStatus, number> = { finished: 0, refused: 1, stuck: 1, pending: 2, running: 3 };
     const order = [...jobs].sort((a, b) => dropFirst[a[1].status] - dropFirst[b[1].status] || a[1].seenAt - b[1].seenAt);
     warn(`controller state holds ${jobs.size} jobs, more than ${MAX_JOB_SHARDS} parameters of 4 KB can store; forgetting the ${drop} oldest`);
     jobs = new Map(order.slice(drop));

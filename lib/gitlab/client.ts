@@ -1,16 +1,15 @@
 /**
- * A small GitLab REST client for what the controller needs: read a job (`tag_list` to route it to
- * a pool, `status` to confirm it still waits), list a project's pending jobs (repairs lost
- * `pending` webhooks) and list a pipeline's jobs (routes many untagged events with one call). The
- * job webhook carries no job tags (facts.md), so this is how a pending job finds its pool when
- * there are several.
+ * The HTTP transport to GitLab: REST GETs under /api/v4 and GraphQL queries (POST /api/graphql),
+ * with the same discipline for both. What is asked lives in lib/gitlab/graphql.ts and rest.ts.
  *
  *  - Every request has a timeout (AbortController): a Lambda pass must not hang on GitLab.
  *  - 429: waits `Retry-After` (seconds or HTTP date), capped, within the retry budget.
  *  - 5xx and network errors: bounded retries with backoff and jitter.
- *  - The token is sent as PRIVATE-TOKEN and never appears in errors or logs.
+ *  - Every attempt is counted (`requests`): the request budget charges what was really sent.
+ *  - The token is sent as PRIVATE-TOKEN (REST) or `Authorization: Bearer` (GraphQL, as GitLab
+ *    documents it) and never appears in errors or logs. Scope: read_api.
  */
-import type { GitLabJob, GitLabJobs, Logger } from '../controller/ports';
+import type { Logger } from '../controller/ports';
 
 export interface GitLabClientOptions {
   /** Base URL, e.g. https://gitlab.example.com (config.gitlab.url). */
@@ -38,9 +37,15 @@ export class GitLabApiError extends Error {
   }
 }
 
-export class GitLabClient implements GitLabJobs {
+/** A GraphQL answer: `data` may be partial, with `errors` naming the paths that failed. */
+export interface GraphQLAnswer {
+  data?: Record<string, unknown> | null;
+  errors?: { message: string; path?: (string | number)[] }[];
+}
+
+export class GitLabClient {
   readonly base: string;
-  /** Requests sent (attempts included), for tests and the benchmark. */
+  /** Requests sent (attempts included), for the budget, tests and the benchmark. */
   requests = 0;
   private readonly fetchFn: typeof fetch;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -69,19 +74,39 @@ export class GitLabClient implements GitLabJobs {
   /** GET a path under /api/v4; undefined on 404. */
   async get<T>(path: string): Promise<T | undefined> {
     const token = await this.token();
+    return this.send<T>(`GET ${path}`, `${this.base}/api/v4${path}`, { headers: { 'PRIVATE-TOKEN': token, Accept: 'application/json' } });
+  }
+
+  /**
+   * POST /api/graphql. GitLab answers 200 even when parts of the query failed: the caller reads
+   * `errors` (with their paths) beside `data`. A 404 means the instance has no GraphQL API.
+   */
+  async graphql(query: string, variables: Record<string, unknown> = {}): Promise<GraphQLAnswer> {
+    const token = await this.token();
+    const answer = await this.send<GraphQLAnswer>('POST /api/graphql', `${this.base}/api/graphql`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', 'Content-Type': 'application/json' },
+      body: JSON.stringify({ query, variables }),
+    });
+    if (answer === undefined) throw new GitLabApiError('GitLab has no GraphQL API at /api/graphql (HTTP 404)', 404);
+    if (!answer || typeof answer !== 'object' || Array.isArray(answer)) throw new GitLabApiError('POST /api/graphql: the answer is not a JSON object');
+    return answer;
+  }
+
+  private async send<T>(what: string, url: string, init: RequestInit): Promise<T | undefined> {
     const maxAttempts = this.opts.maxAttempts ?? 3;
-    const url = `${this.base}/api/v4${path}`;
+    const timeoutMs = this.opts.timeoutMs ?? 5000;
     let lastError = '';
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
       const ctrl = new AbortController();
-      const timer = setTimeout(() => ctrl.abort(), this.opts.timeoutMs ?? 5000);
+      const timer = setTimeout(() => ctrl.abort(), timeoutMs);
       let res: Response;
       try {
         this.requests++;
-        res = await this.fetchFn(url, { headers: { 'PRIVATE-TOKEN': token, Accept: 'application/json' }, signal: ctrl.signal });
+        res = await this.fetchFn(url, { ...init, signal: ctrl.signal });
       } catch (e) {
         clearTimeout(timer);
-        lastError = ctrl.signal.aborted ? `timed out after ${this.opts.timeoutMs ?? 5000} ms` : `network error: ${(e as Error).message}`;
+        lastError = ctrl.signal.aborted ? `timed out after ${timeoutMs} ms` : `network error: ${(e as Error).message}`;
         if (attempt + 1 < maxAttempts) await this.sleep(this.backoff(attempt));
         continue;
       }
@@ -89,87 +114,34 @@ export class GitLabClient implements GitLabJobs {
         if (res.status === 404) return undefined;
         if (res.ok) return (await res.json()) as T;
         if (res.status === 401 || res.status === 403)
-          throw new GitLabApiError(`GitLab API refused the token (HTTP ${res.status}) for GET ${path}; check the token's scope (read_api) and expiry`, res.status);
+          throw new GitLabApiError(`GitLab API refused the token (HTTP ${res.status}) for ${what}; check the token's scope (read_api) and expiry`, res.status);
         if (res.status === 429) {
           const wait = retryAfterMs(res.headers.get('retry-after'), Date.now()) ?? this.backoff(attempt);
           lastError = `rate limited (HTTP 429, Retry-After ${res.headers.get('retry-after') ?? 'unset'})`;
           if (wait > (this.opts.maxRetryAfterMs ?? 10_000)) break;
-          this.opts.log?.warn('GitLab API rate limit; waiting', { path, waitMs: wait, attempt: attempt + 1 });
+          this.opts.log?.warn('GitLab API rate limit; waiting', { request: what, waitMs: wait, attempt: attempt + 1 });
           if (attempt + 1 < maxAttempts) await this.sleep(wait);
           continue;
         }
         if (res.status >= 500) {
           lastError = `HTTP ${res.status}`;
-          this.opts.log?.warn('GitLab API server error; retrying', { path, status: res.status, attempt: attempt + 1 });
+          this.opts.log?.warn('GitLab API server error; retrying', { request: what, status: res.status, attempt: attempt + 1 });
           if (attempt + 1 < maxAttempts) await this.sleep(this.backoff(attempt));
           continue;
         }
-        throw new GitLabApiError(`GitLab API answered HTTP ${res.status} for GET ${path}`, res.status);
+        throw new GitLabApiError(`GitLab API answered HTTP ${res.status} for ${what}`, res.status);
       } finally {
         clearTimeout(timer);
         // Free the connection when the body was not read.
         if (!res.bodyUsed) await res.body?.cancel().catch(() => {});
       }
     }
-    throw new GitLabApiError(`GitLab API GET ${path} failed: ${lastError}`);
+    throw new GitLabApiError(`GitLab API ${what} failed: ${lastError}`);
   }
 
   private backoff(attempt: number): number {
     return Math.floor(this.random() * Math.min(5000, 250 * 2 ** attempt));
   }
-
-  async getJob(projectId: number, jobId: number): Promise<GitLabJob | undefined> {
-    if (!Number.isSafeInteger(projectId) || projectId <= 0 || !Number.isSafeInteger(jobId) || jobId <= 0)
-      throw new GitLabApiError(`getJob: project and job ids must be positive integers (got ${projectId}, ${jobId})`);
-    const job = await this.get<RawJob>(`/projects/${projectId}/jobs/${jobId}`);
-    if (!job) return undefined;
-    if (typeof job.status !== 'string') throw new GitLabApiError(`GET /projects/${projectId}/jobs/${jobId}: the answer has no status`);
-    return { id: typeof job.id === 'number' ? job.id : jobId, status: job.status, tagList: tagsOf(job) };
-  }
-
-  /**
-   * `GET /projects/:id/jobs?scope[]=pending&per_page=100`: the project's pending jobs, newest first
-   * (GitLab orders jobs by id, descending). One page only: the pass runs every minute, and a
-   * project with more than 100 pending jobs is busy enough to send webhooks for most of them.
-   * A project that is gone or not readable with the token (404) has none.
-   */
-  async listPendingJobs(projectId: number): Promise<GitLabJob[]> {
-    if (!Number.isSafeInteger(projectId) || projectId <= 0) throw new GitLabApiError(`listPendingJobs: the project id must be a positive integer (got ${projectId})`);
-    return this.jobList(`/projects/${projectId}/jobs?scope[]=pending&per_page=${PAGE}`);
-  }
-
-  /** `GET /projects/:id/pipelines/:pipeline_id/jobs?per_page=100`: one page of a pipeline's jobs (bridges excluded by GitLab). */
-  async listPipelineJobs(projectId: number, pipelineId: number): Promise<GitLabJob[]> {
-    if (!Number.isSafeInteger(projectId) || projectId <= 0 || !Number.isSafeInteger(pipelineId) || pipelineId <= 0)
-      throw new GitLabApiError(`listPipelineJobs: project and pipeline ids must be positive integers (got ${projectId}, ${pipelineId})`);
-    return this.jobList(`/projects/${projectId}/pipelines/${pipelineId}/jobs?per_page=${PAGE}`);
-  }
-
-  private async jobList(path: string): Promise<GitLabJob[]> {
-    const list = await this.get<unknown>(path);
-    if (list === undefined) return [];
-    if (!Array.isArray(list)) throw new GitLabApiError(`GET ${path}: expected a JSON array of jobs`);
-    const out: GitLabJob[] = [];
-    for (const j of list as RawJob[]) {
-      // A malformed entry is skipped, not fatal: the rest of the page is still useful.
-      if (!j || typeof j.id !== 'number' || !Number.isSafeInteger(j.id) || j.id <= 0 || typeof j.status !== 'string') continue;
-      out.push({ id: j.id, status: j.status, tagList: tagsOf(j) });
-    }
-    return out;
-  }
-}
-
-/** GitLab's largest page size. */
-const PAGE = 100;
-
-interface RawJob {
-  id?: unknown;
-  status?: unknown;
-  tag_list?: unknown;
-}
-
-function tagsOf(job: RawJob): string[] {
-  return Array.isArray(job.tag_list) ? job.tag_list.filter((t): t is string => typeof t === 'string') : [];
 }
 
 /** Retry-After is seconds or an HTTP date (RFC 9110 10.2.3). */

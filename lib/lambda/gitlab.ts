@@ -1,21 +1,33 @@
 /**
- * The GitLab API port of the reconcile Lambda. The API token is optional when the deployment has
- * one pool (every pending job goes there) and needed to route jobs between several pools (the job
- * hook carries no job tags: facts.md). So: a token that was configured explicitly
+ * The GitLab side of the reconcile Lambda. The API token is optional when the deployment has one
+ * pool (every pending job goes there) and needed to route jobs between several pools (the job hook
+ * carries no job tags: facts.md). So: a token that was configured explicitly
  * (gitlab.apiTokenParameter) must exist; the default parameter may be absent, and then the pass
  * runs without the API (checked again every few minutes, so creating it later takes effect).
+ *
+ * The GitLabDemand object lives as long as the container: its request budget must hold across
+ * passes that run back to back, and its memory (projects failing, busy projects being paged,
+ * when each project was listed) saves requests. It starts with an empty bucket after a cold start
+ * (lib/gitlab/budget.ts) and waits up to FIRST_TOKEN_WAIT_MS for its first routing request.
  */
+import { createHash } from 'node:crypto';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { loadSecret } from '../aws/ssm-state-store';
 import { parameterNames, type Config } from '../config';
-import type { GitLabJobs, Logger } from '../controller/ports';
+import type { GitLabSide, Logger } from '../controller/ports';
 import { GitLabClient } from '../gitlab/client';
+import { HttpGitLabApi } from '../gitlab/http-api';
+import { GitLabDemand } from '../gitlab/sync';
 import { registerSecret } from './logger';
 
 const RECHECK_MS = 5 * 60_000;
-let absentSince: { name: string; at: number } | undefined;
+/** A cold container's bucket is empty; the first routing request of a pass may wait this long for a token. */
+export const FIRST_TOKEN_WAIT_MS = 2000;
 
-export async function gitlabFor(config: Config, stage: string, ssm: SSMClient, log: Logger, now = Date.now()): Promise<GitLabJobs | undefined> {
+let absentSince: { name: string; at: number } | undefined;
+let cached: { key: string; side: GitLabDemand; log: { current: Logger } } | undefined;
+
+export async function gitlabFor(config: Config, stage: string, ssm: SSMClient, log: Logger, now = Date.now()): Promise<GitLabSide | undefined> {
   const name = parameterNames(config, stage).gitlabApiToken;
   const explicit = config.gitlab.apiTokenParameter !== undefined;
   if (!explicit && absentSince?.name === name && now - absentSince.at < RECHECK_MS) return undefined;
@@ -37,18 +49,33 @@ export async function gitlabFor(config: Config, stage: string, ssm: SSMClient, l
     log.warn('GitLab API token unreadable; this pass runs without the GitLab API', { parameter: name, error: e });
     return undefined;
   }
-  return new GitLabClient({
-    url: config.gitlab.url,
-    token: async () => {
-      const t = await loadSecret(ssm, name);
-      registerSecret(t);
-      return t;
-    },
-    log,
-  });
+  const { url, requestsPerMinute, api } = config.gitlab;
+  const key = createHash('sha256').update(JSON.stringify([stage, name, url, requestsPerMinute, api])).digest('hex');
+  if (cached?.key !== key) {
+    const ref = { current: log };
+    const delegate: Logger = {
+      info: (m, f) => ref.current.info(m, f),
+      warn: (m, f) => ref.current.warn(m, f),
+      error: (m, f) => ref.current.error(m, f),
+    };
+    const client = new GitLabClient({
+      url,
+      token: async () => {
+        const t = await loadSecret(ssm, name);
+        registerSecret(t);
+        return t;
+      },
+      log: delegate,
+    });
+    const side = new GitLabDemand({ api: new HttpGitLabApi(client, { mode: api, log: delegate }), perMinute: requestsPerMinute, start: 'empty', waitMs: FIRST_TOKEN_WAIT_MS });
+    cached = { key, side, log: ref };
+  }
+  cached.log.current = log;
+  return cached.side;
 }
 
 /** For tests. */
 export function resetGitlabForTests(): void {
   absentSince = undefined;
+  cached = undefined;
 }

@@ -12,12 +12,16 @@
  *  - an interruption warning queues a nudge: the next pass is an interruption pass.
  * Passes never overlap (reserved concurrency 1): a pass asked for while one runs (inside its race
  * window, when the world runs on) starts when it ends. A webhook delivery is lost with probability
- * webhookLossRate: it never reaches any pass.
+ * webhookLossRate: it never reaches any pass. A delivered one arrives a second time with
+ * probability webhookDuplicateRate, 1-60 s later, with the same Idempotency-Key (GitLab's "Resend
+ * Request", or a 5xx of ours that the sender retried): the pass's events are de-duplicated as the
+ * reconcile Lambda does (dedupeEvents with a RecentDeliveries memory).
  */
 import type { JobEvent, Logger } from '../controller/ports';
 import { reconcilePass, type PassInput, type ReconcileDeps } from '../controller/reconcile';
 import type { WorkerReport } from '../controller/reports';
 import { REPORTING } from '../planner';
+import { dedupeEvents, RecentDeliveries } from '../webhook/job-hook';
 import type { World } from './cloud';
 import type { Rng } from './rng';
 
@@ -33,9 +37,10 @@ export interface AutoscalerOptions {
   /** Seconds from an event's arrival in the queue to the pass it starts (long polling, the pass's own start). */
   pickupSeconds: number;
   webhookLossRate: number;
+  webhookDuplicateRate: number;
 }
 
-export const DEFAULT_AUTOSCALER: AutoscalerOptions = { scheduleEverySeconds: 60, loopSeconds: 55, minPassIntervalSeconds: 5, tickSeconds: 30, pickupSeconds: 1, webhookLossRate: 0.02 };
+export const DEFAULT_AUTOSCALER: AutoscalerOptions = { scheduleEverySeconds: 60, loopSeconds: 55, minPassIntervalSeconds: 5, tickSeconds: 30, pickupSeconds: 1, webhookLossRate: 0.02, webhookDuplicateRate: 0 };
 
 /** Counts what the controller logged, keeps the last few warnings and errors for the report. */
 export class CountingLogger implements Logger {
@@ -68,6 +73,9 @@ export class SimulatedAutoscaler {
   readonly passes = { queue: 0, schedule: 0, interruption: 0 };
   webhooksLost = 0;
   webhooksDelivered = 0;
+  webhooksDuplicated = 0;
+  duplicatesDropped = 0;
+  private readonly recent = new RecentDeliveries();
   reportsLost = 0;
   passErrors = 0;
   private events: JobEvent[] = [];
@@ -120,6 +128,13 @@ export class SimulatedAutoscaler {
       this.webhooksDelivered++;
       this.events.push(e);
       this.wake();
+      if (this.opts.webhookDuplicateRate > 0 && this.lossRng.chance(this.opts.webhookDuplicateRate)) {
+        this.webhooksDuplicated++;
+        world.at(world.now + Math.round(1000 + this.lossRng.next() * 59_000), () => {
+          this.events.push({ ...e, receivedAt: world.now });
+          this.wake();
+        });
+      }
     };
     world.onReport = (r, mustArrive) => {
       const rng = this.reportRng;
@@ -150,7 +165,8 @@ export class SimulatedAutoscaler {
     }
     this.running = true;
     this.lastPassStart = world.now;
-    const events = this.events;
+    const events = dedupeEvents(this.events, this.recent, world.now);
+    this.duplicatesDropped += this.events.length - events.length;
     this.events = [];
     const visible = this.reports.filter((x) => x.visibleAt <= world.now);
     this.reports = this.reports.filter((x) => x.visibleAt > world.now);
@@ -160,6 +176,7 @@ export class SimulatedAutoscaler {
     const hide = (rs: WorkerReport[]) => this.reports.push(...rs.map((r) => ({ r: { ...r, receiveCount: (r.receiveCount ?? 1) + 1 }, visibleAt: world.now + REPORTING.visibilitySeconds * 1000 })));
     try {
       const r = await reconcilePass({ ...this.deps, clock: { now: () => world.now } }, { events, reports, trigger, passId });
+      this.recent.remember(events, world.now);
       const settled = new Set(r.reports.settled);
       hide(reports.filter((x) => !settled.has(x.id)));
     } catch (e) {

@@ -32,7 +32,9 @@ import { workerWaitTimeout } from '../worker/userdata';
 import type { Config, Pool } from '../config';
 import { poolForJobTags } from '../config';
 import { deriveState, type ReportedState, type WorkerView } from '../model';
-import type { CapacityPool, Fleet, FleetWorker, GitLabJob, GitLabJobs, JobEvent, LaunchError, LaunchRequest, LaunchResult } from '../controller/ports';
+import type { CapacityPool, Fleet, FleetWorker, JobEvent, LaunchError, LaunchRequest, LaunchResult } from '../controller/ports';
+import type { ApiJob, GitLabApi, Outcome, Page, ProjectActivity } from '../gitlab/api';
+import { PIPELINES_PER_SCOPE, PROJECTS_PER_REQUEST } from '../gitlab/graphql';
 import type { Retirement, Termination, TerminationKind } from '../model';
 import type { WorkerReport, WorkerStateWrite } from '../controller/reports';
 import { REPORTING } from '../planner';
@@ -224,12 +226,18 @@ export class World {
   /** Called after anything that may change what the baseline should do. */
   onChange: () => void = () => {};
 
-  /** Trace jobs that match a pool, and how many of them finished. */
+  /** Trace jobs that match a pool and that a runner may take (not stuck), and how many of them finished. */
   readonly routable: number;
+  /** Trace jobs GitLab keeps pending for ever (`stuck: true`): no runner takes them. */
+  readonly stuck: number;
+  /** Trace jobs whose tags match no pool (and that are not stuck). */
+  readonly unroutable: number;
   finishedCount = 0;
   private readonly pending = new Map<string, SimJob[]>();
-  /** Jobs no pool serves: pending forever, listed by GitLab's API like any other pending job. */
-  private readonly unroutable: SimJob[] = [];
+  /** Jobs no pool serves, and stuck ones: pending forever, listed by GitLab's API like any other pending job. */
+  private readonly neverTaken: SimJob[] = [];
+  /** Pending and running jobs per project: what GitLab's API lists. */
+  private readonly active = new Map<number, Set<SimJob>>();
   private nextJobId = 1000;
   private nextWorker = 1;
   private running = 0;
@@ -258,7 +266,9 @@ export class World {
     this.now = start;
     for (const p of this.config.pools) this.pending.set(p.name, []);
     this.outcomes = trace.map(() => ({ wait: 0, started: false, finished: false, attempts: 0, hitByInterruption: 0 }));
-    this.routable = trace.filter((t) => poolForJobTags(this.config, t.tags) !== undefined).length;
+    this.routable = trace.filter((t) => !t.stuck && poolForJobTags(this.config, t.tags) !== undefined).length;
+    this.stuck = trace.filter((t) => t.stuck).length;
+    this.unroutable = trace.length - this.routable - this.stuck;
     trace.forEach((t, i) => this.queue.push(t.at, () => this.arrive(t, i, t.at)));
     const every = opts.sampleEveryMs ?? MINUTE;
     const sample = () => {
@@ -295,13 +305,26 @@ export class World {
     const pool = poolForJobTags(this.config, trace.tags)?.name;
     const job: SimJob = { id: this.nextJobId++, trace, traceIndex, pool, state: 'pending', pendingSince: at };
     this.jobs.set(job.id, job);
+    this.setActive(job, true);
     this.outcomes[traceIndex].attempts++;
     this.emit(job, 'pending');
-    if (pool) {
+    if (pool && !trace.stuck) {
       this.pending.get(pool)!.push(job);
       this.dispatch(pool);
-    } else this.unroutable.push(job);
+    } else this.neverTaken.push(job);
     this.onChange();
+  }
+
+  private setActive(job: SimJob, on: boolean): void {
+    const project = job.trace.project;
+    let set = this.active.get(project);
+    if (on) {
+      if (!set) this.active.set(project, (set = new Set()));
+      set.add(job);
+    } else if (set) {
+      set.delete(job);
+      if (set.size === 0) this.active.delete(project);
+    }
   }
 
   private emit(job: SimJob, status: string): void {
@@ -317,27 +340,43 @@ export class World {
     return this.running;
   }
 
-  /** GitLab's API view of a job (GET /projects/:id/jobs/:job_id): always the truth. */
-  gitlabJob(projectId: number, jobId: number): GitLabJob | undefined {
-    const j = this.jobs.get(jobId);
-    if (!j || j.trace.project !== projectId) return undefined;
-    // A job the baseline's manager acquired is "running" for GitLab (a runner picked it).
+  /** GitLab's API view of a job: always the truth. A job the baseline's manager acquired is running for GitLab. */
+  apiJob(j: SimJob): ApiJob {
     const status = j.state === 'assigned' ? 'running' : j.state;
-    return { id: j.id, status, tagList: [...j.trace.tags] };
+    const job: ApiJob = { id: j.id, projectId: j.trace.project, status, tags: [...j.trace.tags] };
+    if (j.state === 'pending') job.queuedAt = j.pendingSince;
+    return job;
   }
 
   /**
-   * GitLab's `GET /projects/:id/jobs?scope[]=pending&per_page=100`: the project's pending jobs,
-   * newest first (GitLab orders by id descending), one page of at most `perPage`.
+   * GitLab's active-jobs listing of a project as the GraphQL query sees it (lib/gitlab/graphql.ts):
+   * the newest PIPELINES_PER_SCOPE pipelines with a running job, the newest with only pending ones,
+   * at most 100 jobs each; `complete` when nothing was cut. Jobs without a pipeline in the trace
+   * are each their own pipeline.
    */
-  gitlabPendingJobs(projectId: number, perPage = 100): GitLabJob[] {
-    const out: SimJob[] = [];
-    for (const q of this.pending.values()) for (const j of q) if (j.trace.project === projectId) out.push(j);
-    for (const j of this.unroutable) if (j.trace.project === projectId) out.push(j);
-    return out
-      .sort((a, b) => b.id - a.id)
-      .slice(0, perPage)
-      .map((j) => ({ id: j.id, status: 'pending', tagList: [...j.trace.tags] }));
+  gitlabActiveJobs(projectId: number): ProjectActivity {
+    const byPipeline = new Map<string, SimJob[]>();
+    for (const j of this.active.get(projectId) ?? []) {
+      const key = j.trace.pipeline ?? `job-${j.traceIndex}`;
+      byPipeline.set(key, [...(byPipeline.get(key) ?? []), j]);
+    }
+    const newest = (list: SimJob[][]) => list.sort((a, b) => Math.max(...b.map((j) => j.id)) - Math.max(...a.map((j) => j.id)));
+    const running = newest([...byPipeline.values()].filter((l) => l.some((j) => j.state !== 'pending')));
+    const pending = newest([...byPipeline.values()].filter((l) => l.every((j) => j.state === 'pending')));
+    let complete = running.length <= PIPELINES_PER_SCOPE && pending.length <= PIPELINES_PER_SCOPE;
+    const jobs: ApiJob[] = [];
+    for (const list of [...running.slice(0, PIPELINES_PER_SCOPE), ...pending.slice(0, PIPELINES_PER_SCOPE)]) {
+      if (list.length > 100) complete = false;
+      for (const j of list.sort((a, b) => b.id - a.id).slice(0, 100)) jobs.push(this.apiJob(j));
+    }
+    return { jobs, complete };
+  }
+
+  /** One project's active jobs, newest first, `perPage` at a time (Project.jobs / the REST listing). */
+  gitlabActiveJobsPage(projectId: number, page: number, perPage = 100): Page<ApiJob> {
+    const all = [...(this.active.get(projectId) ?? [])].sort((a, b) => b.id - a.id);
+    const items = all.slice(page * perPage, (page + 1) * perPage).map((j) => this.apiJob(j));
+    return { items, ...(all.length > (page + 1) * perPage ? { next: String(page + 1) } : {}) };
   }
 
   /** Takes a pending job for a machine the baseline creates for it (docker+machine with IdleCount 0). */
@@ -391,6 +430,7 @@ export class World {
 
   private finish(w: SimWorker, job: SimJob): void {
     job.state = 'success';
+    this.setActive(job, false);
     this.running--;
     this.outcomes[job.traceIndex].finished = true;
     this.finishedCount++;
@@ -409,6 +449,7 @@ export class World {
   /** A job lost with its worker: GitLab fails it (runner_system_failure) and its retry is pending. */
   private failAndRetry(job: SimJob): void {
     job.state = 'failed';
+    this.setActive(job, false);
     this.running--;
     this.emit(job, 'failed');
     this.queue.push(this.now, () => this.arrive(job.trace, job.traceIndex, this.now));
@@ -908,21 +949,43 @@ export class SimFleet implements Fleet {
 }
 
 /**
- * GitLab's jobs API over the simulated world: answers truthfully, so confirmations repair lost
- * `running`/`success` webhooks and pending-job listings repair lost `pending` ones.
+ * GitLab's API over the simulated world (lib/gitlab/api.ts), answering truthfully: listings repair
+ * lost `pending` deliveries and show which known jobs ended (lost `running`/`success` ones). Each
+ * call is one request, however many projects it covers, as with GraphQL (25 projects a request);
+ * `failProjects` answer with an error for ever (a project the token may not read, a GitLab bug).
  */
-export class SimGitLab implements GitLabJobs {
-  calls = 0;
-  /** Of which project listings (listPendingJobs). */
-  listCalls = 0;
+export class SimGitLab implements GitLabApi {
+  readonly mode = 'simulated';
+  readonly projectsPerRequest = PROJECTS_PER_REQUEST;
+  requests = 0;
+  /** Requests per epoch minute of the simulated clock. */
+  readonly perMinute = new Map<number, number>();
+  readonly failProjects = new Set<number>();
   constructor(private readonly world: World) {}
-  async getJob(projectId: number, jobId: number): Promise<GitLabJob | undefined> {
-    this.calls++;
-    return this.world.gitlabJob(projectId, jobId);
+
+  private count(): void {
+    this.requests++;
+    const m = Math.floor(this.world.now / 60_000);
+    this.perMinute.set(m, (this.perMinute.get(m) ?? 0) + 1);
   }
-  async listPendingJobs(projectId: number): Promise<GitLabJob[]> {
-    this.calls++;
-    this.listCalls++;
-    return this.world.gitlabPendingJobs(projectId);
+
+  /** The busiest minute's requests. */
+  busiestMinute(): number {
+    return Math.max(0, ...this.perMinute.values());
+  }
+
+  async activeJobs(projectIds: readonly number[]): Promise<Map<number, Outcome<ProjectActivity>>> {
+    if (projectIds.length > this.projectsPerRequest) throw new Error(`at most ${this.projectsPerRequest} projects per request (got ${projectIds.length})`);
+    this.count();
+    const out = new Map<number, Outcome<ProjectActivity>>();
+    for (const id of projectIds)
+      out.set(id, this.failProjects.has(id) ? { ok: false, error: `HTTP 500 for project ${id}`, status: 500 } : { ok: true, value: this.world.gitlabActiveJobs(id) });
+    return out;
+  }
+
+  async activeJobsPage(projectId: number, cursor?: string): Promise<Outcome<Page<ApiJob>>> {
+    this.count();
+    if (this.failProjects.has(projectId)) return { ok: false, error: `HTTP 500 for project ${projectId}`, status: 500 };
+    return { ok: true, value: this.world.gitlabActiveJobsPage(projectId, cursor ? Number(cursor) : 0) };
   }
 }

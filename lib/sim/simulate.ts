@@ -4,6 +4,7 @@
  */
 import type { Config } from '../config';
 import { MemoryStateStore } from '../controller/state';
+import { GitLabDemand } from '../gitlab/sync';
 import { DockerMachineBaseline } from './baseline';
 import { CapacityModel, DEFAULT_CLOUD, SIM_WORKER_ROLE, SimFleet, SimGitLab, World, type CloudOptions, type Sample } from './cloud';
 import { ReportMemory } from '../controller/reports';
@@ -26,6 +27,8 @@ export interface SimulationOptions {
   tailMinutes?: number;
   /** Receives every controller log line (for --verbose). */
   echo?: (line: string) => void;
+  /** GitLab projects whose API requests fail for ever (poisoned-project runs). */
+  failingProjects?: readonly number[];
 }
 
 /** The figures of one policy. Waits in seconds, money in USD. */
@@ -71,6 +74,10 @@ export interface SimulationReport {
   jobsHitByInterruptions: number;
   /** Jobs whose tags match no pool: never served by either policy (not counted as unserved). */
   jobsUnroutable: number;
+  /** Jobs GitLab keeps pending that no runner takes (trace `stuck: true`): excluded from waits and from jobsUnserved. */
+  jobsStuck: number;
+  /** GitLab API requests in the busiest minute of the run (a batched request counts one). */
+  gitlabApiCallsPerMinuteMax: number;
   busyTerminations: number;
   seed: number;
   start: string;
@@ -84,9 +91,13 @@ export interface SimulationReport {
     reportsLost: number;
     slowBoots: number;
     impairments: number;
+    webhooksDuplicated: number;
+    duplicatesDropped: number;
     launchErrors: number;
     fleetCalls: Record<string, number>;
     gitlabApiCalls: number;
+    /** The request budget the controller ran with (config gitlab.requestsPerMinute). */
+    gitlabRequestsPerMinute: number;
     controllerWarnings: number;
     controllerErrors: number;
     recentWarnings: string[];
@@ -156,7 +167,10 @@ export async function simulate(opts: SimulationOptions): Promise<SimulationResul
   // Streams of their own (not forked from `rng`), so the baseline's run is the same as before they existed.
   const raceAndReports = new Rng((seed ^ 0x9e3779b9) >>> 0);
   const fleet = new SimFleet(spotWorld, capacity, raceAndReports.fork('race'));
-  const gitlab = new SimGitLab(spotWorld);
+  const gitlabApi = new SimGitLab(spotWorld);
+  for (const p of opts.failingProjects ?? []) gitlabApi.failProjects.add(p);
+  // One warm container for the whole run: the budget starts full (a fresh process has spent nothing).
+  const gitlab = new GitLabDemand({ api: gitlabApi, perMinute: config.gitlab.requestsPerMinute, start: 'full' });
   const log = new CountingLogger(opts.echo);
   // The real encoding, written every pass; read back only once (the controller is the only writer).
   const store = new MemoryStateStore(log, undefined, { cacheMs: Infinity, now: () => spotWorld.now });
@@ -199,7 +213,9 @@ export async function simulate(opts: SimulationOptions): Promise<SimulationResul
     jobsUnserved: a.jobsUnserved,
     limitViolations: a.limitViolations,
     jobsHitByInterruptions: a.jobsHitByInterruptions,
-    jobsUnroutable: a.jobs - spotWorld.routable,
+    jobsUnroutable: spotWorld.unroutable,
+    jobsStuck: spotWorld.stuck,
+    gitlabApiCallsPerMinuteMax: gitlabApi.busiestMinute(),
     busyTerminations: a.busyTerminations,
     seed,
     start: new Date(trace.start).toISOString(),
@@ -214,9 +230,12 @@ export async function simulate(opts: SimulationOptions): Promise<SimulationResul
       reportsLost: autoscaler.reportsLost,
       slowBoots: spotWorld.stats.slowBoots,
       impairments: spotWorld.stats.impairments,
+      webhooksDuplicated: autoscaler.webhooksDuplicated,
+      duplicatesDropped: autoscaler.duplicatesDropped,
       launchErrors: fleet.launchErrors,
       fleetCalls: { ...fleet.calls },
-      gitlabApiCalls: gitlab.calls,
+      gitlabApiCalls: gitlabApi.requests,
+      gitlabRequestsPerMinute: config.gitlab.requestsPerMinute,
       controllerWarnings: log.counts.warn,
       controllerErrors: log.counts.error,
       recentWarnings: [...log.recent],

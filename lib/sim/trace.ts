@@ -8,6 +8,9 @@
  * The start is the `{"start": ISO8601}` line when the trace has one (it must come first), else the
  * `start` option, else the first ISO `at` rounded down to midnight UTC, else 2025-03-03T00:00:00Z
  * (a Monday). `tags` defaults to [] (an untagged job); `project` (a GitLab project id) to 1.
+ * Optional: `pipeline` (jobs sharing one are listed together by the simulated GitLab API; by
+ * default each job is its own pipeline) and `stuck: true` (GitLab keeps the job pending and no
+ * runner ever takes it: a runner paused or not enabled for the project).
  */
 export interface TraceJob {
   /** The id as written in the trace (string or number), for reports. */
@@ -18,6 +21,10 @@ export interface TraceJob {
   duration: number;
   tags: string[];
   project: number;
+  /** Pipeline the job belongs to, when the trace says (the simulated API's page limits count pipelines). */
+  pipeline?: string;
+  /** GitLab keeps it pending for ever: no runner takes it. */
+  stuck?: boolean;
 }
 
 export interface Trace {
@@ -39,7 +46,7 @@ export class TraceError extends Error {
 export const DEFAULT_TRACE_START = Date.parse('2025-03-03T00:00:00Z');
 
 const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
-const KNOWN_KEYS = new Set(['id', 'at', 'duration', 'tags', 'project']);
+const KNOWN_KEYS = new Set(['id', 'at', 'duration', 'tags', 'project', 'pipeline', 'stuck']);
 
 function parseInstant(value: string): number | undefined {
   if (!ISO_INSTANT.test(value)) return undefined;
@@ -90,8 +97,8 @@ export function parseTrace(text: string, source = '(trace)', options: { start?: 
   for (const { line, obj } of raw) {
     const bad = (msg: string) => problems.push(`line ${line}: ${msg}`);
     const unknown = Object.keys(obj).filter((k) => !KNOWN_KEYS.has(k));
-    if (unknown.length) bad(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (accepted: id, at, duration, tags, project)`);
-    const { id, at, duration, tags, project } = obj;
+    if (unknown.length) bad(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (accepted: id, at, duration, tags, project, pipeline, stuck)`);
+    const { id, at, duration, tags, project, pipeline, stuck } = obj;
     if (!((typeof id === 'string' && id.length > 0) || (typeof id === 'number' && Number.isFinite(id)))) {
       bad('"id" is required: a non-empty string or a number');
       continue;
@@ -114,9 +121,16 @@ export function parseTrace(text: string, source = '(trace)', options: { start?: 
       if (typeof project !== 'number' || !Number.isInteger(project) || project <= 0) bad('"project" must be a positive integer (a GitLab project id)');
       else projectId = project;
     }
+    if (pipeline !== undefined && !((typeof pipeline === 'string' && pipeline.length > 0) || (typeof pipeline === 'number' && Number.isFinite(pipeline))))
+      bad('"pipeline" must be a non-empty string or a number');
+    if (stuck !== undefined && typeof stuck !== 'boolean') bad('"stuck" must be true or false');
     if (when !== undefined && when < start) bad(`"at" ${JSON.stringify(at)} is before the trace start ${new Date(start).toISOString()}`);
-    if (when !== undefined && typeof duration === 'number' && duration > 0)
-      jobs.push({ id: key, at: when, duration, tags: [...new Set(tagList)], project: projectId });
+    if (when !== undefined && typeof duration === 'number' && duration > 0) {
+      const job: TraceJob = { id: key, at: when, duration, tags: [...new Set(tagList)], project: projectId };
+      if (pipeline !== undefined) job.pipeline = String(pipeline);
+      if (stuck === true) job.stuck = true;
+      jobs.push(job);
+    }
   }
   if (problems.length) throw new TraceError(source, problems);
   if (jobs.length === 0) throw new TraceError(source, ['the trace has no jobs']);
@@ -131,6 +145,8 @@ export function formatTrace(trace: Trace): string {
   for (const j of trace.jobs) {
     const line: Record<string, unknown> = { id: j.id, at: Math.round((j.at - trace.start) / 1000), duration: j.duration, tags: j.tags };
     if (j.project !== 1) line.project = j.project;
+    if (j.pipeline !== undefined) line.pipeline = j.pipeline;
+    if (j.stuck) line.stuck = true;
     out.push(JSON.stringify(line));
   }
   return out.join('\n') + '\n';

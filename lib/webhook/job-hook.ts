@@ -157,7 +157,7 @@ function positiveInt(v: unknown): number | undefined {
 }
 
 /**
- * GitLab's Idempotency-Key and X-Gitlab-Event-UUID are UUIDs. A value outside this shape is not
+ * GitLab's Idempotency-Key is a UUID. A value outside this shape is not
  * used (the job, status and retries key is): it would go into an SQS message attribute, which
  * refuses control characters and lone surrogates with a 400 — a 5xx caused by input.
  */
@@ -167,6 +167,8 @@ const DELIVERY_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
  * The key under which two deliveries are "the same": GitLab's Idempotency-Key (17.4+, stable across
  * retries and "Resend Request") when present, else the job, its status and its retry count: GitLab
  * sends each transition of a job once, so the same (job, status) twice is a redelivery.
+ * X-Gitlab-Event-UUID is not a delivery id (hooks triggered by one event share it: facts.md), so
+ * it is never used to drop a delivery.
  */
 export function dedupKey(event: Pick<JobEvent, 'jobId' | 'status'>, retries: number, idempotencyKey?: string): string {
   return idempotencyKey ? `idem:${idempotencyKey}` : `job:${event.jobId}:${event.status}:${retries}`;
@@ -218,11 +220,12 @@ export function decideDelivery(req: WebhookRequest, opts: WebhookOptions): Webho
   if (IGNORED_STATUSES.includes(status)) return { kind: 'ignore', status: 200, reason: `ignored: job ${jobId} is ${status}; it needs no runner yet` };
   const retries = typeof body.retries_count === 'number' && Number.isSafeInteger(body.retries_count) ? body.retries_count : 0;
 
-  const presentedId = header(headers, 'idempotency-key') ?? header(headers, 'x-gitlab-event-uuid');
+  // X-Gitlab-Event-UUID is not a delivery id: hooks triggered by one event share it (facts.md).
+  const presentedId = header(headers, 'idempotency-key');
   const deliveryId = presentedId !== undefined && DELIVERY_ID.test(presentedId) ? presentedId : undefined;
   const event: JobEvent = { jobId, projectId, status, receivedAt: opts.now };
   if (deliveryId) event.deliveryId = deliveryId;
-  // Optional: lets the controller route all of a pipeline's untagged jobs with one API call.
+  // For the logs.
   const pipelineId = positiveInt(body.pipeline_id);
   if (pipelineId !== undefined) event.pipelineId = pipelineId;
   const decision: WebhookDecision = { kind: 'queue', status: 202, event, dedupKey: dedupKey(event, retries, deliveryId), reason: `queued job ${jobId} ${status}` };
@@ -231,11 +234,50 @@ export function decideDelivery(req: WebhookRequest, opts: WebhookOptions): Webho
 }
 
 /**
- * Drops redeliveries from a batch of queued events: the same delivery id, or the same job and
- * status seen twice. Keeps the first; order is preserved. The reconcile pass is level-triggered,
- * so a duplicate that slips through (across batches) costs one GitLab lookup, never a second worker.
+ * Idempotency-Keys of deliveries already taken, across batches: a redelivery (GitLab's "Resend
+ * Request", or our 5xx answered and sent again) reaches a later pass with the same key. Bounded
+ * (the oldest go first) and time-limited; in Lambda it lives as long as the container, which is
+ * enough: the reconcile pass is level-triggered, so a duplicate that slips through costs nothing
+ * but a state update (a finished job's tombstone ignores it; a running job stays running).
  */
-export function dedupeEvents(events: readonly JobEvent[]): JobEvent[] {
+export class RecentDeliveries {
+  private readonly seen = new Map<string, number>();
+  constructor(
+    readonly maxEntries = 100_000,
+    readonly ttlMs = 3_600_000,
+  ) {}
+
+  /** True when `key` was taken within the TTL. */
+  has(key: string, now: number): boolean {
+    const at = this.seen.get(key);
+    return at !== undefined && now - at < this.ttlMs;
+  }
+
+  /** Records the keys of events a pass has taken: only once the pass succeeded, or a retried batch would be dropped. */
+  remember(events: readonly JobEvent[], now: number): void {
+    for (const e of events) {
+      if (!e.deliveryId) continue;
+      this.seen.delete(e.deliveryId);
+      this.seen.set(e.deliveryId, now);
+    }
+    for (const k of this.seen.keys()) {
+      if (this.seen.size <= this.maxEntries) break;
+      this.seen.delete(k);
+    }
+  }
+
+  get size(): number {
+    return this.seen.size;
+  }
+}
+
+/**
+ * Drops redeliveries: within the batch, the same Idempotency-Key or the same job and status seen
+ * twice; across batches (with `recent`), an Idempotency-Key already taken. Keeps the first; order
+ * is preserved. (Job and status alone are not remembered across batches: a requeued job is pending
+ * again under the same id, a legitimate second delivery.)
+ */
+export function dedupeEvents(events: readonly JobEvent[], recent?: RecentDeliveries, now = Date.now()): JobEvent[] {
   const seen = new Set<string>();
   const out: JobEvent[] = [];
   for (const e of events) {
@@ -243,6 +285,7 @@ export function dedupeEvents(events: readonly JobEvent[]): JobEvent[] {
     if (e.deliveryId) keys.push(`idem:${e.deliveryId}`);
     if (keys.some((k) => seen.has(k))) continue;
     keys.forEach((k) => seen.add(k));
+    if (e.deliveryId && recent?.has(e.deliveryId, now)) continue;
     out.push(e);
   }
   return out;

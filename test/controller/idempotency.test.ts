@@ -12,7 +12,8 @@ import { CreateFleetCommand, DescribeInstancesCommand, DescribeInstanceStatusCom
 import { Ec2Fleet } from '../../lib/aws/ec2-fleet';
 import { launchClientToken, reconcilePass, type ReconcileDeps } from '../../lib/controller/reconcile';
 import { emptyState, MemoryStateStore, type ControllerState } from '../../lib/controller/state';
-import type { GitLabJob, GitLabJobs, JobEvent } from '../../lib/controller/ports';
+import type { JobEvent } from '../../lib/controller/ports';
+import { FakeGitLabApi, gitlabSide } from '../helpers/gitlab';
 import { TAGS } from '../../lib/controller/tags';
 import { ManualClock, MemoryLogger, testConfig, launchTemplateVersions } from './fixtures';
 
@@ -211,50 +212,41 @@ describe('time budget of a pass', () => {
     const log = new MemoryLogger();
     const store = new MemoryStateStore(log);
     const fleet = new FakeFleet(clock);
-    const asked: number[] = [];
-    const gitlab: GitLabJobs = {
-      // Jobs 1 and 2 answer; every later call never does (a GitLab stuck behind a load balancer).
-      getJob: (_p, id) => {
-        asked.push(id);
-        return id <= 2 ? Promise.resolve<GitLabJob>({ id, status: 'pending', tagList: ['docker'] }) : new Promise<GitLabJob>(() => {});
-      },
-    };
+    // 150 untagged jobs in 150 projects: six listing requests of 25 projects, four at a time. The
+    // first answers; the others never do (a GitLab stuck behind a load balancer).
+    const api = new FakeGitLabApi(clock);
+    for (let p = 1; p <= 150; p++) api.add(p, { projectId: p, status: 'pending', tags: ['docker'] });
+    api.hangAfter = 1;
     const deadline = Date.now() + 55_000;
-    const deps: ReconcileDeps = {
-      config: twoPools(),
-      stage: 'test',
-      fleet,
-      store,
-      clock,
-      log,
-      gitlab,
-      options: { apiConcurrency: 2, remainingMs: () => deadline - Date.now() },
-    };
-    const ev = (jobId: number, tags?: string[]): JobEvent => ({ jobId, projectId: 9, status: 'pending', receivedAt: clock.now(), ...(tags ? { tags } : {}) });
-    const running = reconcilePass(deps, { events: [ev(1), ev(2), ev(3), ev(4), ev(5), ev(6), ev(7, ['arm64'])], trigger: 'queue', passId: 'p1' });
+    const deps: ReconcileDeps = { config: twoPools(), stage: 'test', fleet, store, clock, log, gitlab: gitlabSide(api), options: { remainingMs: () => deadline - Date.now() } };
+    const ev = (jobId: number, projectId: number, tags?: string[]): JobEvent => ({ jobId, projectId, status: 'pending', receivedAt: clock.now() - 5000, ...(tags ? { tags } : {}) });
+    const events = [...Array.from({ length: 150 }, (_, k) => ev(k + 1, k + 1)), ev(1000, 999, ['arm64'])];
+    const running = reconcilePass(deps, { events, trigger: 'queue', passId: 'p1' });
     let done = false;
     void running.finally(() => (done = true));
     await jest.advanceTimersByTimeAsync(21_000);
     expect(done).toBe(false); // within 40 % of 55 s, the pass waits for GitLab
     await jest.advanceTimersByTimeAsync(1_000);
     const r = await running;
-    expect(asked).toEqual([1, 2, 3, 4]); // no call started once the budget was used
+    expect(api.requests).toBe(4); // the first four; none started once the budget was used
     expect(r.gitlabOutOfTime).toBe(true);
-    expect(r.launched).toEqual({ docker: 2, arm: 1 });
+    expect(r.launched).toEqual({ docker: 25, arm: 1 });
     expect(r.decisions.join('\n')).toMatch(/GitLab API time budget used up \(40 % of the pass's time\)/);
     const s = await store.load();
-    expect([3, 4, 5, 6].map((id) => s.jobs.get(id)?.pool)).toEqual(['', '', '', '']); // unrouted, for the next pass
     expect(s.jobs.get(1)?.pool).toBe('docker');
+    expect([26, 100, 150].map((id) => s.jobs.get(id)?.pool)).toEqual(['', '', '']); // unrouted, for the next pass
   });
 
   test('with time to spare, a prompt GitLab is never cut short', async () => {
     const { FakeFleet } = await import('./fixtures');
     const clock = new ManualClock();
     const log = new MemoryLogger();
-    const gitlab: GitLabJobs = { getJob: async (_p, id) => ({ id, status: 'pending', tagList: ['arm64'] }) };
-    const deps: ReconcileDeps = { config: twoPools(), stage: 'test', fleet: new FakeFleet(clock), store: new MemoryStateStore(log), clock, log, gitlab, options: { remainingMs: () => 50_000 } };
+    const api = new FakeGitLabApi(clock);
+    for (const id of [1, 2, 3]) api.add(id, { projectId: 9, status: 'pending', tags: ['arm64'] });
+    const deps: ReconcileDeps = { config: twoPools(), stage: 'test', fleet: new FakeFleet(clock), store: new MemoryStateStore(log), clock, log, gitlab: gitlabSide(api), options: { remainingMs: () => 50_000 } };
     const r = await reconcilePass(deps, { events: [1, 2, 3].map((jobId) => ({ jobId, projectId: 9, status: 'pending', receivedAt: clock.now() })), trigger: 'queue' });
     expect(r.gitlabOutOfTime).toBe(false);
     expect(r.launched).toEqual({ arm: 3 });
+    expect(api.requests).toBe(1);
   });
 });

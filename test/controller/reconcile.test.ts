@@ -1,10 +1,10 @@
-import { reconcilePass, markInterrupted, poolConfigHash, projectsToScan, type ReconcileDeps } from '../../lib/controller/reconcile';
-import { emptyState, MemoryStateStore, touchProject } from '../../lib/controller/state';
-import type { GitLabJob, GitLabJobs, InstanceMarker, JobEvent, LaunchRequest } from '../../lib/controller/ports';
+import { reconcilePass, markInterrupted, poolConfigHash, type ReconcileDeps } from '../../lib/controller/reconcile';
+import { MemoryStateStore } from '../../lib/controller/state';
+import type { GitLabSide, InstanceMarker, JobEvent, LaunchRequest } from '../../lib/controller/ports';
 import { TAGS } from '../../lib/controller/tags';
 import { FakeFleet, ManualClock, MemoryLogger, testConfig } from './fixtures';
 
-function setup(config = testConfig(), gitlab?: GitLabJobs) {
+function setup(config = testConfig(), gitlab?: GitLabSide) {
   const clock = new ManualClock();
   const fleet = new FakeFleet(clock);
   const log = new MemoryLogger();
@@ -80,30 +80,6 @@ describe('reconcilePass', () => {
     expect(r.launched).toEqual({ arm: 1, docker: 1 });
     expect(fleet.launches.map((l) => l.pool.name).sort()).toEqual(['arm', 'docker']);
     expect(r.decisions.join('\n')).toMatch(/1 job event\(s\) carry tags no pool serves/);
-  });
-
-  test('without tags and several pools, jobs are routed through the GitLab API within a per-pass budget', async () => {
-    const cfg = testConfig({}, [
-      { name: 'docker', tags: ['docker'], IdleCount: 0, worker: { instanceTypes: ['m6i.large'], subnets: ['subnet-0a'], ami: 'ami-0123456789abcdef0' } },
-      { name: 'arm', tags: ['arm64'], IdleCount: 0, worker: { instanceTypes: ['m7g.large'], subnets: ['subnet-0a'], ami: 'ami-0123456789abcdef0' } },
-    ]);
-    const calls: number[] = [];
-    const gitlab: GitLabJobs = {
-      async getJob(_p, id): Promise<GitLabJob | undefined> {
-        calls.push(id);
-        if (id === 3) return undefined; // deleted
-        return { id, status: 'pending', tagList: id % 2 ? ['arm64'] : ['docker'] };
-      },
-    };
-    const { pass, clock, deps } = setup(cfg, gitlab);
-    deps.options = { apiCallsPerPass: 5 };
-    const r1 = await pass(Array.from({ length: 12 }, (_, i) => pending(i + 1, clock.now())), 'queue');
-    expect(calls).toHaveLength(5);
-    expect(r1.apiCalls).toBe(5);
-    expect(r1.launched).toEqual({ arm: 2, docker: 2 }); // 1,5 arm; 2,4 docker; 3 gone
-    const r2 = await pass();
-    expect(calls).toHaveLength(10);
-    expect(r2.launched).toEqual({ arm: 2, docker: 3 });
   });
 
   test('a single pool without an API token counts every pending job for that pool', async () => {
@@ -222,141 +198,6 @@ describe('reconcilePass', () => {
     expect(r.launchErrors[0]).toMatchObject({ class: 'other', pool: 'docker' });
     await pass();
     expect(fleet.launches).toHaveLength(1);
-  });
-});
-
-describe('repairing lost pending webhooks (listPendingJobs)', () => {
-  const twoPools = () =>
-    testConfig({}, [
-      { name: 'docker', tags: ['docker'], IdleCount: 0, worker: { instanceTypes: ['m6i.large'], subnets: ['subnet-0a'], ami: 'ami-0123456789abcdef0' } },
-      { name: 'arm', tags: ['arm64'], IdleCount: 0, worker: { instanceTypes: ['m7g.large'], subnets: ['subnet-0a'], ami: 'ami-0123456789abcdef0' } },
-    ]);
-
-  /** GitLab with a list of pending jobs per project; counts calls. */
-  function fakeGitLab(pendingByProject: Record<number, GitLabJob[]>) {
-    const calls = { list: [] as number[], get: [] as number[] };
-    const gitlab: GitLabJobs = {
-      async getJob(projectId, id) {
-        calls.get.push(id);
-        return (pendingByProject[projectId] ?? []).find((j) => j.id === id);
-      },
-      async listPendingJobs(projectId) {
-        calls.list.push(projectId);
-        return pendingByProject[projectId] ?? [];
-      },
-    };
-    return { gitlab, calls };
-  }
-
-  test('a job whose pending delivery was lost is found on the next schedule pass, routed by its tags, and gets capacity', async () => {
-    const { gitlab, calls } = fakeGitLab({ 42: [{ id: 7, status: 'pending', tagList: ['arm64'] }, { id: 8, status: 'pending', tagList: ['gpu'] }] });
-    const { pass, clock, fleet, store } = setup(twoPools(), gitlab);
-    // Only job 9's "success" reached us: project 42 is now known, job 7's "pending" was lost.
-    const r1 = await pass([{ jobId: 9, projectId: 42, status: 'success', receivedAt: clock.now() }], 'queue');
-    expect(calls.list).toEqual([]); // queue passes do not scan
-    expect(r1.launched).toEqual({});
-    clock.advance(30);
-    const r2 = await pass();
-    expect(calls.list).toEqual([42]);
-    expect(r2.jobsRepaired).toBe(1); // job 8's tags match no pool: not ours
-    expect(r2.launched).toEqual({ arm: 1 });
-    expect(fleet.launches[0].pool.name).toBe('arm');
-    expect(r2.decisions.join('\n')).toMatch(/1 pending job\(s\) found by listing projects' pending jobs/);
-    expect((await store.load()).jobs.get(7)).toMatchObject({ pool: 'arm', status: 'pending', projectId: 42 });
-    // Scanning again finds nothing new: no state write, no launch.
-    clock.advance(30);
-    const r3 = await pass();
-    expect(r3.jobsRepaired).toBe(0);
-    expect(r3.stateWrites).toBe(0);
-    expect(r3.launched).toEqual({});
-  });
-
-  test('scans share the per-pass API budget with job lookups', async () => {
-    const pendingByProject: Record<number, GitLabJob[]> = {};
-    for (let p = 1; p <= 30; p++) pendingByProject[p] = [];
-    const { gitlab, calls } = fakeGitLab(pendingByProject);
-    const { pass, clock, deps } = setup(twoPools(), gitlab);
-    deps.options = { apiCallsPerPass: 12, projectScansPerPass: 4 };
-    // 30 projects seen, 20 untagged jobs to route.
-    const events = Array.from({ length: 30 }, (_, i) => ({ jobId: 100 + i, projectId: i + 1, status: i < 20 ? 'pending' : 'success', receivedAt: clock.now() }));
-    await pass(events, 'queue');
-    expect(calls.get).toHaveLength(12);
-    calls.get.length = 0;
-    const r = await pass();
-    expect(calls.list).toHaveLength(4);
-    expect(calls.get).toHaveLength(8);
-    expect(r.apiCalls).toBe(12);
-  });
-
-  test('without listPendingJobs nothing is scanned and no project list is stored', async () => {
-    const gitlab: GitLabJobs = { getJob: async (_p, id) => ({ id, status: 'pending', tagList: ['docker'] }) };
-    const { pass, clock, store } = setup(twoPools(), gitlab);
-    await pass([pending(1, clock.now())], 'queue');
-    await pass();
-    expect(store.backend.values.has('projects')).toBe(false);
-    expect((await store.load()).projects.size).toBe(0);
-  });
-
-  test('projectsToScan: all when they fit; else the most recently active half and a clock-driven rotation over the rest', () => {
-    const s = emptyState();
-    const t = Date.parse('2025-03-03T10:00:00Z');
-    for (let p = 1; p <= 4; p++) touchProject(s, p, t);
-    expect(projectsToScan(s, t, 10).sort()).toEqual([1, 2, 3, 4]);
-    for (let p = 5; p <= 40; p++) touchProject(s, p, t);
-    s.jobs.set(1, { projectId: 33, pool: 'docker', status: 'pending', seenAt: t });
-    s.jobs.set(2, { projectId: 12, pool: 'docker', status: 'running', seenAt: t - 60_000 });
-    const seen = new Set<number>();
-    for (let minute = 0; minute < 8; minute++) {
-      const picks = projectsToScan(s, t + minute * 60_000, 10);
-      expect(picks).toHaveLength(10);
-      expect(new Set(picks).size).toBe(10);
-      expect(picks.slice(0, 2)).toEqual([33, 12]); // most recently active first, every pass
-      picks.forEach((p) => seen.add(p));
-    }
-    // Every known project is scanned within a few minutes.
-    expect(seen.size).toBe(40);
-    expect(projectsToScan(s, t, 0)).toEqual([]);
-  });
-});
-
-describe('routing by pipeline (listPipelineJobs)', () => {
-  test('untagged jobs of one pipeline are routed with one call; a lone job is read by itself; lost pending jobs of the pipeline are found', async () => {
-    const cfg = testConfig({}, [
-      { name: 'docker', tags: ['docker'], IdleCount: 0, worker: { instanceTypes: ['m6i.large'], subnets: ['subnet-0a'], ami: 'ami-0123456789abcdef0' } },
-      { name: 'arm', tags: ['arm64'], IdleCount: 0, worker: { instanceTypes: ['m7g.large'], subnets: ['subnet-0a'], ami: 'ami-0123456789abcdef0' } },
-    ]);
-    const pipelineJobs: GitLabJob[] = [
-      ...Array.from({ length: 8 }, (_, i) => ({ id: 100 + i, status: 'pending', tagList: i % 2 ? ['arm64'] : ['docker'] })),
-      { id: 120, status: 'pending', tagList: ['docker'] }, // its webhook was lost
-      { id: 121, status: 'success', tagList: ['docker'] },
-      { id: 122, status: 'created', tagList: ['docker'] },
-    ];
-    const calls = { pipeline: [] as number[], get: [] as number[] };
-    const gitlab: GitLabJobs = {
-      async getJob(_p, id) {
-        calls.get.push(id);
-        return { id, status: 'pending', tagList: ['docker'] };
-      },
-      async listPipelineJobs(_p, pipelineId) {
-        calls.pipeline.push(pipelineId);
-        return pipelineId === 981 ? pipelineJobs : [];
-      },
-    };
-    const { pass, clock, store } = setup(cfg, gitlab);
-    const events = [
-      ...Array.from({ length: 8 }, (_, i) => pending(100 + i, clock.now(), { pipelineId: 981 })),
-      pending(300, clock.now(), { pipelineId: 982 }),
-      pending(301, clock.now()),
-    ];
-    const r = await pass(events, 'queue');
-    expect(calls.pipeline).toEqual([981]);
-    expect(calls.get.sort()).toEqual([300, 301]);
-    expect(r.apiCalls).toBe(3);
-    expect(r.launched).toEqual({ docker: 7, arm: 4 }); // 100,102,104,106,120 + 300,301; 101,103,105,107
-    const s = await store.load();
-    expect(s.jobs.get(120)).toMatchObject({ pool: 'docker', status: 'pending' });
-    expect(s.jobs.has(121)).toBe(false);
-    expect(s.jobs.has(122)).toBe(false);
   });
 });
 

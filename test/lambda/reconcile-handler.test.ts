@@ -37,15 +37,24 @@ const shortCtx = () => {
   return { awsRequestId: 'r-2', getRemainingTimeInMillis: () => 20_300 - (Date.now() - t0) } as any;
 };
 const apiRequests: { url?: string; token?: string | string[] }[] = [];
+let pendingInGitLab = [77];
 
 beforeAll(async () => {
   moto = await startMoto();
+  // GitLab's GraphQL API: every project asked for has the jobs of `pendingInGitLab` pending, tagged docker.
   gitlab = createServer((req, res) => {
-    apiRequests.push({ url: req.url, token: req.headers['private-token'] });
-    const m = /\/projects\/(\d+)\/jobs\/(\d+)$/.exec(req.url ?? '');
-    res.setHeader('content-type', 'application/json');
-    if (!m) return void res.writeHead(404).end('{}');
-    res.end(JSON.stringify({ id: Number(m[2]), status: 'pending', tag_list: ['docker'] }));
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      apiRequests.push({ url: req.url, token: req.headers['private-token'] ?? req.headers.authorization?.replace(/^Bearer /, '') });
+      res.setHeader('content-type', 'application/json');
+      if (req.method !== 'POST' || req.url !== '/api/graphql') return void res.writeHead(404).end('{}');
+      const ids: string[] = JSON.parse(body).variables?.ids ?? [];
+      const jobs = pendingInGitLab.map((id) => ({ id: `gid://gitlab/Ci::Build/${id}`, status: 'PENDING', tags: ['docker'] }));
+      const none = { pageInfo: { hasNextPage: false }, nodes: [] };
+      const pending = { pageInfo: { hasNextPage: false }, nodes: [{ id: 'gid://gitlab/Ci::Pipeline/1', jobs: { pageInfo: { hasNextPage: false }, nodes: jobs } }] };
+      res.end(JSON.stringify({ data: { projects: { nodes: ids.map((id) => ({ id, running: none, pending })) } } }));
+    });
   });
   await new Promise<void>((r) => gitlab.listen(0, '127.0.0.1', r));
   const gitlabUrl = `http://127.0.0.1:${(gitlab.address() as { port: number }).port}`;
@@ -155,6 +164,7 @@ describe('reconcile handler', () => {
   });
 
   it('never logs a secret it used (GitLab API token, webhook secret, runner token)', async () => {
+    pendingInGitLab = [78];
     const job = { v: 1, type: 'job', event: { jobId: 78, projectId: 5, status: 'pending', receivedAt: Date.now() - 10 * 60_000 } };
     await reconcile({ Records: [record('m-2', JSON.stringify(job))] }, ctx());
     expect(apiRequests.length).toBeGreaterThan(0); // the token was really used

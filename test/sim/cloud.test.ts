@@ -43,28 +43,49 @@ describe('simulated workers', () => {
     expect(w.outcomes[0]).toMatchObject({ wait: 70, finished: true });
     expect(w.outcomes[1]).toMatchObject({ wait: 165, started: true });
     expect(events.map((e) => `${e.jobId}:${e.status}`)).toEqual(['1000:pending', '1001:pending', '1000:running', '1000:success', '1001:running']);
-    expect(await new SimGitLab(w).getJob(1, 1001)).toEqual({ id: 1001, status: 'running', tagList: [] });
-    expect(await new SimGitLab(w).getJob(2, 1001)).toBeUndefined();
+    const listing = (await new SimGitLab(w).activeJobs([1, 2])).get(1);
+    expect(listing).toEqual({ ok: true, value: { complete: true, jobs: [{ id: 1001, projectId: 1, status: 'running', tags: [] }] } });
   });
 
-  it("GitLab's API stand-in lists a project's pending jobs newest first, unroutable ones included, and stops listing a job once it runs", async () => {
-    const trace = [job(1, 0, 100), { ...job(2, 1, 100), project: 2 }, job(3, 2, 100, ['gpu']), job(4, 3, 100)];
+  it("GitLab's API stand-in lists projects' pending and running jobs, 25 projects a request, unroutable and stuck ones included", async () => {
+    const trace = [job(1, 0, 100), { ...job(2, 1, 100), project: 2 }, job(3, 2, 100, ['gpu']), job(4, 3, 100), { ...job(5, 4, 100), stuck: true }];
     const w = world(trace);
     const gitlab = new SimGitLab(w);
     const fleet = new SimFleet(w, new CapacityModel(1, quiet, T0));
     await w.runUntil(T0 + 5_000);
-    expect(await gitlab.listPendingJobs(1)).toEqual([
-      { id: 1003, status: 'pending', tagList: [] },
-      { id: 1002, status: 'pending', tagList: ['gpu'] },
-      { id: 1000, status: 'pending', tagList: [] },
-    ]);
-    expect(await gitlab.listPendingJobs(2)).toEqual([{ id: 1001, status: 'pending', tagList: [] }]);
-    expect(await gitlab.listPendingJobs(3)).toEqual([]);
+    const ids = async (p: number) => ((await gitlab.activeJobs([p])).get(p) as { value: { jobs: { id: number; status: string }[] } }).value.jobs.map((j) => `${j.id}:${j.status}`);
+    expect(await ids(1)).toEqual(['1004:pending', '1003:pending', '1002:pending', '1000:pending']);
+    expect(await ids(2)).toEqual(['1001:pending']);
+    expect(await ids(3)).toEqual([]);
     await fleet.launch({ pool: w.config.pools[0], count: 1, passId: 'p1', clientToken: 't1', avoid: [] });
     await w.runUntil(T0 + 70_000);
-    expect((await gitlab.listPendingJobs(1)).map((j) => j.id)).toEqual([1003, 1002]); // 1000 runs now
-    expect(gitlab.calls).toBe(4);
-    expect(gitlab.listCalls).toBe(4);
+    expect(await ids(1)).toEqual(['1000:running', '1004:pending', '1003:pending', '1002:pending']); // running pipelines first
+    await w.runUntil(T0 + 200_000);
+    expect(await ids(1)).toEqual(['1004:pending', '1003:pending', '1002:pending']); // 1000 is done; the stuck 1004 is never taken
+    expect(await ids(2)).toEqual(['1001:running']); // the oldest pending job of the pool went next
+    expect(gitlab.requests).toBe(6);
+    expect(gitlab.busiestMinute()).toBe(3);
+    await expect(gitlab.activeJobs(Array.from({ length: 26 }, (_, k) => k + 1))).rejects.toThrow(/at most 25 projects/);
+    gitlab.failProjects.add(2);
+    expect((await gitlab.activeJobs([2])).get(2)).toMatchObject({ ok: false });
+  });
+
+  it("the stand-in's listing is cut short like GitLab's: 20 active pipelines per scope, 100 jobs per pipeline; pages of 100 list them all", async () => {
+    const trace = Array.from({ length: 25 }, (_, k) => ({ ...job(k + 1, k, 100), pipeline: `p${k}` }));
+    const big = Array.from({ length: 120 }, (_, k) => ({ ...job(100 + k, 30, 100), project: 2, pipeline: 'big' }));
+    const w = world([...trace, ...big]);
+    const gitlab = new SimGitLab(w);
+    await w.runUntil(T0 + 40_000);
+    const one = (await gitlab.activeJobs([1, 2])) as Map<number, { ok: true; value: { complete: boolean; jobs: unknown[] } }>;
+    expect(one.get(1)!.value).toMatchObject({ complete: false });
+    expect(one.get(1)!.value.jobs).toHaveLength(20);
+    expect(one.get(2)!.value).toMatchObject({ complete: false });
+    expect(one.get(2)!.value.jobs).toHaveLength(100);
+    const p1 = await gitlab.activeJobsPage(2);
+    const p2 = await gitlab.activeJobsPage(2, (p1 as { value: { next: string } }).value.next);
+    expect(p1).toMatchObject({ ok: true, value: { next: '1' } });
+    expect((p2 as { value: { items: unknown[]; next?: string } }).value.items).toHaveLength(20);
+    expect((p2 as { value: { next?: string } }).value.next).toBeUndefined();
   });
 
   it('exit by themselves after MaxBuilds builds and after the wait timeout, and bill at least a minute', async () => {

@@ -8,6 +8,7 @@ import {
   encodeQueueMessage,
   describeValue,
   header,
+  RecentDeliveries,
   tokenMatches,
   webhookSecretProblem,
   MIN_WEBHOOK_SECRET_LENGTH,
@@ -141,6 +142,13 @@ describe('decideDelivery', () => {
     expect(d.kind).toBe('queue');
   });
 
+  it('never takes X-Gitlab-Event-UUID for a delivery id (hooks of one event share it)', () => {
+    const d = decideDelivery(req({ headers: { 'idempotency-key': undefined, 'x-gitlab-event-uuid': 'shared-by-a-chain' } }), { secret: SECRET, now });
+    if (d.kind !== 'queue') throw new Error('unreachable');
+    expect(d.event.deliveryId).toBeUndefined();
+    expect(d.dedupKey).toBe('job:4242:pending:0');
+  });
+
   it('falls back to job, status and retries as the dedup key without Idempotency-Key', () => {
     const d = decideDelivery(req({ headers: { 'idempotency-key': undefined } }), { secret: SECRET, now });
     expect(d).toMatchObject({ kind: 'queue', dedupKey: 'job:4242:pending:0' });
@@ -254,6 +262,18 @@ describe('dedupeEvents', () => {
   it('drops the same delivery and the same job+status, keeping order and distinct transitions', () => {
     const out = dedupeEvents([e(1, 'pending', 'a'), e(1, 'pending', 'a'), e(2, 'pending', 'b'), e(1, 'running', 'c'), e(1, 'pending', 'd'), e(3, 'running', 'b')]);
     expect(out.map((x) => `${x.jobId}:${x.status}`)).toEqual(['1:pending', '2:pending', '1:running']);
+  });
+
+  it('drops a redelivery in a later batch by its Idempotency-Key, once the pass that took it succeeded; job+status alone is not remembered', () => {
+    const recent = new RecentDeliveries(3, 60_000);
+    const first = dedupeEvents([e(1, 'pending', 'k1'), e(2, 'pending', 'k2')], recent, 0);
+    // The pass failed: the batch is retried, nothing was remembered.
+    expect(dedupeEvents([e(1, 'pending', 'k1'), e(2, 'pending', 'k2')], recent, 1).length).toBe(2);
+    recent.remember(first, 2);
+    expect(dedupeEvents([e(1, 'pending', 'k1'), e(2, 'running', 'k3'), e(2, 'pending', 'k4')], recent, 3).map((x) => x.deliveryId)).toEqual(['k3', 'k4']);
+    expect(dedupeEvents([e(1, 'pending', 'k1')], recent, 60_002)).toHaveLength(1); // forgotten after the TTL
+    recent.remember([e(5, 'pending', 'a'), e(6, 'pending', 'b'), e(7, 'pending', 'c')], 4);
+    expect(recent.size).toBe(3); // bounded: the oldest go first
   });
 });
 

@@ -1,0 +1,201 @@
+/**
+ * The GitLab API over GraphQL (POST /api/graphql): many projects per request.
+ *
+ * Shapes and limits, from GitLab's schema (app/graphql): `Query.projects(ids: [ID!])` takes global
+ * ids (gid://gitlab/Project/N); `Project.pipelines(scope: RUNNING|PENDING, first:)` and
+ * `Pipeline.jobs(statuses: [CiJobStatus!], first:)` can be nested under it for many projects at
+ * once, whereas `Project.jobs` "can only be resolved for one project in any single request" (it is
+ * used for one busy project at a time: activeJobsPage). `CiJob` gives `status`, `tags`, `queuedAt`
+ * (also `stage`, `needs`). Pages hold at most 100 nodes (default_max_page_size); a query may cost
+ * at most 250 complexity points for a user, 300 for an admin (GitlabSchema AUTHENTICATED_MAX_COMPLEXITY),
+ * where each field costs about one point and a connection of `first: n` adds n % of its subtree.
+ * The batched listing below costs about 40 + 1.3 points per project by that rule; 25 projects a
+ * request keep far below the limit, and a "complexity" answer halves the batch anyway.
+ *
+ * A pipeline with a pending job has status `pending` or `running` (Ci composite status), so the
+ * active pipelines of both scopes, newest first, with their pending and running jobs are all of a
+ * project's active jobs unless a page limit cut them short (20 pipelines per scope, 100 jobs per
+ * pipeline): `complete` says which. `Query.jobs(statuses:)` lists the whole instance for
+ * administrators and answers nothing to others.
+ */
+import { GitLabApiError, type GitLabClient, type GraphQLAnswer } from './client';
+import { idOf, type ApiJob, type GitLabApi, type Outcome, type Page, type ProjectActivity } from './api';
+import { RestApi } from './rest';
+
+/** Statuses asked for: pending, and the running ones every GitLab version knows. */
+const STATUSES = '[PENDING, PREPARING, RUNNING]';
+/** Active pipelines per scope and project in the batched listing. */
+export const PIPELINES_PER_SCOPE = 20;
+/** Projects per batched request (halved when GitLab says a query is too complex). */
+export const PROJECTS_PER_REQUEST = 25;
+
+const JOB_FIELDS = '... on CiJob { id status tags queuedAt }';
+const PIPELINES = (scope: string) =>
+  `${scope.toLowerCase()}: pipelines(scope: ${scope}, first: ${PIPELINES_PER_SCOPE}) { pageInfo { hasNextPage } nodes { id jobs(statuses: ${STATUSES}, first: 100) { pageInfo { hasNextPage } nodes { ${JOB_FIELDS} } } } }`;
+
+export const ACTIVE_JOBS_QUERY = `query ActiveJobs($ids: [ID!], $n: Int) { projects(ids: $ids, first: $n) { nodes { id ${PIPELINES('RUNNING')} ${PIPELINES('PENDING')} } } }`;
+export const PROJECT_JOBS_QUERY = `query ProjectJobs($ids: [ID!], $after: String) { projects(ids: $ids, first: 1) { nodes { id jobs(statuses: ${STATUSES}, first: 100, after: $after) { pageInfo { hasNextPage endCursor } nodes { ${JOB_FIELDS} } } } } }`;
+export const INSTANCE_JOBS_QUERY = `query InstanceJobs($after: String) { jobs(statuses: ${STATUSES}, first: 100, after: $after) { pageInfo { hasNextPage endCursor } nodes { ... on CiJob { id status tags queuedAt project { id } } } } }`;
+
+/** GitLab cannot run our query at all (an older schema, no GraphQL): use REST. */
+export class GraphQLUnsupported extends GitLabApiError {
+  override name = 'GraphQLUnsupported';
+}
+
+const UNSUPPORTED = /doesn't exist on type|doesn't accept argument|isn't a defined input type|Unknown type|has an invalid value|is not defined on|Field must have selections|no GraphQL API/i;
+const TOO_BIG = /complexity|too many|exceeds max|Timeout|timed out/i;
+
+type Obj = Record<string, unknown>;
+const obj = (x: unknown): Obj | undefined => (x && typeof x === 'object' && !Array.isArray(x) ? (x as Obj) : undefined);
+const list = (x: unknown): unknown[] => (Array.isArray(x) ? x : []);
+
+function jobFrom(projectId: number, node: unknown): ApiJob | undefined {
+  const n = obj(node);
+  const id = idOf(n?.id);
+  if (!n || id === undefined || typeof n.status !== 'string') return undefined;
+  const job: ApiJob = { id, projectId, status: n.status.toLowerCase(), tags: list(n.tags).filter((t): t is string => typeof t === 'string') };
+  const q = typeof n.queuedAt === 'string' ? Date.parse(n.queuedAt) : NaN;
+  if (Number.isFinite(q)) job.queuedAt = q;
+  return job;
+}
+
+function hasNext(conn: Obj | undefined): boolean {
+  return obj(conn?.pageInfo)?.hasNextPage === true;
+}
+
+function fail(error: string, status?: number): { ok: false; error: string; status?: number } {
+  return { ok: false, error, status };
+}
+
+export class GraphQLApi implements GitLabApi {
+  readonly mode = 'graphql';
+  projectsPerRequest = PROJECTS_PER_REQUEST;
+  private readonly rest: RestApi;
+
+  constructor(private readonly client: GitLabClient) {
+    this.rest = new RestApi(client);
+  }
+
+  get requests(): number {
+    return this.client.requests;
+  }
+
+  /** Runs a query; a whole-query failure is thrown (GraphQLUnsupported when GitLab cannot run it at all). */
+  private async run(query: string, variables: Record<string, unknown>): Promise<GraphQLAnswer> {
+    let answer: GraphQLAnswer;
+    try {
+      answer = await this.client.graphql(query, variables);
+    } catch (e) {
+      if (e instanceof GitLabApiError && e.status === 404) throw new GraphQLUnsupported(e.message, 404);
+      throw e;
+    }
+    const errors = list(answer.errors).map((x) => obj(x)).filter((x): x is Obj => !!x);
+    if (!obj(answer.data) && errors.length) {
+      const message = errors.map((x) => String(x.message ?? '')).join('; ').slice(0, 400);
+      if (UNSUPPORTED.test(message)) throw new GraphQLUnsupported(`GitLab GraphQL cannot run our query: ${message}`);
+      if (TOO_BIG.test(message) && this.projectsPerRequest > 1) this.projectsPerRequest = Math.max(1, Math.floor(this.projectsPerRequest / 2));
+      throw new GitLabApiError(`GitLab GraphQL: ${message}`);
+    }
+    return answer;
+  }
+
+  async activeJobs(projectIds: readonly number[]): Promise<Map<number, Outcome<ProjectActivity>>> {
+    const out = new Map<number, Outcome<ProjectActivity>>();
+    let answer: GraphQLAnswer;
+    try {
+      answer = await this.run(ACTIVE_JOBS_QUERY, { ids: projectIds.map((id) => `gid://gitlab/Project/${id}`), n: projectIds.length });
+    } catch (e) {
+      if (e instanceof GraphQLUnsupported) throw e;
+      for (const id of projectIds) out.set(id, fail((e as Error).message, (e as GitLabApiError).status));
+      return out;
+    }
+    const nodes = list(obj(obj(answer.data)?.projects)?.nodes);
+    // Errors with a path point at the project node they belong to (projects.nodes.<i>...).
+    const failedAt = new Map<number, string>();
+    let unplaced: string | undefined;
+    for (const e of list(answer.errors).map((x) => obj(x)).filter((x): x is Obj => !!x)) {
+      const path = list(e.path);
+      const i = path[0] === 'projects' && path[1] === 'nodes' && typeof path[2] === 'number' ? path[2] : undefined;
+      if (i === undefined) unplaced ??= String(e.message ?? 'error');
+      else failedAt.set(i, String(e.message ?? 'error'));
+    }
+    nodes.forEach((node, i) => {
+      const n = obj(node);
+      const id = idOf(n?.id);
+      if (!n || id === undefined || !projectIds.includes(id)) return;
+      if (failedAt.has(i)) {
+        out.set(id, fail(`GitLab GraphQL, project ${id}: ${failedAt.get(i)}`));
+        return;
+      }
+      const jobs: ApiJob[] = [];
+      let complete = true;
+      for (const scope of ['running', 'pending']) {
+        const conn = obj(n[scope]);
+        if (!conn) {
+          complete = false;
+          continue;
+        }
+        if (hasNext(conn)) complete = false;
+        for (const p of list(conn.nodes)) {
+          const jobsConn = obj(obj(p)?.jobs);
+          if (!jobsConn || hasNext(jobsConn)) complete = false;
+          for (const j of list(jobsConn?.nodes)) {
+            const job = jobFrom(id, j);
+            if (job) jobs.push(job);
+          }
+        }
+      }
+      out.set(id, { ok: true, value: { jobs, complete } });
+    });
+    for (const id of projectIds) {
+      if (out.has(id)) continue;
+      // Not in the answer: no such project, or not visible to the token; unless an error we could
+      // not place may be about it.
+      out.set(id, unplaced ? fail(`GitLab GraphQL: ${unplaced}`) : { ok: true, value: null });
+    }
+    return out;
+  }
+
+  async activeJobsPage(projectId: number, cursor?: string): Promise<Outcome<Page<ApiJob>>> {
+    try {
+      const answer = await this.run(PROJECT_JOBS_QUERY, { ids: [`gid://gitlab/Project/${projectId}`], after: cursor ?? null });
+      if (list(answer.errors).length) return fail(`GitLab GraphQL, project ${projectId}: ${String(obj(list(answer.errors)[0])?.message ?? 'error')}`);
+      const node = obj(list(obj(obj(answer.data)?.projects)?.nodes)[0]);
+      if (!node) return { ok: true, value: null };
+      const conn = obj(node.jobs);
+      const items = list(conn?.nodes).map((j) => jobFrom(projectId, j)).filter((j): j is ApiJob => !!j);
+      const end = obj(conn?.pageInfo)?.endCursor;
+      return { ok: true, value: { items, ...(hasNext(conn) && typeof end === 'string' ? { next: end } : {}) } };
+    } catch (e) {
+      if (e instanceof GraphQLUnsupported) throw e;
+      return fail((e as Error).message, (e as GitLabApiError).status);
+    }
+  }
+
+  async instanceActiveJobs(cursor?: string): Promise<Outcome<Page<ApiJob>> | undefined> {
+    try {
+      const answer = await this.run(INSTANCE_JOBS_QUERY, { after: cursor ?? null });
+      const conn = obj(obj(answer.data)?.jobs);
+      if (!conn) return undefined;
+      const items: ApiJob[] = [];
+      for (const j of list(conn.nodes)) {
+        const projectId = idOf(obj(obj(j)?.project)?.id);
+        const job = projectId !== undefined ? jobFrom(projectId, j) : undefined;
+        if (job) items.push(job);
+      }
+      const end = obj(conn.pageInfo)?.endCursor;
+      return { ok: true, value: { items, ...(hasNext(conn) && typeof end === 'string' ? { next: end } : {}) } };
+    } catch (e) {
+      if (e instanceof GraphQLUnsupported) return undefined;
+      return fail((e as Error).message, (e as GitLabApiError).status);
+    }
+  }
+
+  isAdmin(): Promise<boolean> {
+    return this.rest.isAdmin();
+  }
+
+  groupProjects(group: string | number, cursor?: string): Promise<Outcome<Page<number>>> {
+    return this.rest.groupProjects(group, cursor);
+  }
+}

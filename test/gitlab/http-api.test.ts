@@ -1,0 +1,269 @@
+/**
+ * The GitLab transport (lib/gitlab/client.ts) and the two ways of asking (REST and GraphQL, with
+ * the fallback between them) against a GitLab stand-in on 127.0.0.1 whose answers each test scripts.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { GitLabClient, retryAfterMs } from '../../lib/gitlab/client';
+import { ACTIVE_JOBS_QUERY, GraphQLApi, GraphQLUnsupported, INSTANCE_JOBS_QUERY, PROJECTS_PER_REQUEST } from '../../lib/gitlab/graphql';
+import { GRAPHQL_RETRY_MS, HttpGitLabApi } from '../../lib/gitlab/http-api';
+import { RestApi } from '../../lib/gitlab/rest';
+import { MemoryLogger } from '../controller/fixtures';
+
+const TOKEN = 'glpat-do-not-leak-1234';
+
+let server: Server;
+let base: string;
+let handler: (req: IncomingMessage, res: ServerResponse, body: string) => void;
+const seen: { method?: string; url: string; token?: string; body: string }[] = [];
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+      seen.push({ method: req.method, url: req.url ?? '', token: (req.headers['private-token'] as string | undefined) ?? bearer, body });
+      handler(req, res, body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = server.address();
+  base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+beforeEach(() => {
+  seen.length = 0;
+});
+
+const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(JSON.stringify(body));
+};
+
+function client(extra: Partial<ConstructorParameters<typeof GitLabClient>[0]> = {}) {
+  const sleeps: number[] = [];
+  const c = new GitLabClient({ url: base, token: TOKEN, sleep: async (ms) => void sleeps.push(ms), random: () => 0.5, ...extra });
+  return { c, sleeps };
+}
+
+describe('transport', () => {
+  test('REST sends PRIVATE-TOKEN, GraphQL a Bearer token; every attempt is counted', async () => {
+    handler = (req, res) => (req.method === 'POST' ? json(res, 200, { data: { ok: true } }) : json(res, 200, { id: 1 }));
+    const { c } = client();
+    expect(await c.get('/projects/7')).toEqual({ id: 1 });
+    expect(await c.graphql('query { ok }', { a: 1 })).toEqual({ data: { ok: true } });
+    expect(seen.map((s) => [s.method, s.url, s.token])).toEqual([
+      ['GET', '/api/v4/projects/7', TOKEN],
+      ['POST', '/api/graphql', TOKEN],
+    ]);
+    expect(JSON.parse(seen[1].body)).toEqual({ query: 'query { ok }', variables: { a: 1 } });
+    expect(c.requests).toBe(2);
+  });
+
+  test('429 waits Retry-After, then succeeds', async () => {
+    let n = 0;
+    handler = (_req, res) => (n++ === 0 ? json(res, 429, {}, { 'retry-after': '3' }) : json(res, 200, { data: {} }));
+    const { c, sleeps } = client();
+    expect(await c.graphql('query { x }')).toEqual({ data: {} });
+    expect(sleeps).toEqual([3000]);
+    expect(c.requests).toBe(2);
+  });
+
+  test('a Retry-After longer than the cap fails at once instead of stalling the pass', async () => {
+    handler = (_req, res) => json(res, 429, {}, { 'retry-after': '120' });
+    const { c, sleeps } = client();
+    await expect(c.get('/x')).rejects.toThrow(/rate limited/);
+    expect(sleeps).toEqual([]);
+    expect(seen).toHaveLength(1);
+  });
+
+  test('5xx is retried a bounded number of times with backoff', async () => {
+    handler = (_req, res) => json(res, 502, {});
+    const { c, sleeps } = client();
+    await expect(c.graphql('query { x }')).rejects.toThrow(/HTTP 502/);
+    expect(seen).toHaveLength(3);
+    expect(sleeps).toEqual([125, 250]);
+  });
+
+  test('a hanging server times out', async () => {
+    handler = () => {}; // never answers
+    const { c } = client({ timeoutMs: 100, maxAttempts: 2 });
+    await expect(c.get('/x')).rejects.toThrow(/timed out after 100 ms/);
+  });
+
+  test('401 is reported clearly, and the token never appears in any error', async () => {
+    handler = (_req, res) => json(res, 401, { message: '401 Unauthorized' });
+    for (const call of [(c: GitLabClient) => c.get('/x'), (c: GitLabClient) => c.graphql('query { x }')]) {
+      const err = (await call(client().c).catch((e: Error) => e)) as Error;
+      expect(err.message).toMatch(/refused the token \(HTTP 401\).*read_api/);
+      expect(JSON.stringify({ m: err.message, s: err.stack })).not.toContain(TOKEN);
+    }
+  });
+
+  test('the token can come from a loader (SSM); a bad URL is refused by name', async () => {
+    handler = (_req, res) => json(res, 200, {});
+    const { c } = client({ token: async () => 'from-ssm' });
+    await c.get('/x');
+    expect(seen[0].token).toBe('from-ssm');
+    expect(() => new GitLabClient({ url: 'gitlab', token: 'x' })).toThrow(/gitlab.url: "gitlab" is not a URL/);
+  });
+
+  test('Retry-After accepts seconds and HTTP dates', () => {
+    expect(retryAfterMs('7', 0)).toBe(7000);
+    expect(retryAfterMs('Wed, 21 Oct 2015 07:28:10 GMT', Date.parse('Wed, 21 Oct 2015 07:28:00 GMT'))).toBe(10_000);
+    expect(retryAfterMs('soon', 0)).toBeUndefined();
+  });
+});
+
+describe('REST', () => {
+  const now = Date.parse('2025-03-03T10:00:00Z');
+
+  test('lists a project\'s pending and running jobs, a page of 100, newest first; malformed entries are skipped', async () => {
+    handler = (_req, res) =>
+      json(res, 200, [
+        { id: 91, status: 'pending', tag_list: ['arm64'], queued_duration: 12.5 },
+        { id: 90, status: 'running', tag_list: ['docker'] },
+        { id: 'x', status: 'pending' },
+        { id: 89 },
+        null,
+      ]);
+    const api = new RestApi(client().c, () => now);
+    const out = await api.activeJobs([7]);
+    expect(out.get(7)).toEqual({
+      ok: true,
+      value: {
+        complete: true,
+        jobs: [
+          { id: 91, projectId: 7, status: 'pending', tags: ['arm64'], queuedAt: now - 12_500 },
+          { id: 90, projectId: 7, status: 'running', tags: ['docker'] },
+        ],
+      },
+    });
+    expect(seen[0].url).toBe('/api/v4/projects/7/jobs?scope[]=pending&scope[]=running&per_page=100&page=1');
+    await expect(api.activeJobs([1, 2])).rejects.toThrow(/one project per request/);
+  });
+
+  test('a full page is not complete and names the next; 404 is a project not there; a body that is not a list fails the unit', async () => {
+    handler = (_req, res) => json(res, 200, Array.from({ length: 100 }, (_, k) => ({ id: 1000 - k, status: 'pending' })));
+    const api = new RestApi(client().c);
+    expect((await api.activeJobs([7])).get(7)).toMatchObject({ ok: true, value: { complete: false } });
+    expect(await api.activeJobsPage(7, '2')).toMatchObject({ ok: true, value: { next: '3' } });
+    expect(seen[1].url).toMatch(/page=2$/);
+    handler = (_req, res) => json(res, 404, { message: '404 Project Not Found' });
+    expect((await api.activeJobs([8])).get(8)).toEqual({ ok: true, value: null });
+    handler = (_req, res) => json(res, 200, { message: 'unexpected' });
+    expect((await api.activeJobs([8])).get(8)).toMatchObject({ ok: false, error: expect.stringMatching(/expected a JSON array of jobs/) });
+    expect(await api.activeJobsPage(0)).toMatchObject({ ok: false, error: expect.stringMatching(/positive integer/) });
+  });
+
+  test('group projects page by page, and the admin check reads is_admin', async () => {
+    handler = (req, res) => (req.url === '/api/v4/user' ? json(res, 200, { id: 1, is_admin: true }) : json(res, 200, [{ id: 4 }, { id: 5 }, { nope: 1 }]));
+    const api = new RestApi(client().c);
+    expect(await api.groupProjects('acme/platform')).toEqual({ ok: true, value: { items: [4, 5] } });
+    expect(seen[0].url).toBe('/api/v4/groups/acme%2Fplatform/projects?include_subgroups=true&simple=true&archived=false&per_page=100&page=1');
+    expect(await api.isAdmin()).toBe(true);
+  });
+});
+
+describe('GraphQL', () => {
+  const job = (id: number, status: string, tags: string[] = [], queuedAt?: string) => ({ id: `gid://gitlab/Ci::Build/${id}`, status, tags, ...(queuedAt ? { queuedAt } : {}) });
+  const pipelines = (jobs: unknown[], more = false, jobsMore = false) => ({ pageInfo: { hasNextPage: more }, nodes: [{ id: 'gid://gitlab/Ci::Pipeline/1', jobs: { pageInfo: { hasNextPage: jobsMore }, nodes: jobs } }] });
+  const project = (id: number, running: unknown, pending: unknown) => ({ id: `gid://gitlab/Project/${id}`, running, pending });
+
+  test('one request lists many projects: their jobs, whether each list is complete, and the projects not visible', async () => {
+    handler = (_req, res) =>
+      json(res, 200, {
+        data: {
+          projects: {
+            nodes: [
+              project(7, pipelines([job(91, 'RUNNING', ['docker'])]), pipelines([job(92, 'PENDING', ['arm64'], '2025-03-03T09:59:00Z'), { junk: true }])),
+              project(8, pipelines([], true), pipelines([])),
+              project(9, pipelines([]), pipelines([job(5, 'PENDING')], false, true)),
+            ],
+          },
+        },
+      });
+    const api = new GraphQLApi(client().c);
+    const out = await api.activeJobs([7, 8, 9, 10]);
+    expect(out.get(7)).toEqual({
+      ok: true,
+      value: {
+        complete: true,
+        jobs: [
+          { id: 91, projectId: 7, status: 'running', tags: ['docker'] },
+          { id: 92, projectId: 7, status: 'pending', tags: ['arm64'], queuedAt: Date.parse('2025-03-03T09:59:00Z') },
+        ],
+      },
+    });
+    expect(out.get(8)).toMatchObject({ ok: true, value: { complete: false } }); // more running pipelines than one page
+    expect(out.get(9)).toMatchObject({ ok: true, value: { complete: false } }); // a pipeline with more jobs than one page
+    expect(out.get(10)).toEqual({ ok: true, value: null }); // not in the answer: no such project, or no access
+    expect(seen).toHaveLength(1);
+    const sent = JSON.parse(seen[0].body);
+    expect(sent.query).toBe(ACTIVE_JOBS_QUERY);
+    expect(sent.variables).toEqual({ ids: [7, 8, 9, 10].map((id) => `gid://gitlab/Project/${id}`), n: 4 });
+  });
+
+  test('an error with a path fails only the project it points at', async () => {
+    handler = (_req, res) =>
+      json(res, 200, {
+        data: { projects: { nodes: [project(7, pipelines([job(1, 'PENDING')]), pipelines([])), project(8, null, null)] } },
+        errors: [{ message: 'Internal server error', path: ['projects', 'nodes', 1, 'running'] }],
+      });
+    const out = await new GraphQLApi(client().c).activeJobs([7, 8]);
+    expect(out.get(7)).toMatchObject({ ok: true });
+    expect(out.get(8)).toMatchObject({ ok: false, error: expect.stringMatching(/project 8: Internal server error/) });
+  });
+
+  test('a query too complex for GitLab halves the batch; a whole-query failure fails every project of it', async () => {
+    handler = (_req, res) => json(res, 200, { errors: [{ message: 'Query has complexity of 301, which exceeds max complexity of 250' }] });
+    const api = new GraphQLApi(client().c);
+    const out = await api.activeJobs([1, 2]);
+    expect([...out.values()].every((o) => !o.ok)).toBe(true);
+    expect(api.projectsPerRequest).toBe(Math.floor(PROJECTS_PER_REQUEST / 2));
+  });
+
+  test('a GitLab that cannot run the query (older schema, no /api/graphql) makes the adapter fall back to REST for an hour, and says so', async () => {
+    let t = Date.parse('2025-03-03T10:00:00Z');
+    const log = new MemoryLogger();
+    handler = (req, res) =>
+      req.method === 'POST'
+        ? json(res, 200, { errors: [{ message: "Field 'pipelines' doesn't accept argument 'scope'" }] })
+        : json(res, 200, [{ id: 3, status: 'pending', tag_list: [] }]);
+    const api = new HttpGitLabApi(client().c, { mode: 'auto', log, clock: () => t });
+    expect(api.mode).toBe('graphql');
+    expect(api.projectsPerRequest).toBe(PROJECTS_PER_REQUEST);
+    const first = await api.activeJobs([3, 4]);
+    expect([...first.values()].every((o) => !o.ok)).toBe(true);
+    expect(log.at('warn').join()).toMatch(/GitLab GraphQL unavailable: falling back to REST/);
+    expect(api.mode).toBe('rest');
+    expect(api.projectsPerRequest).toBe(1);
+    expect((await api.activeJobs([3])).get(3)).toMatchObject({ ok: true, value: { jobs: [{ id: 3 }] } });
+    expect(seen.map((s) => s.method)).toEqual(['POST', 'GET']);
+    t += GRAPHQL_RETRY_MS;
+    expect(api.mode).toBe('graphql');
+    // Pinned to GraphQL: the failure stands, no fallback.
+    const pinned = new HttpGitLabApi(client().c, { mode: 'graphql', log, clock: () => t });
+    await pinned.activeJobs([3]);
+    expect(pinned.mode).toBe('graphql');
+    await expect(new GraphQLApi(client().c).activeJobs([3])).rejects.toBeInstanceOf(GraphQLUnsupported);
+  });
+
+  test('an instance without /api/graphql (404) is a fallback too', async () => {
+    handler = (req, res) => (req.method === 'POST' ? json(res, 404, { message: 'Not found' }) : json(res, 200, []));
+    const api = new HttpGitLabApi(client().c, { mode: 'auto' });
+    await api.activeJobs([3]);
+    expect(api.mode).toBe('rest');
+  });
+
+  test('administrators list the instance 100 jobs a page, with each job\'s project', async () => {
+    handler = (_req, res) =>
+      json(res, 200, { data: { jobs: { pageInfo: { hasNextPage: true, endCursor: 'abc' }, nodes: [{ ...job(7, 'PENDING', ['docker']), project: { id: 'gid://gitlab/Project/42' } }, job(8, 'PENDING')] } } });
+    const page = await new GraphQLApi(client().c).instanceActiveJobs();
+    expect(page).toEqual({ ok: true, value: { items: [{ id: 7, projectId: 42, status: 'pending', tags: ['docker'] }], next: 'abc' } });
+    expect(JSON.parse(seen[0].body)).toEqual({ query: INSTANCE_JOBS_QUERY, variables: { after: null } });
+  });
+});
