@@ -8,7 +8,7 @@ import type { WorkerView, WorkerState } from './model';
 import { activeSettings, type ActiveSettings } from './periods';
 import { idleTarget } from './planner';
 import type { ControllerState, PassSummary } from './controller/state';
-import { demandByPool } from './controller/jobs';
+import { demandByPool, heldBackJobs, type HeldBackJob } from './controller/jobs';
 
 export interface PoolStatus {
   name: string;
@@ -31,12 +31,14 @@ export interface StatusReport {
   pools: PoolStatus[];
   /** Instances tagged for this deployment whose pool is not in the config. */
   orphans: string[];
+  /** Jobs GitLab keeps waiting that are not counted as demand, longest waiting first, with why. */
+  heldBack: HeldBackJob[];
   lastPass?: PassSummary;
 }
 
 export function buildStatus(config: Config, stage: string, now: Date, workers: readonly WorkerView[], state: ControllerState): StatusReport {
   const t = now.getTime();
-  const demand = demandByPool(config, state);
+  const demand = demandByPool(config, state, t);
   const known = new Set(config.pools.map((p) => p.name));
   const pools = config.pools.map((pool): PoolStatus => {
     const mine = workers.filter((w) => w.pool === pool.name).sort((a, b) => a.launchedAt - b.launchedAt || (a.id < b.id ? -1 : 1));
@@ -77,6 +79,7 @@ export function buildStatus(config: Config, stage: string, now: Date, workers: r
     stage,
     pools,
     orphans: workers.filter((w) => !known.has(w.pool)).map((w) => w.id).sort(),
+    heldBack: heldBackJobs(config, state, t),
     ...(state.lastPass ? { lastPass: state.lastPass } : {}),
   };
 }
@@ -101,6 +104,11 @@ export function formatStatus(r: StatusReport): string {
       );
   }
   if (r.orphans.length) out.push('', `orphans (pool not in config): ${r.orphans.join(', ')}`);
+  if (r.heldBack.length) {
+    out.push('', `${r.heldBack.length} job(s) held back, not counted as demand:`);
+    for (const j of r.heldBack.slice(0, 20)) out.push(`  job ${j.jobId} (project ${j.projectId}) ${j.status}, waiting ${dur(j.waitingSeconds)}: ${j.reason}`);
+    if (r.heldBack.length > 20) out.push(`  ... and ${r.heldBack.length - 20} more (--json lists them all)`);
+  }
   out.push('');
   if (r.lastPass) {
     const lp = r.lastPass;

@@ -46,11 +46,13 @@ export function notTakenAfterMs(pool: Pool | undefined): number {
  * Every STUCK_PROBE_EVERY_MS, for STUCK_PROBE_MS, one stuck job per pool counts as demand again:
  * if its runner was fixed meanwhile, a worker takes it; if not, one worker idles for its IdleTime
  * (at most six a day per pool, whatever the number of stuck jobs). Insurance against a wrong
- * verdict, such as a worker whose runner died while its tags still say idle. Pools keeping idle
- * workers need no probe: those take the job as soon as GitLab lets them.
+ * verdict, such as a worker whose runner died while its tags still say idle. The window is short
+ * (the schedule runs a pass every minute: the first launches, the next sees that worker booting),
+ * so one probe launches one worker. Pools keeping idle workers need no probe: those take the job
+ * as soon as GitLab lets them.
  */
 export const STUCK_PROBE_EVERY_MS = 4 * 3_600_000;
-export const STUCK_PROBE_MS = 15 * 60_000;
+export const STUCK_PROBE_MS = 2 * 60_000;
 
 export type StatusKind = 'pending' | 'running' | 'finished' | 'inactive';
 

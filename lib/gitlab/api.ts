@@ -40,8 +40,13 @@ export interface Page<T> {
   next?: string;
 }
 
-/** The answer for one unit of a batched request. `value: null` means the thing is not there (or not visible to the token). */
-export type Outcome<T> = { ok: true; value: T | null } | { ok: false; error: string; status?: number };
+/**
+ * The answer for one unit of a batched request. `value: null` means the thing is not there (or not
+ * visible to the token). A failure is `answered` when GitLab did answer the request and refused this
+ * unit alone (a GraphQL error pointing at it, a 4xx for it): proof that GitLab works and the unit
+ * does not. Without it (network, timeout, 5xx, 429) GitLab itself may be down.
+ */
+export type Outcome<T> = { ok: true; value: T | null } | { ok: false; error: string; status?: number; answered?: true };
 
 export interface GitLabApi {
   /** What the adapter speaks now: 'graphql', 'rest' (fallback), 'simulated'... For logs and reports. */

@@ -124,7 +124,7 @@ export class GraphQLApi implements GitLabApi {
       const id = idOf(n?.id);
       if (!n || id === undefined || !projectIds.includes(id)) return;
       if (failedAt.has(i)) {
-        out.set(id, fail(`GitLab GraphQL, project ${id}: ${failedAt.get(i)}`));
+        out.set(id, { ok: false, error: `GitLab GraphQL, project ${id}: ${failedAt.get(i)}`, answered: true });
         return;
       }
       const jobs: ApiJob[] = [];
@@ -159,7 +159,7 @@ export class GraphQLApi implements GitLabApi {
   async activeJobsPage(projectId: number, cursor?: string): Promise<Outcome<Page<ApiJob>>> {
     try {
       const answer = await this.run(PROJECT_JOBS_QUERY, { ids: [`gid://gitlab/Project/${projectId}`], after: cursor ?? null });
-      if (list(answer.errors).length) return fail(`GitLab GraphQL, project ${projectId}: ${String(obj(list(answer.errors)[0])?.message ?? 'error')}`);
+      if (list(answer.errors).length) return { ok: false, error: `GitLab GraphQL, project ${projectId}: ${String(obj(list(answer.errors)[0])?.message ?? 'error')}`, answered: true };
       const node = obj(list(obj(obj(answer.data)?.projects)?.nodes)[0]);
       if (!node) return { ok: true, value: null };
       const conn = obj(node.jobs);

@@ -30,8 +30,10 @@ export function jobFromRest(projectId: number, j: RawJob | null, now: number): A
   return job;
 }
 
-function failure(e: unknown): { ok: false; error: string; status?: number } {
-  return { ok: false, error: (e as Error).message, status: e instanceof GitLabApiError ? e.status : undefined };
+function failure(e: unknown): { ok: false; error: string; status?: number; answered?: true } {
+  const status = e instanceof GitLabApiError ? e.status : undefined;
+  // A 4xx other than 429 for this one project: GitLab answered, and refused this project.
+  return { ok: false, error: (e as Error).message, status, ...(status !== undefined && status >= 400 && status < 500 && status !== 429 ? { answered: true as const } : {}) };
 }
 
 function positive(id: number, what: string): void {

@@ -38,6 +38,8 @@ export const DISCOVER_EVERY_MS = 60_000;
 export const ABSENCE_GRACE_MS = 2_000;
 /** A pending job found by a listing that has waited this long without its webhook had it lost (not merely still queued). */
 export const LOST_AFTER_MS = 30_000;
+/** Pages of one busy project a pass may ask for (100 jobs each). */
+export const DEEP_PAGES_PER_PASS = 5;
 /** Requests in flight at once. */
 export const CONCURRENCY = 4;
 /** Group membership (gitlab.watch.groups) is read again this often. */
@@ -92,7 +94,7 @@ interface Tally {
   projectsListed: number;
   succeeded: number;
   failed: number;
-  pendingFailures: { key: string; projectId: number; error: string; solo: boolean }[];
+  pendingFailures: { key: string; projectId: number; error: string; solo: boolean; answered: boolean }[];
   notVisible: Map<number, number>;
 }
 
@@ -141,9 +143,11 @@ export class GitLabDemand implements GitLabSide {
     const deepWork = [...this.deep.entries()].filter(([p]) => !this.isIsolated(p, now));
     const adminWanted = work.instanceListing ? 1 : 0;
     const groupWanted = this.groupPagesDue(config, now);
+    // A busy project's pages: a few a pass each (how many remain is unknown until the last).
+    const deepWanted = (kind: RequestKind) => deepWork.filter(([, d]) => d.kind === kind).length * DEEP_PAGES_PER_PASS;
     const wanted: Record<RequestKind, number> = {
-      route: batches.route.length + deepWork.filter(([, d]) => d.kind === 'route').length,
-      confirm: batches.confirm.length + deepWork.filter(([, d]) => d.kind === 'confirm').length,
+      route: batches.route.length + deepWanted('route'),
+      confirm: batches.confirm.length + deepWanted('confirm'),
       discover: batches.discover.length + adminWanted + groupWanted.length + (this.adminCheckDue(now) ? 1 : 0),
     };
     let allot = this.budget.allot(wanted, now);
@@ -165,7 +169,7 @@ export class GitLabDemand implements GitLabSide {
       return true;
     };
     for (const kind of ['route', 'confirm'] as const) {
-      for (const [projectId, d] of deepWork) if (d.kind === kind) take(kind, () => this.deepPage(config, state, projectId, d, now, tally));
+      for (const [projectId, d] of deepWork) if (d.kind === kind) take(kind, () => this.deepPages(config, state, projectId, d, now, tally, allot, time));
       for (const ids of batches[kind]) take(kind, () => this.listProjects(config, state, ids, kind, now, tally));
     }
     if (this.adminCheckDue(now)) take('discover', () => this.checkAdmin(now));
@@ -194,7 +198,7 @@ export class GitLabDemand implements GitLabSide {
       consecutiveFailures = tally.failed > failedBefore && tally.failed - failedBefore >= chunk.length ? consecutiveFailures + 1 : 0;
     }
 
-    // ---- failures: blamed only when GitLab answered something else in this pass --------------
+    // ---- failures: blamed when GitLab refused that unit, or answered something else in this pass
     let unavailable: string | undefined;
     if (tally.failed > 0 && tally.succeeded === 0) {
       unavailable = tally.pendingFailures[0]?.error ?? 'no answer';
@@ -330,7 +334,8 @@ export class GitLabDemand implements GitLabSide {
       this.lastListed.set(id, now);
       if (!a.ok) {
         tally.failed++;
-        tally.pendingFailures.push({ key: `p:${id}`, projectId: id, error: a.error, solo: ids.length === 1 });
+        tally.pendingFailures.push({ key: `p:${id}`, projectId: id, error: a.error, solo: ids.length === 1, answered: a.answered === true });
+        if (a.answered) tally.succeeded++; // GitLab answered the request: it works
         continue;
       }
       tally.succeeded++;
@@ -346,7 +351,17 @@ export class GitLabDemand implements GitLabSide {
     }
   }
 
-  private async deepPage(config: Config, state: ControllerState, projectId: number, d: DeepScan, now: number, tally: Tally): Promise<void> {
+  /** Pages of a busy project: one per request, as many as the kind's leftover tokens allow. */
+  private async deepPages(config: Config, state: ControllerState, projectId: number, d: DeepScan, now: number, tally: Tally, allot: Record<RequestKind, number>, time: TimeBudget): Promise<void> {
+    for (;;) {
+      const more = await this.deepPage(config, state, projectId, d, now, tally);
+      if (!more || allot[d.kind] <= 0 || time.outOfTime()) return;
+      allot[d.kind]--;
+    }
+  }
+
+  /** One page; true when there are more to read. */
+  private async deepPage(config: Config, state: ControllerState, projectId: number, d: DeepScan, now: number, tally: Tally): Promise<boolean> {
     let page: Outcome<Page<ApiJob>>;
     try {
       page = await this.api.activeJobsPage(projectId, d.cursor);
@@ -355,25 +370,27 @@ export class GitLabDemand implements GitLabSide {
     }
     if (!page.ok) {
       tally.failed++;
-      tally.pendingFailures.push({ key: `p:${projectId}`, projectId, error: page.error, solo: true });
-      return;
+      tally.pendingFailures.push({ key: `p:${projectId}`, projectId, error: page.error, solo: true, answered: page.answered === true });
+      if (page.answered) tally.succeeded++;
+      return false;
     }
     tally.succeeded++;
     if (page.value === null) {
       this.deep.delete(projectId);
       this.dropProject(state, projectId, tally);
-      return;
+      return false;
     }
     this.applyListing(config, state, projectId, page.value.items, now, tally);
     for (const j of page.value.items) d.seen.add(j.id);
     if (page.value.next !== undefined) {
       d.cursor = page.value.next;
-      return;
+      return true;
     }
     this.deep.delete(projectId);
     this.lastListed.set(projectId, now);
     tally.projectsListed++;
     this.dropAbsent(state, projectId, d.seen, d.startedAt, tally);
+    return false;
   }
 
   private async instancePage(config: Config, state: ControllerState, now: number, tally: Tally): Promise<void> {

@@ -979,13 +979,13 @@ export class SimGitLab implements GitLabApi {
     this.count();
     const out = new Map<number, Outcome<ProjectActivity>>();
     for (const id of projectIds)
-      out.set(id, this.failProjects.has(id) ? { ok: false, error: `HTTP 500 for project ${id}`, status: 500 } : { ok: true, value: this.world.gitlabActiveJobs(id) });
+      out.set(id, this.failProjects.has(id) ? { ok: false, error: `GitLab GraphQL, project ${id}: Internal server error`, answered: true } : { ok: true, value: this.world.gitlabActiveJobs(id) });
     return out;
   }
 
   async activeJobsPage(projectId: number, cursor?: string): Promise<Outcome<Page<ApiJob>>> {
     this.count();
-    if (this.failProjects.has(projectId)) return { ok: false, error: `HTTP 500 for project ${projectId}`, status: 500 };
+    if (this.failProjects.has(projectId)) return { ok: false, error: `GitLab GraphQL, project ${projectId}: Internal server error`, answered: true };
     return { ok: true, value: this.world.gitlabActiveJobsPage(projectId, cursor ? Number(cursor) : 0) };
   }
 }

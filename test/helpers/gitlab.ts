@@ -23,6 +23,12 @@ export class FakeGitLabApi implements GitLabApi {
   /** Projects that exist for the token; undefined = every project a job names, plus `extraProjects`. */
   visible?: Set<number>;
   readonly failProjects = new Set<number>();
+  /** A request holding a failing project fails as a whole (HTTP 500 for the query), not just that project. */
+  wholeRequestFails = false;
+  /** Every request fails (GitLab down). */
+  down = false;
+  /** Group -> project ids, for gitlab.watch.groups. */
+  readonly groups = new Map<string, number[]>();
   /** How many active jobs one batched listing shows per project before it is cut short (GraphQL: 20 pipelines x 100). */
   listLimit = 100;
   /** Requests after this many never answer (a GitLab stuck behind a load balancer). */
@@ -68,8 +74,12 @@ export class FakeGitLabApi implements GitLabApi {
     const hang = this.count('activeJobs', [...projectIds]);
     if (hang) await hang;
     const out = new Map<number, Outcome<ProjectActivity>>();
+    if (this.down || (this.wholeRequestFails && projectIds.some((p) => this.failProjects.has(p)))) {
+      for (const p of projectIds) out.set(p, { ok: false, error: this.down ? 'GitLab API POST /api/graphql failed: network error: ECONNREFUSED' : 'GitLab API POST /api/graphql failed: HTTP 500', status: 500 });
+      return out;
+    }
     for (const p of projectIds) {
-      if (this.failProjects.has(p)) out.set(p, { ok: false, error: `GitLab API answered HTTP 500 for project ${p}`, status: 500 });
+      if (this.failProjects.has(p)) out.set(p, { ok: false, error: `GitLab GraphQL, project ${p}: Internal server error`, answered: true });
       else if (!this.exists(p)) out.set(p, { ok: true, value: null });
       else {
         const all = this.active(p);
@@ -82,10 +92,21 @@ export class FakeGitLabApi implements GitLabApi {
   async activeJobsPage(projectId: number, cursor?: string): Promise<Outcome<Page<ApiJob>>> {
     const hang = this.count('page', [projectId]);
     if (hang) await hang;
-    if (this.failProjects.has(projectId)) return { ok: false, error: `GitLab API answered HTTP 500 for project ${projectId}`, status: 500 };
+    if (this.down || this.failProjects.has(projectId)) return { ok: false, error: `GitLab API answered HTTP 500 for project ${projectId}`, status: 500 };
     if (!this.exists(projectId)) return { ok: true, value: null };
     const page = cursor ? Number(cursor) : 0;
     const all = this.active(projectId);
+    return { ok: true, value: { items: all.slice(page * 100, page * 100 + 100), ...(all.length > page * 100 + 100 ? { next: String(page + 1) } : {}) } };
+  }
+}
+
+/** A fake whose token can expand watched groups. */
+export class FakeGroupsGitLabApi extends FakeGitLabApi {
+  async groupProjects(group: string | number, cursor?: string): Promise<Outcome<Page<number>>> {
+    this.requests++;
+    const all = this.groups.get(String(group));
+    if (!all) return { ok: true, value: null };
+    const page = cursor ? Number(cursor) : 0;
     return { ok: true, value: { items: all.slice(page * 100, page * 100 + 100), ...(all.length > page * 100 + 100 ? { next: String(page + 1) } : {}) } };
   }
 }
