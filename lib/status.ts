@@ -105,7 +105,7 @@ export function formatStatus(r: StatusReport): string {
   }
   if (r.orphans.length) out.push('', `orphans (pool not in config): ${r.orphans.join(', ')}`);
   if (r.heldBack.length) {
-    out.push('', `${r.heldBack.length} job(s) held back, not counted as demand:`);
+    out.push('', `${r.heldBack.length} job(s) held back (stuck: not counted as demand; refused: not confirmed):`);
     for (const j of r.heldBack.slice(0, 20)) out.push(`  job ${j.jobId} (project ${j.projectId}) ${j.status}, waiting ${dur(j.waitingSeconds)}: ${j.reason}`);
     if (r.heldBack.length > 20) out.push(`  ... and ${r.heldBack.length - 20} more (--json lists them all)`);
   }

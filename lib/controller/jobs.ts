@@ -241,7 +241,8 @@ export function stuckProbeDue(pool: string, now: number): boolean {
 
 /**
  * Pending and running jobs per pool. Unrouted jobs count for the pool when there is only one.
- * Stuck and refused jobs are not demand, except one stuck job per pool while its probe is due.
+ * Refused jobs count as pending (what we last knew); stuck ones do not, except one per pool while
+ * its probe window is open.
  */
 export function demandByPool(config: Config, state: ControllerState, now?: number): Record<string, PoolDemand> {
   const demand: Record<string, PoolDemand> = {};
@@ -252,7 +253,7 @@ export function demandByPool(config: Config, state: ControllerState, now?: numbe
     const pool = j.pool || single;
     const d = pool !== undefined ? demand[pool] : undefined;
     if (!d) continue; // a pool removed from the config, or unrouted with several pools
-    if (j.status === 'pending') d.pending++;
+    if (j.status === 'pending' || j.status === 'refused') d.pending++;
     else if (j.status === 'running') d.running++;
     else if (j.status === 'stuck' && now !== undefined && !probing.has(pool!) && stuckProbeDue(pool!, now)) {
       probing.add(pool!);
@@ -319,7 +320,7 @@ export function describeUntaken(jobs: readonly UntakenJob[], config: Config): st
   });
 }
 
-/** Jobs held back from demand, for `status` and the pass report. */
+/** Jobs not handled as usual, for `status` and the pass report: stuck (not demand) and refused (not confirmed). */
 export interface HeldBackJob {
   jobId: number;
   projectId: number;
@@ -339,7 +340,7 @@ export function heldBackJobs(config: Config, state: ControllerState, now: number
     const reason =
       j.status === 'stuck'
         ? `idle workers of pool ${pool || '?'} did not take it: check that the runner is enabled for project ${j.projectId}, not paused, and not limited to protected refs`
-        : `the GitLab API refused to show it (project ${j.projectId} unreadable with the token, or a server error) several times`;
+        : `the GitLab API keeps failing for project ${j.projectId} (isolated, asked again later): counted as last known${j.pool ? '' : ', which is no pool while it is unrouted'}`;
     out.push({ jobId: id, projectId: j.projectId, pool, status: j.status, waitingSeconds, reason });
   }
   return out.sort((a, b) => b.waitingSeconds - a.waitingSeconds || a.jobId - b.jobId);

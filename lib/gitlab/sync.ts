@@ -18,8 +18,8 @@
  *
  * A unit (a project) that fails while GitLab answers other requests is retried in smaller batches,
  * then alone; after failing alone twice it is isolated for 10 minutes doubling to 2 hours, its
- * jobs are `refused` (not demand), and a decision says so. When nothing answers at all, GitLab is
- * down: nobody is blamed, the work waits for the next pass.
+ * waiting jobs are `refused` (not asked about; they count as last known), and a decision says so.
+ * When nothing answers at all, GitLab is down: nobody is blamed, the work waits for the next pass.
  */
 import type { Config } from '../config';
 import { applyApiJob, statusKind, waitingInGitLab } from '../controller/jobs';
@@ -309,7 +309,7 @@ export class GitLabDemand implements GitLabSide {
     return h?.until !== undefined && h.until > now;
   }
 
-  /** Pending and unrouted jobs of isolated projects are refused: not demand until GitLab answers for them. */
+  /** Pending and unrouted jobs of isolated projects are refused: not asked about until GitLab answers for them. */
   private refuseIsolated(state: ControllerState, now: number, tally: Tally): void {
     for (const [id, j] of state.jobs) {
       if (!this.isIsolated(j.projectId, now)) continue;
@@ -529,7 +529,7 @@ export class GitLabDemand implements GitLabSide {
     const before = tally.refused;
     this.refuseIsolated(state, now, tally);
     pass.decide(
-      `GitLab API keeps failing for project ${f.projectId} (${f.error.slice(0, 200)}): isolated for ${Math.round(wait / 60_000)} min, its ${tally.refused - before} waiting job(s) are not counted meanwhile; other projects are not held up`,
+      `GitLab API keeps failing for project ${f.projectId} (${f.error.slice(0, 200)}): isolated for ${Math.round(wait / 60_000)} min, its ${tally.refused - before} waiting job(s) are not confirmed meanwhile (they count as last known); other projects are not held up`,
       'warn',
     );
   }

@@ -31,6 +31,7 @@ export function formatReport(r: SimulationReport, chartPath?: string): string {
     ['spot interruptions', String(r.interruptions), String(b.interruptions)],
     ['  jobs they hit (retried)', String(r.jobsHitByInterruptions), String(b.jobsHitByInterruptions)],
     ['jobs never served', String(r.jobsUnserved), String(b.jobsUnserved)],
+    ...(r.jobsStuck ? ([['jobs no runner takes (stuck)', String(r.jobsStuck), String(r.jobsStuck)]] as [string, string, string][]) : []),
     ['limit violations', String(r.limitViolations), String(b.limitViolations)],
     ['busy workers terminated', String(r.busyTerminations), String(b.busyTerminations)],
   ];
@@ -43,10 +44,12 @@ export function formatReport(r: SimulationReport, chartPath?: string): string {
     ...rows.map(([k, v1, v2]) => `${k.padEnd(w0)}  ${v1.padStart(w1)}  ${v2.padStart(14)}`),
     '',
     `Savings: ${money(r.savings.money)} (${r.savings.moneyPercent}% of the docker+machine bill); queue wait p95 ${r.savings.waitP95 >= 0 ? `${r.savings.waitP95} s shorter` : `${-r.savings.waitP95} s longer`}, p50 ${r.savings.waitP50 >= 0 ? `${r.savings.waitP50} s shorter` : `${-r.savings.waitP50} s longer`}.`,
-    `Controller: ${a.passes.schedule} scheduled passes, ${a.passes.queue} more for events and ticks, ${a.passes.interruption} on interruptions; ${a.webhooksLost} of ${a.webhooksSent} webhooks lost; ${a.reportsLost} of ${a.reportsSent} worker reports lost; ${a.launchErrors} launch errors (capacity); ${a.gitlabApiCalls} GitLab API calls; ${a.controllerWarnings} warnings, ${a.controllerErrors} errors${a.passErrors ? `, ${a.passErrors} failed passes` : ''}.`,
+    `Controller: ${a.passes.schedule} scheduled passes, ${a.passes.queue} more for events and ticks, ${a.passes.interruption} on interruptions; ${a.webhooksLost} of ${a.webhooksSent} webhooks lost${a.webhooksDuplicated ? `, ${a.webhooksDuplicated} delivered twice (${a.duplicatesDropped} dropped)` : ''}; ${a.reportsLost} of ${a.reportsSent} worker reports lost; ${a.launchErrors} launch errors (capacity); ${a.controllerWarnings} warnings, ${a.controllerErrors} errors${a.passErrors ? `, ${a.passErrors} failed passes` : ''}.`,
     `Fence: ${a.retiredWhileBusy} retirement request(s) found the runner just busy (it finished its job first); terminations: ${fenceLine(a.terminationsByKind)}.`,
+    `GitLab API: ${a.gitlabApiCalls} requests, busiest minute ${r.gitlabApiCallsPerMinuteMax} (budget ${a.gitlabRequestsPerMinute} a minute).`,
   ];
   if (r.jobsUnroutable) lines.push(`Warning: ${r.jobsUnroutable} job(s) carry tags no pool serves; neither policy can run them (check the pools' tags and runUntagged).`);
+  if (r.jobsStuck) lines.push(`${r.jobsStuck} job(s) stay pending in GitLab and no runner takes them (trace "stuck"); they are left out of the waits and of "jobs never served".`);
   if (r.jobsUnserved) lines.push(`Warning: ${r.jobsUnserved} job(s) never finished within the run (see docs/simulation.md, "Jobs never served").`);
   lines.push('Spot prices are an assumption (lib/sim/prices.ts); pass --prices FILE with yours.');
   if (chartPath) lines.push(`Chart: ${chartPath}`);

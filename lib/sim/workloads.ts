@@ -63,7 +63,7 @@ export function quietProjects(opts: QuietProjectsOptions): Trace {
             const heavy = prng.chance(heavyShare);
             const duration = Math.max(10, Math.min(3600, Math.round(prng.logNormal(heavy ? 420 : 150, 0.6))));
             longest = Math.max(longest, duration);
-            jobs.push({ id: `q${++jobSeq}`, at: MONDAY + Math.round(at), duration, tags: heavy ? ['heavy'] : [], project: projectId, pipeline });
+            jobs.push({ id: `q${++jobSeq}`, at: MONDAY + Math.round(at / 1000) * 1000, duration, tags: heavy ? ['heavy'] : [], project: projectId, pipeline });
           }
           at += longest * 1000 + 5000;
         }
@@ -96,7 +96,7 @@ export function burst(opts: BurstOptions): Trace {
     const heavy = rng.chance(opts.tagged ?? 0.5);
     jobs.push({
       id: `b${i + 1}`,
-      at: start + Math.round(rng.next() * seconds * 1000),
+      at: start + Math.round(rng.next() * seconds) * 1000,
       duration: Math.max(30, Math.round(rng.logNormal(heavy ? 300 : 180, 0.4))),
       tags: heavy ? ['heavy'] : [],
       project: 20_000 + rng.int(0, projects - 1) * 11,

@@ -66,7 +66,7 @@ test('a webhook never revives a tombstone; the API does (a forged `success` must
   expect(demandByPool(testConfig(), s).docker.pending).toBe(1);
 });
 
-test('a job stays stuck when re-announced as pending; running ends it; stuck and refused jobs are not demand', () => {
+test('a job stays stuck when re-announced as pending; running ends it; stuck jobs are not demand, refused ones count as last known', () => {
   const s = emptyState();
   s.jobs.set(1, { projectId: 9, pool: 'docker', status: 'stuck', seenAt: T, since: T - 3_600_000 });
   s.jobs.set(2, { projectId: 9, pool: 'docker', status: 'refused', seenAt: T, since: T });
@@ -75,7 +75,7 @@ test('a job stays stuck when re-announced as pending; running ends it; stuck and
   observeJob(s, 2, 9, ev('pending', T + 1000, 'docker'));
   expect(s.jobs.get(2)!.status).toBe('refused'); // a webhook does not end a refusal; an API answer does
   const outsideProbe = T + 2 * 3_600_000;
-  expect(demandByPool(twoPools, s, outsideProbe).docker).toEqual({ pending: 0, running: 0 });
+  expect(demandByPool(twoPools, s, outsideProbe).docker).toEqual({ pending: 1, running: 0 });
   observeJob(s, 2, 9, api('pending', T + 2000, 'docker'));
   expect(s.jobs.get(2)!.status).toBe('pending');
   observeJob(s, 1, 9, ev('running', T + 3000, 'docker'));

@@ -50,7 +50,7 @@ test('20 pending jobs no worker takes: after five minutes they stop holding the 
   const report = buildStatus(config, 'test', new Date(clock.now()), await fleet.discover(), await store.load());
   expect(report.heldBack).toHaveLength(20);
   expect(report.heldBack[0]).toMatchObject({ projectId: 3, pool: 'docker', status: 'stuck' });
-  expect(formatStatus(report)).toMatch(/20 job\(s\) held back, not counted as demand:\n {2}job 500 \(project 3\) stuck, waiting 3h0\dm: idle workers of pool docker did not take it/);
+  expect(formatStatus(report)).toMatch(/20 job\(s\) held back \(stuck: not counted as demand; refused: not confirmed\):\n {2}job 500 \(project 3\) stuck, waiting 3h0\dm: idle workers of pool docker did not take it/);
 });
 
 test('jobs that idle workers take are never held back', async () => {

@@ -199,7 +199,7 @@ describe('failures', () => {
     const { routed, reports, api, gitlab, store, clock, pass } = await poisoned(false);
     expect(routed[0]).toBe(490); // everything else in the first pass
     const isolation = reports.flatMap((r) => r.decisions).find((d) => /isolated/.test(d));
-    expect(isolation).toMatch(/GitLab API keeps failing for project 1 \(GitLab GraphQL, project 1: Internal server error\): isolated for 10 min, its 10 waiting job\(s\) are not counted meanwhile/);
+    expect(isolation).toMatch(/GitLab API keeps failing for project 1 \(GitLab GraphQL, project 1: Internal server error\): isolated for 10 min, its 10 waiting job\(s\) are not confirmed meanwhile \(they count as last known\)/);
     expect(reports[4].heldBack).toEqual({ stuck: 0, refused: 10 });
     expect(reports[4].gitlab!.isolated).toBe(1);
     expect(gitlab.isolated(clock.now())).toEqual(['p:1']);

@@ -8,7 +8,7 @@ import { formatTrace } from '../../lib/sim/trace';
 import { generateTrace } from '../../lib/sim/trace-gen';
 import { captureStdio, type CapturedStdio } from '../helpers/cli';
 
-const REQUIRED = ['jobs', 'waitP50', 'waitP95', 'waitMax', 'peakWorkers', 'workerHours', 'spotCost', 'onDemandCost', 'interruptions', 'jobsUnserved', 'limitViolations'];
+const REQUIRED = ['jobs', 'waitP50', 'waitP95', 'waitMax', 'peakWorkers', 'workerHours', 'spotCost', 'onDemandCost', 'interruptions', 'jobsUnserved', 'limitViolations', 'gitlabApiCallsPerMinuteMax', 'jobsStuck'];
 
 describe('simulate command', () => {
   let dir: string;
@@ -32,7 +32,7 @@ describe('simulate command', () => {
     const trace = join(dir, 'day.jsonl');
     writeFileSync(trace, formatTrace(generateTrace({ days: 1, seed: 9, scale: 0.2 })));
     const chart = join(dir, 'charts', 'sim.svg');
-    const code = await run(['--config', findSamples()!.config, '--trace', trace, '--seed', '3', '--json', '--chart', chart]);
+    const code = await run(['--config', findSamples()!.config, '--trace', trace, '--seed', '3', '--json', '--chart', chart, '--webhook-loss', '0.2', '--webhook-duplicates', '0.1']);
     expect(io.err()).toBe('');
     expect(code).toBe(0);
     const lines = io.out().trim().split('\n');
@@ -41,6 +41,9 @@ describe('simulate command', () => {
     for (const k of REQUIRED) expect(typeof report[k]).toBe('number');
     expect(report.jobsUnserved).toBe(0);
     expect(report.limitViolations).toBe(0);
+    expect(report.jobsStuck).toBe(0);
+    expect(report.gitlabApiCallsPerMinuteMax).toBeLessThanOrEqual(report.autoscaler.gitlabRequestsPerMinute);
+    expect(report.autoscaler.webhooksDuplicated).toBeGreaterThan(0);
     expect(report.baseline.cost).toBeGreaterThan(0);
     expect(report.chart).toBe(chart);
     const svg = readFileSync(chart, 'utf8');
@@ -63,12 +66,14 @@ describe('simulate command', () => {
   it('rejects bad arguments with a message naming them', async () => {
     expect(await run(['--config', 'x.yaml'])).toBe(2);
     expect(await run(['--seed', 'abc'])).toBe(2);
+    expect(await run(['--webhook-duplicates', '2'])).toBe(2);
     const bad = join(dir, 'bad.jsonl');
     writeFileSync(bad, '{"id":1,"at":0}\n');
     expect(await run(['--config', findSamples()!.config, '--trace', bad, '--no-chart'])).toBe(2);
     const text = io.err();
     expect(text).toMatch(/--config FILE and --trace FILE go together/);
     expect(text).toMatch(/--seed "abc": expected a number/);
+    expect(text).toMatch(/--webhook-duplicates "2": expected a number from 0 to 1/);
     expect(text).toMatch(/line 1: "duration" must be a positive number/);
   });
 });

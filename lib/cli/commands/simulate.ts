@@ -43,7 +43,7 @@ export const command = defineCommand({
   summary: 'replay a job trace through the controller on simulated spot capacity, beside docker+machine; no arguments = the shipped sample week',
   synopsis:
     '[--config FILE --trace FILE] [--seed N] [--json] [--chart FILE | --no-chart] [--prices FILE] [--boot-seconds MIN-MAX] ' +
-    '[--interruptions-per-hour X] [--capacity-outages-per-day X] [--webhook-loss X] [--batch-window S] [--verbose]',
+    '[--interruptions-per-hour X] [--capacity-outages-per-day X] [--webhook-loss X] [--webhook-duplicates X] [--batch-window S] [--verbose]',
   description:
     'The real planner and reconcile pass run against a simulated EC2 and GitLab; on the same trace a docker+machine policy runs on on-demand machines. Prints cost, queue waits and worker-hours of both, and draws a chart. A run is deterministic for a seed. docs/simulation.md describes the model.',
   flags: {
@@ -82,6 +82,14 @@ export const command = defineCommand({
       defaultText: String(DEFAULT_CLOUD.capacityOutagesPerDay),
     },
     'webhook-loss': { type: 'number', value: 'X', min: 0, max: 1, description: 'share of Job Hook deliveries lost on the way', defaultText: String(DEFAULT_AUTOSCALER.webhookLossRate) },
+    'webhook-duplicates': {
+      type: 'number',
+      value: 'X',
+      min: 0,
+      max: 1,
+      description: 'share of delivered Job Hooks that arrive a second time, 1-60 s later, with the same Idempotency-Key',
+      defaultText: String(DEFAULT_AUTOSCALER.webhookDuplicateRate),
+    },
     'batch-window': {
       type: 'number',
       value: 'S',
@@ -92,7 +100,7 @@ export const command = defineCommand({
     },
     verbose: { type: 'boolean', description: "print every pass's decisions to stderr" },
   },
-  examples: ['simulate', 'simulate --config config.yaml --trace jobs.jsonl --json --no-chart', 'simulate --webhook-loss 0.3 --boot-seconds 30-45'],
+  examples: ['simulate', 'simulate --config config.yaml --trace jobs.jsonl --json --no-chart', 'simulate --webhook-loss 0.3 --boot-seconds 30-45', 'simulate --webhook-loss 0.2 --webhook-duplicates 0.1 --json --no-chart'],
   async run(opts) {
     if (opts['no-chart'] && opts.chart !== DEFAULT_CHART) throw new UsageError('--chart FILE and --no-chart exclude each other; pass one');
     let configPath = opts.config;
@@ -150,6 +158,7 @@ export const command = defineCommand({
         },
         autoscaler: {
           ...(opts['webhook-loss'] !== undefined && { webhookLossRate: opts['webhook-loss'] }),
+          ...(opts['webhook-duplicates'] !== undefined && { webhookDuplicateRate: opts['webhook-duplicates'] }),
           // While events keep coming, passes start at most this often (lib/controller/loop.ts minPassIntervalMs).
           ...(opts['batch-window'] !== undefined && { minPassIntervalSeconds: opts['batch-window'] }),
         },
