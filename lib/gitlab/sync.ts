@@ -6,7 +6,7 @@
  *              whose existence is unconfirmed (a forged delivery with the right secret);
  *  - confirm:  projects with pending jobs no event confirmed for CONFIRM_PENDING_MS or running jobs
  *              for CONFIRM_RUNNING_MS: a lost `success` delivery must stop holding `concurrent`;
- *  - discover: the projects we know of (gitlab.watch, seen in events in the last 24 h, with jobs
+ *  - discover: the projects we know of (gitlab.watch, seen in events in the last 7 days, with jobs
  *              in state), least recently listed first, for pending jobs whose every delivery was
  *              lost; or, with an administrator's token, the instance-wide job listing.
  *

@@ -267,7 +267,7 @@ describe('recently seen projects', () => {
     expect(await store.save(s)).toEqual({ writes: 1 });
   });
 
-  test('an empty project list is never written; projects age out after 24 h (one write)', async () => {
+  test('an empty project list is never written; projects age out after a week (one write)', async () => {
     const store = new MemoryStateStore();
     const s = await store.load();
     await store.save(s);
@@ -291,7 +291,7 @@ describe('recently seen projects', () => {
 
   test(`keeps at most ${MAX_PROJECTS} projects (least recently seen dropped) in one parameter under 4 KB`, () => {
     const s = emptyState();
-    // 16-digit ids (the largest safe integers) over the 24 hours a project is remembered.
+    // 16-digit ids (the largest safe integers) seen over a day.
     const id = (i: number) => 9_000_000_000_000_000 + i * 7919;
     for (let i = 0; i < 50; i++) touchProject(s, id(i), T0);
     for (let i = 50; i < MAX_PROJECTS + 50; i++) touchProject(s, id(i), T0 + (1 + (i % 23)) * HOUR);
