@@ -13,7 +13,7 @@ import { Ec2Fleet, ensureLaunchTemplate } from '../lib/aws/ec2-fleet';
 import { SsmStateStore } from '../lib/aws/ssm-state-store';
 import { reconcilePass } from '../lib/controller/reconcile';
 import { decodeState, emptyState, encodeState } from '../lib/controller/state';
-import type { GitLabJobs, JobEvent, Logger } from '../lib/controller/ports';
+import type { GitLabSide, JobEvent, Logger } from '../lib/controller/ports';
 import { motoClientConfig, startMoto } from '../test/helpers/moto';
 
 const quiet: Logger = { info() {}, warn() {}, error() {} };
@@ -64,7 +64,7 @@ async function main() {
         discoverMs = performance.now() - t0;
       }
     };
-    const pass = (events: JobEvent[], gitlab?: GitLabJobs) =>
+    const pass = (events: JobEvent[], gitlab?: GitLabSide) =>
       reconcilePass({ config, stage, fleet, store: new SsmStateStore({ ssm, config, stage }), clock, log: quiet, gitlab }, { events, trigger: events.length ? 'queue' : 'schedule' });
 
     console.log('controller bench (moto over HTTP on 127.0.0.1; real AWS SDK clients)');
@@ -82,20 +82,16 @@ async function main() {
       console.log(`  steady pass ${k} (600 workers, 1,000 jobs): ${(performance.now() - t).toFixed(0)} ms (discovery ${discoverMs.toFixed(0)} ms); launched ${JSON.stringify(r.launched)}; SSM writes ${r.stateWrites}; API calls ${JSON.stringify(diff(before))}`);
     }
 
-    // Untagged events with several pools: routing through the GitLab API is bounded per pass.
-    let gitlabCalls = 0;
-    const gitlab: GitLabJobs = {
-      async getJob(_p, id) {
-        gitlabCalls++;
-        return { id, status: 'pending', tagList: id % 2 ? ['arm64'] : ['docker'] };
-      },
-    };
+    // Untagged events with several pools: routed through the GitLab API, 25 projects a request.
+    const { FakeGitLabApi, gitlabSide } = await import('../test/helpers/gitlab');
+    const api = new FakeGitLabApi();
     now += 30_000;
-    const untagged: JobEvent[] = Array.from({ length: 1000 }, (_, k) => ({ jobId: 60_000_000 + k, projectId: 9, status: 'pending', receivedAt: now }));
+    const untagged: JobEvent[] = Array.from({ length: 1000 }, (_, k) => ({ jobId: 60_000_000 + k, projectId: 9 + (k % 40), status: 'pending', receivedAt: now - 5000 }));
+    for (const e of untagged) api.add(e.jobId, { projectId: e.projectId, status: 'pending', tags: e.jobId % 2 ? ['arm64'] : ['docker'] });
     before = snapshotCalls();
     t = performance.now();
-    r = await pass(untagged, gitlab);
-    console.log(`  1,000 untagged jobs, two pools: ${(performance.now() - t).toFixed(0)} ms; GitLab API calls ${gitlabCalls} (budget 100 per pass); SSM writes ${r.stateWrites}`);
+    r = await pass(untagged, gitlabSide(api));
+    console.log(`  1,000 untagged jobs from 40 projects, two pools: ${(performance.now() - t).toFixed(0)} ms; GitLab API requests ${api.requests} (25 projects a request); launched ${JSON.stringify(r.launched)}; SSM writes ${r.stateWrites}`);
 
     // The controller's own work, without moto's rendering time: the same shape in memory.
     {
