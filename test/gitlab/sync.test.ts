@@ -274,6 +274,13 @@ describe('forged deliveries (with the right secret)', () => {
   });
 });
 
+test('100,000 forged `success` events for jobs nobody knows leave nothing in the state', async () => {
+  const { pass, clock, store } = setup(onePool());
+  const r = await pass(Array.from({ length: 100_000 }, (_, k): JobEvent => ({ jobId: 5_000_000 + k, projectId: 17, status: 'success', receivedAt: clock.now() - 1000 })), 'queue');
+  expect(r.stateWrites).toBeLessThanOrEqual(2); // the project list and last-pass, no job shard
+  expect((await store.load()).jobs.size).toBe(0);
+});
+
 describe('discovery of jobs whose every delivery was lost', () => {
   test('in 300 projects seen in events: each is listed within a minute, and the job gets capacity', async () => {
     const { pass, clock, api, store } = setup(twoPools());
