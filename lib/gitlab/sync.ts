@@ -208,31 +208,9 @@ export class GitLabDemand implements GitLabSide {
     }
     this.reportNotVisible(state, tally, now, pass);
 
-    const requests_ = this.api.requests - requestsBefore;
-    if (requests_ || tally.removed || tally.discovered)
-      pass.log.info('GitLab API: jobs routed, confirmed and discovered', {
-        mode: this.api.mode,
-        requests: requests_,
-        byKind: charged,
-        wanted,
-        routed: tally.routed,
-        confirmed: tally.confirmed,
-        removed: tally.removed,
-        unconfirmed: tally.unconfirmed,
-        discovered: tally.discovered,
-        lost: tally.lost,
-        projectsListed: tally.projectsListed,
-        bucket: this.budget.available(now),
-      });
-    // A job that ended (or started) while its delivery waits in the queue is dropped (or found) too:
-    // normal, so only what points at lost or forged deliveries is a decision.
-    if (tally.unconfirmed) pass.decide(`${tally.unconfirmed} job(s) of webhook events are neither pending nor running according to the GitLab API (ended before we asked, or never existed): not counted`);
-    if (tally.lost) pass.decide(`${tally.lost} pending job(s) found by listing projects' jobs, waiting ${LOST_AFTER_MS / 1000} s or more without a webhook (lost)`);
-    if (time.exhausted)
-      pass.decide(`GitLab API time budget used up (${Math.round((pass.timeShare ?? DEFAULT_TIME_SHARE) * 100)} % of the pass's time); unrouted and unconfirmed jobs wait for the next pass`, 'warn');
-    return {
+    const report: GitLabPassReport = {
       mode: this.api.mode,
-      requests: requests_,
+      requests: this.api.requests - requestsBefore,
       byKind: charged,
       wanted,
       routed: tally.routed,
@@ -245,6 +223,15 @@ export class GitLabDemand implements GitLabSide {
       outOfTime: time.exhausted,
       ...(unavailable ? { unavailable } : {}),
     };
+    if (report.requests || tally.removed || tally.discovered)
+      pass.log.info('GitLab API: jobs routed, confirmed and discovered', { ...report, unconfirmed: tally.unconfirmed, lost: tally.lost, bucket: this.budget.available(now) });
+    // A job that ended (or started) while its delivery waits in the queue is dropped (or found) too:
+    // normal, so only what points at lost or forged deliveries is a decision.
+    if (tally.unconfirmed) pass.decide(`${tally.unconfirmed} job(s) of webhook events are neither pending nor running according to the GitLab API (ended before we asked, or never existed): not counted`);
+    if (tally.lost) pass.decide(`${tally.lost} pending job(s) found by listing projects' jobs, waiting ${LOST_AFTER_MS / 1000} s or more without a webhook (lost)`);
+    if (time.exhausted)
+      pass.decide(`GitLab API time budget used up (${Math.round((pass.timeShare ?? DEFAULT_TIME_SHARE) * 100)} % of the pass's time); unrouted and unconfirmed jobs wait for the next pass`, 'warn');
+    return report;
   }
 
   // ---- planning ------------------------------------------------------------------------------
