@@ -74,6 +74,3 @@ export function idOf(gid: unknown): number | undefined {
   const n = Number(m[1]);
   return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
-
-/** The job statuses that hold or want a runner (lib/controller/jobs.ts statusKind): pending, and the running ones. */
-export const ACTIVE_STATUSES = ['pending', 'preparing', 'running', 'waiting_for_callback', 'canceling'] as const;

@@ -26,7 +26,7 @@ import { applyApiJob, statusKind, waitingInGitLab } from '../controller/jobs';
 import type { GitLabPass, GitLabPassReport, GitLabSide } from '../controller/ports';
 import type { ControllerState } from '../controller/state';
 import type { ApiJob, GitLabApi, Outcome, Page, ProjectActivity } from './api';
-import { REQUEST_KINDS, RequestBudget, type RequestKind } from './budget';
+import { RequestBudget, type RequestKind } from './budget';
 
 /** A pending job no event or listing confirmed for this long is listed again before it keeps holding capacity. */
 export const CONFIRM_PENDING_MS = 60_000;
@@ -572,9 +572,4 @@ export async function settleWithin(work: Promise<unknown>[], time: TimeBudget): 
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Requests per kind, zero. */
-export function noRequests(): Record<RequestKind, number> {
-  return Object.fromEntries(REQUEST_KINDS.map((k) => [k, 0])) as Record<RequestKind, number>;
 }
