@@ -193,7 +193,7 @@ export class GitLabDemand implements GitLabSide {
       this.budget.charge(spent, now);
       // One request each; what the client retried is put on the first one's kind.
       for (const r of chunk) charged[r.kind]++;
-      charged[chunk[0].kind] += spent - chunk.length;
+      charged[chunk[0].kind] += Math.max(0, spent - chunk.length);
       if (!done) break;
       consecutiveFailures = tally.failed > failedBefore && tally.failed - failedBefore >= chunk.length ? consecutiveFailures + 1 : 0;
     }
