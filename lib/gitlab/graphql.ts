@@ -110,14 +110,19 @@ export class GraphQLApi implements GitLabApi {
       return out;
     }
     const nodes = list(obj(obj(answer.data)?.projects)?.nodes);
-    // Errors with a path point at the project node they belong to (projects.nodes.<i>...).
+    // Errors with a path point at the project node they belong to (projects.nodes.<i>...): at the
+    // node itself, the project failed; deeper (a scope, a pipeline, a job), the rest of its answer
+    // is good but not complete.
     const failedAt = new Map<number, string>();
+    const cutAt = new Set<number>();
     let unplaced: string | undefined;
     for (const e of list(answer.errors).map((x) => obj(x)).filter((x): x is Obj => !!x)) {
       const path = list(e.path);
       const i = path[0] === 'projects' && path[1] === 'nodes' && typeof path[2] === 'number' ? path[2] : undefined;
-      if (i === undefined) unplaced ??= String(e.message ?? 'error');
-      else failedAt.set(i, String(e.message ?? 'error'));
+      // A failed node without its id cannot be placed: the projects missing from the answer may be it.
+      if (i === undefined || idOf(obj(nodes[i])?.id) === undefined) unplaced ??= String(e.message ?? 'error');
+      else if (path.length <= 3) failedAt.set(i, String(e.message ?? 'error'));
+      else cutAt.add(i);
     }
     nodes.forEach((node, i) => {
       const n = obj(node);
@@ -128,7 +133,7 @@ export class GraphQLApi implements GitLabApi {
         return;
       }
       const jobs: ApiJob[] = [];
-      let complete = true;
+      let complete = !cutAt.has(i);
       for (const scope of ['running', 'pending']) {
         const conn = obj(n[scope]);
         if (!conn) {

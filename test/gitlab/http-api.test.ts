@@ -207,15 +207,20 @@ describe('GraphQL', () => {
     expect(sent.variables).toEqual({ ids: [7, 8, 9, 10].map((id) => `gid://gitlab/Project/${id}`), n: 4 });
   });
 
-  test('an error with a path fails only the project it points at', async () => {
+  test('an error with a path fails only the project it points at; deeper inside it, the project\'s answer is kept but not complete', async () => {
     handler = (_req, res) =>
       json(res, 200, {
-        data: { projects: { nodes: [project(7, pipelines([job(1, 'PENDING')]), pipelines([])), project(8, null, null)] } },
-        errors: [{ message: 'Internal server error', path: ['projects', 'nodes', 1, 'running'] }],
+        data: { projects: { nodes: [project(7, pipelines([job(1, 'PENDING')]), pipelines([])), null, project(9, null, pipelines([job(2, 'PENDING')]))] } },
+        errors: [
+          { message: 'Internal server error', path: ['projects', 'nodes', 1] },
+          { message: 'Internal server error', path: ['projects', 'nodes', 2, 'running'] },
+        ],
       });
-    const out = await new GraphQLApi(client().c).activeJobs([7, 8]);
-    expect(out.get(7)).toMatchObject({ ok: true });
-    expect(out.get(8)).toMatchObject({ ok: false, error: expect.stringMatching(/project 8: Internal server error/) });
+    const out = await new GraphQLApi(client().c).activeJobs([7, 8, 9]);
+    expect(out.get(7)).toMatchObject({ ok: true, value: { complete: true } });
+    expect(out.get(9)).toMatchObject({ ok: true, value: { complete: false, jobs: [{ id: 2 }] } });
+    // Node 1 failed and carries no id: an error we cannot place on a project fails the unanswered ones.
+    expect(out.get(8)).toMatchObject({ ok: false, error: expect.stringMatching(/Internal server error/) });
   });
 
   test('a query too complex for GitLab halves the batch; a whole-query failure fails every project of it', async () => {
