@@ -4,6 +4,7 @@ import { gitlabFor, resetGitlabForTests } from '../../lib/lambda/gitlab';
 import { clearSecretCache } from '../../lib/aws/ssm-state-store';
 import { makeConfig, poolInput } from '../helpers/config';
 import { MemoryLogger } from '../controller/fixtures';
+import type { GitLabDemand } from '../../lib/gitlab/sync';
 
 const ssmMock = mockClient(SSMClient);
 
@@ -30,4 +31,19 @@ test('several pools without an API token: an error naming the parameter on every
   await gitlabFor(config, 'prod', new SSMClient({}), log, 10 * 60_000);
   expect(log.lines.map((l) => l.level)).toEqual(['error', 'error']);
   expect(log.lines[0].message).toMatch(/no GitLab API token at \/gitlab-spot-autoscaler\/test\/prod\/secrets\/gitlab-api-token: with 2 pools, job events cannot be routed/);
+});
+
+test('with a token, one GitLab side per container: its request budget holds across invocations, and starts empty (a cold start)', async () => {
+  ssmMock.on(GetParameterCommand).resolves({ Parameter: { Value: 'glpat-not-a-real-token-000' } });
+  const log = new MemoryLogger();
+  const config = makeConfig();
+  const a = (await gitlabFor(config, 'prod', new SSMClient({}), log)) as GitLabDemand;
+  const b = await gitlabFor(config, 'prod', new SSMClient({}), log);
+  expect(b).toBe(a);
+  expect(a.budget.perMinute).toBe(120);
+  expect(a.budget.available(Date.now())).toBe(0);
+  const other = (await gitlabFor(makeConfig([poolInput()], { gitlab: { url: 'https://gitlab.example.com', requestsPerMinute: 60 } }), 'prod', new SSMClient({}), log)) as GitLabDemand;
+  expect(other).not.toBe(a);
+  expect(other.budget.perMinute).toBe(60);
+  expect(other.api.mode).toBe('graphql');
 });
