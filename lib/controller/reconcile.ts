@@ -38,12 +38,6 @@ export interface ReconcileOptions {
   /** How long a launch that discovery does not show yet still counts as booting. Default 180 s. */
   inflightGraceMs?: number;
   /**
-   * Projects whose pending jobs a schedule pass lists (GitLabJobs.listPendingJobs), taken from
-   * apiCallsPerPass. Default 10: half for projects with jobs in state, half rotating over the
-   * projects seen in the last 24 h.
-   */
-  projectScansPerPass?: number;
-  /**
    * Milliseconds the pass may still take (called several times; wall time, not the pass clock).
    * The reconcile Lambda passes its remaining time minus a margin. Unset: no time limit.
    */

@@ -32,7 +32,7 @@ test('20 pending jobs no worker takes: after five minutes they stop holding the 
   await pass(Array.from({ length: 20 }, (_, k): JobEvent => ({ jobId: 500 + k, projectId: 3, status: 'pending', receivedAt: clock.now() - 2000 })));
   expect(fleet.workers.size).toBe(20);
   clock.advance(120);
-  for (const w of fleet.workers.values()) Object.assign(w, { state: 'idle', idleSince: clock.now() });
+  for (const w of fleet.workers.values()) Object.assign(w, { state: 'idle', reported: 'idle', readyAt: clock.now(), idleSince: clock.now() });
   const decisions: string[] = [];
   let retired = 0;
   for (let m = 0; m < 180; m++) {
@@ -58,7 +58,7 @@ test('jobs that idle workers take are never held back', async () => {
   api.add(1, { projectId: 3, status: 'pending', tags: [] });
   await pass([{ jobId: 1, projectId: 3, status: 'pending', receivedAt: clock.now() - 1000 }]);
   clock.advance(60);
-  for (const w of fleet.workers.values()) Object.assign(w, { state: 'idle', idleSince: clock.now() });
+  for (const w of fleet.workers.values()) Object.assign(w, { state: 'idle', reported: 'idle', readyAt: clock.now(), idleSince: clock.now() });
   // A worker took it within seconds (its `running` delivery arrives): nothing to hold back.
   api.jobs.get(1)!.status = 'running';
   const r = await pass([{ jobId: 1, projectId: 3, status: 'running', receivedAt: clock.now() }]);
@@ -81,7 +81,7 @@ test('in a pool whose workers leave after IdleTime (IdleCount 0), a stuck job do
     t += 60;
     // Workers boot in a minute, then idle; the runner's --wait-timeout (IdleTime) ends them after 300 s.
     for (const w of [...fleet.workers.values()]) {
-      if (w.state === 'booting' && clock.now() - w.launchedAt >= 60_000) Object.assign(w, { state: 'idle', idleSince: clock.now() });
+      if (w.state === 'booting' && clock.now() - w.launchedAt >= 60_000) Object.assign(w, { state: 'idle', reported: 'idle', readyAt: clock.now(), idleSince: clock.now() });
       if (w.state === 'idle' && clock.now() - (w.idleSince ?? 0) >= 300_000) fleet.workers.delete(w.id);
     }
   }

@@ -118,12 +118,12 @@ describe('simulation invariants', () => {
         expect(report.limitViolations).toBe(0);
         expect(report.busyTerminations).toBe(0);
         expect(report.autoscaler.webhooksLost).toBeGreaterThan(0);
-        // Lost "pending" deliveries are repaired by the schedule pass listing the projects' pending
-        // jobs (GitLabJobs.listPendingJobs): every job is served, even the last one of a trace.
+        // Lost "pending" deliveries are repaired by listing the known projects' jobs (the GitLab
+        // side, lib/gitlab/sync.ts): every job is served, even the last one of a trace.
         expect(report.jobsUnserved).toBe(0);
         // Lost "running"/"success" deliveries must not hold capacity: 45 minutes after the last job
-        // the fleet is back to the idle target (IdleCount 1 + 0), because the schedule pass
-        // confirms recorded jobs through the GitLab API.
+        // the fleet is back to the idle target (IdleCount 1 + 0), because the listings confirm
+        // recorded jobs through the GitLab API.
         const last = samples.autoscaler[samples.autoscaler.length - 1];
         expect(last.busy).toBe(0);
         expect(last.idle + last.booting).toBeLessThanOrEqual(1);
