@@ -57,7 +57,8 @@ export class RestApi implements GitLabApi {
     const [id] = projectIds;
     const page = await this.activeJobsPage(id);
     const out = new Map<number, Outcome<ProjectActivity>>();
-    out.set(id, page.ok ? { ok: true, value: page.value && { jobs: page.value.items, complete: page.value.next === undefined } } : page);
+    if (!page.ok) out.set(id, page);
+    else out.set(id, { ok: true, value: page.value === null ? null : { jobs: page.value.items, complete: page.value.next === undefined } });
     return out;
   }
 
