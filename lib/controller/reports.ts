@@ -29,6 +29,29 @@ const STATES: readonly ReportedState[] = ['idle', 'busy', 'draining', 'stopped']
 /** Reports only ever move forward through these ranks within one boot (a worker lives one boot). */
 const RANK: Record<ReportedState, number> = { idle: 0, busy: 0, draining: 1, stopped: 2 };
 
+/**
+ * A worker's boot, as it timed it (lib/worker/script.ts boot_timeline): seconds after its
+ * launched-at tag (the controller's CreateFleet) at which each step was done. Absent steps were not
+ * measured (no /proc/stat btime, an older worker). Carried by the ready report only.
+ */
+export interface BootTimeline {
+  /** The kernel booted: the instance was running. */
+  running?: number;
+  /** cloud-init ran the user data. */
+  userData?: number;
+  /** docker answers. */
+  docker?: number;
+  /** gitlab-runner is in place (installed, or the pre-built image's release checked). */
+  runner?: number;
+  /** The ready report was sent (the runner starts once SQS accepted it). */
+  ready?: number;
+  /** The worker image: 'prebuilt' (docs/worker.md, "Pre-built images") or 'base'. */
+  image?: 'prebuilt' | 'base';
+}
+
+export const BOOT_STEPS = ['running', 'userData', 'docker', 'runner', 'ready'] as const;
+const BOOT_KEYS: Record<(typeof BOOT_STEPS)[number], string> = { running: 'k', userData: 'u', docker: 'd', runner: 'g', ready: 'r' };
+
 export interface WorkerReport {
   /** Id of the message that carried it (SQS message id): the caller deletes settled reports by it. */
   id: string;
@@ -47,6 +70,8 @@ export interface WorkerReport {
   retireSeen?: string;
   /** Why it is leaving (draining, stopped), for the log. */
   why?: string;
+  /** Its boot timeline (ready report only). */
+  boot?: BootTimeline;
   /** SQS SenderId attribute: `<role id>:<instance id>` for instance-profile credentials. */
   sender?: string;
   /** SQS SentTimestamp (SQS's clock), epoch ms. */
@@ -71,6 +96,7 @@ interface ReportBody {
   is?: number;
   rt?: string;
   w?: string;
+  b?: Record<string, unknown>;
 }
 
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
@@ -83,6 +109,12 @@ export function encodeReport(r: Omit<WorkerReport, 'id' | 'sender' | 'sentAt' | 
   if (r.idleSince !== undefined) b.is = Math.floor(r.idleSince / 1000);
   if (r.retireSeen !== undefined) b.rt = r.retireSeen;
   if (r.why !== undefined) b.w = r.why;
+  if (r.boot !== undefined) {
+    const t: Record<string, unknown> = {};
+    for (const step of BOOT_STEPS) if (r.boot[step] !== undefined) t[BOOT_KEYS[step]] = r.boot[step];
+    if (r.boot.image) t.img = r.boot.image;
+    b.b = t;
+  }
   return JSON.stringify(b);
 }
 
@@ -107,7 +139,23 @@ export function decodeReport(id: string, body: string, attrs: { sender?: string;
   if (idle !== undefined) r.idleSince = idle;
   if (typeof b.rt === 'string') r.retireSeen = b.rt.slice(0, 64);
   if (typeof b.w === 'string') r.why = b.w.slice(0, 200);
+  const boot = decodeBoot(b.b);
+  if (boot) r.boot = boot;
   return r;
+}
+
+/** A boot timeline from a report body; a malformed one is dropped (it is for the log, never for a decision). */
+function decodeBoot(raw: unknown): BootTimeline | undefined {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
+  const t = raw as Record<string, unknown>;
+  const out: BootTimeline = {};
+  for (const step of BOOT_STEPS) {
+    const v = t[BOOT_KEYS[step]];
+    // A boot is minutes at most; an hour either way is a clock gone wrong.
+    if (typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= 3600) out[step] = Math.round(v * 10) / 10;
+  }
+  if (t.img === 'prebuilt' || t.img === 'base') out.image = t.img;
+  return Object.keys(out).length ? out : undefined;
 }
 
 /**
@@ -166,6 +214,8 @@ export interface ReportsOutcome {
   retry: string[];
   counts: { applied: number; unchanged: number; stale: number; refused: number; unknown: number };
   refusals: { id: string; instanceId: string; reason: string }[];
+  /** Boot timelines the pass's accepted reports carried (one per instance), for the log and the metrics. */
+  boots: { instanceId: string; pool: string; boot: BootTimeline }[];
 }
 
 const MINUTE = 60_000;
@@ -197,7 +247,7 @@ export function applyReports(
   reports: readonly WorkerReport[],
   opts: { memory: ReportMemory; workerRoleIds: readonly string[]; tagKeys: Record<'ready' | 'state' | 'idleSince' | 'stoppedAt' | 'builds', string>; now: number },
 ): ReportsOutcome {
-  const out: ReportsOutcome = { workers: [], writes: [], settled: [], retry: [], counts: { applied: 0, unchanged: 0, stale: 0, refused: 0, unknown: 0 }, refusals: [] };
+  const out: ReportsOutcome = { workers: [], writes: [], settled: [], retry: [], counts: { applied: 0, unchanged: 0, stale: 0, refused: 0, unknown: 0 }, refusals: [], boots: [] };
   const byId = new Map(discovered.map((w) => [w.id, w]));
   const newest = new Map<string, WorkerReport>();
   for (const r of reports) {
@@ -209,6 +259,9 @@ export function applyReports(
       continue;
     }
     const w = byId.get(r.instanceId);
+    // The ready report carries the timeline; a later report of the same pass may supersede it below,
+    // so it is taken from whichever accepted report has it, once per instance.
+    if (w && r.boot && w.readyAt === undefined && !out.boots.some((x) => x.instanceId === r.instanceId)) out.boots.push({ instanceId: r.instanceId, pool: w.pool, boot: r.boot });
     if (!w) {
       // Not visible yet (DescribeInstances is eventually consistent) or gone: give it a few more deliveries.
       if ((r.receiveCount ?? 1) < 3) out.retry.push(r.id);

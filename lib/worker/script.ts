@@ -31,9 +31,22 @@ CONF_DIR=$ROOT/etc/gsa-worker
 CONF=$CONF_DIR/config.toml
 STATE_DIR=$ROOT/var/lib/gsa-worker
 RUN=$ROOT/run/gsa-worker
+## Written by "gsa-worker build-image" into a pre-built worker image (lib/deploy/image.ts); its
+## presence is how a boot knows there is nothing to install.
+IMAGE_MARKER=$ROOT/etc/gsa-worker-image
 runner_pid='' monitor_pid='' FINISHING='' IMDS_TOKEN='' IMDS_TOKEN_AT=0 REPORT_URL='' INSTANCE_ID=''
+IMAGE_KIND=base BUILDING='' LAUNCHED_MS=0
 
 now() { printf '%(%s)T' -1; }
+## Epoch milliseconds, for the boot timeline: bash 5's EPOCHREALTIME (AL2023, Ubuntu 22.04+), else date.
+now_ms() {
+  if [ -n "\${EPOCHREALTIME:-}" ]; then
+    local t=\${EPOCHREALTIME/./}
+    printf '%s' "\${t:0:13}"
+  else
+    date +%s%3N
+  fi
+}
 iso() { printf '%(%Y-%m-%dT%H:%M:%SZ)T' -1; }
 log() { printf '%s gsa-worker: %s\\n' "$(iso)" "$*" >&2; }
 
@@ -44,6 +57,8 @@ log() { printf '%s gsa-worker: %s\\n' "$(iso)" "$*" >&2; }
 finish() {
   [ -n "$FINISHING" ] && return 0
   FINISHING=1
+  ## Building an image (build-image): the build fails, the build instance stays up for Image Builder.
+  [ -n "$BUILDING" ] && { log "image build failed: $1"; exit 1; }
   log "shutting down: $1"
   if [ -n "$runner_pid" ] && kill -0 "$runner_pid" 2>/dev/null; then kill -KILL "$runner_pid" 2>/dev/null; fi
   [ -n "$monitor_pid" ] && kill "$monitor_pid" 2>/dev/null
@@ -101,6 +116,8 @@ report() {
     [ "$st" = idle ] && [ -s "$RUN/idle-since" ] && printf ',"is":%d' "$(cat "$RUN/idle-since")"
     [ -s "$RUN/retire-seen" ] && printf ',"rt":"%s"' "$(tr -cd 'A-Za-z0-9:.-' <"$RUN/retire-seen" | head -c 64)"
     [ -s "$RUN/why" ] && printf ',"w":"%s"' "$(tr -cd 'A-Za-z0-9 ().,:_/+=-' <"$RUN/why" | head -c 200)"
+    ## The ready report (always the first) carries the boot timeline (docs/worker.md, "Boot timeline").
+    [ "$seq" = 1 ] && [ -s "$RUN/boot.json" ] && printf ',"b":%s' "$(tr -cd 'A-Za-z0-9{}:,".-' <"$RUN/boot.json" | head -c 200)"
     printf '}'
   ) || return 1
   for ((i = 1; i <= tries; i++)); do
@@ -228,11 +245,101 @@ ensure_tools() {
   configure_dockerd
   retry 3 120 "starting docker" systemctl "$DOCKER_START" docker.service || finish "the docker service does not start"
   retry 5 30 "docker info" docker info >/dev/null || finish "docker does not answer (docker info)"
+  mark docker
+  ## A pre-built image (and an image build) must hold the release the pool wants: another one is
+  ## replaced (a runnerVersion changed since the image was built). Any other AMI's runner is used as is.
+  local why=''
   if ! command -v gitlab-runner >/dev/null; then
-    case $(uname -m) in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) finish "no gitlab-runner build for CPU $(uname -m)" ;; esac
-    log "installing gitlab-runner $RUNNER_VERSION ($arch)"
-    install_runner "$arch" || finish "gitlab-runner is missing and could not be downloaded and verified"
+    why=missing
+  elif { [ "$IMAGE_KIND" = prebuilt ] || [ -n "$BUILDING" ]; } && ! runner_is "$RUNNER_VERSION"; then
+    why="not $RUNNER_VERSION"
   fi
+  if [ -n "$why" ]; then
+    case $(uname -m) in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) finish "no gitlab-runner build for CPU $(uname -m)" ;; esac
+    log "installing gitlab-runner $RUNNER_VERSION ($arch): the one here is $why"
+    install_runner "$arch" || finish "gitlab-runner is $why and $RUNNER_VERSION could not be downloaded and verified"
+  fi
+  mark runner
+}
+
+## runner_is vX.Y.Z: the installed gitlab-runner reports that release ("Version:      18.3.1").
+runner_is() {
+  [[ $(timeout 30 gitlab-runner --version 2>/dev/null) =~ Version:[[:space:]]+v?([0-9]+[.][0-9]+[.][0-9]+) ]] && [ "v\${BASH_REMATCH[1]}" = "$1" ]
+}
+
+## ---- boot timeline and pre-built images (docs/worker.md, "Boot timeline", "Pre-built images")
+
+## mark STEP: when a boot step finished (epoch ms), for the timeline the ready report carries.
+mark() { [ -n "$BUILDING" ] || now_ms >"$RUN/t-$1"; }
+
+## Seconds from launched-at (the controller's CreateFleet) to an epoch-ms instant, one decimal.
+since_launch() {
+  local d=$((($1 - LAUNCHED_MS) / 100)) sign=''
+  [ "$d" -lt 0 ] && sign=- d=$((-d))
+  printf '%s%d.%d' "$sign" $((d / 10)) $((d % 10))
+}
+
+## The timeline, relative to launched-at: k the kernel booted (the instance runs), u cloud-init ran
+## the user data, d docker answers, g gitlab-runner is in place, r the ready report is sent.
+## Logged on the console and kept for the ready report.
+boot_timeline() {
+  local step t json='' line='' btime label
+  btime=$(awk '$1 == "btime" { print $2 }' "$ROOT/proc/stat" 2>/dev/null) && [ -n "$btime" ] && echo "\${btime}000" >"$RUN/t-kernel"
+  for step in kernel:k:running userdata:u:user_data docker:d:docker runner:g:gitlab-runner ready:r:ready; do
+    t=$(cat "$RUN/t-\${step%%:*}" 2>/dev/null) || continue
+    [[ $t =~ ^[0-9]+$ ]] || continue
+    t=$(since_launch "$t")
+    json+="\${json:+,}\\"$(cut -d: -f2 <<<"$step")\\":$t"
+    label=\${step##*:}
+    line+="\${line:+, }\${label//_/ } +$t"
+  done
+  printf '{%s,"img":"%s"}' "$json" "$IMAGE_KIND" >"$RUN/boot.json"
+  log "boot timeline, seconds after launch: \${line:-none}; image: $IMAGE_KIND"
+}
+
+## A pre-built image: log what it holds. The boot installs nothing that is there (ensure_tools), and
+## replaces a gitlab-runner that is not the pool's release.
+read_image() {
+  local k v
+  if [ ! -r "$IMAGE_MARKER" ]; then
+    log "base image (no $IMAGE_MARKER): installing what is missing"
+    return 0
+  fi
+  IMAGE_KIND=prebuilt
+  while IFS='=' read -r k v; do
+    case $k in pool | runner | images | built) printf -v "IMG_$k" '%s' "$(tr -cd 'A-Za-z0-9 :/@._+-' <<<"$v" | head -c 300)" ;; esac
+  done <"$IMAGE_MARKER"
+  log "pre-built image of pool \${IMG_pool:-?}, built \${IMG_built:-?}: gitlab-runner \${IMG_runner:-?}, images pulled: \${IMG_images:-none}"
+  [[ " \${IMG_images:-} " == *" $JOB_IMAGE "* ]] || log "the pool's job image $JOB_IMAGE is not in the image: its first job pulls it"
+}
+
+## gsa-worker build-image: what the pool's image pipeline runs on its build instance (the component
+## of lib/deploy/image.ts): the same installs as a boot (the pinned gitlab-runner checked against
+## its release.sha256), the job and helper images pulled, and the marker a boot looks for. It
+## writes no worker state into the image (no started marker, no config, no token).
+build_image() {
+  local image images helper arch pulled=''
+  BUILDING=1
+  BOOT_DEADLINE=$(($(now) + 3600))
+  mkdir -p "$RUN" || finish "cannot create $RUN"
+  log "building the worker image of pool $POOL: gitlab-runner $RUNNER_VERSION, job image $JOB_IMAGE"
+  apply_proxy
+  install_ca
+  ensure_tools
+  case $(uname -m) in x86_64) arch=x86_64 ;; aarch64) arch=arm64 ;; *) finish "no gitlab-runner helper image for CPU $(uname -m)" ;; esac
+  ## The helper image gitlab-runner's docker executor uses by default for this release and CPU.
+  ## HELPER_IMAGE: the pool's runner.docker.helper_image; "none" when it holds variables.
+  helper=\${HELPER_IMAGE:-registry.gitlab.com/gitlab-org/gitlab-runner/gitlab-runner-helper:$arch-$RUNNER_VERSION}
+  images=("$JOB_IMAGE")
+  [ "$helper" = none ] || images+=("$helper")
+  for image in "\${images[@]}"; do
+    retry 3 900 "docker pull $image" docker pull -q "$image" >/dev/null || finish "cannot pull $image"
+    pulled+="\${pulled:+ }$image"
+  done
+  { mkdir -p "\${IMAGE_MARKER%/*}" && printf 'format=1\\npool=%s\\nrunner=%s\\nimages=%s\\nbuilt=%s\\n' "$POOL" "$RUNNER_VERSION" "$pulled" "$(iso)" >"$IMAGE_MARKER.part" &&
+    chmod 0644 "$IMAGE_MARKER.part" && mv -f "$IMAGE_MARKER.part" "$IMAGE_MARKER"; } || finish "cannot write $IMAGE_MARKER"
+  rm -rf "$RUN"
+  log "worker image ready: $(tr '\\n' ' ' <"$IMAGE_MARKER")"
 }
 
 ## The binary is checked against release.sha256 from the same release directory: that catches a
@@ -489,7 +596,7 @@ watch_runner() {
 read_launch_time() {
   local i v
   for ((i = 1; i <= 10; i++)); do
-    v=$(imds "tags/instance/$TAG_PREFIX:launched-at") && LAUNCHED_AT=$(date -d "$v" +%s 2>/dev/null) && return 0
+    v=$(imds "tags/instance/$TAG_PREFIX:launched-at") && LAUNCHED_MS=$(date -d "$v" +%s%3N 2>/dev/null) && LAUNCHED_AT=$((LAUNCHED_MS / 1000)) && return 0
     sleep $((RETRY_DELAY * (i < 4 ? i : 4)))
   done
   finish "cannot read its launched-at tag from instance metadata (launch template InstanceMetadataTags=enabled?)"
@@ -527,6 +634,7 @@ run_worker() {
   shutdown -h "+$(((LAUNCHED_AT + MAX_LIFETIME + JOB_TIMEOUT + 600 - $(now) + 59) / 60))" "gsa-worker: hard lifetime limit" ||
     log "could not schedule the hard lifetime shutdown"
   check_may_start
+  read_image
   apply_proxy
   install_ca
   run_user_script
@@ -543,6 +651,8 @@ run_worker() {
   ## instance that never reported ready. So the runner starts only once SQS accepted the report,
   ## and only if that happened before the deadline.
   now >"$RUN/ready-at"
+  mark ready
+  boot_timeline
   become idle || finish "cannot send its ready report to $REPORT_QUEUE (does the instance role allow sqs:SendMessage on it?)"
   check_may_start
   start_runner
@@ -553,6 +663,8 @@ run_worker() {
 ## unit instead: its log goes to the journal and the serial console, and cloud-init finishes.
 install_service() {
   trap 'rc=$?; [ "$rc" = 0 ] || finish "installing gsa-worker.service failed (status $rc)"' EXIT
+  ## When cloud-init ran the user data: the timeline's "user data" step (/run: gone after a reboot).
+  mkdir -p "$RUN" && now_ms >"$RUN/t-userdata"
   mkdir -p "\${SELF%/*}" "\${UNIT%/*}" && cp "$0" "$SELF" && chmod 0700 "$SELF" || exit 1
   cat >"$UNIT" <<'UNIT' || exit 1
 [Unit]
@@ -577,6 +689,7 @@ UNIT
 
 case \${1:-} in
   run) run_worker ;;
+  build-image) build_image ;;
   *) install_service ;;
 esac
 `;

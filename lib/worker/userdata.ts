@@ -172,6 +172,8 @@ export function renderUserData(opts: UserDataOptions): string {
     // Reports go to this SQS queue (docs/worker.md, "Reports"); repeated every HEARTBEAT seconds.
     ['REPORT_QUEUE', reportQueueName(config.deployment, stage)],
     ['HEARTBEAT', REPORTING.heartbeatSeconds],
+    // Compared with what a pre-built image pulled (docs/worker.md, "Pre-built images").
+    ['JOB_IMAGE', poolJobImage(pool)],
   ];
   const header = [
     '#!/bin/bash',
@@ -187,10 +189,7 @@ export function renderUserData(opts: UserDataOptions): string {
     'GSA_TOML',
     '}',
   ].join('\n');
-  const body = WORKER_SCRIPT.split('\n')
-    .filter((line) => !/^\s*##/.test(line))
-    .join('\n');
-  const script = `${header}\n${body}`;
+  const script = `${header}\n${scriptBody()}`;
   // EC2 gets the script gzip-compressed (encode.ts: cloud-init decompresses it), so the limit
   // applies to the compressed bytes; the plain script may be larger than 16 KB. A pool on the
   // deployment's cache bucket is sent inside the unpacking wrapper the stack builds (the bucket
@@ -204,6 +203,74 @@ export function renderUserData(opts: UserDataOptions): string {
       `the user data for pool "${pool.name}" is ${sent} bytes as sent to EC2 (${gz.length} bytes gzip-compressed${sent !== gz.length ? ', in base64 inside the unpacking script that adds the cache bucket name' : ''}; ${size} bytes as a script), over EC2's limit of ${USER_DATA_LIMIT_BYTES} bytes`,
     );
   return script;
+}
+
+/** WORKER_SCRIPT without its maintainers' "##" lines: what every rendered script runs. */
+function scriptBody(): string {
+  return WORKER_SCRIPT.split('\n')
+    .filter((line) => !/^\s*##/.test(line))
+    .join('\n');
+}
+
+/** The image a pool's jobs run in when they name none (validation keeps it out of the runner block). */
+export function poolJobImage(pool: Pool): string {
+  return pool.worker.docker.image;
+}
+
+/**
+ * The helper image a pool's runner uses, when the pool names one (runner.docker.helper_image);
+ * '' for gitlab-runner's default (the build derives it from the CPU and release), 'none' when the
+ * name holds runner variables (${CI_RUNNER_VERSION}...) that only the runner expands.
+ */
+export function poolHelperImage(pool: Pool): string {
+  const helper = (pool.runner?.docker as Record<string, unknown> | undefined)?.helper_image;
+  if (typeof helper !== 'string' || !helper) return '';
+  return helper.includes('$') ? 'none' : helper;
+}
+
+/** What a pre-built image of the pool holds; the image is rebuilt when this changes (lib/deploy/image.ts). */
+export interface ImageBuildOptions {
+  config: Config;
+  pool: Pool;
+  stage: string;
+  runnerVersion?: string;
+}
+
+/**
+ * The script a pool's image pipeline runs on its build instance (`bash SCRIPT build-image`, the
+ * component of lib/deploy/image.ts): the worker script itself, so the image gets exactly the
+ * installs a boot would make (the same checksum check), with a header of only what the image
+ * depends on: the runner release, the job and helper images, and the host settings that decide
+ * whether downloads and pulls work (proxy, CA, registry mirrors). Nothing else of the pool, so a
+ * changed IdleTime or runner setting does not rebuild the image; a changed release or job image does.
+ */
+export function renderImageBuildScript(opts: ImageBuildOptions): string {
+  const { config, pool, stage } = opts;
+  if (!STAGE.test(stage)) throw new UserDataError(`stage "${stage}": must be 1-31 of a-z, 0-9 and "-", starting with a letter or digit`);
+  const runnerVersion = opts.runnerVersion ?? pool.worker.runnerVersion ?? WORKER_DEFAULTS.runnerVersion;
+  if (!RUNNER_VERSION.test(runnerVersion)) throw new UserDataError(`runnerVersion "${runnerVersion}": must be a release tag such as "v18.3.1" (a pinned release, so its checksum can be checked)`);
+  const proxy = pool.worker.proxy;
+  const values: [string, string | number][] = [
+    ['POOL', pool.name],
+    ['DEPLOYMENT', config.deployment],
+    ['STAGE', stage],
+    ['REGION', config.region ?? ''],
+    ['RUNNER_VERSION', runnerVersion],
+    ['JOB_IMAGE', poolJobImage(pool)],
+    ['HELPER_IMAGE', poolHelperImage(pool)],
+    ['PROXY_HTTP', proxy?.http ?? ''],
+    ['PROXY_HTTPS', proxy?.https ?? ''],
+    ['PROXY_NO', proxy?.noProxy.join(',') ?? ''],
+    ['DOCKERD_JSON', dockerdSettings(pool)],
+    ['CA_PEM', pool.worker.caCertificate?.trim() ?? ''],
+    ['HEARTBEAT', REPORTING.heartbeatSeconds],
+  ];
+  return [
+    '#!/bin/bash',
+    `# gitlab-spot-autoscaler: builds the worker image of pool "${pool.name}" (${config.deployment}/${stage}); run as: bash FILE build-image`,
+    ...values.map(([k, v]) => `${k}=${typeof v === 'number' ? String(v) : shellQuote(v)}`),
+    scriptBody(),
+  ].join('\n');
 }
 
 /**

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { parseConfig, type Config } from '../../lib/config';
-import { renderUserData, WORKER_DEFAULTS } from '../../lib/worker/userdata';
+import { renderImageBuildScript, renderUserData, WORKER_DEFAULTS } from '../../lib/worker/userdata';
 import { TAGS } from '../../lib/controller/tags';
 
 export const TOKEN = 'glrt-t3_SECRETrunnerTOKEN1234567';
@@ -77,6 +77,15 @@ export interface Scenario {
   snap?: boolean;
   /** The aws command reads its stdin to the end (as a wrapper or a prompting credential process may). */
   awsReadsStdin?: boolean;
+  /**
+   * A pre-built worker image (lib/deploy/image.ts): its marker file, and gitlab-runner baked into
+   * /usr/local/bin (reporting `runner`, default the pinned release) instead of on PATH.
+   */
+  prebuilt?: { runner?: string; marker?: string };
+  /** Run the image build (`build-image`, renderImageBuildScript) instead of a boot. */
+  buildImage?: boolean;
+  /** The kernel's boot time (/proc/stat btime), seconds before the script starts. */
+  kernelBootedSecondsAgo?: number;
 }
 
 export interface ImdsState {
@@ -175,6 +184,7 @@ exit 0
 `,
     'gitlab-runner': `#!/bin/bash
 ${log('gitlab-runner')}
+[ "$1" = --version ] && { printf 'Version:      %s\\nGit revision: fake\\n' "\${FAKE_RUNNER_VERSION:-${RUNNER_VERSION.slice(1)}}"; exit 0; }
 . ${fake}/runner.conf
 ev() { printf '%s\\t%s\\n' gitlab-runner "$1" >>${fake}/calls.log; curl -sf -X POST "${server}/_test/event/$1" >/dev/null; }
 quit=0 term=0
@@ -335,6 +345,7 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
   try {
     for (const [name, text] of Object.entries(fakeScripts(fake, url))) {
       if (name === 'snap' && !scenario.snap) continue;
+      if (name === 'gitlab-runner' && scenario.prebuilt && !scenario.download) continue;
       if (name === 'gitlab-runner' && scenario.download) {
         // Served by the stand-in instead, as GitLab's bucket lays a release out.
         const sha = createHash('sha256').update(scenario.download === 'good' ? text : `${text}# tampered\n`).digest('hex');
@@ -355,6 +366,23 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
     if (scenario.awsReadsStdin) writeFileSync(join(fake, 'aws.reads-stdin'), '');
     if (scenario.reportsFail) writeFileSync(join(fake, 'sqs.fail'), '');
     if (scenario.tokenInSsm ?? true) writeFileSync(join(fake, 'token'), TOKEN);
+    if (scenario.prebuilt) {
+      // Baked into the image: in the root's /usr/local/bin (where a replacement is installed), not on PATH.
+      const runner = scenario.prebuilt.runner ?? RUNNER_VERSION;
+      const text = fakeScripts(fake, url)['gitlab-runner'].replace('#!/bin/bash\n', `#!/bin/bash\nFAKE_RUNNER_VERSION=${runner.slice(1)}\n`);
+      mkdirSync(join(root, 'usr/local/bin'), { recursive: true });
+      writeFileSync(join(root, 'usr/local/bin/gitlab-runner'), text);
+      chmodSync(join(root, 'usr/local/bin/gitlab-runner'), 0o755);
+      mkdirSync(join(root, 'etc'), { recursive: true });
+      writeFileSync(
+        join(root, 'etc/gsa-worker-image'),
+        scenario.prebuilt.marker ?? `format=1\npool=default\nrunner=${runner}\nimages=alpine:latest registry.gitlab.com/gitlab-org/gitlab-runner/gitlab-runner-helper:x86_64-${runner}\nbuilt=2030-01-01T00:00:00Z\n`,
+      );
+    }
+    if (scenario.kernelBootedSecondsAgo !== undefined) {
+      mkdirSync(join(root, 'proc'), { recursive: true });
+      writeFileSync(join(root, 'proc/stat'), `cpu  1 2 3 4\nbtime ${Math.floor(Date.now() / 1000) - scenario.kernelBootedSecondsAgo}\nprocesses 42\n`);
+    }
     mkdirSync(join(fake, 'ssm'));
     for (const [name, value] of Object.entries(scenario.ssm ?? {})) writeFileSync(join(fake, 'ssm', name.replace(/\//g, '_')), value);
     const r = scenario.runner;
@@ -367,11 +395,11 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
       writeFileSync(join(root, p), 'x\n');
     }
     const config = testConfig(url, scenario.pool, scenario.noRegion);
-    const userData = renderUserData({ config, pool: config.pools[0], stage: 'test' });
+    const userData = scenario.buildImage ? renderImageBuildScript({ config, pool: config.pools[0], stage: 'test' }) : renderUserData({ config, pool: config.pools[0], stage: 'test' });
     const script = join(dir, 'user-data');
     writeFileSync(script, userData);
 
-    const child = spawn('bash', [script], {
+    const child = spawn('bash', scenario.buildImage ? [script, 'build-image'] : [script], {
       cwd: dir,
       detached: true, // its own process group, so leftovers are stopped by our own PID
       stdio: ['ignore', 'pipe', 'pipe'],

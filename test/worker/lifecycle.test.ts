@@ -190,7 +190,7 @@ describe('worker lifecycle (bash, fakes, IMDS stand-in)', () => {
 
   test('gitlab-runner download does not match release.sha256: bounded retries, not installed, power off', async () => {
     const r = await runScenario({ name: 'download-bad', download: 'bad', runner: { jobs: 1 } });
-    expectShutdown(r, /gitlab-runner is missing and could not be downloaded and verified/);
+    expectShutdown(r, /gitlab-runner is missing and v[0-9.]+ could not be downloaded and verified/);
     expect(r.events.filter((e) => e.endsWith('/release.sha256'))).toHaveLength(3);
     expect(r.output).toMatch(/sha256 [0-9a-f]{64} is not the [0-9a-f]{64} in release.sha256 \(attempt 3\/3\)/);
     expect(indexOf(r.calls, 'gitlab-runner', '')).toBe(-1);
