@@ -34,6 +34,9 @@ export const DEFAULTS = {
   rootVolumeSize: 30, // GiB
   rootVolumeType: 'gp3' as const,
   dockerImage: 'alpine:latest',
+  // A pre-built worker image per pool (docs/worker.md, "Pre-built images"): about 40 s less per boot
+  // for well under a dollar a month per pool; the base AMI launches until the first image exists.
+  workerImage: 'prebuilt' as const,
   privileged: false,
   bootTimeout: 600, // seconds a worker may take to report ready before it is repaired
   maxLifetime: 24 * 3600, // seconds; a worker retires itself after this, so no instance lives forever
@@ -48,6 +51,9 @@ export const DEFAULTS = {
   requestsPerMinute: 120,
   api: 'auto' as const, // GraphQL, falling back to REST where GitLab cannot run it
 };
+
+/** The root volume of a pre-built worker image (lib/deploy/image.ts): room for docker and the pulled images; a snapshot stores only used blocks. */
+export const PREBUILT_ROOT_GIB = 16;
 
 /** Durations a pass acts on: 0 would make every worker or job expire at once, so a floor applies. */
 const seconds = (what: string, min: number) =>
@@ -224,6 +230,9 @@ export const WorkerSchema = z
       .strict()
       .default({}),
     bootTimeout: seconds('bootTimeout', 60).default(DEFAULTS.bootTimeout),
+    // prebuilt: the stack builds an image of `ami` with docker, the pinned gitlab-runner and the job
+    // and helper images (EC2 Image Builder, lib/deploy/image.ts); base: `ami` as it is.
+    image: z.enum(['prebuilt', 'base'], { errorMap: () => ({ message: 'must be "prebuilt" (an image the stack builds from ami) or "base" (ami as it is)' }) }).default(DEFAULTS.workerImage),
     // Hard cap on a worker's life (seconds): after it the worker retires itself after its job.
     maxLifetime: seconds('maxLifetime', 600).default(DEFAULTS.maxLifetime),
     ...WORKER_HOST_SETTINGS,
@@ -386,6 +395,11 @@ function crossCheck(config: Config): string[] {
       problems.push(`${at}.IdleCountMin: ${pool.IdleCountMin} is above IdleCount ${pool.IdleCount}; IdleCount is the upper bound of the idle target`);
     if (pool.limit > 0 && pool.IdleCount > pool.limit)
       problems.push(`${at}.IdleCount: ${pool.IdleCount} can never be reached with limit ${pool.limit}; lower IdleCount or raise limit`);
+    if (pool.worker.image === 'prebuilt' && pool.worker.rootVolumeSize < PREBUILT_ROOT_GIB)
+      problems.push(`${at}.worker.rootVolumeSize: ${pool.worker.rootVolumeSize} GiB is smaller than the pre-built image's ${PREBUILT_ROOT_GIB} GiB root volume (worker.image: prebuilt); raise it or set worker.image: base`);
+    // Image Builder's service-linked role reads AWS's public parameters and /imagebuilder/... only (lib/deploy/image.ts).
+    if (pool.worker.image === 'prebuilt' && pool.worker.ami.startsWith('resolve:ssm:') && !/^resolve:ssm:\/(aws\/service|imagebuilder)\//.test(pool.worker.ami))
+      problems.push(`${at}.worker.ami: the pool's image pipeline starts from this parameter (worker.image: prebuilt), and Image Builder reads only AWS's public parameters (/aws/service/...) and /imagebuilder/...; give an AMI id ("ami-...") or such a parameter, or set worker.image: base`);
     if (pool.worker.market === 'on-demand' && pool.worker.maxPrice !== undefined)
       problems.push(`${at}.worker.maxPrice: only applies to spot; remove it or set market: spot`);
     problems.push(...runnerCrossCheck(pool, at), ...parameterCrossCheck(config, pool, at));

@@ -23,6 +23,8 @@ import { REPORTING } from '../planner';
 import { usesDeploymentCache } from '../worker/runner-config';
 import { boundarySchedules, type BoundarySchedule } from './schedules';
 import { deploymentNames, LAUNCH_STATEMENTS, STAGE_RE } from './names';
+import { getAtt, ref, sub, type Cfn } from './cfn';
+import { imageBuildsFunctionName, imageName, imageParameterName, imageResources, launchImageId } from './image';
 
 export interface UserDataArgs {
   config: Config;
@@ -53,7 +55,6 @@ export interface StackOptions {
   dev?: DevOverrides;
 }
 
-type Cfn = Record<string, unknown>;
 
 export class StackError extends Error {
   override name = 'StackError';
@@ -97,9 +98,6 @@ export function logicalName(name: string): string {
     .join('');
 }
 
-const sub = (s: string) => ({ 'Fn::Sub': s });
-const ref = (id: string) => ({ Ref: id });
-const getAtt = (id: string, attr: string) => ({ 'Fn::GetAtt': [id, attr] });
 // Hierarchical names start with "/" and the ARN takes them as is; a flat name needs the separator.
 const ssmArn = (name: string) => sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${name.startsWith('/') ? '' : '/'}${name}`);
 const logsArn = (fn: string) => sub(`arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:/aws/lambda/${fn}:*`);
@@ -129,8 +127,11 @@ export function rootDeviceName(ami: string): string {
 }
 
 /** ssm:GetParameters on the parameters the pools' AMIs resolve from (`ami: resolve:ssm:/...`). */
-function amiParameterStatements(config: Config): Cfn[] {
-  const names = [...new Set(config.pools.map((p) => p.worker.ami).filter((a) => a.startsWith('resolve:ssm:')).map((a) => a.slice('resolve:ssm:'.length).replace(/:\d+$/, '')))].sort();
+function amiParameterStatements(config: Config, imageParameters?: string): Cfn[] {
+  // The pools' pre-built image parameters (lib/deploy/image.ts) as one ARN: the policy must stay
+  // under IAM's size limit with many pools.
+  const collapse = (name: string) => (imageParameters && name.startsWith(imageParameters) ? `${imageParameters}*` : name);
+  const names = [...new Set(config.pools.map((p) => p.worker.ami).filter((a) => a.startsWith('resolve:ssm:')).map((a) => collapse(a.slice('resolve:ssm:'.length).replace(/:\d+$/, ''))))].sort();
   if (!names.length) return [];
   const arn = (name: string) =>
     name.startsWith('/aws/service/')
@@ -326,9 +327,9 @@ function bucketGuard(pool: Pool, id: string): Cfn[] {
  * writes); and reading by path from the deployment's tree or above it (a worker reads its own
  * parameters by name).
  */
-function otherSecretsDeny(config: Config, names: ReturnType<typeof parameterNames>, pool: Pool): Cfn[] {
-  const others = config.pools.filter((p) => p.name !== pool.name);
-  const own = new Set([names.runnerToken(pool), ...pool.runnerSecrets.map((s) => names.runnerSecret(pool, s))]);
+function otherSecretsDeny(config: Config, names: ReturnType<typeof parameterNames>, pool: Pool | undefined): Cfn[] {
+  const others = config.pools.filter((p) => p.name !== pool?.name);
+  const own = new Set(pool ? [names.runnerToken(pool), ...pool.runnerSecrets.map((s) => names.runnerSecret(pool, s))] : []);
   // Another pool's job secrets at their default names: one ARN for its whole subtree.
   const secretsOf = (p: Pool) => [...(p.runnerSecrets.some((s) => s.parameter === undefined) ? [`${names.base}/secrets/runner/${p.name}/*`] : []), ...p.runnerSecrets.filter((s) => s.parameter !== undefined).map((s) => names.runnerSecret(p, s))];
   const denied = [...new Set([names.webhookSecret, names.gitlabApiToken, names.config, ...others.flatMap((p) => [names.runnerToken(p), ...secretsOf(p)])])].filter((n) => !own.has(n));
@@ -404,10 +405,21 @@ function workerGuardStatements(config: Config, stage: string): Cfn[] {
         Effect: 'Deny',
         Action: ['lambda:*', 'sqs:*', 'cloudformation:*'],
         Resource: [
-          ...Object.values(functionNames).flatMap((fn) => [`function:${fn}`, `function:${fn}:*`]).map((f) => sub(`arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:${f}`)),
+          ...[...Object.values(functionNames), imageBuildsFunctionName(config.deployment, stage)].flatMap((fn) => [`function:${fn}`, `function:${fn}:*`]).map((f) => sub(`arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:${f}`)),
           getAtt('EventQueue', 'Arn'),
           getAtt('EventDeadLetterQueue', 'Arn'),
           sub(`arn:\${AWS::Partition}:cloudformation:\${AWS::Region}:\${AWS::AccountId}:stack/${stackName}/*`),
+        ],
+      },
+      // The pools' pre-built images (lib/deploy/image.ts): a worker that could change a recipe, start
+      // a build or repoint a pool's AMI parameter could put its own image under every later worker.
+      {
+        Sid: 'NeverTheWorkerImages',
+        Effect: 'Deny',
+        Action: ['imagebuilder:*', 'ssm:PutParameter', 'ssm:DeleteParameter', 'ssm:DeleteParameters', 'ssm:LabelParameterVersion'],
+        Resource: [
+          sub(`arn:\${AWS::Partition}:imagebuilder:\${AWS::Region}:\${AWS::AccountId}:*/${imageName(config.deployment, stage, '')}*`),
+          sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${imageParameterName(config, stage, '*')}`),
         ],
       },
   ];
@@ -495,6 +507,11 @@ export function buildStack(opts: StackOptions): StackParts {
   // docker's disable_cache concerns local cache volumes, not the distributed cache (runner-config.ts usesDeploymentCache).
   const sharedCache = config.pools.some((p) => !runnerCacheIsExternal(p) && p.worker.cache.shared && !p.worker.cache.bucketName);
   const needOwnSg = config.pools.some((p) => p.worker.securityGroups.length === 0);
+  // Pre-built worker images (lib/deploy/image.ts); not in local development against moto, which
+  // has no Image Builder: there every pool boots from its base AMI.
+  const images = !opts.dev;
+  // What the launch templates launch: a pre-built pool's image parameter instead of its base AMI.
+  const launchConfig: Config = { ...config, pools: config.pools.map((p) => ({ ...p, worker: { ...p.worker, ami: launchImageId(config, stage, p, images) } })) };
   const vpcId = opts.vpcId ?? config.vpcId;
   if (needOwnSg && !vpcId)
     throw new StackError(
@@ -716,7 +733,7 @@ export function buildStack(opts: StackOptions): StackParts {
         LaunchTemplateName: ltName,
         TagSpecifications: [{ ResourceType: 'launch-template', Tags: tags.slice(0, 3) }],
         LaunchTemplateData: {
-          ImageId: pool.worker.ami,
+          ImageId: launchImageId(config, stage, pool, images),
           IamInstanceProfile: { Arn: getAtt(`WorkerInstanceProfile${id}`, 'Arn') },
           SecurityGroupIds: securityGroups,
           // A worker that shuts itself down (retirement, MaxBuilds, idle) is gone, not stopped.
@@ -750,6 +767,24 @@ export function buildStack(opts: StackOptions): StackParts {
     outputs[`LaunchTemplate${id}`] = { Description: `launch template of pool ${pool.name}`, Value: ref(`LaunchTemplate${id}`) };
   }
 
+  // ---- pre-built worker images --------------------------------------------------------------------
+  if (images) {
+    const built = imageResources({
+      config,
+      stage,
+      poolIds,
+      launchTemplateId: (pool) => `LaunchTemplate${poolIds.get(pool.name)!}`,
+      securityGroups: (pool) => (pool.worker.securityGroups.length ? pool.worker.securityGroups : [getAtt('WorkerSecurityGroup', 'GroupId')]),
+      rootDeviceName: (pool) => pool.worker.rootDeviceName ?? rootDeviceName(pool.worker.ami),
+      secretsDeny: otherSecretsDeny(config, names, undefined),
+      guardPolicy: ref('WorkerGuard'),
+      alarmTopic: ref('AlarmTopic'),
+      functionName: imageBuildsFunctionName(config.deployment, stage),
+    });
+    Object.assign(resources, built.resources);
+    Object.assign(outputs, built.outputs);
+  }
+
   // ---- function roles -------------------------------------------------------------------------
   resources.WebhookRole = lambdaRole(functionNames.webhook, [
     { Sid: 'WebhookSecret', Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: ssmArn(names.webhookSecret) },
@@ -774,7 +809,7 @@ export function buildStack(opts: StackOptions): StackParts {
     // A launch template whose ImageId is `resolve:ssm:<name>` makes whoever launches from it need
     // ssm:GetParameters on that parameter (EC2 user guide, "Use a Systems Manager parameter instead
     // of an AMI ID"). AWS's public parameters (/aws/service/...) live in no account.
-    ...amiParameterStatements(config),
+    ...amiParameterStatements(launchConfig, imageParameterName(config, stage, '')),
     {
       // Describe* calls support no resource-level permissions (EC2 API reference). Ec2Fleet calls:
       // discover = DescribeInstances + DescribeInstanceStatus; launch = DescribeLaunchTemplateVersions.
@@ -783,7 +818,7 @@ export function buildStack(opts: StackOptions): StackParts {
       Action: ['ec2:DescribeInstances', 'ec2:DescribeInstanceStatus', 'ec2:DescribeLaunchTemplateVersions'],
       Resource: '*',
     },
-    ...launchStatements(config, stage, launchTemplateArns, needOwnSg),
+    ...launchStatements(launchConfig, stage, launchTemplateArns, needOwnSg),
     {
       Sid: 'TagOnLaunch',
       Effect: 'Allow',

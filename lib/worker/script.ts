@@ -4,7 +4,8 @@
  *
  * It is a template literal, so the shell's `\${` and backslashes are escaped here; read the
  * rendered script instead (`gitlab-spot-autoscaler user-data --config FILE --pool NAME`), which
- * shellcheck checks in test/worker. Lines starting with "##" are dropped from the rendered script.
+ * shellcheck checks in test/worker. Lines starting with "##" are dropped from the rendered script,
+ * and the image build's code ("##@build" to "##@end") from the user data.
  */
 export const WORKER_SCRIPT = `## ---- everything below is the same for every pool (lib/worker/script.ts) ----
 ## Lines starting with "##" are rationale for maintainers; the renderer drops them to keep the user
@@ -300,19 +301,16 @@ boot_timeline() {
 ## A pre-built image: log what it holds. The boot installs nothing that is there (ensure_tools), and
 ## replaces a gitlab-runner that is not the pool's release.
 read_image() {
-  local k v
   if [ ! -r "$IMAGE_MARKER" ]; then
     log "base image (no $IMAGE_MARKER): installing what is missing"
     return 0
   fi
   IMAGE_KIND=prebuilt
-  while IFS='=' read -r k v; do
-    case $k in pool | runner | images | built) printf -v "IMG_$k" '%s' "$(tr -cd 'A-Za-z0-9 :/@._+-' <<<"$v" | head -c 300)" ;; esac
-  done <"$IMAGE_MARKER"
-  log "pre-built image of pool \${IMG_pool:-?}, built \${IMG_built:-?}: gitlab-runner \${IMG_runner:-?}, images pulled: \${IMG_images:-none}"
-  [[ " \${IMG_images:-} " == *" $JOB_IMAGE "* ]] || log "the pool's job image $JOB_IMAGE is not in the image: its first job pulls it"
+  log "pre-built image: $(tr '\\n' ' ' <"$IMAGE_MARKER" | tr -cd 'A-Za-z0-9 =:/@._+-' | head -c 400)"
+  grep -qF " $JOB_IMAGE " <<<" $(sed -n 's/^images=//p' "$IMAGE_MARKER") " || log "job image $JOB_IMAGE not in the image: its first job pulls it"
 }
 
+##@build: to the matching "##@end", only in the image build's script (renderImageBuildScript), not in user data.
 ## gsa-worker build-image: what the pool's image pipeline runs on its build instance (the component
 ## of lib/deploy/image.ts): the same installs as a boot (the pinned gitlab-runner checked against
 ## its release.sha256), the job and helper images pulled, and the marker a boot looks for. It
@@ -341,6 +339,7 @@ build_image() {
   rm -rf "$RUN"
   log "worker image ready: $(tr '\\n' ' ' <"$IMAGE_MARKER")"
 }
+##@end
 
 ## The binary is checked against release.sha256 from the same release directory: that catches a
 ## truncated or corrupted download, not a compromised bucket (docs/worker.md, "Trust chain").
@@ -689,7 +688,9 @@ UNIT
 
 case \${1:-} in
   run) run_worker ;;
+  ##@build
   build-image) build_image ;;
+  ##@end
   *) install_service ;;
 esac
 `;

@@ -205,11 +205,19 @@ export function renderUserData(opts: UserDataOptions): string {
   return script;
 }
 
-/** WORKER_SCRIPT without its maintainers' "##" lines: what every rendered script runs. */
-function scriptBody(): string {
-  return WORKER_SCRIPT.split('\n')
-    .filter((line) => !/^\s*##/.test(line))
-    .join('\n');
+/**
+ * WORKER_SCRIPT without its maintainers' "##" lines; the user data also without the image build's
+ * code ("##@build" to "##@end"), which only the image pipeline runs: the user data stays small.
+ */
+function scriptBody(build = false): string {
+  const out: string[] = [];
+  let inBuild = false;
+  for (const line of WORKER_SCRIPT.split('\n')) {
+    if (/^\s*##@build/.test(line)) inBuild = true;
+    else if (/^\s*##@end/.test(line)) inBuild = false;
+    else if (!/^\s*##/.test(line) && (build || !inBuild)) out.push(line);
+  }
+  return out.join('\n');
 }
 
 /** The image a pool's jobs run in when they name none (validation keeps it out of the runner block). */
@@ -269,7 +277,7 @@ export function renderImageBuildScript(opts: ImageBuildOptions): string {
     '#!/bin/bash',
     `# gitlab-spot-autoscaler: builds the worker image of pool "${pool.name}" (${config.deployment}/${stage}); run as: bash FILE build-image`,
     ...values.map(([k, v]) => `${k}=${typeof v === 'number' ? String(v) : shellQuote(v)}`),
-    scriptBody(),
+    scriptBody(true),
   ].join('\n');
 }
 

@@ -44,8 +44,11 @@ describe('serverless package + cfn-lint', () => {
 
   it('packages the three functions on arm64 with the nodejs24.x runtime, without source maps at run time', () => {
     for (const f of ['webhook', 'reconcile', 'interruption']) expect(existsSync(join(out, `${f}.zip`))).toBe(true);
-    const fns = Object.values(template.Resources).filter((r: any) => r.Type === 'AWS::Lambda::Function') as any[];
+    const all = Object.values(template.Resources).filter((r: any) => r.Type === 'AWS::Lambda::Function') as any[];
+    // The three handlers, and the inline function of the pre-built worker images (lib/deploy/image.ts).
+    const fns = all.filter((f) => !f.Properties.Code.ZipFile);
     expect(fns).toHaveLength(3);
+    expect(all.filter((f) => f.Properties.Code.ZipFile).map((f) => [f.Properties.FunctionName, f.Properties.Runtime, f.Properties.Architectures])).toEqual([['gsa-acme-ci-ci-images', 'nodejs24.x', ['arm64']]]);
     for (const f of fns) {
       expect(f.Properties.Architectures).toEqual(['arm64']);
       expect(f.Properties.Runtime).toBe('nodejs24.x');

@@ -156,17 +156,24 @@ describe('the reconcile role launches only what the deployment defines', () => {
     expect(strip(off)).toBe(strip(reconcile));
   });
 
-  it('names the AMIs when every pool gives an id; any image only when a pool resolves its AMI from SSM', () => {
+  it('names the AMIs when every pool gives an id; any image only when a pool resolves its AMI from SSM or is pre-built', () => {
     const pinned = withChanges((raw) => {
       raw.pools[0].worker.ami = 'ami-0aaaaaaaaaaaaaaaa';
       raw.pools[1].worker.ami = 'ami-0bbbbbbbbbbbbbbbb';
+      for (const p of raw.pools) p.worker.image = 'base';
     });
     const st = roleStatements(pinned, 'ReconcileRole');
     expect(denied(st, fleetLaunch())).toEqual([]);
     const other = denied(st, fleetLaunch({ image: 'ami-0badbadbadbadbad0' }));
     expect(other.map((r) => `${r.action} ${r.resource}`)).toEqual(['ec2:CreateFleet arn:aws:ec2:eu-central-1::image/ami-0badbadbadbadbad0', 'ec2:RunInstances arn:aws:ec2:eu-central-1::image/ami-0badbadbadbadbad0']);
-    // samples/config.yaml resolves AL2023 from SSM at launch: its id is not known when the stack is built.
+    // samples/config.yaml's pools are pre-built (their image's id is known only when it is built), and
+    // based on AL2023 from SSM: no image id is known when the stack is built.
     expect(denied(reconcile, fleetLaunch({ image: 'ami-0anything00000000' }))).toEqual([]);
+    const prebuiltOnIds = withChanges((raw) => {
+      raw.pools[0].worker.ami = 'ami-0aaaaaaaaaaaaaaaa';
+      raw.pools[1].worker.ami = 'ami-0bbbbbbbbbbbbbbbb';
+    });
+    expect(denied(roleStatements(prebuiltOnIds, 'ReconcileRole'), fleetLaunch({ image: 'ami-0builtimage00000' }))).toEqual([]);
   });
 
   it('keeps the reconcile policy under IAM\'s 10,240-character inline limit for 10 pools of 6 types and 3 subnets', () => {
@@ -286,7 +293,7 @@ describe("a worker reaches only its own pool's token and cache", () => {
   });
 
   it('refuses an AMI resolved from a secret (the reconcile role would be allowed to read it)', () => {
-    const ami = withChanges((raw) => (raw.pools[0].worker.ami = 'resolve:ssm:/gitlab-spot-autoscaler/acme-ci/prod/secrets/runner-token/heavy'));
+    const ami = withChanges((raw) => Object.assign(raw.pools[0].worker, { ami: 'resolve:ssm:/gitlab-spot-autoscaler/acme-ci/prod/secrets/runner-token/heavy', image: 'base' }));
     expect(() => buildStack(opts({ config: ami }))).toThrow(/pool "general" resolves its AMI from .*runner-token\/heavy, which is pool "heavy"'s runner token/);
   });
 });

@@ -23,7 +23,8 @@ describe('IAM: least privilege', () => {
   const roles = Object.keys(R).filter((k) => R[k].Type === 'AWS::IAM::Role');
 
   it('has one role per function, one per pool, and one for the scheduler', () => {
-    expect(roles.sort()).toEqual(['InterruptionRole', 'ReconcileRole', 'SchedulerRole', 'WebhookRole', 'WorkerRoleGeneral', 'WorkerRoleHeavy']);
+    // The pre-built worker images (lib/deploy/image.ts): the build instance, the build trigger, the image lifecycle.
+    expect(roles.sort()).toEqual(['ImageBuilderRole', 'ImageBuildsRole', 'ImageLifecycleRole', 'InterruptionRole', 'ReconcileRole', 'SchedulerRole', 'WebhookRole', 'WorkerRoleGeneral', 'WorkerRoleHeavy']);
   });
 
   it('grants no wildcard action anywhere', () => {
@@ -88,10 +89,16 @@ describe('IAM: least privilege', () => {
     expect(resources(put[0])).toEqual([`${P}/state/*`]);
     for (const st of statements('ReconcileRole')) expect(actions([st]).every((a) => !a.startsWith('ssm:Delete'))).toBe(true);
     // ssm:GetParameters only for what the pools' AMIs resolve from (launching from a template with
-    // `resolve:ssm:` needs it); AWS's public parameters have no account in their ARN.
+    // `resolve:ssm:` needs it): the sample's pools are pre-built, their templates read the image
+    // parameters (lib/deploy/image.ts); with worker.image: base, AWS's public parameter, whose ARN has no account.
     const amis = grantsOf('ReconcileRole', 'ssm:GetParameters');
     expect(amis.map((x) => x.Sid)).toEqual(['ResolveWorkerAmis']);
-    expect(resources(amis[0])).toEqual(['arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64']);
+    expect(resources(amis[0])).toEqual(['arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/imagebuilder/gitlab-spot-autoscaler/acme-ci/prod/ami/*']);
+    const base = parseConfig(readFileSync(join(__dirname, '../../samples/config.yaml'), 'utf8'), 'samples/config.yaml');
+    for (const p of base.pools) p.worker.image = 'base';
+    const B = buildStack(opts({ config: base })).resources as Record<string, any>;
+    const baseAmis = B.ReconcileRole.Properties.Policies[0].PolicyDocument.Statement.filter((x: any) => x.Sid === 'ResolveWorkerAmis');
+    expect(resources(baseAmis[0])).toEqual(['arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64']);
   });
 
   it('grants the API token read where the config points, outside the deployment path too', () => {
@@ -167,7 +174,8 @@ describe('workers', () => {
       expect(typeof ud).toBe('string');
       const gz = Buffer.from(ud, 'base64');
       expect(gz.subarray(0, 2).toString('hex')).toBe('1f8b');
-      expect(gz.length).toBeLessThan(8000);
+      // The boot timeline and the pre-built image check (issue 13) added ~0.9 KB gzip; the limit is 16 KB.
+      expect(gz.length).toBeLessThan(8700);
       expect(gunzipSync(gz).toString('utf8')).toBe(renderUserData({ config: own, pool: p, stage: 'prod', region: 'eu-central-1' }));
     }
   });
@@ -180,8 +188,8 @@ describe('workers', () => {
         const pool = poolOf(id.toLowerCase());
         const usesRef = typeof ud !== 'string';
         const raw = sentToEc2(ud, 'acme-ci-prod-cachebucket-1a2b3c4d5e6f');
-        // The worker's report/boot-deadline code added ~0.6 KB gzip; the limit is 16 KB.
-        expect(raw.length).toBeLessThan(11_500);
+        // The worker's report/boot-deadline code added ~0.6 KB gzip, the boot timeline ~0.9 KB; the limit is 16 KB.
+        expect(raw.length).toBeLessThan(12_000);
         const expected = renderUserData({ config: sample, pool, stage: 'prod', region: 'eu-central-1', cacheBucket: usesRef ? 'acme-ci-prod-cachebucket-1a2b3c4d5e6f' : undefined });
         if (!usesRef) {
           expect(gunzipSync(raw).toString('utf8')).toBe(expected);

@@ -1,6 +1,7 @@
 /** `validate`: check a config file; every problem is listed with its path and line. */
 import { configWarnings } from '../../config';
 import { userDataProblems } from '../../worker/userdata';
+import { imageProblems } from '../../deploy/image';
 import { defineCommand, runner } from '../command';
 import { CONFIG_FLAG, loadConfigFile, UsageError } from './common';
 
@@ -13,7 +14,7 @@ export const command = defineCommand({
   run(opts) {
     const config = loadConfigFile(opts.config);
     // Valid here means deployable: each pool's user data is rendered and checked (EC2's size limit ...).
-    const problems = userDataProblems(config);
+    const problems = [...userDataProblems(config), ...imageProblems(config)];
     if (problems.length) throw new UsageError(`${opts.config}: the workers' user data cannot be built:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     for (const w of configWarnings(config)) process.stderr.write(`warning: ${w}\n`);
     process.stdout.write(`${opts.config}: valid — deployment "${config.deployment}", ${config.pools.length} pool(s): ${config.pools.map((p) => p.name).join(', ')}\n`);
