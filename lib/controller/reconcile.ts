@@ -118,6 +118,8 @@ export interface PassReport {
   gitlabOutOfTime: boolean;
   /** What became of the workers' reports: ids to delete (settled) and to leave for a later delivery (retry). */
   reports: { settled: string[]; retry: string[]; counts: ReportsOutcome['counts']; tagWrites: number };
+  /** Boot timelines of the workers that reported ready in this pass (seconds after launch). */
+  boots: ReportsOutcome['boots'];
   /** True when launches or other actions were left to the next pass for lack of time. */
   outOfTime: boolean;
 }
@@ -207,6 +209,8 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   if (rep.refusals.length)
     log.warn('worker reports refused: not sent by the instance they speak for', { passId, refused: rep.refusals.length, examples: rep.refusals.slice(0, 5) });
   if (input.reports?.length) log.info('worker reports applied', { passId, reports: input.reports.length, ...rep.counts, tagWrites: rep.writes.length });
+  // Each ready worker's boot, as it timed it (docs/worker.md, "Boot timeline"); also a metric per pool (lib/lambda/metrics.ts).
+  for (const b of rep.boots) log.info('worker boot timeline', { passId, instanceId: b.instanceId, pool: b.pool, ...b.boot });
   const discovered = rep.workers;
   recordInterruptionCooldowns(config, state, discovered, now);
   pruneCooldowns(state, now);
@@ -311,6 +315,7 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
     launchId,
     gitlabOutOfTime: gitlab?.outOfTime ?? false,
     reports,
+    boots: rep.boots,
     outOfTime,
   };
 }

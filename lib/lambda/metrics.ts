@@ -8,7 +8,8 @@
 export type EmfUnit = 'Count' | 'Milliseconds' | 'Seconds' | 'None';
 
 export interface MetricValue {
-  value: number;
+  /** One value, or several of the same moment (EMF takes an array of up to 100). */
+  value: number | number[];
   unit?: EmfUnit;
 }
 
@@ -26,7 +27,8 @@ export function emfLine(
   at = Date.now(),
   namespace = METRIC_NAMESPACE,
 ): string {
-  const entries = Object.entries(metrics).filter(([, v]) => Number.isFinite(typeof v === 'number' ? v : v.value));
+  const finite = (v: number | number[]) => (Array.isArray(v) ? v.length > 0 && v.length <= 100 && v.every(Number.isFinite) : Number.isFinite(v));
+  const entries = Object.entries(metrics).filter(([, v]) => finite(typeof v === 'number' ? v : v.value));
   if (entries.length > MAX_METRICS_PER_LINE) throw new Error(`EMF allows at most ${MAX_METRICS_PER_LINE} metrics per line, got ${entries.length}`);
   const doc: Record<string, unknown> = {
     ...properties,
@@ -63,6 +65,8 @@ export interface PassReportLike {
   durationMs: number;
   stateWrites?: number;
   apiCalls?: number;
+  /** Boot timelines of workers that became ready (lib/controller/reports.ts BootTimeline). */
+  boots?: { pool: string; boot: Partial<Record<'running' | 'userData' | 'docker' | 'runner' | 'ready', number>> & { image?: string } }[];
 }
 
 const ERROR_CLASSES = ['capacity', 'quota', 'throttling', 'invalid', 'other'];
@@ -99,6 +103,7 @@ export function passMetricLines(report: PassReportLike, deployment: string, stag
       at,
     );
   });
+  lines.push(...bootMetricLines(report, deployment, stage, trigger, at));
   lines.push(
     emfLine(
       { Deployment: deployment, Stage: stage },
@@ -108,6 +113,34 @@ export function passMetricLines(report: PassReportLike, deployment: string, stag
     ),
   );
   return lines;
+}
+
+/**
+ * Workers' boot timelines (docs/worker.md, "Boot timeline"): per Deployment, Stage, Pool and Image
+ * (prebuilt or base), the seconds after launch at which each step was done, as arrays of the values
+ * of the workers that became ready in this pass: BootRunning (the instance runs), BootUserData,
+ * BootDocker, BootRunner, BootReady (the worker reported ready). BootReady is the boot time.
+ */
+export function bootMetricLines(report: Pick<PassReportLike, 'passId' | 'boots'>, deployment: string, stage: string, trigger: string, at = Date.now()): string[] {
+  const groups = new Map<string, { pool: string; image: string; values: Record<string, number[]> }>();
+  for (const { pool, boot } of report.boots ?? []) {
+    const image = boot.image ?? 'unknown';
+    const key = `${pool}\u0000${image}`;
+    if (!groups.has(key)) groups.set(key, { pool, image, values: {} });
+    const g = groups.get(key)!;
+    for (const [step, name] of [['running', 'BootRunning'], ['userData', 'BootUserData'], ['docker', 'BootDocker'], ['runner', 'BootRunner'], ['ready', 'BootReady']] as const) {
+      const v = boot[step];
+      if (v !== undefined && (g.values[name] ??= []).length < 100) g.values[name].push(v);
+    }
+  }
+  return [...groups.values()].map((g) =>
+    emfLine(
+      { Deployment: deployment, Stage: stage, Pool: g.pool, Image: g.image },
+      Object.fromEntries(Object.entries(g.values).map(([name, value]) => [name, { value, unit: 'Seconds' as const }])),
+      { passId: report.passId, trigger },
+      at,
+    ),
+  );
 }
 
 /** A failed pass still produces a data point, so an alarm on PassFailures sees it. */

@@ -113,3 +113,29 @@ describe('applyReports', () => {
     expect(again.writes).toEqual([]);
   });
 });
+
+describe('the boot timeline (docs/worker.md, "Boot timeline")', () => {
+  test('round-trips; what the worker script prints decodes; a malformed one is dropped, never the report', () => {
+    const boot = { running: 16.4, userData: 24.1, docker: 45.9, runner: 51.2, ready: 53.8, image: 'base' as const };
+    const body = encodeReport({ instanceId: id(1), seq: 1, state: 'idle', builds: 0, at: T0, readyAt: T0, boot });
+    expect(JSON.parse(body).b).toEqual({ k: 16.4, u: 24.1, d: 45.9, g: 51.2, r: 53.8, img: 'base' });
+    expect(decodeReport('m', body).boot).toEqual(boot);
+    const fromBash = `{"v":1,"i":"${id(1)}","q":1,"s":"idle","n":0,"t":1764496800,"r":1764496800,"b":{"k":17.0,"u":20.0,"d":20.3,"g":20.3,"r":20.4,"img":"prebuilt"}}`;
+    expect(decodeReport('m', fromBash).boot).toEqual({ running: 17, userData: 20, docker: 20.3, runner: 20.3, ready: 20.4, image: 'prebuilt' });
+    // Without btime (no /proc/stat) the step is left out; a clock an hour off, a string, an array: dropped.
+    expect(decodeReport('m', fromBash.replace('"k":17.0,', '').replace('"g":20.3', '"g":"x"').replace('"d":20.3', '"d":99999')).boot).toEqual({ userData: 20, ready: 20.4, image: 'prebuilt' });
+    expect(decodeReport('m', fromBash.replace(/"b":\{[^}]*\}/, '"b":[1,2]')).boot).toBeUndefined();
+    expect(decodeReport('m', fromBash.replace(/"img":"prebuilt"/, '"img":"<script>"')).boot!.image).toBeUndefined();
+  });
+
+  test('applyReports hands on each newly ready worker\'s timeline once, with its pool, also when a later report of the pass wins', () => {
+    const boot = { running: 17, ready: 55, image: 'prebuilt' as const };
+    const ws = [booting(1), booting(2), { ...booting(3), state: 'idle' as const, reported: 'idle' as const, readyAt: T0 - 120_000 }];
+    const out = apply(ws, [report(1, 1, 'idle', { boot }), report(1, 2, 'busy'), report(2, 1, 'idle'), report(3, 1, 'idle', { boot })]);
+    // 1: ready and busy in the same pass; 2: an older worker without a timeline; 3: already known ready (a repeat).
+    expect(out.boots).toEqual([{ instanceId: id(1), pool: 'docker', boot }]);
+    // A refused report's timeline is not taken.
+    const refused = apply([booting(4)], [report(4, 1, 'idle', { boot, sender: `${ROLE}:${id(5)}` })]);
+    expect(refused.boots).toEqual([]);
+  });
+});
