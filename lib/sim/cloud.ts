@@ -5,8 +5,10 @@
  * baseline.ts) drive the same kind of world, each its own copy.
  *
  * Modelling choices (docs/simulation.md explains each):
- *  - A worker boots for a uniform random time in bootSeconds, then takes the oldest pending job of
- *    its pool at once (GitLab's long polling makes pickup near-immediate).
+ *  - A worker boots for the time its image's boot steps take (boot.ts: pre-built or base image,
+ *    each step drawn from figures measured or published), or uniformly in bootSeconds when given,
+ *    then takes the oldest pending job of its pool at once (GitLab's long polling makes pickup
+ *    near-immediate). A worker of a base image pulls its helper and job image at its first job.
  *  - A worker is gitlab-runner `run-single`: it exits by itself after MaxBuilds builds
  *    (--max-builds) or after being idle for its wait timeout (--wait-timeout, the pool's largest
  *    IdleTime), and honours a retirement request after its current job.
@@ -41,12 +43,13 @@ import { REPORTING } from '../planner';
 import { TAGS } from '../controller/tags';
 import { EventQueue } from './events';
 import { Rng } from './rng';
+import { sampleBoot, sampleFirstPull, type WorkerImage } from './boot';
 import type { PriceTable } from './prices';
 import type { TraceJob } from './trace';
 
 export interface CloudOptions {
-  /** Seconds from launch until the runner takes jobs: uniform in [min, max]. */
-  bootSeconds: [number, number];
+  /** Seconds from launch until the runner takes jobs: uniform in [min, max]; unset = the boot model of each pool's worker image (boot.ts). */
+  bootSeconds?: [number, number];
   /** Seconds from "leave" (shutdown or terminate) until the instance is gone and billing stops. */
   shutdownSeconds: number;
   /** Seconds a worker takes to notice a retirement request (it polls instance-metadata tags). */
@@ -72,7 +75,6 @@ export interface CloudOptions {
 }
 
 export const DEFAULT_CLOUD: CloudOptions = {
-  bootSeconds: [60, 120],
   shutdownSeconds: 30,
   retirementNoticeSeconds: 10,
   interruptionsPerHour: 0.005,
@@ -157,6 +159,9 @@ export interface SimWorker {
   impaired?: boolean;
   /** Its power-off failed: the instance stays, with no runner, until terminated. */
   stuck?: boolean;
+  /** The image it boots from (boot.ts), and the seconds its first job still has to pull (0 once pulled). */
+  image: WorkerImage;
+  firstPull: number;
   /** What the controller recorded on the instance from its reports (the tags of recordWorkerState). */
   recorded: { readyAt?: number; reported?: ReportedState; idleSince?: number; stoppedAt?: number; builds?: number };
 }
@@ -181,6 +186,8 @@ export interface WorldStats {
   onDemandCostOfSameHours: number;
   byMarket: Record<'spot' | 'on-demand', number>;
   webhooksSent: number;
+  /** Every worker that became ready: its pool, image and seconds from launch to ready. */
+  boots: { pool: string; image: WorkerImage; seconds: number }[];
 }
 
 export interface Sample {
@@ -200,6 +207,8 @@ export interface WorldOptions {
   rng: Rng;
   /** Global cap on jobs running at once, enforced on pickup (docker+machine's `concurrent`); 0 = none. */
   maxRunning: number;
+  /** Every machine boots from its base AMI whatever the pool's worker.image (docker+machine cannot use the pre-built image). */
+  baseImageOnly?: boolean;
   sampleEveryMs?: number;
 }
 
@@ -215,7 +224,7 @@ export class World {
   readonly samples: Sample[] = [];
   readonly stats: WorldStats = {
     launches: 0, interruptions: 0, jobsHitByInterruptions: 0, busyTerminations: 0, terminationsByKind: {}, retiredWhileBusy: 0, reportsSent: 0, slowBoots: 0, impairments: 0, limitViolations: 0, peakWorkers: 0,
-    instanceSeconds: 0, cost: 0, onDemandCostOfSameHours: 0, byMarket: { spot: 0, 'on-demand': 0 }, webhooksSent: 0,
+    instanceSeconds: 0, cost: 0, onDemandCostOfSameHours: 0, byMarket: { spot: 0, 'on-demand': 0 }, webhooksSent: 0, boots: [],
   };
   /** Called for every job status change GitLab would send a Job Hook for. */
   onJobEvent: (e: JobEvent) => void = () => {};
@@ -249,6 +258,7 @@ export class World {
   readonly cloud: CloudOptions;
   readonly prices: PriceTable;
   private readonly maxRunning: number;
+  private readonly baseImageOnly: boolean;
 
   constructor(
     opts: WorldOptions,
@@ -259,6 +269,7 @@ export class World {
     this.cloud = opts.cloud;
     this.prices = opts.prices;
     this.maxRunning = opts.maxRunning;
+    this.baseImageOnly = opts.baseImageOnly ?? false;
     this.rng = opts.rng;
     this.bootRng = opts.rng.fork('boot');
     this.interruptRng = opts.rng.fork('interrupt');
@@ -423,7 +434,10 @@ export class World {
     if (!wasAssigned) this.emit(job, 'running');
     this.report(w);
     const epoch = ++w.idleEpoch;
-    this.at(this.now + job.trace.duration * 1000, () => {
+    // A base image's first job pulls the helper and job image first (boot.ts); a pre-built image has them.
+    const pull = w.firstPull;
+    w.firstPull = 0;
+    this.at(this.now + job.trace.duration * 1000 + pull * 1000, () => {
       if (w.job === job && w.idleEpoch === epoch) this.finish(w, job);
     });
   }
@@ -458,8 +472,16 @@ export class World {
   // ---- workers (EC2 + run-single) ------------------------------------------------------------
 
   launchWorker(pool: Pool, instanceType: string, subnet: string, market: 'spot' | 'on-demand', selfExit: boolean, passId?: string): SimWorker {
-    const [lo, hi] = this.cloud.bootSeconds;
-    let boot = (lo + this.bootRng.next() * (hi - lo)) * 1000;
+    const image: WorkerImage = this.baseImageOnly ? 'base' : pool.worker.image;
+    let boot: number;
+    let firstPull = 0;
+    if (this.cloud.bootSeconds) {
+      const [lo, hi] = this.cloud.bootSeconds;
+      boot = (lo + this.bootRng.next() * (hi - lo)) * 1000;
+    } else {
+      boot = sampleBoot(image, this.bootRng) * 1000;
+      firstPull = sampleFirstPull(image, this.bootRng);
+    }
     if (selfExit && this.cloud.slowBootRate > 0 && this.faultRng.chance(this.cloud.slowBootRate)) {
       boot = pool.worker.bootTimeout * 1000 * (0.8 + 0.8 * this.faultRng.next());
       this.stats.slowBoots++;
@@ -467,7 +489,7 @@ export class World {
     const w: SimWorker = {
       id: `i-${(this.nextWorker++).toString(16).padStart(17, '0')}`,
       pool, instanceType, subnet, zone: zoneOf(pool, subnet), market,
-      launchedAt: this.now, readyAt: this.now + Math.round(boot), state: 'booting', builds: 0, selfExit, idleEpoch: 0, passId, seq: 0, recorded: {},
+      launchedAt: this.now, readyAt: this.now + Math.round(boot), state: 'booting', builds: 0, selfExit, idleEpoch: 0, passId, seq: 0, recorded: {}, image, firstPull,
     };
     this.workers.set(w.id, w);
     this.stats.launches++;
@@ -561,6 +583,7 @@ export class World {
       this.leave(w);
       return;
     }
+    this.stats.boots.push({ pool: w.pool.name, image: w.image, seconds: (this.now - w.launchedAt) / 1000 });
     if (w.boundJob) {
       const job = w.boundJob;
       w.boundJob = undefined;

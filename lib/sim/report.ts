@@ -48,6 +48,10 @@ export function formatReport(r: SimulationReport, chartPath?: string): string {
     `Fence: ${a.retiredWhileBusy} retirement request(s) found the runner just busy (it finished its job first); terminations: ${fenceLine(a.terminationsByKind)}.`,
     `GitLab API: ${a.gitlabApiCalls} requests, busiest minute ${r.gitlabApiCallsPerMinuteMax} (budget ${a.gitlabRequestsPerMinute} a minute).`,
   ];
+  for (const pool of Object.keys({ ...a.boot, ...b.boot }).sort()) {
+    const f = (x?: { image: string; p50: number; p95: number }) => (x ? `p50 ${x.p50} s, p95 ${x.p95} s (${x.image})` : 'no boots');
+    lines.push(`Boot to ready, pool ${pool}: spot autoscaler ${f(a.boot[pool])}; docker+machine ${f(b.boot[pool])}.`);
+  }
   if (r.jobsUnroutable) lines.push(`Warning: ${r.jobsUnroutable} job(s) carry tags no pool serves; neither policy can run them (check the pools' tags and runUntagged).`);
   if (r.jobsStuck) lines.push(`${r.jobsStuck} job(s) stay pending in GitLab and no runner takes them (trace "stuck"); they are left out of the waits and of "jobs never served".`);
   if (r.jobsUnserved) lines.push(`Warning: ${r.jobsUnserved} job(s) never finished within the run (see docs/simulation.md, "Jobs never served").`);

@@ -53,6 +53,8 @@ export interface PolicyFigures {
   /** The controller's terminations by kind (the fence), and retirement requests that found the runner busy (it finished its job first). */
   terminationsByKind: Partial<Record<TerminationKind, number>>;
   retiredWhileBusy: number;
+  /** Seconds from launch to ready per pool (the image it booted from, workers that became ready, percentiles). */
+  boot: Record<string, { image: string; n: number; p50: number; p95: number }>;
 }
 
 export interface SimulationReport {
@@ -146,7 +148,24 @@ function figures(world: World): PolicyFigures {
     busyTerminations: s.busyTerminations,
     terminationsByKind: { ...s.terminationsByKind },
     retiredWhileBusy: s.retiredWhileBusy,
+    boot: bootFigures(s.boots),
   };
+}
+
+function bootFigures(boots: World['stats']['boots']): PolicyFigures['boot'] {
+  const byPool = new Map<string, { images: Set<string>; seconds: number[] }>();
+  for (const b of boots) {
+    if (!byPool.has(b.pool)) byPool.set(b.pool, { images: new Set(), seconds: [] });
+    const g = byPool.get(b.pool)!;
+    g.images.add(b.image);
+    g.seconds.push(b.seconds);
+  }
+  const out: PolicyFigures['boot'] = {};
+  for (const [pool, g] of byPool) {
+    const sorted = g.seconds.sort((a, b) => a - b);
+    out[pool] = { image: [...g.images].sort().join('+'), n: sorted.length, p50: r1(percentile(sorted, 0.5)), p95: r1(percentile(sorted, 0.95)) };
+  }
+  return out;
 }
 
 export async function simulate(opts: SimulationOptions): Promise<SimulationResult> {
@@ -185,7 +204,8 @@ export async function simulate(opts: SimulationOptions): Promise<SimulationResul
 
   // docker+machine on on-demand machines: no interruptions, no capacity outages.
   const baseCloud: CloudOptions = { ...cloud, interruptionsPerHour: 0, capacityOutagesPerDay: 0 };
-  const baseWorld = new World({ config, cloud: baseCloud, prices, rng: rng.fork('baseline-world'), maxRunning: config.concurrent }, trace.jobs, trace.start);
+  // docker-machine provisions its machines from the base AMI: it cannot use the pre-built image (boot.ts).
+  const baseWorld = new World({ config, cloud: baseCloud, prices, rng: rng.fork('baseline-world'), maxRunning: config.concurrent, baseImageOnly: true }, trace.jobs, trace.start);
   new DockerMachineBaseline(baseWorld, config).start();
 
   await spotWorld.runUntil(horizon, () => spotWorld.allDone() && spotWorld.now >= lastArrival);

@@ -42,7 +42,7 @@ export const command = defineCommand({
   name: 'simulate',
   summary: 'replay a job trace through the controller on simulated spot capacity, beside docker+machine; no arguments = the shipped sample week',
   synopsis:
-    '[--config FILE --trace FILE] [--seed N] [--json] [--chart FILE | --no-chart] [--prices FILE] [--boot-seconds MIN-MAX] ' +
+    '[--config FILE --trace FILE] [--seed N] [--json] [--chart FILE | --no-chart] [--prices FILE] [--worker-image prebuilt|base] [--boot-seconds MIN-MAX] ' +
     '[--interruptions-per-hour X] [--capacity-outages-per-day X] [--webhook-loss X] [--webhook-duplicates X] [--batch-window S] [--verbose]',
   description:
     'The real planner and reconcile pass run against a simulated EC2 and GitLab; on the same trace a docker+machine policy runs on on-demand machines. Prints cost, queue waits and worker-hours of both, and draws a chart. A run is deterministic for a seed. docs/simulation.md describes the model.',
@@ -59,11 +59,18 @@ export const command = defineCommand({
       description: 'JSON prices per instance type, over the built-in ones: {"m6i.large": {"onDemand": 0.096, "spot": 0.031}}',
       defaultText: "AWS's us-east-1 on-demand rates, spot at 35 % of them",
     },
+    'worker-image': {
+      type: 'string',
+      value: 'IMAGE',
+      choices: ['prebuilt', 'base'],
+      description: "boot every pool's workers from this image (worker.image), to compare: prebuilt or base",
+      defaultText: "each pool's worker.image",
+    },
     'boot-seconds': {
       type: 'string',
       value: 'MIN-MAX',
-      description: 'seconds from launch until a worker takes a job, uniform in MIN-MAX (or one number)',
-      defaultText: DEFAULT_CLOUD.bootSeconds.join('-'),
+      description: 'seconds from launch until a worker takes a job, uniform in MIN-MAX (or one number), instead of the boot model of each pool\'s worker image',
+      defaultText: "the boot model of the pools' worker.image (docs/simulation.md, \"Boot model\")",
     },
     'interruptions-per-hour': {
       type: 'number',
@@ -100,7 +107,7 @@ export const command = defineCommand({
     },
     verbose: { type: 'boolean', description: "print every pass's decisions to stderr" },
   },
-  examples: ['simulate', 'simulate --config config.yaml --trace jobs.jsonl --json --no-chart', 'simulate --webhook-loss 0.3 --boot-seconds 30-45', 'simulate --webhook-loss 0.2 --webhook-duplicates 0.1 --json --no-chart'],
+  examples: ['simulate', 'simulate --config config.yaml --trace jobs.jsonl --json --no-chart', 'simulate --worker-image base', 'simulate --webhook-loss 0.3 --boot-seconds 30-45', 'simulate --webhook-loss 0.2 --webhook-duplicates 0.1 --json --no-chart'],
   async run(opts) {
     if (opts['no-chart'] && opts.chart !== DEFAULT_CHART) throw new UsageError('--chart FILE and --no-chart exclude each other; pass one');
     let configPath = opts.config;
@@ -121,6 +128,7 @@ export const command = defineCommand({
       if (boot[0] > boot[1]) throw new UsageError('--boot-seconds: MIN must not exceed MAX');
     }
     const config = loadConfigFile(configPath);
+    if (opts['worker-image']) for (const pool of config.pools) pool.worker.image = opts['worker-image'] as 'prebuilt' | 'base';
     let trace;
     try {
       trace = parseTrace(readText('trace file', tracePath), tracePath);
