@@ -34,7 +34,7 @@ export const DEFAULTS = {
   rootVolumeSize: 30, // GiB
   rootVolumeType: 'gp3' as const,
   dockerImage: 'alpine:latest',
-  // A pre-built worker image per pool (docs/worker.md, "Pre-built images"): about 40 s less per boot
+  // A pre-built worker image per pool (docs/worker.md, "Pre-built images"): about 30 s less per boot
   // for well under a dollar a month per pool; the base AMI launches until the first image exists.
   workerImage: 'prebuilt' as const,
   privileged: false,
