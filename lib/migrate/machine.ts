@@ -3,7 +3,7 @@
  * Knobs keep their gitlab-runner names; `amazonec2-*` / `engine-*` MachineOptions become worker
  * settings or a report entry saying why not (docs/migration.md, "What maps to what").
  */
-import { DEFAULTS } from '../config';
+import { DEFAULTS, PREBUILT_ROOT_GIB } from '../config';
 import { AWS_REGIONS, DOCKER_MACHINE_DEFAULT_REGION } from './regions';
 import type { Report } from './report';
 import { own } from '../worker/runner-schema';
@@ -241,7 +241,7 @@ function machineWorker(machine: Table, optsAt: string, ctx: MachineContext): { w
   } else {
     worker.ami = DEFAULT_AMI;
     if (ami) report.dropped(optAt('amazonec2-ami'), `${JSON.stringify(ami)} is not an AMI id`);
-    warn(optAt('amazonec2-ami'), 'no AMI id: written Amazon Linux 2023 (resolved at launch from AWS\'s public SSM parameter). Workers install docker and gitlab-runner when missing; a pre-baked AMI boots faster');
+    warn(optAt('amazonec2-ami'), 'no AMI id: written Amazon Linux 2023 (AWS\'s public SSM parameter); the stack pre-builds an image of it with docker and gitlab-runner per pool (worker.image: prebuilt)');
   }
   done('amazonec2-ami');
 
@@ -250,7 +250,9 @@ function machineWorker(machine: Table, optsAt: string, ctx: MachineContext): { w
     const n = Number(root);
     if (Number.isInteger(n) && n >= 8) {
       worker.rootVolumeSize = n;
-      report.mapped(optAt('amazonec2-root-size'), w('rootVolumeSize'));
+      // A pre-built image's root is PREBUILT_ROOT_GIB (lib/deploy/image.ts): a smaller disk boots the AMI as it is.
+      if (n < PREBUILT_ROOT_GIB) worker.image = 'base';
+      report.mapped(optAt('amazonec2-root-size'), w('rootVolumeSize'), n < PREBUILT_ROOT_GIB ? `below a pre-built image's ${PREBUILT_ROOT_GIB} GiB root: worker.image: base (installs at boot)` : undefined);
     } else report.dropped(optAt('amazonec2-root-size'), `${JSON.stringify(root)} is not a size in GiB >= 8; the default ${DEFAULTS.rootVolumeSize} is used`);
   }
   done('amazonec2-root-size');

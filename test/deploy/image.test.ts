@@ -15,6 +15,7 @@ import { parseConfig, validateConfig, type Config } from '../../lib/config';
 import { buildStack, type StackOptions } from '../../lib/deploy/stack';
 import { COMPONENT_DATA_LIMIT, IMAGE_BUILDS_HANDLER, IMAGE_TAG, componentDocument, imageParameterName, ImageError, imageProblems } from '../../lib/deploy/image';
 import { renderImageBuildScript, renderUserData } from '../../lib/worker/userdata';
+import { migrateConfigToml } from '../../lib/migrate/migrate';
 import { evaluate, resolve, type TemplateEnv } from '../helpers/iam';
 
 const sample = parseConfig(readFileSync(join(__dirname, '../../samples/config.yaml'), 'utf8'), 'samples/config.yaml');
@@ -188,6 +189,14 @@ describe('the template', () => {
     raw.pools.forEach((p: any) => (p.worker.image = 'base'));
     expect(() => validateConfig(raw, 'inline')).not.toThrow();
   });
+});
+
+test('migrate: a docker+machine root disk smaller than the image\'s boots its AMI as it is (a valid config)', () => {
+  const toml = (size: number) =>
+    `concurrent = 4\n[[runners]]\nname = "ci"\nurl = "https://gitlab.example.com"\nexecutor = "docker+machine"\n[runners.docker]\nimage = "alpine"\n[runners.machine]\nMachineDriver = "amazonec2"\nMachineName = "ci-%s"\nMachineOptions = ["amazonec2-region=eu-west-1", "amazonec2-subnet-id=subnet-0abc", "amazonec2-instance-type=m6i.large", "amazonec2-root-size=${size}"]\n`;
+  const small = migrateConfigToml(toml(10)).config.pools[0].worker;
+  expect(small).toMatchObject({ rootVolumeSize: 10, image: 'base' });
+  expect(migrateConfigToml(toml(40)).config.pools[0].worker).toMatchObject({ rootVolumeSize: 40, image: 'prebuilt' });
 });
 
 describe('least privilege', () => {
