@@ -25,7 +25,7 @@ import { gzipSync } from 'node:zlib';
 import type { Config, Pool } from '../config';
 import { PREBUILT_ROOT_GIB } from '../config';
 import { renderImageBuildScript } from '../worker/userdata';
-import { getAtt, ref, sub, type Cfn } from './cfn';
+import { getAtt, lambdaRole, ref, sub, type Cfn } from './cfn';
 
 /** Weekly rebuild: Sunday 03:00 UTC (Image Builder schedules are UTC cron). */
 export const IMAGE_SCHEDULE = 'cron(0 3 ? * sun *)';
@@ -272,24 +272,9 @@ export function imageResources(ctx: ImageContext): { resources: Record<string, C
   const recipes: Record<string, string> = {};
   for (const pool of pools) recipes[imageName(config.deployment, stage, pool.name)] = pool.name;
   resources.ImageBuildsLogGroup = { Type: 'AWS::Logs::LogGroup', Properties: { LogGroupName: `/aws/lambda/${ctx.functionName}`, RetentionInDays: 30 } };
-  resources.ImageBuildsRole = {
-    Type: 'AWS::IAM::Role',
-    Properties: {
-      AssumeRolePolicyDocument: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }] },
-      Policies: [
-        {
-          PolicyName: 'least-privilege',
-          PolicyDocument: {
-            Version: '2012-10-17',
-            Statement: [
-              { Sid: 'OwnLogs', Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: sub(`\${ImageBuildsLogGroup.Arn}`) },
-              { Sid: 'StartOwnPipelines', Effect: 'Allow', Action: ['imagebuilder:StartImagePipelineExecution'], Resource: pools.map((p) => ARN('imagebuilder', `image-pipeline/${imageName(config.deployment, stage, p.name)}`)) },
-            ],
-          },
-        },
-      ],
-    },
-  };
+  resources.ImageBuildsRole = lambdaRole(ctx.functionName, [
+    { Sid: 'StartOwnPipelines', Effect: 'Allow', Action: ['imagebuilder:StartImagePipelineExecution'], Resource: pools.map((p) => ARN('imagebuilder', `image-pipeline/${imageName(config.deployment, stage, p.name)}`)) },
+  ]);
   resources.ImageBuildsFunction = {
     Type: 'AWS::Lambda::Function',
     DependsOn: ['ImageBuildsLogGroup'],

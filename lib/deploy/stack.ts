@@ -23,7 +23,7 @@ import { REPORTING } from '../planner';
 import { usesDeploymentCache } from '../worker/runner-config';
 import { boundarySchedules, type BoundarySchedule } from './schedules';
 import { deploymentNames, LAUNCH_STATEMENTS, STAGE_RE } from './names';
-import { getAtt, ref, sub, type Cfn } from './cfn';
+import { getAtt, lambdaRole, ref, sub, type Cfn } from './cfn';
 import { imageBuildsFunctionName, imageName, imageParameterName, imageResources, launchImageId } from './image';
 
 export interface UserDataArgs {
@@ -100,26 +100,8 @@ export function logicalName(name: string): string {
 
 // Hierarchical names start with "/" and the ARN takes them as is; a flat name needs the separator.
 const ssmArn = (name: string) => sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${name.startsWith('/') ? '' : '/'}${name}`);
-const logsArn = (fn: string) => sub(`arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:/aws/lambda/${fn}:*`);
 const ec2Arn = (what: string) => sub(`arn:\${AWS::Partition}:ec2:\${AWS::Region}:\${AWS::AccountId}:${what}`);
 
-function lambdaRole(fn: string, statements: Cfn[]): Cfn {
-  return {
-    Type: 'AWS::IAM::Role',
-    Properties: {
-      AssumeRolePolicyDocument: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }] },
-      Policies: [
-        {
-          PolicyName: 'least-privilege',
-          PolicyDocument: {
-            Version: '2012-10-17',
-            Statement: [{ Sid: 'OwnLogs', Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: logsArn(fn) }, ...statements],
-          },
-        },
-      ],
-    },
-  };
-}
 
 /** The root device of the AMI family: Canonical's images use /dev/sda1, Amazon Linux /dev/xvda. */
 export function rootDeviceName(ami: string): string {

@@ -17,6 +17,7 @@ import { COMPONENT_DATA_LIMIT, IMAGE_BUILDS_HANDLER, IMAGE_TAG, componentDocumen
 import { renderImageBuildScript, renderUserData } from '../../lib/worker/userdata';
 import { migrateConfigToml } from '../../lib/migrate/migrate';
 import { evaluate, resolve, type TemplateEnv } from '../helpers/iam';
+import { ACCOUNT, SAMPLE_ENV } from '../helpers/stack-env';
 
 const sample = parseConfig(readFileSync(join(__dirname, '../../samples/config.yaml'), 'utf8'), 'samples/config.yaml');
 const changed = (change: (raw: any) => void, base: Config = sample): Config => {
@@ -27,25 +28,8 @@ const changed = (change: (raw: any) => void, base: Config = sample): Config => {
 const opts = (over: Partial<StackOptions> = {}): StackOptions => ({ config: sample, stage: 'prod', region: 'eu-central-1', vpcId: 'vpc-0123456789abcdef0', renderUserData, ...over });
 const stack = (config: Config = sample, over: Partial<StackOptions> = {}) => buildStack(opts({ config, ...over })).resources as Record<string, any>;
 
-const ACCOUNT = '123456789012';
 const PARAM = '/imagebuilder/gitlab-spot-autoscaler/acme-ci/prod/ami/general';
-const env: TemplateEnv = {
-  partition: 'aws',
-  region: 'eu-central-1',
-  account: ACCOUNT,
-  refs: {
-    LaunchTemplateGeneral: 'lt-0general',
-    LaunchTemplateHeavy: 'lt-0heavy',
-    'WorkerSecurityGroup.GroupId': 'sg-0own',
-    'CacheBucket.Arn': 'arn:aws:s3:::acme-ci-prod-cachebucket-1',
-    'EventQueue.Arn': `arn:aws:sqs:eu-central-1:${ACCOUNT}:events`,
-    'WorkerReportQueue.Arn': `arn:aws:sqs:eu-central-1:${ACCOUNT}:reports`,
-    'EventDeadLetterQueue.Arn': `arn:aws:sqs:eu-central-1:${ACCOUNT}:dead-letters`,
-    'ImageBuildsLogGroup.Arn': `arn:aws:logs:eu-central-1:${ACCOUNT}:log-group:/aws/lambda/gsa-acme-ci-prod-images:*`,
-    'WorkerRoleGeneral.Arn': `arn:aws:iam::${ACCOUNT}:role/worker-general`,
-    'WorkerRoleHeavy.Arn': `arn:aws:iam::${ACCOUNT}:role/worker-heavy`,
-  },
-};
+const env: TemplateEnv = SAMPLE_ENV;
 const ssmArn = (name: string) => `arn:aws:ssm:eu-central-1:${ACCOUNT}:parameter${name}`;
 const SECRETS = ['secrets/runner-token/general', 'secrets/runner-token/heavy', 'secrets/webhook-secret', 'secrets/gitlab-api-token', 'config', 'state/meta'].map((n) => ssmArn(`/gitlab-spot-autoscaler/acme-ci/prod/${n}`));
 

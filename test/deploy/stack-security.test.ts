@@ -13,6 +13,7 @@ import { TAGS } from '../../lib/controller/tags';
 import { LAUNCH_STATEMENTS } from '../../lib/deploy/names';
 import { renderUserData } from '../../lib/worker/userdata';
 import { evaluate, resolve, type AwsRequest, type Context, type TemplateEnv } from '../helpers/iam';
+import { ACCOUNT, SAMPLE_ENV } from '../helpers/stack-env';
 
 const sampleText = readFileSync(join(__dirname, '../../samples/config.yaml'), 'utf8');
 const sample = parseConfig(sampleText, 'samples/config.yaml');
@@ -23,24 +24,7 @@ const withChanges = (change: (raw: any) => void): Config => {
 };
 const opts = (over: Partial<StackOptions> = {}): StackOptions => ({ config: sample, stage: 'prod', region: 'eu-central-1', vpcId: 'vpc-0123456789abcdef0', renderUserData, ...over });
 
-const ACCOUNT = '123456789012';
-const env: TemplateEnv = {
-  partition: 'aws',
-  region: 'eu-central-1',
-  account: ACCOUNT,
-  refs: {
-    LaunchTemplateGeneral: 'lt-0general',
-    LaunchTemplateHeavy: 'lt-0heavy',
-    'WorkerSecurityGroup.GroupId': 'sg-0own',
-    'CacheBucket.Arn': 'arn:aws:s3:::acme-ci-prod-cachebucket-1',
-    CacheBucket: 'acme-ci-prod-cachebucket-1',
-    'WorkerRoleGeneral.Arn': `arn:aws:iam::${ACCOUNT}:role/worker-general`,
-    'WorkerRoleHeavy.Arn': `arn:aws:iam::${ACCOUNT}:role/worker-heavy`,
-    'EventQueue.Arn': `arn:aws:sqs:eu-central-1:${ACCOUNT}:events`,
-    'WorkerReportQueue.Arn': `arn:aws:sqs:eu-central-1:${ACCOUNT}:gsa-acme-ci-prod-worker-reports`,
-    'EventDeadLetterQueue.Arn': `arn:aws:sqs:eu-central-1:${ACCOUNT}:dead-letters`,
-  },
-};
+const env: TemplateEnv = SAMPLE_ENV;
 const ec2 = (what: string) => `arn:aws:ec2:eu-central-1:${ACCOUNT}:${what}`;
 const LT = { general: ec2('launch-template/lt-0general'), heavy: ec2('launch-template/lt-0heavy') };
 
