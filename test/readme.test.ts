@@ -23,3 +23,20 @@ test('the README opens with the set-up-and-run command and the test command', ()
   expect(firstBlock).toMatch(/^npm ci && npm start\b/m);
   expect(firstBlock).toMatch(/^npm test\b/m);
 });
+
+test('no committed file holds a merge conflict marker', () => {
+  const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
+  const root = join(__dirname, '..');
+  const files = execFileSync('git', ['ls-files', '-z'], { cwd: root, encoding: 'utf8' }).split('\0').filter((f) => f && !f.endsWith('package-lock.json') && !/\.(png|svg|gz)$/.test(f));
+  const marked: string[] = [];
+  for (const f of files) {
+    let text: string;
+    try {
+      text = readFileSync(join(root, f), 'utf8');
+    } catch {
+      continue; // listed but absent in this checkout
+    }
+    if (/^(<{7}|>{7}) /m.test(text) || /^<{7}$/m.test(text)) marked.push(f);
+  }
+  expect(marked).toEqual([]);
+});
