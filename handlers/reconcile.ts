@@ -19,7 +19,8 @@ import { ec2Client, ssmClient } from '../lib/aws/clients';
 import { Ec2Fleet } from '../lib/aws/ec2-fleet';
 import { SsmStateStore } from '../lib/aws/ssm-state-store';
 import { SqsInbox } from '../lib/aws/sqs-inbox';
-import type { Config } from '../lib/config';
+import { SsmOperatorHolds } from '../lib/aws/operator-holds';
+import { parameterNames, type Config } from '../lib/config';
 import { reconcilePass, type PassInput, type PassReport } from '../lib/controller/reconcile';
 import { runLoop, type LoopOptions, type LoopReport } from '../lib/controller/loop';
 import { ReportMemory } from '../lib/controller/reports';
@@ -44,6 +45,18 @@ let recentDeliveries = new RecentDeliveries();
  * Logs go to the current invocation's logger (correlation id), not the first one's.
  */
 let fleetCache: { key: string; fleet: Ec2Fleet; log: { current: Logger } } | undefined;
+/** Operators' holds (pause / drain), one reader per container: its 5 s cache bounds the SSM reads to one per pass. */
+let holdsCache: { path: string; holds: SsmOperatorHolds; log: { current: Logger } } | undefined;
+
+function holdsFor(config: Config, stage: string, ssm: SSMClient, log: Logger): SsmOperatorHolds {
+  const path = parameterNames(config, stage).operator;
+  if (holdsCache?.path !== path) {
+    const ref = { current: log };
+    holdsCache = { path, holds: new SsmOperatorHolds({ ssm, path, log: { info: (m, f) => ref.current.info(m, f), warn: (m, f) => ref.current.warn(m, f), error: (m, f) => ref.current.error(m, f) } }), log: ref };
+  }
+  holdsCache.log.current = log;
+  return holdsCache.holds;
+}
 
 /**
  * Time kept back from the Lambda's remaining time for what follows the pass's own deadline:
@@ -85,6 +98,7 @@ function setup() {
 export function resetForTests(sink: MetricsSink = stdoutSink): void {
   clients = undefined;
   fleetCache = undefined;
+  holdsCache = undefined;
   metricsSink = sink;
   reportMemory = new ReportMemory();
   recentDeliveries = new RecentDeliveries();
@@ -115,7 +129,7 @@ async function runPass(config: Config, env: ControllerEnv, input: PassInput, con
   fleet.timeLeftMs = remainingMs ? () => remainingMs() - SAVE_RESERVE_MS : undefined;
   try {
     const report = await reconcilePass(
-      { config, stage: env.stage, fleet, store, gitlab, clock: { now: () => Date.now() }, log, options: { remainingMs }, reportMemory, workerRoleIds: env.workerRoleIds },
+      { config, stage: env.stage, fleet, store, gitlab, clock: { now: () => Date.now() }, log, options: { remainingMs }, reportMemory, workerRoleIds: env.workerRoleIds, holds: holdsFor(config, env.stage, ssm, log) },
       input,
     );
     for (const line of passMetricLines(report, config.deployment, env.stage, input.trigger)) metricsSink(line);

@@ -632,6 +632,8 @@ export function parameterNames(config: Config, stage: string) {
     base,
     config: `${base}/config`,
     state: `${base}/state`,
+    /** Operator holds (pause/drain/resume), one parameter per pool: written by operators, read by the controller (lib/controller/holds.ts). */
+    operator: `${base}/operator`,
     webhookSecret: config.gitlab.webhookSecretParameter ?? `${base}/secrets/webhook-secret`,
     gitlabApiToken: config.gitlab.apiTokenParameter ?? `${base}/secrets/gitlab-api-token`,
     runnerToken: (pool: Pool) => pool.runnerTokenParameter ?? `${base}/secrets/runner-token/${pool.name}`,

@@ -79,8 +79,24 @@ export interface PoolDemand {
   running: number;
 }
 
+/**
+ * An operator's hold on a pool (`pause` / `drain`, lib/controller/holds.ts): paused launches
+ * nothing, idle target included; draining also asks every worker of the pool to retire (a busy
+ * one after its job). Never a termination: the fence is unchanged.
+ */
+export interface PoolHold {
+  mode: 'paused' | 'draining';
+  /** Who set it: the caller's ARN (STS GetCallerIdentity) as the CLI wrote it. */
+  by: string;
+  /** ISO 8601 instant it was set. */
+  at: string;
+  reason?: string;
+}
+
 export interface Snapshot {
   workers: readonly WorkerView[];
+  /** Operator holds by pool name; a pool missing here is not held. */
+  holds?: Readonly<Record<string, PoolHold>>;
   /** Demand per pool name; a pool missing here has no demand. */
   demand: Readonly<Record<string, PoolDemand>>;
   /** The launch template version each pool launches from now; idle workers of other versions are retired. */
@@ -88,7 +104,7 @@ export interface Snapshot {
 }
 
 /** Why an instance should go; it is always asked first (a Retirement), and terminated only behind the fence (Termination). */
-export type RetirementKind = 'max-builds' | 'template' | 'limit' | 'idle' | 'boot-timeout' | 'impaired' | 'orphan';
+export type RetirementKind = 'max-builds' | 'template' | 'limit' | 'idle' | 'boot-timeout' | 'impaired' | 'orphan' | 'drain';
 
 /** A graceful request: the worker finishes its current job, then leaves on its own. */
 export interface Retirement {
@@ -141,6 +157,8 @@ export interface PoolPlan {
   cappedBy: string[];
   retire: Retirement[];
   terminate: Termination[];
+  /** The operator's hold on the pool, when there is one (launch is then 0). */
+  hold?: PoolHold;
 }
 
 export interface Plan {

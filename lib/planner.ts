@@ -11,7 +11,9 @@
  *             date, when the pool is over `limit`, or when it was idle longer than IdleTime and the
  *             idle target is exceeded without it.
  *  - launch?  enough for the pending jobs `concurrent` lets run, plus the idle target, within
- *             `limit` (workers in all states) and MaxGrowthRate (workers booting).
+ *             `limit` (workers in all states) and MaxGrowthRate (workers booting); nothing while an
+ *             operator holds the pool (pause, drain: Snapshot.holds), and a drained pool's workers
+ *             are all asked to retire.
  * An instance that should go (surplus, outdated, broken, orphaned, timed out) is always asked to
  * retire first: a graceful request the worker honours after its current job. TerminateInstances is
  * planned only behind the fence (model.ts TerminationKind; docs/architecture.md, "The fence"): for
@@ -252,6 +254,15 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
         available--;
       }
     }
+    // An operator's drain (lib/controller/holds.ts): every worker of the pool not yet asked is asked
+    // to retire now; a busy one finishes its job first. Through the retire tag, never a termination.
+    const hold = snapshot.holds?.[pool.name];
+    if (hold?.mode === 'draining') {
+      const asked = new Set([...retire, ...tri.terminate].map((x) => x.id));
+      for (const w of byPool.get(pool.name)!)
+        if (w.retireRequestedAt === undefined && !asked.has(w.id))
+          retire.push({ id: w.id, reason: `pool drained by ${hold.by} at ${hold.at}${w.state === 'busy' ? ' (leaves after its job)' : ''}`, kind: 'drain' });
+    }
     // A worker asked to retire stays in Total until it is gone, as Removing does in docker+machine.
     total = counts.total;
 
@@ -272,6 +283,14 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
         launch = room;
         cappedBy.push(name);
       }
+    // An operator's pause or drain: nothing is launched, for pending jobs or the idle target.
+    if (hold) {
+      const held = launch;
+      launch = 0;
+      cappedBy.splice(0, cappedBy.length, `pool ${hold.mode} by operator`);
+      const reasons = held > 0 ? [`${held} wanted, held: pool ${hold.mode} by ${hold.by} since ${hold.at}`] : [];
+      return { pool: pool.name, settings, counts, idleTarget: target, launch, launchReasons: reasons, cappedBy: wanted > 0 ? cappedBy : [], retire: retire.sort(byId), terminate: tri.terminate.sort(byId), hold };
+    }
     if (machineRoom !== Infinity) machineRoom -= launch;
     const launchedForPending = Math.min(launch, forPending);
     const launchReasons: string[] = [];

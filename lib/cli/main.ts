@@ -33,6 +33,7 @@
 import { version } from '../../package.json';
 import { closest, fail, PROGRAM, runCommand, usageLine, type Command, type Flags } from './command';
 import { command as explain } from './commands/explain';
+import { drain, pause, resume } from './commands/hold';
 import { command as migrate } from './commands/migrate';
 import { command as simulate } from './commands/simulate';
 import { command as status } from './commands/status';
@@ -40,7 +41,7 @@ import { command as userData } from './commands/user-data';
 import { command as validate } from './commands/validate';
 import { command as workerConfig } from './commands/worker-config';
 
-export const COMMANDS: Command<Flags>[] = [simulate, migrate, explain, validate, status, userData, workerConfig] as Command<any>[];
+export const COMMANDS: Command<Flags>[] = [simulate, migrate, explain, validate, status, pause, resume, drain, userData, workerConfig] as Command<any>[];
 
 export const VERSION: string = version;
 

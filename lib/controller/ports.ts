@@ -3,7 +3,7 @@
  * for Lambda; the simulation and the tests implement them in memory. Nothing here imports AWS.
  */
 import type { Config, Pool } from '../config';
-import type { Retirement, Termination, WorkerView } from '../model';
+import type { PoolHold, Retirement, Termination, WorkerView } from '../model';
 import type { WorkerStateWrite } from './reports';
 import type { ControllerState } from './state';
 
@@ -94,6 +94,15 @@ export interface GitLabPass {
   /** Wall-clock ms the pass may still take; GitLab calls use `timeShare` of it. Unset: no time limit. */
   remainingMs?: () => number;
   timeShare?: number;
+}
+
+/**
+ * Operators' holds on pools (pause, drain: lib/controller/holds.ts), read at the start of every
+ * pass. Throws when they cannot be read and nothing was read before: a pass must not launch into a
+ * pool an operator may have paused (as a state that cannot be read fails the pass).
+ */
+export interface OperatorHolds {
+  read(): Promise<Readonly<Record<string, PoolHold>>>;
 }
 
 export interface GitLabPassReport {

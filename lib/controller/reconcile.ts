@@ -28,7 +28,7 @@ import type { Config, Pool } from '../config';
 import type { Plan, Retirement, Termination, WorkerView } from '../model';
 import { plan as makePlan } from '../planner';
 import { applyJobEvents, demandByPool, describeUntaken, expireJobs, holdBackUntakenJobs } from './jobs';
-import { IDEMPOTENT_MISMATCH, type CapacityPool, type Clock, type Decide, type Fleet, type FleetWorker, type GitLabPassReport, type GitLabSide, type InstanceMarker, type JobEvent, type LaunchError, type LaunchErrorClass, type Logger, type MarkOutcome } from './ports';
+import { IDEMPOTENT_MISMATCH, type CapacityPool, type Clock, type Decide, type Fleet, type FleetWorker, type GitLabPassReport, type GitLabSide, type InstanceMarker, type JobEvent, type LaunchError, type LaunchErrorClass, type Logger, type MarkOutcome, type OperatorHolds } from './ports';
 import { expireProjects, type Backoff, type ControllerState, type Cooldown, type StateStore } from './state';
 import { formatInterrupted, TAGS } from './tags';
 import { applyReports, ReportMemory, type ReportsOutcome, type WorkerReport } from './reports';
@@ -75,6 +75,8 @@ export interface ReconcileDeps {
    * of the instance it speaks for (reports.ts senderProblem). Empty: the session is still checked.
    */
   workerRoleIds?: readonly string[];
+  /** Operators' pause / drain per pool (lib/controller/holds.ts), read at the start of every pass. */
+  holds?: OperatorHolds;
 }
 
 export interface PassInput {
@@ -184,6 +186,7 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
 
   // ---- state -------------------------------------------------------------------------------
   const state = await store.load();
+  const holds = deps.holds ? await deps.holds.read() : {};
   // A state without an epoch (first pass, or rebuilt after a loss) starts one from the clock: a
   // fresh lifetime never reuses the ClientTokens of an earlier one (tokens stay valid >= 24 h).
   if (!state.epoch) {
@@ -222,7 +225,8 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   // Jobs idle workers did not take are not demand: no runner of ours will run them (docs/controller.md).
   for (const line of describeUntaken(holdBackUntakenJobs(config, state, discovered, now), config)) decide(line, 'warn');
   const demand = demandByPool(config, state, now);
-  const plan = makePlan(config, new Date(now), { workers, demand, templateVersions });
+  const plan = makePlan(config, new Date(now), { workers, demand, templateVersions, holds });
+  for (const pp of plan.pools) if (pp.hold && pp.launchReasons.length) decide(`pool ${pp.pool}: ${pp.launchReasons.join('; ')}`);
 
   // ---- act ---------------------------------------------------------------------------------
   const launched: Record<string, number> = {};

@@ -88,3 +88,12 @@ export function launchTemplateName(deployment: string, stage: string, pool: stri
 export function reportQueueName(deployment: string, stage: string): string {
   return `gsa-${deployment}-${stage}-worker-reports`;
 }
+
+/**
+ * The CloudWatch Logs group of a pool's workers (the stack creates it, with retention); each worker
+ * writes one stream, `<instance id>/<primary private IPv4>` (lib/worker/script.ts ship_logs: IAM
+ * pins the stream to the instance's own address, lib/deploy/stack.ts workerLogStatements).
+ */
+export function workerLogGroupName(deployment: string, stage: string, pool: string): string {
+  return `/${TAG_PREFIX}/${deployment}/${stage}/workers/${pool}`;
+}

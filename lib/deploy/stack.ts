@@ -305,8 +305,8 @@ function bucketGuard(pool: Pool, id: string): Cfn[] {
  * The deployment's secrets a pool's workers must never read, denied explicitly so that no extra
  * grant (worker.iam: AmazonSSMManagedInstanceCore, attached for Session Manager, allows
  * ssm:GetParameter on every parameter) can open them: other pools' runner tokens and job secrets,
- * the webhook secret, the GitLab API token, the config and the controller's state (reads and
- * writes); and reading by path from the deployment's tree or above it (a worker reads its own
+ * the webhook secret, the GitLab API token, the config, the controller's state and the operators'
+ * holds (reads and writes); and reading by path from the deployment's tree or above it (a worker reads its own
  * parameters by name).
  */
 function otherSecretsDeny(config: Config, names: ReturnType<typeof parameterNames>, pool: Pool | undefined): Cfn[] {
@@ -329,7 +329,8 @@ function otherSecretsDeny(config: Config, names: ReturnType<typeof parameterName
       Sid: 'NeverOtherSecrets',
       Effect: 'Deny',
       Action: ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParameterHistory', 'ssm:PutParameter', 'ssm:DeleteParameter', 'ssm:DeleteParameters', 'ssm:LabelParameterVersion'],
-      Resource: [...denied.map(anyArn), anyArn(names.state), anyArn(`${names.state}/*`)],
+      // The operators' holds too: a worker that could write them could resume a paused pool.
+      Resource: [...denied.map(anyArn), anyArn(names.state), anyArn(`${names.state}/*`), anyArn(names.operator), anyArn(`${names.operator}/*`)],
     },
     { Sid: 'NeverTheDeploymentByPath', Effect: 'Deny', Action: ['ssm:GetParametersByPath'], Resource: [...paths.map(anyArn), anyArn(`${names.base}/*`)] },
   ];
@@ -788,6 +789,8 @@ export function buildStack(opts: StackOptions): StackParts {
     // The state store never deletes (a shard that empties is overwritten), so no Delete grant.
     { Sid: 'ReadState', Effect: 'Allow', Action: ['ssm:GetParametersByPath'], Resource: [ssmArn(names.state), ssmArn(`${names.state}/*`)] },
     { Sid: 'WriteState', Effect: 'Allow', Action: ['ssm:PutParameter'], Resource: ssmArn(`${names.state}/*`) },
+    // lib/aws/operator-holds.ts: operators' pause / drain per pool, read (never written) each pass.
+    { Sid: 'ReadOperatorHolds', Effect: 'Allow', Action: ['ssm:GetParametersByPath'], Resource: [ssmArn(names.operator), ssmArn(`${names.operator}/*`)] },
     // A launch template whose ImageId is `resolve:ssm:<name>` makes whoever launches from it need
     // ssm:GetParameters on that parameter (EC2 user guide, "Use a Systems Manager parameter instead
     // of an AMI ID"). AWS's public parameters (/aws/service/...) live in no account.

@@ -89,6 +89,12 @@ describe('the reconcile role launches only what the deployment defines', () => {
     expect(refused.filter((r) => r.resource.includes(`:${resourceType}/`)).map((r) => r.action).sort()).toEqual(['ec2:CreateFleet', 'ec2:RunInstances']);
   });
 
+  it("reads the operators' holds (pause / drain) and cannot write them: operators do", () => {
+    const param = (name: string) => `arn:aws:ssm:eu-central-1:${ACCOUNT}:parameter/gitlab-spot-autoscaler/acme-ci/prod/${name}`;
+    expect(evaluate(reconcile, { action: 'ssm:GetParametersByPath', resource: param('operator') })).toBe('allow');
+    for (const action of ['ssm:PutParameter', 'ssm:DeleteParameter']) expect(evaluate(reconcile, { action, resource: param('operator/general') })).toBe('implicit-deny');
+  });
+
   it('denies RunInstances without one of the deployment\'s launch templates (the key RunInstances offers)', () => {
     const direct = fleetLaunch({ runInstancesTemplate: null }).filter((r) => r.action === 'ec2:RunInstances' && r.resource.endsWith(':instance/*'));
     expect(denied(reconcile, direct)).toEqual(direct);
@@ -317,6 +323,9 @@ describe('a worker whose pool adds broad extras (worker.iam) still cannot reach 
     ['ssm:GetParameter', '/ci/secrets/heavy/npm'],
     ['ssm:PutParameter', '/gitlab-spot-autoscaler/acme-ci/prod/config'],
     ['ssm:PutParameter', '/gitlab-spot-autoscaler/acme-ci/prod/state/meta'],
+    // An operator's pause or drain: a worker that could rewrite it could resume its own pool.
+    ['ssm:PutParameter', '/gitlab-spot-autoscaler/acme-ci/prod/operator/general'],
+    ['ssm:DeleteParameter', '/gitlab-spot-autoscaler/acme-ci/prod/operator/heavy'],
     ['ssm:PutParameter', '/ci/tokens/heavy'],
     ['ssm:DeleteParameter', '/gitlab-spot-autoscaler/acme-ci/prod/secrets/webhook-secret'],
     ['ssm:LabelParameterVersion', '/gitlab-spot-autoscaler/acme-ci/prod/config'],
