@@ -28,7 +28,7 @@ import type { GitLabSide, JobEvent, Logger } from '../lib/controller/ports';
 import { sqsClient } from '../lib/lambda/clients';
 import { controllerEnv, type ControllerEnv } from '../lib/lambda/env';
 import { correlate, type LoggedContext } from '../lib/lambda/middleware';
-import { passFailureLine, passMetricLines, stdoutSink, type MetricsSink } from '../lib/lambda/metrics';
+import { invocationLine, passFailureLine, passMetricLines, stdoutSink, type MetricsSink } from '../lib/lambda/metrics';
 import { loadConfig } from '../lib/lambda/runtime';
 import { decodeQueueMessage, dedupeEvents, RecentDeliveries } from '../lib/webhook/job-hook';
 import { gitlabFor } from '../lib/lambda/gitlab';
@@ -132,7 +132,7 @@ async function runPass(config: Config, env: ControllerEnv, input: PassInput, con
       { config, stage: env.stage, fleet, store, gitlab, clock: { now: () => Date.now() }, log, options: { remainingMs }, reportMemory, workerRoleIds: env.workerRoleIds, holds: holdsFor(config, env.stage, ssm, log) },
       input,
     );
-    for (const line of passMetricLines(report, config.deployment, env.stage, input.trigger)) metricsSink(line);
+    for (const line of passMetricLines(report, config.deployment, env.stage, input.trigger, Date.now(), input)) metricsSink(line);
     log.info('pass done', {
       passId: report.passId,
       trigger: input.trigger,
@@ -176,6 +176,7 @@ async function runInvocation(config: Config, env: ControllerEnv, trigger: 'sched
     ...loopOverrides,
     ...(trigger === 'manual' ? { maxPasses: 1 } : {}),
   });
+  metricsSink(invocationLine(config.deployment, env.stage, loop, trigger));
   log.info('invocation passes', { passes: loop.passes, failedPasses: loop.failedPasses, events: loop.events, reports: loop.reports, unreadable: loop.unreadable, longestPassMs: Math.max(0, ...loop.passMs) });
   return loop;
 }

@@ -50,10 +50,13 @@ export const DEFAULTS = {
   // gitlab.com's 2,000 per user, 10 % of the smallest GitLab Dedicated's 1,200 (lib/gitlab/budget.ts)
   requestsPerMinute: 120,
   api: 'auto' as const, // GraphQL, falling back to REST where GitLab cannot run it
+  workerLogRetentionDays: 30, // days CloudWatch Logs keeps workers' logs (one group per pool); 0 = workers ship none
 };
 
 /** The root volume of a pre-built worker image (lib/deploy/image.ts): room for docker and the pulled images; a snapshot stores only used blocks. */
 export const PREBUILT_ROOT_GIB = 16;
+/** The retention periods CloudWatch Logs accepts (PutRetentionPolicy / AWS::Logs::LogGroup RetentionInDays). */
+export const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] as const;
 
 /** Durations a pass acts on: 0 would make every worker or job expire at once, so a floor applies. */
 const seconds = (what: string, min: number) =>
@@ -316,6 +319,13 @@ export const ConfigSchema = z
     // of an instant CreateFleet; if a launch is refused for it, false drops that one condition
     // (docs/deployment.md, "A refused launch").
     requireLaunchTemplateKey: z.boolean().default(DEFAULTS.requireLaunchTemplateKey),
+    // Workers ship their boot steps, gitlab-runner's output and why they shut down to one
+    // CloudWatch Logs group per pool, kept this many days (docs/worker.md, "Logs"); 0 ships nothing.
+    workerLogRetentionDays: z
+      .number()
+      .int()
+      .refine((d) => d === 0 || (LOG_RETENTION_DAYS as readonly number[]).includes(d), `workerLogRetentionDays must be 0 (no worker logs) or a period CloudWatch Logs accepts: ${LOG_RETENTION_DAYS.join(', ')}`)
+      .default(DEFAULTS.workerLogRetentionDays),
   })
   .strict();
 

@@ -18,7 +18,8 @@ import { USER_DATA_LIMIT_BYTES, userDataFits } from '../worker/limits';
 import { createHash } from 'node:crypto';
 import type { Config, Pool } from '../config';
 import { cachePath, parameterNames, runnerCacheIsExternal } from '../config';
-import { REPORT_TAG_KEYS, reportQueueName, TAGS, launchTemplateName } from '../controller/tags';
+import { REPORT_TAG_KEYS, reportQueueName, TAGS, launchTemplateName, TAG_PREFIX, workerLogGroupName } from '../controller/tags';
+import { dashboardBody, dashboardName } from './dashboard';
 import { REPORTING } from '../planner';
 import { usesDeploymentCache } from '../worker/runner-config';
 import { boundarySchedules, type BoundarySchedule } from './schedules';
@@ -336,6 +337,34 @@ function otherSecretsDeny(config: Config, names: ReturnType<typeof parameterName
   ];
 }
 
+const logGroupArn = (group: string) => sub(`arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:${group}`);
+
+/**
+ * A worker ships its log to its pool's group, into one stream named `<instance id>/<primary private
+ * IPv4>` (lib/worker/script.ts). IAM has no policy variable that holds the bare instance id
+ * (aws:userid is `<role id>:<instance id>`, and stream names cannot contain ":"), but every request
+ * signed with instance-profile credentials carries aws:EC2InstanceSourcePrivateIPv4, the instance's
+ * own primary address (AWS security blog, "How to use policies to restrict where EC2 instance
+ * credentials can be used from"; global condition keys work as policy variables, IAM user guide,
+ * "Variables and tags"). So PutLogEvents is allowed only on streams ending in the caller's own
+ * address: a worker cannot write another live worker's stream. CreateLogStream is allowed in the
+ * pool's group (an empty stream under another name harms no one: nothing can be written to it).
+ */
+function workerLogStatements(config: Config, stage: string, pool: Pool): Cfn[] {
+  if (config.workerLogRetentionDays === 0) return [];
+  const group = workerLogGroupName(config.deployment, stage, pool.name);
+  return [
+    { Sid: 'OwnLogStream', Effect: 'Allow', Action: ['logs:CreateLogStream'], Resource: sub(`arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:${group}:*`) },
+    {
+      Sid: 'ShipOwnLog',
+      Effect: 'Allow',
+      Action: ['logs:PutLogEvents'],
+      // ${!...}: an IAM policy variable, escaped for Fn::Sub (and the Serverless variable resolver).
+      Resource: sub(`arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:${group}:log-stream:i-*/\${!aws:EC2InstanceSourcePrivateIPv4}`),
+    },
+  ];
+}
+
 /**
  * The controller's and the interruption handler's instance tags: a worker sets none of them,
  * anywhere — the reported-state tags included (the controller writes them from the worker's
@@ -404,6 +433,21 @@ function workerGuardStatements(config: Config, stage: string): Cfn[] {
           sub(`arn:\${AWS::Partition}:imagebuilder:\${AWS::Region}:\${AWS::AccountId}:*/${imageName(config.deployment, stage, '')}*`),
           sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${imageParameterName(config, stage, '*')}`),
         ],
+      },
+      // Workers' logs are evidence: no worker deletes or re-routes them (retention, subscriptions,
+      // keys), whatever worker.iam adds; it may only add to its own stream (workerLogStatements).
+      {
+        Sid: 'NeverRewriteTheDeploymentsLogs',
+        Effect: 'Deny',
+        NotAction: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],
+        Resource: [logGroupArn(`/${TAG_PREFIX}/${config.deployment}/${stage}/*`), logGroupArn(`/${TAG_PREFIX}/${config.deployment}/${stage}/*:*`)],
+      },
+      // ... and never touches the functions' logs (the controller's decisions).
+      {
+        Sid: 'NeverTheFunctionsLogs',
+        Effect: 'Deny',
+        Action: ['logs:*'],
+        Resource: Object.values(functionNames).flatMap((fn) => [logGroupArn(`/aws/lambda/${fn}`), logGroupArn(`/aws/lambda/${fn}:*`)]),
       },
   ];
 }
@@ -678,7 +722,7 @@ export function buildStack(opts: StackOptions): StackParts {
       // which the controller checks, so a worker can speak only for itself.
       { Sid: 'ReportState', Effect: 'Allow', Action: ['sqs:SendMessage', 'sqs:GetQueueUrl'], Resource: getAtt('WorkerReportQueue', 'Arn') },
     ];
-    workerStatements.push(...jobSecretStatements(config, stage, pool));
+    workerStatements.push(...jobSecretStatements(config, stage, pool), ...workerLogStatements(config, stage, pool));
     if (poolBucket) workerStatements.push(...cacheStatements(pool, bucketArn));
     workerStatements.push(...otherSecretsDeny(config, names, pool), ...credentialPinStatements(config));
     resources[`WorkerRole${id}`] = {
@@ -698,6 +742,12 @@ export function buildStack(opts: StackOptions): StackParts {
         `the worker role of pool "${pool.name}" needs ${policyChars} characters of inline policy, over IAM's ${IAM_INLINE_POLICY_LIMIT} per role: its Deny on the other ${config.pools.length - 1} pools' tokens and job secrets, and its worker.iam statements; fewer statements or job secrets, or fewer pools per deployment`,
       );
     resources[`WorkerInstanceProfile${id}`] = { Type: 'AWS::IAM::InstanceProfile', Properties: { Roles: [ref(`WorkerRole${id}`)] } };
+    // The pool's workers' logs (boot steps, gitlab-runner, why it shut down), one stream per worker.
+    if (config.workerLogRetentionDays > 0)
+      resources[`WorkerLogGroup${id}`] = {
+        Type: 'AWS::Logs::LogGroup',
+        Properties: { LogGroupName: workerLogGroupName(config.deployment, stage, pool.name), RetentionInDays: config.workerLogRetentionDays },
+      };
     workerRoleArns.push(getAtt(`WorkerRole${id}`, 'Arn'));
     workerRoleIds.push(getAtt(`WorkerRole${id}`, 'RoleId'));
 
@@ -942,6 +992,16 @@ export function buildStack(opts: StackOptions): StackParts {
     Description: 'Paste into GitLab: Admin area (or group/project) > Webhooks > URL, with "Job events" and the secret token',
     Value: { 'Fn::Join': ['', ['https://', ref('HttpApi'), '.execute-api.', ref('AWS::Region'), '.', ref('AWS::URLSuffix'), '/webhook']] },
   };
+  resources.Dashboard = {
+    Type: 'AWS::CloudWatch::Dashboard',
+    Properties: { DashboardName: dashboardName(config.deployment, stage), DashboardBody: sub(dashboardBody(config, stage, functionNames)) },
+  };
+  outputs.DashboardUrl = {
+    Description: 'CloudWatch dashboard: demand, workers by state per pool, launches and errors, queues, passes',
+    Value: sub(`https://\${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=\${AWS::Region}#dashboards:name=${dashboardName(config.deployment, stage)}`),
+  };
+  if (config.workerLogRetentionDays > 0)
+    outputs.WorkerLogGroups = { Description: "CloudWatch Logs groups of the pools' workers (one stream per worker)", Value: config.pools.map((p) => workerLogGroupName(config.deployment, stage, p.name)).join(' ') };
   outputs.EventQueueUrl = { Description: 'SQS queue of job events', Value: ref('EventQueue') };
   outputs.WorkerReportQueueUrl = { Description: 'SQS queue workers report their state to', Value: ref('WorkerReportQueue') };
   outputs.AlarmTopicArn = { Description: 'Subscribe to receive alarms (dead-letter queue, reconcile errors)', Value: ref('AlarmTopic') };

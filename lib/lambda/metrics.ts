@@ -57,7 +57,9 @@ export const stdoutSink: MetricsSink = (line) => process.stdout.write(line + '\n
 /** The subset of the reconcile pass report the metrics are made from (lib/controller/reconcile.ts PassReport). */
 export interface PassReportLike {
   passId: string;
-  plan: { pools: { pool: string; counts: { booting: number; idle: number; busy: number; retiring: number; total: number; pending: number; running: number }; retire: { id: string }[]; terminate: { id: string }[] }[] };
+  plan: {
+    pools: { pool: string; counts: { booting: number; idle: number; busy: number; retiring: number; total: number; pending: number; running: number }; retire: { id: string }[]; terminate: { id: string }[]; hold?: unknown }[];
+  };
   launched: Record<string, number>;
   launchErrors: { pool: string; class: string }[];
   retired: { id: string }[];
@@ -67,6 +69,13 @@ export interface PassReportLike {
   apiCalls?: number;
   /** Boot timelines of workers that became ready (lib/controller/reports.ts BootTimeline). */
   boots?: { pool: string; boot: Partial<Record<'running' | 'userData' | 'docker' | 'runner' | 'ready', number>> & { image?: string } }[];
+  reports?: { counts: { refused: number } };
+}
+
+/** What the pass was fed (lib/controller/reconcile.ts PassInput): job events with their receipt time, workers' reports. */
+export interface PassInputLike {
+  events: readonly { receivedAt: number }[];
+  reports?: readonly unknown[];
 }
 
 const ERROR_CLASSES = ['capacity', 'quota', 'throttling', 'invalid', 'other'];
@@ -74,10 +83,13 @@ const titleCase = (s: string) => s[0].toUpperCase() + s.slice(1);
 
 /**
  * One EMF line per pool (dimensions Deployment, Stage, Pool) with jobs, workers by state,
- * launches, launch errors by class and retirements, plus one per pass (Deployment, Stage) with
- * its duration. Metric names are stable: dashboards and alarms refer to them (docs/deployment.md).
+ * launches, launch errors by class, retirements and an operator's hold, plus one per pass
+ * (Deployment, Stage) with its duration, state writes, GitLab calls, the job events and reports it
+ * took and how old the oldest event was. Metric names are stable: the stack's dashboard
+ * (lib/deploy/dashboard.ts) and alarms refer to them, and test/deploy/dashboard.test.ts checks each
+ * widget against what these functions emit. Dimensions are bounded: pools come from the config.
  */
-export function passMetricLines(report: PassReportLike, deployment: string, stage: string, trigger: string, at = Date.now()): string[] {
+export function passMetricLines(report: PassReportLike, deployment: string, stage: string, trigger: string, at = Date.now(), input?: PassInputLike): string[] {
   const retired = new Set(report.retired.map((r) => r.id));
   const terminated = new Set(report.terminated.map((r) => r.id));
   const lines = report.plan.pools.map((pp) => {
@@ -98,6 +110,8 @@ export function passMetricLines(report: PassReportLike, deployment: string, stag
         ...errors,
         Retirements: pp.retire.filter((r) => retired.has(r.id)).length,
         Terminations: pp.terminate.filter((t) => terminated.has(t.id)).length,
+        // 1 while an operator's pause or drain holds the pool (lib/controller/holds.ts).
+        PoolHeld: pp.hold ? 1 : 0,
       },
       { passId: report.passId, trigger },
       at,
@@ -107,7 +121,17 @@ export function passMetricLines(report: PassReportLike, deployment: string, stag
   lines.push(
     emfLine(
       { Deployment: deployment, Stage: stage },
-      { PassDuration: { value: report.durationMs, unit: 'Milliseconds' }, StateWrites: report.stateWrites ?? 0, GitLabApiCalls: report.apiCalls ?? 0, PassFailures: 0 },
+      {
+        PassDuration: { value: report.durationMs, unit: 'Milliseconds' },
+        StateWrites: report.stateWrites ?? 0,
+        GitLabApiCalls: report.apiCalls ?? 0,
+        PassFailures: 0,
+        JobEvents: input?.events.length ?? 0,
+        WorkerReports: input?.reports?.length ?? 0,
+        WorkerReportsRefused: report.reports?.counts.refused ?? 0,
+        // From the webhook's receipt to this pass: how long demand waited in the queue (0 without events).
+        JobEventAge: { value: Math.max(0, ...(input?.events ?? []).map((e) => at - e.receivedAt).filter(Number.isFinite)), unit: 'Milliseconds' },
+      },
       { passId: report.passId, trigger },
       at,
     ),
@@ -141,6 +165,15 @@ export function bootMetricLines(report: Pick<PassReportLike, 'passId' | 'boots'>
       at,
     ),
   );
+}
+
+/**
+ * One line per invocation of the reconcile function (Deployment, Stage): its passes, the failed
+ * ones, and the messages it could not read (they go to the dead-letter queue after maxReceiveCount
+ * deliveries; the dashboard shows them beside the dead-letter queue's depth).
+ */
+export function invocationLine(deployment: string, stage: string, loop: { passes: number; failedPasses: number; unreadable: number }, trigger: string, at = Date.now()): string {
+  return emfLine({ Deployment: deployment, Stage: stage }, { Passes: loop.passes, FailedPasses: loop.failedPasses, UnreadableMessages: loop.unreadable }, { trigger }, at);
 }
 
 /** A failed pass still produces a data point, so an alarm on PassFailures sees it. */

@@ -198,6 +198,25 @@ describe("a worker reaches only its own pool's token and cache", () => {
     expect(JSON.stringify(general.filter((s) => s.Effect === 'Allow' && [].concat(s.Action).some((a: string) => a.startsWith('ssm:'))).flatMap((s) => s.Resource))).not.toContain('*');
   });
 
+  it('ships its log only into its own stream of its own pool\'s group (named by its address, which IAM knows), and deletes no log', () => {
+    const group = (pool: string) => `arn:aws:logs:eu-central-1:${ACCOUNT}:log-group:/gitlab-spot-autoscaler/acme-ci/prod/workers/${pool}`;
+    const me = { 'aws:EC2InstanceSourcePrivateIPv4': '10.0.1.23' };
+    const put = (resource: string, context: Context = me) => evaluate(general, { action: 'logs:PutLogEvents', resource, context });
+    expect(put(`${group('general')}:log-stream:i-0aaaaaaaaaaaaaaaa/10.0.1.23`)).toBe('allow');
+    expect(evaluate(general, { action: 'logs:CreateLogStream', resource: `${group('general')}:log-stream:i-0aaaaaaaaaaaaaaaa/10.0.1.23`, context: me })).toBe('allow');
+    // Another worker's stream (another address), in its pool or another pool's group; without the key (not instance credentials).
+    expect(put(`${group('general')}:log-stream:i-0bbbbbbbbbbbbbbbb/10.0.2.7`)).toBe('implicit-deny');
+    expect(put(`${group('general')}:log-stream:i-0bbbbbbbbbbbbbbbb/110.0.1.23`)).toBe('implicit-deny');
+    expect(put(`${group('heavy')}:log-stream:i-0aaaaaaaaaaaaaaaa/10.0.1.23`)).toBe('implicit-deny');
+    expect(put(`${group('general')}:log-stream:i-0aaaaaaaaaaaaaaaa/10.0.1.23`, {})).toBe('implicit-deny');
+    // Whatever worker.iam adds (CloudWatchAgentServerPolicy: logs:* on *), no worker deletes or re-routes the deployment's logs.
+    const generous = [...general, { Effect: 'Allow', Action: ['logs:*'], Resource: '*' }];
+    for (const action of ['logs:DeleteLogGroup', 'logs:DeleteLogStream', 'logs:PutRetentionPolicy', 'logs:PutSubscriptionFilter', 'logs:DisassociateKmsKey'])
+      expect(`${action} ${evaluate(generous, { action, resource: `${group('heavy')}:*`, context: me })}`).toBe(`${action} deny`);
+    expect(evaluate(generous, { action: 'logs:DeleteLogGroup', resource: `arn:aws:logs:eu-central-1:${ACCOUNT}:log-group:/aws/lambda/gsa-acme-ci-prod-reconcile`, context: me })).toBe('deny');
+    expect(evaluate(generous, { action: 'logs:PutLogEvents', resource: `arn:aws:logs:eu-central-1:${ACCOUNT}:log-group:/aws/lambda/gsa-acme-ci-prod-reconcile:log-stream:x`, context: me })).toBe('deny');
+  });
+
   it("reads, writes and lists only its pool's cache prefix", () => {
     for (const action of ['s3:GetObject', 's3:PutObject', 's3:DeleteObject']) {
       expect(evaluate(general, { action, resource: object('general/project/17/cache-key') })).toBe('allow');

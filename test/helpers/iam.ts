@@ -107,9 +107,10 @@ function matches(statement: Record<string, any>, req: AwsRequest): boolean {
   if (statement.NotAction !== undefined) {
     if (list<string>(statement.NotAction).some((a) => glob(a, req.action))) return false;
   } else if (!list<string>(statement.Action).some((a) => glob(a, req.action))) return false;
+  // Policy variables in Resource take the request's values too (a log stream named by the caller's address).
   if (statement.NotResource !== undefined) {
-    if (list<string>(statement.NotResource).some((r) => glob(r, req.resource))) return false;
-  } else if (!list<string>(statement.Resource).some((r) => glob(r, req.resource))) return false;
+    if (list<string>(statement.NotResource).some((r) => glob(substitute(r, ctx), req.resource))) return false;
+  } else if (!list<string>(statement.Resource).some((r) => glob(substitute(r, ctx), req.resource))) return false;
   for (const [op, block] of Object.entries((statement.Condition ?? {}) as Record<string, Record<string, unknown>>))
     for (const [key, wanted] of Object.entries(block)) if (!conditionHolds(op, key, wanted, ctx)) return false;
   return true;
