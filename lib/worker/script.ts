@@ -37,6 +37,7 @@ RUN=$ROOT/run/gsa-worker
 IMAGE_MARKER=$ROOT/etc/gsa-worker-image
 runner_pid='' monitor_pid='' FINISHING='' IMDS_TOKEN='' IMDS_TOKEN_AT=0 REPORT_URL='' INSTANCE_ID=''
 IMAGE_KIND=base BUILDING='' LAUNCHED_MS=0
+SPOOL=$STATE_DIR/log.spool shipper_pid='' LOG_STREAM=''
 
 now() { printf '%(%s)T' -1; }
 ## Epoch milliseconds, for the boot timeline: bash 5's EPOCHREALTIME (AL2023, Ubuntu 22.04+), else date.
@@ -49,7 +50,22 @@ now_ms() {
   fi
 }
 iso() { printf '%(%Y-%m-%dT%H:%M:%SZ)T' -1; }
-log() { printf '%s gsa-worker: %s\\n' "$(iso)" "$*" >&2; }
+## Every line the worker prints also goes to the spool the log shipper reads (ship_logs): the
+## console and CloudWatch Logs get the same lines, nothing more.
+log() {
+  local line
+  printf -v line '%s gsa-worker: %s' "$(iso)" "$*"
+  printf '%s\\n' "$line" >&2
+  spool "$line"
+}
+## spool LINE: "<epoch ms><TAB><line>" (bash 5's EPOCHREALTIME gives the milliseconds).
+spool() {
+  [ -n "$LOG_GROUP" ] && [ -d "$STATE_DIR" ] || return 0
+  local t=\${EPOCHREALTIME:-}
+  t=\${t/./}
+  printf '%s\\t%s\\n' "\${t:0:13}" "$1" >>"$SPOOL" 2>/dev/null
+  return 0
+}
 
 ## The only way out. The launch template sets InstanceInitiatedShutdownBehavior=terminate, so a
 ## power-off is a termination: nothing is left behind and billing stops.
@@ -69,8 +85,120 @@ finish() {
     printf '%s' "$1" >"$RUN/why"
     report 1
   fi
+  flush_logs
   shutdown -h now "gsa-worker: $1"
   exit 0
+}
+
+## ---- logs to CloudWatch Logs (docs/worker.md, "Logs") ---------------------------------------
+## One stream per worker, "<instance id>/<primary private IPv4>", in its pool's group: the IAM grant
+## pins the address part to the caller's own (aws:EC2InstanceSourcePrivateIPv4), so no worker writes
+## another's stream. A small shipper, not the CloudWatch agent: stock AMIs lack the agent, and the
+## last lines (why the worker shut down) must be sent before the power-off, which this controls.
+## It reads only the spool, which holds exactly the console lines; it starts before the token is
+## read, so neither it nor its aws calls ever hold the token; and it masks token-shaped strings. At
+## most one PutLogEvents per LOG_INTERVAL and only with new lines (the account's PutLogEvents quota
+## is shared by every worker), batches within PutLogEvents' limits, at most LOG_CAP bytes of runner
+## output per boot. Best effort: a worker never waits on CloudWatch Logs longer than LOG_FLUSH_WAIT.
+LOG_INTERVAL=\${GSA_LOG_INTERVAL:-15}
+LOG_FLUSH_WAIT=\${GSA_LOG_FLUSH_WAIT:-20}
+SHIPPER='
+import json, os, re, subprocess, sys, time
+aws_cli, spool, group, stream, region, final, batch, interval, cap = sys.argv[1:10]
+interval, cap = float(interval), int(cap)
+mask = re.compile(r"\\b((?:glrt|glpat|gldt|glcbt|glptt|glsoat|glrtr|glimt|glagent|glwt|glffct|gloas)-)[A-Za-z0-9_.=-]{8,}|\\bGR1348941[A-Za-z0-9_-]{8,}|\\b(?:AKIA|ASIA)[A-Z0-9]{16}\\b")
+pos = sent = last = 0
+created = noted = False
+wait = interval
+def aws(*a):
+    try:
+        r = subprocess.run([aws_cli, "--region", region, "logs", *a], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
+        return r.returncode, r.stderr.decode(errors="replace")[:300]
+    except Exception as e:
+        return 1, str(e)[:300]
+def put(events):
+    with open(batch, "w") as f:
+        json.dump(events, f)
+    return aws("put-log-events", "--log-group-name", group, "--log-stream-name", stream, "--log-events", "file://" + batch)
+while True:
+    done = os.path.exists(final)
+    events, size, end = [], 0, pos
+    try:
+        with open(spool, "rb") as f:
+            f.seek(pos)
+            data = f.read(4 << 20)
+    except OSError:
+        data = b""
+    for raw in data.split(b"\\n")[:-1]:
+        end += len(raw) + 1
+        t, _, msg = raw.decode(errors="replace").partition("\\t")
+        msg = mask.sub(lambda m: (m.group(1) or m.group(0)[:4]) + "[MASKED]", msg)[:16384]
+        if sent + size > cap and " gsa-worker: " not in msg:
+            if noted:
+                continue
+            noted, msg = True, "gsa-worker log shipper: %d bytes shipped; from here on only lines of gsa-worker itself" % (sent + size)
+        t = max(int(t) if t.isdigit() else int(time.time() * 1000), last)
+        last = t
+        if len(events) >= 10000 or size + len(msg.encode()) + 26 > 1000000:
+            end -= len(raw) + 1
+            break
+        events.append({"timestamp": t, "message": msg or " "})
+        size += len(msg.encode()) + 26
+    ok = True
+    if events:
+        if not created:
+            rc, err = aws("create-log-stream", "--log-group-name", group, "--log-stream-name", stream)
+            created = rc == 0 or "ResourceAlreadyExists" in err
+        rc, err = put(events) if created else (1, err)
+        ok = rc == 0
+        if ok:
+            pos, sent = end, sent + size
+        else:
+            print("gsa-worker: shipping the log to %s failed: %s" % (group, err.strip()), file=sys.stderr)
+    elif end > pos:
+        pos = end
+    if done and (ok and end >= pos and not events or wait > 8 * interval):
+        sys.exit(0 if ok else 1)
+    wait = interval if ok else min(wait * 2, 300)
+    time.sleep(0.2 if done else wait)
+'
+
+## Starts the shipper once the AWS CLI, python3 (cloud-init is a Python program), the region, the
+## instance id and its address are known; before the token is read.
+start_shipper() {
+  [ -n "$LOG_GROUP" ] && [ -z "$shipper_pid" ] && [ -n "$INSTANCE_ID" ] && [ -n "$REGION" ] || return 0
+  command -v aws >/dev/null && command -v python3 >/dev/null || return 0
+  local ip
+  if ! imds_refresh || ! ip=$(imds local-ipv4); then
+    log "no primary private IPv4 in instance metadata: this log is not shipped to CloudWatch Logs"
+    LOG_GROUP=''
+    return 0
+  fi
+  LOG_STREAM=$INSTANCE_ID/$ip
+  ## The subshell marks the end (a process that exited stays visible to kill -0 until it is reaped).
+  (
+    python3 -c "$SHIPPER" "$(command -v aws)" "$SPOOL" "$LOG_GROUP" "$LOG_STREAM" "$REGION" "$RUN/log.final" "$RUN/log.batch" "$LOG_INTERVAL" $((50 << 20)) </dev/null
+    touch "$RUN/log.shipped"
+  ) &
+  shipper_pid=$!
+  log "shipping this log to CloudWatch Logs: group $LOG_GROUP, stream $LOG_STREAM"
+}
+
+## Before the power-off: the shipper sends what is left (the reason included) and exits, or is
+## stopped after LOG_FLUSH_WAIT. A worker that fails before the shipper ran starts it for this.
+flush_logs() {
+  [ -n "$LOG_GROUP" ] && [ -d "$RUN" ] || return 0
+  start_shipper
+  [ -n "$shipper_pid" ] || return 0
+  touch "$RUN/log.final"
+  local i
+  for ((i = 0; i < LOG_FLUSH_WAIT * 10; i++)); do
+    [ -e "$RUN/log.shipped" ] && break
+    sleep 0.1
+  done
+  [ -e "$RUN/log.shipped" ] || { pkill -P "$shipper_pid"; log "the log shipper did not finish within $LOG_FLUSH_WAIT s"; }
+  wait "$shipper_pid" 2>/dev/null
+  shipper_pid=''
 }
 
 ## retry ATTEMPTS SECONDS WHAT COMMAND...: every attempt bounded by timeout(1), backoff between
@@ -446,6 +574,7 @@ monitor() {
   trap - EXIT TERM
   while IFS= read -r line; do
     printf '%s\\n' "$line" >&2
+    spool "$line"
     case $line in
       *'Checking for jobs... received'*)
         fail_since=0
@@ -628,6 +757,7 @@ run_worker() {
   [ -n "$REGION" ] || REGION=$(imds placement/region) || finish "cannot read the region from instance metadata"
   read_launch_time
   BOOT_DEADLINE=$((LAUNCHED_AT + BOOT_TIMEOUT))
+  start_shipper
   ## Independent of this script: whatever happens to it, the machine powers off after the
   ## lifetime, the time to finish a job, and a grace period, counted from launch.
   shutdown -h "+$(((LAUNCHED_AT + MAX_LIFETIME + JOB_TIMEOUT + 600 - $(now) + 59) / 60))" "gsa-worker: hard lifetime limit" ||
@@ -638,6 +768,7 @@ run_worker() {
   install_ca
   run_user_script
   ensure_tools
+  start_shipper
   REPORT_URL=$(retry 5 30 "finding the report queue $REPORT_QUEUE" aws sqs get-queue-url --region "$REGION" --queue-name "$REPORT_QUEUE" --query QueueUrl --output text) || REPORT_URL=''
   [ -n "$REPORT_URL" ] || finish "cannot find the worker-report queue $REPORT_QUEUE (does the instance role allow sqs:GetQueueUrl on it?)"
   read_token

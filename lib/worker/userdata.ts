@@ -11,7 +11,7 @@ import { bucketNameWrapper, gzipUserData } from './encode';
 import { DEFAULTS, parameterNames, type Config, type Pool } from '../config';
 import { runnerNameFor, runnerSecretParameters, usesDeploymentCache, WORKER_CONFIG_DIR, workerConfigToml, type RunnerConfigOptions } from './runner-config';
 import { hostPathProblems } from '../host-paths';
-import { reportQueueName, TAG_PREFIX } from '../controller/tags';
+import { reportQueueName, TAG_PREFIX, workerLogGroupName } from '../controller/tags';
 import type { ActiveSettings } from '../periods';
 import { idleTarget, REPORTING } from '../planner';
 import { WORKER_SCRIPT } from './script';
@@ -174,6 +174,8 @@ export function renderUserData(opts: UserDataOptions): string {
     ['HEARTBEAT', REPORTING.heartbeatSeconds],
     // Compared with what a pre-built image pulled (docs/worker.md, "Pre-built images").
     ['JOB_IMAGE', poolJobImage(pool)],
+    // The pool's CloudWatch Logs group the worker ships its log to ('' = none: workerLogRetentionDays 0).
+    ['LOG_GROUP', config.workerLogRetentionDays > 0 ? workerLogGroupName(config.deployment, stage, pool.name) : ''],
   ];
   const header = [
     '#!/bin/bash',

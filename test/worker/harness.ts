@@ -34,6 +34,8 @@ export interface RunnerScenario {
   crash?: boolean;
   /** Seconds the fake idles after its jobs before it exits as --wait-timeout would (default 30). */
   idleSeconds?: number;
+  /** Print the whole runner token in its log (a runner bug, or a debug log level): the shipper must mask it. */
+  leakToken?: boolean;
   /**
    * Log job start/end in words the worker does not know (a changed log format); each job then
    * runs until the worker has tagged itself busy (from `docker ps`, its cross-check), and the next
@@ -46,6 +48,8 @@ export interface Scenario {
   name: string;
   /** Pool settings merged into the test pool. */
   pool?: Record<string, unknown>;
+  /** Deployment-level settings merged into the test config (workerLogRetentionDays ...). */
+  config?: Record<string, unknown>;
   runner: RunnerScenario;
   /** The SSM parameter holds the token (default true). */
   tokenInSsm?: boolean;
@@ -86,6 +90,10 @@ export interface Scenario {
   buildImage?: boolean;
   /** The kernel's boot time (/proc/stat btime), seconds before the script starts. */
   kernelBootedSecondsAgo?: number;
+  /** `aws logs ...` fails (CloudWatch Logs unreachable, or the role may not write). */
+  logsFail?: boolean;
+  /** The worker's primary private IPv4 in IMDS (default 10.0.1.23; null: none). */
+  localIpv4?: string | null;
 }
 
 export interface ImdsState {
@@ -117,6 +125,8 @@ export interface RunResult {
   runnerConfig: string;
   /** Scenario.collect files that exist after the run. */
   files: Record<string, string>;
+  /** The log events the worker shipped to CloudWatch Logs (put-log-events batches, in order). */
+  logEvents: { timestamp: number; message: string }[];
 }
 
 function fakeScripts(fake: string, server: string): Record<string, string> {
@@ -131,6 +141,14 @@ case "$1 $2" in
     echo "https://sqs.eu-west-1.amazonaws.com/123456789012/gsa-reports"; exit 0 ;;
   "sqs send-message")
     [ -f ${fake}/sqs.fail ] && { echo "An error occurred (AccessDenied) when calling the SendMessage operation" >&2; exit 254; }
+    exit 0 ;;
+  "--region "*)
+    # The log shipper: aws --region R logs create-log-stream | put-log-events --log-events file://BATCH
+    [ -f ${fake}/logs.fail ] && { echo "An error occurred (AccessDeniedException) when calling the $4 operation" >&2; exit 254; }
+    if [ "$4" = put-log-events ]; then
+      f=''; prev=''; for a in "$@"; do [ "$prev" = --log-events ] && f=\${a#file://}; prev=$a; done
+      { cat "$f"; echo; } >>${fake}/log-batches
+    fi
     exit 0 ;;
   "ssm get-parameter")
     # Job secrets (Scenario.ssm) by name; any other name is the runner token.
@@ -200,6 +218,7 @@ short=\${tok:5:9}
 echo "Runtime platform                                    arch=amd64 os=linux pid=$$ revision=fake version=17.9.0"
 if [ "\${CRASH:-0}" = 1 ]; then echo "FATAL: fake crash"; ev exit-2; exit 2; fi
 echo "Starting runner for ${server} with token $short ..."
+[ "\${LEAK_TOKEN:-0}" = 1 ] && echo "DEBUG config token=$tok"
 n=0
 while [ $quit = 0 ] && [ $term = 0 ] && [ $n -lt "$JOBS" ] && { [ "$max" = 0 ] || [ $n -lt "$max" ]; }; do
   n=$((n + 1)); id=$((1000 + n))
@@ -242,9 +261,10 @@ exit 0
   };
 }
 
-function testConfig(gitlabUrl: string, pool: Record<string, unknown> = {}, noRegion = false): Config {
+function testConfig(gitlabUrl: string, pool: Record<string, unknown> = {}, noRegion = false, extra: Record<string, unknown> = {}): Config {
   return parseConfig(
     JSON.stringify({
+      ...extra,
       deployment: 'ci',
       ...(noRegion ? {} : { region: 'eu-west-1' }),
       gitlab: { url: gitlabUrl },
@@ -292,6 +312,7 @@ async function startStandIn(
       const path = decodeURIComponent(url.slice('/latest/meta-data/'.length));
       if (path === 'instance-id') return send(200, INSTANCE_ID);
       if (path === 'placement/region') return send(200, 'eu-west-1');
+      if (path === 'local-ipv4') return scenario.localIpv4 === null ? send(404) : send(200, scenario.localIpv4 ?? '10.0.1.23');
       if (path === 'spot/instance-action') return state.spotAction ? send(200, state.spotAction) : send(404);
       if (path === 'tags/instance') return send(200, [...state.tags.keys()].join('\n'));
       if (path.startsWith('tags/instance/')) {
@@ -365,6 +386,7 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
     if (scenario.dockerFails) writeFileSync(join(fake, 'docker.fail'), scenario.dockerFails === true ? '' : String(scenario.dockerFails));
     if (scenario.awsReadsStdin) writeFileSync(join(fake, 'aws.reads-stdin'), '');
     if (scenario.reportsFail) writeFileSync(join(fake, 'sqs.fail'), '');
+    if (scenario.logsFail) writeFileSync(join(fake, 'logs.fail'), '');
     if (scenario.tokenInSsm ?? true) writeFileSync(join(fake, 'token'), TOKEN);
     if (scenario.prebuilt) {
       // Baked into the image: in the root's /usr/local/bin (where a replacement is installed), not on PATH.
@@ -388,13 +410,13 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
     const r = scenario.runner;
     writeFileSync(
       join(fake, 'runner.conf'),
-      `JOBS=${r.jobs}\nWAIT_SIGNAL_IN_JOB=${r.waitSignalInJob ?? 0}\nUNTIL_TERM_IN_JOB=${r.untilTermInJob ?? 0}\nCRASH=${r.crash ? 1 : 0}\nIDLE_SECONDS=${r.idleSeconds ?? 30}\nUNKNOWN_LOG_FORMAT=${r.unknownLogFormat ? 1 : 0}\n`,
+      `JOBS=${r.jobs}\nWAIT_SIGNAL_IN_JOB=${r.waitSignalInJob ?? 0}\nUNTIL_TERM_IN_JOB=${r.untilTermInJob ?? 0}\nCRASH=${r.crash ? 1 : 0}\nIDLE_SECONDS=${r.idleSeconds ?? 30}\nUNKNOWN_LOG_FORMAT=${r.unknownLogFormat ? 1 : 0}\nLEAK_TOKEN=${r.leakToken ? 1 : 0}\n`,
     );
     for (const p of scenario.preexisting ?? []) {
       mkdirSync(join(root, p, '..'), { recursive: true });
       writeFileSync(join(root, p), 'x\n');
     }
-    const config = testConfig(url, scenario.pool, scenario.noRegion);
+    const config = testConfig(url, scenario.pool, scenario.noRegion, scenario.config);
     const userData = scenario.buildImage ? renderImageBuildScript({ config, pool: config.pools[0], stage: 'test' }) : renderUserData({ config, pool: config.pools[0], stage: 'test' });
     const script = join(dir, 'user-data');
     writeFileSync(script, userData);
@@ -412,6 +434,8 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
         GSA_RETRY_DELAY: '0',
         GSA_KILL_GRACE: '2',
         GSA_RUNNER_DOWNLOADS: `${url}/downloads`,
+        GSA_LOG_INTERVAL: '0.3',
+        GSA_LOG_FLUSH_WAIT: '5',
         ...scenario.env,
       },
     });
@@ -454,6 +478,12 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
       localBin: existsSync(join(root, 'usr/local/bin')) ? readdirSync(join(root, 'usr/local/bin')).sort() : [],
       runnerConfig: existsSync(join(fake, 'runner-config.toml')) ? readFileSync(join(fake, 'runner-config.toml'), 'utf8') : '',
       files: Object.fromEntries((scenario.collect ?? []).filter((p) => existsSync(join(root, p))).map((p) => [p, readFileSync(join(root, p), 'utf8')])),
+      logEvents: existsSync(join(fake, 'log-batches'))
+        ? readFileSync(join(fake, 'log-batches'), 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .flatMap((l) => JSON.parse(l) as { timestamp: number; message: string }[])
+        : [],
     };
   } finally {
     server.closeAllConnections();
