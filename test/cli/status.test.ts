@@ -5,7 +5,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DescribeImagesCommand, DescribeSubnetsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { CreateTagsCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeSubnetsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { CloudWatchLogsClient, CreateLogGroupCommand, CreateLogStreamCommand, PutLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../lib/config';
@@ -93,4 +94,64 @@ test('--deployment reads the deployed config from SSM', async () => {
 test('usage errors name what is missing', async () => {
   expect((await runCli(['status', '--config', file])).err).toMatch(/--stage NAME is required/);
   expect((await runCli(['status', '--stage', 'live'])).err).toMatch(/pass --deployment NAME .* or --config FILE/);
+});
+
+describe('status --worker: one worker\'s story', () => {
+  const group = '/gitlab-spot-autoscaler/ci/live/workers/docker';
+  let id: string;
+  let ip: string;
+  beforeAll(async () => {
+    const ec2 = new EC2Client(motoClientConfig(moto.endpoint));
+    const instance = ((await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag:gitlab-spot-autoscaler:stage', Values: ['live'] }] }))).Reservations ?? []).flatMap((r) => r.Instances ?? [])[0];
+    id = instance.InstanceId!;
+    ip = instance.PrivateIpAddress!;
+    await ec2.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: 'gitlab-spot-autoscaler:retire', Value: '2026-11-30T10:05:00.000Z' }] }));
+    ec2.destroy();
+    // What the worker shipped (lib/worker/script.ts): its stream, and one another instance wrote under its id.
+    const logs = new CloudWatchLogsClient(motoClientConfig(moto.endpoint));
+    await logs.send(new CreateLogGroupCommand({ logGroupName: group }));
+    const put = async (stream: string, lines: string[]) => {
+      await logs.send(new CreateLogStreamCommand({ logGroupName: group, logStreamName: stream }));
+      await logs.send(new PutLogEventsCommand({ logGroupName: group, logStreamName: stream, logEvents: lines.map((message, k) => ({ timestamp: Date.now() - 60_000 + k, message })) }));
+    };
+    await put(`${id}/${ip}`, ['2026-11-30T10:00:00Z gsa-worker: starting: pool docker of ci/live', 'Checking for jobs... received job=1001', '2026-11-30T10:06:00Z gsa-worker: shutting down: retirement requested (2026-11-30T10:05:00.000Z)']);
+    await put(`${id}/10.99.99.99`, ['forged line']);
+    logs.destroy();
+  });
+
+  test('tags, EC2 state, the controller\'s view, its log lines (the foreign stream flagged) and the Logs Insights query', async () => {
+    const r = await runCli(['status', '--stage', 'live', '--config', file, '--endpoint', moto.endpoint, '--worker', id, '--lines', '2']);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`worker ${id} of ci / live, pool docker`);
+    expect(r.out).toMatch(/EC2: running; .*spot|EC2: running; /);
+    expect(r.out).toMatch(/controller: retiring, no report yet, 0 build\(s\), asked to retire at 2026-11-30T10:05:00.000Z/);
+    expect(r.out).toMatch(/gitlab-spot-autoscaler:retire = 2026-11-30T10:05:00.000Z/);
+    expect(r.out).toContain(`log ${group} ${id}/${ip}:`);
+    // --lines 2: the last two of three
+    expect(r.out).not.toContain('starting: pool docker');
+    expect(r.out).toMatch(/Checking for jobs\.\.\. received job=1001\n.*shutting down: retirement requested/);
+    expect(r.out).toMatch(new RegExp(`log ${group} ${id}/10\\.99\\.99\\.99  \\[address is not the instance's`));
+    expect(r.out).toContain(`filter @logStream like /^${id}\\//`);
+    const json = JSON.parse((await runCli(['status', '--stage', 'live', '--config', file, '--endpoint', moto.endpoint, '--worker', id, '--json'])).out);
+    expect(json.logs.map((l: any) => [l.stream, l.trusted])).toEqual([
+      [`${id}/${ip}`, true],
+      [`${id}/10.99.99.99`, false],
+    ]);
+  });
+
+  test('an instance EC2 no longer lists: its logs are looked for in every pool\'s group', async () => {
+    const r = await runCli(['status', '--stage', 'live', '--config', file, '--endpoint', moto.endpoint, '--worker', 'i-0123456789abcdef0']);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/EC2: not listed/);
+    expect(r.out).toMatch(/logs: no stream for i-0123456789abcdef0 in \/gitlab-spot-autoscaler\/ci\/live\/workers\/docker/);
+  });
+
+  test('an instance of another stage, or not an instance id, is a usage error', async () => {
+    const other = await runCli(['status', '--stage', 'nothing-here', '--config', file, '--endpoint', moto.endpoint, '--worker', id]);
+    expect(other.code).toBe(2);
+    expect(other.err).toMatch(new RegExp(`instance ${id} is not a worker of ci/nothing-here \\(its tags say deployment ci, stage live\\)`));
+    const bad = await runCli(['status', '--stage', 'live', '--config', file, '--worker', 'web-1']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--worker "web-1": expected an EC2 instance id/);
+  });
 });
