@@ -1,6 +1,6 @@
 /**
  * CI check of the deployment: `serverless package` with no AWS credentials (dummy values only, so
- * no call can succeed), then cfn-lint on the generated template: zero errors; what the zips hold;
+ * no call can succeed), then cfn-lint on the generated template: no error or warning; what the zips hold;
  * and the webhook bundle must not contain the EC2 client (cold start). Slow (esbuild + the
  * framework): one file.
  */
@@ -85,7 +85,7 @@ describe('serverless package + cfn-lint', () => {
     }
   });
 
-  it('passes cfn-lint with zero errors', async () => {
+  it('passes cfn-lint with no finding at all: moto\'s ValidateTemplate fails on warnings too (deploy-moto.test.ts deploys it)', async () => {
     const file = join(out, 'cloudformation-template-update-stack.json');
     let stdout = '';
     let code = 0;
@@ -97,9 +97,9 @@ describe('serverless package + cfn-lint', () => {
       if (typeof e.code !== 'number') throw e;
     }
     // cfn-lint's exit code is a bit mask: 2 = errors, 4 = warnings, 8 = informational, 1 = crash.
-    const errors = stdout.split('\n').filter((l) => /:E\d{4}:/.test(l));
-    expect(errors).toEqual([]);
-    expect(code & 3).toBe(0);
+    const findings = stdout.split('\n').filter((l) => /:[EWI]\d{4}:/.test(l));
+    expect(findings).toEqual([]);
+    expect(code).toBe(0);
   }, 150_000);
 });
 

@@ -47,3 +47,21 @@ test('the SDK Node-version notice is silenced for the framework process, unless 
     else process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = saved;
   }
 });
+
+describe('dropRedundantDependsOn (cfn-lint W3005; moto\'s ValidateTemplate fails on it)', () => {
+  const { dropRedundantDependsOn } = require('../../lib/deploy/serverless-plugin.js');
+  it('drops only what a Ref, Fn::GetAtt or Fn::Sub reference in the same resource already enforces', () => {
+    const template = {
+      Resources: {
+        Fn: { Type: 'AWS::Lambda::Function', DependsOn: ['FnLogGroup', 'FnRole'], Properties: { Role: { 'Fn::GetAtt': ['FnRole', 'Arn'] } } },
+        Route: { Type: 'AWS::ApiGatewayV2::Route', DependsOn: 'Integration', Properties: { Target: { 'Fn::Join': ['/', ['integrations', { Ref: 'Integration' }]] } } },
+        Sub: { Type: 'X', DependsOn: ['Queue', 'Other'], Properties: { A: { 'Fn::Sub': '${Queue.Arn} ${!Other}' } } },
+      },
+    };
+    dropRedundantDependsOn(template);
+    expect(template.Resources.Fn.DependsOn).toEqual(['FnLogGroup']);
+    expect('DependsOn' in template.Resources.Route).toBe(false);
+    // ${!Other} is escaped text, not a reference: that dependency stays.
+    expect(template.Resources.Sub.DependsOn).toEqual(['Other']);
+  });
+});
