@@ -72,6 +72,8 @@ export const SAVE_RESERVE_MS = 3_000;
  * room to finish; an overlapping tick is dropped by maximumEventAge or runs right after).
  */
 export const LOOP_FOR_MS = 55_000;
+/** ReceiveMessage's longest wait (20 s) and then some: the request timeout of the reconcile function's SQS client. */
+export const LONG_POLL_REQUEST_TIMEOUT_MS = 25_000;
 
 function fleetFor(config: Config, stage: string, ec2: EC2Client, log: Logger): Ec2Fleet {
   const key = createHash('sha256').update(JSON.stringify([stage, config])).digest('hex');
@@ -90,7 +92,11 @@ function fleetFor(config: Config, stage: string, ec2: EC2Client, log: Logger): E
 
 function setup() {
   // SDK retries off: Ec2Fleet / SsmStateStore / loadSecret retry within bounds (lib/aws/retry.ts).
-  if (!clients) clients = { env: controllerEnv(), ec2: ec2Client(), ssm: ssmClient(), sqs: sqsClient() };
+  // The SQS client long-polls (ReceiveMessage waits up to 20 s for the first event, loop.ts): its
+  // request timeout must outlast that wait, or every idle minute ends in a TimeoutError after 1.5 s
+  // (the webhook's SQS_TIMEOUTS) and the invocation fails. Calls are still cut at the pass's
+  // deadline by SqsInbox's abort signal.
+  if (!clients) clients = { env: controllerEnv(), ec2: ec2Client(), ssm: ssmClient(), sqs: sqsClient({ requestTimeoutMs: LONG_POLL_REQUEST_TIMEOUT_MS }) };
   return clients;
 }
 

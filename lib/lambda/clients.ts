@@ -19,10 +19,10 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 export const SQS_MAX_ATTEMPTS = 3;
 export const SQS_TIMEOUTS = { connectTimeoutMs: 1000, requestTimeoutMs: 1500 };
 
-export function sqsClient(opts: { region?: string; endpoint?: string } = {}): SQSClient {
+export function sqsClient(opts: { region?: string; endpoint?: string; requestTimeoutMs?: number } = {}): SQSClient {
   return new SQSClient({
     maxAttempts: SQS_MAX_ATTEMPTS,
-    requestHandler: { connectionTimeout: SQS_TIMEOUTS.connectTimeoutMs, requestTimeout: SQS_TIMEOUTS.requestTimeoutMs, throwOnRequestTimeout: true },
+    requestHandler: { connectionTimeout: SQS_TIMEOUTS.connectTimeoutMs, requestTimeout: opts.requestTimeoutMs ?? SQS_TIMEOUTS.requestTimeoutMs, throwOnRequestTimeout: true },
     ...(opts.region ? { region: opts.region } : {}),
     ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
   });
