@@ -13,10 +13,14 @@
 //   DEV_WEBHOOK_SECRET  X-Gitlab-Token to send         (default dev-webhook-secret-0123456789abcdef; 32+ characters, as deployed)
 //   DEV_TICK_SECONDS    reconcile tick                 (default 60)
 // Everything started here is stopped on Ctrl-C / SIGTERM, by PID.
+//
+// It also writes .dev/env-<DEV_HTTP_PORT>.json: the variables `serverless invoke local` needs to run
+// a function against this moto (scripts/dev-invoke.mjs, `npm run dev:invoke -- -f webhook -p ...`),
+// and removes it when it stops.
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { resolve, dirname, join } from 'node:path';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
 
@@ -43,6 +47,7 @@ const stage = 'dev';
 const endpoint = `http://127.0.0.1:${motoPort}`;
 const children = [];
 const esbuildDir = process.env.GSA_ESBUILD_DIR || `.esbuild-dev-${httpPort}`;
+const invokeEnvFile = join(root, '.dev', `env-${httpPort}.json`);
 let stopping = false;
 
 const log = (msg) => console.log(`dev: ${msg}`);
@@ -109,6 +114,7 @@ async function stop(code = 0) {
     log(`stopped ${name} (pid ${child.pid})`);
   }
   if (!process.env.GSA_ESBUILD_DIR) rmSync(join(root, esbuildDir), { recursive: true, force: true });
+  rmSync(invokeEnvFile, { force: true });
   process.exit(code);
 }
 process.on('SIGINT', () => void stop(0));
@@ -137,13 +143,19 @@ async function main() {
   log(`moto seeded at ${endpoint}: queue, SSM secrets, launch template, config ${seeded.configPath}`);
 
   const awsEnv = { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_REGION: region, AWS_DEFAULT_REGION: region };
-  start('offline', 'npx', ['serverless', 'offline', 'start', '--stage', stage, '--param', `config=${seeded.configPath}`], {
+  // What makes serverless-vars.js build the stack for this moto (lib/deploy/serverless-vars.js, "dev mode").
+  const devEnv = {
     ...awsEnv,
+    GSA_CONFIG: seeded.configPath,
     GSA_DEV_ENDPOINT: endpoint,
     GSA_DEV_QUEUE_URL: seeded.queueUrl,
     GSA_DEV_REPORT_QUEUE_URL: seeded.reportQueueUrl,
     GSA_DEV_WORKER_ROLE_IDS: seeded.workerRoleIds.join(','),
     GSA_DEV_CONFIG_FILE: seeded.configPath,
+  };
+  writeFileSync(invokeEnvFile, JSON.stringify({ ...devEnv, DEV_MOTO_PORT: String(motoPort), DEV_WEBHOOK_SECRET: secret, stage }, null, 2) + '\n');
+  start('offline', 'npx', ['serverless', 'offline', 'start', '--stage', stage, '--param', `config=${seeded.configPath}`], {
+    ...devEnv,
     DEV_HTTP_PORT: String(httpPort),
     DEV_LAMBDA_PORT: String(lambdaPort),
     SLS_TELEMETRY_DISABLED: '1',
@@ -154,6 +166,7 @@ async function main() {
   const url = `http://127.0.0.1:${httpPort}/webhook`;
   log(`webhook URL: ${url}`);
   log(`try: curl -s -X POST ${url} -H 'Content-Type: application/json' -H 'X-Gitlab-Event: Job Hook' -H 'X-Gitlab-Token: ${secret}' --data @events/job-hook-pending.body.json`);
+  log(`invoke a function against this moto: ${httpPort === 3000 ? '' : `DEV_HTTP_PORT=${httpPort} `}npm run dev:invoke -- -f webhook -p events/webhook-job-pending.json   (or -f reconcile -p events/reconcile-manual.json)`);
   log(`workers: AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --endpoint-url ${endpoint} --region ${region} ec2 describe-instances --query 'Reservations[].Instances[].[InstanceId,State.Name,InstanceType]'`);
   log('ready');
 

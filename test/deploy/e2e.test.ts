@@ -1,20 +1,24 @@
 /**
  * End to end, as a user would run it: `npm run dev` (scripts/dev.mjs: moto + serverless-offline
  * + the minute tick; the reconcile function reads moto's queues itself), then GitLab job hooks over HTTP. A wrong token gets 401 and launches nothing;
- * a valid pending-job hook leads to an instance in moto. Free ports; everything is stopped by the
+ * a valid pending-job hook leads to an instance in moto; `npm run dev:invoke` (serverless invoke
+ * local) runs the webhook and the reconcile function against the same moto. Free ports; everything is stopped by the
  * PID of the dev script (which stops its own children by PID) and checked gone.
  *
  * "Nothing happened" is checked from what the system reports, never after a fixed sleep: the
  * webhook's own logged decision for the forged request (its correlation id is the X-Gitlab-Event-UUID
  * we send), and the reconcile function's own count of the events its passes took.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { EC2Client, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import { freePort } from '../helpers/moto';
 
 const root = join(__dirname, '..', '..');
+const exec = promisify(execFile);
 const SECRET = 'e2e-secret-0123456789abcdef0123456789';
 let dev: ChildProcess;
 let output = '';
@@ -118,6 +122,28 @@ describe('npm run dev, end to end', () => {
     }
   }, 120_000);
 
+  it('`npm run dev:invoke` runs serverless invoke local for the webhook and the reconcile function against the same moto', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gsa-invoke-'));
+    const invoke = async (args: string[]) => {
+      const { stdout } = await exec(process.execPath, ['scripts/dev-invoke.mjs', ...args], { cwd: root, env: { ...process.env, DEV_HTTP_PORT: String(ports.http) }, timeout: 90_000, maxBuffer: 16 << 20 });
+      // The function's result is the last JSON document serverless prints (log lines come first).
+      return JSON.parse(stdout.slice(stdout.lastIndexOf('\n{\n') + 1));
+    };
+    try {
+      const event = JSON.parse(readFileSync(join(root, 'events/webhook-job-pending.json'), 'utf8'));
+      event.headers['x-gitlab-token'] = SECRET; // the sample events carry npm run dev's default secret
+      writeFileSync(join(dir, 'event.json'), JSON.stringify(event));
+      const hook = await invoke(['-f', 'webhook', '-p', join(dir, 'event.json')]);
+      expect(hook.statusCode).toBe(202);
+      expect(JSON.parse(hook.body).queued).toMatch(/queued job 4242 pending/);
+      const pass = await invoke(['-f', 'reconcile', '-p', 'events/reconcile-manual.json']);
+      expect(pass).toMatchObject({ passes: 1, passId: expect.stringMatching(/^\d{8}T\d{6}Z-/) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(join(root, `.esbuild-invoke-${ports.http}`), { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it('stops everything it started', async () => {
     const exited = new Promise<number | null>((r) => dev.once('exit', (code) => r(code)));
     dev.kill('SIGTERM');
@@ -125,5 +151,7 @@ describe('npm run dev, end to end', () => {
     const pids = [...output.matchAll(/stopped \w+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
     expect(pids.length).toBe(2);
     for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+    // ... and the file dev:invoke reads, so no invoke can aim at a moto that is gone.
+    expect(existsSync(join(root, '.dev', `env-${ports.http}.json`))).toBe(false);
   }, 30_000);
 });
