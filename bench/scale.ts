@@ -21,7 +21,8 @@
 import { DescribeImagesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { CreateQueueCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { validateConfig, type Config } from '../lib/config';
+import { parameterNames, validateConfig, type Config } from '../lib/config';
+import { SsmOperatorHolds } from '../lib/aws/operator-holds';
 import { Ec2Fleet, ensureLaunchTemplate } from '../lib/aws/ec2-fleet';
 import { SsmStateStore } from '../lib/aws/ssm-state-store';
 import { SqsInbox } from '../lib/aws/sqs-inbox';
@@ -120,6 +121,7 @@ function deployment(n: number, idleCount = 20): Deployment {
   const fleet = new Ec2Fleet({ ec2, config, stage: 'bench', retryEnv: noWait });
   const memory = new ReportMemory();
   const store = new SsmStateStore({ ssm, config, stage: 'bench', retryEnv: noWait, cacheMs: Infinity });
+  const holds = new SsmOperatorHolds({ ssm, path: parameterNames(config, 'bench').operator, retryEnv: noWait });
   const clock = { now: () => Date.now() };
   return {
     aws,
@@ -127,7 +129,8 @@ function deployment(n: number, idleCount = 20): Deployment {
     fleet,
     ids,
     seq: new Map(),
-    pass: (input) => reconcilePass({ config, stage: 'bench', fleet, store, clock, log: quiet, reportMemory: memory, workerRoleIds: [ROLE] }, input),
+    // The operators' holds, read each pass as the handler does (cached 5 s): counted like every other call.
+    pass: (input) => reconcilePass({ config, stage: 'bench', fleet, store, clock, log: quiet, reportMemory: memory, workerRoleIds: [ROLE], holds }, input),
     inbox: () => ({ events: new SqsInbox({ sqs, queueUrl: EVENTS_URL }), reports: new SqsInbox({ sqs, queueUrl: REPORTS_URL }) }),
   };
 }
@@ -298,7 +301,8 @@ async function againstMoto(sizes: number[]): Promise<void> {
       const setup = (performance.now() - t0) / 1000;
       const fleet = new Ec2Fleet({ ec2, config, stage });
       const store = new SsmStateStore({ ssm, config, stage, cacheMs: Infinity });
-      const pass = (input: PassInput) => reconcilePass({ config, stage, fleet, store, clock: { now: () => Date.now() }, log: quiet, workerRoleIds: [ROLE] }, input);
+      const holds = new SsmOperatorHolds({ ssm, path: parameterNames(config, stage).operator });
+      const pass = (input: PassInput) => reconcilePass({ config, stage, fleet, store, clock: { now: () => Date.now() }, log: quiet, workerRoleIds: [ROLE], holds }, input);
       const events = new SqsInbox({ sqs, queueUrl: eventsUrl });
       const reports = new SqsInbox({ sqs, queueUrl: reportsUrl });
       if (n === sizes[0]) {
