@@ -17,11 +17,9 @@
  *  - Instances do not boot (no user data runs): the launch is the end of the story here; the worker
  *    side has its own tests (test/worker).
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { CloudFormationClient, DescribeStackResourcesCommand, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { DescribeImagesCommand, DescribeInstancesCommand, DescribeLaunchTemplatesCommand, DescribeSubnetsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
@@ -35,12 +33,11 @@ import { clearConfigCache } from '../../lib/lambda/runtime';
 import { resetGitlabForTests } from '../../lib/lambda/gitlab';
 import { clearSecretCache } from '../../lib/aws/ssm-state-store';
 import { motoClientConfig, startMoto, type MotoServer } from '../helpers/moto';
+import { ROOT, serverless } from '../helpers/serverless';
 
 jest.setTimeout(150_000);
 
-const exec = promisify(execFile);
-const root = join(__dirname, '..', '..');
-const SERVERLESS = join(root, 'node_modules', 'osls', 'bin', 'serverless.js');
+const root = ROOT;
 const REGION = 'us-east-1';
 const STAGE = 'moto';
 const DEPLOYMENT = 'deploytest';
@@ -53,26 +50,13 @@ let vpc: string;
 const env0 = { ...process.env };
 const timings: Record<string, number> = {};
 
-/** The real `serverless` with moto as every AWS endpoint and nothing else from this environment. */
+/** The real `serverless` against moto (test/helpers/serverless.ts); fails the test with its output when it fails. */
 async function sls(args: string[]): Promise<string> {
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    AWS_ACCESS_KEY_ID: 'testing',
-    AWS_SECRET_ACCESS_KEY: 'testing',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_ENDPOINT_URL: moto.endpoint,
-    SLS_TELEMETRY_DISABLED: '1',
-    SLS_NOTIFICATIONS_MODE: 'off',
-    SLS_AWS_MONITORING_FREQUENCY: '200',
-    GSA_ESBUILD_DIR: '.esbuild-deploy-test',
-  };
   const started = Date.now();
   try {
-    const { stdout, stderr } = await exec(process.execPath, [SERVERLESS, ...args], { cwd: root, env, timeout: 120_000, maxBuffer: 16 << 20 });
-    return stdout + stderr;
-  } catch (e: any) {
-    throw new Error(`serverless ${args.join(' ')} failed (${e.code}):\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+    const r = await serverless(args, { endpoint: moto.endpoint, env: { GSA_ESBUILD_DIR: '.esbuild-deploy-test' }, timeoutMs: 120_000 });
+    if (r.code !== 0) throw new Error(`serverless ${args.join(' ')} failed (${r.code}):\n${r.out}`);
+    return r.out;
   } finally {
     timings[args[0]] = (timings[args[0]] ?? 0) + (Date.now() - started);
   }

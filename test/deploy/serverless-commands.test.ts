@@ -6,46 +6,18 @@
  * before it does anything; the other refusals are serverless-plugin.test.ts's, the names
  * serverless-vars.test.ts's (each real command costs about 2 s of CPU).
  */
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { CloudFormationClient, CreateStackCommand, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { CloudWatchLogsClient, CreateLogGroupCommand, CreateLogStreamCommand, PutLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { startMoto, motoClientConfig, type MotoServer } from '../helpers/moto';
+import { serverless } from '../helpers/serverless';
 
 jest.setTimeout(90_000);
 
-const exec = promisify(execFile);
-const root = join(__dirname, '..', '..');
-// The bin npx would run, without npx's own start-up.
-const SERVERLESS = join(root, 'node_modules', 'osls', 'bin', 'serverless.js');
 const REGION = 'eu-central-1';
 const STACK = 'gitlab-spot-autoscaler-acme-ci-prod';
 let moto: MotoServer;
 
-/** `serverless ...` with moto as every AWS endpoint and nothing else from this environment. */
-async function sls(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string }> {
-  const base: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    AWS_ACCESS_KEY_ID: 'testing',
-    AWS_SECRET_ACCESS_KEY: 'testing',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_ENDPOINT_URL: moto.endpoint,
-    SLS_TELEMETRY_DISABLED: '1',
-    SLS_NOTIFICATIONS_MODE: 'off',
-    // remove polls the stack's status every 5 s by default
-    SLS_AWS_MONITORING_FREQUENCY: '200',
-    ...env,
-  };
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [SERVERLESS, ...args], { cwd: root, env: base, timeout: 60_000 });
-    return { code: 0, out: stdout + stderr };
-  } catch (e: any) {
-    if (typeof e.code !== 'number') throw e;
-    return { code: e.code, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
-  }
-}
+const sls = (args: string[], env: Record<string, string> = {}) => serverless(args, { endpoint: moto.endpoint, env });
 
 const byName = ['--stage', 'prod', '--param', 'deployment=acme-ci', '--region', REGION];
 
