@@ -60,7 +60,7 @@ log() {
 }
 ## spool LINE: "<epoch ms><TAB><line>" (bash 5's EPOCHREALTIME gives the milliseconds).
 spool() {
-  [ -n "$LOG_GROUP" ] && [ -d "$STATE_DIR" ] || return 0
+  [ -n "\${LOG_GROUP:-}" ] && [ -d "$STATE_DIR" ] || return 0
   local t=\${EPOCHREALTIME:-}
   t=\${t/./}
   printf '%s\\t%s\\n' "\${t:0:13}" "$1" >>"$SPOOL" 2>/dev/null
@@ -166,7 +166,7 @@ while True:
 ## Starts the shipper once the AWS CLI, python3 (cloud-init is a Python program), the region, the
 ## instance id and its address are known; before the token is read.
 start_shipper() {
-  [ -n "$LOG_GROUP" ] && [ -z "$shipper_pid" ] && [ -n "$INSTANCE_ID" ] && [ -n "$REGION" ] || return 0
+  [ -n "\${LOG_GROUP:-}" ] && [ -z "$shipper_pid" ] && [ -n "$INSTANCE_ID" ] && [ -n "$REGION" ] || return 0
   command -v aws >/dev/null && command -v python3 >/dev/null || return 0
   local ip
   if ! imds_refresh || ! ip=$(imds local-ipv4); then
@@ -187,7 +187,7 @@ start_shipper() {
 ## Before the power-off: the shipper sends what is left (the reason included) and exits, or is
 ## stopped after LOG_FLUSH_WAIT. A worker that fails before the shipper ran starts it for this.
 flush_logs() {
-  [ -n "$LOG_GROUP" ] && [ -d "$RUN" ] || return 0
+  [ -n "\${LOG_GROUP:-}" ] && [ -d "$RUN" ] || return 0
   start_shipper
   [ -n "$shipper_pid" ] || return 0
   touch "$RUN/log.final"

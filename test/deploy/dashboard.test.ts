@@ -159,13 +159,14 @@ describe('the CloudWatch dashboard', () => {
 describe('worker log groups', () => {
   const R = stack.resources as Record<string, any>;
   it('one per pool, named after deployment, stage and pool, with the configured retention', () => {
-    const groups = Object.values(R).filter((r) => r.Type === 'AWS::Logs::LogGroup');
+    // The image-builds function's own log group (lib/deploy/image.ts) is not a worker group.
+    const groups = Object.values(R).filter((r) => r.Type === 'AWS::Logs::LogGroup' && String(r.Properties.LogGroupName).includes('/workers/'));
     expect(groups.map((g) => [g.Properties.LogGroupName, g.Properties.RetentionInDays]).sort()).toEqual(POOLS.map((p) => [`/gitlab-spot-autoscaler/acme-ci/prod/workers/${p}`, 30]).sort());
   });
 
   it('none, and no grant, with workerLogRetentionDays: 0', () => {
     const off = buildStack({ config: { ...sample, workerLogRetentionDays: 0 }, stage: 'prod', region: 'eu-central-1', vpcId: 'vpc-0123456789abcdef0', renderUserData });
-    expect(Object.values(off.resources).filter((r: any) => r.Type === 'AWS::Logs::LogGroup')).toEqual([]);
+    expect(Object.values(off.resources).filter((r: any) => r.Type === 'AWS::Logs::LogGroup' && String(r.Properties.LogGroupName).includes('/workers/'))).toEqual([]);
     expect(JSON.stringify((off.resources as any).WorkerRoleGeneral)).not.toContain('logs:PutLogEvents');
   });
 });
