@@ -172,21 +172,31 @@ export function senderProblem(r: Pick<WorkerReport, 'instanceId' | 'sender'>, wo
   return undefined;
 }
 
+/** What a worker said in its newest report, as the pass applied it (the fields its tags record). */
+export type RememberedView = Pick<FleetWorker, 'reported' | 'readyAt' | 'idleSince' | 'stoppedAt'>;
+
 /**
  * What a controller container remembers between passes: the newest report applied per instance
- * (its sequence number and build count). SQS standard queues may deliver out of order; this drops
- * an older report that arrives after a newer one. Lost with the container, which only means an
- * older report may be applied once more until the next report (heartbeat) corrects it — never
- * anything the fence depends on.
+ * (its sequence number, build count and what it said). SQS standard queues may deliver out of
+ * order; this drops an older report that arrives after a newer one.
+ *
+ * It also keeps what the instance's tags may not show yet: the pass applies a report before it
+ * writes it, the write can fail (CreateTags is one account-wide bucket) and SQS then hides the
+ * report for the visibility timeout, and DescribeInstances is eventually consistent. Until the
+ * tags catch up, the passes in between plan from what the worker said, not from older tags
+ * (`overlay`): a worker that reported ready is never "never ready", one that reported a job is
+ * never taken for idle. Lost with the container, which only means the tags are trusted again.
  */
 export class ReportMemory {
-  private readonly last = new Map<string, { seq: number; builds: number }>();
-  get(id: string): { seq: number; builds: number } | undefined {
+  private readonly last = new Map<string, { seq: number; builds: number; view?: RememberedView }>();
+  get(id: string): { seq: number; builds: number; view?: RememberedView } | undefined {
     return this.last.get(id);
   }
-  set(id: string, seq: number, builds: number): void {
+  /** Records a report applied (with what it said) or written; an older one never replaces a newer one. */
+  set(id: string, seq: number, builds: number, view?: RememberedView): void {
     const known = this.last.get(id);
-    if (!known || known.seq <= seq) this.last.set(id, { seq, builds });
+    if (known && known.seq > seq) return;
+    this.last.set(id, { seq, builds, view: view ?? (known?.seq === seq ? known.view : undefined) });
   }
   /** Forgets instances that are gone. */
   keepOnly(ids: ReadonlySet<string>): void {
@@ -195,6 +205,31 @@ export class ReportMemory {
   get size(): number {
     return this.last.size;
   }
+}
+
+/**
+ * The discovered worker with what its newest applied report said and its tags may not show yet.
+ * Only ever towards "more careful": ready stays ready, draining and stopped are final, and when
+ * the tags and the report disagree on idle or busy, busy wins until the next report.
+ */
+export function overlay(w: FleetWorker, known: { builds: number; view?: RememberedView } | undefined): FleetWorker {
+  if (!known) return w;
+  const out: FleetWorker = w.reported !== 'draining' && w.reported !== 'stopped' ? { ...w, builds: Math.max(w.builds, known.builds) } : { ...w };
+  const v = known.view;
+  if (!v?.reported) return out;
+  if (out.readyAt === undefined && v.readyAt !== undefined) out.readyAt = v.readyAt;
+  const tagged = out.reported;
+  if (tagged === undefined || RANK[v.reported] > RANK[tagged]) {
+    out.reported = v.reported;
+    if (v.reported === 'idle') out.idleSince = out.idleSince ?? v.idleSince;
+    if (v.reported === 'stopped') out.stoppedAt = v.stoppedAt;
+    if (v.reported !== 'idle') delete out.idleSince;
+  } else if (RANK[v.reported] === RANK[tagged] && v.reported !== tagged) {
+    out.reported = 'busy';
+    delete out.idleSince;
+  }
+  out.state = deriveState(out);
+  return out;
 }
 
 /** A CreateTags the controller makes for workers' reports: one tag set, many instances. */
@@ -287,30 +322,32 @@ export function applyReports(
     const r = newest.get(before.id);
     const known = opts.memory.get(before.id);
     if (!r) {
-      out.workers.push(known && before.reported !== 'draining' && before.reported !== 'stopped' ? { ...before, builds: known.builds } : before);
+      out.workers.push(overlay(before, known));
       continue;
     }
     const stale = (known !== undefined && known.seq > r.seq) || (before.reported !== undefined && RANK[r.state] < RANK[before.reported]) || before.instanceState === 'shutting-down';
     if (stale) {
       out.settled.push(r.id);
       out.counts.stale++;
-      out.workers.push(known ? { ...before, builds: Math.max(before.builds, known.builds) } : before);
+      out.workers.push(overlay(before, known));
       continue;
     }
     const w: FleetWorker = { ...before, reported: r.state, builds: r.builds };
+    if (w.readyAt === undefined && known?.view?.readyAt !== undefined) w.readyAt = known.view.readyAt;
     const ready = r.readyAt ?? (r.state === 'idle' || r.state === 'busy' ? r.at : undefined);
     if (w.readyAt === undefined && ready !== undefined) w.readyAt = floorMinute(ready);
     if (r.state === 'idle') w.idleSince = ceilMinute(r.idleSince ?? r.at);
     if (r.state === 'stopped') w.stoppedAt = before.reported === 'stopped' && before.stoppedAt !== undefined ? before.stoppedAt : ceilMinute(r.sentAt ?? opts.now);
     w.state = deriveState(w);
     out.workers.push(w);
+    // Remembered now, before the write that records it: the passes until the tags show it plan from it.
+    opts.memory.set(w.id, r.seq, r.builds, { reported: w.reported, readyAt: w.readyAt, idleSince: w.idleSince, stoppedAt: w.stoppedAt });
 
     const was = reportTags(before);
     const now = reportTags(w);
     const changed: Record<string, string> = {};
     for (const [k, v] of Object.entries(now) as [keyof typeof now, string][]) if (was[k] !== v) changed[opts.tagKeys[k]] = v;
     if (Object.keys(changed).length === 0) {
-      opts.memory.set(w.id, r.seq, r.builds);
       out.settled.push(r.id);
       out.counts.unchanged++;
       continue;

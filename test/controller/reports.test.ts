@@ -91,6 +91,23 @@ describe('applyReports', () => {
     expect(c.counts.stale).toBe(1);
   });
 
+  test('until the tags show a report the pass applied (its write failed, or DescribeInstances lags), the container plans from the report', () => {
+    const memory = new ReportMemory();
+    const idleTags = { ...booting(1), state: 'idle' as const, reported: 'idle' as const, readyAt: T0 - 600_000, idleSince: T0 - 60_000 };
+    // Ready, then busy: applied (remembered) before the write; the write fails; the tags say nothing yet.
+    apply([booting(1)], [report(1, 2, 'busy')], memory);
+    expect(apply([booting(1)], [], memory).workers[0]).toMatchObject({ reported: 'busy', state: 'busy', readyAt: expect.any(Number) });
+    // Draining is final, whatever older tags say.
+    apply([idleTags], [report(1, 3, 'draining')], memory);
+    expect(apply([idleTags], [], memory).workers[0]).toMatchObject({ reported: 'draining', state: 'retiring' });
+    // Idle remembered, busy tagged (another container wrote a newer report, or this one lags): busy wins until the next report.
+    const m2 = new ReportMemory();
+    apply([idleTags], [report(1, 5, 'idle')], m2);
+    expect(apply([{ ...idleTags, reported: 'busy', state: 'busy', idleSince: undefined }], [], m2).workers[0]).toMatchObject({ reported: 'busy', state: 'busy' });
+    // Nothing remembered: the tags as they are.
+    expect(apply([idleTags], []).workers[0]).toEqual(idleTags);
+  });
+
   test('a heartbeat that says what the tags say costs no write; its message is done at once', () => {
     const w = { ...booting(1), state: 'idle' as const, reported: 'idle' as const, readyAt: Date.parse('2026-11-30T09:59:00Z'), idleSince: Date.parse('2026-11-30T10:00:00Z') };
     const out = apply([w], [report(1, 9, 'idle', { readyAt: Date.parse('2026-11-30T09:59:10Z'), idleSince: Date.parse('2026-11-30T09:59:40Z') })]);
