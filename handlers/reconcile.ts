@@ -219,7 +219,8 @@ async function handle(event: ReconcileEvent, context: LoggedContext): Promise<Re
   const unique = dedupeEvents(events, recentDeliveries);
   if (unique.length < events.length) log.info('duplicate deliveries dropped', { received: events.length, kept: unique.length });
   try {
-    await runPass(config, env, { events: unique, trigger: interruption ? 'interruption' : 'queue' }, context, gitlab);
+    // This path reads no reports: nothing that waits for one may end here.
+    await runPass(config, env, { events: unique, trigger: interruption ? 'interruption' : 'queue', reportQueue: env.reportQueueUrl ? 'unread' : undefined }, context, gitlab);
     recentDeliveries.remember(unique, Date.now());
   } catch (e) {
     // The whole pass failed: every message is retried (after the visibility timeout).

@@ -153,6 +153,8 @@ export async function runLoop(deps: LoopDeps, first: PassInput['trigger'], optio
     report.unreadable += ev.unreadable + rep.unreadable;
     const events = dedupeEvents(ev.events, deps.recentDeliveries, now());
     const input: PassInput = { events, reports: rep.reports, trigger: report.passes === 0 ? first : ev.interruption ? 'interruption' : trigger };
+    // Took its cap: more reports wait, and one of them may be the one a termination waits for.
+    if (deps.reports) input.reportQueue = reportMessages.length >= o.maxReportsPerPass ? 'behind' : 'drained';
 
     const started = now();
     lastStart = started;

@@ -83,6 +83,13 @@ export interface PassInput {
   events: JobEvent[];
   /** Workers' reports received for this pass (lib/controller/reports.ts). */
   reports?: WorkerReport[];
+  /**
+   * How the report queue was read for this pass: 'drained' (taken until it looked empty),
+   * 'behind' (the pass took its cap and more wait), 'unread' (not read). Unset: the caller hands
+   * over every report there is (the simulation, tests). Terminations that depend on a report not
+   * having come (never-ready, retirement-ignored) wait for a drained queue.
+   */
+  reportQueue?: 'drained' | 'behind' | 'unread';
   trigger: 'queue' | 'schedule' | 'interruption' | 'manual';
   /** Defaults to a new id (time + random). The simulation passes its own for determinism. */
   passId?: string;
@@ -214,6 +221,7 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   if (input.reports?.length) log.info('worker reports applied', { passId, reports: input.reports.length, ...rep.counts, tagWrites: rep.writes.length });
   // Each ready worker's boot, as it timed it (docs/worker.md, "Boot timeline"); also a metric per pool (lib/lambda/metrics.ts).
   for (const b of rep.boots) log.info('worker boot timeline', { passId, instanceId: b.instanceId, pool: b.pool, ...b.boot });
+  for (const f of rep.floods) log.error(`worker ${f.instanceId} sent ${f.reports} reports in one pass (a worker sends a few): a job on it may be flooding the report queue`, { passId, ...f });
   const discovered = rep.workers;
   recordInterruptionCooldowns(config, state, discovered, now);
   pruneCooldowns(state, now);
@@ -258,8 +266,13 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   // Defence in depth, at action time: whatever the planner says, a worker that reports a job (busy,
   // or draining with its runner still up) is not terminated, except at its hard end of life or
   // when EC2 has stopped it. It is asked to retire instead.
+  // A report still in the queue (a backlog, a flood by a hostile job, a pass that read none) may be
+  // the ready or draining report these two wait for: they wait for a pass that read the queue to the end.
+  const reportsBehind = input.reportQueue !== undefined && input.reportQueue !== 'drained';
+  const held: Termination[] = [];
   const terminate = [...plan.pools.flatMap((p) => p.terminate), ...plan.orphans.terminate].filter((t) => {
     if (t.id.startsWith('inflight:')) return false;
+    if (reportsBehind && (t.kind === 'never-ready' || t.kind === 'retirement-ignored')) return !held.push(t);
     const w = byId.get(t.id);
     if (!w || !mayRunJob(w)) return true;
     if (t.kind === 'end-of-life' || t.kind === 'stopped-instance') {
@@ -270,6 +283,7 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
     if (w.retireRequestedAt === undefined && !retire.some((r) => r.id === t.id)) retire.push({ id: t.id, reason: `${t.reason} (reports ${w.reported}: retire after the current job)` });
     return false;
   });
+  if (held.length) decide(`${held.length} termination(s) (${[...new Set(held.map((t) => t.kind))].join(', ')}) held: the report queue is behind (${input.reportQueue}); a report still in it may be the one they wait for`, 'warn');
   const actReserve = deps.options?.actReserveMs ?? ACT_RESERVE_MS;
   const canAct = () => {
     if (remaining() >= actReserve) return true;

@@ -251,7 +251,12 @@ export interface ReportsOutcome {
   refusals: { id: string; instanceId: string; reason: string }[];
   /** Boot timelines the pass's accepted reports carried (one per instance), for the log and the metrics. */
   boots: { instanceId: string; pool: string; boot: BootTimeline }[];
+  /** Instances that sent more than FLOOD_REPORTS reports into one pass: a worker sends a few (a job on it may be flooding the queue). */
+  floods: { instanceId: string; reports: number }[];
 }
+
+/** More reports than this from one instance in one pass is not a worker's doing (it sends about two a job and a heartbeat). */
+export const FLOOD_REPORTS = 50;
 
 const MINUTE = 60_000;
 const floorMinute = (t: number) => Math.floor(t / MINUTE) * MINUTE;
@@ -282,7 +287,8 @@ export function applyReports(
   reports: readonly WorkerReport[],
   opts: { memory: ReportMemory; workerRoleIds: readonly string[]; tagKeys: Record<'ready' | 'state' | 'idleSince' | 'stoppedAt' | 'builds', string>; now: number },
 ): ReportsOutcome {
-  const out: ReportsOutcome = { workers: [], writes: [], settled: [], retry: [], counts: { applied: 0, unchanged: 0, stale: 0, refused: 0, unknown: 0 }, refusals: [], boots: [] };
+  const out: ReportsOutcome = { workers: [], writes: [], settled: [], retry: [], counts: { applied: 0, unchanged: 0, stale: 0, refused: 0, unknown: 0 }, refusals: [], boots: [], floods: [] };
+  const perInstance = new Map<string, number>();
   const byId = new Map(discovered.map((w) => [w.id, w]));
   const newest = new Map<string, WorkerReport>();
   for (const r of reports) {
@@ -293,6 +299,7 @@ export function applyReports(
       out.settled.push(r.id);
       continue;
     }
+    perInstance.set(r.instanceId, (perInstance.get(r.instanceId) ?? 0) + 1);
     const w = byId.get(r.instanceId);
     // The ready report carries the timeline; a later report of the same pass may supersede it below,
     // so it is taken from whichever accepted report has it, once per instance.
@@ -317,6 +324,7 @@ export function applyReports(
     }
   }
 
+  for (const [instanceId, n] of perInstance) if (n > FLOOD_REPORTS) out.floods.push({ instanceId, reports: n });
   const groups = new Map<string, ReportsOutcome['writes'][number]>();
   for (const before of discovered) {
     const r = newest.get(before.id);

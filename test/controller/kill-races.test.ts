@@ -103,18 +103,27 @@ function world(config = onePool()) {
     };
   };
 
-  const pass = async (opts: { crashOnSave?: boolean; failReportTags?: boolean } = {}): Promise<PassReport> => {
+  /**
+   * One pass. `reportCap`: the pass takes at most this many reports and tells the controller
+   * whether it took its cap ('behind'), as the invocation loop does; newest first, since a standard
+   * queue promises no order and this is the worst one for a report that waits behind others.
+   */
+  const pass = async (opts: { crashOnSave?: boolean; failReportTags?: boolean; reportCap?: number } = {}): Promise<PassReport> => {
     discovered = false;
     failReportTags = opts.failReportTags ?? false;
     const now = clock.now();
-    const taken = queue.filter((q) => q.visibleAt <= now);
-    queue = queue.filter((q) => q.visibleAt > now);
+    const cap = opts.reportCap ?? Infinity;
+    const taken: typeof queue = [];
+    if (cap !== Infinity) queue.reverse();
+    queue = queue.filter((q) => (q.visibleAt <= now && taken.length < cap ? (taken.push(q), false) : true));
+    if (cap !== Infinity) queue.reverse();
     const hide = (rs: WorkerReport[]) => queue.push(...rs.map((r) => ({ r, visibleAt: now + REPORTING.visibilitySeconds * 1000 })));
     const reports = taken.map((q) => q.r);
     const real = store.save.bind(store);
     if (opts.crashOnSave) store.save = async () => Promise.reject(new Error('SSM unavailable'));
     try {
-      const r = await reconcilePass({ config, stage: 'test', fleet, store, clock, log, reportMemory: memory, workerRoleIds: [ROLE] }, { events: [], reports, trigger: 'schedule' });
+      const reportQueue = opts.reportCap === undefined ? undefined : taken.length >= cap ? ('behind' as const) : ('drained' as const);
+      const r = await reconcilePass({ config, stage: 'test', fleet, store, clock, log, reportMemory: memory, workerRoleIds: [ROLE] }, { events: [], reports, trigger: 'schedule', reportQueue });
       // What the loop does: settled reports are deleted; the others come back after the visibility timeout.
       hide(reports.filter((x) => !r.reports.settled.includes(x.id)));
       return r;
@@ -316,6 +325,46 @@ describe('reports the pass could not record, or has not read yet', () => {
     }
     expect(terminated).toEqual([]);
     expect(w.killedWhileBusy).toEqual([]);
+  });
+
+  test('a hostile job floods the report queue: a worker whose ready report sits behind the flood is never ended as never-ready', async () => {
+    w = world();
+    const hostile = w.add('docker', { reported: 'busy' }); // a privileged job owns it and its credentials
+    const late = w.add('docker', { launchedAgo: 590 });
+    const flood = (n: number) => {
+      for (let k = 0; k < n; k++) w.report(hostile, 'busy');
+    };
+    flood(3000);
+    w.report(late, 'idle'); // ready in time; SQS accepted it, so its runner started...
+    w.report(late, 'busy'); // ...and took a job
+    w.runners.get(late.id)!.job = true;
+    const terminated: string[] = [];
+    for (let t = 0; t < 1500; t += 30) {
+      flood(1000); // faster than a pass takes them
+      const r = await w.pass({ reportCap: 1000 });
+      terminated.push(...r.terminated.map((x) => `${x.id} ${x.kind}`));
+      w.clock.advance(30);
+    }
+    expect(terminated).toEqual([]);
+    expect(w.killedWhileBusy).toEqual([]);
+    expect(w.log.at('warn').some((m) => /report queue is behind/.test(m))).toBe(true);
+    expect(w.log.at('error').some((m) => new RegExp(`${hostile.id}.*reports in one pass`).test(m) || /reports in one pass/.test(m))).toBe(true);
+    // The flood stops: the queue drains, the ready report is read, and nothing that must not end does.
+    for (let t = 0; t < 300; t += 30) {
+      const r = await w.pass({ reportCap: 10_000 });
+      expect(r.terminated.map((x) => x.id)).not.toContain(late.id);
+      w.clock.advance(30);
+    }
+    expect(w.tag(late, TAGS.state)).toBe('busy');
+  });
+
+  test('a report queue behind holds never-ready until it is read to the end; then a worker that never reported is ended', async () => {
+    w = world();
+    const stuck = w.add('docker', { launchedAgo: 600 + FENCE.bootGrace + 60 });
+    const other = w.add('docker', { reported: 'idle' });
+    for (let k = 0; k < 5; k++) w.report(other, 'idle');
+    expect((await w.pass({ reportCap: 5 })).terminated).toEqual([]);
+    expect((await w.pass({ reportCap: 5 })).terminated).toEqual([expect.objectContaining({ id: stuck.id, kind: 'never-ready' })]);
   });
 
   test('a draining report whose write failed, just before the retirement deadline: the passes until SQS delivers it again do not take the worker for idle', async () => {

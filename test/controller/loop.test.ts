@@ -129,6 +129,17 @@ describe('runLoop', () => {
     expect(s.reports.size).toBe(1);
   });
 
+  test('a pass that took its cap of reports says the report queue is behind; one that read it to the end, drained', async () => {
+    const s = setup(60_000, { settle: () => ({ settled: [], retry: [] }) });
+    const body = (q: number) => encodeReport({ instanceId: 'i-0123456789abcdef0', seq: q, state: 'idle', builds: 0, at: 1_000_000 });
+    for (let q = 1; q <= 7; q++) s.reports.send(body(q), 'AROAX:i-0123456789abcdef0');
+    await runLoop(s.deps, 'schedule', { maxPasses: 2, maxReportsPerPass: 5, minPassIntervalMs: 0, tickIntervalMs: 0 });
+    expect(s.inputs.map((i) => [i.reports!.length, i.reportQueue])).toEqual([
+      [5, 'behind'],
+      [2, 'drained'],
+    ]);
+  });
+
   test('passes back to back while time lasts: long polling while idle, a pass per tick, none started without time to finish', async () => {
     const s = setup(90_000);
     const r = await runLoop(s.deps, 'schedule', { tickIntervalMs: 15_000, loopForMs: 55_000 });
