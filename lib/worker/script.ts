@@ -23,6 +23,10 @@ POLL=\${GSA_POLL:-5}
 RETRY_DELAY=\${GSA_RETRY_DELAY:-5}
 INTERRUPT_MARGIN=\${GSA_INTERRUPT_MARGIN:-20}
 KILL_GRACE=\${GSA_KILL_GRACE:-30}
+## A worker that cannot read its instance tags would not see a retirement request, yet the
+## controller ends a worker that ignored one (jobTimeout + 10 min after it): past this many
+## seconds without its tags it stops taking jobs itself.
+TAGS_BLIND=\${GSA_TAGS_BLIND:-300}
 HEARTBEAT=\${GSA_HEARTBEAT:-$HEARTBEAT}
 DOWNLOADS=\${GSA_RUNNER_DOWNLOADS:-https://gitlab-runner-downloads.s3.amazonaws.com}
 MAX_RESTARTS=3
@@ -653,8 +657,9 @@ watch_jobs() {
 }
 
 watch_runner() {
-  local t rc restarts=0 keys value at next_heartbeat
+  local t rc restarts=0 keys value at next_heartbeat tags_seen
   next_heartbeat=$(($(now) + HEARTBEAT))
+  tags_seen=$(now)
   while :; do
     t=$(now)
     if ! kill -0 "$runner_pid" 2>/dev/null; then
@@ -684,7 +689,7 @@ watch_runner() {
         at=$(date -d "$(sed -n 's/.*"time" *: *"\\([^"]*\\)".*/\\1/p' <<<"$action")" +%s 2>/dev/null) || at=$((t + 120))
         stop "spot interruption notice ($action)" $((at - INTERRUPT_MARGIN))
       }
-      keys=$(imds tags/instance)
+      keys=$(imds tags/instance) && [ -n "$keys" ] && tags_seen=$t
       if grep -qxF "$TAG_PREFIX:interrupted" <<<"$keys"; then
         value=$(imds "tags/instance/$TAG_PREFIX:interrupted")
         case $value in interruption*) stop "interrupted ($value)" $((t + 120 - INTERRUPT_MARGIN)) ;; esac
@@ -695,6 +700,7 @@ watch_runner() {
         stop "retirement requested ($value)" $((t + JOB_TIMEOUT))
       fi
     fi
+    [ $((t - tags_seen)) -ge "$TAGS_BLIND" ] && stop "cannot read its instance tags for $((t - tags_seen)) s: a retirement request would go unseen" $((t + JOB_TIMEOUT))
     watch_jobs
     ## maxLifetime counts from launch, as the controller's end of life does.
     [ $((t - LAUNCHED_AT)) -ge "$MAX_LIFETIME" ] && stop "max lifetime ($MAX_LIFETIME s after launch) reached" $((t + JOB_TIMEOUT))

@@ -99,6 +99,8 @@ export interface Scenario {
 export interface ImdsState {
   tags: Map<string, string>;
   spotAction?: string;
+  /** Instance tags cannot be read (tags/instance answers 500). */
+  tagsDown?: boolean;
 }
 
 export interface Call {
@@ -314,6 +316,7 @@ async function startStandIn(
       if (path === 'placement/region') return send(200, 'eu-west-1');
       if (path === 'local-ipv4') return scenario.localIpv4 === null ? send(404) : send(200, scenario.localIpv4 ?? '10.0.1.23');
       if (path === 'spot/instance-action') return state.spotAction ? send(200, state.spotAction) : send(404);
+      if (path.startsWith('tags/instance') && state.tagsDown) return send(500);
       if (path === 'tags/instance') return send(200, [...state.tags.keys()].join('\n'));
       if (path.startsWith('tags/instance/')) {
         const v = state.tags.get(path.slice('tags/instance/'.length));

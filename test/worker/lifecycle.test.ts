@@ -240,6 +240,23 @@ describe('worker lifecycle (bash, fakes, IMDS stand-in)', () => {
     expect(indexOf(r.calls, 'gitlab-runner', '')).toBe(-1);
   });
 
+  test('instance tags unreadable for TAGS_BLIND seconds mid-job: the worker stops taking jobs itself, its job finishes', async () => {
+    // It could not see a retirement request, and the controller ends a worker that ignored one.
+    const r = await runScenario({
+      name: 'tags-blind',
+      env: { GSA_TAGS_BLIND: '1' },
+      runner: { jobs: 3, waitSignalInJob: 1 },
+      onEvent: (ev, imds) => {
+        if (ev === 'job-start-1') imds.tagsDown = true;
+      },
+    });
+    expectShutdown(r, /cannot read its instance tags for \d+ s/);
+    expect(r.events).toEqual(['job-start-1', 'signal-QUIT', 'job-end-1', 'exit-0']);
+    const reports = reportsSent(r.calls);
+    expect(reports.find((x) => x.s === 'draining')?.w).toMatch(/cannot read its instance tags/);
+    expect(reports[reports.length - 1].s).toBe('stopped');
+  });
+
   test('heartbeat: an idle worker repeats its state, so a lost report is repaired', async () => {
     const r = await runScenario({
       name: 'heartbeat',
