@@ -17,7 +17,8 @@ export type WorkerState = 'booting' | 'idle' | 'busy' | 'retiring';
 export type WorkerProblem =
   | 'impaired' // failed EC2 status checks
   | 'stopped' // stopped or stopping: workers are never meant to stop (shutdown = terminate); the adapter reports its state as 'retiring'
-  | 'interrupted'; // spot interruption notice received (interruption handler tags it)
+  | 'interrupted' // spot interruption notice received (interruption handler tags it)
+  | 'silent'; // reported ready once, then nothing for REPORTING.silenceSeconds (its script, and runner, may have died)
 
 /**
  * What the worker last reported about itself (docs/controller.md, "Worker reports"):
@@ -104,7 +105,7 @@ export interface Snapshot {
 }
 
 /** Why an instance should go; it is always asked first (a Retirement), and terminated only behind the fence (Termination). */
-export type RetirementKind = 'max-builds' | 'template' | 'limit' | 'idle' | 'boot-timeout' | 'impaired' | 'orphan' | 'drain';
+export type RetirementKind = 'max-builds' | 'template' | 'limit' | 'idle' | 'boot-timeout' | 'impaired' | 'silent' | 'orphan' | 'drain';
 
 /** A graceful request: the worker finishes its current job, then leaves on its own. */
 export interface Retirement {

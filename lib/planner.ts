@@ -33,6 +33,13 @@ export const REPORTING = {
   heartbeatSeconds: 600,
   /** A report a pass received stays hidden this long; if that pass dies, SQS delivers it again after it. */
   visibilitySeconds: 120,
+  /**
+   * A worker that reported ready and has sent nothing for this long (two heartbeats lost, plus a
+   * delivery held by a pass that died, plus a minute) is taken for gone silent: its script died and
+   * its runner with it, or it cannot reach SQS. It is asked to retire and no longer counted as
+   * available, so a pending job it "covers" gets a worker.
+   */
+  silenceSeconds: 2 * 600 + 120 + 60,
 };
 
 /**
@@ -137,6 +144,8 @@ interface Triage {
   leaving: number;
 }
 
+const silentReason = `no report for ${REPORTING.silenceSeconds} s (a worker repeats its state every ${REPORTING.heartbeatSeconds} s): its runner may be gone`;
+
 function triage(l: Limits, workers: readonly WorkerView[], now: number): Triage {
   const t: Triage = { healthy: [], retire: [], terminate: [], leaving: 0 };
   const ask = (w: WorkerView, kind: RetirementKind, reason: string) => {
@@ -150,8 +159,9 @@ function triage(l: Limits, workers: readonly WorkerView[], now: number): Triage 
       t.leaving++;
     } else if (w.state === 'busy') {
       // A worker reported busy is left to finish, whatever else is wrong with it: an impaired busy
-      // worker is asked to retire once it is idle.
-      if (w.problem) t.leaving++;
+      // worker is asked to retire once it is idle. A silent one may never say it is idle again.
+      if (w.problem === 'silent') ask(w, 'silent', silentReason);
+      else if (w.problem) t.leaving++;
       else t.healthy.push(w);
     } else if (w.state === 'retiring' || w.problem === 'interrupted') {
       // Leaving already; an interrupted one is reclaimed by AWS. Its capacity is replaced below.
@@ -160,6 +170,8 @@ function triage(l: Limits, workers: readonly WorkerView[], now: number): Triage 
       ask(w, 'boot-timeout', `did not become ready within bootTimeout (${l.bootTimeout} s)`);
     } else if (w.problem === 'impaired') {
       ask(w, 'impaired', 'failed EC2 status checks');
+    } else if (w.problem === 'silent') {
+      ask(w, 'silent', silentReason);
     } else {
       t.healthy.push(w);
     }

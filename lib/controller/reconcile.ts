@@ -215,7 +215,8 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   const found = (await fleet.discover(now)) as FleetWorker[];
   // What the workers reported since the last pass, applied to what EC2 shows (newest wins).
   const memory = deps.reportMemory ?? new ReportMemory();
-  const rep = applyReports(found, input.reports ?? [], { memory, workerRoleIds: deps.workerRoleIds ?? [], tagKeys: REPORT_TAG_KEYS, now });
+  const reportsBehind = input.reportQueue !== undefined && input.reportQueue !== 'drained';
+  const rep = applyReports(found, input.reports ?? [], { memory, workerRoleIds: deps.workerRoleIds ?? [], tagKeys: REPORT_TAG_KEYS, now, judgeSilence: !reportsBehind });
   if (rep.refusals.length)
     log.warn('worker reports refused: not sent by the instance they speak for', { passId, refused: rep.refusals.length, examples: rep.refusals.slice(0, 5) });
   if (input.reports?.length) log.info('worker reports applied', { passId, reports: input.reports.length, ...rep.counts, tagWrites: rep.writes.length });
@@ -268,7 +269,6 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   // when EC2 has stopped it. It is asked to retire instead.
   // A report still in the queue (a backlog, a flood by a hostile job, a pass that read none) may be
   // the ready or draining report these two wait for: they wait for a pass that read the queue to the end.
-  const reportsBehind = input.reportQueue !== undefined && input.reportQueue !== 'drained';
   const held: Termination[] = [];
   const terminate = [...plan.pools.flatMap((p) => p.terminate), ...plan.orphans.terminate].filter((t) => {
     if (t.id.startsWith('inflight:')) return false;

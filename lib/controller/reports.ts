@@ -21,6 +21,7 @@
  * Pure: no AWS. The SQS adapter (lib/aws/sqs-inbox.ts) turns messages into WorkerReport values.
  */
 import { deriveState, type ReportedState } from '../model';
+import { REPORTING } from '../planner';
 import type { FleetWorker } from './ports';
 
 export const REPORT_VERSION = 1;
@@ -189,6 +190,17 @@ export type RememberedView = Pick<FleetWorker, 'reported' | 'readyAt' | 'idleSin
  */
 export class ReportMemory {
   private readonly last = new Map<string, { seq: number; builds: number; view?: RememberedView }>();
+  /** When each instance was last heard from (SQS's clock), or first seen by this container. */
+  private readonly heard = new Map<string, number>();
+  /** Records that the instance was alive at `at` (a report's SentTimestamp). */
+  heardFrom(id: string, at: number): void {
+    this.heard.set(id, Math.max(at, this.heard.get(id) ?? -Infinity));
+  }
+  /** Milliseconds since the instance was last heard from; an instance first seen now counts as heard now. */
+  silentFor(id: string, now: number): number {
+    if (!this.heard.has(id)) this.heard.set(id, now);
+    return now - this.heard.get(id)!;
+  }
   get(id: string): { seq: number; builds: number; view?: RememberedView } | undefined {
     return this.last.get(id);
   }
@@ -201,6 +213,7 @@ export class ReportMemory {
   /** Forgets instances that are gone. */
   keepOnly(ids: ReadonlySet<string>): void {
     for (const id of this.last.keys()) if (!ids.has(id)) this.last.delete(id);
+    for (const id of this.heard.keys()) if (!ids.has(id)) this.heard.delete(id);
   }
   get size(): number {
     return this.last.size;
@@ -285,7 +298,14 @@ export function reportTags(w: Pick<FleetWorker, 'reported' | 'readyAt' | 'idleSi
 export function applyReports(
   discovered: readonly FleetWorker[],
   reports: readonly WorkerReport[],
-  opts: { memory: ReportMemory; workerRoleIds: readonly string[]; tagKeys: Record<'ready' | 'state' | 'idleSince' | 'stoppedAt' | 'builds', string>; now: number },
+  opts: {
+    memory: ReportMemory;
+    workerRoleIds: readonly string[];
+    tagKeys: Record<'ready' | 'state' | 'idleSince' | 'stoppedAt' | 'builds', string>;
+    now: number;
+    /** False while the report queue is behind: a report still in it may be the one that shows the worker alive. Default true. */
+    judgeSilence?: boolean;
+  },
 ): ReportsOutcome {
   const out: ReportsOutcome = { workers: [], writes: [], settled: [], retry: [], counts: { applied: 0, unchanged: 0, stale: 0, refused: 0, unknown: 0 }, refusals: [], boots: [], floods: [] };
   const perInstance = new Map<string, number>();
@@ -304,6 +324,7 @@ export function applyReports(
     // The ready report carries the timeline; a later report of the same pass may supersede it below,
     // so it is taken from whichever accepted report has it, once per instance.
     if (w && r.boot && w.readyAt === undefined && !out.boots.some((x) => x.instanceId === r.instanceId)) out.boots.push({ instanceId: r.instanceId, pool: w.pool, boot: r.boot });
+    if (w) opts.memory.heardFrom(w.id, Math.min(r.sentAt ?? opts.now, opts.now));
     if (!w) {
       // Not visible yet (DescribeInstances is eventually consistent) or gone: give it a few more deliveries.
       if ((r.receiveCount ?? 1) < 3) out.retry.push(r.id);
@@ -372,6 +393,11 @@ export function applyReports(
     out.counts.applied++;
   }
   out.writes = [...groups.values()];
+  // Heard from when it reported (any report, stale ones too: the worker was alive to send it).
+  for (const w of out.workers) {
+    const silent = opts.memory.silentFor(w.id, opts.now);
+    if (opts.judgeSilence !== false && !w.problem && w.instanceState === 'running' && (w.reported === 'idle' || w.reported === 'busy') && silent > REPORTING.silenceSeconds * 1000) w.problem = 'silent';
+  }
   opts.memory.keepOnly(new Set(discovered.map((w) => w.id)));
   return out;
 }

@@ -18,6 +18,7 @@ import { decodeReport, encodeReport, ReportMemory, type WorkerReport } from '../
 import { MemoryStateStore } from '../../lib/controller/state';
 import { TAGS } from '../../lib/controller/tags';
 import type { ReportedState } from '../../lib/model';
+import type { JobEvent } from '../../lib/controller/ports';
 import { FakeAws, type FakeInstance } from '../helpers/fake-aws';
 import { ManualClock, MemoryLogger, testConfig } from './fixtures';
 
@@ -108,7 +109,7 @@ function world(config = onePool()) {
    * whether it took its cap ('behind'), as the invocation loop does; newest first, since a standard
    * queue promises no order and this is the worst one for a report that waits behind others.
    */
-  const pass = async (opts: { crashOnSave?: boolean; failReportTags?: boolean; reportCap?: number } = {}): Promise<PassReport> => {
+  const pass = async (opts: { crashOnSave?: boolean; failReportTags?: boolean; reportCap?: number; events?: JobEvent[] } = {}): Promise<PassReport> => {
     discovered = false;
     failReportTags = opts.failReportTags ?? false;
     const now = clock.now();
@@ -123,7 +124,7 @@ function world(config = onePool()) {
     if (opts.crashOnSave) store.save = async () => Promise.reject(new Error('SSM unavailable'));
     try {
       const reportQueue = opts.reportCap === undefined ? undefined : taken.length >= cap ? ('behind' as const) : ('drained' as const);
-      const r = await reconcilePass({ config, stage: 'test', fleet, store, clock, log, reportMemory: memory, workerRoleIds: [ROLE] }, { events: [], reports, trigger: 'schedule', reportQueue });
+      const r = await reconcilePass({ config, stage: 'test', fleet, store, clock, log, reportMemory: memory, workerRoleIds: [ROLE] }, { events: opts.events ?? [], reports, trigger: 'schedule', reportQueue });
       // What the loop does: settled reports are deleted; the others come back after the visibility timeout.
       hide(reports.filter((x) => !r.reports.settled.includes(x.id)));
       return r;
@@ -378,5 +379,37 @@ describe('reports the pass could not record, or has not read yet', () => {
     const r = await w.pass({ failReportTags: true });
     expect(r.terminated).toEqual([]);
     expect(w.killedWhileBusy).toEqual([]);
+  });
+
+  test('a worker gone silent (its script died: no report, no power-off) with its tags saying idle: a pending job gets a new worker, the silent one is asked to retire', async () => {
+    w = world();
+    const dead = w.add('docker', { reported: 'idle' });
+    const pending = (k: number): JobEvent => ({ jobId: 77, projectId: 1, status: 'pending', tags: [], receivedAt: w.clock.now(), deliveryId: `d-${k}` });
+    let launched = 0;
+    const retired: string[] = [];
+    for (let t = 0; t < 3600 && launched === 0; t += 30) {
+      const r = await w.pass({ events: t % 300 === 0 ? [pending(t)] : [] }); // the job stays pending in GitLab (confirmed now and then)
+      launched += r.launched.docker ?? 0;
+      retired.push(...r.retired.map((x) => `${x.id} ${x.kind}`));
+      w.clock.advance(30);
+    }
+    expect(launched).toBe(1);
+    expect(retired).toEqual([`${dead.id} silent`]);
+    expect(w.killedWhileBusy).toEqual([]);
+  });
+
+  test('a worker that keeps reporting is never taken for silent, however long it is idle or busy', async () => {
+    w = world(onePool({ IdleCount: 1 }));
+    const busy = w.add('docker', { reported: 'busy' });
+    const idle = w.add('docker', { reported: 'idle' });
+    for (let t = 0; t < 7200; t += 60) {
+      if (t % 600 === 0) {
+        w.report(busy, 'busy'); // heartbeats
+        w.report(idle, 'idle', { idleSince: w.clock.now() - t * 1000 });
+      }
+      const r = await w.pass();
+      expect(r.retired).toEqual([]);
+      w.clock.advance(60);
+    }
   });
 });
