@@ -363,9 +363,12 @@ export function applyReports(
     }
     const w: FleetWorker = { ...before, reported: r.state, builds: r.builds };
     if (w.readyAt === undefined && known?.view?.readyAt !== undefined) w.readyAt = known.view.readyAt;
+    // The worker's clock may be off: nothing it says happened later than SQS received it (a time in
+    // the future would hold IdleTime off for as long as the clock is ahead).
+    const upTo = (t: number) => Math.min(t, r.sentAt ?? opts.now, opts.now);
     const ready = r.readyAt ?? (r.state === 'idle' || r.state === 'busy' ? r.at : undefined);
-    if (w.readyAt === undefined && ready !== undefined) w.readyAt = floorMinute(ready);
-    if (r.state === 'idle') w.idleSince = ceilMinute(r.idleSince ?? r.at);
+    if (w.readyAt === undefined && ready !== undefined) w.readyAt = floorMinute(upTo(ready));
+    if (r.state === 'idle') w.idleSince = ceilMinute(upTo(r.idleSince ?? r.at));
     if (r.state === 'stopped') w.stoppedAt = before.reported === 'stopped' && before.stoppedAt !== undefined ? before.stoppedAt : ceilMinute(r.sentAt ?? opts.now);
     w.state = deriveState(w);
     out.workers.push(w);

@@ -412,4 +412,17 @@ describe('reports the pass could not record, or has not read yet', () => {
       w.clock.advance(60);
     }
   });
+
+  test('a worker whose clock runs a day ahead: its idle time counts from when SQS got the report, so IdleTime still retires it', async () => {
+    w = world(onePool({ IdleTime: 600 }));
+    const ahead = w.add('docker', { reported: 'busy' });
+    const skew = 86_400_000;
+    w.report(ahead, 'idle', { at: w.clock.now() + skew, readyAt: w.clock.now() - 3_600_000 + skew, idleSince: w.clock.now() + skew });
+    const retired: string[] = [];
+    for (let t = 0; t < 1800; t += 60) {
+      retired.push(...(await w.pass()).retired.map((x) => `${x.id} ${x.kind}`));
+      w.clock.advance(60);
+    }
+    expect(retired).toEqual([`${ahead.id} idle`]);
+  });
 });
