@@ -57,6 +57,11 @@ export interface WorkerView {
   stoppedAt?: number;
   /** Launch template version the worker was launched from (a changed template retires it). */
   templateVersion?: string;
+  /**
+   * The time limits (seconds) it was launched with (its `limits` tag; the worker runs by them).
+   * The fence counts with the longer of these and the pool's current ones.
+   */
+  limits?: { bootTimeout: number; jobTimeout: number; maxLifetime: number };
   instanceType?: string;
   zone?: string;
   market?: 'spot' | 'on-demand';

@@ -96,6 +96,16 @@ function orphanLimits(config: Config): Limits {
   return { bootTimeout: Math.max(...all.map((l) => l.bootTimeout)), jobTimeout: Math.max(...all.map((l) => l.jobTimeout)), maxLifetime: Math.max(...all.map((l) => l.maxLifetime)) };
 }
 
+/**
+ * The limits the fence counts with for this worker: the longer of what it was launched with (it
+ * runs by those: a shorter maxLifetime or jobTimeout in today's config must not end it before it
+ * leaves) and the pool's current ones.
+ */
+function workerLimits(l: Limits, w: WorkerView): Limits {
+  if (!w.limits) return l;
+  return { bootTimeout: Math.max(l.bootTimeout, w.limits.bootTimeout), jobTimeout: Math.max(l.jobTimeout, w.limits.jobTimeout), maxLifetime: Math.max(l.maxLifetime, w.limits.maxLifetime) };
+}
+
 const maxBuildsReached = (pool: Pool, w: WorkerView) => pool.MaxBuilds > 0 && w.builds >= pool.MaxBuilds;
 const templateOutdated = (w: WorkerView, current: string | undefined) => current !== undefined && w.templateVersion !== undefined && w.templateVersion !== current;
 const totalWorkersExceeded = (pool: Pool, total: number) => pool.limit > 0 && total > pool.limit;
@@ -153,7 +163,8 @@ function triage(l: Limits, workers: readonly WorkerView[], now: number): Triage 
     t.leaving++;
   };
   for (const w of workers) {
-    const fence = fenceTermination(l, w, now);
+    const lw = workerLimits(l, w);
+    const fence = fenceTermination(lw, w, now);
     if (fence) {
       t.terminate.push({ id: w.id, ...fence });
       t.leaving++;
@@ -166,8 +177,8 @@ function triage(l: Limits, workers: readonly WorkerView[], now: number): Triage 
     } else if (w.state === 'retiring' || w.problem === 'interrupted') {
       // Leaving already; an interrupted one is reclaimed by AWS. Its capacity is replaced below.
       t.leaving++;
-    } else if (bootTimedOut(l, w, now)) {
-      ask(w, 'boot-timeout', `did not become ready within bootTimeout (${l.bootTimeout} s)`);
+    } else if (bootTimedOut(lw, w, now)) {
+      ask(w, 'boot-timeout', `did not become ready within bootTimeout (${lw.bootTimeout} s)`);
     } else if (w.problem === 'impaired') {
       ask(w, 'impaired', 'failed EC2 status checks');
     } else if (w.problem === 'silent') {
@@ -206,7 +217,7 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
     }
     // An instance of a pool no longer in the config: asked to retire (a busy one finishes its job
     // first), terminated only behind the fence, like any other.
-    const fence = fenceTermination(orphanL, w, now);
+    const fence = fenceTermination(workerLimits(orphanL, w), w, now);
     if (fence) orphans.terminate.push({ id: w.id, ...fence, reason: `pool "${w.pool}" is not in the config; ${fence.reason}` });
     else if (w.retireRequestedAt === undefined) orphans.retire.push({ id: w.id, reason: `pool "${w.pool}" is not in the config`, kind: 'orphan' });
   }

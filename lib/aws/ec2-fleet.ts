@@ -46,10 +46,10 @@ import {
   type ResponseLaunchTemplateData,
   type Tag,
 } from '@aws-sdk/client-ec2';
-import type { Config, Pool } from '../config';
+import { DEFAULTS, type Config, type Pool } from '../config';
 import { deriveState, type Retirement, type Termination } from '../model';
 import type { CapacityPool, Fleet, FleetWorker, InstanceMarker, LaunchError, LaunchErrorClass, LaunchRequest, LaunchResult, Logger, MarkOutcome } from '../controller/ports';
-import { launchTemplateName, parseInstant, parseInterrupted, TAGS, WORKER_STATES, type WorkerReportedState } from '../controller/tags';
+import { formatLimits, launchTemplateName, parseInstant, parseInterrupted, parseLimits, TAGS, WORKER_STATES, type WorkerReportedState } from '../controller/tags';
 import type { WorkerStateWrite } from '../controller/reports';
 import { LAUNCH_STATEMENTS } from '../deploy/names';
 import { errorCode, isThrottling, realRetryEnv, THROTTLE_POLICY, withRetry, type RetryEnv, type RetryPolicy, type RetryStats } from './retry';
@@ -152,6 +152,8 @@ export function workerFromInstance(i: Instance, impaired: ReadonlySet<string>): 
   // Instances launched before this tag existed have none: they are never retired for a template change.
   const version = tags.get(TAGS.templateVersion);
   if (version && /^\d+$/.test(version)) w.templateVersion = version;
+  const limits = parseLimits(tags.get(TAGS.limits));
+  if (limits) w.limits = limits;
   if (ec2State === 'stopping' || ec2State === 'stopped') w.problem = 'stopped';
   else if (interrupted?.kind === 'interruption') w.problem = 'interrupted';
   else if (impaired.has(w.id)) w.problem = 'impaired';
@@ -372,6 +374,12 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
       [TAGS.pass]: passId,
       [TAGS.launchedAt]: new Date(at).toISOString(),
       [TAGS.templateVersion]: version,
+      // What its user data runs by (lib/worker/userdata.ts: 0 means the default); the worker reads it back at boot.
+      [TAGS.limits]: formatLimits({
+        bootTimeout: pool.worker.bootTimeout || DEFAULTS.bootTimeout,
+        jobTimeout: pool.jobTimeout || DEFAULTS.jobTimeout,
+        maxLifetime: pool.worker.maxLifetime,
+      }),
     };
     const user = Object.entries(pool.worker.tags).filter(([k]) => !k.startsWith(`${TAGS.deployment.split(':')[0]}:`) && k !== 'Name');
     return [

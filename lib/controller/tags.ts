@@ -23,6 +23,12 @@ export const TAGS = {
   launchedAt: `${TAG_PREFIX}:launched-at`,
   /** Launch template version (a number) it was launched from; idle workers of an older version are retired. */
   templateVersion: `${TAG_PREFIX}:template-version`,
+  /**
+   * The time limits it runs with, `boot=<s>,job=<s>,life=<s>` (bootTimeout, jobTimeout,
+   * maxLifetime at launch). The worker reads them at boot and the fence counts with them, so a
+   * config change since the launch cannot make the controller end it before it would leave.
+   */
+  limits: `${TAG_PREFIX}:limits`,
 
   // ---- set by the controller later ------------------------------------------------------------
   /** Retirement request: ISO 8601 instant of the request. The worker finishes its job, then leaves. */
@@ -66,6 +72,22 @@ export function parseInterrupted(value: string | undefined): { kind: Interruptio
   if (!m) return undefined;
   const at = Date.parse(m[2]);
   return Number.isFinite(at) ? { kind: m[1] as InterruptionKind, at } : undefined;
+}
+
+export interface LaunchLimits {
+  bootTimeout: number;
+  jobTimeout: number;
+  maxLifetime: number;
+}
+
+export function formatLimits(l: LaunchLimits): string {
+  return `boot=${l.bootTimeout},job=${l.jobTimeout},life=${l.maxLifetime}`;
+}
+
+/** The `limits` tag's value; undefined when absent or not in that form (the worker then uses the limits of its user data). */
+export function parseLimits(value: string | undefined): LaunchLimits | undefined {
+  const m = /^boot=(\d{1,9}),job=(\d{1,9}),life=(\d{1,9})$/.exec(value ?? '');
+  return m ? { bootTimeout: Number(m[1]), jobTimeout: Number(m[2]), maxLifetime: Number(m[3]) } : undefined;
 }
 
 /** An ISO 8601 tag value as epoch ms; undefined when absent or unreadable (a worker bug must not crash a pass). */

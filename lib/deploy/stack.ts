@@ -370,7 +370,7 @@ function workerLogStatements(config: Config, stage: string, pool: Pool): Cfn[] {
  * anywhere — the reported-state tags included (the controller writes them from the worker's
  * SenderId-checked reports; a worker that could write them could lie about another instance).
  */
-const CONTROLLER_TAG_KEYS = [TAGS.deployment, TAGS.stage, TAGS.pool, TAGS.pass, TAGS.launchedAt, TAGS.templateVersion, TAGS.retire, TAGS.interrupted, ...REPORT_TAG_KEYS];
+const CONTROLLER_TAG_KEYS = [TAGS.deployment, TAGS.stage, TAGS.pool, TAGS.pass, TAGS.launchedAt, TAGS.templateVersion, TAGS.limits, TAGS.retire, TAGS.interrupted, ...REPORT_TAG_KEYS];
 
 /** Managed policies one role may have attached by default (IAM user guide, "IAM and AWS STS quotas"); one is the stack's guard. */
 export const MANAGED_POLICIES_PER_ROLE = 10;

@@ -727,10 +727,21 @@ watch_runner() {
 ## (CreateFleet TagSpecifications, read here through instance-metadata tags), so the worker and the
 ## controller count from the same instant: past it the controller may end an instance that never
 ## reported ready, and so the worker never reports ready nor starts its runner after it.
+## The limits it runs by are the ones the controller launched it with (its limits tag, which the
+## fence counts with), when the tag is there: a config changed since the user data was rendered
+## (or since the launch) cannot put the two sides out of step.
 read_launch_time() {
   local i v
   for ((i = 1; i <= 10; i++)); do
-    v=$(imds "tags/instance/$TAG_PREFIX:launched-at") && LAUNCHED_MS=$(date -d "$v" +%s%3N 2>/dev/null) && LAUNCHED_AT=$((LAUNCHED_MS / 1000)) && return 0
+    if v=$(imds "tags/instance/$TAG_PREFIX:launched-at") && LAUNCHED_MS=$(date -d "$v" +%s%3N 2>/dev/null); then
+      LAUNCHED_AT=$((LAUNCHED_MS / 1000))
+      v=$(imds "tags/instance/$TAG_PREFIX:limits") || v=''
+      if [[ $v =~ ^boot=([0-9]{1,9}),job=([0-9]{1,9}),life=([0-9]{1,9})$ ]]; then
+        BOOT_TIMEOUT=$((10#\${BASH_REMATCH[1]})) JOB_TIMEOUT=$((10#\${BASH_REMATCH[2]})) MAX_LIFETIME=$((10#\${BASH_REMATCH[3]}))
+        log "limits from its launch tag: bootTimeout $BOOT_TIMEOUT s, jobTimeout $JOB_TIMEOUT s, maxLifetime $MAX_LIFETIME s"
+      fi
+      return 0
+    fi
     sleep $((RETRY_DELAY * (i < 4 ? i : 4)))
   done
   finish "cannot read its launched-at tag from instance metadata (launch template InstanceMetadataTags=enabled?)"

@@ -64,7 +64,7 @@ function world(config = onePool()) {
   let queue: { r: WorkerReport; visibleAt: number }[] = [];
 
   /** An instance of this deployment, as the controller left it (tags), with a runner. */
-  const add = (pool: string, o: { launchedAgo?: number; reported?: ReportedState; job?: boolean; impaired?: boolean; templateVersion?: string; retireAgo?: number; stoppedAgo?: number } = {}): FakeInstance => {
+  const add = (pool: string, o: { launchedAgo?: number; reported?: ReportedState; job?: boolean; impaired?: boolean; templateVersion?: string; retireAgo?: number; stoppedAgo?: number; tags?: Record<string, string> } = {}): FakeInstance => {
     const now = clock.now();
     const tags: Record<string, string> = {
       [TAGS.deployment]: 'ci',
@@ -81,6 +81,7 @@ function world(config = onePool()) {
       if (o.reported === 'stopped') tags[TAGS.stoppedAt] = new Date(now - (o.stoppedAgo ?? 0) * 1000).toISOString();
     }
     if (o.retireAgo !== undefined) tags[TAGS.retire] = new Date(now - o.retireAgo * 1000).toISOString();
+    Object.assign(tags, o.tags);
     const i = aws.add(tags, { impaired: o.impaired });
     runners.set(i.id, { job: o.job ?? o.reported === 'busy', seq: 1, builds: 0 });
     return i;
@@ -424,5 +425,30 @@ describe('reports the pass could not record, or has not read yet', () => {
       w.clock.advance(60);
     }
     expect(retired).toEqual([`${ahead.id} idle`]);
+  });
+
+  test('a config change shortens maxLifetime and jobTimeout: a worker launched under the old ones keeps them (its limits tag), its job is not cut short by end-of-life', async () => {
+    // Launched 10 h ago with maxLifetime 24 h and jobTimeout 3 h; it takes jobs until 24 h after launch.
+    const old = { [TAGS.limits]: 'boot=600,job=10800,life=86400' };
+    w = world(onePool({ jobTimeout: 3600 }, { maxLifetime: 4 * 3600 }));
+    const busy = w.add('docker', { reported: 'busy', launchedAgo: 10 * 3600, tags: old });
+    const r = await w.pass();
+    expect(r.terminated).toEqual([]);
+    expect(w.killedWhileBusy).toEqual([]);
+    // Its own end of life still comes: 24 h + 3 h + grace after launch, whatever it reports.
+    w.clock.advance(17 * 3600 + FENCE.endOfLifeGrace + 60);
+    expect((await w.pass()).terminated).toEqual([expect.objectContaining({ id: busy.id, kind: 'end-of-life' })]);
+  });
+
+  test('a launched worker carries the limits it runs with; a longer limit in the config since then is never shortened by the tag', async () => {
+    w = world(onePool({ IdleCount: 1, jobTimeout: 1800 }, { bootTimeout: 300, maxLifetime: 7200 }));
+    await w.pass();
+    const launched = [...w.aws.instances.values()];
+    expect(launched).toHaveLength(1);
+    expect(launched[0].tags.get(TAGS.limits)).toBe('boot=300,job=1800,life=7200');
+    // A tag shorter than the pool's current limits (the config grew since): the pool's win.
+    w = world(onePool({}, { bootTimeout: 900 }));
+    w.add('docker', { launchedAgo: 300 + FENCE.bootGrace + 60, tags: { [TAGS.limits]: 'boot=300,job=10800,life=86400' } });
+    expect((await w.pass()).terminated).toEqual([]);
   });
 });

@@ -70,6 +70,8 @@ export interface Scenario {
   collect?: string[];
   /** Seconds before the script starts that the controller launched the instance (its launched-at tag); default 5. */
   launchedSecondsAgo?: number;
+  /** Instance tags besides the controller's launch tags (as IMDS shows them), e.g. `limits`. */
+  tags?: Record<string, string>;
   /** `aws sqs send-message` fails (the report queue is unreachable or the role may not send). */
   reportsFail?: boolean;
   /**
@@ -297,7 +299,7 @@ async function startStandIn(
   downloads: Map<string, string>,
 ): Promise<{ server: Server; url: string; state: ImdsState }> {
   const launchedAt = new Date(Date.now() - (scenario.launchedSecondsAgo ?? 5) * 1000).toISOString();
-  const state: ImdsState = { tags: new Map([[TAGS.pool, 'default'], [TAGS.deployment, 'ci'], [TAGS.launchedAt, launchedAt], ['Name', 'ci-test-default']]) };
+  const state: ImdsState = { tags: new Map([[TAGS.pool, 'default'], [TAGS.deployment, 'ci'], [TAGS.launchedAt, launchedAt], ['Name', 'ci-test-default'], ...Object.entries(scenario.tags ?? {})]) };
   const imdsToken = 'imds-session-token-1';
   const accepts = scenario.gitlabAccepts ?? TOKEN;
   const handler = (req: IncomingMessage, res: ServerResponse, body: string) => {

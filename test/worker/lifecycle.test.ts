@@ -214,6 +214,21 @@ describe('worker lifecycle (bash, fakes, IMDS stand-in)', () => {
     expectNoTagCalls(r);
   });
 
+  test('it runs by the limits the controller launched it with (its limits tag), not by older or newer values in its user data', async () => {
+    // The user data says maxLifetime 24 h; the pool's config at launch said 60 s (the controller's
+    // fence counts with the tag): the worker leaves by the tag.
+    const r = await runScenario({
+      name: 'limits-tag',
+      launchedSecondsAgo: 120,
+      tags: { [TAGS.limits]: 'boot=600,job=10800,life=60' },
+      runner: { jobs: 3, waitSignalInJob: 1 },
+    });
+    expectShutdown(r, /max lifetime \(60 s after launch\) reached/);
+    // The hard power-off counts with them too: (-120 + 60 + 10800 + 600 + 59) / 60 minutes from now.
+    expect(indexOf(r.calls, 'shutdown', '-h +189 ')).toBe(indexOf(r.calls, 'shutdown', ''));
+    expect(r.output).toMatch(/limits from its launch tag: bootTimeout 600 s, jobTimeout 10800 s, maxLifetime 60 s/);
+  });
+
   test('a boot that outlasts the deadline: no ready report and no runner after launched-at + bootTimeout', async () => {
     // Launched 50 s before the script starts, bootTimeout 60: 10 s left. docker answers from its
     // 4th `docker info` (retries ~2, 4, 6 s apart: at ~0, 2, 6 and 12 s), past the deadline; the
