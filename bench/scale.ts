@@ -4,7 +4,8 @@
  * webhook-to-CreateFleet latency, and pass time in memory, with assumed AWS latencies, and against moto.
  *
  * Steady state: N workers, 80 % busy; N/5 jobs start a minute; each job sends 3 webhooks (pending,
- * running, success): 3N/5 events a minute, and 2 worker reports (busy, idle). On top, the event
+ * running, success): 3N/5 events a minute, and 2 worker reports (busy, idle); every worker also
+ * repeats its state every 10 minutes (N/10 heartbeats a minute). On top, the event
  * stream is pushed to 6,000 a minute to show the drain rate the issue asks for (>= 5,000).
  *
  * What runs is the deployed code path: the invocation loop (lib/controller/loop.ts) reading both
@@ -146,11 +147,23 @@ function workerReport(d: Deployment, k: number): void {
   d.aws.send(REPORTS_URL, encodeReport({ instanceId: id, seq, state, builds: seq, at: now, readyAt: now - 3_600_000, idleSince: state === 'idle' ? now : undefined }), `${ROLE}:${id}`);
 }
 
-/** The invocation loop for `seconds`, fed with `eventsPerMinute` job events and the workers' 2N/5 reports a minute. */
+/** A worker's heartbeat (every 10 minutes): its current state again, as its tags already say (no tag write; SQS calls only). */
+function heartbeat(d: Deployment, k: number): void {
+  const id = d.ids[(k * 104_729) % d.ids.length];
+  const tags = d.aws.instances.get(id)!.tags;
+  const seq = (d.seq.get(id) ?? 1) + 1;
+  d.seq.set(id, seq);
+  const state = tags.get(TAGS.state) === 'busy' ? 'busy' : 'idle';
+  const idleSince = state === 'idle' ? Date.parse(tags.get(TAGS.idleSince) ?? '') || undefined : undefined;
+  d.aws.send(REPORTS_URL, encodeReport({ instanceId: id, seq, state, builds: seq, at: Date.now(), readyAt: Date.parse(tags.get(TAGS.ready)!), idleSince }), `${ROLE}:${id}`);
+}
+
+/** The invocation loop for `seconds`, fed with `eventsPerMinute` job events, the workers' 2N/5 reports a minute and their N/10 heartbeats. */
 async function loopRun(d: Deployment, n: number, seconds: number, eventsPerMinute: number) {
   d.aws.latency = assumedLatency;
   let sentEvents = 0;
   let sentReports = 0;
+  let sentHeartbeats = 0;
   const reportsPerMinute = (2 * n) / 5;
   const started = Date.now();
   const producer = setInterval(() => {
@@ -158,6 +171,8 @@ async function loopRun(d: Deployment, n: number, seconds: number, eventsPerMinut
     while (sentEvents < due) d.aws.send(EVENTS_URL, jobMessage(sentEvents++));
     const dueReports = ((Date.now() - started) / 60_000) * reportsPerMinute;
     while (sentReports < dueReports) workerReport(d, sentReports++);
+    const dueHeartbeats = ((Date.now() - started) / 60_000) * (n / 10);
+    while (sentHeartbeats < dueHeartbeats) heartbeat(d, sentHeartbeats++);
   }, 50);
   const before = d.aws.snapshot();
   const taggedBefore = d.aws.taggedResources;
@@ -230,7 +245,7 @@ async function inMemory(n: number): Promise<void> {
       console.log(`      AWS calls per pass: ${fmt(perPass)}; SSM writes per pass ${(ssmWrites / passes).toFixed(2)}`);
       console.log(`      AWS calls per minute: ${fmt(perMinute)}`);
       console.log(
-        `      CreateTags per minute: ${(perMinute.CreateTags ?? 0).toFixed(1)} (${(tagWrites / r.minutes).toFixed(1)} worker-state sets for ${Math.round(r.tagged / r.minutes)} instances; the rest retire requests); workers: none (they send ${(2 * n) / 5} reports/min to SQS, plus one heartbeat each per 10 min); before: ${2 * jobsPerMinute} worker CreateTags/min`,
+        `      CreateTags per minute: ${(perMinute.CreateTags ?? 0).toFixed(1)} (${(tagWrites / r.minutes).toFixed(1)} worker-state sets for ${Math.round(r.tagged / r.minutes)} instances; the rest retire requests); workers: none (they send ${(2 * n) / 5} reports/min to SQS, plus ${n / 10} heartbeats/min); before: ${2 * jobsPerMinute} worker CreateTags/min`,
       );
       const perJob = Object.fromEntries(Object.entries(perMinute).map(([k, v]) => [k, Math.round((v / jobsPerMinute) * 1000) / 1000]));
       console.log(`      per job (at ${jobsPerMinute} jobs/min): ${fmt(perJob, 3)}`);
