@@ -274,7 +274,8 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
     if (t.id.startsWith('inflight:')) return false;
     if (reportsBehind && (t.kind === 'never-ready' || t.kind === 'retirement-ignored')) return !held.push(t);
     const w = byId.get(t.id);
-    if (!w || !mayRunJob(w)) return true;
+    // A silent worker's busy is stale: alive, it saw the request and aborted its job by now.
+    if (!w || !mayRunJob(w) || (w.problem === 'silent' && t.kind === 'retirement-ignored')) return true;
     if (t.kind === 'end-of-life' || t.kind === 'stopped-instance') {
       log.warn('terminating a worker that reports a job', { passId, id: t.id, kind: t.kind, reason: t.reason, reported: w.reported });
       return true;

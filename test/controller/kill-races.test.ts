@@ -451,4 +451,32 @@ describe('reports the pass could not record, or has not read yet', () => {
     w.add('docker', { launchedAgo: 300 + FENCE.bootGrace + 60, tags: { [TAGS.limits]: 'boot=300,job=10800,life=86400' } });
     expect((await w.pass()).terminated).toEqual([]);
   });
+
+  test('a worker gone silent whose last report said busy: replaced at once, ended jobTimeout + grace after the retirement request, not a day later', async () => {
+    w = world(onePool({ jobTimeout: 1800 }));
+    const dead = w.add('docker', { reported: 'busy', job: false }); // its script died with its runner; the machine is up
+    const ended: string[] = [];
+    let launched = 0;
+    for (let t = 0; t < 2 * 3600 && !ended.length; t += 60) {
+      const r = await w.pass({ events: t === 0 ? [{ jobId: 5, projectId: 1, status: 'pending', tags: [], receivedAt: w.clock.now(), deliveryId: 'd5' }] : [] });
+      launched += r.launched.docker ?? 0;
+      ended.push(...r.terminated.filter((x) => x.id === dead.id).map((x) => `${x.id} ${x.kind} after ${t} s`));
+      w.clock.advance(60);
+    }
+    expect(launched).toBeGreaterThanOrEqual(1); // (the replacement, which the test never boots, is ended as never-ready meanwhile)
+    expect(ended).toEqual([expect.stringMatching(new RegExp(`^${dead.id} retirement-ignored after (37|38|39)\\d\\d s$`))]);
+    // Silence (1,380 s) + jobTimeout (1,800 s) + grace (600 s), give or take a pass.
+    expect(w.log.at('error').some((m) => /refused to terminate/.test(m))).toBe(false);
+  });
+
+  test('a busy worker that keeps reporting busy past its retirement deadline is still refused (it lies, or its clock does): only its end of life ends it', async () => {
+    w = world(onePool({ jobTimeout: 1800 }));
+    const liar = w.add('docker', { reported: 'busy', retireAgo: 1800 + FENCE.retirementGrace + 60 });
+    for (let t = 0; t < 3600; t += 300) {
+      w.report(liar, 'busy');
+      expect((await w.pass()).terminated).toEqual([]);
+      w.clock.advance(300);
+    }
+    expect(w.killedWhileBusy).toEqual([]);
+  });
 });
