@@ -382,20 +382,21 @@ describe('reports the pass could not record, or has not read yet', () => {
     expect(w.killedWhileBusy).toEqual([]);
   });
 
-  test('a worker gone silent (its script died: no report, no power-off) with its tags saying idle: a pending job gets a new worker, the silent one is asked to retire', async () => {
-    w = world();
+  test('a worker gone silent (its script died: no report, no power-off) with its tags saying idle: retired as silent and replaced, so IdleCount means a live worker again', async () => {
+    // IdleCount 1: the dead worker met the idle target, so IdleTime never retired it and nothing
+    // replaced it: the pool had no live idle worker until its end of life, a day later.
+    w = world(onePool({ IdleCount: 1 }));
     const dead = w.add('docker', { reported: 'idle' });
-    const pending = (k: number): JobEvent => ({ jobId: 77, projectId: 1, status: 'pending', tags: [], receivedAt: w.clock.now(), deliveryId: `d-${k}` });
     let launched = 0;
     const retired: string[] = [];
     for (let t = 0; t < 3600 && launched === 0; t += 30) {
-      const r = await w.pass({ events: t % 300 === 0 ? [pending(t)] : [] }); // the job stays pending in GitLab (confirmed now and then)
+      const r = await w.pass();
       launched += r.launched.docker ?? 0;
-      retired.push(...r.retired.map((x) => `${x.id} ${x.kind}`));
+      retired.push(...r.retired.map((x) => `${x.id} ${x.kind} after ${t} s`));
       w.clock.advance(30);
     }
     expect(launched).toBe(1);
-    expect(retired).toEqual([`${dead.id} silent`]);
+    expect(retired).toEqual([`${dead.id} silent after 1410 s`]); // the first pass past 1,380 s
     expect(w.killedWhileBusy).toEqual([]);
   });
 
