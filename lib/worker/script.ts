@@ -700,7 +700,7 @@ watch_runner() {
         stop "retirement requested ($value)" $((t + JOB_TIMEOUT))
       fi
     fi
-    [ $((t - tags_seen)) -ge "$TAGS_BLIND" ] && stop "cannot read its instance tags for $((t - tags_seen)) s: a retirement request would go unseen" $((t + JOB_TIMEOUT))
+    [ $((t - tags_seen)) -ge "$TAGS_BLIND" ] && stop "instance tags unreadable for $((t - tags_seen)) s" $((t + JOB_TIMEOUT))
     watch_jobs
     ## maxLifetime counts from launch, as the controller's end of life does.
     [ $((t - LAUNCHED_AT)) -ge "$MAX_LIFETIME" ] && stop "max lifetime ($MAX_LIFETIME s after launch) reached" $((t + JOB_TIMEOUT))
@@ -738,7 +738,7 @@ read_launch_time() {
       v=$(imds "tags/instance/$TAG_PREFIX:limits") || v=''
       if [[ $v =~ ^boot=([0-9]{1,9}),job=([0-9]{1,9}),life=([0-9]{1,9})$ ]]; then
         BOOT_TIMEOUT=$((10#\${BASH_REMATCH[1]})) JOB_TIMEOUT=$((10#\${BASH_REMATCH[2]})) MAX_LIFETIME=$((10#\${BASH_REMATCH[3]}))
-        log "limits from its launch tag: bootTimeout $BOOT_TIMEOUT s, jobTimeout $JOB_TIMEOUT s, maxLifetime $MAX_LIFETIME s"
+        log "limits tag: $v"
       fi
       return 0
     fi

@@ -226,7 +226,7 @@ describe('worker lifecycle (bash, fakes, IMDS stand-in)', () => {
     expectShutdown(r, /max lifetime \(60 s after launch\) reached/);
     // The hard power-off counts with them too: (-120 + 60 + 10800 + 600 + 59) / 60 minutes from now.
     expect(indexOf(r.calls, 'shutdown', '-h +189 ')).toBe(indexOf(r.calls, 'shutdown', ''));
-    expect(r.output).toMatch(/limits from its launch tag: bootTimeout 600 s, jobTimeout 10800 s, maxLifetime 60 s/);
+    expect(r.output).toMatch(/limits tag: boot=600,job=10800,life=60/);
   });
 
   test('a boot that outlasts the deadline: no ready report and no runner after launched-at + bootTimeout', async () => {
@@ -265,10 +265,10 @@ describe('worker lifecycle (bash, fakes, IMDS stand-in)', () => {
         if (ev === 'job-start-1') imds.tagsDown = true;
       },
     });
-    expectShutdown(r, /cannot read its instance tags for \d+ s/);
+    expectShutdown(r, /instance tags unreadable for \d+ s/);
     expect(r.events).toEqual(['job-start-1', 'signal-QUIT', 'job-end-1', 'exit-0']);
     const reports = reportsSent(r.calls);
-    expect(reports.find((x) => x.s === 'draining')?.w).toMatch(/cannot read its instance tags/);
+    expect(reports.find((x) => x.s === 'draining')?.w).toMatch(/instance tags unreadable/);
     expect(reports[reports.length - 1].s).toBe('stopped');
   });
 
