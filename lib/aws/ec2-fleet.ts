@@ -13,7 +13,7 @@
  *               DescribeInstanceStatus filtered to impaired statuses (paginated, reused 60 s);
  *               the tags the controller recorded from workers' reports mapped to WorkerView
  *               states (docs/controller.md, "Tag protocol").
- *  - retire:    CreateTags `<prefix>:retire`; the worker leaves after its job.
+ *  - retire:    CreateTags `<prefix>:retire`, up to 500 instances a call; the worker leaves after its job.
  *  - terminate: TerminateInstances in batches; the planner's fence decides when (planner.ts).
  *  - recordWorkerState: what workers reported, one CreateTags per tag set for up to 500 instances.
  * Every call is aborted when the pass's time for EC2 calls runs out (`timeLeftMs`).
@@ -449,9 +449,10 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
 
   async requestRetirement(retirements: readonly Retirement[]): Promise<void> {
     const value = new Date(this.now()).toISOString();
+    // One tag set for all: batches as large as the worker-state writes (a drain asks every worker at once).
     await this.perInstanceBatches(
       retirements.map((r) => r.id),
-      BATCH,
+      TAG_BATCH,
       (ids, o) => this.ec2.send(new CreateTagsCommand({ Resources: ids, Tags: [{ Key: TAGS.retire, Value: value }] }), o),
     );
   }

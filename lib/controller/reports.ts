@@ -283,9 +283,11 @@ export function reportTags(w: Pick<FleetWorker, 'reported' | 'readyAt' | 'idleSi
   if (w.reported) t.state = w.reported;
   if (w.reported === 'idle' && w.idleSince !== undefined) t.idleSince = iso(ceilMinute(w.idleSince));
   if (w.reported === 'stopped' && w.stoppedAt !== undefined) t.stoppedAt = iso(ceilMinute(w.stoppedAt));
-  // Builds change with every job: carried only by the states a worker enters once, so that the
-  // busy and idle writes of many workers share a tag set (MaxBuilds is the runner's own limit).
-  if (w.reported === 'draining' || w.reported === 'stopped') t.builds = String(w.builds);
+  // No builds: they differ from worker to worker, so a tag set carrying them is one CreateTags per
+  // distinct count. Even on the draining and stopped writes alone, a drain or a template change that
+  // retires 5,000 workers at once made ~150 calls in one pass (the bucket holds 100). No decision
+  // reads them from the tags: MaxBuilds is the runner's own limit, and the planner counts builds
+  // from the reports (the container's memory) for idle workers only.
   return t;
 }
 

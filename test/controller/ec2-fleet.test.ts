@@ -368,6 +368,10 @@ describe('retire and terminate', () => {
     const { fleet } = fleetUnderTest();
     await fleet.requestRetirement([{ id: 'i-1', reason: 'idle' }, { id: 'i-2', reason: 'idle' }]);
     expect(ec2Mock.commandCalls(CreateTagsCommand)[0].args[0].input).toEqual({ Resources: ['i-1', 'i-2'], Tags: [{ Key: TAGS.retire, Value: '2025-03-03T10:00:00.000Z' }] });
+    // A drain of 5,000 workers: 10 calls into CreateTags' account-wide bucket (100 burst), not 50.
+    ec2Mock.resetHistory();
+    await fleet.requestRetirement(Array.from({ length: 5000 }, (_, k) => ({ id: `i-${k}`, reason: 'drain' })));
+    expect(ec2Mock.commandCalls(CreateTagsCommand).map((c) => c.args[0].input.Resources!.length)).toEqual(Array(10).fill(500));
   });
 
   test('markInstance tags only instances of this deployment and stage', async () => {

@@ -67,11 +67,22 @@ describe('applyReports', () => {
     const readyReports = ready.map((w, k) => report(3000 + k, 1, 'idle', { readyAt: T0 - (k % 20) * 1000, idleSince: T0 - (k % 20) * 1000 }));
     const out = apply([...ws, ...ready], [...rs, ...readyReports]);
     expect(out.counts).toMatchObject({ applied: 400 + 400 + 5 + 3 + 20, refused: 0, stale: 0 });
-    // busy; idle (idle-since rounded up to the minute); ready+idle; draining and stopped carry the builds.
+    // busy; idle (idle-since rounded up to the minute); ready+idle; draining; stopped.
     expect(out.writes.length).toBeLessThanOrEqual(6);
     expect(out.writes.find((w) => w.write.tags[TAGS.state] === 'busy')!.write.ids).toHaveLength(400);
     const newlyReady = out.writes.filter((w) => w.write.tags[TAGS.ready]);
     expect(newlyReady.reduce((n, w) => n + w.write.ids.length, 0)).toBe(20);
+  });
+
+  test('5,000 workers retired at once (a drain, a template change), each with its own build count: a tag set for draining and one per minute for stopped, not one per build count', () => {
+    const ws = Array.from({ length: 5000 }, (_, k) => ({ ...booting(k), state: 'busy' as const, reported: 'busy' as const, readyAt: T0 - 3_600_000, builds: k % 150 }));
+    const draining = apply(ws, ws.map((w, k) => report(k, 100, 'draining', { builds: w.builds })));
+    // One tag set: 10 CreateTags of 500 instances (it was one set per build count: 150 calls, over the bucket's 100).
+    expect(draining.writes).toHaveLength(1);
+    expect(draining.writes[0].write.tags).toEqual({ [TAGS.state]: 'draining' });
+    const stopped = apply(draining.workers, ws.map((w, k) => report(k, 101, 'stopped', { builds: w.builds, sentAt: T0 + (k % 90) * 1000 })));
+    expect(stopped.writes.length).toBeLessThanOrEqual(2);
+    expect(stopped.counts.applied).toBe(5000);
   });
 
   test('the newest report wins: a pass, a container that remembers, and a worker that never comes back from draining', () => {
@@ -125,7 +136,7 @@ describe('applyReports', () => {
   test('a stopped report records when (SQS clock, rounded up), and keeps the first time when repeated', () => {
     const out = apply([{ ...booting(1), state: 'idle', reported: 'idle', readyAt: T0 - 600_000 }], [report(1, 5, 'stopped', { sentAt: Date.parse('2026-11-30T10:00:01Z') })]);
     expect(out.workers[0]).toMatchObject({ reported: 'stopped', state: 'retiring', stoppedAt: Date.parse('2026-11-30T10:01:00Z') });
-    expect(out.writes[0].write.tags).toEqual({ [TAGS.state]: 'stopped', [TAGS.stoppedAt]: '2026-11-30T10:01:00.000Z', [TAGS.builds]: '5' });
+    expect(out.writes[0].write.tags).toEqual({ [TAGS.state]: 'stopped', [TAGS.stoppedAt]: '2026-11-30T10:01:00.000Z' });
     const again = apply([out.workers[0]], [report(1, 6, 'stopped', { builds: 5, sentAt: T0 + 300_000 })]);
     expect(again.writes).toEqual([]);
   });
