@@ -40,6 +40,14 @@ export const REPORTING = {
    * available, so a pending job it "covers" gets a worker.
    */
   silenceSeconds: 2 * 600 + 120 + 60,
+  /**
+   * No report at all for this long from a fleet of at least quietFleet ready workers (each repeats
+   * its state every heartbeat) is the reporting path failing (SQS, the workers' network, IAM), not
+   * the workers: silence is not judged meanwhile, and counts again from when reports resume.
+   * A smaller fleet has nothing to compare with: there a silence is always the worker's.
+   */
+  quietSeconds: 600 + 120,
+  quietFleet: 5,
 };
 
 /**

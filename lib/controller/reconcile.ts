@@ -222,6 +222,8 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   if (input.reports?.length) log.info('worker reports applied', { passId, reports: input.reports.length, ...rep.counts, tagWrites: rep.writes.length });
   // Each ready worker's boot, as it timed it (docs/worker.md, "Boot timeline"); also a metric per pool (lib/lambda/metrics.ts).
   for (const b of rep.boots) log.info('worker boot timeline', { passId, instanceId: b.instanceId, pool: b.pool, ...b.boot });
+  if (rep.quietSince !== undefined)
+    log.error(`no worker has reported since ${new Date(rep.quietSince).toISOString()}: the reporting path (the report queue, the workers' network or their IAM role) looks down; no worker is taken for silent meanwhile`, { passId });
   for (const f of rep.floods) log.error(`worker ${f.instanceId} sent ${f.reports} reports in one pass (a worker sends a few): a job on it may be flooding the report queue`, { passId, ...f });
   const discovered = rep.workers;
   recordInterruptionCooldowns(config, state, discovered, now);

@@ -192,14 +192,36 @@ export class ReportMemory {
   private readonly last = new Map<string, { seq: number; builds: number; view?: RememberedView }>();
   /** When each instance was last heard from (SQS's clock), or first seen by this container. */
   private readonly heard = new Map<string, number>();
+  /** The newest SentTimestamp of any worker's report (or when this container first looked). */
+  private newestAny?: number;
+  /** When reports came again after the last quiet of the whole fleet (REPORTING.quietSeconds): silence counts from here at the earliest. */
+  private resumedAt = -Infinity;
   /** Records that the instance was alive at `at` (a report's SentTimestamp). */
   heardFrom(id: string, at: number): void {
     this.heard.set(id, Math.max(at, this.heard.get(id) ?? -Infinity));
   }
-  /** Milliseconds since the instance was last heard from; an instance first seen now counts as heard now. */
+  /**
+   * Records the SentTimestamps of a pass's reports, with the number of ready workers there were.
+   * A gap longer than REPORTING.quietSeconds between two reports of a fleet of at least
+   * REPORTING.quietFleet workers, each repeating its state every heartbeat, is the reporting path
+   * (SQS, the workers' network or IAM), not the workers.
+   */
+  heardAny(times: readonly number[], readyWorkers: number, now: number): void {
+    this.newestAny ??= now;
+    for (const t of [...times].sort((a, b) => a - b)) {
+      if (readyWorkers >= REPORTING.quietFleet && t - this.newestAny > REPORTING.quietSeconds * 1000) this.resumedAt = Math.max(this.resumedAt, t);
+      this.newestAny = Math.max(this.newestAny, t);
+    }
+  }
+  /** Since when no worker at all has reported, when that is longer than REPORTING.quietSeconds in a fleet that large; else undefined. */
+  quietSince(readyWorkers: number, now: number): number | undefined {
+    const since = this.newestAny ?? now;
+    return readyWorkers >= REPORTING.quietFleet && now - since > REPORTING.quietSeconds * 1000 ? since : undefined;
+  }
+  /** Milliseconds since the instance was last heard from, counted from the end of the last fleet-wide quiet at the earliest; an instance first seen now counts as heard now. */
   silentFor(id: string, now: number): number {
     if (!this.heard.has(id)) this.heard.set(id, now);
-    return now - this.heard.get(id)!;
+    return now - Math.max(this.heard.get(id)!, this.resumedAt);
   }
   get(id: string): { seq: number; builds: number; view?: RememberedView } | undefined {
     return this.last.get(id);
@@ -266,6 +288,8 @@ export interface ReportsOutcome {
   boots: { instanceId: string; pool: string; boot: BootTimeline }[];
   /** Instances that sent more than FLOOD_REPORTS reports into one pass: a worker sends a few (a job on it may be flooding the queue). */
   floods: { instanceId: string; reports: number }[];
+  /** Set while no worker of a fleet of REPORTING.quietFleet or more has reported for REPORTING.quietSeconds: since when (silence is not judged meanwhile). */
+  quietSince?: number;
 }
 
 /** More reports than this from one instance in one pass is not a worker's doing (it sends about two a job and a heartbeat). */
@@ -311,6 +335,7 @@ export function applyReports(
 ): ReportsOutcome {
   const out: ReportsOutcome = { workers: [], writes: [], settled: [], retry: [], counts: { applied: 0, unchanged: 0, stale: 0, refused: 0, unknown: 0 }, refusals: [], boots: [], floods: [] };
   const perInstance = new Map<string, number>();
+  const heardAt: number[] = [];
   const byId = new Map(discovered.map((w) => [w.id, w]));
   const newest = new Map<string, WorkerReport>();
   for (const r of reports) {
@@ -326,7 +351,10 @@ export function applyReports(
     // The ready report carries the timeline; a later report of the same pass may supersede it below,
     // so it is taken from whichever accepted report has it, once per instance.
     if (w && r.boot && w.readyAt === undefined && !out.boots.some((x) => x.instanceId === r.instanceId)) out.boots.push({ instanceId: r.instanceId, pool: w.pool, boot: r.boot });
-    if (w) opts.memory.heardFrom(w.id, Math.min(r.sentAt ?? opts.now, opts.now));
+    if (w) {
+      opts.memory.heardFrom(w.id, Math.min(r.sentAt ?? opts.now, opts.now));
+      heardAt.push(Math.min(r.sentAt ?? opts.now, opts.now));
+    }
     if (!w) {
       // Not visible yet (DescribeInstances is eventually consistent) or gone: give it a few more deliveries.
       if ((r.receiveCount ?? 1) < 3) out.retry.push(r.id);
@@ -399,9 +427,16 @@ export function applyReports(
   }
   out.writes = [...groups.values()];
   // Heard from when it reported (any report, stale ones too: the worker was alive to send it).
+  // When the whole fleet went quiet, the reporting path failed, not thousands of workers at once:
+  // no worker is silent meanwhile, and silence counts again from when reports came back, so a
+  // fleet whose reports resume over a heartbeat is not retired wholesale and relaunched.
+  const ready = out.workers.filter((w) => w.instanceState === 'running' && (w.reported === 'idle' || w.reported === 'busy')).length;
+  opts.memory.heardAny(heardAt, ready, opts.now);
+  const quiet = opts.memory.quietSince(ready, opts.now);
+  if (quiet !== undefined) out.quietSince = quiet;
   for (const w of out.workers) {
     const silent = opts.memory.silentFor(w.id, opts.now);
-    if (opts.judgeSilence !== false && !w.problem && w.instanceState === 'running' && (w.reported === 'idle' || w.reported === 'busy') && silent > REPORTING.silenceSeconds * 1000) w.problem = 'silent';
+    if (opts.judgeSilence !== false && quiet === undefined && !w.problem && w.instanceState === 'running' && (w.reported === 'idle' || w.reported === 'busy') && silent > REPORTING.silenceSeconds * 1000) w.problem = 'silent';
   }
   opts.memory.keepOnly(new Set(discovered.map((w) => w.id)));
   return out;

@@ -415,6 +415,37 @@ describe('reports the pass could not record, or has not read yet', () => {
     }
   });
 
+  test('the whole fleet goes quiet for 25 minutes (the report queue or the workers\' network is down): no worker is taken for silent, during the outage or while reports come back', async () => {
+    // Before: every worker's silence passed 1,380 s together, and the fleet was retired and relaunched wholesale.
+    w = world(onePool({ IdleCount: 10, IdleTime: 86_400 }));
+    const fleetOf = Array.from({ length: 20 }, (_, k) => w.add('docker', { reported: k % 2 ? 'busy' : 'idle' }));
+    const retired: string[] = [];
+    const heartbeat = (t: number) => fleetOf.forEach((i, k) => (t - k * 30) % 600 === 0 && w.report(i, k % 2 ? 'busy' : 'idle', { idleSince: w.clock.now() - 3_600_000 })); // phases spread over the heartbeat
+    for (let t = 0; t < 6000; t += 30) {
+      if (t < 1200 || t >= 2700) heartbeat(t); // quiet from 1,200 s to 2,700 s
+      const r = await w.pass({ reportCap: 10_000 });
+      retired.push(...r.retired.map((x) => `${x.id} ${x.kind} at ${t} s`));
+      expect(r.launched).toEqual({});
+      w.clock.advance(30);
+    }
+    expect(retired).toEqual([]);
+    expect(w.log.lines.some((l) => /no worker has reported since .*the reporting path .* looks down/.test(l.message))).toBe(true);
+  });
+
+  test('one worker of a reporting fleet goes silent: still retired as silent (the quiet rule is for the whole fleet)', async () => {
+    w = world(onePool({ IdleCount: 6, IdleTime: 86_400 }));
+    const live = Array.from({ length: 6 }, () => w.add('docker', { reported: 'idle' }));
+    const dead = w.add('docker', { reported: 'idle' });
+    const retired: string[] = [];
+    for (let t = 0; t < 3000; t += 30) {
+      live.forEach((i, k) => (t - k * 90) % 600 === 0 && w.report(i, 'idle', { idleSince: w.clock.now() - 3_600_000 }));
+      const r = await w.pass({ reportCap: 10_000 });
+      retired.push(...r.retired.map((x) => `${x.id} ${x.kind}`));
+      w.clock.advance(30);
+    }
+    expect(retired).toEqual([`${dead.id} silent`]);
+  });
+
   test('a worker whose clock runs a day ahead: its idle time counts from when SQS got the report, so IdleTime still retires it', async () => {
     w = world(onePool({ IdleTime: 600 }));
     const ahead = w.add('docker', { reported: 'busy' });
