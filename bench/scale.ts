@@ -17,13 +17,13 @@
  * themselves) were measured by this file at commit fce5218 and are in docs/controller.md.
  *
  * Run: npm run bench -- scale   (SCALE_SECONDS=30 per loop run; SCALE_MOTO=0 skips moto; SCALE_MOTO_MAX=2000 bounds it;
- *      SCALE_PARTS=memory,latency,moto picks parts)
+ *      SCALE_PARTS=memory,latency,moto picks parts; drain alone: SCALE_PARTS=drain)
  */
 import { DescribeImagesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { CreateQueueCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { parameterNames, validateConfig, type Config } from '../lib/config';
-import { SsmOperatorHolds } from '../lib/aws/operator-holds';
+import { SsmOperatorHolds, writeHold } from '../lib/aws/operator-holds';
 import { Ec2Fleet, ensureLaunchTemplate } from '../lib/aws/ec2-fleet';
 import { SsmStateStore } from '../lib/aws/ssm-state-store';
 import { SqsInbox } from '../lib/aws/sqs-inbox';
@@ -255,6 +255,36 @@ async function inMemory(n: number): Promise<void> {
   }
 }
 
+/**
+ * An operator's drain of the whole fleet (or a template change that retires it): the pass that asks
+ * every worker to retire, then the pass that records what they answer (a busy one `draining`, an
+ * idle one `stopped`), each worker with its own build count. CreateTags calls per pass.
+ */
+async function drain(n: number): Promise<void> {
+  const d = deployment(n);
+  try {
+    const path = parameterNames(d.config, 'bench').operator;
+    await writeHold({ ssm: new SSMClient({ region: 'eu-west-1' }), path, retryEnv: noWait }, 'docker', { mode: 'draining', by: 'arn:aws:iam::123456789012:user/bench', at: new Date().toISOString() });
+    const a = d.aws.snapshot();
+    const asked = await d.pass({ events: [], reports: [], trigger: 'schedule' });
+    const askCalls = d.aws.since(a).CreateTags ?? 0;
+    d.ids.forEach((id, k) => {
+      const seq = (d.seq.get(id) ?? 1) + 1;
+      d.seq.set(id, seq);
+      const state = d.aws.instances.get(id)?.tags.get(TAGS.state) === 'busy' ? 'draining' : 'stopped';
+      d.aws.send(REPORTS_URL, encodeReport({ instanceId: id, seq, state, builds: k % 150, at: Date.now(), readyAt: Date.now() - 3_600_000, why: 'retirement requested' }), `${ROLE}:${id}`);
+    });
+    const b = d.aws.snapshot();
+    const { events, reports } = d.inbox();
+    const r = await runLoop({ pass: d.pass, events, reports, remainingMs: () => 60_000, log: quiet }, 'schedule', { maxPasses: 1 });
+    console.log(
+      `    drain of ${n.toLocaleString('en')} workers (build counts 0-149): CreateTags ${askCalls} in the pass that asks ${asked.retired.length} to retire, ${d.aws.since(b).CreateTags ?? 0} in the pass that records ${r.reports} answers (${r.last?.reports.tagWrites ?? 0} tag sets); the bucket holds 100 and refills 10/s`,
+    );
+  } finally {
+    d.aws.restore();
+  }
+}
+
 /** Webhook -> CreateFleet: a pending job no worker covers, sent while the loop waits (warm) or before an invocation starts (its first pass). */
 async function latency(n: number): Promise<void> {
   const d = deployment(n, 0);
@@ -362,6 +392,10 @@ async function main() {
   console.log(`  assumed AWS latencies (ms): ${Object.entries(ASSUMED).map(([k, f]) => `${k} ${f(0)}${f(1000) !== f(0) ? `+${(f(1000) - f(0)) / 1000}/item` : ''}`).join(', ')}; anything else 30`);
   const parts = (process.env.SCALE_PARTS ?? 'memory,latency,moto').split(',');
   if (parts.includes('memory')) for (const n of SIZES) await inMemory(n);
+  if (parts.includes('memory') || parts.includes('drain')) {
+    console.log('');
+    for (const n of SIZES) await drain(n);
+  }
   console.log('');
   if (parts.includes('latency')) await latency(2000);
   if (process.env.SCALE_MOTO !== '0' && parts.includes('moto')) {
