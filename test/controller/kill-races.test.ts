@@ -17,7 +17,7 @@ import { reconcilePass, type PassReport } from '../../lib/controller/reconcile';
 import { decodeReport, encodeReport, ReportMemory, type WorkerReport } from '../../lib/controller/reports';
 import { MemoryStateStore } from '../../lib/controller/state';
 import { TAGS } from '../../lib/controller/tags';
-import type { ReportedState } from '../../lib/model';
+import type { PoolHold, ReportedState } from '../../lib/model';
 import type { JobEvent } from '../../lib/controller/ports';
 import { FakeAws, type FakeInstance } from '../helpers/fake-aws';
 import { ManualClock, MemoryLogger, testConfig } from './fixtures';
@@ -110,7 +110,7 @@ function world(config = onePool()) {
    * whether it took its cap ('behind'), as the invocation loop does; newest first, since a standard
    * queue promises no order and this is the worst one for a report that waits behind others.
    */
-  const pass = async (opts: { crashOnSave?: boolean; failReportTags?: boolean; reportCap?: number; events?: JobEvent[] } = {}): Promise<PassReport> => {
+  const pass = async (opts: { crashOnSave?: boolean; failReportTags?: boolean; reportCap?: number; events?: JobEvent[]; holds?: Record<string, PoolHold> } = {}): Promise<PassReport> => {
     discovered = false;
     failReportTags = opts.failReportTags ?? false;
     const now = clock.now();
@@ -125,7 +125,8 @@ function world(config = onePool()) {
     if (opts.crashOnSave) store.save = async () => Promise.reject(new Error('SSM unavailable'));
     try {
       const reportQueue = opts.reportCap === undefined ? undefined : taken.length >= cap ? ('behind' as const) : ('drained' as const);
-      const r = await reconcilePass({ config, stage: 'test', fleet, store, clock, log, reportMemory: memory, workerRoleIds: [ROLE] }, { events: opts.events ?? [], reports, trigger: 'schedule', reportQueue });
+      const holds = opts.holds;
+      const r = await reconcilePass({ config, stage: 'test', fleet, store, clock, log, reportMemory: memory, workerRoleIds: [ROLE], ...(holds ? { holds: { read: async () => holds } } : {}) }, { events: opts.events ?? [], reports, trigger: 'schedule', reportQueue });
       // What the loop does: settled reports are deleted; the others come back after the visibility timeout.
       hide(reports.filter((x) => !r.reports.settled.includes(x.id)));
       return r;
@@ -250,6 +251,35 @@ describe('no TerminateInstances for an instance that may have taken a job since 
     expect(r.terminated).toEqual([expect.objectContaining({ id: silent.id, kind: 'retirement-ignored' })]);
     expect(r.terminated.map((t) => t.id)).not.toContain(busy.id);
     expect(w.killedWhileBusy).toEqual([]);
+  });
+
+  test('an operator drains the pool: an idle worker whose runner takes a job mid-pass is only asked to retire; past jobTimeout + grace, still reporting its job, it is refused; ended once it said its runner stopped', async () => {
+    w = world(onePool({ IdleCount: 2 }));
+    const drain = { docker: { mode: 'draining' as const, by: 'arn:aws:iam::123456789012:user/op', at: '2026-11-30T09:00:00Z' } };
+    const idle = w.add('docker', { reported: 'idle' });
+    const busy = w.add('docker', { reported: 'busy' });
+    w.takesJobMidPass(idle);
+    const first = await w.pass({ holds: drain });
+    expect(first.retired.map((r) => `${r.id} ${r.kind}`).sort()).toEqual([`${idle.id} drain`, `${busy.id} drain`].sort());
+    expect(first.terminated).toEqual([]);
+    expect(first.launched).toEqual({});
+    w.report(idle, 'busy');
+    w.report(idle, 'draining');
+    w.report(busy, 'draining');
+    const ended: string[] = [];
+    for (let t = 0; t < 3 * 3600; t += 300) {
+      w.clock.advance(300);
+      if (t % 600 === 0) [idle, busy].forEach((i) => w.runners.get(i.id)!.job && w.report(i, 'draining')); // heartbeats while the jobs run
+      if (t === 7200) {
+        w.runners.get(busy.id)!.job = false; // its job ends; it reports stopped, and its power-off fails
+        w.report(busy, 'stopped');
+      }
+      const r = await w.pass({ holds: drain, reportCap: 10_000 });
+      ended.push(...r.terminated.map((x) => `${x.id} ${x.kind}`));
+      expect(r.launched).toEqual({});
+    }
+    expect(w.killedWhileBusy).toEqual([]);
+    expect(ended).toEqual([`${busy.id} runner-stopped`]);
   });
 
   test('a pass that dies after its retire requests and before its save: the next pass terminates nothing early', async () => {
