@@ -259,8 +259,11 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
 
   const pools: PoolPlan[] = work.map(({ pool, settings, counts, idleTarget: target, triage: tri, idle }) => {
     const current = snapshot.templateVersions?.[pool.name];
+    const hold = snapshot.holds?.[pool.name];
     const pendingServed = Math.min(counts.pending, jobRoom);
-    if (jobRoom !== Infinity) jobRoom -= pendingServed;
+    // A pool an operator holds launches nothing: of its pending jobs only those its idle and booting
+    // workers can take will run, so only those take a share of `concurrent` from the other pools.
+    if (jobRoom !== Infinity) jobRoom -= hold ? Math.min(pendingServed, counts.booting + counts.idle) : pendingServed;
     let available = counts.booting + counts.idle;
     let total = counts.total;
 
@@ -287,7 +290,6 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
     }
     // An operator's drain (lib/controller/holds.ts): every worker of the pool not yet asked is asked
     // to retire now; a busy one finishes its job first. Through the retire tag, never a termination.
-    const hold = snapshot.holds?.[pool.name];
     if (hold?.mode === 'draining') {
       const asked = new Set([...retire, ...tri.terminate].map((x) => x.id));
       for (const w of byPool.get(pool.name)!)

@@ -126,6 +126,19 @@ describe('the planner with a held pool', () => {
       ['b', 1],
     ]);
   });
+
+  it('a held pool\'s pending jobs do not take `concurrent` from the other pools (only what its own idle workers can run)', () => {
+    const pool = (name: string) => ({ name, tags: [name], IdleCount: 0, worker: { instanceTypes: ['m6i.large'], subnets: ['subnet-0a'], ami: 'ami-0123456789abcdef0' } });
+    const two = testConfig({ concurrent: 5 }, [pool('a'), pool('b')]);
+    const demand = { a: { pending: 4, running: 0 }, b: { pending: 4, running: 0 } };
+    // Without a hold, `a` comes first in config order and takes 4 of the 5.
+    expect(plan(two, new Date(T0), { workers: [], demand }).pools.map((x) => x.launch)).toEqual([4, 1]);
+    // Paused with no worker, none of a's jobs can run: b gets the room (before: 1, and 3 of b's jobs waited for a pool nobody serves).
+    expect(plan(two, new Date(T0), { workers: [], demand, holds: { a: paused } }).pools.map((x) => x.launch)).toEqual([0, 4]);
+    // Paused with two idle workers: they take two of a's jobs, so two shares stay with a.
+    const idleA = [worker('i-a1', 'idle', { pool: 'a' }), worker('i-a2', 'idle', { pool: 'a' })];
+    expect(plan(two, new Date(T0), { workers: idleA, demand, holds: { a: paused } }).pools.map((x) => x.launch)).toEqual([0, 3]);
+  });
 });
 
 class ScriptedHolds implements OperatorHolds {
