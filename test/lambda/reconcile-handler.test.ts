@@ -241,8 +241,13 @@ describe('interruption handler', () => {
   it('wakes reconcile when an own worker stops, not when another instance of the account does', async () => {
     await drain();
     const [own] = await instances();
+    metrics.length = 0;
     expect(await interruption(stateChange(own.InstanceId!, 'shutting-down'), ctx())).toMatchObject({ queued: true });
     expect((await drain()).some((b) => b.type === 'interruption' && b.instanceId === own.InstanceId)).toBe(true);
+    // Its end comes as two events (shutting-down, terminated): the dashboard's "workers gone" counts it once.
+    await interruption(stateChange(own.InstanceId!, 'terminated'), ctx());
+    await drain();
+    expect(metrics.map((l) => JSON.parse(l)).reduce((n, m) => n + (m.WorkersGone ?? 0), 0)).toBe(1);
     const id = await foreignInstance();
     expect(await interruption(stateChange(id, 'terminated'), ctx())).toMatchObject({ action: 'not-ours', queued: false });
     expect(await drain()).toEqual([]);
