@@ -104,12 +104,20 @@ finish() {
 ## most one PutLogEvents per LOG_INTERVAL and only with new lines (the account's PutLogEvents quota
 ## is shared by every worker), batches within PutLogEvents' limits, at most LOG_CAP bytes of runner
 ## output per boot. Best effort: a worker never waits on CloudWatch Logs longer than LOG_FLUSH_WAIT.
+## CreateLogStream is 50 TPS per account and region, shared with every other user of the account
+## (an ECS task whose stream cannot be created does not start): the first call waits a random
+## 0-LOG_SPREAD s (not when the worker is finishing), so a pass that launches 1,000 workers asks
+## about 17 a second, and retries back off with jitter, so a throttled cohort does not retry in step.
 LOG_INTERVAL=\${GSA_LOG_INTERVAL:-15}
 LOG_FLUSH_WAIT=\${GSA_LOG_FLUSH_WAIT:-20}
+LOG_SPREAD=\${GSA_LOG_SPREAD:-60}
 SHIPPER='
-import json, os, re, subprocess, sys, time
-aws_cli, spool, group, stream, region, final, batch, interval, cap = sys.argv[1:10]
+import json, os, random, re, subprocess, sys, time
+aws_cli, spool, group, stream, region, final, batch, interval, cap, spread = sys.argv[1:11]
 interval, cap = float(interval), int(cap)
+first = time.time() + random.uniform(0, float(spread))
+while time.time() < first and not os.path.exists(final):
+    time.sleep(0.2)
 mask = re.compile(r"\\b((?:glrt|glpat|gldt|glcbt|glptt|glsoat|glrtr|glimt|glagent|glwt|glffct|gloas)-)[A-Za-z0-9_.=-]{8,}|\\bGR1348941[A-Za-z0-9_-]{8,}|\\b(?:AKIA|ASIA)[A-Z0-9]{16}\\b")
 pos = sent = last = 0
 created = noted = False
@@ -164,7 +172,7 @@ while True:
     if done and (ok and end >= pos and not events or wait > 8 * interval):
         sys.exit(0 if ok else 1)
     wait = interval if ok else min(wait * 2, 300)
-    time.sleep(0.2 if done else wait)
+    time.sleep(0.2 if done else wait if ok else random.uniform(wait / 2, wait))
 '
 
 ## Starts the shipper once the AWS CLI, python3 (cloud-init is a Python program), the region, the
@@ -181,7 +189,7 @@ start_shipper() {
   LOG_STREAM=$INSTANCE_ID/$ip
   ## The subshell marks the end (a process that exited stays visible to kill -0 until it is reaped).
   (
-    python3 -c "$SHIPPER" "$(command -v aws)" "$SPOOL" "$LOG_GROUP" "$LOG_STREAM" "$REGION" "$RUN/log.final" "$RUN/log.batch" "$LOG_INTERVAL" $((50 << 20)) </dev/null
+    python3 -c "$SHIPPER" "$(command -v aws)" "$SPOOL" "$LOG_GROUP" "$LOG_STREAM" "$REGION" "$RUN/log.final" "$RUN/log.batch" "$LOG_INTERVAL" $((50 << 20)) "$LOG_SPREAD" </dev/null
     touch "$RUN/log.shipped"
   ) &
   shipper_pid=$!

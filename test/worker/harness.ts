@@ -440,6 +440,7 @@ export async function runScenario(scenario: Scenario, timeoutMs = 40_000): Promi
         GSA_KILL_GRACE: '2',
         GSA_RUNNER_DOWNLOADS: `${url}/downloads`,
         GSA_LOG_INTERVAL: '0.3',
+        GSA_LOG_SPREAD: '0',
         GSA_LOG_FLUSH_WAIT: '5',
         ...scenario.env,
       },

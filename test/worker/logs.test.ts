@@ -6,7 +6,7 @@
  *  - the shipper program alone, against a fake `aws`, on a large spool: batches within
  *    PutLogEvents' limits, in order, bounded in bytes, masked.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,7 +117,7 @@ describe('the shipper program', () => {
       chmodSync(aws, 0o755);
       writeFileSync(join(dir, 'spool'), spool.join('\n') + '\n');
       writeFileSync(join(dir, 'final'), '');
-      execFileSync('python3', ['-c', shipper, aws, join(dir, 'spool'), 'G', 'S', 'eu-west-1', join(dir, 'final'), join(dir, 'batch'), '0.01', String(cap)], { timeout: 30_000 });
+      execFileSync('python3', ['-c', shipper, aws, join(dir, 'spool'), 'G', 'S', 'eu-west-1', join(dir, 'final'), join(dir, 'batch'), '0.01', String(cap), '0'], { timeout: 30_000 });
       const batches = readFileSync(join(dir, 'batches'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { timestamp: number; message: string }[]);
       return { batches, calls: readFileSync(join(dir, 'calls'), 'utf8').split('\n').filter(Boolean) };
     } finally {
@@ -137,6 +137,35 @@ describe('the shipper program', () => {
     const all = batches.flat();
     expect(all).toHaveLength(25_000);
     expect(all.map((e) => e.timestamp)).toEqual(all.map((_, k) => t0 + k));
+  });
+
+  it('spreads a cohort\'s first CreateLogStream over the spread (50 TPS per account): 20 workers booted together do not call at once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gsa-shipper-'));
+    try {
+      const aws = join(dir, 'aws');
+      // Records when it was called; every call succeeds.
+      writeFileSync(aws, `#!/bin/bash\nif [ "$4" = create-log-stream ]; then date +%s.%N >>${dir}/creates; fi\n`);
+      chmodSync(aws, 0o755);
+      const created = () => readFileSync(join(dir, 'creates'), { encoding: 'utf8', flag: 'a+' }).split('\n').filter(Boolean).length;
+      const runs = Array.from({ length: 20 }, (_, k) => {
+        writeFileSync(join(dir, `spool${k}`), `${Date.now()}\tboot line\n`);
+        return new Promise<void>((resolve, reject) => {
+          const child = spawn('python3', ['-c', shipper, aws, join(dir, `spool${k}`), 'G', `S${k}`, 'eu-west-1', join(dir, 'final'), join(dir, `batch${k}`), '0.05', '1000000', '4'], { stdio: 'ignore' });
+          child.on('error', reject);
+          child.on('exit', () => resolve());
+        });
+      });
+      // Once every stream exists, the workers finish (a finishing worker would not wait for its turn).
+      for (let i = 0; i < 200 && created() < 20; i++) await new Promise((r) => setTimeout(r, 50));
+      writeFileSync(join(dir, 'final'), '');
+      await Promise.all(runs);
+      const times = readFileSync(join(dir, 'creates'), 'utf8').split('\n').filter(Boolean).map(Number);
+      expect(times).toHaveLength(20);
+      // Uniform over 4 s: all 20 within 2 s of each other has a chance of about 20 x 0.5^19 (without the spread: within ~1 s, the time 20 Pythons take to start on a busy machine).
+      expect(Math.max(...times) - Math.min(...times)).toBeGreaterThan(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('stops sending runner output past its byte cap but keeps the worker\'s own lines; masks token shapes; keeps time moving forward', () => {
