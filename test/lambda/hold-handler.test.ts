@@ -11,12 +11,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateTagsCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeSubnetsCommand, EC2Client, type Instance } from '@aws-sdk/client-ec2';
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { CreateQueueCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { stringify } from 'yaml';
 import { parameterNames, validateConfig } from '../../lib/config';
 import { ensureLaunchTemplate } from '../../lib/aws/ec2-fleet';
 import { SsmOperatorHolds, writeHold } from '../../lib/aws/operator-holds';
+import { decodeHold, encodeHold } from '../../lib/controller/holds';
 import { TAGS } from '../../lib/controller/tags';
 import { encodeQueueMessage } from '../../lib/webhook/job-hook';
 import { handler as reconcile, resetForTests } from '../../handlers/reconcile';
@@ -150,6 +151,28 @@ test('an unknown pool is a usage error that lists the pools', async () => {
   const r = await cli('pause', '--pool', 'gpu');
   expect(r.code).toBe(2);
   expect(r.err).toMatch(/unknown pool "gpu" \(pools of holds\/ops: docker\)/);
+});
+
+test('a hold on a pool no longer in the config: resume lifts it (it would return with the pool), nothing else acts on that pool', async () => {
+  const gone = `${parameterNames(config, STAGE).operator}/gpu`;
+  await ssm.send(new PutParameterCommand({ Name: gone, Type: 'String', Value: encodeHold({ mode: 'draining', by: MOTO_ARN, at: new Date().toISOString() }) }));
+  const noted = await cli('resume');
+  expect(noted.code).toBe(0);
+  expect(noted.out).toMatch(/holds remain for pools not in the config \(gpu\).*resume --pool NAME/);
+  for (const command of ['pause', 'drain']) {
+    const r = await cli(command, '--pool', 'gpu');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/unknown pool "gpu"/);
+  }
+  const r = await cli('resume', '--pool', 'gpu');
+  expect(r.code).toBe(0);
+  expect(r.out).toMatch(/pool gpu: draining -> running/);
+  expect(decodeHold((await ssm.send(new GetParameterCommand({ Name: gone }))).Parameter!.Value!).mode).toBe('running');
+  // Lifted: no longer reported, and resuming it again is a no-op.
+  expect((await cli('resume')).out).not.toMatch(/not in the config/);
+  expect((await cli('resume', '--pool', 'gpu')).out).toMatch(/pool gpu: already running/);
+  // A pool that never existed and was never held stays a usage error for resume too.
+  expect((await cli('resume', '--pool', 'nope')).code).toBe(2);
 });
 
 test('the controller reads the holds at most once per 5 s per container, and keeps the last ones when SSM fails', async () => {

@@ -74,10 +74,14 @@ function holdCommand(name: 'pause' | 'resume' | 'drain', mode: HoldMode, summary
       try {
         const names = config.pools.map((p) => p.name);
         const pools = opts.pool ? [opts.pool] : names;
-        if (opts.pool && !names.includes(opts.pool)) throw new UsageError(`unknown pool "${opts.pool}" (pools of ${config.deployment}/${stage}: ${names.join(', ')})`);
+        const unknown = () => new UsageError(`unknown pool "${opts.pool}" (pools of ${config.deployment}/${stage}: ${names.join(', ')})`);
+        // A pool removed from the config may still be held: `resume` may lift that hold (or it would
+        // come back into force the day the pool is added again); nothing else acts on such a pool.
+        if (opts.pool && !names.includes(opts.pool) && mode !== 'running') throw unknown();
         const path = parameterNames(config, stage).operator;
-        const by = await callerArn(target.clientOpts);
         const current = await readHoldRecords({ ssm, path });
+        if (opts.pool && !names.includes(opts.pool) && !current.has(opts.pool)) throw unknown();
+        const by = await callerArn(target.clientOpts);
         const at = new Date().toISOString();
         const out: HoldOutcome[] = [];
         for (const pool of pools) {
@@ -93,7 +97,12 @@ function holdCommand(name: 'pause' | 'resume' | 'drain', mode: HoldMode, summary
           const version = await writeHold({ ssm, path }, pool, record);
           out.push({ pool, changed: true, from: change.from, to: mode, parameter, version, record });
         }
-        const stale = [...current.keys()].filter((p) => !names.includes(p)).sort();
+        // Holds still in force on pools the config no longer has (a lifted one says `running`).
+        const inForce = (p: string) => {
+          const r = current.get(p);
+          return !(mode === 'running' && pools.includes(p)) && !(r && !('error' in r) && r.mode === 'running');
+        };
+        const stale = [...current.keys()].filter((p) => !names.includes(p) && inForce(p)).sort();
         if (opts.json) process.stdout.write(JSON.stringify({ deployment: config.deployment, stage, by, pools: out, effect: EFFECT[mode], holdsOfPoolsNotInConfig: stale }, null, 2) + '\n');
         else {
           const lines = out.map((o) =>
@@ -103,7 +112,8 @@ function holdCommand(name: 'pause' | 'resume' | 'drain', mode: HoldMode, summary
           );
           if (out.some((o) => o.changed)) lines.push(`effect: ${EFFECT[mode]}.`);
           else lines.push('nothing changed: no parameter was written.');
-          if (stale.length) lines.push(`note: holds remain for pools not in the config (${stale.join(', ')}); the controller ignores them.`);
+          if (stale.length)
+            lines.push(`note: holds remain for pools not in the config (${stale.join(', ')}); the controller ignores them until such a pool is configured again (lift one with: resume --pool NAME).`);
           process.stdout.write(lines.join('\n') + '\n');
         }
         return 0;
