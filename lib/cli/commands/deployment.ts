@@ -76,9 +76,19 @@ export async function deploymentTarget(opts: TargetOptions): Promise<DeploymentT
   }
 }
 
-/** A missing-credentials error becomes a usage error that says what to set. */
+const EXPIRED = ['ExpiredToken', 'ExpiredTokenException', 'InvalidClientTokenId', 'UnrecognizedClientException'];
+const REFUSED = ['AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation'];
+const AWS_IDENTITY_ERRORS = ['CredentialsProviderError', ...EXPIRED, ...REFUSED];
+
+/** AWS errors the caller's identity causes (none, expired, not allowed) become usage errors that say what to fix. */
 export function credentialsHint(e: unknown): unknown {
-  const err = e as { name?: string; message?: string };
+  // The AWS error itself, also when a reader wrapped it ("could not read controller state: ...", cause).
+  let err = e as { name?: string; message?: string; cause?: unknown };
+  for (let i = 0; i < 5 && err.cause && typeof err.cause === 'object' && !AWS_IDENTITY_ERRORS.includes(err.name ?? ''); i++) err = err.cause as typeof err;
+  if (EXPIRED.includes(err.name ?? ''))
+    return new UsageError(`AWS did not accept your credentials (${err.name}: ${err.message}); refresh them (aws sso login, a new session) and run the command again`);
+  if (REFUSED.includes(err.name ?? ''))
+    return new UsageError(`AWS refused the call (${err.name}: ${err.message}); docs/deployment.md, "What an operator needs (IAM)", lists what each command needs`);
   if (err.name === 'CredentialsProviderError' || /credential/i.test(err.message ?? ''))
     return new UsageError(`no AWS credentials: ${err.message} (configure a profile or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)`);
   return e;
