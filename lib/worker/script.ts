@@ -134,15 +134,20 @@ def put(events):
     return aws("put-log-events", "--log-group-name", group, "--log-stream-name", stream, "--log-events", "file://" + batch)
 while True:
     done = os.path.exists(final)
-    events, size, end = [], 0, pos
+    events, size, end, last0 = [], 0, pos, last
     try:
         with open(spool, "rb") as f:
             f.seek(pos)
             data = f.read(4 << 20)
     except OSError:
         data = b""
-    for raw in data.split(b"\\n")[:-1]:
-        end += len(raw) + 1
+    lines = data.split(b"\\n")
+    tail = lines.pop()
+    if not lines and len(tail) >= 4 << 20:
+        lines, tail = [tail], None
+    for raw in lines:
+        step = len(raw) + (0 if tail is None else 1)
+        end += step
         t, _, msg = raw.decode(errors="replace").partition("\\t")
         msg = mask.sub(lambda m: (m.group(1) or m.group(0)[:4]) + "[MASKED]", msg)[:16384]
         if sent + size > cap and " gsa-worker: " not in msg:
@@ -150,10 +155,10 @@ while True:
                 continue
             noted, msg = True, "gsa-worker log shipper: %d bytes shipped; from here on only lines of gsa-worker itself" % (sent + size)
         t = max(int(t) if t.isdigit() else int(time.time() * 1000), last)
-        last = t
-        if len(events) >= 10000 or size + len(msg.encode()) + 26 > 1000000:
-            end -= len(raw) + 1
+        if len(events) >= 10000 or size + len(msg.encode()) + 26 > 1000000 or events and t - events[0]["timestamp"] > 82800000:
+            end -= step
             break
+        last = t
         events.append({"timestamp": t, "message": msg or " "})
         size += len(msg.encode()) + 26
     ok = True
@@ -166,6 +171,7 @@ while True:
         if ok:
             pos, sent = end, sent + size
         else:
+            last = last0
             print("gsa-worker: shipping the log to %s failed: %s" % (group, err.strip()), file=sys.stderr)
     elif end > pos:
         pos = end

@@ -168,6 +168,58 @@ describe('the shipper program', () => {
     }
   });
 
+  /** Runs the shipper until it has sent everything, against a fake `aws` (Python) that refuses what PutLogEvents refuses. */
+  function shipStrict(spool: Buffer, failFirstPut = false) {
+    const dir = mkdtempSync(join(tmpdir(), 'gsa-shipper-'));
+    try {
+      const aws = join(dir, 'aws');
+      // PutLogEvents: a batch may not span more than 24 hours (the call fails as a whole); the first put fails when asked (throttled).
+      writeFileSync(
+        aws,
+        [
+          '#!/usr/bin/env python3',
+          'import json, os, sys',
+          'a = sys.argv[1:]',
+          'if a[3] != "put-log-events": sys.exit(0)',
+          'events = json.load(open(a[a.index("--log-events") + 1][len("file://"):]))',
+          `if ${failFirstPut ? 'True' : 'False'} and not os.path.exists("${dir}/failed"):`,
+          `    open("${dir}/failed", "w").close(); print("ThrottlingException: Rate exceeded", file=sys.stderr); sys.exit(254)`,
+          'if events[-1]["timestamp"] - events[0]["timestamp"] > 24 * 3600 * 1000:',
+          '    print("InvalidParameterException: batch spans more than 24 hours", file=sys.stderr); sys.exit(254)',
+          `open("${dir}/batches", "a").write(json.dumps(events) + "\\n")`,
+        ].join('\n') + '\n',
+      );
+      chmodSync(aws, 0o755);
+      writeFileSync(join(dir, 'spool'), spool);
+      writeFileSync(join(dir, 'final'), '');
+      execFileSync('python3', ['-c', shipper, aws, join(dir, 'spool'), 'G', 'S', 'eu-west-1', join(dir, 'final'), join(dir, 'batch'), '0.01', String(1 << 30), '0'], { timeout: 30_000 });
+      return readFileSync(join(dir, 'batches'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { timestamp: number; message: string }[]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('never sends a batch spanning more than 24 hours (PutLogEvents refuses it whole, and the shipper retried it forever)', () => {
+    const t0 = 1_790_000_000_000;
+    const batches = shipStrict(Buffer.from([`${t0}\tbooted`, `${t0 + 3_600_000}\tjob`, `${t0 + 25 * 3_600_000}\tshutting down`].join('\n') + '\n'));
+    expect(batches.flat().map((e) => e.message)).toEqual(['booted', 'job', 'shutting down']);
+    expect(batches.length).toBe(2);
+  });
+
+  it('a refused batch is sent again with its own timestamps (they collapsed to the last one)', () => {
+    const t0 = 1_790_000_000_000;
+    const batches = shipStrict(Buffer.from([0, 1500, 3000].map((d) => `${t0 + d}\tline ${d}`).join('\n') + '\n'), true);
+    expect(batches.flat().map((e) => e.timestamp)).toEqual([t0, t0 + 1500, t0 + 3000]);
+  });
+
+  it('a line longer than one read (4 MB) is sent cut, and the lines after it still go (the shipper stopped there)', () => {
+    const t0 = 1_790_000_000_000;
+    const batches = shipStrict(Buffer.concat([Buffer.from(`${t0}\t${'z'.repeat(5 << 20)}\n`), Buffer.from(`${t0 + 1}\tafter the long line\n`)]));
+    const messages = batches.flat().map((e) => e.message);
+    expect(messages[0]).toMatch(/^z{16384}$/);
+    expect(messages.at(-1)).toBe('after the long line');
+  });
+
   it('stops sending runner output past its byte cap but keeps the worker\'s own lines; masks token shapes; keeps time moving forward', () => {
     const t0 = 1_790_000_000_000;
     const lines = [

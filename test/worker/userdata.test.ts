@@ -120,10 +120,11 @@ describe('renderUserData', () => {
     expect(require('node:zlib').gunzipSync(gz).toString('utf8')).toBe(script);
     expect(encodeUserData(script)).toBe(encodeUserData(script));
     expect(gz.length).toBeLessThan(Buffer.byteLength(script) / 2);
-    // 250 volumes: a plain script over 16 KB that fits compressed (300 no longer fit on the
-    // deployment's cache bucket once the tag-blind stop and the limits tag landed: ~150 B gzip).
+    // 200 volumes: a plain script over 16 KB that fits compressed (300 no longer fit on the
+    // deployment's cache bucket once the tag-blind stop, the limits tag and the log shipper's
+    // limits landed: a few hundred bytes gzip).
     const big = structuredClone(config);
-    big.pools[0].worker.docker.volumes = Array.from({ length: 250 }, (_, i) => `/srv/v${i}:/v${i}:ro`);
+    big.pools[0].worker.docker.volumes = Array.from({ length: 200 }, (_, i) => `/srv/v${i}:/v${i}:ro`);
     expect(Buffer.byteLength(renderUserData({ config: big, pool: big.pools[0], stage: 'dev' }))).toBeGreaterThan(USER_DATA_LIMIT_BYTES);
     // Incompressible volumes: over the limit compressed too.
     const noise = structuredClone(config);
