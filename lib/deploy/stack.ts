@@ -372,6 +372,9 @@ function workerLogStatements(config: Config, stage: string, pool: Pool): Cfn[] {
  */
 const CONTROLLER_TAG_KEYS = [TAGS.deployment, TAGS.stage, TAGS.pool, TAGS.pass, TAGS.launchedAt, TAGS.templateVersion, TAGS.limits, TAGS.retire, TAGS.interrupted, ...REPORT_TAG_KEYS];
 
+/** A pool's workers writing more than this to their log group in an hour raise an alarm (WorkerLogVolumeAlarm). */
+export const WORKER_LOG_ALARM_GIB = 10;
+
 /** Managed policies one role may have attached by default (IAM user guide, "IAM and AWS STS quotas"); one is the stack's guard. */
 export const MANAGED_POLICIES_PER_ROLE = 10;
 
@@ -743,11 +746,30 @@ export function buildStack(opts: StackOptions): StackParts {
       );
     resources[`WorkerInstanceProfile${id}`] = { Type: 'AWS::IAM::InstanceProfile', Properties: { Roles: [ref(`WorkerRole${id}`)] } };
     // The pool's workers' logs (boot steps, gitlab-runner, why it shut down), one stream per worker.
-    if (config.workerLogRetentionDays > 0)
-      resources[`WorkerLogGroup${id}`] = {
-        Type: 'AWS::Logs::LogGroup',
-        Properties: { LogGroupName: workerLogGroupName(config.deployment, stage, pool.name), RetentionInDays: config.workerLogRetentionDays },
+    if (config.workerLogRetentionDays > 0) {
+      const group = workerLogGroupName(config.deployment, stage, pool.name);
+      resources[`WorkerLogGroup${id}`] = { Type: 'AWS::Logs::LogGroup', Properties: { LogGroupName: group, RetentionInDays: config.workerLogRetentionDays } };
+      // IAM cannot rate-limit a worker's writes to its own stream, and a privileged job owns its
+      // worker's credentials: it could ingest gigabytes an hour at CloudWatch Logs' per-GB price. The
+      // shipper sends a few KB per job and at most 50 MB of runner output per boot; this says when
+      // something else writes (docs/security.md).
+      resources[`WorkerLogVolumeAlarm${id}`] = {
+        Type: 'AWS::CloudWatch::Alarm',
+        Properties: {
+          AlarmDescription: `Workers of pool ${pool.name} (${config.deployment}/${stage}) wrote more than ${WORKER_LOG_ALARM_GIB} GiB to ${group} in an hour, far more than the log shipper sends: a job writing with the worker's credentials? (docs/security.md)`,
+          Namespace: 'AWS/Logs',
+          MetricName: 'IncomingBytes',
+          Dimensions: [{ Name: 'LogGroupName', Value: group }],
+          Statistic: 'Sum',
+          Period: 3600,
+          EvaluationPeriods: 1,
+          Threshold: WORKER_LOG_ALARM_GIB * 2 ** 30,
+          ComparisonOperator: 'GreaterThanThreshold',
+          TreatMissingData: 'notBreaching',
+          AlarmActions: [ref('AlarmTopic')],
+        },
       };
+    }
     workerRoleArns.push(getAtt(`WorkerRole${id}`, 'Arn'));
     workerRoleIds.push(getAtt(`WorkerRole${id}`, 'RoleId'));
 

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseConfig } from '../../lib/config';
-import { buildStack, type StackParts } from '../../lib/deploy/stack';
+import { buildStack, WORKER_LOG_ALARM_GIB, type StackParts } from '../../lib/deploy/stack';
 import { renderUserData } from '../../lib/worker/userdata';
 import { invocationLine, interruptionLine, METRIC_NAMESPACE, passFailureLine, passMetricLines } from '../../lib/lambda/metrics';
 
@@ -164,9 +164,20 @@ describe('worker log groups', () => {
     expect(groups.map((g) => [g.Properties.LogGroupName, g.Properties.RetentionInDays]).sort()).toEqual(POOLS.map((p) => [`/gitlab-spot-autoscaler/acme-ci/prod/workers/${p}`, 30]).sort());
   });
 
+  it('an alarm per pool when its workers write far more than the shipper sends (a job writing with the worker\'s credentials)', () => {
+    const alarms = Object.entries(R).filter(([id]) => id.startsWith('WorkerLogVolumeAlarm')).map(([, r]) => r.Properties);
+    expect(alarms.map((a) => a.Dimensions)).toEqual(POOLS.map((p) => [{ Name: 'LogGroupName', Value: `/gitlab-spot-autoscaler/acme-ci/prod/workers/${p}` }]));
+    for (const a of alarms) {
+      expect(a).toMatchObject({ Namespace: 'AWS/Logs', MetricName: 'IncomingBytes', Statistic: 'Sum', Period: 3600, Threshold: WORKER_LOG_ALARM_GIB * 2 ** 30, AlarmActions: [{ Ref: 'AlarmTopic' }] });
+      // Far above the shipper's own bound: 50 MB of runner output per boot.
+      expect(a.Threshold).toBeGreaterThan(100 * (50 << 20));
+    }
+  });
+
   it('none, and no grant, with workerLogRetentionDays: 0', () => {
     const off = buildStack({ config: { ...sample, workerLogRetentionDays: 0 }, stage: 'prod', region: 'eu-central-1', vpcId: 'vpc-0123456789abcdef0', renderUserData });
     expect(Object.values(off.resources).filter((r: any) => r.Type === 'AWS::Logs::LogGroup' && String(r.Properties.LogGroupName).includes('/workers/'))).toEqual([]);
+    expect(Object.keys(off.resources).filter((id) => id.startsWith('WorkerLogVolumeAlarm'))).toEqual([]);
     expect(JSON.stringify((off.resources as any).WorkerRoleGeneral)).not.toContain('logs:PutLogEvents');
   });
 });
