@@ -1004,8 +1004,13 @@ export function buildStack(opts: StackOptions): StackParts {
     : [
         { eventBridge: { pattern: { source: ['aws.ec2'], 'detail-type': ['EC2 Spot Instance Interruption Warning', 'EC2 Instance Rebalance Recommendation'] } } },
         {
+          // The end states only: each event costs the function one DescribeInstances (ownership; the
+          // events carry no tags) in EC2's account-wide read bucket, and every instance of the account
+          // matches. shutting-down/stopping always precede terminated/stopped by seconds, and a worker
+          // that ends itself reports "stopped" to the controller first, so the earlier states would
+          // double the lookups for no earlier replacement (docs/controller.md, "Interruptions").
           eventBridge: {
-            pattern: { source: ['aws.ec2'], 'detail-type': ['EC2 Instance State-change Notification'], detail: { state: ['shutting-down', 'terminated', 'stopping', 'stopped'] } },
+            pattern: { source: ['aws.ec2'], 'detail-type': ['EC2 Instance State-change Notification'], detail: { state: ['terminated', 'stopped'] } },
           },
         },
       ];

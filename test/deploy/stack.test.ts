@@ -261,6 +261,11 @@ describe('queue, schedules, outputs', () => {
     expect(types.sort()).toEqual(['EC2 Instance Rebalance Recommendation', 'EC2 Instance State-change Notification', 'EC2 Spot Instance Interruption Warning']);
   });
 
+  it('hears only the end states of instances: one ownership lookup (DescribeInstances) per instance that ends, not two', () => {
+    const states = (stack.interruptionEvents as any[]).flatMap((e) => e.eventBridge.pattern.detail?.state ?? []);
+    expect(states.sort()).toEqual(['stopped', 'terminated']);
+  });
+
   it('stores the validated config and outputs the webhook URL and the secrets to create', () => {
     expect(JSON.parse(R.ConfigParameter.Properties.Value).deployment).toBe('acme-ci');
     expect(R.ConfigParameter.Properties.Name).toBe('/gitlab-spot-autoscaler/acme-ci/prod/config');
