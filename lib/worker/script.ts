@@ -761,9 +761,12 @@ read_launch_time() {
   finish "cannot read its launched-at tag from instance metadata (launch template InstanceMetadataTags=enabled?)"
 }
 
-## Before reporting ready and before starting the runner: within the boot deadline, and not asked to leave.
+## Before reporting ready and before starting the runner: within the boot deadline and the
+## lifetime (a runner started past it could take a job in the moment before its SIGQUIT), and not
+## asked to leave.
 check_may_start() {
   [ "$(now)" -lt "$BOOT_DEADLINE" ] || finish "not ready within bootTimeout ($BOOT_TIMEOUT s after launch); the controller no longer counts on this worker"
+  [ $(($(now) - LAUNCHED_AT)) -lt "$MAX_LIFETIME" ] || finish "max lifetime ($MAX_LIFETIME s after launch) reached before its runner started"
   if imds_refresh && grep -qxF "$TAG_PREFIX:retire" <<<"$(imds tags/instance)"; then finish "retirement requested before it was ready"; fi
 }
 

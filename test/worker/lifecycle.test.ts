@@ -223,7 +223,10 @@ describe('worker lifecycle (bash, fakes, IMDS stand-in)', () => {
       tags: { [TAGS.limits]: 'boot=600,job=10800,life=60' },
       runner: { jobs: 3, waitSignalInJob: 1 },
     });
-    expectShutdown(r, /max lifetime \(60 s after launch\) reached/);
+    expectShutdown(r, /max lifetime \(60 s after launch\) reached before its runner started/);
+    // Past its lifetime at boot, it never reports ready nor starts a runner that could take a job.
+    expect(indexOf(r.calls, 'gitlab-runner', 'run-single')).toBe(-1);
+    expect(readyReport(r)).toBe(-1);
     // The hard power-off counts with them too: (-120 + 60 + 10800 + 600 + 59) / 60 minutes from now.
     expect(indexOf(r.calls, 'shutdown', '-h +189 ')).toBe(indexOf(r.calls, 'shutdown', ''));
     expect(r.output).toMatch(/limits tag: boot=600,job=10800,life=60/);
