@@ -9,14 +9,21 @@
  * (also `stage`, `needs`). Pages hold at most 100 nodes (default_max_page_size); a query may cost
  * at most 250 complexity points for a user, 300 for an admin (GitlabSchema AUTHENTICATED_MAX_COMPLEXITY),
  * where each field costs about one point and a connection of `first: n` adds n % of its subtree.
- * The batched listing below costs about 40 + 1.3 points per project by that rule; 25 projects a
- * request keep far below the limit, and a "complexity" answer halves the batch anyway.
+ * The batched listing below (four pipeline listings a project) costs about 108 x (1 + n/100)
+ * points for n projects by that rule, 135 for 25: below the limit, and a "complexity" answer
+ * halves the batch anyway.
  *
  * A pipeline with a pending job has status `pending` or `running` (Ci composite status), so the
  * active pipelines of both scopes, newest first, with their pending and running jobs are all of a
  * project's active jobs unless a page limit cut them short (20 pipelines per scope, 100 jobs per
- * pipeline): `complete` says which. `Query.jobs(statuses:)` lists the whole instance for
- * administrators and answers nothing to others.
+ * pipeline): `complete` says which. `Project.pipelines` leaves child pipelines out unless asked
+ * for `source: "parent_pipeline"` (Ci::PipelinesFinder#prefiltered_pipelines, GitLab 17.0,
+ * gitlab!149839; before, that filter answered nothing), so child pipelines get two scopes of their
+ * own, and a GitLab older than 17.0 is served by REST, which lists every job of a project. Without
+ * them every job of a child pipeline was absent from a "complete" listing and dropped as ended.
+ * `Pipeline.jobs` is `pipeline.statuses`: trigger jobs (Ci::Bridge, no runner) and external commit
+ * statuses (GenericCommitStatus) too; only `gid://gitlab/Ci::Build/N` ids are runner jobs.
+ * `Query.jobs(statuses:)` lists the whole instance for administrators and answers nothing to others.
  */
 import { GitLabApiError, type GitLabClient, type GraphQLAnswer } from './client';
 import { idOf, type ApiJob, type GitLabApi, type Outcome, type Page, type ProjectActivity } from './api';
@@ -30,10 +37,15 @@ export const PIPELINES_PER_SCOPE = 20;
 export const PROJECTS_PER_REQUEST = 25;
 
 const JOB_FIELDS = '... on CiJob { id status tags queuedAt }';
-const PIPELINES = (scope: string) =>
-  `${scope.toLowerCase()}: pipelines(scope: ${scope}, first: ${PIPELINES_PER_SCOPE}) { pageInfo { hasNextPage } nodes { id jobs(statuses: ${STATUSES}, first: 100) { pageInfo { hasNextPage } nodes { ${JOB_FIELDS} } } } }`;
+/** The aliases of the pipeline listings in ACTIVE_JOBS_QUERY: two scopes, of top-level and of child pipelines. */
+export const PIPELINE_LISTINGS = ['running', 'pending', 'childRunning', 'childPending'] as const;
+const PIPELINES = (alias: string, scope: string, child: boolean) =>
+  `${alias}: pipelines(scope: ${scope}${child ? ', source: "parent_pipeline"' : ''}, first: ${PIPELINES_PER_SCOPE}) { pageInfo { hasNextPage } nodes { id jobs(statuses: ${STATUSES}, first: 100) { pageInfo { hasNextPage } nodes { ${JOB_FIELDS} } } } }`;
 
-export const ACTIVE_JOBS_QUERY = `query ActiveJobs($ids: [ID!], $n: Int) { projects(ids: $ids, first: $n) { nodes { id ${PIPELINES('RUNNING')} ${PIPELINES('PENDING')} } } }`;
+export const ACTIVE_JOBS_QUERY = `query ActiveJobs($ids: [ID!], $n: Int) { projects(ids: $ids, first: $n) { nodes { id ${PIPELINES('running', 'RUNNING', false)} ${PIPELINES('pending', 'PENDING', false)} ${PIPELINES('childRunning', 'RUNNING', true)} ${PIPELINES('childPending', 'PENDING', true)} } } }`;
+export const VERSION_QUERY = 'query Version { metadata { version } }';
+/** The first GitLab whose Project.pipelines lists child pipelines (source: "parent_pipeline"). */
+export const CHILD_PIPELINES_SINCE: readonly [number, number] = [17, 0];
 export const PROJECT_JOBS_QUERY = `query ProjectJobs($ids: [ID!], $after: String) { projects(ids: $ids, first: 1) { nodes { id jobs(statuses: ${STATUSES}, first: 100, after: $after) { pageInfo { hasNextPage endCursor } nodes { ${JOB_FIELDS} } } } } }`;
 export const INSTANCE_JOBS_QUERY = `query InstanceJobs($after: String) { jobs(statuses: ${STATUSES}, first: 100, after: $after) { pageInfo { hasNextPage endCursor } nodes { ... on CiJob { id status tags queuedAt project { id } } } } }`;
 
@@ -49,10 +61,19 @@ type Obj = Record<string, unknown>;
 const obj = (x: unknown): Obj | undefined => (x && typeof x === 'object' && !Array.isArray(x) ? (x as Obj) : undefined);
 const list = (x: unknown): unknown[] => (Array.isArray(x) ? x : []);
 
+/**
+ * CiJob ids name the record's class (JobType#id: `gid://gitlab/<type>/<id>`): Ci::Build is a job a
+ * runner takes; Ci::Bridge (a trigger job) and GenericCommitStatus (an external status set through
+ * the API) never reach a runner and are not demand, though `Pipeline.jobs` lists them pending or running.
+ */
+function isRunnerJob(gid: unknown): boolean {
+  return typeof gid !== 'string' || !gid.startsWith('gid://') || /^gid:\/\/gitlab\/Ci::Build\/\d+$/.test(gid);
+}
+
 function jobFrom(projectId: number, node: unknown): ApiJob | undefined {
   const n = obj(node);
   const id = idOf(n?.id);
-  if (!n || id === undefined || typeof n.status !== 'string') return undefined;
+  if (!n || id === undefined || typeof n.status !== 'string' || !isRunnerJob(n.id)) return undefined;
   const job: ApiJob = { id, projectId, status: n.status.toLowerCase(), tags: list(n.tags).filter((t): t is string => typeof t === 'string') };
   const q = typeof n.queuedAt === 'string' ? Date.parse(n.queuedAt) : NaN;
   if (Number.isFinite(q)) job.queuedAt = q;
@@ -71,6 +92,7 @@ export class GraphQLApi implements GitLabApi {
   readonly mode = 'graphql';
   projectsPerRequest = PROJECTS_PER_REQUEST;
   private readonly rest: RestApi;
+  private versionChecked = false;
 
   constructor(private readonly client: GitLabClient) {
     this.rest = new RestApi(client);
@@ -99,10 +121,30 @@ export class GraphQLApi implements GitLabApi {
     return answer;
   }
 
+  /**
+   * Whether this GitLab lists child pipelines (17.0+), asked once (`metadata { version }`, any
+   * signed-in user). An older one makes the whole adapter unsupported: REST lists every job. When
+   * the version cannot be read (a proxy, an odd version string) the query is trusted.
+   */
+  private async checkVersion(): Promise<void> {
+    if (this.versionChecked) return;
+    const answer = await this.run(VERSION_QUERY, {});
+    const version = obj(obj(answer.data)?.metadata)?.version;
+    const m = typeof version === 'string' ? /^(\d+)\.(\d+)/.exec(version) : null;
+    if (m) {
+      const [major, minor] = [Number(m[1]), Number(m[2])];
+      const [wantMajor, wantMinor] = CHILD_PIPELINES_SINCE;
+      if (major < wantMajor || (major === wantMajor && minor < wantMinor))
+        throw new GraphQLUnsupported(`GitLab ${String(version).slice(0, 40)} does not list child pipelines in GraphQL (needs ${wantMajor}.${wantMinor}): their jobs would look ended`);
+    }
+    this.versionChecked = true;
+  }
+
   async activeJobs(projectIds: readonly number[]): Promise<Map<number, Outcome<ProjectActivity>>> {
     const out = new Map<number, Outcome<ProjectActivity>>();
     let answer: GraphQLAnswer;
     try {
+      await this.checkVersion();
       answer = await this.run(ACTIVE_JOBS_QUERY, { ids: projectIds.map((id) => `gid://gitlab/Project/${id}`), n: projectIds.length });
     } catch (e) {
       if (e instanceof GraphQLUnsupported) throw e;
@@ -132,9 +174,9 @@ export class GraphQLApi implements GitLabApi {
         out.set(id, { ok: false, error: `GitLab GraphQL, project ${id}: ${failedAt.get(i)}`, answered: true });
         return;
       }
-      const jobs: ApiJob[] = [];
+      const jobs = new Map<number, ApiJob>();
       let complete = !cutAt.has(i);
-      for (const scope of ['running', 'pending']) {
+      for (const scope of PIPELINE_LISTINGS) {
         const conn = obj(n[scope]);
         if (!conn) {
           complete = false;
@@ -146,11 +188,12 @@ export class GraphQLApi implements GitLabApi {
           if (!jobsConn || hasNext(jobsConn)) complete = false;
           for (const j of list(jobsConn?.nodes)) {
             const job = jobFrom(id, j);
-            if (job) jobs.push(job);
+            // A pipeline changing scope between the listings of one query may show a job twice.
+            if (job && !jobs.has(job.id)) jobs.set(job.id, job);
           }
         }
       }
-      out.set(id, { ok: true, value: { jobs, complete } });
+      out.set(id, { ok: true, value: { jobs: [...jobs.values()], complete } });
     });
     for (const id of projectIds) {
       if (out.has(id)) continue;

@@ -4,10 +4,11 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { GitLabClient, retryAfterMs } from '../../lib/gitlab/client';
-import { ACTIVE_JOBS_QUERY, GraphQLApi, GraphQLUnsupported, INSTANCE_JOBS_QUERY, PROJECTS_PER_REQUEST } from '../../lib/gitlab/graphql';
+import { ACTIVE_JOBS_QUERY, GraphQLApi, GraphQLUnsupported, INSTANCE_JOBS_QUERY, PROJECTS_PER_REQUEST, VERSION_QUERY } from '../../lib/gitlab/graphql';
 import { GRAPHQL_RETRY_MS, HttpGitLabApi } from '../../lib/gitlab/http-api';
 import { RestApi } from '../../lib/gitlab/rest';
 import { MemoryLogger } from '../controller/fixtures';
+import { GitLabGraphQLModel, gitlabQueryProblems } from '../helpers/gitlab-graphql';
 
 const TOKEN = 'glpat-do-not-leak-1234';
 
@@ -171,7 +172,8 @@ describe('REST', () => {
 describe('GraphQL', () => {
   const job = (id: number, status: string, tags: string[] = [], queuedAt?: string) => ({ id: `gid://gitlab/Ci::Build/${id}`, status, tags, ...(queuedAt ? { queuedAt } : {}) });
   const pipelines = (jobs: unknown[], more = false, jobsMore = false) => ({ pageInfo: { hasNextPage: more }, nodes: [{ id: 'gid://gitlab/Ci::Pipeline/1', jobs: { pageInfo: { hasNextPage: jobsMore }, nodes: jobs } }] });
-  const project = (id: number, running: unknown, pending: unknown) => ({ id: `gid://gitlab/Project/${id}`, running, pending });
+  const none = { pageInfo: { hasNextPage: false }, nodes: [] };
+  const project = (id: number, running: unknown, pending: unknown) => ({ id: `gid://gitlab/Project/${id}`, running, pending, childRunning: none, childPending: none });
 
   test('one request lists many projects: their jobs, whether each list is complete, and the projects not visible', async () => {
     handler = (_req, res) =>
@@ -201,9 +203,11 @@ describe('GraphQL', () => {
     expect(out.get(8)).toMatchObject({ ok: true, value: { complete: false } }); // more running pipelines than one page
     expect(out.get(9)).toMatchObject({ ok: true, value: { complete: false } }); // a pipeline with more jobs than one page
     expect(out.get(10)).toEqual({ ok: true, value: null }); // not in the answer: no such project, or no access
-    expect(seen).toHaveLength(1);
-    const sent = JSON.parse(seen[0].body);
-    expect(sent.query).toBe(ACTIVE_JOBS_QUERY);
+    // The version is asked once per adapter (child pipelines are listed from 17.0), then one request.
+    expect(seen.map((s) => JSON.parse(s.body).query)).toEqual([VERSION_QUERY, ACTIVE_JOBS_QUERY]);
+    await api.activeJobs([7]);
+    expect(seen).toHaveLength(3);
+    const sent = JSON.parse(seen[1].body);
     expect(sent.variables).toEqual({ ids: [7, 8, 9, 10].map((id) => `gid://gitlab/Project/${id}`), n: 4 });
   });
 
@@ -270,5 +274,73 @@ describe('GraphQL', () => {
     const page = await new GraphQLApi(client().c).instanceActiveJobs();
     expect(page).toEqual({ ok: true, value: { items: [{ id: 7, projectId: 42, status: 'pending', tags: ['docker'] }], next: 'abc' } });
     expect(JSON.parse(seen[0].body)).toEqual({ query: INSTANCE_JOBS_QUERY, variables: { after: null } });
+  });
+});
+
+describe('GraphQL against a GitLab that follows its finders (test/helpers/gitlab-graphql.ts)', () => {
+  const serve = (model: GitLabGraphQLModel) => {
+    handler = (req, res, body) => {
+      if (req.method === 'POST') return json(res, 200, model.answer(body));
+      const rest = model.rest(req.url ?? '');
+      return rest === undefined ? json(res, 404, { message: '404 Not found' }) : json(res, 200, rest);
+    };
+  };
+
+  test('every query the adapter sends is one GitLab\'s schema accepts', async () => {
+    const model = new GitLabGraphQLModel();
+    model.pipelines.push({ id: 1, projectId: 7, status: 'running', source: 'push', jobs: [{ id: 10, type: 'Ci::Build', status: 'pending' }] });
+    serve(model);
+    const api = new GraphQLApi(client().c);
+    await api.activeJobs([7]);
+    await api.activeJobsPage(7);
+    await api.instanceActiveJobs();
+    expect(model.queries.length).toBeGreaterThanOrEqual(3);
+    for (const q of model.queries) expect(gitlabQueryProblems(q)).toEqual([]);
+  });
+
+  test('jobs of child pipelines are listed (Project.pipelines leaves them out unless asked for source parent_pipeline)', async () => {
+    const model = new GitLabGraphQLModel();
+    // A parent pipeline whose trigger job (a bridge) runs while its child pipeline's jobs wait.
+    model.pipelines.push(
+      { id: 1, projectId: 7, status: 'running', source: 'push', jobs: [{ id: 10, type: 'Ci::Bridge', status: 'running' }, { id: 11, type: 'Ci::Build', status: 'running', tags: ['docker'] }] },
+      { id: 2, projectId: 7, status: 'pending', source: 'parent_pipeline', jobs: [{ id: 20, type: 'Ci::Build', status: 'pending', tags: ['arm64'] }, { id: 21, type: 'Ci::Build', status: 'pending', tags: [] }] },
+    );
+    serve(model);
+    const out = await new GraphQLApi(client().c).activeJobs([7]);
+    expect(out.get(7)).toMatchObject({ ok: true, value: { complete: true } });
+    const listed = out.get(7)!.ok ? (out.get(7) as { value: { jobs: { id: number }[] } }).value.jobs.map((j) => j.id).sort() : [];
+    expect(listed).toEqual([11, 20, 21]);
+  });
+
+  test('trigger jobs and external commit statuses are not runner jobs: only Ci::Build ids are listed', async () => {
+    const model = new GitLabGraphQLModel();
+    model.pipelines.push({
+      id: 1,
+      projectId: 7,
+      status: 'pending',
+      source: 'push',
+      jobs: [
+        { id: 30, type: 'GenericCommitStatus', status: 'pending' }, // e.g. an external CI's "pending" status
+        { id: 31, type: 'Ci::Bridge', status: 'pending' }, // a trigger job waiting for its downstream pipeline
+        { id: 32, type: 'Ci::Build', status: 'pending', tags: [] },
+      ],
+    });
+    serve(model);
+    const out = await new GraphQLApi(client().c).activeJobs([7]);
+    expect(out.get(7)).toEqual({ ok: true, value: { complete: true, jobs: [{ id: 32, projectId: 7, status: 'pending', tags: [] }] } });
+  });
+
+  test('a GitLab older than 17.0 (no child pipelines in Project.pipelines) is served by REST, which lists every job', async () => {
+    const model = new GitLabGraphQLModel();
+    model.version = '16.11.10-ee';
+    model.pipelines.push({ id: 2, projectId: 7, status: 'pending', source: 'parent_pipeline', jobs: [{ id: 20, type: 'Ci::Build', status: 'pending', tags: ['arm64'] }] });
+    serve(model);
+    const log = new MemoryLogger();
+    const api = new HttpGitLabApi(client().c, { mode: 'auto', log });
+    const first = await api.activeJobs([7]);
+    expect(first.get(7)).toMatchObject({ ok: false });
+    expect(JSON.stringify(log.lines.filter((l) => l.level === 'warn'))).toMatch(/16\.11\.10-ee does not list child pipelines/);
+    expect(api.mode).toBe('rest');
+    expect((await api.activeJobs([7])).get(7)).toMatchObject({ ok: true, value: { complete: true, jobs: [{ id: 20, tags: ['arm64'] }] } });
   });
 });
