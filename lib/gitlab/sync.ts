@@ -26,7 +26,7 @@ import { applyApiJob, statusKind, waitingInGitLab } from '../controller/jobs';
 import type { GitLabPass, GitLabPassReport, GitLabSide } from '../controller/ports';
 import type { ControllerState } from '../controller/state';
 import type { ApiJob, GitLabApi, Outcome, Page, ProjectActivity } from './api';
-import { RequestBudget, type RequestKind } from './budget';
+import { REQUEST_KINDS, RequestBudget, type RequestKind } from './budget';
 
 /** A pending job no event or listing confirmed for this long is listed again before it keeps holding capacity. */
 export const CONFIRM_PENDING_MS = 60_000;
@@ -161,6 +161,12 @@ export class GitLabDemand implements GitLabSide {
     }
 
     // ---- the requests, in order of urgency ---------------------------------------------------
+    // What the client retried (5xx, timeouts, 429) costs what it cost: once the pass has sent what
+    // it was allotted, it starts nothing more. Without this, a burst allotted the full bucket and
+    // retried twice a request sent three buckets at once; now a 60 s window holds at most
+    // perMinute plus the retries of the last round (CONCURRENCY x 2 at three attempts).
+    const allotted = REQUEST_KINDS.reduce((n, k) => n + allot[k], 0);
+    const spendable = () => allotted - (this.api.requests - requestsBefore);
     const requests: Request[] = [];
     const take = (kind: RequestKind, run: () => Promise<void>) => {
       if (allot[kind] <= 0) return false;
@@ -169,7 +175,7 @@ export class GitLabDemand implements GitLabSide {
       return true;
     };
     for (const kind of ['route', 'confirm'] as const) {
-      for (const [projectId, d] of deepWork) if (d.kind === kind) take(kind, () => this.deepPages(config, state, projectId, d, now, tally, allot, time));
+      for (const [projectId, d] of deepWork) if (d.kind === kind) take(kind, () => this.deepPages(config, state, projectId, d, now, tally, allot, time, spendable));
       for (const ids of batches[kind]) take(kind, () => this.listProjects(config, state, ids, kind, now, tally));
     }
     if (this.adminCheckDue(now)) take('discover', () => this.checkAdmin(now));
@@ -178,11 +184,13 @@ export class GitLabDemand implements GitLabSide {
     for (const ids of batches.discover) take('discover', () => this.listProjects(config, state, ids, 'discover', now, tally));
 
     let consecutiveFailures = 0;
-    for (let at = 0; at < requests.length; at += CONCURRENCY) {
+    for (let at = 0; at < requests.length; ) {
       if (time.outOfTime()) break;
       // During an outage, two failed rounds in a row are enough: the budget is kept for later.
       if (consecutiveFailures >= 2 && tally.succeeded === 0) break;
-      const chunk = requests.slice(at, at + CONCURRENCY);
+      const chunk = requests.slice(at, at + Math.min(CONCURRENCY, spendable()));
+      if (chunk.length === 0) break;
+      at += chunk.length;
       const failedBefore = tally.failed;
       const chargedBefore = this.api.requests;
       const done = await settleWithin(
@@ -339,10 +347,10 @@ export class GitLabDemand implements GitLabSide {
   }
 
   /** Pages of a busy project: one per request, as many as the kind's leftover tokens allow. */
-  private async deepPages(config: Config, state: ControllerState, projectId: number, d: DeepScan, now: number, tally: Tally, allot: Record<RequestKind, number>, time: TimeBudget): Promise<void> {
+  private async deepPages(config: Config, state: ControllerState, projectId: number, d: DeepScan, now: number, tally: Tally, allot: Record<RequestKind, number>, time: TimeBudget, spendable: () => number): Promise<void> {
     for (;;) {
       const more = await this.deepPage(config, state, projectId, d, now, tally);
-      if (!more || allot[d.kind] <= 0 || time.outOfTime()) return;
+      if (!more || allot[d.kind] <= 0 || spendable() <= 0 || time.outOfTime()) return;
       allot[d.kind]--;
     }
   }

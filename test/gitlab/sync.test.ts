@@ -154,6 +154,38 @@ describe('the request budget', () => {
     expect(api.busiestMinute()).toBeLessThanOrEqual(30);
   });
 
+  test('requests the client retried count: a burst whose every request is answered on the third attempt stays within the budget in any 60 s', async () => {
+    const config = twoPools();
+    const clock0 = new ManualClock();
+    const api = new FakeGitLabApi(clock0);
+    const { pass, clock } = setup(config, api, new GitLabDemand({ api, perMinute: 120, start: 'full' }));
+    clock.t = clock0.t;
+    Object.assign(clock0, { now: () => clock.now() });
+    let nextProject = 10_000;
+    const newJobs = (projects: number) => {
+      const events: JobEvent[] = [];
+      for (let k = 0; k < projects; k++) {
+        const projectId = nextProject++;
+        api.add(projectId, { projectId, status: 'pending', tags: ['docker'] });
+        events.push(pending(projectId, projectId, clock.now() - 1000));
+      }
+      return events;
+    };
+    // A burst takes the full bucket (30 requests); a little routing while it refills...
+    await pass(newJobs(750), 'queue');
+    for (let p = 0; p < 10; p++) {
+      clock.advance(5);
+      await pass(newJobs(25), 'queue');
+    }
+    // ... then a second burst, while GitLab answers each request only on its third attempt (502, 502, 200).
+    clock.advance(5);
+    api.retriesPerCall = 2;
+    const r = await pass(newJobs(750), 'queue');
+    expect(r.gitlab!.routed).toBeGreaterThan(0);
+    // Before: the second burst sent 30 x 3 = 90 requests on top of the 40 of the minute before.
+    expect(api.busiestWindow()).toBeLessThanOrEqual(120);
+  });
+
   test('a cold container starts with an empty bucket and waits a moment for its first routing request', async () => {
     const clock = new ManualClock();
     const api = new FakeGitLabApi(clock);

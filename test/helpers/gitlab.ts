@@ -35,7 +35,11 @@ export class FakeGitLabApi implements GitLabApi {
   hangAfter = Infinity;
   readonly calls: { kind: 'activeJobs' | 'page' | 'instance'; projects: number[] }[] = [];
   readonly perMinute = new Map<number, number>();
+  /** Test-clock time of every request sent (retries included). */
+  readonly sentAt: number[] = [];
   adminToken = false;
+  /** HTTP requests each call costs beyond the first: what the client retried (5xx, timeouts, 429) before it got its answer. */
+  retriesPerCall = 0;
 
   constructor(private readonly clock?: Clock) {}
 
@@ -45,15 +49,27 @@ export class FakeGitLabApi implements GitLabApi {
   }
 
   private count(kind: 'activeJobs' | 'page' | 'instance', projects: number[]): Promise<void> | undefined {
-    this.requests++;
+    this.requests += 1 + this.retriesPerCall;
     this.calls.push({ kind, projects });
     const m = Math.floor((this.clock?.now() ?? 0) / 60_000);
-    this.perMinute.set(m, (this.perMinute.get(m) ?? 0) + 1);
+    this.perMinute.set(m, (this.perMinute.get(m) ?? 0) + 1 + this.retriesPerCall);
+    for (let k = 0; k <= this.retriesPerCall; k++) this.sentAt.push(this.clock?.now() ?? 0);
     return this.requests > this.hangAfter ? new Promise<void>(() => {}) : undefined;
   }
 
   busiestMinute(): number {
     return Math.max(0, ...this.perMinute.values());
+  }
+
+  /** The most requests in any 60 s (a sliding window over the test clock, not epoch minutes). */
+  busiestWindow(ms = 60_000): number {
+    const t = [...this.sentAt].sort((a, b) => a - b);
+    let best = 0;
+    for (let i = 0, j = 0; i < t.length; i++) {
+      while (t[i] - t[j] >= ms) j++;
+      best = Math.max(best, i - j + 1);
+    }
+    return best;
   }
 
   private exists(projectId: number): boolean {
