@@ -7,7 +7,8 @@
  *    queuedAt); REST: one project per request.
  *  - activeJobsPage(project, cursor): one project's active jobs, a page of 100 at a time, for
  *    projects too busy for the batched form (more than 20 active pipelines or 100 jobs in one).
- *  - instanceActiveJobs(cursor): every active job of the instance, 100 a page (admin tokens only).
+ *  - instanceActiveJobs(cursor): every pending job of the instance, 100 a page (admin tokens only;
+ *    running jobs are confirmed per project).
  *  - groupProjects(group, cursor): the projects of a group and its subgroups (config gitlab.watch).
  *
  * Implementations: GraphQL with a REST fallback (lib/gitlab/http-api.ts) for Lambda; the simulated
@@ -57,7 +58,7 @@ export interface GitLabApi {
   readonly requests: number;
   activeJobs(projectIds: readonly number[]): Promise<Map<number, Outcome<ProjectActivity>>>;
   activeJobsPage(projectId: number, cursor?: string): Promise<Outcome<Page<ApiJob>>>;
-  /** undefined when the token cannot list the instance (not an administrator) or the API cannot. */
+  /** The instance's pending jobs, one page. undefined when the token cannot list the instance (not an administrator) or the API cannot. */
   instanceActiveJobs?(cursor?: string): Promise<Outcome<Page<ApiJob>> | undefined>;
   /** True when the token's user is an administrator (instance-wide listing works). One request. */
   isAdmin?(): Promise<boolean>;

@@ -47,7 +47,12 @@ export const VERSION_QUERY = 'query Version { metadata { version } }';
 /** The first GitLab whose Project.pipelines lists child pipelines (source: "parent_pipeline"). */
 export const CHILD_PIPELINES_SINCE: readonly [number, number] = [17, 0];
 export const PROJECT_JOBS_QUERY = `query ProjectJobs($ids: [ID!], $after: String) { projects(ids: $ids, first: 1) { nodes { id jobs(statuses: ${STATUSES}, first: 100, after: $after) { pageInfo { hasNextPage endCursor } nodes { ${JOB_FIELDS} } } } } }`;
-export const INSTANCE_JOBS_QUERY = `query InstanceJobs($after: String) { jobs(statuses: ${STATUSES}, first: 100, after: $after) { pageInfo { hasNextPage endCursor } nodes { ... on CiJob { id status tags queuedAt project { id } } } } }`;
+/**
+ * Pending jobs only: the instance-wide listing finds jobs whose `pending` delivery was lost. Running
+ * jobs (of every runner of the instance, most of them not ours) would make a sweep many pages long;
+ * ours are confirmed by their projects' listings.
+ */
+export const INSTANCE_JOBS_QUERY = `query InstanceJobs($after: String) { jobs(statuses: [PENDING], first: 100, after: $after) { pageInfo { hasNextPage endCursor } nodes { ... on CiJob { id status tags queuedAt project { id } } } } }`;
 
 /** GitLab cannot run our query at all (an older schema, no GraphQL): use REST. */
 export class GraphQLUnsupported extends GitLabApiError {

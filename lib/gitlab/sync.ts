@@ -40,6 +40,8 @@ export const ABSENCE_GRACE_MS = 2_000;
 export const LOST_AFTER_MS = 30_000;
 /** Pages of one busy project a pass may ask for (100 jobs each). */
 export const DEEP_PAGES_PER_PASS = 5;
+/** Pages of the instance-wide listing (administrator tokens) a pass may ask for (100 pending jobs each). */
+export const INSTANCE_PAGES_PER_PASS = 10;
 /** Requests in flight at once. */
 export const CONCURRENCY = 4;
 /** Group membership (gitlab.watch.groups) is read again this often. */
@@ -141,7 +143,7 @@ export class GitLabDemand implements GitLabSide {
       discover: this.batch(work.discover, P, now),
     };
     const deepWork = [...this.deep.entries()].filter(([p]) => !this.isIsolated(p, now));
-    const adminWanted = work.instanceListing ? 1 : 0;
+    const adminWanted = work.instanceListing ? INSTANCE_PAGES_PER_PASS : 0;
     const groupWanted = this.groupPagesDue(config, now);
     // A busy project's pages: a few a pass each (how many remain is unknown until the last).
     const deepWanted = (kind: RequestKind) => deepWork.filter(([, d]) => d.kind === kind).length * DEEP_PAGES_PER_PASS;
@@ -180,7 +182,7 @@ export class GitLabDemand implements GitLabSide {
     }
     if (this.adminCheckDue(now)) take('discover', () => this.checkAdmin(now));
     for (const g of groupWanted) take('discover', () => this.groupPage(g, now, tally));
-    if (work.instanceListing) take('discover', () => this.instancePage(config, state, now, tally));
+    if (work.instanceListing) take('discover', () => this.instancePages(config, state, now, tally, allot, time, spendable));
     for (const ids of batches.discover) take('discover', () => this.listProjects(config, state, ids, 'discover', now, tally));
 
     let consecutiveFailures = 0;
@@ -388,26 +390,38 @@ export class GitLabDemand implements GitLabSide {
     return false;
   }
 
-  private async instancePage(config: Config, state: ControllerState, now: number, tally: Tally): Promise<void> {
+  /** Pages of the instance-wide listing: one per request, as many as discovery's leftover tokens allow. */
+  private async instancePages(config: Config, state: ControllerState, now: number, tally: Tally, allot: Record<RequestKind, number>, time: TimeBudget, spendable: () => number): Promise<void> {
+    for (;;) {
+      const more = await this.instancePage(config, state, now, tally);
+      if (!more || allot.discover <= 0 || spendable() <= 0 || time.outOfTime()) return;
+      allot.discover--;
+    }
+  }
+
+  /** One page; true when the sweep has more. */
+  private async instancePage(config: Config, state: ControllerState, now: number, tally: Tally): Promise<boolean> {
     const sweep = (this.instanceSweep ??= { startedAt: now });
     const page = await this.api.instanceActiveJobs!(sweep.cursor);
     if (page === undefined) {
       // Not an administrator after all (or GraphQL fell back): project listings again.
       this.admin = { value: false, at: now };
       this.instanceSweep = undefined;
-      return;
+      return false;
     }
     if (!page.ok) {
       tally.failed++;
-      return;
+      return false;
     }
     tally.succeeded++;
     for (const job of page.value?.items ?? []) this.applyListing(config, state, job.projectId, [job], now, tally);
-    if (page.value?.next !== undefined) sweep.cursor = page.value.next;
-    else {
-      this.instanceSweep = undefined;
-      this.lastInstanceSweepEnd = now;
+    if (page.value?.next !== undefined) {
+      sweep.cursor = page.value.next;
+      return true;
     }
+    this.instanceSweep = undefined;
+    this.lastInstanceSweepEnd = now;
+    return false;
   }
 
   private adminCheckDue(now: number): boolean {

@@ -330,6 +330,13 @@ describe('GraphQL against a GitLab that follows its finders (test/helpers/gitlab
     expect(out.get(7)).toEqual({ ok: true, value: { complete: true, jobs: [{ id: 32, projectId: 7, status: 'pending', tags: [] }] } });
   });
 
+  test('the instance-wide listing asks for pending jobs only: running ones are confirmed per project, and would make a sweep many pages long', async () => {
+    const model = new GitLabGraphQLModel();
+    model.pipelines.push({ id: 1, projectId: 7, status: 'running', source: 'push', jobs: [{ id: 10, type: 'Ci::Build', status: 'running' }, { id: 11, type: 'Ci::Build', status: 'pending', tags: ['docker'] }] });
+    serve(model);
+    expect(await new GraphQLApi(client().c).instanceActiveJobs()).toEqual({ ok: true, value: { items: [{ id: 11, projectId: 7, status: 'pending', tags: ['docker'] }] } });
+  });
+
   test('a GitLab older than 17.0 (no child pipelines in Project.pipelines) is served by REST, which lists every job', async () => {
     const model = new GitLabGraphQLModel();
     model.version = '16.11.10-ee';

@@ -353,6 +353,23 @@ describe('discovery of jobs whose every delivery was lost', () => {
     expect(api.calls.some((c) => c.kind === 'instance')).toBe(true);
     expect(api.calls.filter((c) => c.kind === 'activeJobs')).toHaveLength(0);
   });
+
+  test('with an administrator token on a busy instance, a lost job deep in the listing is found within two passes', async () => {
+    // 1,500 jobs of other runners wait (tags no pool serves); ours is old (its pipeline was created
+    // long ago, its stage just started), so it comes last in the newest-first listing.
+    const api = new FakeAdminGitLabApi();
+    for (let k = 0; k < 1500; k++) api.add(100_000 + k, { projectId: 500 + (k % 60), status: 'pending', tags: ['windows'] });
+    api.add(9, { projectId: 123_456, status: 'pending', tags: ['docker'] });
+    const { pass, clock } = setup(twoPools(), api);
+    await pass(); // learns the token is an administrator's
+    let launchedAfter: number | undefined;
+    for (let p = 1; p <= 16 && launchedAfter === undefined; p++) {
+      clock.advance(60);
+      if ((await pass()).launched.docker) launchedAfter = p;
+    }
+    // Before: one page of 100 a pass, 16 passes.
+    expect(launchedAfter).toBeLessThanOrEqual(2);
+  });
 });
 
 test('a project too busy for one listing is read a page at a time; then the jobs it no longer shows are dropped', async () => {
