@@ -241,16 +241,22 @@ export function decideDelivery(req: WebhookRequest, opts: WebhookOptions): Webho
  * but a state update (a finished job's tombstone ignores it; a running job stays running).
  */
 export class RecentDeliveries {
-  private readonly seen = new Map<string, number>();
+  /** Idempotency-Key -> when, and for which job and status (`jobId:status`). */
+  private readonly seen = new Map<string, { at: number; what: string }>();
   constructor(
     readonly maxEntries = 100_000,
     readonly ttlMs = 3_600_000,
   ) {}
 
-  /** True when `key` was taken within the TTL. */
-  has(key: string, now: number): boolean {
-    const at = this.seen.get(key);
-    return at !== undefined && now - at < this.ttlMs;
+  /**
+   * True when this event's Idempotency-Key was taken within the TTL for the same job and status.
+   * GitLab keeps a key for the redeliveries of one delivery; the same key with another job or
+   * status is no redelivery (a forged delivery with the right secret and a copied key must not
+   * make a real one vanish).
+   */
+  has(event: Pick<JobEvent, 'deliveryId' | 'jobId' | 'status'>, now: number): boolean {
+    const s = event.deliveryId ? this.seen.get(event.deliveryId) : undefined;
+    return s !== undefined && now - s.at < this.ttlMs && s.what === `${event.jobId}:${event.status}`;
   }
 
   /** Records the keys of events a pass has taken: only once the pass succeeded, or a retried batch would be dropped. */
@@ -258,7 +264,7 @@ export class RecentDeliveries {
     for (const e of events) {
       if (!e.deliveryId) continue;
       this.seen.delete(e.deliveryId);
-      this.seen.set(e.deliveryId, now);
+      this.seen.set(e.deliveryId, { at: now, what: `${e.jobId}:${e.status}` });
     }
     for (const k of this.seen.keys()) {
       if (this.seen.size <= this.maxEntries) break;
@@ -272,20 +278,20 @@ export class RecentDeliveries {
 }
 
 /**
- * Drops redeliveries: within the batch, the same Idempotency-Key or the same job and status seen
- * twice; across batches (with `recent`), an Idempotency-Key already taken. Keeps the first; order
- * is preserved. (Job and status alone are not remembered across batches: a requeued job is pending
- * again under the same id, a legitimate second delivery.)
+ * Drops redeliveries: within the batch, the same job and status seen twice (a redelivery has both,
+ * whatever its Idempotency-Key); across batches (with `recent`), an Idempotency-Key already taken
+ * for the same job and status. Keeps the first; order is preserved. (Job and status alone are not
+ * remembered across batches: a requeued job is pending again under the same id, a legitimate
+ * second delivery.) A key never suppresses an event of another job or status.
  */
 export function dedupeEvents(events: readonly JobEvent[], recent?: RecentDeliveries, now = Date.now()): JobEvent[] {
   const seen = new Set<string>();
   const out: JobEvent[] = [];
   for (const e of events) {
-    const keys = [`job:${e.jobId}:${e.status}`];
-    if (e.deliveryId) keys.push(`idem:${e.deliveryId}`);
-    if (keys.some((k) => seen.has(k))) continue;
-    keys.forEach((k) => seen.add(k));
-    if (e.deliveryId && recent?.has(e.deliveryId, now)) continue;
+    const key = `job:${e.jobId}:${e.status}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if (recent?.has(e, now)) continue;
     out.push(e);
   }
   return out;

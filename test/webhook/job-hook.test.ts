@@ -260,8 +260,19 @@ describe('decideDelivery', () => {
 describe('dedupeEvents', () => {
   const e = (jobId: number, status: string, deliveryId?: string) => ({ jobId, projectId: 1, status, receivedAt: 0, ...(deliveryId ? { deliveryId } : {}) });
   it('drops the same delivery and the same job+status, keeping order and distinct transitions', () => {
-    const out = dedupeEvents([e(1, 'pending', 'a'), e(1, 'pending', 'a'), e(2, 'pending', 'b'), e(1, 'running', 'c'), e(1, 'pending', 'd'), e(3, 'running', 'b')]);
+    const out = dedupeEvents([e(1, 'pending', 'a'), e(1, 'pending', 'a'), e(2, 'pending', 'b'), e(1, 'running', 'c'), e(1, 'pending', 'd')]);
     expect(out.map((x) => `${x.jobId}:${x.status}`)).toEqual(['1:pending', '2:pending', '1:running']);
+  });
+
+  it('an Idempotency-Key seen with another job or status is not a redelivery: a forged or reused key suppresses nothing real', () => {
+    // GitLab keeps the key for the redeliveries of one delivery (one job, one status). A delivery
+    // forged with the right secret and a key that a real delivery of another job carries must not
+    // make the real one vanish, in the batch or later.
+    expect(dedupeEvents([e(9, 'success', 'k'), e(3, 'running', 'k')]).map((x) => `${x.jobId}:${x.status}`)).toEqual(['9:success', '3:running']);
+    const recent = new RecentDeliveries();
+    recent.remember([e(9, 'success', 'k')], 0);
+    expect(dedupeEvents([e(3, 'running', 'k'), e(9, 'pending', 'k')], recent, 1).map((x) => `${x.jobId}:${x.status}`)).toEqual(['3:running', '9:pending']);
+    expect(dedupeEvents([e(9, 'success', 'k')], recent, 1)).toEqual([]); // the real redelivery is still dropped
   });
 
   it('drops a redelivery in a later batch by its Idempotency-Key, once the pass that took it succeeded; job+status alone is not remembered', () => {
