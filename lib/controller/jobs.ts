@@ -291,7 +291,8 @@ export function holdBackUntakenJobs(config: Config, state: ControllerState, work
   for (const w of workers) {
     if (w.state !== 'idle' || w.problem !== undefined || w.retireRequestedAt !== undefined) continue;
     const list = idle.get(w.pool) ?? [];
-    list.push(w.idleSince ?? w.launchedAt);
+    // Idle since its report, else since it became ready: not since launch (a slow boot is no wait).
+    list.push(w.idleSince ?? w.readyAt ?? w.launchedAt);
     idle.set(w.pool, list);
   }
   const out: UntakenJob[] = [];

@@ -4,7 +4,8 @@
  * workers, and the decisions and `status` say which jobs and why.
  */
 import { reconcilePass, type ReconcileDeps } from '../../lib/controller/reconcile';
-import { MemoryStateStore } from '../../lib/controller/state';
+import { holdBackUntakenJobs } from '../../lib/controller/jobs';
+import { emptyState, MemoryStateStore } from '../../lib/controller/state';
 import type { JobEvent } from '../../lib/controller/ports';
 import { buildStatus, formatStatus } from '../../lib/status';
 import { FakeGitLabApi, gitlabSide } from '../helpers/gitlab';
@@ -87,4 +88,18 @@ test('in a pool whose workers leave after IdleTime (IdleCount 0), a stuck job do
   }
   // One worker for the job, then one per 4-hour probe window: not one every 6 minutes.
   expect(launched).toBeLessThanOrEqual(3);
+});
+
+test('a worker that has just become ready is no witness, however long ago it was launched', () => {
+  // A slow boot: launched 10 minutes ago, ready 5 s ago, no idle report yet. It has not asked
+  // GitLab for a job long enough to say the job is one no runner takes.
+  const config = testConfig({}, [{ name: 'docker', runUntagged: true, IdleTime: 120, worker }]);
+  const state = emptyState();
+  const now = Date.parse('2025-03-03T10:00:00Z');
+  state.jobs.set(1, { projectId: 3, pool: 'docker', status: 'pending', seenAt: now, since: now - 10 * 60_000 });
+  const fresh = { id: 'i-1', pool: 'docker', state: 'idle' as const, launchedAt: now - 10 * 60_000, readyAt: now - 5000, builds: 0 };
+  expect(holdBackUntakenJobs(config, state, [fresh], now)).toEqual([]);
+  expect(state.jobs.get(1)?.status).toBe('pending');
+  // Ready for longer than the pool's wait (half its IdleTime, at least a minute): a witness.
+  expect(holdBackUntakenJobs(config, state, [{ ...fresh, readyAt: now - 61_000 }], now)).toHaveLength(1);
 });
