@@ -58,15 +58,16 @@ export type StatusKind = 'pending' | 'running' | 'finished' | 'inactive';
 
 /**
  * GitLab build_status -> what it means for capacity.
- * pending: waiting for a runner (demand). preparing, running, canceling, waiting_for_callback: on
- * a runner. success, failed, canceled, skipped: finished. created, waiting_for_resource, manual,
- * scheduled: not runnable yet, so not demand.
+ * pending: waiting for a runner (demand). running, canceling, waiting_for_callback: on a runner.
+ * success, failed, canceled, skipped: finished. created, waiting_for_resource, manual, scheduled,
+ * preparing: not runnable yet, so not demand. (`preparing` comes BEFORE pending in GitLab's state
+ * machine: a job whose prerequisites, such as a Kubernetes namespace, are being created; then
+ * `enqueue_preparing` makes it pending. gitlab-runner's "Preparing the executor" is `running`.)
  */
 export function statusKind(status: string): StatusKind | undefined {
   switch (status) {
     case 'pending':
       return 'pending';
-    case 'preparing':
     case 'running':
     case 'canceling':
     case 'waiting_for_callback':
@@ -77,6 +78,7 @@ export function statusKind(status: string): StatusKind | undefined {
     case 'skipped':
       return 'finished';
     case 'created':
+    case 'preparing':
     case 'waiting_for_resource':
     case 'manual':
     case 'scheduled':

@@ -29,8 +29,8 @@ import { GitLabApiError, type GitLabClient, type GraphQLAnswer } from './client'
 import { idOf, type ApiJob, type GitLabApi, type Outcome, type Page, type ProjectActivity } from './api';
 import { RestApi } from './rest';
 
-/** Statuses asked for: pending, and the running ones every GitLab version knows. */
-const STATUSES = '[PENDING, PREPARING, RUNNING]';
+/** Statuses asked for: waiting for a runner, and on one. (PREPARING comes before PENDING: not on a runner.) */
+const STATUSES = '[PENDING, RUNNING]';
 /** Active pipelines per scope and project in the batched listing. */
 export const PIPELINES_PER_SCOPE = 20;
 /** Projects per batched request (halved when GitLab says a query is too complex). */

@@ -10,7 +10,7 @@ const twoPools = testConfig({}, [
 
 test.each([
   ['pending', 'pending'],
-  ['preparing', 'running'],
+  ['preparing', 'inactive'],
   ['running', 'running'],
   ['canceling', 'running'],
   ['waiting_for_callback', 'running'],

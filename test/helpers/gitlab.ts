@@ -81,7 +81,7 @@ export class FakeGitLabApi implements GitLabApi {
   private active(projectId: number): ApiJob[] {
     const out: ApiJob[] = [];
     for (const [id, j] of this.jobs)
-      if (j.projectId === projectId && ['pending', 'running', 'preparing'].includes(j.status)) out.push({ id, projectId, status: j.status, tags: j.tags ?? [], ...(j.queuedAt !== undefined ? { queuedAt: j.queuedAt } : {}) });
+      if (j.projectId === projectId && ['pending', 'running'].includes(j.status)) out.push({ id, projectId, status: j.status, tags: j.tags ?? [], ...(j.queuedAt !== undefined ? { queuedAt: j.queuedAt } : {}) });
     return out.sort((a, b) => b.id - a.id);
   }
 
