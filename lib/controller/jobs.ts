@@ -156,7 +156,7 @@ export function routeEvent(config: Config, state: ControllerState, ev: JobEvent)
   const known = state.jobs.get(ev.jobId)?.pool;
   if (known) return known;
   // Not known yet: the GitLab side routes it by the job's tags (several pools), or confirms it
-  // (one pool: an unrouted job counts for it meanwhile, docs/controller.md).
+  // (one pool: an unrouted job counts for it meanwhile only when GitLab cannot be asked, demandByPool).
   return '';
 }
 
@@ -249,16 +249,19 @@ export function stuckProbeDue(pool: string, now: number): boolean {
 }
 
 /**
- * Pending and running jobs per pool. Unrouted jobs count for the pool when there is only one.
- * Refused jobs count as pending (what we last knew); stuck ones do not, except one per pool while
- * its probe window is open.
+ * Pending and running jobs per pool. Unrouted jobs count for the pool when there is only one,
+ * unless `unrouted` is false: when GitLab could be asked in this pass, a job it has not confirmed
+ * yet waits for its listing (else forged events from more projects than one pass can ask about
+ * would launch the pool's `limit`). Refused jobs count as pending (what we last knew); stuck ones
+ * do not, except one per pool while its probe window is open.
  */
-export function demandByPool(config: Config, state: ControllerState, now?: number): Record<string, PoolDemand> {
+export function demandByPool(config: Config, state: ControllerState, now?: number, opts: { unrouted?: boolean } = {}): Record<string, PoolDemand> {
   const demand: Record<string, PoolDemand> = {};
   for (const p of config.pools) demand[p.name] = { pending: 0, running: 0 };
   const single = config.pools.length === 1 ? config.pools[0].name : undefined;
   const probing = new Set<string>();
   for (const j of state.jobs.values()) {
+    if (j.pool === '' && opts.unrouted === false && j.status !== 'refused') continue;
     const pool = j.pool || single;
     const d = pool !== undefined ? demand[pool] : undefined;
     if (!d) continue; // a pool removed from the config, or unrouted with several pools

@@ -235,7 +235,8 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   // ---- plan --------------------------------------------------------------------------------
   // Jobs idle workers did not take are not demand: no runner of ours will run them (docs/controller.md).
   for (const line of describeUntaken(holdBackUntakenJobs(config, state, discovered, now), config)) decide(line, 'warn');
-  const demand = demandByPool(config, state, now);
+  // One pool: jobs of events count before GitLab confirms them only when it could not be asked.
+  const demand = demandByPool(config, state, now, { unrouted: !gitlab || gitlab.unavailable !== undefined || gitlab.outOfTime });
   const plan = makePlan(config, new Date(now), { workers, demand, templateVersions, holds });
   for (const pp of plan.pools) if (pp.hold && pp.launchReasons.length) decide(`pool ${pp.pool}: ${pp.launchReasons.join('; ')}`);
 

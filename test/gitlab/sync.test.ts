@@ -287,6 +287,32 @@ describe('forged deliveries (with the right secret)', () => {
     expect(r.decisions.join('\n')).toMatch(/GitLab project\(s\) 999999999 \(1000 job\(s\)\) not visible to the API token/);
   });
 
+  test('5,000 forged pending events from 5,000 projects, more than one pass can ask about: one pool launches only for the real job', async () => {
+    // The webhook secret leaked: every event names another project, so the routing budget (30
+    // requests, 750 projects) cannot confirm them all in one pass. Before, one pool counted every
+    // unconfirmed job meanwhile and launched its `limit` (200 workers) in the first pass.
+    const { pass, clock, api, fleet } = setup(onePool({}, 200));
+    api.visible = new Set([5]);
+    api.add(42, { projectId: 5, status: 'pending', tags: [] });
+    const t = clock.now() - 2000;
+    const forged = Array.from({ length: 5000 }, (_, k) => pending(1e12 + k, 5_000_000 + k, t));
+    const r = await pass([...forged, pending(42, 5, t)], 'queue');
+    expect(r.launched).toEqual({ docker: 1 });
+    for (let p = 0; p < 10; p++) {
+      clock.advance(60);
+      await pass();
+    }
+    expect(fleet.workers.size).toBe(1);
+  });
+
+  test('one pool: jobs of events count at once when GitLab cannot be asked (down), as without a token', async () => {
+    const { pass, clock, api } = setup(onePool());
+    api.down = true;
+    const r = await pass([pending(7, 3, clock.now() - 2000)], 'queue');
+    expect(r.gitlab?.unavailable).toBeDefined();
+    expect(r.launched).toEqual({ docker: 1 });
+  });
+
   test('forged running events do not hold `concurrent`, forged ids in a real project are dropped, and a forged `success` cannot strand a real pending job', async () => {
     const { pass, clock, store, api } = setup(onePool({ concurrent: 10 }));
     api.add(4242, { projectId: 17, status: 'pending', tags: [] });
