@@ -98,8 +98,19 @@ export class GraphQLApi implements GitLabApi {
   projectsPerRequest = PROJECTS_PER_REQUEST;
   private readonly rest: RestApi;
   private versionChecked = false;
+  /** False on a GitLab older than CHILD_PIPELINES_SINCE whose GraphQL was pinned (`gitlab.api: graphql`). */
+  private listsChildPipelines = true;
 
-  constructor(private readonly client: GitLabClient) {
+  /**
+   * `olderGitLab`: what a GitLab older than 17.0 gets. 'unsupported' (the default, `gitlab.api:
+   * auto`): GraphQLUnsupported, and the adapter uses REST. 'incomplete' (GraphQL pinned): every
+   * batched listing says it is not complete, so busy-project paging (`Project.jobs`, which holds
+   * child pipelines' jobs) decides what ended.
+   */
+  constructor(
+    private readonly client: GitLabClient,
+    private readonly opts: { olderGitLab?: 'unsupported' | 'incomplete' } = {},
+  ) {
     this.rest = new RestApi(client);
   }
 
@@ -128,8 +139,9 @@ export class GraphQLApi implements GitLabApi {
 
   /**
    * Whether this GitLab lists child pipelines (17.0+), asked once (`metadata { version }`, any
-   * signed-in user). An older one makes the whole adapter unsupported: REST lists every job. When
-   * the version cannot be read (a proxy, an odd version string) the query is trusted.
+   * signed-in user). An older one makes the whole adapter unsupported (REST lists every job), or
+   * its listings incomplete (see `olderGitLab`). When the version cannot be read (a proxy, an odd
+   * version string) the query is trusted.
    */
   private async checkVersion(): Promise<void> {
     if (this.versionChecked) return;
@@ -139,8 +151,11 @@ export class GraphQLApi implements GitLabApi {
     if (m) {
       const [major, minor] = [Number(m[1]), Number(m[2])];
       const [wantMajor, wantMinor] = CHILD_PIPELINES_SINCE;
-      if (major < wantMajor || (major === wantMajor && minor < wantMinor))
-        throw new GraphQLUnsupported(`GitLab ${String(version).slice(0, 40)} does not list child pipelines in GraphQL (needs ${wantMajor}.${wantMinor}): their jobs would look ended`);
+      if (major < wantMajor || (major === wantMajor && minor < wantMinor)) {
+        if (this.opts.olderGitLab !== 'incomplete')
+          throw new GraphQLUnsupported(`GitLab ${String(version).slice(0, 40)} does not list child pipelines in GraphQL (needs ${wantMajor}.${wantMinor}): their jobs would look ended`);
+        this.listsChildPipelines = false;
+      }
     }
     this.versionChecked = true;
   }
@@ -180,7 +195,7 @@ export class GraphQLApi implements GitLabApi {
         return;
       }
       const jobs = new Map<number, ApiJob>();
-      let complete = !cutAt.has(i);
+      let complete = !cutAt.has(i) && this.listsChildPipelines;
       for (const scope of PIPELINE_LISTINGS) {
         const conn = obj(n[scope]);
         if (!conn) {

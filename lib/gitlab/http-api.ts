@@ -24,7 +24,9 @@ export class HttpGitLabApi implements GitLabApi {
     private readonly client: GitLabClient,
     private readonly opts: { mode: ApiMode; log?: Logger; clock?: () => number },
   ) {
-    this.graphqlApi = new GraphQLApi(client);
+    // Pinned to GraphQL on a GitLab older than 17.0: listings that cannot show child pipelines
+    // are never taken as complete (busy-project paging decides), rather than failing every pass.
+    this.graphqlApi = new GraphQLApi(client, { olderGitLab: opts.mode === 'graphql' ? 'incomplete' : 'unsupported' });
     this.restApi = new RestApi(client, opts.clock);
   }
 

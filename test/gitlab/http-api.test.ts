@@ -349,5 +349,10 @@ describe('GraphQL against a GitLab that follows its finders (test/helpers/gitlab
     expect(JSON.stringify(log.lines.filter((l) => l.level === 'warn'))).toMatch(/16\.11\.10-ee does not list child pipelines/);
     expect(api.mode).toBe('rest');
     expect((await api.activeJobs([7])).get(7)).toMatchObject({ ok: true, value: { complete: true, jobs: [{ id: 20, tags: ['arm64'] }] } });
+    // Pinned to GraphQL (gitlab.api: graphql): it keeps working, but no listing is taken as
+    // complete, so a child pipeline's job is never dropped as ended; Project.jobs pages decide.
+    const pinned = new HttpGitLabApi(client().c, { mode: 'graphql', log });
+    expect((await pinned.activeJobs([7])).get(7)).toEqual({ ok: true, value: { complete: false, jobs: [] } });
+    expect(await pinned.activeJobsPage(7)).toMatchObject({ ok: true, value: { items: [{ id: 20, tags: ['arm64'] }] } });
   });
 });
