@@ -8,6 +8,10 @@
  *  - Every attempt is counted (`requests`): the request budget charges what was really sent.
  *  - The token is sent as PRIVATE-TOKEN (REST) or `Authorization: Bearer` (GraphQL, as GitLab
  *    documents it) and never appears in errors or logs. Scope: read_api.
+ *  - Redirects are not followed: a 3xx is an error naming where it points. fetch follows them by
+ *    default and, on a redirect to another origin, drops only `Authorization` (Fetch standard,
+ *    "HTTP-redirect fetch"): PRIVATE-TOKEN went along to whatever host the Location named, and a
+ *    GraphQL query arrived there anonymously, where every private project looked absent.
  */
 import type { Logger } from '../controller/ports';
 
@@ -68,6 +72,11 @@ export class GitLabClient {
   private async token(): Promise<string> {
     const t = typeof this.opts.token === 'string' ? this.opts.token : await this.opts.token();
     if (!t) throw new GitLabApiError('GitLab API token is empty');
+    // fetch refuses such a header value with an error that QUOTES it (undici: `Headers.append:
+    // "<value>" is an invalid header value`), and that message reached decisions stored in SSM and
+    // shown by `status`. Named here without the value. (Leading and trailing white space, such as
+    // the newline of a value stored from a file, is trimmed by fetch and harmless.)
+    if (/[^\x21-\x7e]/.test(t.trim())) throw new GitLabApiError('GitLab API token holds white space, control or non-ASCII characters (a line break pasted into it?); store the token alone');
     return t;
   }
 
@@ -103,16 +112,18 @@ export class GitLabClient {
       let res: Response;
       try {
         this.requests++;
-        res = await this.fetchFn(url, { ...init, signal: ctrl.signal });
+        res = await this.fetchFn(url, { ...init, redirect: 'manual', signal: ctrl.signal });
       } catch (e) {
         clearTimeout(timer);
-        lastError = ctrl.signal.aborted ? `timed out after ${timeoutMs} ms` : `network error: ${(e as Error).message}`;
+        lastError = ctrl.signal.aborted ? `timed out after ${timeoutMs} ms` : `network error: ${await this.scrub((e as Error).message)}`;
         if (attempt + 1 < maxAttempts) await this.sleep(this.backoff(attempt));
         continue;
       }
       try {
         if (res.status === 404) return undefined;
         if (res.ok) return (await res.json()) as T;
+        if (res.status >= 300 && res.status < 400)
+          throw new GitLabApiError(`GitLab API answered ${what} with a redirect (HTTP ${res.status}) to ${originOf(res.headers.get('location'), url)}, not followed (the token would go along); set gitlab.url to the address GitLab answers on (scheme, host, path)`, res.status);
         if (res.status === 401 || res.status === 403)
           throw new GitLabApiError(`GitLab API refused the token (HTTP ${res.status}) for ${what}; check the token's scope (read_api) and expiry`, res.status);
         if (res.status === 429) {
@@ -139,8 +150,24 @@ export class GitLabClient {
     throw new GitLabApiError(`GitLab API ${what} failed: ${lastError}`);
   }
 
+  /** A message without the token in it, whatever produced it. */
+  private async scrub(message: string): Promise<string> {
+    const t = typeof this.opts.token === 'string' ? this.opts.token : await this.opts.token().catch(() => '');
+    return t && t.length >= 4 ? message.split(t).join('[REDACTED]') : message;
+  }
+
   private backoff(attempt: number): number {
     return Math.floor(this.random() * Math.min(5000, 250 * 2 ** attempt));
+  }
+}
+
+/** The origin a Location header points at (resolved against the request), without path or query: those may carry anything. */
+function originOf(location: string | null, requestUrl: string): string {
+  if (!location) return 'nowhere (no Location)';
+  try {
+    return new URL(location, requestUrl).origin;
+  } catch {
+    return 'an unreadable Location';
   }
 }
 

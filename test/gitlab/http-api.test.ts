@@ -112,6 +112,59 @@ describe('transport', () => {
     expect(() => new GitLabClient({ url: 'gitlab', token: 'x' })).toThrow(/gitlab.url: "gitlab" is not a URL/);
   });
 
+  test('a redirect is not followed: the token never reaches the host it names, and nothing is taken as absent', async () => {
+    // Another origin (another port): what a misconfigured gitlab.url, a proxy or a hostile answer could point at.
+    const stolen: (string | undefined)[] = [];
+    const other = createServer((req, res) => {
+      stolen.push((req.headers['private-token'] as string | undefined) ?? req.headers.authorization ?? 'anonymous');
+      json(res, 200, req.method === 'POST' ? { data: { projects: { nodes: [] } } } : []);
+    });
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    const port = (other.address() as { port: number }).port;
+    try {
+      handler = (req, res) => {
+        res.writeHead(req.method === 'POST' ? 307 : 302, { location: `http://localhost:${port}/collect?x=1` });
+        res.end();
+      };
+      const { c } = client();
+      const err = (await c.get('/projects/7/jobs').catch((e: Error) => e)) as Error;
+      expect(err.message).toMatch(new RegExp(`redirect \\(HTTP 302\\) to http://localhost:${port}, not followed.*gitlab.url`));
+      expect(err.message).not.toContain('collect');
+      // GraphQL: followed, the query arrived anonymously and every project looked absent (dropped).
+      const answers = await new GraphQLApi(client().c).activeJobs([7]);
+      expect(answers.get(7)).toMatchObject({ ok: false, error: expect.stringMatching(/HTTP 307/) });
+      // REST: a project behind a redirect is not "not there" either.
+      expect(await new RestApi(client().c).activeJobsPage(7)).toMatchObject({ ok: false });
+      expect(stolen).toEqual([]);
+    } finally {
+      other.closeAllConnections();
+      await new Promise((r) => other.close(r));
+    }
+  });
+
+  test('a token fetch cannot send is refused without quoting it (fetch quotes the header value in its error)', async () => {
+    handler = (_req, res) => json(res, 200, {});
+    const bad = 'glpat-do-not-leak\nsecond-line-5678';
+    for (const call of [(c: GitLabClient) => c.get('/x'), (c: GitLabClient) => c.graphql('query { x }')]) {
+      const err = (await call(client({ token: async () => bad }).c).catch((e: Error) => e)) as Error;
+      expect(err.message).toMatch(/token holds white space, control or non-ASCII characters/);
+      expect(JSON.stringify({ m: err.message, s: err.stack })).not.toMatch(/do-not-leak|second-line/);
+    }
+    // As GraphQLApi reports it (the text that becomes a decision stored in SSM).
+    const answers = await new GraphQLApi(client({ token: bad }).c).activeJobs([7]);
+    expect(JSON.stringify([...answers])).not.toMatch(/do-not-leak|second-line/);
+    expect(seen).toEqual([]);
+    // A trailing newline (a value stored from a file) is trimmed by fetch and works.
+    await client({ token: `${TOKEN}\n` }).c.get('/x');
+    expect(seen[0].token).toBe(TOKEN);
+  });
+
+  test('a network error never carries the token', async () => {
+    const { c } = client({ fetch: (async () => Promise.reject(new TypeError(`connect failed for ${TOKEN}`))) as typeof fetch, maxAttempts: 1 });
+    const err = (await c.get('/x').catch((e: Error) => e)) as Error;
+    expect(err.message).toMatch(/network error: connect failed for \[REDACTED\]/);
+  });
+
   test('Retry-After accepts seconds and HTTP dates', () => {
     expect(retryAfterMs('7', 0)).toBe(7000);
     expect(retryAfterMs('Wed, 21 Oct 2015 07:28:10 GMT', Date.parse('Wed, 21 Oct 2015 07:28:00 GMT'))).toBe(10_000);
