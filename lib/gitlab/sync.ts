@@ -93,6 +93,8 @@ interface Tally {
   /** Of which pending for a while already: their webhook was lost (not just still queued). */
   lost: number;
   refused: number;
+  /** Pending jobs of the instance-wide listing left out: young, in projects we know nothing of. */
+  youngElsewhere: number;
   projectsListed: number;
   succeeded: number;
   failed: number;
@@ -129,7 +131,7 @@ export class GitLabDemand implements GitLabSide {
   async syncJobs(pass: GitLabPass): Promise<GitLabPassReport> {
     const { config, state, now } = pass;
     const time = timeBudget(pass.remainingMs, pass.timeShare);
-    const tally: Tally = { routed: 0, confirmed: 0, removed: 0, unconfirmed: 0, discovered: 0, lost: 0, refused: 0, projectsListed: 0, succeeded: 0, failed: 0, pendingFailures: [], notVisible: new Map() };
+    const tally: Tally = { routed: 0, confirmed: 0, removed: 0, unconfirmed: 0, discovered: 0, lost: 0, refused: 0, youngElsewhere: 0, projectsListed: 0, succeeded: 0, failed: 0, pendingFailures: [], notVisible: new Map() };
     const requestsBefore = this.api.requests;
     const charged: Record<RequestKind, number> = { route: 0, confirm: 0, discover: 0 };
 
@@ -234,7 +236,7 @@ export class GitLabDemand implements GitLabSide {
       ...(unavailable ? { unavailable } : {}),
     };
     if (report.requests || tally.removed || tally.discovered)
-      pass.log.info('GitLab API: jobs routed, confirmed and discovered', { ...report, unconfirmed: tally.unconfirmed, lost: tally.lost, bucket: this.budget.available(now) });
+      pass.log.info('GitLab API: jobs routed, confirmed and discovered', { ...report, unconfirmed: tally.unconfirmed, lost: tally.lost, youngElsewhere: tally.youngElsewhere, bucket: this.budget.available(now) });
     // A job that ended (or started) while its delivery waits in the queue is dropped (or found) too:
     // normal, so only what points at lost or forged deliveries is a decision.
     if (tally.unconfirmed) pass.decide(`${tally.unconfirmed} job(s) of webhook events are neither pending nor running according to the GitLab API (ended before we asked, or never existed): not counted`);
@@ -266,12 +268,18 @@ export class GitLabDemand implements GitLabSide {
     const instanceListing = this.admin?.value === true && this.api.instanceActiveJobs !== undefined && (this.instanceSweep !== undefined || now - this.lastInstanceSweepEnd >= DISCOVER_EVERY_MS);
     if (instanceListing) return { route, confirm, discover: [], instanceListing };
     const taken = new Set([...route, ...confirm]);
-    const known = new Set<number>([...this.watched(config), ...state.projects.keys()]);
-    for (const j of state.jobs.values()) if (j.status !== 'finished') known.add(j.projectId);
+    const known = this.knownProjects(config, state);
     const discover = [...known]
       .filter((p) => !taken.has(p) && usable(p) && !this.deep.has(p) && now - (this.lastListed.get(p) ?? -Infinity) >= DISCOVER_EVERY_MS)
       .sort((a, b) => (this.lastListed.get(a) ?? -Infinity) - (this.lastListed.get(b) ?? -Infinity) || (state.projects.get(b) ?? 0) - (state.projects.get(a) ?? 0) || a - b);
     return { route, confirm, discover, instanceListing };
+  }
+
+  /** Projects we know of: watched, seen in job events in the last week, or with jobs in state. */
+  private knownProjects(config: Config, state: ControllerState): Set<number> {
+    const known = new Set<number>([...this.watched(config), ...state.projects.keys()]);
+    for (const j of state.jobs.values()) if (j.status !== 'finished') known.add(j.projectId);
+    return known;
   }
 
   /** Projects named in gitlab.watch, with the members of the watched groups read so far. */
@@ -414,7 +422,20 @@ export class GitLabDemand implements GitLabSide {
       return false;
     }
     tally.succeeded++;
-    for (const job of page.value?.items ?? []) this.applyListing(config, state, job.projectId, [job], now, tally);
+    const known = this.knownProjects(config, state);
+    for (const job of page.value?.items ?? []) {
+      // The instance's pending jobs are every runner's. In a project we know nothing of (no event in
+      // a week, not watched), a job pending for less than LOST_AFTER_MS is far more likely another
+      // runner's about to be taken (or one whose delivery is still in the queue) than one whose
+      // every delivery was lost: launching for each (about 28 such jobs in any sweep at 20,000
+      // jobs an hour instance-wide, 5 s pending each) idled a worker apiece for IdleTime, and the
+      // job then ran elsewhere and counted as ours against `concurrent`. Older ones are added.
+      if (!known.has(job.projectId) && !state.jobs.has(job.id) && job.queuedAt !== undefined && now - job.queuedAt < LOST_AFTER_MS) {
+        tally.youngElsewhere++;
+        continue;
+      }
+      this.applyListing(config, state, job.projectId, [job], now, tally);
+    }
     if (page.value?.next !== undefined) {
       sweep.cursor = page.value.next;
       return true;

@@ -380,6 +380,27 @@ describe('discovery of jobs whose every delivery was lost', () => {
     expect(api.calls.filter((c) => c.kind === 'activeJobs')).toHaveLength(0);
   });
 
+  test('with an administrator token, a young pending job of a project we know nothing of is not launched for: it is most likely another runner job', async () => {
+    // Other runners' jobs are pending a few seconds before they are taken; each sweep saw some.
+    // Before: each launched a worker that idled for IdleTime, and the job, confirmed running
+    // elsewhere, counted against `concurrent`.
+    const api = new FakeAdminGitLabApi();
+    const { pass, clock } = setup(twoPools({ concurrent: 4 }), api);
+    await pass([{ jobId: 1, projectId: 42, status: 'success', receivedAt: clock.now() }], 'queue'); // project 42 is ours; learns the admin token
+    clock.advance(60);
+    api.add(7, { projectId: 900, status: 'pending', tags: ['docker'], queuedAt: clock.now() - 5000 }); // another team's project
+    api.add(8, { projectId: 42, status: 'pending', tags: ['arm64'], queuedAt: clock.now() - 5000 }); // ours, its delivery still queued
+    const r1 = await pass();
+    expect(r1.launched).toEqual({ arm: 1 });
+    // Another runner takes job 7: it is never ours. Had it stayed pending 30 s, its hooks were lost (or it is ours to serve).
+    api.add(7, { projectId: 900, status: 'running', tags: ['docker'] });
+    api.add(9, { projectId: 901, status: 'pending', tags: ['docker'], queuedAt: clock.now() - 5000 });
+    clock.advance(60);
+    const r2 = await pass();
+    expect(r2.launched).toEqual({ docker: 1 }); // job 9 waited 65 s
+    expect(r2.plan.pools.find((p) => p.pool === 'docker')!.counts).toMatchObject({ pending: 1, running: 0 });
+  });
+
   test('with an administrator token on a busy instance, a lost job deep in the listing is found within two passes', async () => {
     // 1,500 jobs of other runners wait (tags no pool serves); ours is old (its pipeline was created
     // long ago, its stage just started), so it comes last in the newest-first listing.

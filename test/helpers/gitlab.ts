@@ -138,7 +138,7 @@ export class FakeAdminGitLabApi extends FakeGitLabApi {
     this.requests++;
     this.calls.push({ kind: 'instance', projects: [] });
     const all: ApiJob[] = [];
-    for (const [id, j] of this.jobs) if (j.status === 'pending') all.push({ id, projectId: j.projectId, status: j.status, tags: j.tags ?? [] });
+    for (const [id, j] of this.jobs) if (j.status === 'pending') all.push({ id, projectId: j.projectId, status: j.status, tags: j.tags ?? [], ...(j.queuedAt !== undefined ? { queuedAt: j.queuedAt } : {}) });
     all.sort((a, b) => b.id - a.id);
     const page = cursor ? Number(cursor) : 0;
     return { ok: true, value: { items: all.slice(page * 100, page * 100 + 100), ...(all.length > page * 100 + 100 ? { next: String(page + 1) } : {}) } };
