@@ -53,7 +53,7 @@ beforeAll(async () => {
       const jobs = pendingInGitLab.map((id) => ({ id: `gid://gitlab/Ci::Build/${id}`, status: 'PENDING', tags: ['docker'] }));
       const none = { pageInfo: { hasNextPage: false }, nodes: [] };
       const pending = { pageInfo: { hasNextPage: false }, nodes: [{ id: 'gid://gitlab/Ci::Pipeline/1', jobs: { pageInfo: { hasNextPage: false }, nodes: jobs } }] };
-      res.end(JSON.stringify({ data: { projects: { nodes: ids.map((id) => ({ id, running: none, pending })) } } }));
+      res.end(JSON.stringify({ data: { projects: { nodes: ids.map((id) => ({ id, running: none, pending, childRunning: none, childPending: none })) } } }));
     });
   });
   await new Promise<void>((r) => gitlab.listen(0, '127.0.0.1', r));
@@ -135,6 +135,8 @@ describe('reconcile handler', () => {
   it('a scheduled invocation reads the job-event queue itself: applied events are deleted, an unreadable one is left for the dead-letter queue', async () => {
     const sqs = new SQSClient(motoClientConfig(moto.endpoint));
     const job = (id: number) => JSON.stringify({ v: 1, type: 'job', event: { jobId: id, projectId: 5, status: 'pending', receivedAt: Date.now(), deliveryId: `q-${id}` } });
+    // One pool: jobs of events count once GitLab confirms them (it can be asked here).
+    pendingInGitLab = [501, 502];
     for (const body of [job(501), job(502), '{"v":9}']) await sqs.send(new SendMessageCommand({ QueueUrl: seeded.queueUrl, MessageBody: body }));
     const before = (await instances()).length;
     const res: any = await reconcile({ trigger: 'schedule' }, shortCtx());
