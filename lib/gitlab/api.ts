@@ -56,6 +56,8 @@ export interface GitLabApi {
   readonly projectsPerRequest: number;
   /** HTTP requests sent so far (retries included): the budget charges the difference after each call. */
   readonly requests: number;
+  /** Until when (epoch ms, the pass's clock) GitLab asked for no requests (429 Retry-After); undefined when it did not. */
+  rateLimitedUntil?(): number | undefined;
   activeJobs(projectIds: readonly number[]): Promise<Map<number, Outcome<ProjectActivity>>>;
   activeJobsPage(projectId: number, cursor?: string): Promise<Outcome<Page<ApiJob>>>;
   /** The instance's pending jobs, one page. undefined when the token cannot list the instance (not an administrator) or the API cannot. */

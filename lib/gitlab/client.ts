@@ -29,6 +29,8 @@ export interface GitLabClientOptions {
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
   log?: Logger;
+  /** Epoch ms, for Retry-After (default Date.now). */
+  now?: () => number;
 }
 
 export class GitLabApiError extends Error {
@@ -51,6 +53,8 @@ export class GitLabClient {
   readonly base: string;
   /** Requests sent (attempts included), for the budget, tests and the benchmark. */
   requests = 0;
+  /** Until when GitLab asked us (429 Retry-After) to send nothing: epoch ms, 0 when it did not. */
+  private limitedUntil = 0;
   private readonly fetchFn: typeof fetch;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
@@ -102,7 +106,19 @@ export class GitLabClient {
     return answer;
   }
 
+  /**
+   * Until when (epoch ms) GitLab's last 429 asked for silence, if that is still ahead. A request
+   * started before then fails at once without being sent: GitLab's limit is per user and shared
+   * with the token's other automation, and every request sent into it (each pass sent up to 8)
+   * prolonged the lock-out for all of them.
+   */
+  rateLimitedUntil(): number | undefined {
+    return this.limitedUntil > (this.opts.now ?? Date.now)() ? this.limitedUntil : undefined;
+  }
+
   private async send<T>(what: string, url: string, init: RequestInit): Promise<T | undefined> {
+    const until = this.rateLimitedUntil();
+    if (until !== undefined) throw new GitLabApiError(`GitLab API ${what} not sent: rate limited (HTTP 429) until ${new Date(until).toISOString()}`, 429);
     const maxAttempts = this.opts.maxAttempts ?? 3;
     const timeoutMs = this.opts.timeoutMs ?? 5000;
     let lastError = '';
@@ -127,7 +143,9 @@ export class GitLabClient {
         if (res.status === 401 || res.status === 403)
           throw new GitLabApiError(`GitLab API refused the token (HTTP ${res.status}) for ${what}; check the token's scope (read_api) and expiry`, res.status);
         if (res.status === 429) {
-          const wait = retryAfterMs(res.headers.get('retry-after'), Date.now()) ?? this.backoff(attempt);
+          const asked = retryAfterMs(res.headers.get('retry-after'), (this.opts.now ?? Date.now)());
+          if (asked !== undefined) this.limitedUntil = Math.max(this.limitedUntil, (this.opts.now ?? Date.now)() + asked);
+          const wait = asked ?? this.backoff(attempt);
           lastError = `rate limited (HTTP 429, Retry-After ${res.headers.get('retry-after') ?? 'unset'})`;
           if (wait > (this.opts.maxRetryAfterMs ?? 10_000)) break;
           this.opts.log?.warn('GitLab API rate limit; waiting', { request: what, waitMs: wait, attempt: attempt + 1 });

@@ -118,6 +118,10 @@ export class GraphQLApi implements GitLabApi {
     return this.client.requests;
   }
 
+  rateLimitedUntil(): number | undefined {
+    return this.client.rateLimitedUntil();
+  }
+
   /** Runs a query; a whole-query failure is thrown (GraphQLUnsupported when GitLab cannot run it at all). */
   private async run(query: string, variables: Record<string, unknown>): Promise<GraphQLAnswer> {
     let answer: GraphQLAnswer;

@@ -50,6 +50,10 @@ export class HttpGitLabApi implements GitLabApi {
     return this.client.requests;
   }
 
+  rateLimitedUntil(): number | undefined {
+    return this.client.rateLimitedUntil();
+  }
+
   /** GraphQL cannot run our query here: REST for an hour (auto), or the failure stands (graphql pinned). */
   private fallBack(e: GraphQLUnsupported): void {
     if (this.opts.mode !== 'auto') return;

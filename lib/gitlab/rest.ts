@@ -52,6 +52,10 @@ export class RestApi implements GitLabApi {
     return this.client.requests;
   }
 
+  rateLimitedUntil(): number | undefined {
+    return this.client.rateLimitedUntil();
+  }
+
   async activeJobs(projectIds: readonly number[]): Promise<Map<number, Outcome<ProjectActivity>>> {
     if (projectIds.length !== 1) throw new GitLabApiError(`REST lists one project per request (got ${projectIds.length})`);
     const [id] = projectIds;

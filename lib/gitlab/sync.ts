@@ -135,6 +135,16 @@ export class GitLabDemand implements GitLabSide {
     const requestsBefore = this.api.requests;
     const charged: Record<RequestKind, number> = { route: 0, confirm: 0, discover: 0 };
 
+    // GitLab said 429 with a Retry-After that has not passed: nothing is sent (the client would
+    // refuse it anyway), and the pass acts on what it knows, as when GitLab is unavailable.
+    const limitedUntil = this.api.rateLimitedUntil?.();
+    if (limitedUntil !== undefined) {
+      this.refuseIsolated(state, now, tally);
+      const unavailable = `rate limited by GitLab (HTTP 429) until ${new Date(limitedUntil).toISOString()}`;
+      pass.decide(`GitLab API ${unavailable}: no requests until then; routing, confirmation and discovery wait`, 'warn');
+      return { mode: this.api.mode, requests: 0, byKind: charged, wanted: { route: 0, confirm: 0, discover: 0 }, routed: 0, confirmed: 0, removed: 0, discovered: 0, refused: tally.refused, projectsListed: 0, isolated: this.isolated(now).length, outOfTime: false, unavailable };
+    }
+
     // ---- what needs asking ------------------------------------------------------------------
     const work = this.plan(config, state, now);
     this.refuseIsolated(state, now, tally);
@@ -192,6 +202,8 @@ export class GitLabDemand implements GitLabSide {
       if (time.outOfTime()) break;
       // During an outage, two failed rounds in a row are enough: the budget is kept for later.
       if (consecutiveFailures >= 2 && tally.succeeded === 0) break;
+      // A 429 in the last round with a Retry-After: GitLab asked for silence.
+      if (this.api.rateLimitedUntil?.() !== undefined) break;
       const chunk = requests.slice(at, at + Math.min(CONCURRENCY, spendable()));
       if (chunk.length === 0) break;
       at += chunk.length;

@@ -81,6 +81,24 @@ describe('transport', () => {
     expect(seen).toHaveLength(1);
   });
 
+  test('after a 429, nothing is sent until its Retry-After has passed (GitLab counts what is sent into its limit)', async () => {
+    let t = 1_000_000;
+    handler = (_req, res) => json(res, 429, {}, { 'retry-after': '120' });
+    const { c } = client({ now: () => t });
+    await expect(c.get('/x')).rejects.toThrow(/rate limited/);
+    expect(c.rateLimitedUntil()).toBe(t + 120_000);
+    t += 60_000;
+    const err = (await c.graphql('query { x }').catch((e: Error) => e)) as Error & { status?: number };
+    expect(err.message).toMatch(/not sent: rate limited \(HTTP 429\) until 1970-01-01T00:18:40.000Z/);
+    expect(err.status).toBe(429);
+    expect(seen).toHaveLength(1);
+    expect(c.requests).toBe(1);
+    t += 60_000;
+    expect(c.rateLimitedUntil()).toBeUndefined();
+    handler = (_req, res) => json(res, 200, { id: 1 });
+    expect(await c.get('/x')).toEqual({ id: 1 });
+  });
+
   test('5xx is retried a bounded number of times with backoff', async () => {
     handler = (_req, res) => json(res, 502, {});
     const { c, sleeps } = client();

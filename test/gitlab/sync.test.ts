@@ -277,6 +277,27 @@ describe('failures', () => {
   });
 });
 
+test('a 429 with a long Retry-After silences every request until then, across passes (before: up to 8 a pass into the limit)', async () => {
+  const { pass, clock, api } = setup(twoPools());
+  const events = Array.from({ length: 300 }, (_, k) => pending(k + 1, k + 1, clock.now() - 5000));
+  for (let k = 0; k < 300; k++) api.add(k + 1, { projectId: k + 1, status: 'pending', tags: ['docker'] });
+  api.rateLimitMs = 120_000; // the token's user is over GitLab's limit (other automation shares it)
+  const first = await pass(events, 'queue');
+  expect(api.requests).toBe(4); // one round, then silence
+  expect(first.gitlab).toMatchObject({ unavailable: expect.stringMatching(/429/) });
+  api.rateLimitMs = undefined;
+  for (let p = 1; p <= 5; p++) {
+    clock.advance(20);
+    const r = await pass();
+    expect(r.decisions.join('\n')).toMatch(/rate limited by GitLab \(HTTP 429\) until .*no requests until then/);
+    expect(r.gitlab).toMatchObject({ requests: 0 });
+  }
+  expect(api.requests).toBe(4);
+  clock.advance(20); // the Retry-After is over
+  const back = await pass();
+  expect(back.launched).toEqual({ docker: 300 });
+});
+
 describe('forged deliveries (with the right secret)', () => {
   test('1,000 forged pending events for a project that does not exist launch nothing and are gone after the first pass', async () => {
     const { pass, clock, store, fleet } = setup(onePool());

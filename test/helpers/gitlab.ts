@@ -38,6 +38,12 @@ export class FakeGitLabApi implements GitLabApi {
   /** Test-clock time of every request sent (retries included). */
   readonly sentAt: number[] = [];
   adminToken = false;
+  /** GitLab answers 429 with this Retry-After (ms) to every request while set (the token's user is over its rate limit). */
+  rateLimitMs?: number;
+  private limitedUntil = -Infinity;
+  rateLimitedUntil(): number | undefined {
+    return this.limitedUntil > (this.clock?.now() ?? 0) ? this.limitedUntil : undefined;
+  }
   /** HTTP requests each call costs beyond the first: what the client retried (5xx, timeouts, 429) before it got its answer. */
   retriesPerCall = 0;
 
@@ -90,6 +96,11 @@ export class FakeGitLabApi implements GitLabApi {
     const hang = this.count('activeJobs', [...projectIds]);
     if (hang) await hang;
     const out = new Map<number, Outcome<ProjectActivity>>();
+    if (this.rateLimitMs !== undefined) {
+      this.limitedUntil = (this.clock?.now() ?? 0) + this.rateLimitMs;
+      for (const p of projectIds) out.set(p, { ok: false, error: `GitLab API POST /api/graphql failed: rate limited (HTTP 429, Retry-After ${this.rateLimitMs / 1000})` });
+      return out;
+    }
     if (this.down || (this.wholeRequestFails && projectIds.some((p) => this.failProjects.has(p)))) {
       for (const p of projectIds) out.set(p, { ok: false, error: this.down ? 'GitLab API POST /api/graphql failed: network error: ECONNREFUSED' : 'GitLab API POST /api/graphql failed: HTTP 500', status: 500 });
       return out;
