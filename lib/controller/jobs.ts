@@ -302,6 +302,19 @@ export function holdBackUntakenJobs(config: Config, state: ControllerState, work
   }
   const out: UntakenJob[] = [];
   if (idle.size === 0) return out;
+  // A worker looks idle until its busy report arrives; a lost one (the next report is the
+  // heartbeat, 10 minutes on) left a busy worker "idle" for that long, and it was taken for a
+  // witness: the job was held back until some worker of the pool ended its job (432 s in the
+  // quiet-week bench, up to jobTimeout). So running jobs of the pool that no busy or leaving
+  // worker accounts for are put on "idle" workers: those are no witnesses.
+  const holding = new Map<string, number>();
+  for (const w of workers) if (w.state === 'busy' || w.state === 'retiring') holding.set(w.pool, (holding.get(w.pool) ?? 0) + 1);
+  const running = new Map<string, number>();
+  for (const j of state.jobs.values()) {
+    const pool = j.pool || single;
+    if (j.status === 'running' && pool !== undefined) running.set(pool, (running.get(pool) ?? 0) + 1);
+  }
+  const unaccounted = (pool: string) => Math.max(0, (running.get(pool) ?? 0) - (holding.get(pool) ?? 0));
   for (const [id, j] of state.jobs) {
     if (j.status !== 'pending') continue;
     const pool = j.pool || single;
@@ -309,8 +322,8 @@ export function holdBackUntakenJobs(config: Config, state: ControllerState, work
     const idleSince = pool !== undefined ? idle.get(pool) : undefined;
     const after = notTakenAfterMs(config.pools.find((p) => p.name === pool));
     if (!idleSince || now - since < after) continue;
-    const witnesses = idleSince.filter((t) => now - Math.max(t, since) >= after).length;
-    if (witnesses === 0) continue;
+    const witnesses = idleSince.filter((t) => now - Math.max(t, since) >= after).length - unaccounted(pool!);
+    if (witnesses <= 0) continue;
     state.jobs.set(id, { ...j, status: 'stuck' });
     out.push({ jobId: id, projectId: j.projectId, pool: pool!, waitedMs: now - since, idleWorkers: idleSince.length });
   }

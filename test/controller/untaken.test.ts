@@ -103,3 +103,22 @@ test('a worker that has just become ready is no witness, however long ago it was
   // Ready for longer than the pool's wait (half its IdleTime, at least a minute): a witness.
   expect(holdBackUntakenJobs(config, state, [{ ...fresh, readyAt: now - 61_000 }], now)).toHaveLength(1);
 });
+
+test('a worker whose busy report was lost is no witness: a running job of the pool that no busy worker accounts for runs on it', () => {
+  // Quiet-week bench, seed 101: the worker took a job, its busy report was lost (the next report
+  // is the heartbeat, 10 minutes on), and a job pending behind it was held back as one no runner
+  // takes; it waited 432 s, until a worker of the pool ended its job.
+  const config = testConfig({}, [{ name: 'docker', runUntagged: true, IdleTime: 300, worker }]);
+  const state = emptyState();
+  const now = Date.parse('2025-03-04T07:04:37Z');
+  state.jobs.set(1, { projectId: 3, pool: 'docker', status: 'pending', seenAt: now - 60_000, since: now - 163_000 });
+  state.jobs.set(2, { projectId: 3, pool: 'docker', status: 'running', seenAt: now - 60_000 }); // on the "idle" worker
+  state.jobs.set(3, { projectId: 3, pool: 'docker', status: 'running', seenAt: now - 60_000 });
+  const looksIdle = { id: 'i-1', pool: 'docker', state: 'idle' as const, launchedAt: now - 50 * 60_000, readyAt: now - 49 * 60_000, idleSince: now - 157_000, builds: 3 };
+  const busy = { id: 'i-2', pool: 'docker', state: 'busy' as const, launchedAt: now - 150_000, readyAt: now - 120_000, builds: 0 };
+  expect(holdBackUntakenJobs(config, state, [looksIdle, busy], now)).toEqual([]);
+  expect(state.jobs.get(1)?.status).toBe('pending');
+  // When busy workers account for every running job, an idle worker is a witness again.
+  state.jobs.delete(2);
+  expect(holdBackUntakenJobs(config, state, [looksIdle, busy], now)).toHaveLength(1);
+});
