@@ -326,6 +326,27 @@ describe('forged deliveries (with the right secret)', () => {
     expect(fleet.workers.size).toBe(1);
   });
 
+  test('projects that are not there for the token are forgotten: discovery does not list made-up projects for a week', async () => {
+    const { pass, clock, api, store } = setup(onePool({}, 200));
+    api.visible = new Set([5]);
+    const forged = Array.from({ length: 5000 }, (_, k) => pending(1e12 + k, 5_000_000 + k, clock.now() - 2000));
+    await pass(forged, 'queue');
+    for (let p = 0; p < 10; p++) {
+      clock.advance(60);
+      await pass();
+    }
+    await pass([{ jobId: 41, projectId: 5, status: 'success', receivedAt: clock.now() - 1000 }], 'queue'); // a real project
+    const known = [...(await store.load()).projects.keys()];
+    expect(known).toEqual([5]);
+    // Discovery lists what is real: one request a minute, not 40.
+    const before = api.requests;
+    for (let p = 0; p < 5; p++) {
+      clock.advance(60);
+      await pass();
+    }
+    expect(api.requests - before).toBeLessThanOrEqual(5);
+  });
+
   test('one pool: jobs of events count at once when GitLab cannot be asked (down), as without a token', async () => {
     const { pass, clock, api } = setup(onePool());
     api.down = true;
@@ -365,6 +386,7 @@ describe('discovery of jobs whose every delivery was lost', () => {
     const { pass, clock, api, store } = setup(twoPools());
     // 300 projects each sent one success in the last hours; then job 77 of project 250 became pending and all its hooks were lost.
     const seen = Array.from({ length: 300 }, (_, k): JobEvent => ({ jobId: 10_000 + k, projectId: 1 + k, status: 'success', receivedAt: clock.now() - 3_600_000 }));
+    for (const e of seen) api.add(e.jobId, { projectId: e.projectId, status: 'success' }); // GitLab has these projects (and their finished jobs)
     await pass(seen, 'queue');
     clock.advance(120);
     api.add(77, { projectId: 250, status: 'pending', tags: ['arm64'], queuedAt: clock.now() - 1000 });
@@ -407,6 +429,7 @@ describe('discovery of jobs whose every delivery was lost', () => {
     // elsewhere, counted against `concurrent`.
     const api = new FakeAdminGitLabApi();
     const { pass, clock } = setup(twoPools({ concurrent: 4 }), api);
+    api.add(1, { projectId: 42, status: 'success' });
     await pass([{ jobId: 1, projectId: 42, status: 'success', receivedAt: clock.now() }], 'queue'); // project 42 is ours; learns the admin token
     clock.advance(60);
     api.add(7, { projectId: 900, status: 'pending', tags: ['docker'], queuedAt: clock.now() - 5000 }); // another team's project
