@@ -261,10 +261,16 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
     const current = snapshot.templateVersions?.[pool.name];
     const hold = snapshot.holds?.[pool.name];
     const pendingServed = Math.min(counts.pending, jobRoom);
+    // A worker looks idle until its busy report arrives (a lost one is repaired by the heartbeat,
+    // 10 minutes on): running jobs of the pool that no busy or leaving worker accounts for run on
+    // "idle" workers, which are then no capacity for pending jobs. Before, such a worker took the
+    // place of a launch and a pending job waited for some worker to end its job (387 s in the
+    // quiet-week bench, seed 103; up to jobTimeout).
+    const runningOnIdle = Math.min(counts.idle, Math.max(0, counts.running - counts.busy - tri.leaving));
+    let available = counts.booting + counts.idle - runningOnIdle;
     // A pool an operator holds launches nothing: of its pending jobs only those its idle and booting
     // workers can take will run, so only those take a share of `concurrent` from the other pools.
-    if (jobRoom !== Infinity) jobRoom -= hold ? Math.min(pendingServed, counts.booting + counts.idle) : pendingServed;
-    let available = counts.booting + counts.idle;
+    if (jobRoom !== Infinity) jobRoom -= hold ? Math.min(pendingServed, available) : pendingServed;
     let total = counts.total;
 
     // Retire idle workers, in docker+machine's order of checks, longest idle first.

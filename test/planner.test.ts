@@ -344,3 +344,13 @@ describe('planner invariants (property-based)', () => {
     );
   });
 });
+
+test('an "idle" worker running a job GitLab reports (its busy report was lost) is no capacity for pending jobs', () => {
+  // Quiet-week bench, seed 103: 3 pending, 2 running, 1 busy and 1 "idle" worker (busy, its report
+  // lost): 2 launched, and the third job waited 387 s for some worker to end its job.
+  const config = makeConfig([poolInput({ IdleCount: 0, IdleTime: 300 })]);
+  const workers = [worker('a', 'idle'), worker('b', 'busy')];
+  expect(plan(config, new Date(T0), { workers, demand: { docker: { pending: 3, running: 2 } } }).pools[0].launch).toBe(3);
+  // Running jobs that busy workers account for leave the idle worker to a pending job.
+  expect(plan(config, new Date(T0), { workers, demand: { docker: { pending: 3, running: 1 } } }).pools[0].launch).toBe(2);
+});
