@@ -75,8 +75,8 @@ export const LOOP_FOR_MS = 55_000;
 /** ReceiveMessage's longest wait (20 s) and then some: the request timeout of the reconcile function's SQS client. */
 export const LONG_POLL_REQUEST_TIMEOUT_MS = 25_000;
 
-function fleetFor(config: Config, stage: string, ec2: EC2Client, log: Logger): Ec2Fleet {
-  const key = createHash('sha256').update(JSON.stringify([stage, config])).digest('hex');
+function fleetFor(config: Config, stage: string, ec2: EC2Client, log: Logger, cacheBucket: string | undefined): Ec2Fleet {
+  const key = createHash('sha256').update(JSON.stringify([stage, config, cacheBucket])).digest('hex');
   if (fleetCache?.key !== key) {
     const ref = { current: log };
     const delegate: Logger = {
@@ -84,7 +84,7 @@ function fleetFor(config: Config, stage: string, ec2: EC2Client, log: Logger): E
       warn: (m, f) => ref.current.warn(m, f),
       error: (m, f) => ref.current.error(m, f),
     };
-    fleetCache = { key, fleet: new Ec2Fleet({ ec2, config, stage, log: delegate }), log: ref };
+    fleetCache = { key, fleet: new Ec2Fleet({ ec2, config, stage, log: delegate, cacheBucket }), log: ref };
   }
   fleetCache.log.current = log;
   return fleetCache.fleet;
@@ -129,7 +129,7 @@ const isSqs = (e: ReconcileEvent): e is SQSEvent => Array.isArray((e as { Record
 async function runPass(config: Config, env: ControllerEnv, input: PassInput, context: LoggedContext, gitlab: GitLabSide | undefined, store?: SsmStateStore): Promise<PassReport> {
   const { ec2, ssm } = setup();
   const log = context.log;
-  const fleet = fleetFor(config, env.stage, ec2, log);
+  const fleet = fleetFor(config, env.stage, ec2, log, env.cacheBucket);
   store ??= new SsmStateStore({ ssm, config, stage: env.stage, log });
   const remainingMs = typeof context.getRemainingTimeInMillis === 'function' ? () => context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS : undefined;
   fleet.timeLeftMs = remainingMs ? () => remainingMs() - SAVE_RESERVE_MS : undefined;

@@ -453,6 +453,18 @@ export function runnerCacheIsExternal(pool: Pool): boolean {
   return typeof cache === 'object' && cache !== null && (cache as Record<string, unknown>).Type !== undefined;
 }
 
+/**
+ * The pool's runners use the deployment's cache bucket: a shared cache, no bucket of its own, and
+ * no cache of the pool's own (runner.cache with a Type). The stack creates the bucket when a pool
+ * does; the controller tags such a pool's workers with its name (lib/controller/tags.ts cacheBucket).
+ * docker's disable_cache (worker.docker.disableCache) turns off the docker executor's local cache
+ * volumes only, not the distributed cache (gitlab-runner docs, [runners.docker]; the seed article
+ * sets it *because* it uses the S3 cache).
+ */
+export function usesDeploymentCache(pool: Pool): boolean {
+  return !runnerCacheIsExternal(pool) && pool.worker.cache.bucketName === undefined && pool.worker.cache.shared;
+}
+
 /** Keys of runner.cache that are credentials whatever their value. */
 const CACHE_CREDENTIALS = new Set(['cache.s3.SecretKey', 'cache.s3.SessionToken', 'cache.gcs.PrivateKey', 'cache.azure.AccountKey']);
 

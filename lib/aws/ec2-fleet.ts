@@ -46,7 +46,7 @@ import {
   type ResponseLaunchTemplateData,
   type Tag,
 } from '@aws-sdk/client-ec2';
-import { DEFAULTS, type Config, type Pool } from '../config';
+import { DEFAULTS, usesDeploymentCache, type Config, type Pool } from '../config';
 import { deriveState, type Retirement, type Termination } from '../model';
 import type { CapacityPool, Fleet, FleetWorker, InstanceMarker, LaunchError, LaunchErrorClass, LaunchRequest, LaunchResult, Logger, MarkOutcome } from '../controller/ports';
 import { formatLimits, launchTemplateName, parseInstant, parseInterrupted, parseLimits, TAGS, WORKER_STATES, type WorkerReportedState } from '../controller/tags';
@@ -185,6 +185,12 @@ export interface Ec2FleetOptions {
   statusCacheMs?: number;
   /** Counts calls and retries (tests, bench). */
   stats?: RetryStats;
+  /**
+   * The deployment's cache bucket (the stack's CACHE_BUCKET): tagged at launch on workers of pools
+   * that use it (TAGS.cacheBucket), which put it into their runner config at boot. Without it such a
+   * pool's workers shut down at boot (logged as an error, once per pool).
+   */
+  cacheBucket?: string;
 }
 
 const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped', 'shutting-down'];
@@ -205,6 +211,7 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
   private readonly now: () => number;
   private readonly templates = new Map<string, { at: number; version?: string; problem?: LaunchError }>();
   private impaired?: { at: number; ids: Set<string> };
+  private readonly warnedNoBucket = new Set<string>();
   /**
    * Wall-clock ms left for EC2 calls (the reconcile pass sets it from the Lambda's remaining
    * time): a call still in flight when it runs out is aborted, so a slow EC2 cannot take the
@@ -330,6 +337,11 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
     if (!Number.isInteger(count) || count <= 0) return { launched: [], errors: [] };
     const tpl = await this.checkedTemplate(pool);
     if (tpl.problem) return { launched: [], errors: [tpl.problem] };
+    if (usesDeploymentCache(pool) && !this.opts.cacheBucket && !this.warnedNoBucket.has(pool.name)) {
+      // The stack always sets it when a pool uses the bucket; only a hand-made environment (or moto) lacks it.
+      this.warnedNoBucket.add(pool.name);
+      this.opts.log?.error(`pool ${pool.name} uses the deployment's cache bucket, but the controller does not know its name (environment variable CACHE_BUCKET, set by the stack): its workers launch without the ${TAGS.cacheBucket} tag and shut down at boot`);
+    }
 
     const launched: FleetWorker[] = [];
     const errors: LaunchError[] = [];
@@ -380,6 +392,8 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
         jobTimeout: pool.jobTimeout || DEFAULTS.jobTimeout,
         maxLifetime: pool.worker.maxLifetime,
       }),
+      // The generated bucket name is not in the user data (it must stay gzip for EC2's 16 KB): the worker reads it here.
+      ...(usesDeploymentCache(pool) && this.opts.cacheBucket ? { [TAGS.cacheBucket]: this.opts.cacheBucket } : {}),
     };
     const user = Object.entries(pool.worker.tags).filter(([k]) => !k.startsWith(`${TAGS.deployment.split(':')[0]}:`) && k !== 'Name');
     return [

@@ -29,6 +29,13 @@ export const TAGS = {
    * config change since the launch cannot make the controller end it before it would leave.
    */
   limits: `${TAG_PREFIX}:limits`,
+  /**
+   * The deployment's shared cache bucket (an S3 bucket name), on workers of pools that use it
+   * (lib/worker/runner-config.ts usesDeploymentCache). CloudFormation generates the name, so it is
+   * not in the user data (which must stay gzip to fit EC2's 16 KB): the worker reads it at boot and
+   * puts it into its runner's config.toml, and shuts down without it (docs/worker.md, "The cache").
+   */
+  cacheBucket: `${TAG_PREFIX}:cache-bucket`,
 
   // ---- set by the controller later ------------------------------------------------------------
   /** Retirement request: ISO 8601 instant of the request. The worker finishes its job, then leaves. */
@@ -118,4 +125,20 @@ export function reportQueueName(deployment: string, stage: string): string {
  */
 export function workerLogGroupName(deployment: string, stage: string, pool: string): string {
   return `/${TAG_PREFIX}/${deployment}/${stage}/workers/${pool}`;
+}
+
+/**
+ * Why `name` is not an S3 general purpose bucket name, or undefined when it is one (S3 user guide,
+ * "General purpose bucket naming rules"): 3-63 of a-z, 0-9, "." and "-", starting and ending with
+ * a letter or digit, no "..", not an IPv4 address, none of S3's reserved prefixes and suffixes.
+ * The worker checks the cache-bucket tag with the same rules (lib/worker/script.ts valid_bucket)
+ * before the name goes into config.toml.
+ */
+export function bucketNameProblem(name: string): string | undefined {
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name)) return 'must be 3-63 of a-z, 0-9, "." and "-", starting and ending with a letter or digit';
+  if (name.includes('..')) return 'must not hold two adjacent periods';
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(name)) return 'must not be an IP address';
+  if (/^(xn--|sthree-|amzn-s3-demo-)/.test(name)) return 'must not start with xn--, sthree- or amzn-s3-demo- (reserved by S3)';
+  if (/(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$/.test(name)) return 'must not end with -s3alias, --ol-s3, .mrap, --x-s3 or --table-s3 (reserved by S3)';
+  return undefined;
 }

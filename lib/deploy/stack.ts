@@ -13,15 +13,13 @@
  * and whatever a pool's worker.iam adds, nothing of the deployment beyond that (`otherSecretsDeny`,
  * `workerGuardStatements`, the bucket policy's guards).
  */
-import { bucketNameWrapper, checkEncodedSize, gzipUserData } from '../worker/encode';
-import { USER_DATA_LIMIT_BYTES, userDataFits } from '../worker/limits';
+import { encodeUserData } from '../worker/encode';
 import { createHash } from 'node:crypto';
 import type { Config, Pool } from '../config';
-import { cachePath, parameterNames, runnerCacheIsExternal } from '../config';
+import { cachePath, parameterNames, runnerCacheIsExternal, usesDeploymentCache } from '../config';
 import { REPORT_TAG_KEYS, reportQueueName, TAGS, launchTemplateName, TAG_PREFIX, workerLogGroupName } from '../controller/tags';
 import { dashboardBody, dashboardName } from './dashboard';
 import { REPORTING } from '../planner';
-import { usesDeploymentCache } from '../worker/runner-config';
 import { boundarySchedules, type BoundarySchedule } from './schedules';
 import { deploymentNames, LAUNCH_STATEMENTS, STAGE_RE } from './names';
 import { getAtt, lambdaRole, ref, sub, type Cfn } from './cfn';
@@ -60,9 +58,6 @@ export interface StackOptions {
 export class StackError extends Error {
   override name = 'StackError';
 }
-
-/** Token placed where the cache bucket name goes, replaced by a Ref to the bucket. */
-const CACHE_BUCKET_TOKEN = 'gsa-cache-bucket-placeholder-0000';
 
 /**
  * Memory and timeouts (justified in docs/deployment.md, "Sizing"). The reconcile function reads
@@ -125,36 +120,16 @@ function amiParameterStatements(config: Config, imageParameters?: string): Cfn[]
 
 /**
  * The launch template's UserData: base64(gzip(script)) (lib/worker/encode.ts; cloud-init
- * decompresses it), so EC2's 16 KB limit applies to the compressed bytes.
- *
- * A pool on the deployment's shared cache needs the bucket's generated name, which exists only at
- * deploy time (a Ref), and CloudFormation cannot compress. Its user data is then a short plain
- * script that CloudFormation completes with the name (Fn::Join + Fn::Base64): it unpacks the gzip
- * (base64 inside a here-document), puts the name where the token is, and runs the result, which is
- * then exactly renderUserData's script with that bucket. base64 costs a third more than the gzip:
- * still about half the plain script.
+ * decompresses it), so EC2's 16 KB limit applies to the compressed bytes. The same for every pool:
+ * the deployment cache bucket's generated name is not in it (the controller tags it on the pool's
+ * workers at launch, lib/controller/tags.ts cacheBucket), so CloudFormation completes nothing here.
  */
-function userDataValue(pool: string, text: string): Cfn | string {
-  const plain = Buffer.byteLength(text, 'utf8');
-  const gz = gzipUserData(text);
-  const what = `the worker user data of pool "${pool}"`;
-  const rethrow = (f: () => void) => {
-    try {
-      f();
-    } catch (e) {
-      throw new StackError((e as Error).message);
-    }
-  };
-  if (!text.includes(CACHE_BUCKET_TOKEN)) {
-    rethrow(() => checkEncodedSize(what, plain, gz.length));
-    return gz.toString('base64');
+function userDataValue(pool: string, text: string): string {
+  try {
+    return encodeUserData(text, `the worker user data of pool "${pool}"`);
+  } catch (e) {
+    throw new StackError((e as Error).message);
   }
-  const { before, after, maxBytes: wrapper } = bucketNameWrapper(pool, gz, CACHE_BUCKET_TOKEN);
-  if (!userDataFits(wrapper))
-    throw new StackError(
-      `${what} is up to ${wrapper} bytes as sent to EC2 (its ${gz.length}-byte gzip in base64 with an unpacking script; ${plain} bytes as a script), over EC2's limit of ${USER_DATA_LIMIT_BYTES} bytes`,
-    );
-  return { 'Fn::Base64': { 'Fn::Join': ['', [before, ref('CacheBucket'), after]] } };
 }
 
 /**
@@ -366,11 +341,14 @@ function workerLogStatements(config: Config, stage: string, pool: Pool): Cfn[] {
 }
 
 /**
- * The controller's and the interruption handler's instance tags: a worker sets none of them,
- * anywhere — the reported-state tags included (the controller writes them from the worker's
- * SenderId-checked reports; a worker that could write them could lie about another instance).
+ * The controller's and the interruption handler's instance tags (every key of TAGS, so a new one
+ * is guarded too): a worker sets none of them, anywhere — the reported-state tags included (the
+ * controller writes them from the worker's SenderId-checked reports; a worker that could write them
+ * could lie about another instance). The cache-bucket tag too: the worker reads it once, at boot,
+ * before any job runs, so a job could gain nothing on its own worker by rewriting it, but the tag
+ * stays the controller's record of what the worker was launched with.
  */
-const CONTROLLER_TAG_KEYS = [TAGS.deployment, TAGS.stage, TAGS.pool, TAGS.pass, TAGS.launchedAt, TAGS.templateVersion, TAGS.limits, TAGS.retire, TAGS.interrupted, ...REPORT_TAG_KEYS];
+const CONTROLLER_TAG_KEYS: string[] = Object.values(TAGS);
 
 /** A pool's workers writing more than this to their log group in an hour raise an alarm (WorkerLogVolumeAlarm). */
 export const WORKER_LOG_ALARM_GIB = 10;
@@ -535,7 +513,7 @@ export function buildStack(opts: StackOptions): StackParts {
   const configJson = JSON.stringify(controllerConfig(config));
   const configHash = createHash('sha256').update(configJson).digest('hex').slice(0, 16);
   // docker's disable_cache concerns local cache volumes, not the distributed cache (runner-config.ts usesDeploymentCache).
-  const sharedCache = config.pools.some((p) => !runnerCacheIsExternal(p) && p.worker.cache.shared && !p.worker.cache.bucketName);
+  const sharedCache = config.pools.some(usesDeploymentCache);
   const needOwnSg = config.pools.some((p) => p.worker.securityGroups.length === 0);
   // Pre-built worker images (lib/deploy/image.ts); not in local development against moto, which
   // has no Image Builder: there every pool boots from its base AMI.
@@ -716,7 +694,7 @@ export function buildStack(opts: StackOptions): StackParts {
     const ltName = launchTemplateName(config.deployment, stage, pool.name);
     launchTemplates[pool.name] = ltName;
     // A pool with a cache of its own (runner.cache.Type) gets no bucket and no grant from the deployment.
-    const poolBucket = runnerCacheIsExternal(pool) ? undefined : pool.worker.cache.bucketName ?? (pool.worker.cache.shared ? CACHE_BUCKET_TOKEN : undefined);
+    const managedCache = !runnerCacheIsExternal(pool) && (pool.worker.cache.bucketName !== undefined || usesDeploymentCache(pool));
     const bucketArn = pool.worker.cache.bucketName ? sub(`arn:\${AWS::Partition}:s3:::${pool.worker.cache.bucketName}`) : getAtt('CacheBucket', 'Arn');
     const workerStatements: Cfn[] = [
       { Sid: 'OwnRunnerToken', Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: ssmArn(names.runnerToken(pool)) },
@@ -726,7 +704,7 @@ export function buildStack(opts: StackOptions): StackParts {
       { Sid: 'ReportState', Effect: 'Allow', Action: ['sqs:SendMessage', 'sqs:GetQueueUrl'], Resource: getAtt('WorkerReportQueue', 'Arn') },
     ];
     workerStatements.push(...jobSecretStatements(config, stage, pool), ...workerLogStatements(config, stage, pool));
-    if (poolBucket) workerStatements.push(...cacheStatements(pool, bucketArn));
+    if (managedCache) workerStatements.push(...cacheStatements(pool, bucketArn));
     workerStatements.push(...otherSecretsDeny(config, names, pool), ...credentialPinStatements(config));
     resources[`WorkerRole${id}`] = {
       Type: 'AWS::IAM::Role',
@@ -773,7 +751,9 @@ export function buildStack(opts: StackOptions): StackParts {
     workerRoleArns.push(getAtt(`WorkerRole${id}`, 'Arn'));
     workerRoleIds.push(getAtt(`WorkerRole${id}`, 'RoleId'));
 
-    const userData = opts.renderUserData({ config, pool, stage, region, cacheBucket: poolBucket });
+    // A pool on the deployment's bucket: no cacheBucket, so its config.toml holds the placeholder
+    // its workers fill in at boot from their cache-bucket tag.
+    const userData = opts.renderUserData({ config, pool, stage, region });
     const tags = [
       { Key: TAGS.deployment, Value: config.deployment },
       { Key: TAGS.stage, Value: stage },
@@ -967,7 +947,10 @@ export function buildStack(opts: StackOptions): StackParts {
       QUEUE_URL: queueUrl,
       ...reports,
       LAUNCH_TEMPLATES: JSON.stringify(launchTemplates),
-      ...(sharedCache && !dev ? { CACHE_BUCKET: ref('CacheBucket') } : {}),
+      // Tagged on the workers of pools on the deployment's bucket (lib/aws/ec2-fleet.ts), which read
+      // it at boot. Dev: moto runs no worker and no bucket is created; a stand-in name, so that the
+      // controller does not refuse those pools' launches.
+      ...(sharedCache ? { CACHE_BUCKET: dev ? `gsa-${config.deployment}-${stage}-dev-cache` : ref('CacheBucket') } : {}),
     },
     interruption: { ...common, ...configSource, QUEUE_URL: queueUrl },
   };

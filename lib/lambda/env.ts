@@ -3,6 +3,7 @@
  * serverless.yml (via lib/deploy/stack.ts) sets these; scripts/dev.mjs sets them for moto.
  */
 import { readFileSync } from 'node:fs';
+import { bucketNameProblem } from '../controller/tags';
 
 export class EnvError extends Error {
   override name = 'EnvError';
@@ -54,6 +55,7 @@ export interface ControllerEnv {
   workerRoleIds: string[];
   /** Launch template name per pool (the stack creates one per pool). */
   launchTemplates: Record<string, string>;
+  /** The deployment's cache bucket (CACHE_BUCKET): tagged on the workers of pools that use it (lib/aws/ec2-fleet.ts). */
   cacheBucket?: string;
 }
 
@@ -78,6 +80,10 @@ export function controllerEnv(env: Env = process.env): ControllerEnv {
   // Reports are trusted only from the worker roles: a report queue without them is a deployment error, never a silent downgrade.
   if (reportQueueUrl && workerRoleIds.length === 0)
     throw new EnvError('environment variable WORKER_ROLE_IDS is not set (the worker roles\' ids, comma-separated); REPORT_QUEUE_URL is, and reports are trusted only from those roles');
+  // The name goes into a tag and from there into the workers' config.toml: a wrong one must stop the function, not every worker.
+  const cacheBucket = env.CACHE_BUCKET || undefined;
+  const bucketProblem = cacheBucket === undefined ? undefined : bucketNameProblem(cacheBucket);
+  if (bucketProblem) throw new EnvError(`environment variable CACHE_BUCKET: ${JSON.stringify(cacheBucket)} is not an S3 bucket name (${bucketProblem})`);
   return {
     stage,
     configSource: file ? { kind: 'file', path: file } : { kind: 'ssm', name: param! },
@@ -85,7 +91,7 @@ export function controllerEnv(env: Env = process.env): ControllerEnv {
     reportQueueUrl,
     workerRoleIds,
     launchTemplates,
-    cacheBucket: env.CACHE_BUCKET || undefined,
+    cacheBucket,
   };
 }
 

@@ -8,7 +8,9 @@
  * `gitlab-spot-autoscaler worker-config` prints exactly this text. Pure: no AWS, no I/O.
  */
 import { stringify as toToml } from 'smol-toml';
-import { cachePath, parameterNames, runnerCacheIsExternal, type Config, type Pool } from '../config';
+import { cachePath, parameterNames, runnerCacheIsExternal, usesDeploymentCache, type Config, type Pool } from '../config';
+
+export { usesDeploymentCache } from '../config';
 
 export interface RunnerConfigOptions {
   config: Config;
@@ -16,9 +18,19 @@ export interface RunnerConfigOptions {
   stage: string;
   /** Region of the managed S3 cache; unset = the worker fills in its own region at boot (__GSA_REGION__). */
   region?: string;
-  /** The deployment's cache bucket, used when the pool names none (worker.cache.bucketName). */
+  /**
+   * The deployment's cache bucket, used when the pool names none (worker.cache.bucketName). Unset:
+   * DEPLOYMENT_CACHE_PLACEHOLDER, which the worker replaces at boot with its cache-bucket tag.
+   */
   cacheBucket?: string;
 }
+
+/**
+ * Where the deployment's cache bucket name goes in config.toml when it is not known here (it is
+ * not at deploy time: CloudFormation generates it). The worker puts the name from its instance's
+ * cache-bucket tag (lib/controller/tags.ts) in its place at boot, or shuts down without it.
+ */
+export const DEPLOYMENT_CACHE_PLACEHOLDER = '__DEPLOYMENT_CACHE_BUCKET__';
 
 /** Where the worker keeps config.toml and the CA file (root only, 0700): no job volume may expose it (lib/host-paths.ts refuses it). */
 export const WORKER_CONFIG_DIR = '/etc/gsa-worker';
@@ -34,17 +46,6 @@ export const SECRET_REFERENCE = /\{\{ssm:(\/[A-Za-z0-9_.\-/]+)\}\}/g;
 
 export function runnerNameFor(config: Config, stage: string, pool: Pool): string {
   return `${config.deployment}-${stage}-${pool.name}`;
-}
-
-/**
- * The pool's runners use the deployment's cache bucket: a shared cache, no bucket of its own, and
- * no cache of the pool's own (runner.cache with a Type). Mirrors what the stack passes as
- * cacheBucket (lib/deploy/stack.ts). docker's disable_cache (worker.docker.disableCache) turns off
- * the docker executor's local cache volumes only, not the distributed cache (gitlab-runner docs,
- * [runners.docker]; the seed article sets it *because* it uses the S3 cache).
- */
-export function usesDeploymentCache(pool: Pool): boolean {
-  return !runnerCacheIsExternal(pool) && pool.worker.cache.bucketName === undefined && pool.worker.cache.shared;
 }
 
 /** The SSM parameters a worker of the pool reads at boot besides its token, with the setting each fills. */
@@ -83,7 +84,7 @@ export function workerRunnerTable(opts: RunnerConfigOptions): Table {
   runner.docker = { image: docker.image, privileged: docker.privileged, volumes: docker.volumes, disable_cache: docker.disableCache, ...(isTable(carried.docker) ? carried.docker : {}) };
 
   if (!runnerCacheIsExternal(pool)) {
-    const bucket = pool.worker.cache.bucketName ?? (usesDeploymentCache(pool) ? opts.cacheBucket : undefined);
+    const bucket = pool.worker.cache.bucketName ?? (usesDeploymentCache(pool) ? (opts.cacheBucket ?? DEPLOYMENT_CACHE_PLACEHOLDER) : undefined);
     const extra = isTable(carried.cache) ? carried.cache : {};
     delete runner.cache;
     if (bucket) {

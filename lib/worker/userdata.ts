@@ -7,9 +7,9 @@
  * docs/worker.md. Pure: no AWS, no I/O.
  */
 import { USER_DATA_LIMIT_BYTES, userDataFits } from './limits';
-import { bucketNameWrapper, gzipUserData } from './encode';
+import { gzipUserData } from './encode';
 import { DEFAULTS, parameterNames, type Config, type Pool } from '../config';
-import { runnerNameFor, runnerSecretParameters, usesDeploymentCache, WORKER_CONFIG_DIR, workerConfigToml, type RunnerConfigOptions } from './runner-config';
+import { runnerNameFor, runnerSecretParameters, workerConfigToml, type RunnerConfigOptions } from './runner-config';
 import { hostPathProblems } from '../host-paths';
 import { reportQueueName, TAG_PREFIX, workerLogGroupName } from '../controller/tags';
 import type { ActiveSettings } from '../periods';
@@ -34,13 +34,7 @@ export const WORKER_DEFAULTS = {
 
 export { USER_DATA_LIMIT_BYTES, userDataFits } from './limits';
 export { encodeUserData, gzipUserData } from './encode';
-export { runnerNameFor, usesDeploymentCache, WORKER_CONFIG_DIR } from './runner-config';
-
-/**
- * Bucket name written into config.toml when the pool uses the deployment's shared cache bucket
- * but the caller did not say which bucket that is (the `user-data` command without --cache-bucket).
- */
-export const DEPLOYMENT_CACHE_PLACEHOLDER = '__DEPLOYMENT_CACHE_BUCKET__';
+export { DEPLOYMENT_CACHE_PLACEHOLDER, runnerNameFor, usesDeploymentCache, WORKER_CONFIG_DIR } from './runner-config';
 
 export class UserDataError extends Error {
   constructor(message: string) {
@@ -184,7 +178,8 @@ export function renderUserData(opts: UserDataOptions): string {
     '# Design and failure handling: docs/worker.md. The runner token is read from SSM at boot.',
     ...values.map(([k, v]) => `${k}=${typeof v === 'number' ? String(v) : shellQuote(v)}`),
     '# gitlab-runner config.toml (gitlab-spot-autoscaler worker-config prints it); the worker replaces each',
-    '# {{ssm:NAME}} with that SSM parameter (the token, runnerSecrets) and, if empty here, the region.',
+    '# {{ssm:NAME}} with that SSM parameter (the token, runnerSecrets), the deployment cache bucket',
+    '# placeholder with its cache-bucket instance tag and, if empty here, the region.',
     'runner_toml() {',
     "  cat <<'GSA_TOML'",
     toml.replace(/\n+$/, ''),
@@ -193,17 +188,12 @@ export function renderUserData(opts: UserDataOptions): string {
   ].join('\n');
   const script = `${header}\n${scriptBody()}`;
   // EC2 gets the script gzip-compressed (encode.ts: cloud-init decompresses it), so the limit
-  // applies to the compressed bytes; the plain script may be larger than 16 KB. A pool on the
-  // deployment's cache bucket is sent inside the unpacking wrapper the stack builds (the bucket
-  // name exists only at deploy time): the same check as the stack, so no config passes here and
-  // fails at deploy.
+  // applies to the compressed bytes; the plain script may be larger than 16 KB. The same bytes for
+  // every pool: the deployment's cache bucket name is not in them (the worker reads it at boot).
   const size = Buffer.byteLength(script, 'utf8');
   const gz = gzipUserData(script);
-  const sent = usesDeploymentCache(pool) ? bucketNameWrapper(pool.name, gz, opts.cacheBucket ?? DEPLOYMENT_CACHE_PLACEHOLDER).maxBytes : gz.length;
-  if (!userDataFits(sent))
-    throw new UserDataError(
-      `the user data for pool "${pool.name}" is ${sent} bytes as sent to EC2 (${gz.length} bytes gzip-compressed${sent !== gz.length ? ', in base64 inside the unpacking script that adds the cache bucket name' : ''}; ${size} bytes as a script), over EC2's limit of ${USER_DATA_LIMIT_BYTES} bytes`,
-    );
+  if (!userDataFits(gz.length))
+    throw new UserDataError(`the user data for pool "${pool.name}" is ${gz.length} bytes gzip-compressed (${size} bytes as a script), over EC2's limit of ${USER_DATA_LIMIT_BYTES} bytes`);
   return script;
 }
 
@@ -286,14 +276,14 @@ export function renderImageBuildScript(opts: ImageBuildOptions): string {
 /**
  * What keeps a valid config from becoming its workers' user data (the size limit, a job volume
  * over the token's directory ...), one line per pool: `validate` and `migrate` check it, so a
- * config they pass also deploys. Rendered for a stage (names of the SSM parameters) and the
- * longest bucket name S3 allows where the deployment's bucket goes.
+ * config they pass also deploys. Rendered for a stage (names of the SSM parameters) as the stack
+ * renders it: the deployment's cache bucket as the placeholder the worker fills in at boot.
  */
 export function userDataProblems(config: Config, stage = 'dev'): string[] {
   const problems: string[] = [];
   config.pools.forEach((pool, i) => {
     try {
-      renderUserData({ config, pool, stage, cacheBucket: usesDeploymentCache(pool) ? DEPLOYMENT_CACHE_PLACEHOLDER : undefined });
+      renderUserData({ config, pool, stage });
     } catch (e) {
       if (!(e instanceof UserDataError)) throw e;
       problems.push(`pools[${i}] (${pool.name}): ${e.message}`);

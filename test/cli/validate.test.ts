@@ -26,7 +26,7 @@ describe('validate: the user data must fit', () => {
   test('a pool whose user data is over EC2\'s limit makes the file invalid, naming the pool and the sizes', async () => {
     const r = await runCli(['validate', '--config', write('big.yaml', LONG)]);
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/the workers' user data cannot be built:\n {2}- pools\[1\] \(big\): the user data for pool "big" is \d+ bytes as sent to EC2 .* over EC2's limit of 16384 bytes/);
+    expect(r.err).toMatch(/the workers' user data cannot be built:\n {2}- pools\[1\] \(big\): the user data for pool "big" is \d+ bytes gzip-compressed \(\d+ bytes as a script\), over EC2's limit of 16384 bytes/);
     expect(r.err).not.toMatch(/pools\[0\]/);
   });
 

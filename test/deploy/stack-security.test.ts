@@ -75,6 +75,9 @@ describe('the reconcile role launches only what the deployment defines', () => {
   it('allows every authorization a legitimate instant CreateFleet needs, spot and on-demand, from either pool', () => {
     expect(denied(reconcile, fleetLaunch())).toEqual([]);
     expect(denied(reconcile, fleetLaunch({ template: LT.heavy, type: 'c6i.2xlarge', tags: { [TAGS.deployment]: 'acme-ci', [TAGS.stage]: 'prod', [TAGS.pool]: 'heavy' } }))).toEqual([]);
+    // With the deployment cache bucket's name, which the workers of both sample pools read at boot.
+    const withBucket = { [TAGS.deployment]: 'acme-ci', [TAGS.stage]: 'prod', [TAGS.pool]: 'general', [TAGS.cacheBucket]: 'acme-ci-prod-cachebucket-1' };
+    expect(denied(reconcile, fleetLaunch({ tags: withBucket }))).toEqual([]);
   });
 
   it.each([
@@ -285,6 +288,7 @@ describe("a worker reaches only its own pool's token and cache", () => {
     expect(tag(own, [TAGS.state, TAGS.builds])).not.toBe('allow');
     expect(tag(`arn:aws:ec2:eu-central-1:${ACCOUNT}:instance/i-0other`, [TAGS.state])).not.toBe('allow');
     expect(tag(own, [TAGS.retire])).not.toBe('allow');
+    expect(tag(own, [TAGS.cacheBucket])).not.toBe('allow');
     const send = (resource: string) => evaluate(general, { action: 'sqs:SendMessage', resource });
     expect(send(`arn:aws:sqs:eu-central-1:${ACCOUNT}:gsa-acme-ci-prod-worker-reports`)).toBe('allow');
     expect(send(`arn:aws:sqs:eu-central-1:${ACCOUNT}:events`)).not.toBe('allow');
@@ -364,6 +368,8 @@ describe('a worker whose pool adds broad extras (worker.iam) still cannot reach 
     ['ec2:DeleteTags', self, tagged],
     ['ec2:CreateTags', ec2('instance/i-0heavy'), { ...tagged, 'aws:ARN': ec2('instance/i-0heavy'), 'aws:TagKeys': [TAGS.state] }],
     ['ec2:CreateTags', self, { ...tagged, 'aws:ARN': self, 'aws:TagKeys': [TAGS.launchedAt] }],
+    // The bucket its runner's cache goes to is the controller's to name (the tag it reads at boot).
+    ['ec2:CreateTags', self, { ...tagged, 'aws:ARN': self, 'aws:TagKeys': [TAGS.cacheBucket] }],
     // The reported state is the controller's to write, from SenderId-checked reports: even on itself.
     ['ec2:CreateTags', self, { ...tagged, 'aws:ARN': self, 'aws:TagKeys': [TAGS.ready, TAGS.state, TAGS.idleSince, TAGS.builds] }],
     ['ec2:CreateTags', ec2('instance/i-0notours'), { 'aws:ARN': ec2('instance/i-0notours'), 'aws:TagKeys': [TAGS.deployment, TAGS.stage] }],

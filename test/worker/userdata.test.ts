@@ -85,14 +85,16 @@ describe('renderUserData', () => {
     expect(JSON.stringify(r)).not.toMatch(/AccessKey|SecretKey/);
   });
 
-  test('cache: the deployment bucket when the pool names none, none without a bucket; region filled at boot when unknown', () => {
+  test('cache: the deployment bucket when the pool names none, else the placeholder the worker fills in from its tag; region filled at boot when unknown', () => {
     const config = SAMPLES.minimal;
     const pool = config.pools[0];
     const withBucket = parseToml(embeddedToml(renderUserData({ config, pool, stage: 'dev', cacheBucket: 'dep-cache' }))) as any;
     expect(withBucket.runners[0].cache.s3).toMatchObject({ BucketName: 'dep-cache', BucketLocation: '__GSA_REGION__' });
-    const without = parseToml(embeddedToml(renderUserData({ config, pool, stage: 'dev' }))) as any;
-    expect(without.runners[0].cache).toBeUndefined();
-    expect(renderUserData({ config, pool, stage: 'dev' })).toContain("REGION=''\n");
+    // As deployed (the stack knows no name: CloudFormation generates it): never a runner without its cache.
+    const script = renderUserData({ config, pool, stage: 'dev' });
+    expect((parseToml(embeddedToml(script)) as any).runners[0].cache.s3.BucketName).toBe(DEPLOYMENT_CACHE_PLACEHOLDER);
+    expect(script).toContain(`  toml=\${toml//"${DEPLOYMENT_CACHE_PLACEHOLDER}"/"$CACHE_BUCKET"}\n`);
+    expect(script).toContain("REGION=''\n");
   });
 
   test('cache: only pools on the shared deployment cache take the deployment bucket', () => {
@@ -120,24 +122,22 @@ describe('renderUserData', () => {
     expect(require('node:zlib').gunzipSync(gz).toString('utf8')).toBe(script);
     expect(encodeUserData(script)).toBe(encodeUserData(script));
     expect(gz.length).toBeLessThan(Buffer.byteLength(script) / 2);
-    // 200 volumes: a plain script over 16 KB that fits compressed (300 no longer fit on the
-    // deployment's cache bucket once the tag-blind stop, the limits tag and the log shipper's
-    // limits landed: a few hundred bytes gzip).
+    // 250 volumes: a plain script over 16 KB (twice over) that fits compressed, on the deployment's
+    // cache bucket as on a bucket of its own: the same gzip is sent for both (11.9 KB for the sample's pool).
     const big = structuredClone(config);
-    big.pools[0].worker.docker.volumes = Array.from({ length: 200 }, (_, i) => `/srv/v${i}:/v${i}:ro`);
-    expect(Buffer.byteLength(renderUserData({ config: big, pool: big.pools[0], stage: 'dev' }))).toBeGreaterThan(USER_DATA_LIMIT_BYTES);
-    // Incompressible volumes: over the limit compressed too.
+    big.pools[0].worker.docker.volumes = Array.from({ length: 250 }, (_, i) => `/srv/v${i}:/v${i}:ro`);
+    const bigScript = renderUserData({ config: big, pool: big.pools[0], stage: 'dev' });
+    expect(Buffer.byteLength(bigScript)).toBeGreaterThan(2 * USER_DATA_LIMIT_BYTES);
+    expect(Buffer.from(encodeUserData(bigScript), 'base64').length).toBeLessThan(12_500);
+    // Incompressible volumes: over the limit compressed too, on either cache.
     const noise = structuredClone(config);
     noise.pools[0].worker.docker.volumes = Array.from({ length: 400 }, () => `/srv/${require('node:crypto').randomBytes(24).toString('hex')}:/x`);
-    // On the deployment's cache bucket the gzip travels in base64 inside the stack's unpacking
-    // wrapper, and the renderer checks that size, as the stack does.
-    expect(() => renderUserData({ config: noise, pool: noise.pools[0], stage: 'dev' })).toThrow(
-      /^the user data for pool "default" is \d+ bytes as sent to EC2 \(\d+ bytes gzip-compressed, in base64 inside the unpacking script that adds the cache bucket name; \d+ bytes as a script\), over EC2's limit of 16384 bytes$/,
-    );
-    noise.pools[0].worker.cache.bucketName = 'own-bucket';
-    expect(() => renderUserData({ config: noise, pool: noise.pools[0], stage: 'dev' })).toThrow(
-      /^the user data for pool "default" is \d+ bytes as sent to EC2 \(\d+ bytes gzip-compressed; \d+ bytes as a script\), over EC2's limit of 16384 bytes$/,
-    );
+    for (const bucketName of [undefined, 'own-bucket']) {
+      noise.pools[0].worker.cache.bucketName = bucketName;
+      expect(() => renderUserData({ config: noise, pool: noise.pools[0], stage: 'dev' })).toThrow(
+        /^the user data for pool "default" is \d+ bytes gzip-compressed \(\d+ bytes as a script\), over EC2's limit of 16384 bytes$/,
+      );
+    }
     expect(() => encodeUserData('#!/bin/bash\n# ' + require('node:crypto').randomBytes(20000).toString('hex'))).toThrow(/gzip-compressed/);
   });
 
@@ -229,22 +229,26 @@ describe('user-data command', () => {
     expect(r.err).toBe(''); // its cache is disabled: nothing to fill in
   });
 
-  test('a pool on the deployment cache: a placeholder bucket and a note on stderr, or the exact script with --cache-bucket', async () => {
+  test('a pool on the deployment cache: the script as deployed (the placeholder its workers fill in from their tag) and a note, or the name written in with --cache-bucket', async () => {
     const min = join(dir, 'minimal.yaml');
     writeFileSync(min, MINIMAL);
     const config = SAMPLES.minimal;
     const r = await capture(['--config', min, '--pool', 'default']);
     expect(r.code).toBe(0);
-    expect(r.out).toBe(renderUserData({ config, pool: config.pools[0], stage: 'dev', cacheBucket: DEPLOYMENT_CACHE_PLACEHOLDER }));
+    expect(r.out).toBe(renderUserData({ config, pool: config.pools[0], stage: 'dev' }));
     expect((parseToml(embeddedToml(r.out)) as any).runners[0].cache.s3.BucketName).toBe(DEPLOYMENT_CACHE_PLACEHOLDER);
     expect(r.err).toBe(
-      `gitlab-spot-autoscaler: note: pool "default" uses the deployment's shared cache bucket; its name is shown as ${DEPLOYMENT_CACHE_PLACEHOLDER}. Pass --cache-bucket BUCKET (the deployment's cache bucket) for the exact user data.\n`,
+      `gitlab-spot-autoscaler: note: pool "default" uses the deployment's shared cache bucket: its workers put the name from their ${TAG_PREFIX}:cache-bucket instance tag (the controller sets it at launch) where ${DEPLOYMENT_CACHE_PLACEHOLDER} stands. Pass --cache-bucket BUCKET to write the name in instead (a worker launched without that tag).\n`,
     );
     const exact = await capture(['--config', min, '--pool', 'default', '--cache-bucket', 'ci-dev-cache-1a2b']);
     expect(exact.code).toBe(0);
     expect(exact.err).toBe('');
     expect(exact.out).toBe(renderUserData({ config, pool: config.pools[0], stage: 'dev', cacheBucket: 'ci-dev-cache-1a2b' }));
-    expect(exact.out).not.toContain(DEPLOYMENT_CACHE_PLACEHOLDER);
+    expect(embeddedToml(exact.out)).not.toContain(DEPLOYMENT_CACHE_PLACEHOLDER);
+    const bad = await capture(['--config', min, '--pool', 'default', '--cache-bucket', 'Ci_Cache']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('--cache-bucket "Ci_Cache": not an S3 bucket name (must be 3-63 of a-z, 0-9');
+    expect(bad.out).toBe('');
   });
 
   test('unknown pool: names the pools', async () => {

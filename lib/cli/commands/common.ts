@@ -37,8 +37,8 @@ export function poolDocumentFlags(what: string) {
     'cache-bucket': {
       type: 'string',
       value: 'BUCKET',
-      description: "the deployment's cache bucket (a CloudFormation output), for a pool on the shared cache",
-      defaultText: 'a placeholder, with a note on stderr',
+      description: "the deployment's cache bucket (a CloudFormation output), for a pool on the shared cache: written in instead of the placeholder",
+      defaultText: 'the placeholder the worker fills in from its cache-bucket tag at boot, as deployed; a note on stderr',
     },
   } as const satisfies Flags;
 }

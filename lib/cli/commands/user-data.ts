@@ -1,5 +1,6 @@
 /** `user-data`: print the exact user data a worker of a pool boots with (docs/worker.md). */
 import { DEPLOYMENT_CACHE_PLACEHOLDER, renderUserData, usesDeploymentCache, UserDataError } from '../../worker/userdata';
+import { bucketNameProblem, TAGS } from '../../controller/tags';
 import { defineCommand, runner } from '../command';
 import { loadPool, poolDocumentFlags, UsageError } from './common';
 
@@ -12,29 +13,20 @@ export const command = defineCommand({
   examples: ['user-data --config config.yaml --pool general --stage prod | shellcheck -'],
   run(opts) {
     const { config, pool } = loadPool(opts.config, opts.pool);
-    // The deployment creates the shared cache bucket and puts its generated name into the user
-    // data. Without --cache-bucket the script is still printed (reading it is the point), with a
-    // placeholder that cannot be mistaken for a real bucket, and stderr says so; stdout stays the
-    // script alone, so it can be piped or diffed.
-    const placeholder = usesDeploymentCache(pool) && !opts['cache-bucket'];
+    const bucket = opts['cache-bucket'];
+    const bucketProblem = bucket === undefined ? undefined : bucketNameProblem(bucket);
+    if (bucketProblem) throw new UsageError(`--cache-bucket ${JSON.stringify(bucket)}: not an S3 bucket name (${bucketProblem})`);
     try {
-      process.stdout.write(
-        renderUserData({
-          config,
-          pool,
-          stage: opts.stage,
-          region: opts.region,
-          cacheBucket: placeholder ? DEPLOYMENT_CACHE_PLACEHOLDER : opts['cache-bucket'],
-        }),
-      );
+      process.stdout.write(renderUserData({ config, pool, stage: opts.stage, region: opts.region, cacheBucket: bucket }));
     } catch (e) {
       if (e instanceof UserDataError) throw new UsageError(e.message);
       throw e;
     }
-    if (placeholder)
+    // stdout stays the script alone, so it can be piped or diffed; the note goes to stderr.
+    if (usesDeploymentCache(pool) && !bucket)
       process.stderr.write(
-        `gitlab-spot-autoscaler: note: pool "${pool.name}" uses the deployment's shared cache bucket; its name is shown as ${DEPLOYMENT_CACHE_PLACEHOLDER}. ` +
-          `Pass --cache-bucket BUCKET (the deployment's cache bucket) for the exact user data.\n`,
+        `gitlab-spot-autoscaler: note: pool "${pool.name}" uses the deployment's shared cache bucket: its workers put the name from their ${TAGS.cacheBucket} instance tag ` +
+          `(the controller sets it at launch) where ${DEPLOYMENT_CACHE_PLACEHOLDER} stands. Pass --cache-bucket BUCKET to write the name in instead (a worker launched without that tag).\n`,
       );
     return 0;
   },

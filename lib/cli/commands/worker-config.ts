@@ -6,6 +6,7 @@
  */
 import { DEPLOYMENT_CACHE_PLACEHOLDER, runnerConfigToml, usesDeploymentCache } from '../../worker/userdata';
 import { REGION_PLACEHOLDER, runnerSecretParameters } from '../../worker/runner-config';
+import { bucketNameProblem, TAGS } from '../../controller/tags';
 import { defineCommand, runner } from '../command';
 import { loadPool, poolDocumentFlags, UsageError } from './common';
 
@@ -23,14 +24,17 @@ export const command = defineCommand({
     if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(stage)) throw new UsageError(`stage "${stage}": must be 1-31 of a-z, 0-9 and "-", starting with a letter or digit`);
     const region = opts.region ?? config.region;
     if (region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) throw new UsageError(`region "${region}": must be an AWS region such as "eu-west-1"`);
-    const placeholder = usesDeploymentCache(pool) && !opts['cache-bucket'];
-    const toml = runnerConfigToml({ config, pool, stage, region, cacheBucket: placeholder ? DEPLOYMENT_CACHE_PLACEHOLDER : opts['cache-bucket'] });
+    const bucket = opts['cache-bucket'];
+    const bucketProblem = bucket === undefined ? undefined : bucketNameProblem(bucket);
+    if (bucketProblem) throw new UsageError(`--cache-bucket ${JSON.stringify(bucket)}: not an S3 bucket name (${bucketProblem})`);
+    const toml = runnerConfigToml({ config, pool, stage, region, cacheBucket: bucket });
     process.stdout.write(toml);
     // stdout is the document alone (it can be diffed); what it leaves open goes to stderr.
     const notes: string[] = [];
     const secrets = runnerSecretParameters(config, stage, pool);
     notes.push(`secrets are shown as {{ssm:NAME}}: the worker reads the runner token${secrets.length ? ` and ${secrets.map((s) => s.setting).join(', ')}` : ''} from SSM at boot`);
-    if (placeholder) notes.push(`the deployment's cache bucket is shown as ${DEPLOYMENT_CACHE_PLACEHOLDER}; pass --cache-bucket BUCKET for the exact file`);
+    if (usesDeploymentCache(pool) && !bucket)
+      notes.push(`the deployment's cache bucket is shown as ${DEPLOYMENT_CACHE_PLACEHOLDER}: the worker fills in the name from its ${TAGS.cacheBucket} instance tag at boot; pass --cache-bucket BUCKET to see it filled in`);
     if (toml.includes(REGION_PLACEHOLDER)) notes.push(`${REGION_PLACEHOLDER}: the worker's own region, filled in at boot (pass --region or set region in the config)`);
     process.stderr.write(notes.map((n) => `gitlab-spot-autoscaler: note: ${n}\n`).join(''));
     return 0;
