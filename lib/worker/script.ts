@@ -5,7 +5,8 @@
  * It is a template literal, so the shell's `\${` and backslashes are escaped here; read the
  * rendered script instead (`gitlab-spot-autoscaler user-data --config FILE --pool NAME`), which
  * shellcheck checks in test/worker. Lines starting with "##" are dropped from the rendered script,
- * and the image build's code ("##@build" to "##@end") from the user data.
+ * the image build's code ("##@build" to "##@end") from the user data, and the cache-bucket tag
+ * read ("##@cache-tag" to "##@end") from scripts that do not need it (userdata.ts scriptBody).
  */
 import { DEPLOYMENT_CACHE_PLACEHOLDER } from './runner-config';
 
@@ -560,7 +561,9 @@ write_config() {
   { mkdir -p "$CONF_DIR" && chmod 0700 "$CONF_DIR"; } || finish "cannot create $CONF_DIR"
   toml=$(runner_toml)
   toml=\${toml//__GSA_REGION__/$REGION}
+  ##@cache-tag
   toml=\${toml//"${DEPLOYMENT_CACHE_PLACEHOLDER}"/"$CACHE_BUCKET"}
+  ##@end
   ## Quoted pattern and replacement: taken literally (bash 5.2's patsub_replacement leaves them alone).
   toml=\${toml//"{{ssm:$TOKEN_PARAM}}"/"$RUNNER_TOKEN"}
   for ((i = 0; i < \${#SECRETS[@]}; i += 2)); do toml=\${toml//"\${SECRETS[i]}"/"\${SECRETS[i + 1]}"}; done
@@ -770,18 +773,20 @@ read_launch_time() {
 ## may write it (lib/deploy/stack.ts, NeverTheControllersTags). A runner without its cache would run
 ## every job slower and nobody would notice: no valid name, no runner. Same rules as the
 ## controller's (lib/controller/tags.ts bucketNameProblem), so nothing but a bucket name reaches config.toml.
+##@cache-tag
 CACHE_BUCKET=''
 valid_bucket() {
   [[ $1 =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ && $1 != *..* && ! $1 =~ ^[0-9]{1,3}(\\.[0-9]{1,3}){3}$|^(xn--|sthree-|amzn-s3-demo-)|(-s3alias|--ol-s3|\\.mrap|--x-s3|--table-s3)$ ]]
 }
 ## Read once: its launched-at tag, set in the same call, was just read.
+## Only in the user data of a pool whose config.toml holds the placeholder (lib/worker/userdata.ts scriptBody).
 read_cache_bucket() {
-  [[ $(runner_toml) == *${DEPLOYMENT_CACHE_PLACEHOLDER}* ]] || return 0
   { imds_refresh && CACHE_BUCKET=$(imds "tags/instance/$TAG_PREFIX:cache-bucket"); } ||
-    finish "no $TAG_PREFIX:cache-bucket tag: pool $POOL uses the deployment's cache bucket, named by the controller at launch; no jobs without their cache"
+    finish "no $TAG_PREFIX:cache-bucket tag (the deployment's cache bucket; the controller sets it at launch): no jobs without their cache"
   valid_bucket "$CACHE_BUCKET" || finish "its cache-bucket tag is not an S3 bucket name: $(printf %q "\${CACHE_BUCKET:0:70}")"
   log "cache bucket: $CACHE_BUCKET"
 }
+##@end
 
 ## Before reporting ready and before starting the runner: within the boot deadline and the
 ## lifetime (a runner started past it could take a job in the moment before its SIGQUIT), and not
@@ -813,7 +818,9 @@ run_worker() {
   [ -n "$REGION" ] || REGION=$(imds placement/region) || finish "cannot read the region from instance metadata"
   read_launch_time
   BOOT_DEADLINE=$((LAUNCHED_AT + BOOT_TIMEOUT))
+  ##@cache-tag
   read_cache_bucket
+  ##@end
   start_shipper
   ## Independent of this script: whatever happens to it, the machine powers off after the
   ## lifetime, the time to finish a job, and a grace period, counted from launch.

@@ -9,9 +9,9 @@
 import { USER_DATA_LIMIT_BYTES, userDataFits } from './limits';
 import { gzipUserData } from './encode';
 import { DEFAULTS, parameterNames, type Config, type Pool } from '../config';
-import { runnerNameFor, runnerSecretParameters, workerConfigToml, type RunnerConfigOptions } from './runner-config';
+import { DEPLOYMENT_CACHE_PLACEHOLDER, runnerNameFor, runnerSecretParameters, workerConfigToml, type RunnerConfigOptions } from './runner-config';
 import { hostPathProblems } from '../host-paths';
-import { reportQueueName, TAG_PREFIX, workerLogGroupName } from '../controller/tags';
+import { reportQueueName, TAG_PREFIX, TAGS, workerLogGroupName } from '../controller/tags';
 import type { ActiveSettings } from '../periods';
 import { idleTarget, REPORTING } from '../planner';
 import { WORKER_SCRIPT } from './script';
@@ -138,6 +138,8 @@ export function renderUserData(opts: UserDataOptions): string {
 
   const toml = runnerConfigToml({ ...opts, region: region || undefined });
   if (/^GSA_TOML$/m.test(toml)) throw new UserDataError('the runner config contains the line "GSA_TOML", which ends the embedded document');
+  // The deployment's bucket, named at boot from the instance's tag (script.ts read_cache_bucket).
+  const cacheTag = toml.includes(DEPLOYMENT_CACHE_PLACEHOLDER);
   const proxy = pool.worker.proxy;
   const values: [string, string | number][] = [
     ['POOL', pool.name],
@@ -178,15 +180,15 @@ export function renderUserData(opts: UserDataOptions): string {
     '# Design and failure handling: docs/worker.md. The runner token is read from SSM at boot.',
     ...values.map(([k, v]) => `${k}=${typeof v === 'number' ? String(v) : shellQuote(v)}`),
     '# gitlab-runner config.toml (gitlab-spot-autoscaler worker-config prints it); the worker replaces each',
-    '# {{ssm:NAME}} with that SSM parameter (the token, runnerSecrets), the deployment cache bucket',
-    '# placeholder with its cache-bucket instance tag and, if empty here, the region.',
+    '# {{ssm:NAME}} with that SSM parameter (the token, runnerSecrets) and, if empty here, the region.',
+    ...(cacheTag ? [`# ${DEPLOYMENT_CACHE_PLACEHOLDER}: the deployment's cache bucket, from the instance tag ${TAGS.cacheBucket}.`] : []),
     'runner_toml() {',
     "  cat <<'GSA_TOML'",
     toml.replace(/\n+$/, ''),
     'GSA_TOML',
     '}',
   ].join('\n');
-  const script = `${header}\n${scriptBody()}`;
+  const script = `${header}\n${scriptBody({ cacheTag })}`;
   // EC2 gets the script gzip-compressed (encode.ts: cloud-init decompresses it), so the limit
   // applies to the compressed bytes; the plain script may be larger than 16 KB. The same bytes for
   // every pool: the deployment's cache bucket name is not in them (the worker reads it at boot).
@@ -198,16 +200,19 @@ export function renderUserData(opts: UserDataOptions): string {
 }
 
 /**
- * WORKER_SCRIPT without its maintainers' "##" lines; the user data also without the image build's
- * code ("##@build" to "##@end"), which only the image pipeline runs: the user data stays small.
+ * WORKER_SCRIPT without its maintainers' "##" lines, and with only the sections ("##@NAME" to
+ * "##@end") this script needs: the image build's code ("build") only in the image pipeline's
+ * script, the cache-bucket tag read ("cache-tag") only where config.toml holds its placeholder.
+ * The user data stays small: a pool that does not need a section does not pay for it.
  */
-function scriptBody(build = false): string {
+function scriptBody(sections: { build?: boolean; cacheTag?: boolean } = {}): string {
+  const wanted: Record<string, boolean | undefined> = { build: sections.build, 'cache-tag': sections.cacheTag };
   const out: string[] = [];
-  let inBuild = false;
+  let skip = false;
   for (const line of WORKER_SCRIPT.split('\n')) {
-    if (/^\s*##@build/.test(line)) inBuild = true;
-    else if (/^\s*##@end/.test(line)) inBuild = false;
-    else if (!/^\s*##/.test(line) && (build || !inBuild)) out.push(line);
+    const marker = /^\s*##@([\w-]+)/.exec(line);
+    if (marker) skip = marker[1] !== 'end' && !wanted[marker[1]];
+    else if (!/^\s*##/.test(line) && !skip) out.push(line);
   }
   return out.join('\n');
 }
@@ -269,7 +274,7 @@ export function renderImageBuildScript(opts: ImageBuildOptions): string {
     '#!/bin/bash',
     `# gitlab-spot-autoscaler: builds the worker image of pool "${pool.name}" (${config.deployment}/${stage}); run as: bash FILE build-image`,
     ...values.map(([k, v]) => `${k}=${typeof v === 'number' ? String(v) : shellQuote(v)}`),
-    scriptBody(true),
+    scriptBody({ build: true }),
   ].join('\n');
 }
 

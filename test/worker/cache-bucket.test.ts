@@ -10,7 +10,7 @@ import { parse as parseToml } from 'smol-toml';
 import { Ec2Fleet } from '../../lib/aws/ec2-fleet';
 import { bucketNameProblem, TAGS } from '../../lib/controller/tags';
 import { controllerEnv, EnvError } from '../../lib/lambda/env';
-import { DEPLOYMENT_CACHE_PLACEHOLDER, renderUserData } from '../../lib/worker/userdata';
+import { DEPLOYMENT_CACHE_PLACEHOLDER, renderImageBuildScript, renderUserData } from '../../lib/worker/userdata';
 import { launchTemplateVersions, MemoryLogger, testConfig } from '../controller/fixtures';
 import { indexOf, runScenario, type RunResult } from './harness';
 import { SAMPLES } from './samples';
@@ -107,6 +107,21 @@ describe('bucket name rules: the controller and the worker agree', () => {
   });
 });
 
+describe('only the pools that need it carry the code', () => {
+  test('a pool on the deployment bucket: the tag read and the placeholder; a bucket of its own, or the image build: neither', () => {
+    const shared = renderUserData({ config: SAMPLES.minimal, pool: SAMPLES.minimal.pools[0], stage: 'prod' });
+    expect(shared).toContain('\n  read_cache_bucket\n');
+    expect(shared).toMatch(/^read_cache_bucket\(\) \{$/m);
+    const own = SAMPLES.full.pools[0];
+    expect(own.worker.cache.bucketName).toBeDefined();
+    for (const text of [renderUserData({ config: SAMPLES.full, pool: own, stage: 'prod' }), renderImageBuildScript({ config: SAMPLES.minimal, pool: SAMPLES.minimal.pools[0], stage: 'prod' })]) {
+      expect(text).not.toContain('read_cache_bucket');
+      expect(text).not.toContain('CACHE_BUCKET');
+      expect(text).not.toContain('##@');
+    }
+  });
+});
+
 describe('the worker reads it at boot (bash, fakes, IMDS stand-in)', () => {
   /** A pool on the deployment's cache bucket (the harness's pools have a bucket of their own). */
   const onDeploymentCache = { MaxBuilds: 1, worker: { cache: {} } };
@@ -134,7 +149,7 @@ describe('the worker reads it at boot (bash, fakes, IMDS stand-in)', () => {
 
   test('no tag: it shuts down at once, saying why, before it reads its token or starts a runner', async () => {
     const r = await runScenario({ name: 'cache-no-tag', pool: onDeploymentCache, runner: { jobs: 1 } });
-    expectShutdownBeforeToken(r, /no gitlab-spot-autoscaler:cache-bucket tag: pool default uses the deployment's cache bucket, named by the controller at launch; no jobs without their cache/);
+    expectShutdownBeforeToken(r, /no gitlab-spot-autoscaler:cache-bucket tag \(the deployment's cache bucket; the controller sets it at launch\): no jobs without their cache/);
   });
 
   test('a tag that is no bucket name never reaches config.toml', async () => {
