@@ -75,6 +75,7 @@ beforeAll(async () => {
     QUEUE_URL: seeded.queueUrl,
     REPORT_QUEUE_URL: seeded.reportQueueUrl,
     WORKER_ROLE_IDS: seeded.workerRoleIds.join(','),
+    CACHE_BUCKET: 'dev-local-test-cachebucket-1a2b',
   });
   delete process.env.CONFIG_PARAMETER;
 }, 60_000);
@@ -117,6 +118,8 @@ describe('reconcile handler', () => {
     const res = await reconcile({ Records: [record('m-ok', JSON.stringify(job)), record('m-dup', JSON.stringify(job)), record('m-bad', '{"v":9}')] }, ctx());
     expect(res).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-bad' }] });
     expect(await instances()).toHaveLength(1);
+    // The pool uses the deployment's cache bucket: its name is a launch tag, which the worker reads at boot.
+    expect((await instances())[0].Tags).toContainEqual({ Key: 'gitlab-spot-autoscaler:cache-bucket', Value: 'dev-local-test-cachebucket-1a2b' });
     const pool = metrics.map((l) => JSON.parse(l)).find((m) => m.Pool === 'docker');
     expect(pool).toMatchObject({ Deployment: 'dev-local', Stage: 'test', Launches: 1, PendingJobs: 1 });
     expect(pool._aws.CloudWatchMetrics[0].Dimensions).toEqual([['Deployment', 'Stage', 'Pool']]);

@@ -4,10 +4,14 @@
  * instance metadata at boot, checks it, writes it into config.toml, or shuts down without it.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { mockClient } from 'aws-sdk-client-mock';
 import { CreateFleetCommand, DescribeLaunchTemplateVersionsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { parse as parseToml } from 'smol-toml';
 import { Ec2Fleet } from '../../lib/aws/ec2-fleet';
+import { parseConfig } from '../../lib/config';
+import { buildStack } from '../../lib/deploy/stack';
 import { bucketNameProblem, TAGS } from '../../lib/controller/tags';
 import { controllerEnv, EnvError } from '../../lib/lambda/env';
 import { DEPLOYMENT_CACHE_PLACEHOLDER, renderImageBuildScript, renderUserData } from '../../lib/worker/userdata';
@@ -52,6 +56,17 @@ describe('the controller tags the bucket at launch', () => {
     expect(log.at('error')).toEqual([
       `pool docker uses the deployment's cache bucket, but the controller does not know its name (environment variable CACHE_BUCKET, set by the stack): its workers launch without the ${TAGS.cacheBucket} tag and shut down at boot`,
     ]);
+  });
+
+  test('the stack gives the reconcile function the name (a Ref); in dev (moto) a stand-in that is a bucket name', () => {
+    const config = parseConfig(readFileSync(join(__dirname, '../../samples/config.yaml'), 'utf8'), 'samples/config.yaml');
+    const base = { config, stage: 'prod', region: 'eu-central-1', vpcId: 'vpc-0123456789abcdef0', renderUserData };
+    expect(buildStack(base).env.reconcile.CACHE_BUCKET).toEqual({ Ref: 'CacheBucket' });
+    const dev = buildStack({ ...base, dev: { endpoint: 'http://127.0.0.1:5000', queueUrl: 'q', configFile: 'c.yaml' } }).env.reconcile.CACHE_BUCKET as string;
+    expect(bucketNameProblem(dev)).toBeUndefined();
+    const own = parseConfig(readFileSync(join(__dirname, '../../samples/config.yaml'), 'utf8'), 'samples/config.yaml');
+    for (const p of own.pools) p.worker.cache.bucketName = `own-${p.name}`;
+    expect(buildStack({ ...base, config: own }).env.reconcile).not.toHaveProperty('CACHE_BUCKET');
   });
 
   test('the reconcile function refuses a CACHE_BUCKET that is no bucket name (it would reach every worker)', () => {
