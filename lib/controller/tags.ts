@@ -31,7 +31,7 @@ export const TAGS = {
   limits: `${TAG_PREFIX}:limits`,
   /**
    * The deployment's shared cache bucket (an S3 bucket name), on workers of pools that use it
-   * (lib/worker/runner-config.ts usesDeploymentCache). CloudFormation generates the name, so it is
+   * (lib/config.ts usesDeploymentCache). CloudFormation generates the name, so it is
    * not in the user data (which must stay gzip to fit EC2's 16 KB): the worker reads it at boot and
    * puts it into its runner's config.toml, and shuts down without it (docs/worker.md, "The cache").
    */

@@ -512,7 +512,7 @@ export function buildStack(opts: StackOptions): StackParts {
   const { stackName, functionNames } = deploymentNames(config.deployment, stage);
   const configJson = JSON.stringify(controllerConfig(config));
   const configHash = createHash('sha256').update(configJson).digest('hex').slice(0, 16);
-  // docker's disable_cache concerns local cache volumes, not the distributed cache (runner-config.ts usesDeploymentCache).
+  // docker's disable_cache concerns local cache volumes, not the distributed cache (config.ts usesDeploymentCache).
   const sharedCache = config.pools.some(usesDeploymentCache);
   const needOwnSg = config.pools.some((p) => p.worker.securityGroups.length === 0);
   // Pre-built worker images (lib/deploy/image.ts); not in local development against moto, which
@@ -949,7 +949,7 @@ export function buildStack(opts: StackOptions): StackParts {
       LAUNCH_TEMPLATES: JSON.stringify(launchTemplates),
       // Tagged on the workers of pools on the deployment's bucket (lib/aws/ec2-fleet.ts), which read
       // it at boot. Dev: moto runs no worker and no bucket is created; a stand-in name, so that the
-      // controller does not refuse those pools' launches.
+      // controller tags as it does in AWS (without one it logs an error per pool).
       ...(sharedCache ? { CACHE_BUCKET: dev ? `gsa-${config.deployment}-${stage}-dev-cache` : ref('CacheBucket') } : {}),
     },
     interruption: { ...common, ...configSource, QUEUE_URL: queueUrl },
