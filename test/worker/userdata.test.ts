@@ -123,7 +123,7 @@ describe('renderUserData', () => {
     expect(encodeUserData(script)).toBe(encodeUserData(script));
     expect(gz.length).toBeLessThan(Buffer.byteLength(script) / 2);
     // 250 volumes: a plain script over 16 KB (twice over) that fits compressed, on the deployment's
-    // cache bucket as on a bucket of its own: the same gzip is sent for both (11.9 KB for the sample's pool).
+    // cache bucket as on a bucket of its own: the same gzip is sent for both (12.1 KB for the sample's pool).
     const big = structuredClone(config);
     big.pools[0].worker.docker.volumes = Array.from({ length: 250 }, (_, i) => `/srv/v${i}:/v${i}:ro`);
     const bigScript = renderUserData({ config: big, pool: big.pools[0], stage: 'dev' });
