@@ -1,6 +1,6 @@
 /**
  * POST /webhook: GitLab Job Hook -> SQS. Thin: the decision is lib/webhook/job-hook.ts.
- * Imports only the SSM and SQS clients (never EC2: cold start; test/deploy/package.test.ts checks the bundle).
+ * Imports no AWS SDK client (cold start: lib/aws/aws-json.ts; test/deploy/package.test.ts checks the bundle).
  *
  * The URL is public and the event may be anything (a direct invoke sends any JSON): nothing a
  * caller sends can make this throw, answer 5xx, or put more than a few shortened characters of
@@ -8,27 +8,21 @@
  * test/webhook/fuzz.test.ts). 5xx means SSM or SQS failed (503) or the function is misconfigured (500).
  */
 import middy from '@middy/core';
-import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
-import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { withRetry, type RetryPolicy } from '../lib/aws/retry';
 import { decideDelivery, encodeQueueMessage, webhookSecretProblem } from '../lib/webhook/job-hook';
 import { correlate, httpErrors, jsonResponse, MisconfigurationError, type HttpResponse, type LoggedContext } from '../lib/lambda/middleware';
-import { sqsClient } from '../lib/lambda/clients';
-import { ssmClient } from '../lib/aws/ssm-client';
+// Not the v3 SDK clients: two signed JSON calls, so the bundle loads faster than a bare Node start
+// (lib/aws/aws-json.ts; retries, timeouts and error classes in lib/aws/webhook-aws.ts).
+import { webhookAws, type WebhookAws } from '../lib/aws/webhook-aws';
+import type { AwsJsonSend } from '../lib/aws/aws-json';
+import type { RetryEnv } from '../lib/aws/retry';
 import { cached, webhookEnv, type WebhookEnv } from '../lib/lambda/env';
 import { registerSecret } from '../lib/lambda/logger';
 
 /**
- * The secret read is retried on throttling and network errors (the SSM client's own retry is off:
- * lib/aws/ssm-client.ts), within a budget that keeps the answer far inside GitLab's 10 s: 3
- * attempts of at most 1.5 s each, at most 1.5 s waiting. It happens once per container per
- * WEBHOOK_SECRET_CACHE_SECONDS, not per delivery.
- */
-const SECRET_READ_POLICY: RetryPolicy = { maxAttempts: 3, baseMs: 100, capMs: 1000, maxTotalWaitMs: 1500 };
-const SECRET_READ_TIMEOUTS = { connectTimeoutMs: 1000, requestTimeoutMs: 1500 };
-/**
  * After a failed secret read, the container answers 503 for this long without asking SSM again, so
  * a flood during an SSM outage costs one read per container per 10 s (lib/lambda/env.ts cached).
+ * The read itself is retried within a budget (lib/aws/webhook-aws.ts SECRET_READ_POLICY) and
+ * happens once per container per WEBHOOK_SECRET_CACHE_SECONDS, not per delivery.
  */
 const SECRET_FAILURE_TTL_MS = 10_000;
 
@@ -36,21 +30,18 @@ const SECRET_FAILURE_TTL_MS = 10_000;
 type LoadedSecret = { ok: true; value: string } | { ok: false; error: MisconfigurationError };
 
 let env: WebhookEnv | undefined;
-let ssm: SSMClient | undefined;
-let sqs: SQSClient | undefined;
+let aws: WebhookAws | undefined;
 let secret: ReturnType<typeof cached<LoadedSecret>> | undefined;
+let testSeam: { send?: AwsJsonSend; retryEnv?: RetryEnv } = {};
 
 function setup() {
   if (!env) {
     const e = webhookEnv();
-    // lib/aws/ssm-client.ts, not clients.ts: that one brings the EC2 client along.
-    const client = ssmClient(SECRET_READ_TIMEOUTS);
-    ssm = client;
-    sqs = sqsClient();
+    const a = webhookAws(testSeam);
+    aws = a;
     secret = cached<LoadedSecret>(
       async () => {
-        const out = await withRetry(() => client.send(new GetParameterCommand({ Name: e.webhookSecretParameter, WithDecryption: true })), { policy: SECRET_READ_POLICY });
-        const value = out.Parameter?.Value ?? '';
+        const value = await a.readSecret(e.webhookSecretParameter);
         registerSecret(value); // the real secret, loaded by us: masked wherever it might appear
         // A weak secret is refused, not used: a definite answer from SSM, so remembered for the TTL
         // like a good one (no SSM read per request while it stays weak).
@@ -64,15 +55,18 @@ function setup() {
     );
     env = e;
   }
-  return { env, sqs: sqs!, secret: secret! };
+  return { env, aws: aws!, secret: secret! };
 }
 
-/** For tests: forget clients, env and the cached secret. */
-export function resetForTests(): void {
+/**
+ * For tests: forget the AWS adapter, env and the cached secret; the next delivery builds them anew
+ * with this transport (default: signed calls to the endpoints of process.env) and retry clock.
+ */
+export function resetForTests(seam: { send?: AwsJsonSend; retryEnv?: RetryEnv } = {}): void {
   env = undefined;
-  ssm = undefined;
-  sqs = undefined;
+  aws = undefined;
   secret = undefined;
+  testSeam = seam;
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -85,7 +79,7 @@ function sourceIpOf(event: Record<string, unknown>): string | undefined {
 }
 
 async function receive(raw: unknown, context: LoggedContext): Promise<HttpResponse> {
-  const { env, sqs, secret } = setup();
+  const { env, aws, secret } = setup();
   const loaded = await secret.get();
   if (!loaded.ok) throw loaded.error;
   const event = isRecord(raw) ? raw : {};
@@ -103,18 +97,9 @@ async function receive(raw: unknown, context: LoggedContext): Promise<HttpRespon
     log.info('webhook ignored', { reason: decision.reason, ...decision.detail });
     return jsonResponse(decision.status, { ignored: decision.reason }, context.correlationId);
   }
-  const out = await sqs.send(
-    new SendMessageCommand({
-      QueueUrl: env.queueUrl,
-      MessageBody: encodeQueueMessage({ v: 1, type: 'job', event: decision.event }),
-      MessageAttributes: {
-        dedupKey: { DataType: 'String', StringValue: decision.dedupKey },
-        correlationId: { DataType: 'String', StringValue: context.correlationId },
-      },
-    }),
-  );
-  log.info('job event queued', { jobId: decision.event.jobId, projectId: decision.event.projectId, status: decision.event.status, dedupKey: decision.dedupKey, messageId: out.MessageId, ...decision.detail });
-  return jsonResponse(decision.status, { queued: decision.reason, messageId: out.MessageId }, context.correlationId);
+  const out = await aws.queueMessage(env.queueUrl, encodeQueueMessage({ v: 1, type: 'job', event: decision.event }), { dedupKey: decision.dedupKey, correlationId: context.correlationId });
+  log.info('job event queued', { jobId: decision.event.jobId, projectId: decision.event.projectId, status: decision.event.status, dedupKey: decision.dedupKey, messageId: out.messageId, ...decision.detail });
+  return jsonResponse(decision.status, { queued: decision.reason, messageId: out.messageId }, context.correlationId);
 }
 
 export const handler = middy<unknown, HttpResponse, Error, LoggedContext>(receive)

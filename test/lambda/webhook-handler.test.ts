@@ -1,15 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { mockClient } from 'aws-sdk-client-mock';
-import { SSMClient, GetParameterCommand } from '@aws-sdk/client-ssm';
-import { SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { handler, resetForTests } from '../../handlers/webhook';
+import { AwsServiceError } from '../../lib/aws/aws-json';
+import { fakeAwsJson } from '../helpers/fake-aws-json';
 import { clearRegisteredSecrets, createLogger, isRegisteredSecret, registeredSecretCount } from '../../lib/lambda/logger';
 import { decodeQueueMessage } from '../../lib/webhook/job-hook';
 
 const SECRET = 'whsec-0123456789abcdef-5e1f7a2c9b3d4e60';
-const ssm = mockClient(SSMClient);
-const sqs = mockClient(SQSClient);
+// The webhook's AWS transport (lib/aws/aws-json.ts), faked per operation; its retries and error
+// classes (lib/aws/webhook-aws.ts) run for real above it.
+const aws = fakeAwsJson();
 const event = (name: string) => JSON.parse(readFileSync(join(__dirname, '../../events', name), 'utf8'));
 const withToken = (e: any, token: string | undefined) => ({ ...e, headers: { ...e.headers, 'x-gitlab-token': token } });
 const ctx = () => ({ awsRequestId: 'req-1', functionName: 'webhook', getRemainingTimeInMillis: () => 10_000 }) as any;
@@ -17,15 +17,14 @@ const ctx = () => ({ awsRequestId: 'req-1', functionName: 'webhook', getRemainin
 let lines: string[];
 let spy: jest.SpyInstance;
 beforeEach(() => {
-  resetForTests();
+  aws.reset();
+  resetForTests({ send: aws.send });
   clearRegisteredSecrets();
-  ssm.reset();
-  sqs.reset();
   process.env.QUEUE_URL = 'https://sqs.eu-west-1.amazonaws.com/123456789012/q';
   process.env.WEBHOOK_SECRET_PARAMETER = '/gsa/x/dev/secrets/webhook-secret';
   process.env.WEBHOOK_SECRET_CACHE_SECONDS = '300';
-  ssm.on(GetParameterCommand).resolves({ Parameter: { Value: SECRET } });
-  sqs.on(SendMessageCommand).resolves({ MessageId: 'm-1' });
+  aws.on('GetParameter').resolves({ Parameter: { Value: SECRET } });
+  aws.on('SendMessage').resolves({ MessageId: 'm-1' });
   lines = [];
   spy = jest.spyOn(process.stdout, 'write').mockImplementation(((chunk: any) => {
     lines.push(String(chunk));
@@ -40,25 +39,25 @@ describe('webhook handler', () => {
   it('queues a valid pending job and answers 202', async () => {
     const res = await handler(withToken(event('webhook-job-pending.json'), SECRET), ctx());
     expect(res.statusCode).toBe(202);
-    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(1);
-    const input = sqs.commandCalls(SendMessageCommand)[0].args[0].input;
+    expect(aws.calls('SendMessage')).toHaveLength(1);
+    const input = aws.calls('SendMessage')[0];
     expect(input.QueueUrl).toBe(process.env.QUEUE_URL);
     expect(decodeQueueMessage(input.MessageBody!)).toMatchObject({ type: 'job', event: { jobId: 4242, projectId: 17, status: 'pending' } });
     expect(input.MessageAttributes?.dedupKey?.StringValue).toBe('idem:0b5a3c2e-9f0d-4a8e-9a51-1f2c3d4e5f60');
-    expect(ssm.commandCalls(GetParameterCommand)[0].args[0].input).toEqual({ Name: '/gsa/x/dev/secrets/webhook-secret', WithDecryption: true });
+    expect(aws.calls('GetParameter')[0]).toEqual({ Name: '/gsa/x/dev/secrets/webhook-secret', WithDecryption: true });
   });
 
   it('answers 401 to a wrong token and queues nothing', async () => {
     const res = await handler(withToken(event('webhook-job-pending.json'), 'wrong-token-value'), ctx());
     expect(res.statusCode).toBe(401);
-    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+    expect(aws.calls('SendMessage')).toHaveLength(0);
   });
 
   it('answers 4xx with a reason to a malformed body and queues nothing', async () => {
     const res = await handler({ ...withToken(event('webhook-job-pending.json'), SECRET), body: '{oops' }, ctx());
     expect(res.statusCode).toBe(400);
     expect(JSON.parse(res.body).error).toBe('body is not valid JSON');
-    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+    expect(aws.calls('SendMessage')).toHaveLength(0);
   });
 
   it('answers 200 to other GitLab events and queues nothing', async () => {
@@ -66,30 +65,54 @@ describe('webhook handler', () => {
     e.headers['x-gitlab-event'] = 'Push Hook';
     const res = await handler(e, ctx());
     expect(res.statusCode).toBe(200);
-    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+    expect(aws.calls('SendMessage')).toHaveLength(0);
   });
 
   it('caches the secret between deliveries', async () => {
     await handler(withToken(event('webhook-job-pending.json'), SECRET), ctx());
     await handler(withToken(event('webhook-job-running.json'), SECRET), ctx());
-    expect(ssm.commandCalls(GetParameterCommand)).toHaveLength(1);
+    expect(aws.calls('GetParameter')).toHaveLength(1);
   });
 
   it('answers 503 when SQS is down, without details, and logs the cause', async () => {
-    sqs.on(SendMessageCommand).rejects(new Error('connect ECONNREFUSED sqs'));
+    aws.on('SendMessage').rejects(Object.assign(new Error('connect ECONNREFUSED sqs'), { code: 'ECONNREFUSED' }));
     const res = await handler(withToken(event('webhook-job-pending.json'), SECRET), ctx());
     expect(res.statusCode).toBe(503);
     expect(res.body).not.toMatch(/ECONNREFUSED/);
     expect(logs().some((l) => l.level === 'error' && JSON.stringify(l.error).includes('ECONNREFUSED'))).toBe(true);
+    expect(aws.calls('SendMessage')).toHaveLength(3); // a network error is retried, within the send budget
+  });
+
+  it('answers 503 after bounded retries when SQS throttles or fails (5xx)', async () => {
+    for (const e of [new AwsServiceError('ThrottlingException', 'slow down', 400), new AwsServiceError('InternalFailure', 'oops', 500)]) {
+      aws.reset();
+      aws.on('GetParameter').resolves({ Parameter: { Value: SECRET } });
+      aws.on('SendMessage').rejects(e);
+      resetForTests({ send: aws.send });
+      expect((await handler(withToken(event('webhook-job-pending.json'), SECRET), ctx())).statusCode).toBe(503);
+      expect(aws.calls('SendMessage')).toHaveLength(3);
+    }
+  });
+
+  it.each([
+    ['GetParameter', 'ParameterNotFound', 'not found', /SSM GetParameter of \/gsa\/x\/dev\/secrets\/webhook-secret was refused with ParameterNotFound/],
+    ['GetParameter', 'AccessDeniedException', 'not authorized to perform ssm:GetParameter', /refused with AccessDeniedException/],
+    ['SendMessage', 'QueueDoesNotExist', 'The specified queue does not exist.', /SQS SendMessage to https:\/\/sqs.eu-west-1.amazonaws.com\/123456789012\/q was refused with QueueDoesNotExist/],
+  ])('answers 500 (misconfigured, not retried) when %s is refused with %s', async (operation, code, message, logged) => {
+    aws.on(operation).rejects(new AwsServiceError(code, message, 400));
+    const res = await handler(withToken(event('webhook-job-pending.json'), SECRET), ctx());
+    expect(res.statusCode).toBe(500);
+    expect(aws.calls(operation)).toHaveLength(1);
+    expect(logs().find((l) => l.message === 'invocation failed').error.message).toMatch(logged);
   });
 
   it('answers 503 when the secret cannot be read, and queues nothing', async () => {
-    ssm.on(GetParameterCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+    aws.on('GetParameter').rejects(new AwsServiceError('ThrottlingException', 'Rate exceeded', 400));
     const res = await handler(withToken(event('webhook-job-pending.json'), SECRET), ctx());
     expect(res.statusCode).toBe(503);
-    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+    expect(aws.calls('SendMessage')).toHaveLength(0);
     // Retried within the webhook's bounded budget (lib/aws/retry.ts), not forever.
-    expect(ssm.commandCalls(GetParameterCommand)).toHaveLength(3);
+    expect(aws.calls('GetParameter')).toHaveLength(3);
   });
 
   it('logs JSON lines with one correlation id (GitLab event UUID) and never the secret or a presented token', async () => {
@@ -142,24 +165,24 @@ describe('webhook handler', () => {
     ['a placeholder repeated', 'changeme'.repeat(5)],
     ['empty', ''],
   ])('refuses a %s webhook secret: every delivery 500, the log names the SSM parameter, nothing queued', async (_what, weak) => {
-    ssm.on(GetParameterCommand).resolves({ Parameter: { Value: weak } });
+    aws.on('GetParameter').resolves({ Parameter: { Value: weak } });
     for (const token of [weak, SECRET, 'anything']) {
       const res = await handler(withToken(event('webhook-job-pending.json'), token), ctx());
       expect(res.statusCode).toBe(500);
       expect(res.body).toBe(JSON.stringify({ error: 'the webhook is misconfigured; its logs say what to fix', correlationId: '0b5a3c2e-9f0d-4a8e-9a51-1f2c3d4e5f60' }));
     }
-    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+    expect(aws.calls('SendMessage')).toHaveLength(0);
     const failed = logs().filter((l) => l.message === 'invocation failed');
     expect(failed[0].error.message).toMatch(/the webhook secret in SSM parameter \/gsa\/x\/dev\/secrets\/webhook-secret is refused: it (is \d+ characters long; at least 32|uses only \d+ distinct|is empty)/);
     if (weak) expect(lines.join('')).not.toContain(weak);
     // A refused secret is an answer, remembered like a good one: one SSM read, not one per request.
-    expect(ssm.commandCalls(GetParameterCommand)).toHaveLength(1);
+    expect(aws.calls('GetParameter')).toHaveLength(1);
   });
 
   it('after a failed secret read, answers 503 without asking SSM again for 10 s (a flood cannot hammer SSM)', async () => {
-    ssm.on(GetParameterCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+    aws.on('GetParameter').rejects(new AwsServiceError('ThrottlingException', 'Rate exceeded', 400));
     for (let i = 0; i < 20; i++) expect((await handler(withToken(event('webhook-job-pending.json'), 'x'), ctx())).statusCode).toBe(503);
-    expect(ssm.commandCalls(GetParameterCommand)).toHaveLength(3); // the first request's bounded retries
+    expect(aws.calls('GetParameter')).toHaveLength(3); // the first request's bounded retries
   });
 
   it('uses the GitLab event UUID as correlation id only when it is well-formed; otherwise the request id', async () => {
@@ -172,7 +195,7 @@ describe('webhook handler', () => {
       expect(res.statusCode).toBe(202);
       expect(res.headers['x-correlation-id']).toBe('req-1');
       for (const l of logs()) expect(l.correlationId).toBe('req-1');
-      expect(sqs.commandCalls(SendMessageCommand).at(-1)!.args[0].input.MessageAttributes?.dedupKey?.StringValue).toBe('job:4242:pending:0');
+      expect(aws.calls('SendMessage').at(-1)!.MessageAttributes?.dedupKey?.StringValue).toBe('job:4242:pending:0');
     }
   });
 

@@ -11,10 +11,9 @@
  * FUZZ_SEED and FUZZ_RUNS change the seed and the count (defaults: 0x11fade, 3000).
  */
 import fc from 'fast-check';
-import { mockClient } from 'aws-sdk-client-mock';
-import { SSMClient, GetParameterCommand } from '@aws-sdk/client-ssm';
-import { SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { handler, resetForTests } from '../../handlers/webhook';
+import { AwsServiceError } from '../../lib/aws/aws-json';
+import { fakeAwsJson } from '../helpers/fake-aws-json';
 import { clearRegisteredSecrets } from '../../lib/lambda/logger';
 import { decodeQueueMessage, IGNORED_STATUSES, JOB_STATUSES } from '../../lib/webhook/job-hook';
 
@@ -22,8 +21,9 @@ const SECRET = 'Zq7xV2mK9pL4sR8wT1yB6nC3dF0gH5jA-model';
 const SEED = Number(process.env.FUZZ_SEED ?? 0x11fade);
 const RUNS = Number(process.env.FUZZ_RUNS ?? 3000);
 
-const ssm = mockClient(SSMClient);
-const sqs = mockClient(SQSClient);
+// The webhook's AWS transport, faked (test/helpers/fake-aws-json.ts); retries run for real, without the waits.
+const aws = fakeAwsJson();
+const noWait = { sleep: async () => {}, random: Math.random };
 
 // ---- the grammar ---------------------------------------------------------------------------------
 
@@ -266,12 +266,11 @@ describe(`webhook model fuzz (fast-check, seed ${SEED}, ${RUNS} API Gateway even
     process.env.QUEUE_URL = 'https://sqs.eu-west-1.amazonaws.com/123456789012/q';
     process.env.WEBHOOK_SECRET_PARAMETER = '/gsa/model/dev/secrets/webhook-secret';
     process.env.WEBHOOK_SECRET_CACHE_SECONDS = '300';
-    resetForTests();
+    aws.reset();
+    resetForTests({ send: aws.send, retryEnv: noWait });
     clearRegisteredSecrets();
-    ssm.reset();
-    sqs.reset();
-    ssm.on(GetParameterCommand).resolves({ Parameter: { Value: SECRET } });
-    sqs.on(SendMessageCommand).resolves({ MessageId: '9f1c2a3b-0000-4000-8000-000000000002' });
+    aws.on('GetParameter').resolves({ Parameter: { Value: SECRET } });
+    aws.on('SendMessage').resolves({ MessageId: '9f1c2a3b-0000-4000-8000-000000000002' });
     spy = jest.spyOn(process.stdout, 'write').mockImplementation(((chunk: any) => {
       out.push(String(chunk));
       return true;
@@ -286,10 +285,10 @@ describe(`webhook model fuzz (fast-check, seed ${SEED}, ${RUNS} API Gateway even
     await fc.assert(
       fc.asyncProperty(caseArb, async (c) => {
         out = [];
-        const before = sqs.commandCalls(SendMessageCommand).length;
+        const before = aws.calls('SendMessage').length;
         const e = eventOf(c);
         const res = await handler(e as any, ctx(i++));
-        const sends = sqs.commandCalls(SendMessageCommand).slice(before);
+        const sends = aws.calls('SendMessage').slice(before);
         const want = expected(c);
         counts[res.statusCode] = (counts[res.statusCode] ?? 0) + 1;
         queuedTotal += sends.length;
@@ -298,7 +297,7 @@ describe(`webhook model fuzz (fast-check, seed ${SEED}, ${RUNS} API Gateway even
         if (want.mentions) expect(JSON.parse(res.body).error).toMatch(want.mentions);
         if (want.queued) {
           expect(sends).toHaveLength(1);
-          const m = decodeQueueMessage(sends[0].args[0].input.MessageBody!);
+          const m = decodeQueueMessage(sends[0].MessageBody!);
           expect(m).toMatchObject({ type: 'job', event: want.queued });
         } else expect(sends).toHaveLength(0);
 

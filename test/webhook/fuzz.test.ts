@@ -11,10 +11,9 @@
  *  - what reaches SQS is something SQS accepts (its character set), and nothing pollutes prototypes.
  * FUZZ_SEED and FUZZ_CASES change the seed and the count (defaults: 0x5eed1234, 5000).
  */
-import { mockClient } from 'aws-sdk-client-mock';
-import { SSMClient, GetParameterCommand } from '@aws-sdk/client-ssm';
-import { SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { handler, resetForTests } from '../../handlers/webhook';
+import { AwsServiceError } from '../../lib/aws/aws-json';
+import { fakeAwsJson } from '../helpers/fake-aws-json';
 import { clearRegisteredSecrets } from '../../lib/lambda/logger';
 import { decodeQueueMessage } from '../../lib/webhook/job-hook';
 import { ECHO_MIN, generateCases, type FuzzCase } from './fuzz-cases';
@@ -23,8 +22,9 @@ const SECRET = 'fuzz-secret-5f3c9a0e7b214d68a1c2e3f4b5a69788';
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed1234);
 const COUNT = Number(process.env.FUZZ_CASES ?? 5000);
 
-const ssm = mockClient(SSMClient);
-const sqs = mockClient(SQSClient);
+// The webhook's AWS transport, faked (test/helpers/fake-aws-json.ts); retries run for real, without the waits.
+const aws = fakeAwsJson();
+const noWait = { sleep: async () => {}, random: Math.random };
 const ctx = (i: number) => ({ awsRequestId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, functionName: 'webhook', getRemainingTimeInMillis: () => 10_000 }) as any;
 
 // SQS accepts these characters in message bodies and attribute values (SQS API reference, SendMessage).
@@ -64,16 +64,15 @@ function setEnv() {
 
 async function run(cases: FuzzCase[], mode: 'normal' | 'sqs-down' | 'ssm-down'): Promise<Outcome[]> {
   setEnv();
-  resetForTests();
+  aws.reset();
+  resetForTests({ send: aws.send, retryEnv: noWait });
   clearRegisteredSecrets();
-  ssm.reset();
-  sqs.reset();
-  if (mode === 'ssm-down') ssm.on(GetParameterCommand).rejects(Object.assign(new Error('connect ECONNREFUSED ssm'), { code: 'ECONNREFUSED' }));
-  else ssm.on(GetParameterCommand).resolves({ Parameter: { Value: SECRET } });
+  if (mode === 'ssm-down') aws.on('GetParameter').rejects(Object.assign(new Error('connect ECONNREFUSED ssm'), { code: 'ECONNREFUSED' }));
+  else aws.on('GetParameter').resolves({ Parameter: { Value: SECRET } });
   let sent = 0;
-  sqs.on(SendMessageCommand).callsFake((input) => {
+  aws.on('SendMessage').callsFake((input) => {
     sent++;
-    if (mode === 'sqs-down') throw Object.assign(new Error('Service Unavailable'), { name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } });
+    if (mode === 'sqs-down') throw new AwsServiceError('ServiceUnavailable', 'Service Unavailable', 503);
     sends.push(input);
     return { MessageId: '9f1c2a3b-0000-4000-8000-000000000001' };
   });
@@ -189,6 +188,6 @@ describe(`webhook fuzz (seed ${SEED}, ${COUNT} generated requests)`, () => {
   it('with SSM down answers 503 to everything (the secret is unknown) and queues nothing', () => {
     expect(ssmDown.every((o) => o.status === 503 && !o.queued)).toBe(true);
     // One SSM read per container per 10 s, not one per request: a flood cannot hammer SSM.
-    expect(ssm.commandCalls(GetParameterCommand).length).toBeLessThanOrEqual(3);
+    expect(aws.calls('GetParameter').length).toBeLessThanOrEqual(3);
   });
 });
