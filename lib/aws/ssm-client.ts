@@ -13,8 +13,9 @@
  * `throwOnRequestTimeout` is needed: without it the handler only logs a warning when the request
  * timeout passes (@smithy/types NodeHttpHandlerOptions).
  *
- * A module of its own because the webhook needs SSM but must not bundle the EC2 client: esbuild
- * cannot drop an unused import from the SDK's CommonJS build (test/deploy/package.test.ts).
+ * A module of its own so that code needing only SSM does not bundle the EC2 client: esbuild
+ * cannot drop an unused import from the SDK's CommonJS build. (The webhook uses no SDK client at
+ * all: lib/aws/webhook-aws.ts.)
  */
 import { SSMClient } from '@aws-sdk/client-ssm';
 

@@ -3,11 +3,11 @@
  * lib/aws/ssm-client.ts (SDK retries off, because every EC2/SSM call is wrapped in
  * lib/aws/retry.ts's bounded retry).
  *
- * SQS is different: SendMessage is the only SQS call the handlers make, it is NOT wrapped in
- * retry.ts, so the SDK's retry is the one and only retry layer for it. maxAttempts 3 (the SDK's
- * standard mode: exponential backoff with full jitter from 100 ms, plus its client-side retry
- * quota) gives one send at most 3 attempts and well under a second of waiting, which fits the
- * webhook's budget (GitLab waits 10 s for the answer) and does not multiply with any other layer.
+ * SQS is different: its calls are NOT wrapped in retry.ts, so the SDK's retry is the one and only
+ * retry layer for them. maxAttempts 3 (the SDK's standard mode: exponential backoff with full
+ * jitter from 100 ms, plus its client-side retry quota) gives one send at most 3 attempts and well
+ * under a second of waiting, and does not multiply with any other layer. (The webhook uses no SDK
+ * client: lib/aws/webhook-aws.ts gives its SendMessage the same 3 attempts through retry.ts.)
  * Endpoint overrides (moto) come from the SDK's standard AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_SQS.
  *
  * Timeouts (lib/aws/ssm-client.ts explains why): a send normally takes tens of milliseconds, so a
