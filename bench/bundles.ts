@@ -19,8 +19,9 @@
  * The goal (issue 13): webhook load <= 0.75 x bare Node start. Runs are interleaved (bare, then
  * each bundle, then again) and ratios and differences are taken run by run, then their median: a
  * machine that slows down during the bench slows both sides of each pair alike.
- * Also shown: what --enable-source-maps adds to load, and the CommonJS SDK builds that esbuild picks
- * without mainFields: ['module', 'main'].
+ * Also shown: what --enable-source-maps adds to load, the webhook with its two AWS calls made by
+ * the v3 clients (as before issue 13, and with environment credentials only: the alternatives
+ * weighed), and the CommonJS SDK builds that esbuild picks without mainFields: ['module', 'main'].
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -48,10 +49,26 @@ interface Bundle {
   deflatedBytes: number;
 }
 
-async function bundle(name: string, variant: 'deployed' | 'cjs-sdk'): Promise<Bundle> {
+/**
+ * The webhook's AWS path, alternatives weighed (issue 13; docs/architecture.md, "The webhook's AWS
+ * calls"): the same handler with its two calls made by the v3 SSM and SQS clients (as before), and
+ * (a) those clients with credentials from the environment only, which keeps the default chain's
+ * SSO/STS clients out. The deployed webhook signs two JSON requests itself (lib/aws/aws-json.ts).
+ */
+const ALTERNATIVES: Record<string, { entry: string; plugins?: unknown[]; what: string }> = {
+  'sdk-env-credentials': {
+    entry: 'bench/alternatives/webhook-sdk-clients.ts',
+    plugins: [{ name: 'env-credentials', setup: (b: any) => b.onResolve({ filter: /^@aws-sdk\/credential-provider-node$/ }, () => ({ path: join(root, 'bench/alternatives/env-credentials.ts') })) }],
+    what: '(a) v3 SSM + SQS clients, credentials from the environment only',
+  },
+  'sdk-clients': { entry: 'bench/alternatives/webhook-sdk-clients.ts', what: 'v3 SSM + SQS clients, default credential chain (before issue 13)' },
+};
+
+async function bundle(name: string, variant: 'deployed' | 'cjs-sdk' | keyof typeof ALTERNATIVES): Promise<Bundle> {
   const outdir = join(dir, variant, name);
-  const options = { ...lambdaBuildOptions(), ...(variant === 'cjs-sdk' ? { mainFields: ['main', 'module'] } : {}) };
-  await build({ ...options, entryPoints: [join(root, 'handlers', `${name}.ts`)], outdir, logLevel: 'silent' });
+  const alt = ALTERNATIVES[variant];
+  const options = { ...lambdaBuildOptions(), ...(variant === 'cjs-sdk' ? { mainFields: ['main', 'module'] } : {}), ...(alt?.plugins ? { plugins: alt.plugins } : {}) };
+  await build({ ...options, entryPoints: { [name]: join(root, alt ? alt.entry : `handlers/${name}.ts`) }, outdir, logLevel: 'silent' });
   const file = join(outdir, `${name}.js`);
   const js = readFileSync(file);
   const map = readFileSync(`${file}.map`);
@@ -104,6 +121,7 @@ const ms = (x: number) => `${x.toFixed(1)} ms`;
 async function main() {
   const deployed = await Promise.all(handlers.map((h) => bundle(h, 'deployed')));
   const cjs = await Promise.all(handlers.map((h) => bundle(h, 'cjs-sdk')));
+  const alternatives = await Promise.all(Object.keys(ALTERNATIVES).map((v) => bundle('webhook', v)));
   const childFile = join(dir, 'child.js');
   writeFileSync(childFile, CHILD);
 
@@ -131,6 +149,10 @@ async function main() {
       const r = loadOnce(childFile, x.file);
       if (i >= 0) add(`${x.name}-cjs`, r);
     }
+    for (const x of alternatives) {
+      const r = loadOnce(childFile, x.file);
+      if (i >= 0) add(`webhook-${x.variant}`, r);
+    }
   }
 
   const bareMs = median(bare);
@@ -154,6 +176,21 @@ async function main() {
   }
   const webhook = paired(series.get('webhook')!.load, bare, (a, b) => a / b);
   console.log(`  goal: webhook load <= 0.75 x bare Node start: ${webhook <= 0.75 ? 'met' : 'NOT met'} (${webhook.toFixed(2)} x)`);
+  const lean = deployed.find((x) => x.name === 'webhook')!;
+  const row = (what: string, x: Bundle, key: string) => {
+    const s = series.get(key)!;
+    console.log(`  ${what.padEnd(66)} ${kib(x.jsBytes).padStart(8)} js | load ${ms(median(s.load))} = ${paired(s.load, bare, (a, b) => a / b).toFixed(2)} x bare start (cpu ${ms(median(s.cpu))})`);
+  };
+  console.log(`The webhook's two AWS calls (SSM GetParameter, SQS SendMessage), alternatives weighed:`);
+  row('deployed: signed JSON requests (SDK signer + node:https)', lean, 'webhook');
+  for (const x of alternatives) row(ALTERNATIVES[x.variant].what, x, `webhook-${x.variant}`);
+  const ratioOf = (key: string) => paired(series.get(key)!.load, bare, (a, b) => a / b);
+  const trimmed = ratioOf('webhook-sdk-env-credentials');
+  console.log(
+    `  chosen: the signed requests (${ratioOf('webhook').toFixed(2)} x). The clients carry their whole runtime (endpoint rules, schemas, middleware, HTTP handler) for two calls;` +
+      ` trimmed to environment credentials (a) they ${trimmed <= 0.75 ? 'reach' : 'miss'} the goal at ${trimmed.toFixed(2)} x and load ${(median(series.get('webhook-sdk-env-credentials')!.cpu) / median(series.get('webhook')!.cpu)).toFixed(1)} x the CPU of the signed requests.` +
+      ` Same retries, timeouts and error classes (lib/aws/webhook-aws.ts); the controller keeps the clients.`,
+  );
   console.log(`Same handlers with the SDK's CommonJS builds (esbuild's default mainFields for platform node):`);
   for (const x of cjs) {
     const d = deployed.find((y) => y.name === x.name)!;
