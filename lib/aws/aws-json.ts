@@ -191,8 +191,10 @@ function post(url: URL, headers: Record<string, string>, body: string, timeouts:
       let size = 0;
       res.on('data', (c: Buffer) => {
         size += c.length;
-        if (size > MAX_RESPONSE_BYTES) req.destroy(new Error(`${what}: the answer is larger than ${MAX_RESPONSE_BYTES} bytes`));
-        else chunks.push(c);
+        if (size <= MAX_RESPONSE_BYTES) return void chunks.push(c);
+        done();
+        reject(new Error(`${what}: the answer is larger than ${MAX_RESPONSE_BYTES} bytes`));
+        req.destroy();
       });
       res.once('end', () => {
         done();

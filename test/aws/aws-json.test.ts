@@ -129,6 +129,12 @@ describe('aws-json: one signed call', () => {
     expect(JSON.stringify({ ...e, m: e.message })).not.toContain('the-secret-value');
   });
 
+  it('refuses an answer over 1 MiB without keeping it', async () => {
+    replies = [(_, res) => res.writeHead(200).end('x'.repeat(1024 * 1024 + 10))];
+    const e = await envAwsJsonSend(env())({ service: SSM, operation: 'GetParameter', input: {}, timeouts }).catch((x) => x);
+    expect(e.message).toMatch(/larger than 1048576 bytes/);
+  });
+
   it('gives up on a silent endpoint after the request timeout with a TimeoutError (retryable)', async () => {
     replies = [() => undefined]; // never answers
     const t0 = Date.now();
