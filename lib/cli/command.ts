@@ -280,7 +280,10 @@ export async function runCommand<F extends Flags>(command: Command<F>, argv: str
       process.stderr.write(`${PROGRAM} ${command.name}: ${e.message}\n`);
       return 2;
     }
-    throw e;
+    // An outage (AWS or GitLab unreachable, throttled for good) or a bug: exit 1, and the message
+    // names the command like every other error (bin/ printed a bare "could not read controller state").
+    process.stderr.write(`${PROGRAM} ${command.name}: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * `gitlab-spot-autoscaler` — the command line. This file dispatches, prints the overall help and
- * the version, and turns the errors a user can cause into a message, a hint and exit code 2.
+ * the version, and turns the errors a user can cause into a message, a hint and exit code 2 (an
+ * outage or a bug: the message and exit code 1, lib/cli/command.ts runCommand).
  *
  * Adding a command (e.g. `pause`; commands/worker-config.ts is a small example):
  *   1. Create commands/<name>.ts that exports

@@ -50,3 +50,11 @@ test('status: a refused read is the same usage error', async () => {
   expect(r.code).toBe(2);
   expect(r.err).toMatch(/AWS refused the call \(AccessDeniedException/);
 });
+
+test('status: an outage (AWS unreachable) names the command and exits 1, not a usage error', async () => {
+  ssm.on(GetParametersByPathCommand).rejects(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' }));
+  const r = await runCli(['status', '--stage', 'prod', '--config', CONFIG, '--region', 'eu-central-1']);
+  expect(r.code).toBe(1);
+  expect(r.err).toMatch(/^(.*\n)*gitlab-spot-autoscaler status: could not read controller state: connect ECONNREFUSED 127\.0\.0\.1:9\n$/);
+  expect(r.out).toBe('');
+});
