@@ -54,14 +54,14 @@ function source(options) {
   const deployment = param(options, 'deployment') || process.env.GSA_DEPLOYMENT;
   if (deployment) return { deployment };
   if (process.env.GSA_ALLOW_SAMPLE_CONFIG === '1') return { configPath: path.resolve(root, SAMPLE_CONFIG) };
-  throw new Error(`no config file given: ${NO_CONFIG_HELP}`);
+  throw userError(`no config file given: ${NO_CONFIG_HELP}`);
 }
 
 function sourceMaps(options) {
   const v = param(options, 'sourcemaps');
   if (v === undefined || /^(false|0|off|)$/i.test(v)) return false;
   if (/^(true|1|on)$/i.test(v)) return true;
-  throw new Error(`--param sourcemaps=${v}: expected true or false`);
+  throw userError(`--param sourcemaps=${v}: expected true or false`);
 }
 
 /** Adds NODE_OPTIONS=--enable-source-maps to every function's environment when asked. */
@@ -73,11 +73,11 @@ function withNodeOptions(env, on) {
 function namesOnly(options, deployment, loadTs) {
   const { deploymentNames, DEPLOYMENT_RE, STAGE_RE } = loadTs('./names.ts');
   const stage = options.stage || 'dev';
-  if (!DEPLOYMENT_RE.test(deployment)) throw new Error(`--param deployment=${deployment}: deployment names are 1-31 of a-z, 0-9 and "-" (the config's "deployment")`);
-  if (!STAGE_RE.test(stage)) throw new Error(`stage "${stage}" must be 1-16 of a-z, 0-9 and "-"`);
+  if (!DEPLOYMENT_RE.test(deployment)) throw userError(`--param deployment=${deployment}: deployment names are 1-31 of a-z, 0-9 and "-" (the config's "deployment")`);
+  if (!STAGE_RE.test(stage)) throw userError(`stage "${stage}" must be 1-16 of a-z, 0-9 and "-"`);
   const region = options.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION;
   if (!region)
-    throw new Error(`no region for deployment "${deployment}": without a config file the region must be given: pass --region REGION (the region you deployed to) or set AWS_REGION`);
+    throw userError(`no region for deployment "${deployment}": without a config file the region must be given: pass --region REGION (the region you deployed to) or set AWS_REGION`);
   const { stackName, functionNames } = deploymentNames(deployment, stage);
   const { SIZING } = loadTs('./stack.ts');
   const none = { webhook: {}, reconcile: {}, interruption: {} };
@@ -100,15 +100,15 @@ function namesOnly(options, deployment, loadTs) {
 }
 
 function full(options, configPath, loadTs) {
-  if (!fs.existsSync(configPath)) throw new Error(`config file ${configPath} does not exist; pass --param config=path/to/config.yaml (or set GSA_CONFIG)`);
+  if (!fs.existsSync(configPath)) throw userError(`config file ${configPath} does not exist; pass --param config=path/to/config.yaml (or set GSA_CONFIG)`);
   const { parseConfig } = loadTs('../config.ts');
   const { buildStack } = loadTs('./stack.ts');
   const config = parseConfig(fs.readFileSync(configPath, 'utf8'), configPath);
   const deployment = param(options, 'deployment') || process.env.GSA_DEPLOYMENT;
   if (deployment && deployment !== config.deployment)
-    throw new Error(`--param deployment=${deployment} (or GSA_DEPLOYMENT) does not match the config ${configPath}, which names deployment "${config.deployment}"`);
+    throw userError(`--param deployment=${deployment} (or GSA_DEPLOYMENT) does not match the config ${configPath}, which names deployment "${config.deployment}"`);
   const userdataPath = path.join(root, 'lib', 'worker', 'userdata.ts');
-  if (!fs.existsSync(userdataPath)) throw new Error('lib/worker/userdata.ts is missing: the launch templates need renderUserData');
+  if (!fs.existsSync(userdataPath)) throw userError('lib/worker/userdata.ts is missing: the launch templates need renderUserData');
   const { renderUserData } = loadTs('../worker/userdata.ts');
   const stage = options.stage || 'dev';
   const region = options.region || config.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1';
@@ -143,4 +143,22 @@ function build(options) {
   }
 }
 
-module.exports = async ({ options }) => build(options || {});
+/** Errors a user causes (no or a bad config, a missing parameter) and fixes by calling differently. */
+const USER_ERRORS = new Set(['UserError', 'ConfigError', 'StackError', 'UserDataError', 'UserDataSizeError', 'ImageError', 'CronSyntaxError']);
+
+function userError(message) {
+  const e = new Error(message);
+  e.name = 'UserError';
+  return e;
+}
+
+module.exports = async ({ options }) => {
+  try {
+    return build(options || {});
+  } catch (e) {
+    // The Framework prints error.stack: for a mistake in the config or the command line, a page of
+    // stack frames (tsx's, osls's) buries the one line that says what to fix. A bug keeps its stack.
+    if (e instanceof Error && USER_ERRORS.has(e.name)) e.stack = e.name === 'UserError' ? e.message : `${e.name}: ${e.message}`;
+    throw e;
+  }
+};

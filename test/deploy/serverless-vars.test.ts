@@ -16,10 +16,10 @@ const root = join(__dirname, '..', '..');
 const SCRIPT = `
 require('./lib/deploy/serverless-vars.js')({ options: JSON.parse(process.argv[1]) }).then(
   (p) => console.log(JSON.stringify({ ok: true, mode: p.mode, configPath: p.configPath, stackName: p.stackName, region: p.region, webhook: p.functionNames.webhook, env: p.env, resources: Object.keys(p.resources).length })),
-  (e) => console.log(JSON.stringify({ ok: false, error: e.message })),
+  (e) => console.log(JSON.stringify({ ok: false, error: e.message, stack: e.stack })),
 );`;
 
-type Vars = { ok: boolean; error?: string; mode?: string; configPath?: string | null; stackName?: string; region?: string; webhook?: string; env?: Record<string, Record<string, unknown>>; resources?: number };
+type Vars = { ok: boolean; error?: string; stack?: string; mode?: string; configPath?: string | null; stackName?: string; region?: string; webhook?: string; env?: Record<string, Record<string, unknown>>; resources?: number };
 
 async function vars(options: Record<string, unknown>, extraEnv: Record<string, string> = {}): Promise<Vars> {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...extraEnv };
@@ -36,6 +36,14 @@ describe('serverless-vars config selection', () => {
 
   it('does not take the sample for GSA_ALLOW_SAMPLE_CONFIG values other than 1', async () => {
     expect(await vars({ stage: 'prod' }, { GSA_ALLOW_SAMPLE_CONFIG: 'true' })).toMatchObject({ ok: false, error: expect.stringMatching(/no config file given/) });
+  });
+
+  it('a mistake the user fixes carries its message only: the Framework prints error.stack, and frames buried it', async () => {
+    const missing = await vars({ stage: 'prod', param: ['config=does/not/exist.yaml'] });
+    expect(missing.stack).toBe(missing.error);
+    const bad = await vars({ stage: 'prod', param: [`config=${join(__dirname, '..', 'fixtures', 'seed-config.toml')}`] });
+    expect(bad.stack).toMatch(/^ConfigError: invalid configuration /);
+    expect(bad.stack).not.toMatch(/\n\s+at /);
   });
 
   it('names a config file that does not exist', async () => {
