@@ -100,7 +100,7 @@ async function handle(event: Ec2Event, context: LoggedContext): Promise<Interrup
   const fleet = new Ec2Fleet({ ec2, config, stage: env.stage, log });
   const outcome = await markInterrupted({ fleet, clock: { now: () => Date.now() }, log }, { instanceId, kind, state: event.detail?.state });
   // Counted only for our own workers: 'tagged' (markInstance checked the tags) or an own state change;
-  // a worker's end comes as shutting-down then terminated (the rule matches both): counted once, at terminated.
+  // The rule delivers only terminated and stopped (lib/deploy/stack.ts): a worker's end is counted once, at terminated.
   if (outcome.action === 'tagged' || (kind === 'state-change' && event.detail?.state === 'terminated')) metricsSink(interruptionLine(config.deployment, env.stage, kind));
   let queued = false;
   if (outcome.wakeReconcile) {

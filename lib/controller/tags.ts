@@ -53,7 +53,7 @@ export const TAGS = {
   ready: `${TAG_PREFIX}:ready`,
   /** The worker's latest reported state: `idle` | `busy` | `draining` | `stopped` (model.ts ReportedState). */
   state: `${TAG_PREFIX}:state`,
-  /** Builds run so far, written with the `draining` and `stopped` states only (MaxBuilds is enforced by the worker's runner). */
+  /** Builds run so far: written by earlier releases with `draining` and `stopped`, still read, no longer written (docs/controller.md, "Tag protocol"; MaxBuilds is the worker's runner's own limit). */
   builds: `${TAG_PREFIX}:builds`,
   /** ISO 8601 minute the worker last became idle (rounded up, so IdleTime is never cut short). */
   idleSince: `${TAG_PREFIX}:idle-since`,
