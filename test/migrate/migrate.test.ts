@@ -140,7 +140,7 @@ describe('migrating a spot config with autoscaling sections, secrets and other e
     expect(byAt('engine-storage-driver')).toMatchObject({ outcome: 'dropped', why: expect.stringMatching(/engine flag/) });
     expect(byAt('runners[1]')).toMatchObject({ outcome: 'dropped', why: expect.stringMatching(/executor "shell": jobs run on the runner host itself/) });
     expect(byAt('cache.BucketLocation')).toMatchObject({ outcome: 'replaced', to: 'region' });
-    for (const secret of ['glrt-abcdefghijklmnopqrst', 'AKIAABCDEFGHIJKLMNOP', 'wJalrXUtnFEMI']) {
+    for (const secret of ['glrt-abcdefghijklmnopqrst', 'AKIAIOSFODNN7EXAMPLE', 'wJalrXUtnFEMI']) {
       expect(result.yaml).not.toContain(secret);
       expect(JSON.stringify(result.warnings)).not.toContain(secret);
       expect(JSON.stringify(result.secrets)).not.toContain(secret);
