@@ -647,6 +647,23 @@ export function configWarnings(config: Config): string[] {
   return out;
 }
 
+/**
+ * Lines `migrate` marked `# PLACEHOLDER` (a subnet, the region, the GitLab URL, a tag it could not
+ * know) and values still holding its PLACEHOLDER tag. They parse, so the schema passes them, but a
+ * deploy with them launches into a subnet that does not exist or routes no job: `validate` warns,
+ * the stack build (lib/deploy/serverless-vars.js) refuses.
+ */
+export function placeholderLines(text: string): string[] {
+  const out: string[] = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    const trimmed = line.trim();
+    if (!trimmed || trimmed.startsWith('#')) return;
+    const value = line.replace(/\s#.*$/, '');
+    if (/#\s*PLACEHOLDER\b/.test(line) || /\bPLACEHOLDER\b/.test(value)) out.push(`line ${i + 1}: still a placeholder from migrate: ${trimmed}`);
+  });
+  return out;
+}
+
 /** SSM parameter names of a deployment. Everything a deployment writes lives under `base`. */
 export function parameterNames(config: Config, stage: string) {
   const base = `${config.ssmPrefix.replace(/\/$/, '')}/${config.deployment}/${stage}`;

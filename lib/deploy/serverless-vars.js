@@ -101,9 +101,15 @@ function namesOnly(options, deployment, loadTs) {
 
 function full(options, configPath, loadTs) {
   if (!fs.existsSync(configPath)) throw userError(`config file ${configPath} does not exist; pass --param config=path/to/config.yaml (or set GSA_CONFIG)`);
-  const { parseConfig } = loadTs('../config.ts');
+  const { parseConfig, placeholderLines } = loadTs('../config.ts');
   const { buildStack } = loadTs('./stack.ts');
-  const config = parseConfig(fs.readFileSync(configPath, 'utf8'), configPath);
+  const text = fs.readFileSync(configPath, 'utf8');
+  const config = parseConfig(text, configPath);
+  // migrate's placeholders are valid values (so validate, explain and worker-config work on its
+  // output) but deploy a subnet that does not exist or a GitLab nobody runs: never build with them.
+  const marked = placeholderLines(text);
+  if (marked.length)
+    throw userError(`${configPath} still holds ${marked.length} value(s) migrate marked PLACEHOLDER; put in yours and delete the "# PLACEHOLDER" comment:\n${marked.map((m) => `  - ${m}`).join('\n')}`);
   const deployment = param(options, 'deployment') || process.env.GSA_DEPLOYMENT;
   if (deployment && deployment !== config.deployment)
     throw userError(`--param deployment=${deployment} (or GSA_DEPLOYMENT) does not match the config ${configPath}, which names deployment "${config.deployment}"`);

@@ -4,7 +4,7 @@
  * and the sizes, not at deploy time. migrate notes it too.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { migrateConfigToml } from '../../lib/migrate/migrate';
@@ -39,5 +39,34 @@ describe('validate: the user data must fit', () => {
     const toml = `[[runners]]\n  name = "big"\n  url = "https://gitlab.example.com"\n  executor = "docker+machine"\n  pre_build_script = "echo ${LONG}"\n  [runners.machine]\n    MachineDriver = "amazonec2"\n    MachineOptions = ["amazonec2-subnet-id=subnet-0abc", "amazonec2-region=eu-west-1"]\n`;
     const result = migrateConfigToml(toml);
     expect(result.warnings).toContainEqual({ at: 'user data', message: expect.stringMatching(/^pools\[0\] \(big\): the user data for pool "big" is \d+ bytes .*; shorten the pool's runner: scripts/) });
+  });
+});
+
+describe('validate: what migrate left marked PLACEHOLDER', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gsa-validate-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const seed = readFileSync(join(__dirname, '..', 'fixtures', 'seed-config.toml'), 'utf8');
+
+  test('the seed article migrated: valid, and each of the placeholders migrate counted is a warning with its line', async () => {
+    const file = join(dir, 'seed.yaml');
+    const { yaml } = migrateConfigToml(seed);
+    const marked = (yaml.match(/^[^#\n]*# PLACEHOLDER/gm) ?? []).length;
+    expect(marked).toBe(3); // region, GitLab URL, subnet: the seed names none of them usably
+    writeFileSync(file, yaml);
+    const r = await runCli(['validate', '--config', file]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/valid — deployment "gitlab-aws-autoscaler", 1 pool\(s\): gitlab-aws-autoscaler; 3 placeholder\(s\) to replace before deploying\n$/);
+    expect(r.err.match(/^warning: line \d+: still a placeholder from migrate: /gm)).toHaveLength(3);
+    expect(r.err).toMatch(/line \d+: still a placeholder from migrate: - subnet-00000000000000000 # PLACEHOLDER/);
+  });
+
+  test('once replaced (comment gone), nothing is said; the header comments that mention PLACEHOLDER do not count', async () => {
+    const file = join(dir, 'done.yaml');
+    const { yaml } = migrateConfigToml(seed);
+    writeFileSync(file, yaml.replace(/^(\s*\S.*?)\s*# PLACEHOLDER.*$/gm, '$1').replace('subnet-00000000000000000', 'subnet-0abc1234'));
+    const r = await runCli(['validate', '--config', file]);
+    expect(r.code).toBe(0);
+    expect(r.err).not.toMatch(/placeholder/i);
+    expect(r.out).not.toMatch(/placeholder/);
   });
 });

@@ -46,6 +46,24 @@ describe('serverless-vars config selection', () => {
     expect(bad.stack).not.toMatch(/\n\s+at /);
   });
 
+  it('refuses a migrated config that still holds placeholders, naming each line', async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { migrateConfigToml } = await import('../../lib/migrate/migrate');
+    const dir = mkdtempSync(join(tmpdir(), 'gsa-vars-'));
+    try {
+      const file = join(dir, 'config.yaml');
+      writeFileSync(file, migrateConfigToml(readFileSync(join(__dirname, '..', 'fixtures', 'seed-config.toml'), 'utf8')).yaml);
+      const r = await vars({ stage: 'prod', param: [`config=${file}`, 'vpc=vpc-0123456789abcdef0'] });
+      expect(r.ok).toBe(false);
+      expect(r.error).toMatch(/still holds 3 value\(s\) migrate marked PLACEHOLDER; .*\n {2}- line \d+: still a placeholder from migrate: region: us-east-1 # PLACEHOLDER/);
+      expect(r.error).toMatch(/- line \d+: still a placeholder from migrate: - subnet-00000000000000000 # PLACEHOLDER/);
+      expect(r.stack).toBe(r.error);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('names a config file that does not exist', async () => {
     expect(await vars({ stage: 'prod', param: ['config=does/not/exist.yaml'] })).toMatchObject({ ok: false, error: expect.stringMatching(/exist\.yaml does not exist/) });
   });
