@@ -583,8 +583,10 @@ function renderYaml(
   const attention = entries.filter((e) => e.outcome === 'replaced' || e.outcome === 'dropped');
   const header = [
     ` Migrated from ${source} by \`gitlab-spot-autoscaler migrate\`.`,
-    ' Check every line marked PLACEHOLDER before deploying; `gitlab-spot-autoscaler validate --config FILE` checks the file,',
-    ' `gitlab-spot-autoscaler worker-config --config FILE --pool NAME` prints the config.toml a worker runs with.',
+    ' Check every line marked PLACEHOLDER before deploying; `gitlab-spot-autoscaler validate --config FILE` checks the file',
+    ' (and lists what is still a PLACEHOLDER); `gitlab-spot-autoscaler worker-config --config FILE --pool NAME',
+    // worker-config's --stage defaults to Serverless' "dev"; the SSM names above are for this stage.
+    ` --stage ${stage}\` prints the config.toml a worker runs with.`,
     '',
     ` Secrets are not in this file. Store them in SSM Parameter Store (stage "${stage}"):`,
     ...secrets.flatMap((s) => [`   ${s.what}:`, `     ${s.command}`]),
