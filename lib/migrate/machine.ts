@@ -31,6 +31,8 @@ export interface MachineResult {
   autoscaling: Table[];
   worker: Table;
   region?: string;
+  /** amazonec2-vpc-id when it is a VPC id (the deployment-wide vpcId). */
+  vpcId?: string;
 }
 
 const MACHINE_KNOBS = ['IdleCount', 'IdleTime', 'MaxBuilds', 'IdleCountMin', 'IdleScaleFactor', 'MaxGrowthRate'] as const;
@@ -47,7 +49,6 @@ const AMAZONEC2_DROPPED: Record<string, string> = {
   'session-token': 'secrets are never copied; the controller launches with its IAM role',
   'access-key': 'secrets are never copied; the controller launches instances with its IAM role (delete the IAM user\'s key once migrated)',
   'secret-key': 'secrets are never copied; the controller launches instances with its IAM role (delete the IAM user\'s key once migrated)',
-  'vpc-id': 'the VPC follows from the subnets (set vpcId in the config if the deployment creates the workers\' security group)',
   zone: 'the zones follow from the subnets; list one subnet per zone you want (more zones = more spot capacity)',
   'use-private-address': 'docker-machine used it to reach the Docker daemon; workers accept no inbound connections',
   'private-address-only': 'the subnets decide (MapPublicIpOnLaunch): list private subnets with a NAT gateway or VPC endpoints',
@@ -167,10 +168,10 @@ export function migrateMachine(machine: Table, at: string, ctx: MachineContext):
   }
 
   const worker = machineWorker(machine, mAt('MachineOptions'), ctx);
-  return { knobs, autoscaling, worker: worker.worker, region: worker.region };
+  return { knobs, autoscaling, worker: worker.worker, region: worker.region, vpcId: worker.vpcId };
 }
 
-function machineWorker(machine: Table, optsAt: string, ctx: MachineContext): { worker: Table; region?: string } {
+function machineWorker(machine: Table, optsAt: string, ctx: MachineContext): { worker: Table; region?: string; vpcId?: string } {
   const { report, warn, mark, pi } = ctx;
   const opts = machineOptions(machine.MachineOptions, optsAt, ctx);
   const worker: Table = {};
@@ -186,6 +187,17 @@ function machineWorker(machine: Table, optsAt: string, ctx: MachineContext): { w
   const region = one('region');
   if (region !== undefined) report.mapped(optAt('amazonec2-region'), 'region');
   done('amazonec2-region');
+
+  // A pool that names no security group by id gets the stack's own (no inbound rules), which the
+  // stack creates in the subnets' VPC: keep docker-machine's VPC, or the deploy asks for it again.
+  const vpc = one('vpc-id');
+  let vpcId: string | undefined;
+  if (vpc !== undefined && /^vpc-[0-9a-f]+$/.test(vpc)) {
+    vpcId = vpc;
+    report.mapped(optAt('amazonec2-vpc-id'), 'vpcId', "the subnets' VPC, where the stack creates the workers' security group when a pool names none");
+  } else if (vpc !== undefined)
+    report.dropped(optAt('amazonec2-vpc-id'), `${JSON.stringify(vpc)} is not a VPC id (vpc- followed by hex digits); set vpcId (or --param vpc=) when a pool names no security group by id`);
+  done('amazonec2-vpc-id');
 
   // instance types, subnets, security groups: repeatable
   const types = opts.get('amazonec2-instance-type') ?? [];
@@ -367,7 +379,7 @@ function machineWorker(machine: Table, optsAt: string, ctx: MachineContext): { w
     else report.dropped(optAt(key), own(AMAZONEC2_DROPPED, k) ?? 'an amazonec2 driver option this project has no equivalent for');
     if (values.length > 1 && key.startsWith('amazonec2-') && !own(AMAZONEC2_DROPPED, k)) warn(optAt(key), `given ${values.length} times`);
   }
-  return { worker, region };
+  return { worker, region, vpcId };
 }
 
 function engineOpt(opts: Map<string, string[]>, name: string): string[] {

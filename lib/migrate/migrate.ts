@@ -196,6 +196,7 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
   let url: string | undefined;
   let urlCredentials = false;
   let region: string | undefined;
+  let vpcId: string | undefined;
   let cacheLocation: string | undefined;
   const drafts: PoolDraft[] = [];
   const poolNames = new Set<string>();
@@ -290,6 +291,10 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
       if (region === undefined) region = m.region;
       else if (region !== m.region) warn(`${at}.machine.MachineOptions amazonec2-region`, `region ${m.region} differs from an earlier runner's ${region}; a deployment lives in one region — migrate this runner separately`);
     }
+    if (m.vpcId !== undefined) {
+      if (vpcId === undefined) vpcId = m.vpcId;
+      else if (vpcId !== m.vpcId) warn(`${at}.machine.MachineOptions amazonec2-vpc-id`, `VPC ${m.vpcId} differs from an earlier runner's ${vpcId}, which vpcId keeps: the stack's worker security group lives in one VPC — give this pool worker.securityGroups of its VPC`);
+    }
     clampIdle(pool, `${at}.machine`, warn);
     const worker = m.worker;
 
@@ -380,6 +385,7 @@ export function migrateConfigToml(text: string, options: MigrationOptions = {}):
     mark(['region'], ` PLACEHOLDER: config.toml said "${region}", which is not an AWS region`);
   }
   out.region = r.region;
+  if (vpcId !== undefined) out.vpcId = vpcId;
   if (region === undefined) warn('MachineOptions amazonec2-region', `not set: docker-machine's default ${r.region} is written`);
   out.gitlab = { url: url ?? PLACEHOLDER_URL };
   if (url === undefined) {

@@ -122,6 +122,15 @@ describe('migrating a spot config with autoscaling sections, secrets and other e
     expect(result.yaml).not.toMatch(/# PLACEHOLDER/);
   });
 
+  it("keeps docker-machine's VPC as vpcId (the stack's worker security group needs it; dropping it made the deploy ask again)", () => {
+    expect(result.config.vpcId).toBe('vpc-0abc');
+    expect(result.report).toContainEqual(expect.objectContaining({ at: 'runners[0].machine.MachineOptions amazonec2-vpc-id', outcome: 'mapped', to: 'vpcId' }));
+    // The seed's "vpc-xxxxx" is no VPC id: dropped, saying what to do instead.
+    const seedResult = migrateConfigToml(seed);
+    expect(seedResult.config.vpcId).toBeUndefined();
+    expect(seedResult.report).toContainEqual(expect.objectContaining({ at: 'runners[0].machine.MachineOptions amazonec2-vpc-id', outcome: 'dropped', why: expect.stringMatching(/"vpc-xxxxx" is not a VPC id.*--param vpc=/) }));
+  });
+
   it('turns OffPeak* into the first section so newer autoscaling sections win where they match', () => {
     const [pool] = result.config.pools;
     expect(pool.autoscaling).toEqual([
