@@ -234,7 +234,7 @@ export function decideDelivery(req: WebhookRequest, opts: WebhookOptions): Webho
 }
 
 /**
- * Idempotency-Keys of deliveries already taken, across batches: a redelivery (GitLab's "Resend
+ * Idempotency-Keys of deliveries already taken, across passes: a redelivery (GitLab's "Resend
  * Request", or our 5xx answered and sent again) reaches a later pass with the same key. Bounded
  * (the oldest go first) and time-limited; in Lambda it lives as long as the container, which is
  * enough: the reconcile pass is level-triggered, so a duplicate that slips through costs nothing
@@ -259,7 +259,7 @@ export class RecentDeliveries {
     return s !== undefined && now - s.at < this.ttlMs && s.what === `${event.jobId}:${event.status}`;
   }
 
-  /** Records the keys of events a pass has taken: only once the pass succeeded, or a retried batch would be dropped. */
+  /** Records the keys of events a pass has taken: only once the pass succeeded, or the events of a failed pass, which come back, would be dropped. */
   remember(events: readonly JobEvent[], now: number): void {
     for (const e of events) {
       if (!e.deliveryId) continue;
@@ -278,10 +278,10 @@ export class RecentDeliveries {
 }
 
 /**
- * Drops redeliveries: within the batch, the same job and status seen twice (a redelivery has both,
- * whatever its Idempotency-Key); across batches (with `recent`), an Idempotency-Key already taken
+ * Drops redeliveries: within the pass's events, the same job and status seen twice (a redelivery has both,
+ * whatever its Idempotency-Key); across passes (with `recent`), an Idempotency-Key already taken
  * for the same job and status. Keeps the first; order is preserved. (Job and status alone are not
- * remembered across batches: a requeued job is pending again under the same id, a legitimate
+ * remembered across passes: a requeued job is pending again under the same id, a legitimate
  * second delivery.) A key never suppresses an event of another job or status.
  */
 export function dedupeEvents(events: readonly JobEvent[], recent?: RecentDeliveries, now = Date.now()): JobEvent[] {
