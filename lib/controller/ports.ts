@@ -151,8 +151,13 @@ export interface JobEvent {
   tags?: string[];
   /** GitLab's Idempotency-Key (17.4+): the same for a delivery and its redeliveries. For de-duplication. */
   deliveryId?: string;
-  /** The job's pipeline (Job Hook pipeline_id), for logs. */
+  /** The job's pipeline (Job Hook pipeline_id): the forecast follows pipelines (lib/forecast.ts). */
   pipelineId?: number;
+  /** Job Hook build_name and build_stage (the stage's name). */
+  name?: string;
+  stage?: string;
+  /** Job Hook build_duration: seconds the job ran (finished jobs). Durations are learnt from it. */
+  duration?: number;
 }
 
 export interface Clock {

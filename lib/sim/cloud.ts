@@ -45,7 +45,9 @@ import { EventQueue } from './events';
 import { Rng } from './rng';
 import { sampleBoot, sampleFirstPull, type WorkerImage } from './boot';
 import type { PriceTable } from './prices';
-import type { TraceJob } from './trace';
+import type { TraceCancel, TraceJob } from './trace';
+import { PipelineProcess, pipelineIds, type JobEnd } from './pipelines';
+import { PIPELINE_PROJECTS_PER_REQUEST, type PipelineApi, type PipelineListing } from '../gitlab/pipeline-api';
 
 export interface CloudOptions {
   /** Seconds from launch until the runner takes jobs: uniform in [min, max]; unset = the boot model of each pool's worker image (boot.ts). */
@@ -107,6 +109,8 @@ export interface SimJob {
   state: JobState;
   pendingSince: number;
   workerId?: string;
+  /** When a worker started it (job-hours, the duration in its hooks). */
+  startedAt?: number;
 }
 
 /** What happened to each trace job across its attempts. */
@@ -117,6 +121,8 @@ export interface JobOutcome {
   finished: boolean;
   attempts: number;
   hitByInterruption: number;
+  /** How it ended: its last attempt's result, or why it never ran (pipelines.ts). */
+  end?: JobEnd;
 }
 
 export type SimWorkerState = 'booting' | 'idle' | 'busy' | 'leaving' | 'gone';
@@ -188,6 +194,8 @@ export interface WorldStats {
   webhooksSent: number;
   /** Every worker that became ready: its pool, image and seconds from launch to ready. */
   boots: { pool: string; image: WorkerImage; seconds: number }[];
+  /** Seconds workers spent running jobs (utilization = job-hours / worker-hours). */
+  jobSeconds: number;
 }
 
 export interface Sample {
@@ -210,6 +218,8 @@ export interface WorldOptions {
   /** Every machine boots from its base AMI whatever the pool's worker.image (docker+machine cannot use the pre-built image). */
   baseImageOnly?: boolean;
   sampleEveryMs?: number;
+  /** Pipelines the trace cancels (trace.ts). */
+  cancels?: readonly TraceCancel[];
 }
 
 // Seconds a run-single worker waits idle before it exits: the rule the real user data renders.
@@ -224,7 +234,7 @@ export class World {
   readonly samples: Sample[] = [];
   readonly stats: WorldStats = {
     launches: 0, interruptions: 0, jobsHitByInterruptions: 0, busyTerminations: 0, terminationsByKind: {}, retiredWhileBusy: 0, reportsSent: 0, slowBoots: 0, impairments: 0, limitViolations: 0, peakWorkers: 0,
-    instanceSeconds: 0, cost: 0, onDemandCostOfSameHours: 0, byMarket: { spot: 0, 'on-demand': 0 }, webhooksSent: 0, boots: [],
+    instanceSeconds: 0, cost: 0, onDemandCostOfSameHours: 0, byMarket: { spot: 0, 'on-demand': 0 }, webhooksSent: 0, boots: [], jobSeconds: 0,
   };
   /** Called for every job status change GitLab would send a Job Hook for. */
   onJobEvent: (e: JobEvent) => void = () => {};
@@ -242,6 +252,16 @@ export class World {
   /** Trace jobs whose tags match no pool (and that are not stuck). */
   readonly unroutable: number;
   finishedCount = 0;
+  /** GitLab's pipeline processing: pipeline jobs are created with their pipeline and queued when what they wait for has ended. */
+  readonly pipelines: PipelineProcess;
+  private readonly pipelineIds: Map<string, number>;
+  /** Pipeline jobs (trace indexes) by pipeline, and pipelines by project, for the API. */
+  private readonly pipelineJobs = new Map<string, number[]>();
+  private readonly pipelinesOf = new Map<number, string[]>();
+  /** Ids GitLab gave pipeline jobs at creation (their first attempt keeps it). */
+  private readonly createdIds = new Map<number, number>();
+  /** Each trace job's current attempt. */
+  private readonly current = new Map<number, SimJob>();
   private readonly pending = new Map<string, SimJob[]>();
   /** Jobs no pool serves, and stuck ones: pending forever, listed by GitLab's API like any other pending job. */
   private readonly neverTaken: SimJob[] = [];
@@ -277,10 +297,26 @@ export class World {
     this.now = start;
     for (const p of this.config.pools) this.pending.set(p.name, []);
     this.outcomes = trace.map(() => ({ wait: 0, started: false, finished: false, attempts: 0, hitByInterruption: 0 }));
-    this.routable = trace.filter((t) => !t.stuck && poolForJobTags(this.config, t.tags) !== undefined).length;
-    this.stuck = trace.filter((t) => t.stuck).length;
+    const neverTaken = (t: TraceJob) => t.stuck === true || poolForJobTags(this.config, t.tags) === undefined;
+    this.pipelineIds = pipelineIds(trace);
+    this.pipelines = new PipelineProcess(this, trace, this.pipelineIds, opts.rng.fork('gitlab'), neverTaken);
+    // Jobs that wait for a stuck one never run: counted with the stuck ones.
+    this.routable = trace.filter((t, i) => !neverTaken(t) && !this.pipelines.blocked.has(i)).length;
+    this.stuck = trace.filter((t, i) => t.stuck || this.pipelines.blocked.has(i)).length;
     this.unroutable = trace.length - this.routable - this.stuck;
-    trace.forEach((t, i) => this.queue.push(t.at, () => this.arrive(t, i, t.at)));
+    trace.forEach((t, i) => {
+      if (!this.pipelines.has(i)) this.queue.push(t.at, () => this.arrive(t, i, t.at));
+    });
+    this.pipelines.start(trace, opts.cancels);
+    trace.forEach((t, i) => {
+      if (!this.pipelines.has(i)) return;
+      const list = this.pipelineJobs.get(t.pipeline!);
+      if (list) list.push(i);
+      else {
+        this.pipelineJobs.set(t.pipeline!, [i]);
+        this.pipelinesOf.set(t.project, [...(this.pipelinesOf.get(t.project) ?? []), t.pipeline!]);
+      }
+    });
     const every = opts.sampleEveryMs ?? MINUTE;
     const sample = () => {
       this.takeSample();
@@ -313,9 +349,13 @@ export class World {
   // ---- jobs (GitLab) -------------------------------------------------------------------------
 
   private arrive(trace: TraceJob, traceIndex: number, at: number): void {
+    if (this.outcomes[traceIndex].end !== undefined) return; // canceled while its retry was on the way
     const pool = poolForJobTags(this.config, trace.tags)?.name;
-    const job: SimJob = { id: this.nextJobId++, trace, traceIndex, pool, state: 'pending', pendingSince: at };
+    const first = this.createdIds.get(traceIndex);
+    this.createdIds.delete(traceIndex);
+    const job: SimJob = { id: first ?? this.nextJobId++, trace, traceIndex, pool, state: 'pending', pendingSince: at };
     this.jobs.set(job.id, job);
+    this.current.set(traceIndex, job);
     this.setActive(job, true);
     this.outcomes[traceIndex].attempts++;
     this.emit(job, 'pending');
@@ -339,8 +379,107 @@ export class World {
   }
 
   private emit(job: SimJob, status: string): void {
+    const duration = job.startedAt !== undefined && status !== 'running' ? (this.now - job.startedAt) / 1000 : undefined;
+    this.hook(job.id, job.traceIndex, status, duration);
+  }
+
+  /** A Job Hook: what GitLab's payload says that the controller reads (build_name, build_stage, pipeline_id, build_duration). */
+  private hook(jobId: number, traceIndex: number, status: string, duration?: number): void {
+    const t = this.trace[traceIndex];
     this.stats.webhooksSent++;
-    this.onJobEvent({ jobId: job.id, projectId: job.trace.project, status, receivedAt: this.now, deliveryId: `${job.id}-${status}` });
+    const e: JobEvent = { jobId, projectId: t.project, status, receivedAt: this.now, deliveryId: `${jobId}-${status}` };
+    if (t.pipeline !== undefined) e.pipelineId = this.pipelineIds.get(t.pipeline);
+    const name = t.name ?? (this.pipelines.has(traceIndex) ? t.id : undefined);
+    if (name !== undefined) e.name = name;
+    const stage = this.pipelines.stageOf(traceIndex);
+    if (stage !== undefined) e.stage = stage;
+    if (duration !== undefined) e.duration = Math.round(duration * 10) / 10;
+    this.onJobEvent(e);
+  }
+
+  // ---- pipelines (PipelineWorld: pipelines.ts calls these) -----------------------------------
+
+  createJob(traceIndex: number): void {
+    const id = this.nextJobId++;
+    this.createdIds.set(traceIndex, id);
+    this.hook(id, traceIndex, 'created');
+  }
+
+  enqueue(traceIndex: number): void {
+    this.arrive(this.trace[traceIndex], traceIndex, this.now);
+  }
+
+  settle(traceIndex: number, end: 'skipped' | 'manual' | 'canceled'): void {
+    this.resolve(traceIndex, end);
+    const id = this.createdIds.get(traceIndex);
+    if (end === 'canceled' && id !== undefined) this.hook(id, traceIndex, 'canceled');
+  }
+
+  /** Cancels a trace job's current attempt: pending (out of the queue), acquired by a booting machine, or running (the worker stops it). */
+  cancelActive(traceIndex: number): boolean {
+    const job = this.current.get(traceIndex);
+    if (!job || (job.state !== 'pending' && job.state !== 'assigned' && job.state !== 'running')) return false;
+    this.resolve(traceIndex, 'canceled');
+    if (job.state === 'pending') {
+      const q = job.pool ? this.pending.get(job.pool) : undefined;
+      const k = q?.indexOf(job) ?? -1;
+      if (q && k >= 0) q.splice(k, 1);
+      else this.neverTaken.splice(this.neverTaken.indexOf(job), 1);
+    } else {
+      this.running--;
+      const w = [...this.workers.values()].find((x) => x.job === job || x.boundJob === job);
+      if (w?.boundJob === job) w.boundJob = undefined;
+      else if (w) {
+        if (job.startedAt !== undefined) this.stats.jobSeconds += (this.now - job.startedAt) / 1000;
+        w.job = undefined;
+        w.builds++;
+        this.becomeIdle(w);
+        this.dispatchAll();
+      }
+    }
+    job.state = 'failed';
+    this.setActive(job, false);
+    this.emit(job, 'canceled');
+    this.onChange();
+    return true;
+  }
+
+  /** Records how a trace job ended (once); the run is over when every job a runner may take has. */
+  private resolve(traceIndex: number, end: JobEnd): void {
+    const o = this.outcomes[traceIndex];
+    if (o.end !== undefined) return;
+    o.end = end;
+    const t = this.trace[traceIndex];
+    if (!t.stuck && !this.pipelines.blocked.has(traceIndex) && poolForJobTags(this.config, t.tags) !== undefined) this.finishedCount++;
+  }
+
+  /**
+   * The active pipelines of a project with their job graphs, as lib/gitlab/pipeline-graphql.ts
+   * reads them: the newest PIPELINES_PER_SCOPE running and pending ones, 100 jobs each.
+   */
+  gitlabPipelines(projectId: number): PipelineListing {
+    const graphs: PipelineListing['pipelines'] = [];
+    for (const key of this.pipelinesOf.get(projectId) ?? []) {
+      const st = this.pipelines.status(key);
+      if (!st.active) continue;
+      const jobs: PipelineListing['pipelines'][number]['jobs'] = [];
+      let anyStarted = false;
+      const names = new Map<string, string>(this.pipelineJobs.get(key)!.map((k) => [this.trace[k].id, this.trace[k].name ?? this.trace[k].id]));
+      for (const i of this.pipelineJobs.get(key)!) {
+        const t = this.trace[i];
+        const attempt = this.current.get(i);
+        const id = attempt?.id ?? this.createdIds.get(i);
+        if (id === undefined) continue;
+        const status = attempt ? (attempt.state === 'assigned' ? 'running' : attempt.state) : this.pipelines.idleStatus(i);
+        if (status !== 'pending' && status !== 'created') anyStarted = true;
+        jobs.push({ id, name: t.name ?? t.id, stage: this.pipelines.stageOf(i)!, status, tags: [...t.tags], manual: t.when === 'manual', ...(t.needs ? { needs: t.needs.map((n) => names.get(n)!) } : {}) });
+      }
+      graphs.push({ id: this.pipelineIds.get(key)!, projectId, status: anyStarted ? 'running' : 'pending', stages: this.pipelines.stagesOf(key), jobs: jobs.slice(0, 100), complete: jobs.length <= 100 });
+    }
+    graphs.sort((a, b) => b.id - a.id);
+    const running = graphs.filter((g) => g.status === 'running');
+    const pending = graphs.filter((g) => g.status !== 'running');
+    return { pipelines: [...running.slice(0, PIPELINES_PER_SCOPE), ...pending.slice(0, PIPELINES_PER_SCOPE)], complete: running.length <= PIPELINES_PER_SCOPE && pending.length <= PIPELINES_PER_SCOPE };
   }
 
   pendingJobs(pool: string): readonly SimJob[] {
@@ -425,6 +564,7 @@ export class World {
     const outcome = this.outcomes[job.traceIndex];
     outcome.wait += (this.now - job.pendingSince) / 1000;
     outcome.started = true;
+    job.startedAt = this.now;
     const wasAssigned = job.state === 'assigned';
     job.state = 'running';
     job.workerId = w.id;
@@ -443,12 +583,15 @@ export class World {
   }
 
   private finish(w: SimWorker, job: SimJob): void {
-    job.state = 'success';
+    const end = job.trace.fails ? 'failed' : 'success';
+    job.state = end;
     this.setActive(job, false);
     this.running--;
     this.outcomes[job.traceIndex].finished = true;
-    this.finishedCount++;
-    this.emit(job, 'success');
+    this.stats.jobSeconds += (this.now - job.startedAt!) / 1000;
+    this.resolve(job.traceIndex, end);
+    this.emit(job, end);
+    this.pipelines.ended(job.traceIndex, end);
     w.job = undefined;
     w.builds++;
     this.becomeIdle(w);
@@ -462,6 +605,7 @@ export class World {
 
   /** A job lost with its worker: GitLab fails it (runner_system_failure) and its retry is pending. */
   private failAndRetry(job: SimJob): void {
+    if (job.startedAt !== undefined) this.stats.jobSeconds += (this.now - job.startedAt) / 1000;
     job.state = 'failed';
     this.setActive(job, false);
     this.running--;
@@ -800,7 +944,7 @@ export class World {
     this.samples.push(s);
   }
 
-  /** True when nothing is left to do: every trace job that matches a pool finished. */
+  /** True when nothing is left to do: every trace job that matches a pool ended (ran, or will never run). */
   allDone(): boolean {
     return this.finishedCount >= this.routable;
   }
@@ -977,9 +1121,10 @@ export class SimFleet implements Fleet {
  * call is one request, however many projects it covers, as with GraphQL (25 projects a request);
  * `failProjects` answer with an error for ever (a project the token may not read, a GitLab bug).
  */
-export class SimGitLab implements GitLabApi {
+export class SimGitLab implements GitLabApi, PipelineApi {
   readonly mode = 'simulated';
   readonly projectsPerRequest = PROJECTS_PER_REQUEST;
+  readonly pipelineProjectsPerRequest = PIPELINE_PROJECTS_PER_REQUEST;
   requests = 0;
   /** Requests per epoch minute of the simulated clock. */
   readonly perMinute = new Map<number, number>();
@@ -1003,6 +1148,16 @@ export class SimGitLab implements GitLabApi {
     const out = new Map<number, Outcome<ProjectActivity>>();
     for (const id of projectIds)
       out.set(id, this.failProjects.has(id) ? { ok: false, error: `GitLab GraphQL, project ${id}: Internal server error`, answered: true } : { ok: true, value: this.world.gitlabActiveJobs(id) });
+    return out;
+  }
+
+  /** The active pipelines' graphs of up to PIPELINE_PROJECTS_PER_REQUEST projects: one request. */
+  async activePipelines(projectIds: readonly number[]): Promise<Map<number, Outcome<PipelineListing>>> {
+    if (projectIds.length > this.pipelineProjectsPerRequest) throw new Error(`at most ${this.pipelineProjectsPerRequest} projects per request (got ${projectIds.length})`);
+    this.count();
+    const out = new Map<number, Outcome<PipelineListing>>();
+    for (const id of projectIds)
+      out.set(id, this.failProjects.has(id) ? { ok: false, error: `GitLab GraphQL, project ${id}: Internal server error`, answered: true } : { ok: true, value: this.world.gitlabPipelines(id) });
     return out;
   }
 

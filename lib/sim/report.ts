@@ -23,6 +23,7 @@ export function formatReport(r: SimulationReport, chartPath?: string): string {
     ['queue wait mean', secs(a.waitMean), secs(b.waitMean)],
     ['peak workers', String(r.peakWorkers), String(b.peakWorkers)],
     ['worker-hours', String(r.workerHours), String(b.workerHours)],
+    ['  running jobs (utilization)', `${a.jobHours} (${Math.round(a.utilization * 1000) / 10} %)`, `${b.jobHours} (${Math.round(b.utilization * 1000) / 10} %)`],
     ['  of which spot', String(a.spotHours), String(b.spotHours)],
     ['  of which on-demand', String(a.onDemandHours), String(b.onDemandHours)],
     ['cost', money(r.spotCost), money(b.cost)],
@@ -52,6 +53,9 @@ export function formatReport(r: SimulationReport, chartPath?: string): string {
     const f = (x?: { image: string; p50: number; p95: number }) => (x ? `p50 ${x.p50} s, p95 ${x.p95} s (${x.image})` : 'no boots');
     lines.push(`Boot to ready, pool ${pool}: spot autoscaler ${f(a.boot[pool])}; docker+machine ${f(b.boot[pool])}.`);
   }
+  const notRun = a.jobsNotRun;
+  if (notRun.skipped + notRun.manual + notRun.canceled > 0)
+    lines.push(`Pipelines: ${notRun.skipped} job(s) skipped, ${notRun.manual} manual (never played), ${notRun.canceled} canceled before they ran (spot autoscaler's run; docker+machine's: ${b.jobsNotRun.skipped}, ${b.jobsNotRun.manual}, ${b.jobsNotRun.canceled}).`);
   if (r.jobsUnroutable) lines.push(`Warning: ${r.jobsUnroutable} job(s) carry tags no pool serves; neither policy can run them (check the pools' tags and runUntagged).`);
   if (r.jobsStuck) lines.push(`${r.jobsStuck} job(s) stay pending in GitLab and no runner takes them (trace "stuck"); they are left out of the waits and of "jobs never served".`);
   if (r.jobsUnserved) lines.push(`Warning: ${r.jobsUnserved} job(s) never finished within the run (see docs/simulation.md, "Jobs never served").`);

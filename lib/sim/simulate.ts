@@ -55,6 +55,11 @@ export interface PolicyFigures {
   retiredWhileBusy: number;
   /** Seconds from launch to ready per pool (the image it booted from, workers that became ready, percentiles). */
   boot: Record<string, { image: string; n: number; p50: number; p95: number }>;
+  /** Hours workers spent running jobs, and their share of the worker-hours (job-hours / worker-hours). */
+  jobHours: number;
+  utilization: number;
+  /** Trace jobs that never ran because GitLab skipped them, they were manual, or their pipeline was canceled first. */
+  jobsNotRun: { skipped: number; manual: number; canceled: number };
 }
 
 export interface SimulationReport {
@@ -65,6 +70,8 @@ export interface SimulationReport {
   waitMax: number;
   peakWorkers: number;
   workerHours: number;
+  /** Job-hours / worker-hours of the spot autoscaler's fleet (docker+machine's: baseline.utilization). */
+  utilization: number;
   /** What the autoscaler's fleet cost (spot hours at spot prices, fallback hours at on-demand). */
   spotCost: number;
   /** The same instance hours at on-demand prices. */
@@ -126,8 +133,11 @@ const r1 = (x: number) => Math.round(x * 10) / 10;
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
 function figures(world: World): PolicyFigures {
-  const waits = world.outcomes.filter((o) => o.finished).map((o) => o.wait).sort((a, b) => a - b);
+  // Jobs that got a worker and ended (a job canceled while it ran waited too).
+  const waits = world.outcomes.filter((o) => o.started && o.end !== undefined).map((o) => o.wait).sort((a, b) => a - b);
   const s = world.stats;
+  const notRun = { skipped: 0, manual: 0, canceled: 0 };
+  for (const o of world.outcomes) if (!o.started && (o.end === 'skipped' || o.end === 'manual' || o.end === 'canceled')) notRun[o.end]++;
   return {
     jobs: world.outcomes.length,
     waitP50: r1(percentile(waits, 0.5)),
@@ -149,6 +159,9 @@ function figures(world: World): PolicyFigures {
     terminationsByKind: { ...s.terminationsByKind },
     retiredWhileBusy: s.retiredWhileBusy,
     boot: bootFigures(s.boots),
+    jobHours: r1(s.jobSeconds / 3600),
+    utilization: s.instanceSeconds > 0 ? Math.round((1000 * s.jobSeconds) / s.instanceSeconds) / 1000 : 0,
+    jobsNotRun: notRun,
   };
 }
 
@@ -181,7 +194,7 @@ export async function simulate(opts: SimulationOptions): Promise<SimulationResul
   const horizon = lastArrival + (opts.drainHours ?? 6) * HOUR;
 
   // The spot autoscaler: the real reconcile pass against the simulated cloud.
-  const spotWorld = new World({ config, cloud, prices, rng: rng.fork('autoscaler-world'), maxRunning: 0 }, trace.jobs, trace.start);
+  const spotWorld = new World({ config, cloud, prices, rng: rng.fork('autoscaler-world'), maxRunning: 0, cancels: trace.cancels }, trace.jobs, trace.start);
   const capacity = new CapacityModel(rng.fork('capacity').nextUint32(), cloud, trace.start);
   // Streams of their own (not forked from `rng`), so the baseline's run is the same as before they existed.
   const raceAndReports = new Rng((seed ^ 0x9e3779b9) >>> 0);
@@ -205,7 +218,7 @@ export async function simulate(opts: SimulationOptions): Promise<SimulationResul
   // docker+machine on on-demand machines: no interruptions, no capacity outages.
   const baseCloud: CloudOptions = { ...cloud, interruptionsPerHour: 0, capacityOutagesPerDay: 0 };
   // docker-machine provisions its machines from the base AMI: it cannot use the pre-built image (boot.ts).
-  const baseWorld = new World({ config, cloud: baseCloud, prices, rng: rng.fork('baseline-world'), maxRunning: config.concurrent, baseImageOnly: true }, trace.jobs, trace.start);
+  const baseWorld = new World({ config, cloud: baseCloud, prices, rng: rng.fork('baseline-world'), maxRunning: config.concurrent, baseImageOnly: true, cancels: trace.cancels }, trace.jobs, trace.start);
   new DockerMachineBaseline(baseWorld, config).start();
 
   await spotWorld.runUntil(horizon, () => spotWorld.allDone() && spotWorld.now >= lastArrival);
@@ -227,6 +240,7 @@ export async function simulate(opts: SimulationOptions): Promise<SimulationResul
     waitMax: a.waitMax,
     peakWorkers: a.peakWorkers,
     workerHours: a.workerHours,
+    utilization: a.utilization,
     spotCost: a.cost,
     onDemandCost: a.onDemandCost,
     interruptions: a.interruptions,
