@@ -59,12 +59,12 @@ export class GraphQLUnsupported extends GitLabApiError {
   override name = 'GraphQLUnsupported';
 }
 
-const UNSUPPORTED = /doesn't exist on type|doesn't accept argument|isn't a defined input type|Unknown type|has an invalid value|is not defined on|Field must have selections|no GraphQL API/i;
-const TOO_BIG = /complexity|too many|exceeds max|Timeout|timed out/i;
+export const UNSUPPORTED = /doesn't exist on type|doesn't accept argument|isn't a defined input type|Unknown type|has an invalid value|is not defined on|Field must have selections|no GraphQL API/i;
+export const TOO_BIG = /complexity|too many|exceeds max|Timeout|timed out/i;
 
-type Obj = Record<string, unknown>;
-const obj = (x: unknown): Obj | undefined => (x && typeof x === 'object' && !Array.isArray(x) ? (x as Obj) : undefined);
-const list = (x: unknown): unknown[] => (Array.isArray(x) ? x : []);
+export type Obj = Record<string, unknown>;
+export const obj = (x: unknown): Obj | undefined => (x && typeof x === 'object' && !Array.isArray(x) ? (x as Obj) : undefined);
+export const list = (x: unknown): unknown[] => (Array.isArray(x) ? x : []);
 
 /**
  * CiJob ids name the record's class (JobType#id: `gid://gitlab/<type>/<id>`): Ci::Build is a job a
@@ -85,7 +85,7 @@ function jobFrom(projectId: number, node: unknown): ApiJob | undefined {
   return job;
 }
 
-function hasNext(conn: Obj | undefined): boolean {
+export function hasNext(conn: Obj | undefined): boolean {
   return obj(conn?.pageInfo)?.hasNextPage === true;
 }
 

@@ -27,6 +27,8 @@ import type { GitLabPass, GitLabPassReport, GitLabSide } from '../controller/por
 import type { ControllerState } from '../controller/state';
 import type { ApiJob, GitLabApi, Outcome, Page, ProjectActivity } from './api';
 import { REQUEST_KINDS, RequestBudget, type RequestKind } from './budget';
+import type { PipelineApi } from './pipeline-api';
+import { PipelineLearner, type PipelineLearnPass, type PipelineLearnReport } from './pipelines';
 
 /** A pending job no event or listing confirmed for this long is listed again before it keeps holding capacity. */
 export const CONFIRM_PENDING_MS = 60_000;
@@ -62,6 +64,8 @@ export interface GitLabDemandOptions {
   start: 'full' | 'empty';
   /** How long a pass may wait for its first routing token when the bucket is empty (Lambda: a second or two). Default 0. */
   waitMs?: number;
+  /** Pipeline graphs for the forecast (lib/gitlab/pipelines.ts), from what the budget leaves. */
+  pipelines?: PipelineApi;
   sleep?: (ms: number) => Promise<void>;
 }
 
@@ -116,9 +120,12 @@ export class GitLabDemand implements GitLabSide {
   private readonly waitMs: number;
   private readonly sleep: (ms: number) => Promise<void>;
 
+  private readonly learner?: PipelineLearner;
+
   constructor(opts: GitLabDemandOptions) {
     this.api = opts.api;
     this.budget = new RequestBudget({ perMinute: opts.perMinute, start: opts.start });
+    if (opts.pipelines) this.learner = new PipelineLearner(opts.pipelines, this.budget);
     this.waitMs = opts.waitMs ?? 0;
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
@@ -256,6 +263,12 @@ export class GitLabDemand implements GitLabSide {
     if (time.exhausted)
       pass.decide(`GitLab API time budget used up (${Math.round((pass.timeShare ?? DEFAULT_TIME_SHARE) * 100)} % of the pass's time); unrouted and unconfirmed jobs wait for the next pass`, 'warn');
     return report;
+  }
+
+  /** Pipeline graphs for the forecast, with the tokens routing, confirmation and discovery left. */
+  async learnPipelines(pass: PipelineLearnPass): Promise<PipelineLearnReport> {
+    if (!this.learner) return { requests: 0, listed: [], graphs: [], failed: 0, deferred: 0, off: 'no pipeline API' };
+    return this.learner.learn(pass);
   }
 
   // ---- planning ------------------------------------------------------------------------------
