@@ -255,6 +255,10 @@ export const PoolSchema = z
     IdleCountMin: nonNegInt('IdleCountMin').default(DEFAULTS.IdleCountMin),
     IdleScaleFactor: z.number().min(0, 'IdleScaleFactor must be >= 0').default(DEFAULTS.IdleScaleFactor),
     MaxGrowthRate: nonNegInt('MaxGrowthRate').default(DEFAULTS.MaxGrowthRate),
+    // Opt-in: the p95 queue wait (seconds) the pool aims for. The controller then sizes idle and
+    // pre-launched capacity itself from forecast demand, with IdleCount as a floor and IdleTime as
+    // the longest an idle worker stays (docs/architecture.md, "Spending idle capacity").
+    targetWait: nonNegInt('targetWait').max(86_400, 'targetWait must be <= 86400 seconds').optional(),
     Timezone: timeZone.default(DEFAULTS.Timezone),
     autoscaling: z.array(AutoscalingSchema).default([]),
     jobTimeout: seconds('jobTimeout', 60).default(DEFAULTS.jobTimeout),

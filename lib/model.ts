@@ -62,6 +62,11 @@ export interface WorkerView {
    * The fence counts with the longer of these and the pool's current ones.
    */
   limits?: { bootTimeout: number; jobTimeout: number; maxLifetime: number };
+  /**
+   * The launch that made it (`launched-for` tag): its id, how many instances it asked for and how
+   * many of them were for demand (pending or forecast jobs) rather than the idle target.
+   */
+  launchedFor?: { launch: string; demand: number; count: number };
   instanceType?: string;
   zone?: string;
   market?: 'spot' | 'on-demand';
@@ -99,18 +104,34 @@ export interface PoolHold {
   reason?: string;
 }
 
+/** What is coming for a pool (lib/forecast.ts): pipelines in flight, learnt durations and boot times. */
+export interface PoolForecast {
+  /** Jobs expected to become pending within `horizonSeconds` (the sum of each one's chance of running), not pending yet. */
+  expected: number;
+  /** Busy workers whose jobs are expected to end within `bootSeconds`: a worker launched now would be ready later than they are free. */
+  freeing: number;
+  /** Seconds a new worker of the pool takes to be ready (observed, or a default). */
+  bootSeconds: number;
+  /** How far ahead the forecast looks: the boot time and a margin for the passes in between. */
+  horizonSeconds: number;
+  /** Jobs a second expected to arrive without a forecast (new pipelines, lone jobs): pools with targetWait only. */
+  arrivalRate?: number;
+}
+
 export interface Snapshot {
   workers: readonly WorkerView[];
   /** Operator holds by pool name; a pool missing here is not held. */
   holds?: Readonly<Record<string, PoolHold>>;
   /** Demand per pool name; a pool missing here has no demand. */
   demand: Readonly<Record<string, PoolDemand>>;
+  /** What is coming per pool name; a pool missing here plans from pending jobs alone. */
+  forecast?: Readonly<Record<string, PoolForecast>>;
   /** The launch template version each pool launches from now; idle workers of other versions are retired. */
   templateVersions?: Readonly<Record<string, string>>;
 }
 
 /** Why an instance should go; it is always asked first (a Retirement), and terminated only behind the fence (Termination). */
-export type RetirementKind = 'max-builds' | 'template' | 'limit' | 'idle' | 'boot-timeout' | 'impaired' | 'silent' | 'orphan' | 'drain';
+export type RetirementKind = 'max-builds' | 'template' | 'limit' | 'idle' | 'surplus' | 'boot-timeout' | 'impaired' | 'silent' | 'orphan' | 'drain';
 
 /** A graceful request: the worker finishes its current job, then leaves on its own. */
 export interface Retirement {
@@ -157,6 +178,8 @@ export interface PoolPlan {
   idleTarget: number;
   /** Workers to launch now. */
   launch: number;
+  /** Of `launch`, how many are for demand (pending or forecast jobs) rather than the idle target (the `launched-for` tag). */
+  launchForDemand?: number;
   /** Why, in words: "2 for pending jobs, 1 for IdleCount". Empty when launch is 0. */
   launchReasons: string[];
   /** The caps that reduced the launch, if any ("limit 10", "MaxGrowthRate 2", "concurrent 20"). */

@@ -8,12 +8,16 @@
  *
  * Two decisions per pool, each made of small named rules:
  *  - retire?  an idle worker leaves when it reached MaxBuilds, when its launch template is out of
- *             date, when the pool is over `limit`, or when it was idle longer than IdleTime and the
- *             idle target is exceeded without it.
- *  - launch?  enough for the pending jobs `concurrent` lets run, plus the idle target, within
- *             `limit` (workers in all states) and MaxGrowthRate (workers booting); nothing while an
- *             operator holds the pool (pause, drain: Snapshot.holds), and a drained pool's workers
- *             are all asked to retire.
+ *             date, when the pool is over `limit`, when it is surplus (launched for demand that
+ *             another worker took, never part of the idle target, and nothing coming needs it), or
+ *             when it was idle longer than IdleTime and the idle target is exceeded without it.
+ *  - launch?  enough for the pending jobs `concurrent` lets run that no idle worker, booting worker
+ *             or soon-free busy worker covers, for the jobs forecast to become pending within a
+ *             boot time (lib/forecast.ts), plus the idle target, within `limit` (workers in all
+ *             states) and MaxGrowthRate (workers booting); nothing while an operator holds the pool
+ *             (pause, drain: Snapshot.holds), and a drained pool's workers are all asked to retire.
+ * A pool with `targetWait` sizes its idle target from the forecast (arrivals nobody can forecast,
+ * the boot time) with IdleCount as a floor, and gives back any idle worker nothing needs.
  * An instance that should go (surplus, outdated, broken, orphaned, timed out) is always asked to
  * retire first: a graceful request the worker honours after its current job. TerminateInstances is
  * planned only behind the fence (model.ts TerminationKind; docs/architecture.md, "The fence"): for
@@ -22,7 +26,7 @@
  */
 import { DEFAULTS, type Config, type Pool } from './config';
 import { activeSettings, type ActiveSettings } from './periods';
-import type { Plan, PoolCounts, PoolPlan, Retirement, RetirementKind, Snapshot, Termination, TerminationKind, WorkerView } from './model';
+import type { Plan, PoolCounts, PoolForecast, PoolPlan, Retirement, RetirementKind, Snapshot, Termination, TerminationKind, WorkerView } from './model';
 
 /**
  * How workers report (lib/worker/script.ts) and how long a report may stay out of sight: the
@@ -89,6 +93,63 @@ export function idleTarget(s: ActiveSettings, inUse: number): number {
   const min = Math.max(s.IdleCountMin, 1);
   return Math.min(s.IdleCount, Math.max(min, Math.floor(inUse * s.IdleScaleFactor)));
 }
+
+// ---- what is coming: forecast demand and targetWait -----------------------------------------
+
+/** A launch decided now reaches a job this much after its boot: the pass, the event's way to it. */
+export const LAUNCH_LATENCY_SECONDS = 10;
+/** The share of arrivals a targetWait pool lets wait longer than targetWait (it is a p95). */
+const WAIT_QUANTILE = 0.95;
+
+/** The smallest k with P(N <= k) >= q for N ~ Poisson(mean). */
+export function poissonQuantile(mean: number, q: number): number {
+  if (!(mean > 0)) return 0;
+  let k = 0;
+  let p = Math.exp(-mean);
+  let cdf = p;
+  while (cdf < q && k < 10_000) {
+    k++;
+    p *= mean / k;
+    cdf += p;
+  }
+  return k;
+}
+
+/**
+ * The idle target of a pool with `targetWait`: never below the IdleCount rule (the floor); enough
+ * idle workers that the arrivals nobody can forecast during one boot find one when a boot would
+ * make them wait longer than targetWait; and as many as arrive per boot time anyway (keeping a
+ * worker that is used within a boot time costs less than booting another).
+ */
+export function waitTarget(targetWait: number, fc: PoolForecast, floor: number): number {
+  const perBoot = (fc.arrivalRate ?? 0) * fc.bootSeconds;
+  const forWait = fc.bootSeconds + LAUNCH_LATENCY_SECONDS > targetWait ? poissonQuantile(perBoot, WAIT_QUANTILE) : 0;
+  return Math.max(floor, forWait, Math.floor(perBoot));
+}
+
+/**
+ * Idle workers that a launch made for demand (pending or forecast jobs) and that never ran a job:
+ * docker+machine would never have created them (it creates machines for the idle target, or one
+ * per job it already holds), so they are not idle-target workers and IdleTime was never a promise
+ * about them. A launch's `launched-for` tag says how many of its instances were for demand; those
+ * of its instances that ran a job, or are gone, are counted against that first.
+ */
+function demandLaunchedNeverUsed(workers: readonly WorkerView[]): Set<string> {
+  const groups = new Map<string, WorkerView[]>();
+  for (const w of workers) if (w.launchedFor) groups.set(w.launchedFor.launch, [...(groups.get(w.launchedFor.launch) ?? []), w]);
+  const out = new Set<string>();
+  for (const members of groups.values()) {
+    const { demand, count } = members[0].launchedFor!;
+    const unused = members.filter(neverUsed).sort(byId);
+    const gone = Math.max(0, count - members.length);
+    let left = demand - gone - (members.length - unused.length);
+    for (const w of unused) if (left-- > 0) out.add(w.id);
+  }
+  return out;
+}
+
+/** Idle since it became ready: its idle-since tag is at most a minute after its ready tag (both rounded to the minute). */
+const neverUsed = (w: WorkerView) => w.state === 'idle' && w.builds === 0 && w.readyAt !== undefined && (w.idleSince ?? w.readyAt) - w.readyAt <= 60_000;
 
 // ---- named rules ---------------------------------------------------------------------------
 
@@ -209,6 +270,9 @@ interface PoolWork {
   idleTarget: number;
   triage: Triage;
   idle: WorkerView[];
+  forecast?: PoolForecast;
+  /** Idle workers launched for demand that never ran a job (retired as soon as nothing needs them). */
+  surplus: Set<string>;
 }
 
 export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
@@ -242,7 +306,12 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
       counts[w.state as 'booting' | 'idle' | 'busy']++;
       if (w.state === 'idle') idle.push(w);
     }
-    return { pool, settings, counts, idleTarget: idleTarget(settings, counts.busy), triage: tri, idle };
+    const forecast = snapshot.forecast?.[pool.name];
+    const floor = idleTarget(settings, counts.busy);
+    const target = pool.targetWait !== undefined && forecast ? waitTarget(pool.targetWait, forecast, floor) : floor;
+    // With targetWait the controller sizes idle capacity itself: any idle worker nothing needs may go.
+    const surplus = pool.targetWait !== undefined && forecast ? new Set(idle.map((w) => w.id)) : demandLaunchedNeverUsed(tri.healthy);
+    return { pool, settings, counts, idleTarget: target, triage: tri, idle, forecast, surplus };
   });
 
   // `concurrent` caps running jobs across all pools (gitlab-runner's global setting): pending jobs
@@ -257,7 +326,7 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
       ? Math.max(0, concurrent + work.reduce((n, w) => n + w.idleTarget, 0) - work.reduce((n, w) => n + w.counts.busy + w.counts.booting + w.counts.idle, 0))
       : Infinity;
 
-  const pools: PoolPlan[] = work.map(({ pool, settings, counts, idleTarget: target, triage: tri, idle }) => {
+  const pools: PoolPlan[] = work.map(({ pool, settings, counts, idleTarget: target, triage: tri, idle, forecast, surplus }) => {
     const current = snapshot.templateVersions?.[pool.name];
     const hold = snapshot.holds?.[pool.name];
     const pendingServed = Math.min(counts.pending, jobRoom);
@@ -271,6 +340,10 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
     // A pool an operator holds launches nothing: of its pending jobs only those its idle and booting
     // workers can take will run, so only those take a share of `concurrent` from the other pools.
     if (jobRoom !== Infinity) jobRoom -= hold ? Math.min(pendingServed, available) : pendingServed;
+    // Jobs forecast to become pending within a boot time, and busy workers free before a new one boots.
+    const expected = forecast ? Math.min(Math.floor(forecast.expected + 0.5), jobRoom) : 0;
+    const freeing = forecast ? Math.min(forecast.freeing, counts.busy) : 0;
+    const needed = Math.max(0, pendingServed + expected - freeing);
     let total = counts.total;
 
     // Retire idle workers, in docker+machine's order of checks, longest idle first.
@@ -287,6 +360,12 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
       // docker+machine removes an idle machine when Total >= limit; an idle worker at the limit is
       // exactly the capacity the next job needs, so only a pool over its limit gives one back.
       else if (totalWorkersExceeded(pool, total - tri.leaving - retiredHere)) [reason, kind] = [`pool has ${total - tri.leaving - retiredHere} workers, over limit ${pool.limit}`, 'limit'];
+      // Nothing pending or coming within a boot time needs it, and the idle target is met without it.
+      else if (surplus.has(w.id) && available - 1 - needed >= target)
+        [reason, kind] = [
+          `${pool.targetWait !== undefined ? 'idle' : 'launched for demand another worker took, never used'}; ${available - 1} available remain for ${pendingServed} pending and ${expected} forecast job(s) within ${Math.round(forecast?.horizonSeconds ?? 0)} s (${freeing} busy worker(s) free sooner) and idle target ${target}`,
+          'surplus',
+        ];
       else if (idleTimeExceeded(settings, w, now) && available - 1 - pendingServed >= target)
         reason = `idle ${Math.round((now - (w.idleSince ?? w.launchedAt)) / 1000)} s (IdleTime ${settings.IdleTime} s) and ${available - 1 - pendingServed} idle remain for idle target ${target}`;
       if (reason) {
@@ -305,11 +384,13 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
     // A worker asked to retire stays in Total until it is gone, as Removing does in docker+machine.
     total = counts.total;
 
-    // Launch for pending jobs first, then for the idle target.
-    const forPending = Math.max(0, pendingServed - available);
+    // Launch for pending jobs first (those no busy worker frees up for sooner than a boot), then for
+    // the jobs forecast within a boot time, then for the idle target.
+    const forPending = Math.max(0, pendingServed - available - freeing);
+    const forForecast = Math.max(0, needed - available - forPending);
     const spare = Math.max(0, available - pendingServed);
     const forIdle = Math.max(0, target - spare);
-    const wanted = forPending + forIdle;
+    const wanted = forPending + forForecast + forIdle;
     const caps: [string, number][] = [
       [`limit ${pool.limit}`, roomUnderLimit(pool, total)],
       [`MaxGrowthRate ${pool.MaxGrowthRate}`, roomUnderGrowthRate(pool, counts.booting)],
@@ -332,12 +413,26 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
     }
     if (machineRoom !== Infinity) machineRoom -= launch;
     const launchedForPending = Math.min(launch, forPending);
+    const launchedForForecast = Math.min(launch - launchedForPending, forForecast);
     const launchReasons: string[] = [];
     if (launchedForPending > 0) launchReasons.push(`${launchedForPending} for pending jobs`);
-    if (launch - launchedForPending > 0) launchReasons.push(`${launch - launchedForPending} for the idle target ${target}`);
+    if (launchedForForecast > 0) launchReasons.push(`${launchedForForecast} for jobs forecast within ${Math.round(forecast!.horizonSeconds)} s`);
+    if (launch - launchedForPending - launchedForForecast > 0) launchReasons.push(`${launch - launchedForPending - launchedForForecast} for the idle target ${target}`);
     if (wanted > launch) launchReasons.push(`${wanted - launch} more wanted, held back by ${cappedBy.join(', ')}`);
+    if (launch > 0 && freeing > 0 && pendingServed > available) launchReasons.push(`${Math.min(freeing, pendingServed - available)} pending left to busy workers free within ${Math.round(forecast!.bootSeconds)} s`);
 
-    return { pool: pool.name, settings, counts, idleTarget: target, launch, launchReasons, cappedBy: launch < wanted ? cappedBy : [], retire: retire.sort(byId), terminate: tri.terminate.sort(byId) };
+    return {
+      pool: pool.name,
+      settings,
+      counts,
+      idleTarget: target,
+      launch,
+      launchForDemand: launchedForPending + launchedForForecast,
+      launchReasons,
+      cappedBy: launch < wanted ? cappedBy : [],
+      retire: retire.sort(byId),
+      terminate: tri.terminate.sort(byId),
+    };
   });
 
   orphans.retire.sort(byId);

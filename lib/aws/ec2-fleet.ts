@@ -49,7 +49,7 @@ import {
 import { DEFAULTS, usesDeploymentCache, type Config, type Pool } from '../config';
 import { deriveState, type Retirement, type Termination } from '../model';
 import type { CapacityPool, Fleet, FleetWorker, InstanceMarker, LaunchError, LaunchErrorClass, LaunchRequest, LaunchResult, Logger, MarkOutcome } from '../controller/ports';
-import { formatLimits, launchTemplateName, parseInstant, parseInterrupted, parseLimits, TAGS, WORKER_STATES, type WorkerReportedState } from '../controller/tags';
+import { formatLaunchedFor, formatLimits, launchTemplateName, parseInstant, parseInterrupted, parseLaunchedFor, parseLimits, TAGS, WORKER_STATES, type WorkerReportedState } from '../controller/tags';
 import type { WorkerStateWrite } from '../controller/reports';
 import { LAUNCH_STATEMENTS } from '../deploy/names';
 import { errorCode, isThrottling, realRetryEnv, THROTTLE_POLICY, withRetry, type RetryEnv, type RetryPolicy, type RetryStats } from './retry';
@@ -154,6 +154,8 @@ export function workerFromInstance(i: Instance, impaired: ReadonlySet<string>): 
   if (version && /^\d+$/.test(version)) w.templateVersion = version;
   const limits = parseLimits(tags.get(TAGS.limits));
   if (limits) w.limits = limits;
+  const launchedFor = parseLaunchedFor(tags.get(TAGS.launchedFor));
+  if (launchedFor && pass) w.launchedFor = { launch: pass, ...launchedFor };
   if (ec2State === 'stopping' || ec2State === 'stopped') w.problem = 'stopped';
   else if (interrupted?.kind === 'interruption') w.problem = 'interrupted';
   else if (impaired.has(w.id)) w.problem = 'impaired';
@@ -378,7 +380,7 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
     return out.slice(0, MAX_OVERRIDES);
   }
 
-  private instanceTags(pool: Pool, passId: string, at: number, version: string): Tag[] {
+  private instanceTags(pool: Pool, passId: string, at: number, version: string, launchedFor?: string): Tag[] {
     const ours: Record<string, string> = {
       [TAGS.deployment]: this.opts.config.deployment,
       [TAGS.stage]: this.opts.stage,
@@ -394,6 +396,7 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
       }),
       // The generated bucket name is not in the user data (it must stay gzip for EC2's 16 KB): the worker reads it here.
       ...(usesDeploymentCache(pool) && this.opts.cacheBucket ? { [TAGS.cacheBucket]: this.opts.cacheBucket } : {}),
+      ...(launchedFor ? { [TAGS.launchedFor]: launchedFor } : {}),
     };
     const user = Object.entries(pool.worker.tags).filter(([k]) => !k.startsWith(`${TAGS.deployment.split(':')[0]}:`) && k !== 'Name');
     return [
@@ -429,7 +432,7 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
               ...(market === 'spot' ? { SpotTargetCapacity: count } : { OnDemandTargetCapacity: count }),
             },
             ...(market === 'spot' ? { SpotOptions: { AllocationStrategy: 'price-capacity-optimized' as const } } : { OnDemandOptions: { AllocationStrategy: 'lowest-price' as const } }),
-            TagSpecifications: [{ ResourceType: 'instance', Tags: this.instanceTags(req.pool, req.passId, at, version) }],
+            TagSpecifications: [{ ResourceType: 'instance', Tags: this.instanceTags(req.pool, req.passId, at, version, req.forDemand !== undefined ? formatLaunchedFor(req.forDemand, req.count) : undefined) }],
           }),
           o,
         ),

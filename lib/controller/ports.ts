@@ -6,6 +6,7 @@ import type { Config, Pool } from '../config';
 import type { PoolHold, Retirement, Termination, WorkerView } from '../model';
 import type { WorkerStateWrite } from './reports';
 import type { ControllerState } from './state';
+import type { PipelineLearnPass, PipelineLearnReport } from '../gitlab/pipelines';
 
 /** An instance type in a subnet: the unit spot capacity is granted (or refused) in. */
 export interface CapacityPool {
@@ -44,6 +45,8 @@ export interface LaunchRequest {
   clientToken: string;
   /** Capacity pools on cooldown: left out of the overrides. */
   avoid: readonly CapacityPool[];
+  /** Of `count`, how many are for demand (pending or forecast jobs) rather than the idle target: tagged `launched-for` (planner: surplus). */
+  forDemand?: number;
 }
 
 export interface LaunchResult {
@@ -137,6 +140,8 @@ export interface GitLabPassReport {
  */
 export interface GitLabSide {
   syncJobs(pass: GitLabPass): Promise<GitLabPassReport>;
+  /** The graphs of pipelines in flight for the forecast, with what routing, confirmation and discovery left of the budget (lib/gitlab/pipelines.ts). */
+  learnPipelines?(pass: PipelineLearnPass): Promise<PipelineLearnReport>;
 }
 
 /** What the webhook queues for each Job Hook delivery (see handlers/webhook). */

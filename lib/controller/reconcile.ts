@@ -33,6 +33,8 @@ import { expireProjects, type Backoff, type ControllerState, type Cooldown, type
 import { formatInterrupted, TAGS } from './tags';
 import { applyReports, ReportMemory, type ReportsOutcome, type WorkerReport } from './reports';
 import { mayRunJob } from '../planner';
+import { LEARN_AFTER_MS, type ForecastMemory } from '../forecast';
+import type { PoolForecast } from '../model';
 
 export interface ReconcileOptions {
   /** How long a launch that discovery does not show yet still counts as booting. Default 180 s. */
@@ -77,6 +79,8 @@ export interface ReconcileDeps {
   workerRoleIds?: readonly string[];
   /** Operators' pause / drain per pool (lib/controller/holds.ts), read at the start of every pass. */
   holds?: OperatorHolds;
+  /** What this container knows of pipelines in flight and has learnt (lib/forecast.ts); without it the plan sees pending jobs only. */
+  forecast?: ForecastMemory;
 }
 
 export interface PassInput {
@@ -131,6 +135,8 @@ export interface PassReport {
   boots: ReportsOutcome['boots'];
   /** True when launches or other actions were left to the next pass for lack of time. */
   outOfTime: boolean;
+  /** What was coming per pool (lib/forecast.ts), pipelines followed, and the GitLab requests their graphs cost. */
+  forecast?: { pools: Record<string, PoolForecast>; pipelines: number; requests: number };
 }
 
 /** Stored backoff per error class: base and cap (ms). Quota waits for instances to end. */
@@ -209,7 +215,22 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   if (expired.pending || expired.running)
     decide(`expired ${expired.pending} pending job(s) unconfirmed for pendingJobTtl ${config.pendingJobTtl} s and ${expired.running} running job(s) past jobTimeout`);
   expireProjects(state, now);
+  // What is coming (lib/forecast.ts): the hooks' pipelines, names, stages and durations.
+  const fm = deps.forecast;
+  const single = config.pools.length === 1 ? config.pools[0].name : undefined;
+  const poolOfJob = (id: number) => {
+    const j = state.jobs.get(id);
+    return j && j.status !== 'finished' ? j.pool || single : undefined;
+  };
+  if (fm) {
+    fm.load(state.learned);
+    fm.observeEvents(
+      input.events.map((e) => ({ ...e, at: e.receivedAt })),
+      poolOfJob,
+    );
+  }
   const gitlab = deps.gitlab ? await deps.gitlab.syncJobs({ config, state, now, log, decide, remainingMs: deps.options?.remainingMs, timeShare: deps.options?.gitlabTimeShare }) : undefined;
+  const learnt = fm && deps.gitlab?.learnPipelines ? await learnPipelineGraphs(deps, fm, now) : undefined;
 
   // ---- fleet -------------------------------------------------------------------------------
   const found = (await fleet.discover(now)) as FleetWorker[];
@@ -226,6 +247,14 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
     log.error(`no worker has reported since ${new Date(rep.quietSince).toISOString()}: the reporting path (the report queue, the workers' network or their IAM role) looks down; no worker is taken for silent meanwhile`, { passId });
   for (const f of rep.floods) log.error(`worker ${f.instanceId} sent ${f.reports} reports in one pass (a worker sends a few): a job on it may be flooding the report queue`, { passId, ...f });
   const discovered = rep.workers;
+  if (fm && input.reports?.length) {
+    // A worker's first ready report: how long the pool's boots take (the forecast's horizon).
+    const booting = new Map(found.filter((w) => w.readyAt === undefined).map((w) => [w.id, w]));
+    for (const r of input.reports) {
+      const w = booting.get(r.instanceId);
+      if (w && r.readyAt !== undefined) fm.boots.observe(w.pool, (r.readyAt - w.launchedAt) / 1000);
+    }
+  }
   recordInterruptionCooldowns(config, state, discovered, now);
   pruneCooldowns(state, now);
   const workers: WorkerView[] = [...discovered, ...inflightPlaceholders(state, discovered, now, opts.inflightGraceMs)];
@@ -237,7 +266,8 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   for (const line of describeUntaken(holdBackUntakenJobs(config, state, discovered, now), config)) decide(line, 'warn');
   // One pool: jobs of events count before GitLab confirms them only when it could not be asked.
   const demand = demandByPool(config, state, now, { unrouted: !gitlab || gitlab.unavailable !== undefined || gitlab.outOfTime });
-  const plan = makePlan(config, new Date(now), { workers, demand, templateVersions, holds });
+  const forecast = fm?.forecast(config, now, poolOfJob);
+  const plan = makePlan(config, new Date(now), { workers, demand, templateVersions, holds, ...(forecast ? { forecast } : {}) });
   for (const pp of plan.pools) if (pp.hold && pp.launchReasons.length) decide(`pool ${pp.pool}: ${pp.launchReasons.join('; ')}`);
 
   // ---- act ---------------------------------------------------------------------------------
@@ -255,7 +285,7 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
       decide(`pool ${pool.name}: launch of ${pp.launch} left to the next pass: ${Math.round(remaining() / 1000)} s left in this one`, 'warn');
       continue;
     }
-    const n = await launchWorkers(deps, state, pool, pp.launch, pp.launchReasons, launchId, now, opts.inflightGraceMs, decide);
+    const n = await launchWorkers(deps, state, pool, { count: pp.launch, forDemand: pp.launchForDemand }, pp.launchReasons, launchId, now, opts.inflightGraceMs, decide);
     if (n.launched > 0) launched[pool.name] = n.launched;
     launchErrors.push(...n.errors);
     calledCreateFleet ||= n.attempted;
@@ -304,6 +334,8 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   // The last pass that decided something, for the status command. A pass that only repeats the
   // stored decisions (a pool held in backoff, say) keeps the stored record: no SSM write for it.
   const errorLines = launchErrors.map((e) => `${e.pool}: ${e.code}${e.instanceType ? ` ${e.instanceType}` : ''}${e.subnet ? ` ${e.subnet}` : ''}: ${e.message}`.slice(0, 300));
+  const learned = fm?.toStore(now);
+  if (learned !== undefined) state.learned = learned;
   const repeated = state.lastPass !== undefined && JSON.stringify([state.lastPass.decisions, state.lastPass.errors]) === JSON.stringify([decisions, errorLines]);
   if ((decisions.length > 0 || launchErrors.length > 0) && !repeated)
     state.lastPass = {
@@ -329,7 +361,7 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
     stateWrites: writes,
     decisions,
     durationMs: Math.round((performance.now() - started) * 10) / 10,
-    apiCalls: gitlab?.requests ?? 0,
+    apiCalls: (gitlab?.requests ?? 0) + (learnt?.requests ?? 0),
     jobsRepaired: gitlab?.discovered ?? 0,
     ...(gitlab ? { gitlab } : {}),
     heldBack: heldBackCounts(state),
@@ -339,7 +371,19 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
     reports,
     boots: rep.boots,
     outOfTime,
+    ...(forecast ? { forecast: { pools: forecast, pipelines: fm!.book.size, requests: learnt?.requests ?? 0 } } : {}),
   };
+}
+
+/** Asks the GitLab side for the graphs of new pipelines (what the budget leaves) and gives them to the forecast. */
+async function learnPipelineGraphs(deps: ReconcileDeps, fm: ForecastMemory, now: number) {
+  const projects = fm.book.projectsToLearn(now, LEARN_AFTER_MS);
+  if (projects.length === 0) return undefined;
+  const r = await deps.gitlab!.learnPipelines!({ projects, now, log: deps.log, remainingMs: deps.options?.remainingMs });
+  for (const g of r.graphs) fm.book.applyGraph(g, deps.config, fm.durations, now);
+  fm.book.listed(r.listed);
+  if (r.requests || r.failed) deps.log.info('pipeline graphs listed', { projects: projects.length, listed: r.listed.length, pipelines: r.graphs.length, requests: r.requests, failed: r.failed, deferred: r.deferred });
+  return r;
 }
 
 /**
@@ -461,7 +505,7 @@ async function launchWorkers(
   deps: ReconcileDeps,
   state: ControllerState,
   pool: Pool,
-  count: number,
+  { count, forDemand }: { count: number; forDemand?: number },
   reasons: string[],
   launchId: string,
   now: number,
@@ -491,7 +535,7 @@ async function launchWorkers(
   const clientToken = launchClientToken(deps.config.deployment, deps.stage, pool.name, state.epoch, state.generation);
   let result;
   try {
-    result = await deps.fleet.launch({ pool, count, passId: launchId, clientToken, avoid });
+    result = await deps.fleet.launch({ pool, count, passId: launchId, clientToken, avoid, ...(forDemand !== undefined ? { forDemand } : {}) });
   } catch (e) {
     result = { launched: [], errors: [{ class: 'other' as LaunchErrorClass, code: (e as Error).name || 'Error', message: (e as Error).message }] };
   }

@@ -21,6 +21,8 @@
  *               for pending jobs whose webhook was lost; written when a project appears, ages out
  *               or is seen in a new hour, never every pass
  *   jobs/NN     base64(deflate(columnar JSON)) of the jobs whose id % shards == NN
+ *   learned     what the forecast learnt (lib/forecast.ts: job durations, boot times, arrival
+ *               history), a compact lossy table of at most 4 KB, written at most every 10 minutes
  * Shards are written before meta, and each shard names the shard count it was written for, so a
  * pass that dies half-way leaves state the next pass can read (at worst some jobs are forgotten;
  * the webhook's next event or the API confirmation brings them back).
@@ -117,6 +119,8 @@ export interface ControllerState {
    */
   epoch: string;
   generation: number;
+  /** The forecast's learnt table (lib/forecast.ts encodeLearned), opaque here; absent until something was learnt. */
+  learned?: string;
 }
 
 export interface StateStore {
@@ -139,6 +143,7 @@ export function cloneState(s: ControllerState): ControllerState {
     lastPass: s.lastPass ? structuredClone(s.lastPass) : undefined,
     epoch: s.epoch,
     generation: s.generation,
+    ...(s.learned !== undefined ? { learned: s.learned } : {}),
   };
 }
 
@@ -163,6 +168,7 @@ export const PARAMS = {
   meta: 'meta',
   lastPass: 'last-pass',
   projects: 'projects',
+  learned: 'learned',
   shard: (i: number) => `jobs/${String(i).padStart(2, '0')}`,
   cooldowns: (i: number) => `cooldowns/${i}`,
 };
@@ -579,6 +585,7 @@ export function encodeState(s: ControllerState, warn: (m: string) => void = () =
         out.set(PARAMS.meta, encodeMeta(s, n, cooldowns.length, warn));
         if (s.lastPass) out.set(PARAMS.lastPass, encodeLastPass(s.lastPass));
         if (s.projects.size) out.set(PARAMS.projects, encodeProjects(s.projects));
+        if (s.learned !== undefined && s.learned.length <= MAX_PARAMETER_BYTES) out.set(PARAMS.learned, s.learned);
         return out;
       }
     }
@@ -662,6 +669,8 @@ export function decodeState(values: ReadonlyMap<string, string>, warn: (m: strin
       warn(`controller state "projects" is unreadable (${(e as Error).message}); projects are learnt again from job events`);
     }
   }
+  const learned = values.get(PARAMS.learned);
+  if (learned !== undefined) s.learned = learned;
   const decoded: ShardDoc[] = [];
   for (const [name, value] of values) {
     if (!name.startsWith('jobs/')) continue;

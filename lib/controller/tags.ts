@@ -36,6 +36,8 @@ export const TAGS = {
    * puts it into its runner's config.toml, and shuts down without it (docs/worker.md, "The cache").
    */
   cacheBucket: `${TAG_PREFIX}:cache-bucket`,
+  /** `<demand>/<count>`: of the instances its launch asked for, how many were for demand (pending or forecast jobs) rather than the idle target. */
+  launchedFor: `${TAG_PREFIX}:launched-for`,
 
   // ---- set by the controller later ------------------------------------------------------------
   /** Retirement request: ISO 8601 instant of the request. The worker finishes its job, then leaves. */
@@ -69,6 +71,19 @@ export type WorkerReportedState = (typeof WORKER_STATES)[number];
 export const REPORT_TAG_KEYS = [TAGS.ready, TAGS.state, TAGS.builds, TAGS.idleSince, TAGS.stoppedAt] as const;
 
 export type InterruptionKind = 'interruption' | 'rebalance';
+
+/** The `launched-for` value: how many of a launch's `count` instances were for demand. */
+export function formatLaunchedFor(demand: number, count: number): string {
+  return `${demand}/${count}`;
+}
+
+export function parseLaunchedFor(value: string | undefined): { demand: number; count: number } | undefined {
+  const m = /^(\d{1,6})\/(\d{1,6})$/.exec(value ?? '');
+  if (!m) return undefined;
+  const demand = Number(m[1]);
+  const count = Number(m[2]);
+  return demand <= count && count > 0 ? { demand, count } : undefined;
+}
 
 export function formatInterrupted(kind: InterruptionKind, at: number): string {
   return `${kind} ${new Date(at).toISOString()}`;

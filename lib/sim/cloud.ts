@@ -148,6 +148,8 @@ export interface SimWorker {
   interrupted?: boolean;
   /** The reconcile pass that launched it (a launch tag). */
   passId?: string;
+  /** Of its launch's instances, how many were for demand (the `launched-for` tag). */
+  launchedFor?: { demand: number; count: number };
   goneAt?: number;
   /** run-single's own exits (max builds, wait timeout); docker+machine machines have none. A worker of the controller. */
   selfExit: boolean;
@@ -912,6 +914,7 @@ export class World {
       interruptedAt: w.interruptedAt,
       interruptionKind: w.interruptedAt !== undefined ? 'interruption' : undefined,
     };
+    if (w.launchedFor && w.passId) v.launchedFor = { launch: w.passId, ...w.launchedFor };
     if (w.recorded.readyAt !== undefined) v.readyAt = w.recorded.readyAt;
     if (w.recorded.reported) v.reported = w.recorded.reported;
     if (w.recorded.reported === 'idle') v.idleSince = w.recorded.idleSince ?? w.recorded.readyAt;
@@ -1064,7 +1067,7 @@ export class SimFleet implements Fleet {
       candidates.sort((a, b) => prices[a.instanceType].spot - prices[b.instanceType].spot);
       for (let i = 0; remaining > 0 && candidates.length > 0; i++, remaining--) {
         const c = candidates[i % candidates.length];
-        launched.push(this.world.view(this.world.launchWorker(pool, c.instanceType, c.subnet, 'spot', true, req.passId)));
+        launched.push(this.world.view(this.tagged(this.world.launchWorker(pool, c.instanceType, c.subnet, 'spot', true, req.passId), req)));
       }
     }
     if (remaining > 0 && (pool.worker.market === 'on-demand' || pool.worker.onDemandFallback)) {
@@ -1075,7 +1078,7 @@ export class SimFleet implements Fleet {
       overrides.sort((a, b) => prices[a.instanceType].onDemand - prices[b.instanceType].onDemand);
       for (let i = 0; remaining > 0 && overrides.length > 0; i++, remaining--) {
         const c = overrides[i % overrides.length];
-        launched.push(this.world.view(this.world.launchWorker(pool, c.instanceType, c.subnet, 'on-demand', true, req.passId)));
+        launched.push(this.world.view(this.tagged(this.world.launchWorker(pool, c.instanceType, c.subnet, 'on-demand', true, req.passId), req)));
       }
     }
     this.launchErrors += errors.length;
@@ -1083,6 +1086,12 @@ export class SimFleet implements Fleet {
     this.seenTokens.set(req.clientToken, result);
     this.world.onChange();
     return result;
+  }
+
+  /** The launch's tags that CreateFleet's TagSpecifications carry beyond the pass id (lib/aws/ec2-fleet.ts). */
+  private tagged(w: SimWorker, req: LaunchRequest): SimWorker {
+    if (req.forDemand !== undefined) w.launchedFor = { demand: req.forDemand, count: req.count };
+    return w;
   }
 
   async requestRetirement(retirements: readonly Retirement[]): Promise<void> {

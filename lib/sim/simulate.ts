@@ -8,6 +8,7 @@ import { GitLabDemand } from '../gitlab/sync';
 import { DockerMachineBaseline } from './baseline';
 import { CapacityModel, DEFAULT_CLOUD, SIM_WORKER_ROLE, SimFleet, SimGitLab, World, type CloudOptions, type Sample } from './cloud';
 import { ReportMemory } from '../controller/reports';
+import { ForecastMemory } from '../forecast';
 import type { TerminationKind } from '../model';
 import { CountingLogger, DEFAULT_AUTOSCALER, SimulatedAutoscaler, type AutoscalerOptions } from './autoscaler';
 import { DEFAULT_PRICES, missingPrices, PriceError, type PriceTable } from './prices';
@@ -202,13 +203,13 @@ export async function simulate(opts: SimulationOptions): Promise<SimulationResul
   const gitlabApi = new SimGitLab(spotWorld);
   for (const p of opts.failingProjects ?? []) gitlabApi.failProjects.add(p);
   // One warm container for the whole run: the budget starts full (a fresh process has spent nothing).
-  const gitlab = new GitLabDemand({ api: gitlabApi, perMinute: config.gitlab.requestsPerMinute, start: 'full' });
+  const gitlab = new GitLabDemand({ api: gitlabApi, perMinute: config.gitlab.requestsPerMinute, start: 'full', pipelines: gitlabApi });
   const log = new CountingLogger(opts.echo);
   // The real encoding, written every pass; read back only once (the controller is the only writer).
   const store = new MemoryStateStore(log, undefined, { cacheMs: Infinity, now: () => spotWorld.now });
   const autoscaler = new SimulatedAutoscaler(
     spotWorld,
-    { config, stage: 'sim', fleet, store, gitlab, log, reportMemory: new ReportMemory(), workerRoleIds: [SIM_WORKER_ROLE] },
+    { config, stage: 'sim', fleet, store, gitlab, log, reportMemory: new ReportMemory(), workerRoleIds: [SIM_WORKER_ROLE], forecast: new ForecastMemory() },
     auto,
     rng.fork('webhook-loss'),
     raceAndReports.fork('reports'),
