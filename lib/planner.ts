@@ -8,8 +8,8 @@
  *
  * Two decisions per pool, each made of small named rules:
  *  - retire?  an idle worker leaves when it reached MaxBuilds, when its launch template is out of
- *             date, when the pool is over `limit`, when it is surplus (launched for demand that
- *             another worker took, never part of the idle target, and nothing coming needs it), or
+ *             date, when the pool is over `limit`, when it is surplus (launched for jobs, never the
+ *             idle target, and nothing pending or coming needs it: notIdleTargetWorkers), or
  *             when it was idle longer than IdleTime and the idle target is exceeded without it.
  *  - launch?  enough for the pending jobs `concurrent` lets run that no idle worker, booting worker
  *             or soon-free busy worker covers, for the jobs forecast to become pending within a
@@ -128,22 +128,27 @@ export function waitTarget(targetWait: number, fc: PoolForecast, floor: number):
 }
 
 /**
- * Idle workers that a launch made for demand (pending or forecast jobs) and that never ran a job:
- * docker+machine would never have created them (it creates machines for the idle target, or one
- * per job it already holds), so they are not idle-target workers and IdleTime was never a promise
- * about them. A launch's `launched-for` tag says how many of its instances were for demand; those
- * of its instances that ran a job, or are gone, are counted against that first.
+ * Idle workers that were never the idle target: launched for demand (pending or forecast jobs),
+ * as the launch's `launched-for` tag says (of its `count` instances, `demand` were for jobs).
+ * docker+machine never has such a machine while IdleCount > 0: it creates machines only for the
+ * idle target and jobs wait for them (facts.md, idle_limit_strategy.go). So IdleTime, a promise
+ * about idle-target machines, does not hold them: once idle, they leave as soon as nothing pending
+ * or coming needs them and the idle target is met without them. With IdleCount = 0 docker+machine
+ * creates a machine per job and keeps it IdleTime after; there, only a demand worker that never
+ * ran a job (an idle or sooner-free worker took the job it was launched for) is surplus.
+ * Which instances of a launch were for demand is not recorded one by one: its busy members, then
+ * the ones gone, count first (the conservative reading), then the idle ones in id order.
  */
-function demandLaunchedNeverUsed(workers: readonly WorkerView[]): Set<string> {
+function notIdleTargetWorkers(workers: readonly WorkerView[], usedToo: boolean): Set<string> {
   const groups = new Map<string, WorkerView[]>();
   for (const w of workers) if (w.launchedFor) groups.set(w.launchedFor.launch, [...(groups.get(w.launchedFor.launch) ?? []), w]);
   const out = new Set<string>();
   for (const members of groups.values()) {
     const { demand, count } = members[0].launchedFor!;
-    const unused = members.filter(neverUsed).sort(byId);
+    const candidates = members.filter(usedToo ? (w) => w.state === 'idle' : neverUsed).sort(byId);
     const gone = Math.max(0, count - members.length);
-    let left = demand - gone - (members.length - unused.length);
-    for (const w of unused) if (left-- > 0) out.add(w.id);
+    let left = demand - gone - (members.length - candidates.length);
+    for (const w of candidates) if (left-- > 0) out.add(w.id);
   }
   return out;
 }
@@ -271,7 +276,7 @@ interface PoolWork {
   triage: Triage;
   idle: WorkerView[];
   forecast?: PoolForecast;
-  /** Idle workers launched for demand that never ran a job (retired as soon as nothing needs them). */
+  /** Idle workers that were never the idle target (launched for jobs; retired as soon as nothing needs them). */
   surplus: Set<string>;
 }
 
@@ -310,7 +315,7 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
     const floor = idleTarget(settings, counts.busy);
     const target = pool.targetWait !== undefined && forecast ? waitTarget(pool.targetWait, forecast, floor) : floor;
     // With targetWait the controller sizes idle capacity itself: any idle worker nothing needs may go.
-    const surplus = pool.targetWait !== undefined && forecast ? new Set(idle.map((w) => w.id)) : demandLaunchedNeverUsed(tri.healthy);
+    const surplus = pool.targetWait !== undefined && forecast ? new Set(idle.map((w) => w.id)) : notIdleTargetWorkers(tri.healthy, settings.IdleCount > 0);
     return { pool, settings, counts, idleTarget: target, triage: tri, idle, forecast, surplus };
   });
 
@@ -363,7 +368,7 @@ export function plan(config: Config, at: Date, snapshot: Snapshot): Plan {
       // Nothing pending or coming within a boot time needs it, and the idle target is met without it.
       else if (surplus.has(w.id) && available - 1 - needed >= target)
         [reason, kind] = [
-          `${pool.targetWait !== undefined ? 'idle' : 'launched for demand another worker took, never used'}; ${available - 1} available remain for ${pendingServed} pending and ${expected} forecast job(s) within ${Math.round(forecast?.horizonSeconds ?? 0)} s (${freeing} busy worker(s) free sooner) and idle target ${target}`,
+          `${pool.targetWait !== undefined ? 'idle' : 'launched for jobs, not the idle target'}; ${available - 1} available remain for ${pendingServed} pending and ${expected} forecast job(s) within ${Math.round(forecast?.horizonSeconds ?? 0)} s (${freeing} busy worker(s) free sooner) and idle target ${target}`,
           'surplus',
         ];
       else if (idleTimeExceeded(settings, w, now) && available - 1 - pendingServed >= target)
