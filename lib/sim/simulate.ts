@@ -30,6 +30,8 @@ export interface SimulationOptions {
   echo?: (line: string) => void;
   /** GitLab projects whose API requests fail for ever (poisoned-project runs). */
   failingProjects?: readonly number[];
+  /** The controller's forecast of pipelines (lib/forecast.ts); false plans from pending jobs alone, to compare. Default true. */
+  forecast?: boolean;
 }
 
 /** The figures of one policy. Waits in seconds, money in USD. */
@@ -209,7 +211,7 @@ export async function simulate(opts: SimulationOptions): Promise<SimulationResul
   const store = new MemoryStateStore(log, undefined, { cacheMs: Infinity, now: () => spotWorld.now });
   const autoscaler = new SimulatedAutoscaler(
     spotWorld,
-    { config, stage: 'sim', fleet, store, gitlab, log, reportMemory: new ReportMemory(), workerRoleIds: [SIM_WORKER_ROLE], forecast: new ForecastMemory() },
+    { config, stage: 'sim', fleet, store, gitlab, log, reportMemory: new ReportMemory(), workerRoleIds: [SIM_WORKER_ROLE], ...(opts.forecast !== false ? { forecast: new ForecastMemory() } : {}) },
     auto,
     rng.fork('webhook-loss'),
     raceAndReports.fork('reports'),
