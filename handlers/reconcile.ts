@@ -22,7 +22,7 @@ import { SqsInbox } from '../lib/aws/sqs-inbox';
 import { SsmOperatorHolds } from '../lib/aws/operator-holds';
 import { parameterNames, type Config } from '../lib/config';
 import { reconcilePass, type PassInput, type PassReport } from '../lib/controller/reconcile';
-import { runLoop, type LoopOptions, type LoopReport } from '../lib/controller/loop';
+import { CADENCE, runLoop, type LoopOptions, type LoopReport } from '../lib/controller/loop';
 import { ReportMemory } from '../lib/controller/reports';
 import type { GitLabSide, JobEvent, Logger } from '../lib/controller/ports';
 import { sqsClient } from '../lib/lambda/clients';
@@ -67,11 +67,11 @@ export const SAFETY_MARGIN_MS = 5_000;
 /** EC2 and SQS calls must end this long before the pass's deadline: the state save comes after them. */
 export const SAVE_RESERVE_MS = 3_000;
 /**
- * A scheduled invocation starts passes for this long: the schedule's minute, less a few seconds,
- * so it ends about when the next one starts (the function's timeout, 90 s, leaves its last pass
- * room to finish; an overlapping tick is dropped by maximumEventAge or runs right after).
+ * A scheduled invocation starts passes for this long (lib/controller/loop.ts CADENCE, shared with
+ * the stack's schedule and the simulation; an overlapping tick is dropped by maximumEventAge or
+ * runs right after).
  */
-export const LOOP_FOR_MS = 55_000;
+export const LOOP_FOR_MS = CADENCE.loopForMs;
 /** ReceiveMessage's longest wait (20 s) and then some: the request timeout of the reconcile function's SQS client. */
 export const LONG_POLL_REQUEST_TIMEOUT_MS = 25_000;
 

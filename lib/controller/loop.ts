@@ -74,7 +74,29 @@ export interface LoopReport {
   last?: PassReport;
 }
 
-export const LOOP_DEFAULTS = { minPassIntervalMs: 5_000, tickIntervalMs: 30_000, maxEventsPerPass: 5_000, maxReportsPerPass: 10_000, stopReserveMs: 15_000, maxConsecutiveFailures: 3, loopForMs: Infinity };
+/**
+ * How the deployment drives the reconcile function, in ONE place: the stack's schedule
+ * (lib/deploy/stack.ts), the handler's loop (handlers/reconcile.ts) and the simulation
+ * (lib/sim/autoscaler.ts DEFAULT_AUTOSCALER) all read it, so the simulated controller waits for
+ * events exactly as the deployed one does (test/sim/cadence.test.ts).
+ *  - scheduleEveryMs: EventBridge Scheduler starts an invocation this often (`rate(1 minute)`);
+ *  - loopForMs: the invocation starts passes for this long: the schedule's period less a few
+ *    seconds, so it ends about when the next one starts (the function's timeout, 90 s, leaves its
+ *    last pass room to finish);
+ *  - minPassIntervalMs: the batching window: while events keep arriving, a pass starts at most
+ *    this often, and takes everything that arrived since the last one;
+ *  - tickIntervalMs: without events a pass still runs this often.
+ */
+export const CADENCE = { scheduleEveryMs: 60_000, loopForMs: 55_000, minPassIntervalMs: 5_000, tickIntervalMs: 30_000 } as const;
+
+/** The schedule expression of CADENCE.scheduleEveryMs (whole minutes: EventBridge's rate unit). */
+export function scheduleRate(everyMs: number = CADENCE.scheduleEveryMs): string {
+  const minutes = everyMs / 60_000;
+  if (!Number.isInteger(minutes) || minutes < 1) throw new Error(`schedule period ${everyMs} ms is not a whole number of minutes`);
+  return `rate(${minutes} minute${minutes === 1 ? '' : 's'})`;
+}
+
+export const LOOP_DEFAULTS = { minPassIntervalMs: CADENCE.minPassIntervalMs, tickIntervalMs: CADENCE.tickIntervalMs, maxEventsPerPass: 5_000, maxReportsPerPass: 10_000, stopReserveMs: 15_000, maxConsecutiveFailures: 3, loopForMs: Infinity };
 
 interface Decoded {
   events: JobEvent[];

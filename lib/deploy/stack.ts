@@ -21,6 +21,7 @@ import { REPORT_TAG_KEYS, reportQueueName, TAGS, launchTemplateName, TAG_PREFIX,
 import { dashboardBody, dashboardName } from './dashboard';
 import { REPORTING } from '../planner';
 import { boundarySchedules, type BoundarySchedule } from './schedules';
+import { scheduleRate } from '../controller/loop';
 import { deploymentNames, LAUNCH_STATEMENTS, STAGE_RE } from './names';
 import { getAtt, lambdaRole, ref, sub, type Cfn } from './cfn';
 import { imageBuildsFunctionName, imageName, imageParameterName, imageResources, launchImageId } from './image';
@@ -964,7 +965,7 @@ export function buildStack(opts: StackOptions): StackParts {
     : [
         {
           schedule: {
-            rate: ['rate(1 minute)'],
+            rate: [scheduleRate()],
             method: 'scheduler',
             roleArn: schedulerRole,
             description: 'every minute: runs passes back to back, reading job events and worker reports, for most of the minute',

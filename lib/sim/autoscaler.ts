@@ -21,6 +21,7 @@ import type { JobEvent, Logger } from '../controller/ports';
 import { reconcilePass, type PassInput, type ReconcileDeps } from '../controller/reconcile';
 import type { WorkerReport } from '../controller/reports';
 import { REPORTING } from '../planner';
+import { CADENCE } from '../controller/loop';
 import { dedupeEvents, RecentDeliveries } from '../webhook/job-hook';
 import type { World } from './cloud';
 import type { Rng } from './rng';
@@ -40,7 +41,16 @@ export interface AutoscalerOptions {
   webhookDuplicateRate: number;
 }
 
-export const DEFAULT_AUTOSCALER: AutoscalerOptions = { scheduleEverySeconds: 60, loopSeconds: 55, minPassIntervalSeconds: 5, tickSeconds: 30, pickupSeconds: 1, webhookLossRate: 0.02, webhookDuplicateRate: 0 };
+/** The deployment's own cadence (lib/controller/loop.ts CADENCE: the stack's schedule, the handler's loop), never a copy of it. */
+export const DEFAULT_AUTOSCALER: AutoscalerOptions = {
+  scheduleEverySeconds: CADENCE.scheduleEveryMs / 1000,
+  loopSeconds: CADENCE.loopForMs / 1000,
+  minPassIntervalSeconds: CADENCE.minPassIntervalMs / 1000,
+  tickSeconds: CADENCE.tickIntervalMs / 1000,
+  pickupSeconds: 1,
+  webhookLossRate: 0.02,
+  webhookDuplicateRate: 0,
+};
 
 /** Counts what the controller logged, keeps the last few warnings and errors for the report. */
 export class CountingLogger implements Logger {

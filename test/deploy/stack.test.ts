@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { CADENCE, scheduleRate } from '../../lib/controller/loop';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { parseConfig } from '../../lib/config';
@@ -213,7 +214,8 @@ describe('queue, schedules, outputs', () => {
   it('runs reconcile every minute and at the period boundaries, with no SQS event source (it reads the queues itself)', () => {
     const [tick, ...boundaries] = stack.reconcileEvents as any[];
     expect((stack.reconcileEvents as any[]).some((e) => e.sqs)).toBe(false);
-    expect(tick.schedule).toMatchObject({ rate: ['rate(1 minute)'], method: 'scheduler' });
+    expect(tick.schedule).toMatchObject({ rate: [scheduleRate(CADENCE.scheduleEveryMs)], method: 'scheduler' });
+    expect(scheduleRate(CADENCE.scheduleEveryMs)).toBe('rate(1 minute)');
     expect(boundaries.map((b) => [b.schedule.rate[0], b.schedule.timezone])).toEqual([['cron(0 0,8,19 * * ? *)', 'Europe/Berlin']]);
   });
 
