@@ -24,6 +24,7 @@ import { parameterNames, type Config } from '../lib/config';
 import { reconcilePass, type PassInput, type PassReport } from '../lib/controller/reconcile';
 import { CADENCE, runLoop, type LoopOptions, type LoopReport } from '../lib/controller/loop';
 import { ReportMemory } from '../lib/controller/reports';
+import { ForecastMemory } from '../lib/forecast';
 import type { GitLabSide, JobEvent, Logger } from '../lib/controller/ports';
 import { sqsClient } from '../lib/lambda/clients';
 import { controllerEnv, type ControllerEnv } from '../lib/lambda/env';
@@ -36,6 +37,8 @@ import { gitlabFor } from '../lib/lambda/gitlab';
 let clients: { env: ControllerEnv; ec2: EC2Client; ssm: SSMClient; sqs: SQSClient } | undefined;
 /** What this container remembers of workers' reports between passes (the newest per instance). */
 let reportMemory = new ReportMemory();
+/** What this container knows of pipelines in flight and has learnt (lib/forecast.ts); the learnt part is also kept in SSM. */
+let forecast = new ForecastMemory();
 let metricsSink: MetricsSink = stdoutSink;
 /** Idempotency-Keys taken by this container's passes: a redelivery in a later batch or pass is dropped. */
 let recentDeliveries = new RecentDeliveries();
@@ -107,6 +110,7 @@ export function resetForTests(sink: MetricsSink = stdoutSink): void {
   holdsCache = undefined;
   metricsSink = sink;
   reportMemory = new ReportMemory();
+  forecast = new ForecastMemory();
   recentDeliveries = new RecentDeliveries();
 }
 
@@ -135,7 +139,7 @@ async function runPass(config: Config, env: ControllerEnv, input: PassInput, con
   fleet.timeLeftMs = remainingMs ? () => remainingMs() - SAVE_RESERVE_MS : undefined;
   try {
     const report = await reconcilePass(
-      { config, stage: env.stage, fleet, store, gitlab, clock: { now: () => Date.now() }, log, options: { remainingMs }, reportMemory, workerRoleIds: env.workerRoleIds, holds: holdsFor(config, env.stage, ssm, log) },
+      { config, stage: env.stage, fleet, store, gitlab, clock: { now: () => Date.now() }, log, options: { remainingMs }, reportMemory, workerRoleIds: env.workerRoleIds, holds: holdsFor(config, env.stage, ssm, log), forecast },
       input,
     );
     for (const line of passMetricLines(report, config.deployment, env.stage, input.trigger, Date.now(), input)) metricsSink(line);

@@ -17,6 +17,7 @@ import { parameterNames, type Config } from '../config';
 import type { GitLabSide, Logger } from '../controller/ports';
 import { GitLabClient } from '../gitlab/client';
 import { HttpGitLabApi } from '../gitlab/http-api';
+import { GraphQLPipelineApi } from '../gitlab/pipeline-graphql';
 import { GitLabDemand } from '../gitlab/sync';
 import { registerSecret } from './logger';
 
@@ -67,7 +68,9 @@ export async function gitlabFor(config: Config, stage: string, ssm: SSMClient, l
       },
       log: delegate,
     });
-    const side = new GitLabDemand({ api: new HttpGitLabApi(client, { mode: api, log: delegate }), perMinute: requestsPerMinute, start: 'empty', waitMs: FIRST_TOKEN_WAIT_MS });
+    // Pipeline graphs for the forecast (lib/gitlab/pipelines.ts) need GraphQL: none with api: rest.
+    const pipelines = api === 'rest' ? undefined : new GraphQLPipelineApi(client);
+    const side = new GitLabDemand({ api: new HttpGitLabApi(client, { mode: api, log: delegate }), perMinute: requestsPerMinute, start: 'empty', waitMs: FIRST_TOKEN_WAIT_MS, ...(pipelines ? { pipelines } : {}) });
     cached = { key, side, log: ref };
   }
   cached.log.current = log;

@@ -32,12 +32,16 @@ export const JOB_STATUSES = [
 ] as const;
 
 /**
- * Statuses in which a job neither needs nor holds a runner: `created` (every job of a new pipeline,
- * before its stage is reached), `manual` and `scheduled` (waiting for a person or a time). They
- * are acknowledged and dropped here, which keeps most of a pipeline's deliveries off the queue; the
- * job's `pending` delivery follows when it does need a runner.
+ * Statuses in which a job neither needs nor holds a runner and that say nothing of what is coming:
+ * `manual` and `scheduled` (waiting for a person or a time; GitLab sends no hook for them today,
+ * facts.md). They are acknowledged and dropped here. `created` (every job of a new pipeline, sent
+ * when the pipeline is created) is queued: it is no demand, but it tells the forecast
+ * (lib/forecast.ts) which jobs are coming, with their names and stages.
  */
-export const IGNORED_STATUSES: readonly string[] = ['created', 'manual', 'scheduled'];
+export const IGNORED_STATUSES: readonly string[] = ['manual', 'scheduled'];
+
+/** Job and stage names longer than this are cut (GitLab allows 255 characters). */
+export const MAX_NAME_CHARS = 255;
 
 /**
  * One delivery as the Lambda receives it. Everything is `unknown` on purpose: the HTTP API builds
@@ -228,6 +232,8 @@ export function decideDelivery(req: WebhookRequest, opts: WebhookOptions): Webho
   // For the logs.
   const pipelineId = positiveInt(body.pipeline_id);
   if (pipelineId !== undefined) event.pipelineId = pipelineId;
+  // For the forecast (lib/forecast.ts): what the job is and, once finished, how long it ran.
+  Object.assign(event, forecastFields({ name: body.build_name, stage: body.build_stage, duration: body.build_duration }));
   const decision: WebhookDecision = { kind: 'queue', status: 202, event, dedupKey: dedupKey(event, retries, deliveryId), reason: `queued job ${jobId} ${status}` };
   if (presentedId !== undefined && !deliveryId) decision.detail = { ignoredDeliveryId: describeValue(presentedId) };
   return decision;
@@ -310,6 +316,15 @@ export class QueueMessageError extends Error {
   override name = 'QueueMessageError';
 }
 
+/** A job's name, stage and build_duration when they are what GitLab sends (strings, seconds); anything else is left out. */
+function forecastFields(x: { name?: unknown; stage?: unknown; duration?: unknown }): Pick<JobEvent, 'name' | 'stage' | 'duration'> {
+  const out: Pick<JobEvent, 'name' | 'stage' | 'duration'> = {};
+  if (typeof x.name === 'string' && x.name.length > 0) out.name = x.name.slice(0, MAX_NAME_CHARS);
+  if (typeof x.stage === 'string' && x.stage.length > 0) out.stage = x.stage.slice(0, MAX_NAME_CHARS);
+  if (typeof x.duration === 'number' && Number.isFinite(x.duration) && x.duration >= 0 && x.duration < 366 * 86_400) out.duration = x.duration;
+  return out;
+}
+
 export function decodeQueueMessage(body: string): QueueMessage {
   let m: unknown;
   try {
@@ -327,6 +342,7 @@ export function decodeQueueMessage(body: string): QueueMessage {
     if (typeof e.deliveryId === 'string') event.deliveryId = e.deliveryId;
     if (positiveInt(e.pipelineId) !== undefined) event.pipelineId = e.pipelineId as number;
     if (Array.isArray(e.tags) && e.tags.every((t) => typeof t === 'string')) event.tags = e.tags as string[];
+    Object.assign(event, forecastFields(e));
     return { v: 1, type: 'job', event };
   }
   if (o.type === 'interruption') {

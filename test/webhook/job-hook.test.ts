@@ -109,7 +109,7 @@ describe('decideDelivery', () => {
     const d = decideDelivery(req(), { secret: SECRET, now });
     expect(d).toMatchObject({ kind: 'queue', status: 202, dedupKey: 'idem:idem-1' });
     if (d.kind !== 'queue') throw new Error('unreachable');
-    expect(d.event).toEqual({ jobId: 4242, projectId: 17, status: 'pending', receivedAt: now, deliveryId: 'idem-1', pipelineId: 981 });
+    expect(d.event).toEqual({ jobId: 4242, projectId: 17, status: 'pending', receivedAt: now, deliveryId: 'idem-1', pipelineId: 981, name: 'test:unit', stage: 'test' });
   });
 
   it('carries pipeline_id when it is a positive integer, and leaves it out otherwise (it is optional)', () => {
@@ -165,8 +165,27 @@ describe('decideDelivery', () => {
     expect(d.reason).not.toContain('Pipeline Hook'); // the answer is fixed; the log shows what came
   });
 
-  it('acknowledges jobs that need no runner yet (created, manual, scheduled)', () => {
-    for (const status of ['created', 'manual', 'scheduled']) {
+  it('queues created jobs for the forecast, with name, stage and (finished jobs) build_duration', () => {
+    const b = JSON.parse(body('pending'));
+    Object.assign(b, { build_status: 'created', build_name: 'rspec 1/4', build_stage: 'test', pipeline_id: 77 });
+    const d = decideDelivery(req({ body: JSON.stringify(b) }), { secret: SECRET, now });
+    expect(d).toMatchObject({ kind: 'queue', event: { status: 'created', name: 'rspec 1/4', stage: 'test', pipelineId: 77 } });
+    const done = decideDelivery(req({ body: JSON.stringify({ ...b, build_status: 'success', build_duration: 83.4 }) }), { secret: SECRET, now });
+    expect(done).toMatchObject({ kind: 'queue', event: { status: 'success', duration: 83.4 } });
+    // Through the queue unchanged.
+    if (done.kind !== 'queue') throw new Error('queued');
+    expect(decodeQueueMessage(JSON.stringify({ v: 1, type: 'job', event: done.event }))).toEqual({ v: 1, type: 'job', event: done.event });
+    // Odd values are left out, never refused: a Job Hook is not refused for a field the forecast could use.
+    const odd = decideDelivery(req({ body: JSON.stringify({ ...b, build_name: 42, build_stage: 'x'.repeat(400), build_duration: -3 }) }), { secret: SECRET, now });
+    expect(odd.kind).toBe('queue');
+    if (odd.kind !== 'queue') throw new Error('queued');
+    expect(odd.event.name).toBeUndefined();
+    expect(odd.event.stage).toHaveLength(255);
+    expect(odd.event.duration).toBeUndefined();
+  });
+
+  it('acknowledges jobs that wait for a person or a time (manual, scheduled)', () => {
+    for (const status of ['manual', 'scheduled']) {
       const b = JSON.parse(body('pending'));
       b.build_status = status;
       expect(decideDelivery(req({ body: JSON.stringify(b) }), { secret: SECRET, now })).toMatchObject({ kind: 'ignore', status: 200 });
