@@ -22,7 +22,7 @@ import { reconcilePass, type PassInput, type ReconcileDeps } from '../controller
 import type { WorkerReport } from '../controller/reports';
 import { REPORTING } from '../planner';
 import { CADENCE } from '../controller/loop';
-import { dedupeEvents, RecentDeliveries } from '../webhook/job-hook';
+import { decodeQueueMessage, dedupeEvents, encodeQueueMessage, IGNORED_STATUSES, RecentDeliveries } from '../webhook/job-hook';
 import type { World } from './cloud';
 import type { Rng } from './rng';
 
@@ -130,12 +130,17 @@ export class SimulatedAutoscaler {
 
   start(): void {
     const world = this.world;
-    world.onJobEvent = (e) => {
+    world.onJobEvent = (sent) => {
       if (this.lossRng.chance(this.opts.webhookLossRate)) {
         this.webhooksLost++;
         return;
       }
       this.webhooksDelivered++;
+      // What the webhook function queues (lib/webhook/job-hook.ts): statuses it drops, and the fields the queue message carries.
+      if (IGNORED_STATUSES.includes(sent.status)) return;
+      const decoded = decodeQueueMessage(encodeQueueMessage({ v: 1, type: 'job', event: sent }));
+      if (decoded.type !== 'job') return;
+      const e = decoded.event;
       this.events.push(e);
       this.wake();
       if (this.opts.webhookDuplicateRate > 0 && this.lossRng.chance(this.opts.webhookDuplicateRate)) {
