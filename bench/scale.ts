@@ -28,7 +28,7 @@ import { Ec2Fleet, ensureLaunchTemplate } from '../lib/aws/ec2-fleet';
 import { SsmStateStore } from '../lib/aws/ssm-state-store';
 import { SqsInbox } from '../lib/aws/sqs-inbox';
 import { reconcilePass, type PassInput, type PassReport } from '../lib/controller/reconcile';
-import { runLoop } from '../lib/controller/loop';
+import { CADENCE, runLoop } from '../lib/controller/loop';
 import { encodeReport, ReportMemory } from '../lib/controller/reports';
 import { reportQueueName, TAGS } from '../lib/controller/tags';
 import type { Logger } from '../lib/controller/ports';
@@ -285,38 +285,104 @@ async function drain(n: number): Promise<void> {
   }
 }
 
-/** Webhook -> CreateFleet: a pending job no worker covers, sent while the loop waits (warm) or before an invocation starts (its first pass). */
+/**
+ * Webhook -> CreateFleet (issue 13): a pending job no worker covers, from the moment it is in the
+ * queue to the CreateFleet request (EC2's own time after that is excluded). Sampled on the paths an
+ * event can take, each with the assumed AWS latencies and with none (the controller's own time):
+ *  - warm, quiet: the loop long-polls when the event arrives;
+ *  - warm, busy: other events keep arriving, so passes start every batching window (CADENCE.minPassIntervalMs);
+ *  - cold: the first pass of an invocation (state read, template check);
+ *  - the whole minute: arrival times uniform over the schedule's minute; an event in its last
+ *    (scheduleEveryMs - loopForMs) waits for the next invocation and its first (cold) pass.
+ */
 async function latency(n: number): Promise<void> {
-  const d = deployment(n, 0);
-  try {
-    d.aws.latency = assumedLatency;
-    // All workers busy: a pending job needs a new one.
+  const SAMPLES = Number(process.env.SCALE_LATENCY_SAMPLES ?? 6);
+  const pct = (xs: number[], p: number) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
+  };
+  const show = (xs: number[]) => `p50 ${(pct(xs, 0.5) / 1000).toFixed(2)} s, p95 ${(pct(xs, 0.95) / 1000).toFixed(2)} s (n ${xs.length})`;
+  const pending = (id: number) => JSON.stringify({ v: 1, type: 'job', event: { jobId: id, projectId: 1, status: 'pending', receivedAt: Date.now(), tags: ['docker'] } });
+  const other = (id: number) => JSON.stringify({ v: 1, type: 'job', event: { jobId: id, projectId: 2, status: 'running', receivedAt: Date.now(), tags: ['docker'] } });
+  /** A deployment whose workers are all busy (a pending job needs a new one), recording CreateFleet request times. */
+  const busyDeployment = (lat: typeof assumedLatency) => {
+    const d = deployment(n, 0);
+    d.aws.latency = lat;
     for (const i of d.aws.instances.values()) i.tags.set(TAGS.state, 'busy');
-    let launchedAt = 0;
+    const launches: number[] = [];
     d.aws.beforeCall = (api) => {
-      if (api === 'CreateFleet' && !launchedAt) launchedAt = Date.now();
+      if (api === 'CreateFleet') launches.push(Date.now());
     };
-    // Cold: the event waits when the invocation starts; the first pass reads the state and checks the template.
-    const pending = (id: number) => JSON.stringify({ v: 1, type: 'job', event: { jobId: id, projectId: 1, status: 'pending', receivedAt: Date.now(), tags: ['docker'] } });
-    let sent = Date.now();
-    d.aws.send(EVENTS_URL, pending(1));
-    let { events, reports } = d.inbox();
-    const first = await runLoop({ pass: d.pass, events, reports, remainingMs: () => 60_000, log: quiet }, 'schedule', { maxPasses: 1 });
-    if (!launchedAt) throw new Error(`no launch for the pending job: ${JSON.stringify(first.last?.decisions)}`);
-    const cold = launchedAt - sent;
-    // Warm: the loop is long-polling when the event arrives.
-    launchedAt = 0;
-    ({ events, reports } = d.inbox());
-    const t0 = Date.now();
-    setTimeout(() => {
-      sent = Date.now();
-      d.aws.send(EVENTS_URL, pending(2));
-    }, 5_000);
-    await runLoop({ pass: d.pass, events, reports, remainingMs: () => 40_000 - (Date.now() - t0), log: quiet }, 'schedule', { maxPasses: 2 });
-    const warm = launchedAt - sent;
-    console.log(`    webhook -> CreateFleet at ${n.toLocaleString('en')} workers, assumed latency: warm ${warm} ms (the loop long-polls), fresh invocation ${cold} ms (first pass; plus the Lambda cold start when there is one)`);
-  } finally {
-    d.aws.restore();
+    return { d, launches };
+  };
+  console.log(`    webhook -> CreateFleet request at ${n.toLocaleString('en')} workers, batching window ${CADENCE.minPassIntervalMs / 1000} s, loop ${CADENCE.loopForMs / 1000} s of every ${CADENCE.scheduleEveryMs / 1000} s:`);
+  for (const [label, lat] of [
+    ['assumed AWS latencies', assumedLatency],
+    ['controller only (AWS answers at once)', () => 0],
+  ] as const) {
+    // Cold: the event waits when the invocation starts; each sample a fresh container (state read, template check).
+    const cold: number[] = [];
+    for (let k = 0; k < SAMPLES; k++) {
+      const { d, launches } = busyDeployment(lat);
+      try {
+        const sent = Date.now();
+        d.aws.send(EVENTS_URL, pending(1));
+        const { events, reports } = d.inbox();
+        await runLoop({ pass: d.pass, events, reports, remainingMs: () => 60_000, log: quiet }, 'schedule', { maxPasses: 1 });
+        if (!launches.length) throw new Error('no launch for the pending job');
+        cold.push(launches[0] - sent);
+      } finally {
+        d.aws.restore();
+      }
+    }
+    // Warm: one invocation running; pending events at random moments, quiet or among a stream of other events.
+    const warm = async (stream: boolean) => {
+      const { d, launches } = busyDeployment(lat);
+      const out: number[] = [];
+      try {
+        const { events, reports } = d.inbox();
+        const sent: number[] = [];
+        let id = 100;
+        const t0 = Date.now();
+        let at = 3_000;
+        const timers: NodeJS.Timeout[] = [];
+        for (let k = 0; k < SAMPLES; k++) {
+          at += 5_500 + Math.random() * 2_500; // not in step with the batching window
+          timers.push(setTimeout(() => {
+            sent.push(Date.now());
+            d.aws.send(EVENTS_URL, pending(id++));
+          }, at));
+        }
+        const background = stream ? setInterval(() => d.aws.send(EVENTS_URL, other(1_000_000 + id++)), 200) : undefined;
+        await runLoop({ pass: d.pass, events, reports, remainingMs: () => at + 30_000 - (Date.now() - t0), log: quiet }, 'schedule', { loopForMs: at + 6_000 });
+        if (background) clearInterval(background);
+        timers.forEach(clearTimeout);
+        // Each pending event's latency: the first CreateFleet request after it was queued.
+        for (const s of sent) {
+          const l = launches.find((x) => x >= s);
+          if (l !== undefined) out.push(l - s);
+        }
+      } finally {
+        d.aws.restore();
+      }
+      return out;
+    };
+    const quietWarm = await warm(false);
+    const busyWarm = await warm(true);
+    // The whole minute: arrival phase uniform over the schedule's period (deterministic draw).
+    let seed = 12345;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const minute = (warmSamples: number[]) =>
+      Array.from({ length: 20_000 }, () => {
+        const phase = rand() * CADENCE.scheduleEveryMs;
+        if (phase < CADENCE.loopForMs) return warmSamples[Math.floor(rand() * warmSamples.length)];
+        return CADENCE.scheduleEveryMs - phase + cold[Math.floor(rand() * cold.length)];
+      });
+    console.log(`      ${label}:`);
+    console.log(`        cold (first pass of an invocation)      ${show(cold)}`);
+    console.log(`        warm, quiet (the loop long-polls)       ${show(quietWarm)}`);
+    console.log(`        warm, busy (passes every window)        ${show(busyWarm)}`);
+    console.log(`        whole minute, quiet: ${show(minute(quietWarm))}; busy: ${show(minute(busyWarm))}  (goal: p95 < 3 s excluding EC2)`);
   }
 }
 
