@@ -63,6 +63,23 @@ describe('simulate command', () => {
     expect(existsSync(join(dir, 'c.svg'))).toBe(true);
   });
 
+  it('prints worker-hours, wait and utilization side by side; --target-wait trades idle workers for waits up to the target', async () => {
+    const trace = join(dir, 'day.jsonl');
+    writeFileSync(trace, formatTrace(generateTrace({ days: 1, seed: 9, scale: 0.15 })));
+    const base = ['--config', findSamples()!.config, '--trace', trace, '--json', '--no-chart'];
+    expect(await run(base)).toBe(0);
+    expect(await run([...base, '--target-wait', '120'])).toBe(0);
+    const [asWritten, targeted] = io.out().trim().split('\n').map((l) => JSON.parse(l));
+    for (const r of [asWritten, targeted]) {
+      expect(r.utilization).toBeGreaterThan(0);
+      expect(r.baseline.utilization).toBeGreaterThan(0);
+      expect(r.jobsUnserved).toBe(0);
+    }
+    expect(targeted.workerHours).toBeLessThan(asWritten.workerHours);
+    expect(targeted.baseline.workerHours).toBe(asWritten.baseline.workerHours); // the baseline ignores targetWait
+    expect(await run([...base, '--target-wait', '-1'])).toBe(2);
+  });
+
   it('rejects bad arguments with a message naming them', async () => {
     expect(await run(['--config', 'x.yaml'])).toBe(2);
     expect(await run(['--seed', 'abc'])).toBe(2);

@@ -66,6 +66,14 @@ export const command = defineCommand({
       description: "boot every pool's workers from this image (worker.image), to compare: prebuilt or base",
       defaultText: "each pool's worker.image",
     },
+    'target-wait': {
+      type: 'number',
+      value: 'S',
+      min: 0,
+      max: 86400,
+      description: "give every pool this targetWait (p95 queue wait, seconds): the controller sizes idle capacity from the forecast, IdleCount as a floor",
+      defaultText: "each pool's targetWait (unset: IdleCount/IdleTime as docker+machine)",
+    },
     'boot-seconds': {
       type: 'string',
       value: 'MIN-MAX',
@@ -107,7 +115,7 @@ export const command = defineCommand({
     },
     verbose: { type: 'boolean', description: "print every pass's decisions to stderr" },
   },
-  examples: ['simulate', 'simulate --config config.yaml --trace jobs.jsonl --json --no-chart', 'simulate --worker-image base', 'simulate --webhook-loss 0.3 --boot-seconds 30-45', 'simulate --webhook-loss 0.2 --webhook-duplicates 0.1 --json --no-chart'],
+  examples: ['simulate', 'simulate --config config.yaml --trace jobs.jsonl --json --no-chart', 'simulate --worker-image base', 'simulate --target-wait 90', 'simulate --webhook-loss 0.3 --boot-seconds 30-45', 'simulate --webhook-loss 0.2 --webhook-duplicates 0.1 --json --no-chart'],
   async run(opts) {
     if (opts['no-chart'] && opts.chart !== DEFAULT_CHART) throw new UsageError('--chart FILE and --no-chart exclude each other; pass one');
     let configPath = opts.config;
@@ -129,6 +137,7 @@ export const command = defineCommand({
     }
     const config = loadConfigFile(configPath);
     if (opts['worker-image']) for (const pool of config.pools) pool.worker.image = opts['worker-image'] as 'prebuilt' | 'base';
+    if (opts['target-wait'] !== undefined) for (const pool of config.pools) pool.targetWait = Math.round(opts['target-wait']);
     let trace;
     try {
       trace = parseTrace(readText('trace file', tracePath), tracePath);
