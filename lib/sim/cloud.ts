@@ -1152,21 +1152,20 @@ export class SimGitLab implements GitLabApi, PipelineApi {
   }
 
   async activeJobs(projectIds: readonly number[]): Promise<Map<number, Outcome<ProjectActivity>>> {
-    if (projectIds.length > this.projectsPerRequest) throw new Error(`at most ${this.projectsPerRequest} projects per request (got ${projectIds.length})`);
-    this.count();
-    const out = new Map<number, Outcome<ProjectActivity>>();
-    for (const id of projectIds)
-      out.set(id, this.failProjects.has(id) ? { ok: false, error: `GitLab GraphQL, project ${id}: Internal server error`, answered: true } : { ok: true, value: this.world.gitlabActiveJobs(id) });
-    return out;
+    return this.batched(projectIds, this.projectsPerRequest, (id) => this.world.gitlabActiveJobs(id));
   }
 
   /** The active pipelines' graphs of up to PIPELINE_PROJECTS_PER_REQUEST projects: one request. */
   async activePipelines(projectIds: readonly number[]): Promise<Map<number, Outcome<PipelineListing>>> {
-    if (projectIds.length > this.pipelineProjectsPerRequest) throw new Error(`at most ${this.pipelineProjectsPerRequest} projects per request (got ${projectIds.length})`);
+    return this.batched(projectIds, this.pipelineProjectsPerRequest, (id) => this.world.gitlabPipelines(id));
+  }
+
+  /** One batched request (GraphQL `projects(ids:)`): a failing project fails alone. */
+  private batched<T>(projectIds: readonly number[], max: number, answer: (id: number) => T): Map<number, Outcome<T>> {
+    if (projectIds.length > max) throw new Error(`at most ${max} projects per request (got ${projectIds.length})`);
     this.count();
-    const out = new Map<number, Outcome<PipelineListing>>();
-    for (const id of projectIds)
-      out.set(id, this.failProjects.has(id) ? { ok: false, error: `GitLab GraphQL, project ${id}: Internal server error`, answered: true } : { ok: true, value: this.world.gitlabPipelines(id) });
+    const out = new Map<number, Outcome<T>>();
+    for (const id of projectIds) out.set(id, this.failProjects.has(id) ? { ok: false, error: `GitLab GraphQL, project ${id}: Internal server error`, answered: true } : { ok: true, value: answer(id) });
     return out;
   }
 
