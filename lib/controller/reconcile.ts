@@ -218,9 +218,10 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
   // What is coming (lib/forecast.ts): the hooks' pipelines, names, stages and durations.
   const fm = deps.forecast;
   const single = config.pools.length === 1 ? config.pools[0].name : undefined;
+  // A finished job's tombstone keeps its pool: its duration teaches that pool's typical job too.
   const poolOfJob = (id: number) => {
     const j = state.jobs.get(id);
-    return j && j.status !== 'finished' ? j.pool || single : undefined;
+    return j ? j.pool || single : undefined;
   };
   if (fm) {
     fm.load(state.learned);
