@@ -119,6 +119,13 @@ describe('targetWait', () => {
     expect(busy.launch).toBe(busy.idleTarget);
   });
 
+  it('is validated with the path of a bad value', () => {
+    expect(makeConfig([poolInput({ targetWait: 90 })]).pools[0].targetWait).toBe(90);
+    expect(makeConfig([poolInput()]).pools[0].targetWait).toBeUndefined();
+    expect(() => makeConfig([poolInput({ targetWait: -5 })])).toThrow(/pools\[0\]\.targetWait|pools\.0\.targetWait/);
+    expect(() => makeConfig([poolInput({ targetWait: 100_000 })])).toThrow(/targetWait must be <= 86400/);
+  });
+
   it('without targetWait the forecast never changes the idle target', () => {
     const p = planFor({ IdleCount: 2 }, { forecast: { docker: fc({ arrivalRate: 5, expected: 0 }) } });
     expect(p.idleTarget).toBe(2);
