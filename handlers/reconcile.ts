@@ -156,6 +156,8 @@ async function runPass(config: Config, env: ControllerEnv, input: PassInput, con
       stateWrites: report.stateWrites,
       apiCalls: report.apiCalls,
       gitlab: report.gitlab,
+      // What the forecast saw coming per pool (expected jobs within a boot time, busy workers free sooner).
+      ...(report.forecast ? { forecast: report.forecast } : {}),
       heldBack: report.heldBack,
       gitlabOutOfTime: report.gitlabOutOfTime,
       outOfTime: report.outOfTime,

@@ -84,10 +84,11 @@ describe.each(names)('%s', (name) => {
     });
 });
 
-test('simulate documents all 15 of its flags', async () => {
+test('simulate documents all 16 of its flags', async () => {
   const rows = optionsOf((await runCli(['simulate', '--help'])).out);
-  expect([...rows.keys()].filter((k) => k !== '--help')).toHaveLength(15);
+  expect([...rows.keys()].filter((k) => k !== '--help')).toHaveLength(16);
   expect(rows.get('--worker-image IMAGE')).toMatch(/one of: prebuilt, base/);
+  expect(rows.get('--target-wait S')).toMatch(/targetWait/);
   expect(rows.get('--seed N')).toMatch(/default: 1\]/);
   expect(rows.get('--batch-window S')).toMatch(/a number from 0 to 300; default: \d+/);
 });
