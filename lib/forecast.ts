@@ -76,6 +76,8 @@ export class Durations {
   /** Per pool: the mean log duration of its jobs, for jobs of names and projects never seen. */
   private readonly poolMean = new Map<string, { logMean: number; n: number }>();
   changed = false;
+  /** Bumped by every change: estimates cached against it stay valid until something is learnt. */
+  version = 0;
   constructor(readonly maxEntries = 20_000) {}
 
   private entry(key: number, now: number): DurationEntry {
@@ -111,6 +113,7 @@ export class Durations {
       this.poolMean.set(pool, p);
     }
     this.changed = true;
+    this.version++;
   }
 
   /** A created job became pending (true) or ended without running: skipped, manual (false). */
@@ -119,6 +122,7 @@ export class Durations {
     e.runN++;
     e.runs += Math.max(0.2, 1 / e.runN) * ((ran ? 1 : 0) - e.runs);
     this.changed = true;
+    this.version++;
   }
 
   /** Expected seconds a job of this project and name runs: its own, its project's, its pool's, or DEFAULT_JOB_SECONDS. */
@@ -268,6 +272,8 @@ interface BookJob {
   needs?: string[];
   stageIndex?: number;
   allowFailure?: boolean;
+  /** Its expected duration (ms) as last estimated, valid while Durations.version and its pool are unchanged. */
+  est?: { version: number; pool: string | undefined; ms: number };
 }
 
 interface BookPipeline {
@@ -500,7 +506,8 @@ export function forecastPools(book: PipelineBook, durations: Durations, boots: B
     out[pool.name] = { expected: 0, freeing: 0, bootSeconds: boot, horizonSeconds: boot + HORIZON_MARGIN_SECONDS };
   }
   for (const p of book.pipelines.values()) {
-    if (p.canceled) continue;
+    // Only jobs not yet queued are forecast: a pipeline whose jobs are all queued or done has none.
+    if (p.canceled || !hasCreated(p)) continue;
     const timings = pipelineTimings(p, durations, now, (j) => j.pool ?? input.poolOfJob(j.id) ?? single);
     for (const [id, t] of timings) {
       const j = p.jobs.get(id)!;
@@ -534,6 +541,11 @@ export function forecastPools(book: PipelineBook, durations: Durations, boots: B
   return out;
 }
 
+function hasCreated(p: BookPipeline): boolean {
+  for (const j of p.jobs.values()) if (j.status === 'created') return true;
+  return false;
+}
+
 /**
  * When a running job is expected to end. A job past its typical duration (half of them are: the
  * typical one is the median) usually ends within a fraction of it more (run-to-run spread is tens
@@ -565,7 +577,36 @@ function pipelineTimings(p: BookPipeline, durations: Durations, now: number, poo
   for (const j of jobs) if (j.name !== undefined) byName.set(j.name, j);
   const out = new Map<number, Timing>();
   const visiting = new Set<number>();
-  const dur = (j: BookJob) => durations.estimate(p.projectId, j.name, poolOf(j)) * 1000;
+  // Jobs by stage, and what the stages before each one add up to (their last end, any failure).
+  const stages = new Map<number, BookJob[]>();
+  for (const j of jobs) {
+    const si = stageIndex(j);
+    const list = stages.get(si);
+    if (list) list.push(j);
+    else stages.set(si, [j]);
+  }
+  const order = [...stages.keys()].sort((a, b) => a - b);
+  const before = new Map<number, { end: number; failed: boolean }>();
+  const earlier = (si: number) => {
+    let agg = before.get(si);
+    if (agg) return agg;
+    agg = { end: p.firstSeen, failed: false };
+    for (const s of order) {
+      if (s >= si) break;
+      for (const d of stages.get(s)!) {
+        const dt = timing(d);
+        if (dt.end > agg.end) agg.end = dt.end;
+        agg.failed ||= dt.failed;
+      }
+    }
+    before.set(si, agg);
+    return agg;
+  };
+  const dur = (j: BookJob) => {
+    const pool = poolOf(j);
+    if (j.est?.version !== durations.version || j.est.pool !== pool) j.est = { version: durations.version, pool, ms: durations.estimate(p.projectId, j.name, pool) * 1000 };
+    return j.est.ms;
+  };
   const timing = (j: BookJob): Timing => {
     const known = out.get(j.id);
     if (known) return known;
@@ -591,17 +632,20 @@ function pipelineTimings(p: BookPipeline, durations: Durations, now: number, poo
         break;
       default: {
         // created: pending once what it waits for has ended.
-        const deps = j.needs !== undefined ? j.needs.map((n) => byName.get(n)).filter((d): d is BookJob => d !== undefined) : jobs.filter((d) => stageIndex(d) < stageIndex(j));
         let ready = p.firstSeen;
         let failed = false;
         let blocked = false;
-        for (const d of deps) {
-          const dt = timing(d);
-          ready = Math.max(ready, dt.end);
-          failed ||= dt.failed;
-          // A job that needs a manual job waits for someone to play it.
-          if (j.needs !== undefined && (d.manual || d.status === 'notrun')) blocked = true;
-        }
+        if (j.needs === undefined) ({ end: ready, failed } = earlier(stageIndex(j)));
+        else
+          for (const n of j.needs) {
+            const d = byName.get(n);
+            if (!d) continue;
+            const dt = timing(d);
+            ready = Math.max(ready, dt.end);
+            failed ||= dt.failed;
+            // A job that needs a manual job waits for someone to play it.
+            if (d.manual || d.status === 'notrun') blocked = true;
+          }
         const pendingAt = ready + PROCESSING_LAG_MS;
         const share = j.name !== undefined ? durations.runShare(p.projectId, j.name) : DEFAULT_RUN_SHARE;
         // After a failure only on_failure jobs run, and the API does not say which those are: none is counted.
@@ -614,7 +658,8 @@ function pipelineTimings(p: BookPipeline, durations: Durations, now: number, poo
     out.set(j.id, t);
     return t;
   };
-  for (const j of jobs) timing(j);
+  // The created jobs, and (through them) what they wait for: nothing else is needed.
+  for (const j of jobs) if (j.status === 'created') timing(j);
   return out;
 }
 
@@ -734,9 +779,10 @@ export function encodeLearned(m: ForecastMemory, now: number): string {
   };
   let n = entries.length;
   let text = body(n);
+  // Deflate is about linear in entries: scale n by the overshoot (a little under), a few rounds at most.
   while (text.length > MAX_LEARNED_CHARS && n > 0) {
-    n = Math.floor(n * Math.min(0.97, MAX_LEARNED_CHARS / text.length));
-    text = body(n);
+    n = Math.min(n - 1, Math.floor((n * MAX_LEARNED_CHARS * 0.98) / text.length));
+    text = body(Math.max(0, n));
   }
   return text;
 }
@@ -785,6 +831,7 @@ export function decodeLearned(text: string, m: ForecastMemory): boolean {
       o += 5;
       m.durations.entries.set(key, { logMean: q === 0 ? NaN : Math.log(dequantize(q)), n: q === 0 ? 0 : STORED_WEIGHT, runs, runN: STORED_WEIGHT, used: minute });
     }
+    m.durations.version++;
     return true;
   } catch {
     return false;
