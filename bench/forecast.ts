@@ -6,7 +6,7 @@
  *  - every pool with `targetWait` = docker+machine's achieved p95 in that run: worker-hours <= 0.8 x its;
  *  - for reference, the same knobs without the forecast (pending jobs only).
  *
- *   npm run bench -- forecast              (sample week + 3 held-out weeks: several minutes)
+ *   npm run bench -- forecast              (sample week + 3 held-out weeks: about 4-5 minutes)
  *   npx tsx bench/forecast.ts --only sample
  */
 import { readFileSync } from 'node:fs';
