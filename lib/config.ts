@@ -9,7 +9,7 @@
  * Secrets never live in this file: it names the SSM parameters that hold them.
  */
 import { z } from 'zod';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument, visit } from 'yaml';
 import { describeYamlError, locateProblem } from './source-frame';
 import { parseCron, isValidTimeZone, CronSyntaxError } from './cron';
 import { checkRunnerTable, dotted, own, secretSettingProblem, RUNNER_SCHEMA_VERSION } from './worker/runner-schema';
@@ -656,16 +656,40 @@ export function configWarnings(config: Config): string[] {
  * know) and values still holding its PLACEHOLDER tag. They parse, so the schema passes them, but a
  * deploy with them launches into a subnet that does not exist or routes no job: `validate` warns,
  * the stack build (lib/deploy/serverless-vars.js) refuses.
+ *
+ * Only migrate's own marks count, so a config that merely holds the word is not refused: a
+ * `# PLACEHOLDER` YAML comment (not one inside a quoted or block string: a script may well say
+ * `sed 's/# PLACEHOLDER/x/'`), and a value that is migrate's tag itself (`PLACEHOLDER` or
+ * `PLACEHOLDER-<pool>`, lib/migrate/migrate.ts PLACEHOLDER_TAG), not one that contains the word.
  */
 export function placeholderLines(text: string): string[] {
-  const out: string[] = [];
-  text.split(/\r?\n/).forEach((line, i) => {
+  const lines = text.split(/\r?\n/);
+  const marked = new Set<number>();
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, lineCounter: counter });
+  // Where strings are (a `#` inside one is no comment), and migrate's tag as a whole value.
+  const strings: [number, number][] = [];
+  if (doc.errors.length === 0) {
+    visit(doc, {
+      Scalar(key, node) {
+        if (typeof node.value !== 'string' || !node.range) return;
+        if (node.type !== 'PLAIN') strings.push([node.range[0], node.range[1]]);
+        if (key !== 'key' && /^PLACEHOLDER(-|$)/.test(node.value)) marked.add(counter.linePos(node.range[0]).line - 1);
+      },
+    });
+  }
+  let offset = 0;
+  lines.forEach((line, i) => {
+    const start = offset;
+    offset += line.length + (text.startsWith('\r\n', start + line.length) ? 2 : 1);
     const trimmed = line.trim();
     if (!trimmed || trimmed.startsWith('#')) return;
-    const value = line.replace(/\s#.*$/, '');
-    if (/#\s*PLACEHOLDER\b/.test(line) || /\bPLACEHOLDER\b/.test(value)) out.push(`line ${i + 1}: still a placeholder from migrate: ${trimmed}`);
+    for (const m of line.matchAll(/(?:^|\s)#\s*PLACEHOLDER\b/g)) {
+      const at = start + m.index + m[0].indexOf('#');
+      if (!strings.some(([a, b]) => at >= a && at < b)) marked.add(i);
+    }
   });
-  return out;
+  return [...marked].sort((a, b) => a - b).map((i) => `line ${i + 1}: still a placeholder from migrate: ${lines[i].trim()}`);
 }
 
 /** SSM parameter names of a deployment. Everything a deployment writes lives under `base`. */

@@ -1,4 +1,4 @@
-import { parseConfig, validateConfig, ConfigError, DEFAULTS, parameterNames, poolForJobTags, configWarnings, cachePath } from '../lib/config';
+import { parseConfig, validateConfig, ConfigError, DEFAULTS, parameterNames, poolForJobTags, configWarnings, cachePath, placeholderLines } from '../lib/config';
 import { makeConfig, poolInput } from './helpers/config';
 
 function problemsOf(raw: unknown): string[] {
@@ -155,5 +155,33 @@ describe('cache path', () => {
     expect(cachePath(c.pools[0])).toBe('a');
     expect(cachePath(c.pools[1])).toBe('shared');
     expect(problemsOf(base([poolInput({ worker: { ...(poolInput().worker as object), cache: { path: 'a/b' } } })]))).toEqual([expect.stringMatching(/cache\.path: must be 1-63 of letters/)]);
+  });
+});
+
+describe('placeholderLines: only what migrate marked', () => {
+  it("finds migrate's comment marks and its tag, with their lines", () => {
+    const text = ['# header: PLACEHOLDER values below', 'region: us-east-1 # PLACEHOLDER: not a region', 'pools:', '  - name: a', '    tags:', '      - PLACEHOLDER-a', '    tags2: [x, "PLACEHOLDER"]'].join('\n');
+    expect(placeholderLines(text)).toEqual([
+      'line 2: still a placeholder from migrate: region: us-east-1 # PLACEHOLDER: not a region',
+      'line 6: still a placeholder from migrate: - PLACEHOLDER-a',
+      'line 7: still a placeholder from migrate: tags2: [x, "PLACEHOLDER"]',
+    ]);
+  });
+
+  it('does not refuse a config that merely holds the word: in a script, an environment value, a quoted "#", a description', () => {
+    const text = [
+      'pools:',
+      '  - name: a',
+      '    runner:',
+      '      pre_build_script: |',
+      "        sed -i 's/# PLACEHOLDER/real/' config.ini",
+      '        echo PLACEHOLDER-free',
+      '      environment: ["GREETING=PLACEHOLDER", "X=a # PLACEHOLDER"]',
+      '      description: "replace the PLACEHOLDER text"',
+      "      note: 'x #PLACEHOLDER'",
+      '      script: sed s/PLACEHOLDER/x/',
+      '      MY_PLACEHOLDER: 1',
+    ].join('\n');
+    expect(placeholderLines(text)).toEqual([]);
   });
 });
