@@ -19,8 +19,10 @@
  *   web identity; a missing variable is an EnvError that names it (the webhook answers 500).
  * - region from AWS_REGION (Lambda sets it), else AWS_DEFAULT_REGION.
  * - endpoints: AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL (the SDK's variables: moto, dev),
- *   else AWS's regional endpoint (FIPS with AWS_USE_FIPS_ENDPOINT=true); the caller may pass the
- *   origin of an SQS queue URL instead, as the SDK's SQS client does.
+ *   else AWS's regional endpoint in the region's partition (FIPS with AWS_USE_FIPS_ENDPOINT=true;
+ *   GovCloud's regional endpoints are FIPS already), as the SDK's endpoint rules give it; the caller
+ *   may pass the origin of an SQS queue URL instead, which wins over FIPS as it does in the SDK's SQS
+ *   client (set AWS_ENDPOINT_URL_SQS to a FIPS endpoint to force one).
  * - no clock-skew correction: Lambda's clock is kept by AWS.
  */
 import http from 'node:http';
@@ -116,12 +118,28 @@ export function regionFromEnv(env: Env): string {
   return region;
 }
 
-/** The DNS suffix of a region's partition (AWS's partitions.json). */
+/**
+ * The DNS suffix of a region's partition, by the region patterns of AWS's partitions data (the SDK's
+ * @aws-sdk/core util-endpoints partitions; test/aws/aws-json.test.ts compares the endpoints with the
+ * SDK's own resolver). A wrong suffix is no outage that passes: its DNS error (ENOTFOUND) is retried
+ * and answered 503 forever, so every partition is named, the European Sovereign Cloud's included.
+ */
+const PARTITION_SUFFIXES: [RegExp, string][] = [
+  [/^cn-\w+-\d+$/, 'amazonaws.com.cn'],
+  [/^eusc-de-\w+-\d+$/, 'amazonaws.eu'],
+  [/^us-iso-\w+-\d+$/, 'c2s.ic.gov'],
+  [/^us-isob-\w+-\d+$/, 'sc2s.sgov.gov'],
+  [/^eu-isoe-\w+-\d+$/, 'cloud.adc-e.uk'],
+  [/^us-isof-\w+-\d+$/, 'csp.hci.ic.gov'],
+];
 function dnsSuffix(region: string): string {
-  if (region.startsWith('cn-')) return 'amazonaws.com.cn';
-  if (region.startsWith('us-isob-')) return 'sc2s.sgov.gov';
-  if (region.startsWith('us-iso-')) return 'c2s.ic.gov';
-  return 'amazonaws.com';
+  return PARTITION_SUFFIXES.find(([re]) => re.test(region))?.[1] ?? 'amazonaws.com';
+}
+
+/** The service's host in a region: `-fips` when asked for, except in GovCloud, whose regional endpoints are the FIPS ones (SSM's and SQS's endpoint rules). */
+function regionalHost(service: AwsJsonService, region: string, fips: boolean): string {
+  const name = fips && !/^us-gov-\w+-\d+$/.test(region) ? `${service.name}-fips` : service.name;
+  return `${name}.${region}.${dnsSuffix(region)}`;
 }
 
 /**
@@ -133,7 +151,7 @@ export function endpointFor(service: AwsJsonService, region: string, env: Env, d
   const ignore = env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS === 'true';
   const name = `AWS_ENDPOINT_URL_${service.name.toUpperCase()}`;
   const configured = ignore ? undefined : env[name] || env.AWS_ENDPOINT_URL;
-  const raw = configured || defaultEndpoint || `https://${service.name}${env.AWS_USE_FIPS_ENDPOINT === 'true' ? '-fips' : ''}.${region}.${dnsSuffix(region)}`;
+  const raw = configured || defaultEndpoint || `https://${regionalHost(service, region, env.AWS_USE_FIPS_ENDPOINT === 'true')}`;
   let url: URL;
   try {
     url = new URL(raw);

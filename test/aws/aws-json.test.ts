@@ -18,6 +18,8 @@ interface Seen {
   url: string;
   headers: IncomingMessage['headers'];
   body: string;
+  /** The client's port: the same one twice means a kept-alive connection was reused. */
+  port?: number;
 }
 type Reply = (seen: Seen, res: ServerResponse) => void;
 
@@ -35,7 +37,7 @@ beforeAll(async () => {
     const chunks: Buffer[] = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
-      const s = { method: req.method!, url: req.url!, headers: req.headers, body: Buffer.concat(chunks).toString() };
+      const s = { method: req.method!, url: req.url!, headers: req.headers, body: Buffer.concat(chunks).toString(), port: req.socket.remotePort };
       seen.push(s);
       const reply = replies.length > 1 ? replies.shift()! : replies[0];
       if (reply) reply(s, res);
@@ -164,6 +166,21 @@ describe('aws-json: one signed call', () => {
   });
 });
 
+describe('aws-json: endpoints as the SDK resolves them', () => {
+  // The SDK's own endpoint rules (SSMClient/SQSClient config.endpointProvider) for a region of every
+  // partition and a few that do not exist yet but match a partition's pattern; a wrong host is a
+  // DNS error, retried and answered 503 for ever.
+  const regions = ['eu-west-1', 'us-east-1', 'il-central-1', 'mx-central-1', 'ap-southeast-9', 'cn-north-1', 'cn-northwest-2', 'us-gov-west-1', 'us-gov-east-1', 'us-gov-north-7', 'eusc-de-east-1', 'eusc-de-west-2', 'us-iso-east-1', 'us-isob-east-1', 'eu-isoe-west-1', 'us-isof-south-1'];
+  const sdk = { ssm: new SSMClient({ region: 'eu-west-1' }), sqs: new SQSClient({ region: 'eu-west-1' }) };
+  it.each(regions)('%s, with and without FIPS', (region) => {
+    for (const fips of [false, true])
+      for (const service of [SSM, SQS]) {
+        const expected = sdk[service.name as 'ssm' | 'sqs'].config.endpointProvider({ Region: region, UseFIPS: fips, UseDualStack: false }).url.origin;
+        expect(`${service.name} fips=${fips} ${endpointFor(service, region, fips ? { AWS_USE_FIPS_ENDPOINT: 'true' } : {}).origin}`).toBe(`${service.name} fips=${fips} ${expected}`);
+      }
+  });
+});
+
 describe('webhook-aws: retries and error classes over the real transport', () => {
   const queueUrl = () => `${endpoint}/123456789012/events`;
   const md5 = (s: string) => createHash('md5').update(s).digest('hex');
@@ -191,6 +208,16 @@ describe('webhook-aws: retries and error classes over the real transport', () =>
     expect(out).toEqual({ messageId: 'm-2' });
     expect(seen).toHaveLength(2);
     expect(JSON.parse(seen[1].body)).toEqual({ QueueUrl: queueUrl(), MessageBody: 'hello', MessageAttributes: { dedupKey: { DataType: 'String', StringValue: 'k' } } });
+  });
+
+  it('retries a kept-alive connection that the server dropped meanwhile (a Lambda thawed after a freeze): ECONNRESET on the reused socket, then a new one', async () => {
+    replies = [json(200, { Parameter: { Value: 'v1' } }), (_, res) => res.socket!.destroy(), json(200, { Parameter: { Value: 'v2' } })];
+    const aws = webhookAws({ send: envAwsJsonSend(env()), retryEnv: noWait });
+    expect(await aws.readSecret('/p')).toBe('v1');
+    expect(await aws.readSecret('/p')).toBe('v2');
+    expect(seen).toHaveLength(3);
+    expect(seen[1].port).toBe(seen[0].port); // the reused connection, reset
+    expect(seen[2].port).not.toBe(seen[0].port); // the retry, on a new one
   });
 
   it('classifies configuration errors as MisconfigurationError (500), not retried, and says what to check', async () => {
