@@ -26,6 +26,20 @@ import { registerSecret } from '../lib/lambda/logger';
  */
 const SECRET_FAILURE_TTL_MS = 10_000;
 
+/**
+ * How long past its cache TTL a container may keep using the secret it read when a refresh fails
+ * transiently (SSM throttled by a burst of cold containers or by the controller, or down): without
+ * it, every warm container whose secret expires during a throttle answers 503 for the failure TTL,
+ * and 4 failed deliveries in a row make GitLab disable the hook. A rotated secret still takes
+ * effect at the first successful read; a parameter deleted or made unreadable is not covered.
+ */
+const SECRET_STALE_GRACE_MS = 15 * 60_000;
+
+const isMisconfiguration = (e: unknown) => {
+  const name = (e as { name?: unknown } | null)?.name;
+  return name === 'MisconfigurationError' || name === 'EnvError';
+};
+
 /** The secret as loaded: usable, or refused with the reason (remembered like a value, for the TTL). */
 type LoadedSecret = { ok: true; value: string } | { ok: false; error: MisconfigurationError };
 
@@ -50,8 +64,13 @@ function setup() {
         return { ok: true, value };
       },
       e.secretCacheSeconds * 1000,
-      Date.now,
-      { failureTtlMs: Math.min(SECRET_FAILURE_TTL_MS, e.secretCacheSeconds * 1000) },
+      () => Date.now(),
+      {
+        failureTtlMs: Math.min(SECRET_FAILURE_TTL_MS, e.secretCacheSeconds * 1000),
+        // A warm container whose refresh is throttled or finds SSM down keeps its last good secret
+        // for a while (docs/security.md, "Webhook secret"); a configuration error does not.
+        staleIfError: { maxAgeMs: e.secretCacheSeconds * 1000 + SECRET_STALE_GRACE_MS, when: (err) => !isMisconfiguration(err) },
+      },
     );
     env = e;
   }

@@ -109,21 +109,31 @@ export async function readConfigText(source: ControllerEnv['configSource'], getP
  * get the same error without a new fetch. The webhook uses it so that a flood of requests during an
  * SSM outage costs each container one SSM read per interval, not one (with retries) per request
  * against SSM's account-wide 40 TPS.
+ *
+ * `staleIfError` (default: never): when a refresh fails with an error it accepts (a throttle, an
+ * outage; not a configuration error), callers get the last good value instead while it is younger
+ * than `maxAgeMs`, and the failure is still remembered for `failureTtlMs`. So an SSM throttle at the
+ * moment a warm container's secret expires does not turn it into 503s for every delivery.
  */
 export function cached<T>(
   fetch: () => Promise<T>,
   ttlMs: number,
   clock: () => number = Date.now,
-  opts: { failureTtlMs?: number } = {},
+  opts: { failureTtlMs?: number; staleIfError?: { maxAgeMs: number; when(e: unknown): boolean } } = {},
 ): { get(): Promise<T>; reset(): void } {
   let value: { v: T; at: number } | undefined;
   let failure: { e: unknown; at: number } | undefined;
   let inflight: Promise<T> | undefined;
   const failureTtl = opts.failureTtlMs ?? 0;
+  const stale = (e: unknown) => (value && opts.staleIfError && clock() - value.at < opts.staleIfError.maxAgeMs && opts.staleIfError.when(e) ? value : undefined);
+  const orStale = (e: unknown): Promise<T> => {
+    const s = stale(e);
+    return s ? Promise.resolve(s.v) : Promise.reject(e);
+  };
   return {
     get() {
       if (value && (ttlMs === Infinity || clock() - value.at < ttlMs)) return Promise.resolve(value.v);
-      if (failure && clock() - failure.at < failureTtl) return Promise.reject(failure.e);
+      if (failure && clock() - failure.at < failureTtl) return orStale(failure.e);
       if (!inflight)
         inflight = fetch().then(
           (v) => {
@@ -138,7 +148,7 @@ export function cached<T>(
             throw e;
           },
         );
-      return inflight;
+      return inflight.catch(orStale);
     },
     reset() {
       value = undefined;

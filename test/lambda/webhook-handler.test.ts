@@ -185,6 +185,31 @@ describe('webhook handler', () => {
     expect(aws.calls('GetParameter')).toHaveLength(3); // the first request's bounded retries
   });
 
+  it('a warm container whose secret refresh is throttled keeps its last good secret (no 503s), for at most the TTL + 15 min; a configuration error is not covered', async () => {
+    let now = Date.UTC(2026, 10, 30, 10, 0, 0);
+    const clock = jest.spyOn(Date, 'now').mockImplementation(() => now);
+    try {
+      const deliver = async (token: string) => (await handler(withToken(event('webhook-job-pending.json'), token), ctx())).statusCode;
+      expect(await deliver(SECRET)).toBe(202);
+      aws.on('GetParameter').rejects(new AwsServiceError('ThrottlingException', 'Rate exceeded', 400));
+      now += 301_000; // past WEBHOOK_SECRET_CACHE_SECONDS: the refresh is throttled
+      expect(await deliver(SECRET)).toBe(202);
+      expect(await deliver('wrong-token')).toBe(401);
+      expect(aws.calls('GetParameter')).toHaveLength(4); // one read, then one refresh with its retries; the failure is remembered
+      now += 15 * 60_000; // past the grace: throttled still, so no secret
+      expect(await deliver(SECRET)).toBe(503);
+      // A configuration error on refresh is never papered over with the old secret.
+      resetForTests({ send: aws.send });
+      aws.on('GetParameter').resolves({ Parameter: { Value: SECRET } });
+      expect(await deliver(SECRET)).toBe(202);
+      aws.on('GetParameter').rejects(new AwsServiceError('ParameterNotFound', 'Parameter not found', 400));
+      now += 301_000;
+      expect(await deliver(SECRET)).toBe(500);
+    } finally {
+      clock.mockRestore();
+    }
+  });
+
   it('uses the GitLab event UUID as correlation id only when it is well-formed; otherwise the request id', async () => {
     for (const uuid of ['\r\nSet-Cookie: a=b', 'x'.repeat(65), 'caf\u00e9', '\u0000']) {
       lines.length = 0;
