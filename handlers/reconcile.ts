@@ -33,6 +33,7 @@ import { invocationLine, passFailureLine, passMetricLines, stdoutSink, type Metr
 import { loadConfig } from '../lib/lambda/runtime';
 import { decodeQueueMessage, dedupeEvents, RecentDeliveries } from '../lib/webhook/job-hook';
 import { gitlabFor } from '../lib/lambda/gitlab';
+import { LoggerRelay } from '../lib/lambda/logger';
 
 let clients: { env: ControllerEnv; ec2: EC2Client; ssm: SSMClient; sqs: SQSClient } | undefined;
 /** What this container remembers of workers' reports between passes (the newest per instance). */
@@ -47,15 +48,15 @@ let recentDeliveries = new RecentDeliveries();
  * built per invocation would throw away (one DescribeLaunchTemplateVersions per pool and pass).
  * Logs go to the current invocation's logger (correlation id), not the first one's.
  */
-let fleetCache: { key: string; fleet: Ec2Fleet; log: { current: Logger } } | undefined;
+let fleetCache: { key: string; fleet: Ec2Fleet; log: LoggerRelay } | undefined;
 /** Operators' holds (pause / drain), one reader per container: its 5 s cache bounds the SSM reads to one per pass. */
-let holdsCache: { path: string; holds: SsmOperatorHolds; log: { current: Logger } } | undefined;
+let holdsCache: { path: string; holds: SsmOperatorHolds; log: LoggerRelay } | undefined;
 
 function holdsFor(config: Config, stage: string, ssm: SSMClient, log: Logger): SsmOperatorHolds {
   const path = parameterNames(config, stage).operator;
   if (holdsCache?.path !== path) {
-    const ref = { current: log };
-    holdsCache = { path, holds: new SsmOperatorHolds({ ssm, path, log: { info: (m, f) => ref.current.info(m, f), warn: (m, f) => ref.current.warn(m, f), error: (m, f) => ref.current.error(m, f) } }), log: ref };
+    const relay = new LoggerRelay(log);
+    holdsCache = { path, holds: new SsmOperatorHolds({ ssm, path, log: relay }), log: relay };
   }
   holdsCache.log.current = log;
   return holdsCache.holds;
@@ -81,13 +82,8 @@ export const LONG_POLL_REQUEST_TIMEOUT_MS = 25_000;
 function fleetFor(config: Config, stage: string, ec2: EC2Client, log: Logger, cacheBucket: string | undefined): Ec2Fleet {
   const key = createHash('sha256').update(JSON.stringify([stage, config, cacheBucket])).digest('hex');
   if (fleetCache?.key !== key) {
-    const ref = { current: log };
-    const delegate: Logger = {
-      info: (m, f) => ref.current.info(m, f),
-      warn: (m, f) => ref.current.warn(m, f),
-      error: (m, f) => ref.current.error(m, f),
-    };
-    fleetCache = { key, fleet: new Ec2Fleet({ ec2, config, stage, log: delegate, cacheBucket }), log: ref };
+    const relay = new LoggerRelay(log);
+    fleetCache = { key, fleet: new Ec2Fleet({ ec2, config, stage, log: relay, cacheBucket }), log: relay };
   }
   fleetCache.log.current = log;
   return fleetCache.fleet;

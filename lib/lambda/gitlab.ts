@@ -19,14 +19,14 @@ import { GitLabClient } from '../gitlab/client';
 import { HttpGitLabApi } from '../gitlab/http-api';
 import { GraphQLPipelineApi } from '../gitlab/pipeline-graphql';
 import { GitLabDemand } from '../gitlab/sync';
-import { registerSecret } from './logger';
+import { LoggerRelay, registerSecret } from './logger';
 
 const RECHECK_MS = 5 * 60_000;
 /** A cold container's bucket is empty; the first routing request of a pass may wait this long for a token. */
 export const FIRST_TOKEN_WAIT_MS = 2000;
 
 let absentSince: { name: string; at: number } | undefined;
-let cached: { key: string; side: GitLabDemand; log: { current: Logger } } | undefined;
+let cached: { key: string; side: GitLabDemand; log: LoggerRelay } | undefined;
 
 export async function gitlabFor(config: Config, stage: string, ssm: SSMClient, log: Logger, now = Date.now()): Promise<GitLabSide | undefined> {
   const name = parameterNames(config, stage).gitlabApiToken;
@@ -53,12 +53,7 @@ export async function gitlabFor(config: Config, stage: string, ssm: SSMClient, l
   const { url, requestsPerMinute, api } = config.gitlab;
   const key = createHash('sha256').update(JSON.stringify([stage, name, url, requestsPerMinute, api])).digest('hex');
   if (cached?.key !== key) {
-    const ref = { current: log };
-    const delegate: Logger = {
-      info: (m, f) => ref.current.info(m, f),
-      warn: (m, f) => ref.current.warn(m, f),
-      error: (m, f) => ref.current.error(m, f),
-    };
+    const delegate = new LoggerRelay(log);
     const client = new GitLabClient({
       url,
       token: async () => {
@@ -71,7 +66,7 @@ export async function gitlabFor(config: Config, stage: string, ssm: SSMClient, l
     // Pipeline graphs for the forecast (lib/gitlab/pipelines.ts) need GraphQL: none with api: rest.
     const pipelines = api === 'rest' ? undefined : new GraphQLPipelineApi(client);
     const side = new GitLabDemand({ api: new HttpGitLabApi(client, { mode: api, log: delegate }), perMinute: requestsPerMinute, start: 'empty', waitMs: FIRST_TOKEN_WAIT_MS, ...(pipelines ? { pipelines } : {}) });
-    cached = { key, side, log: ref };
+    cached = { key, side, log: delegate };
   }
   cached.log.current = log;
   return cached.side;

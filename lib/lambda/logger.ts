@@ -157,3 +157,21 @@ export function createLogger(fields: Record<string, unknown> = {}, opts: LoggerO
     child: (more) => createLogger({ ...fields, ...more }, { sink, level: opts.level, clock }),
   };
 }
+
+/**
+ * A Logger that writes to `current`: for objects a warm container keeps across invocations (the
+ * fleet adapter, the GitLab side, the holds reader), so their lines carry the invocation's own
+ * logger (its correlation id). The handler sets `current` at the start of each invocation.
+ */
+export class LoggerRelay implements Logger {
+  constructor(public current: Logger) {}
+  info(message: string, fields?: Record<string, unknown>): void {
+    this.current.info(message, fields);
+  }
+  warn(message: string, fields?: Record<string, unknown>): void {
+    this.current.warn(message, fields);
+  }
+  error(message: string, fields?: Record<string, unknown>): void {
+    this.current.error(message, fields);
+  }
+}
