@@ -50,6 +50,8 @@ export const CONCURRENCY = 4;
 export const GROUPS_EVERY_MS = 3_600_000;
 /** The token's admin status is checked again this often. */
 export const ADMIN_CHECK_EVERY_MS = 6 * 3_600_000;
+/** After a failed admin question: asked again this soon. */
+export const ADMIN_RETRY_MS = 5 * 60_000;
 
 const ISOLATION_BASE_MS = 10 * 60_000;
 const ISOLATION_CAP_MS = 2 * 3_600_000;
@@ -475,13 +477,14 @@ export class GitLabDemand implements GitLabSide {
   }
 
   private async checkAdmin(now: number): Promise<void> {
-    let value = false;
     try {
-      value = (await this.api.isAdmin?.()) === true;
+      this.admin = { value: (await this.api.isAdmin?.()) === true, at: now };
     } catch {
-      // Unknown: try project listings, ask again later.
+      // Unknown (a network error, GitLab down): keep what was known (project listings if nothing)
+      // and ask again in ADMIN_RETRY_MS, not in ADMIN_CHECK_EVERY_MS: one failed answer at a cold
+      // start must not turn instance-wide discovery off for hours.
+      this.admin = { value: this.admin?.value ?? false, at: now - ADMIN_CHECK_EVERY_MS + ADMIN_RETRY_MS };
     }
-    this.admin = { value, at: now };
   }
 
   private groupPagesDue(config: Config, now: number): string[] {

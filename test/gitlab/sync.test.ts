@@ -6,7 +6,7 @@
 import { reconcilePass, type ReconcileDeps } from '../../lib/controller/reconcile';
 import { emptyState, MemoryStateStore, type ControllerState } from '../../lib/controller/state';
 import type { JobEvent } from '../../lib/controller/ports';
-import { GitLabDemand, DISCOVER_EVERY_MS } from '../../lib/gitlab/sync';
+import { ADMIN_CHECK_EVERY_MS, ADMIN_RETRY_MS, GitLabDemand, DISCOVER_EVERY_MS } from '../../lib/gitlab/sync';
 import { FakeAdminGitLabApi, FakeGitLabApi, FakeGroupsGitLabApi, gitlabSide } from '../helpers/gitlab';
 import { FakeFleet, ManualClock, MemoryLogger, testConfig } from '../controller/fixtures';
 
@@ -421,6 +421,26 @@ describe('discovery of jobs whose every delivery was lost', () => {
     expect(r.launched).toEqual({ docker: 1 });
     expect(api.calls.some((c) => c.kind === 'instance')).toBe(true);
     expect(api.calls.filter((c) => c.kind === 'activeJobs')).toHaveLength(0);
+  });
+
+  test('an admin question that fails (network, GitLab down) is asked again within minutes, not after ADMIN_CHECK_EVERY_MS', async () => {
+    const api = new FakeAdminGitLabApi();
+    let failures = 1;
+    const isAdmin = api.isAdmin.bind(api);
+    api.isAdmin = async () => {
+      if (failures-- > 0) throw new Error('connect ECONNRESET');
+      return isAdmin();
+    };
+    api.add(9, { projectId: 123_456, status: 'pending', tags: ['docker'] });
+    const { pass, clock } = setup(twoPools(), api);
+    await pass(); // the question fails: project listings meanwhile
+    expect(api.calls.some((c) => c.kind === 'instance')).toBe(false);
+    clock.advance(ADMIN_RETRY_MS / 1000);
+    await pass(); // asked again: an administrator's token
+    const r = await pass();
+    expect(r.launched).toEqual({ docker: 1 });
+    expect(api.calls.some((c) => c.kind === 'instance')).toBe(true);
+    expect(ADMIN_RETRY_MS).toBeLessThan(ADMIN_CHECK_EVERY_MS);
   });
 
   test('with an administrator token, a young pending job of a project we know nothing of is not launched for: it is most likely another runner job', async () => {
