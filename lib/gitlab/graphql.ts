@@ -97,7 +97,8 @@ export class GraphQLApi implements GitLabApi {
   readonly mode = 'graphql';
   projectsPerRequest = PROJECTS_PER_REQUEST;
   private readonly rest: RestApi;
-  private versionChecked = false;
+  /** The version question, asked once per adapter: concurrent listings share the one in flight (a failure is asked again). */
+  private versionCheck: Promise<void> | undefined;
   /** False on a GitLab older than CHILD_PIPELINES_SINCE whose GraphQL was pinned (`gitlab.api: graphql`). */
   private listsChildPipelines = true;
 
@@ -147,8 +148,15 @@ export class GraphQLApi implements GitLabApi {
    * its listings incomplete (see `olderGitLab`). When the version cannot be read (a proxy, an odd
    * version string) the query is trusted.
    */
-  private async checkVersion(): Promise<void> {
-    if (this.versionChecked) return;
+  private checkVersion(): Promise<void> {
+    this.versionCheck ??= this.askVersion().catch((e: unknown) => {
+      this.versionCheck = undefined;
+      throw e;
+    });
+    return this.versionCheck;
+  }
+
+  private async askVersion(): Promise<void> {
     const answer = await this.run(VERSION_QUERY, {});
     const version = obj(obj(answer.data)?.metadata)?.version;
     const m = typeof version === 'string' ? /^(\d+)\.(\d+)/.exec(version) : null;
@@ -161,7 +169,6 @@ export class GraphQLApi implements GitLabApi {
         this.listsChildPipelines = false;
       }
     }
-    this.versionChecked = true;
   }
 
   async activeJobs(projectIds: readonly number[]): Promise<Map<number, Outcome<ProjectActivity>>> {
