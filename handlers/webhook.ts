@@ -9,7 +9,7 @@
  */
 import middy from '@middy/core';
 import { decideDelivery, encodeQueueMessage, webhookSecretProblem } from '../lib/webhook/job-hook';
-import { correlate, httpErrors, jsonResponse, MisconfigurationError, type HttpResponse, type LoggedContext } from '../lib/lambda/middleware';
+import { correlate, httpErrors, isMisconfiguration, jsonResponse, MisconfigurationError, type HttpResponse, type LoggedContext } from '../lib/lambda/middleware';
 // Not the v3 SDK clients: two signed JSON calls, so the bundle loads faster than a bare Node start
 // (lib/aws/aws-json.ts; retries, timeouts and error classes in lib/aws/webhook-aws.ts).
 import { webhookAws, type WebhookAws } from '../lib/aws/webhook-aws';
@@ -34,11 +34,6 @@ const SECRET_FAILURE_TTL_MS = 10_000;
  * effect at the first successful read; a parameter deleted or made unreadable is not covered.
  */
 const SECRET_STALE_GRACE_MS = 15 * 60_000;
-
-const isMisconfiguration = (e: unknown) => {
-  const name = (e as { name?: unknown } | null)?.name;
-  return name === 'MisconfigurationError' || name === 'EnvError';
-};
 
 /** The secret as loaded: usable, or refused with the reason (remembered like a value, for the TTL). */
 type LoadedSecret = { ok: true; value: string } | { ok: false; error: MisconfigurationError };

@@ -124,15 +124,19 @@ export class MisconfigurationError extends Error {
  * A MisconfigurationError (or the environment's EnvError) becomes a 500 the same way.
  * Must be registered AFTER `correlate` (middy runs onError in reverse order), so it sees the logger.
  */
+/** Whether an error says the function is misconfigured (answer 500, fix the deployment) rather than an outage (503). */
+export function isMisconfiguration(e: unknown): boolean {
+  const name = (e as { name?: unknown } | null)?.name;
+  return name === 'MisconfigurationError' || name === 'EnvError';
+}
+
 export function httpErrors<TEvent>(): MiddlewareObj<TEvent, HttpResponse, Error, LoggedContext> {
   return {
     onError: (request: Request<TEvent, HttpResponse, Error, LoggedContext>) => {
       const ctx: Partial<LoggedContext> = request.context;
-      const name = (request.error as { name?: unknown } | null)?.name;
-      request.response =
-        name === 'MisconfigurationError' || name === 'EnvError'
-          ? jsonResponse(500, { error: 'the webhook is misconfigured; its logs say what to fix', correlationId: ctx.correlationId }, ctx.correlationId)
-          : jsonResponse(503, { error: 'temporarily unable to accept the event; it was not queued', correlationId: ctx.correlationId }, ctx.correlationId);
+      request.response = isMisconfiguration(request.error)
+        ? jsonResponse(500, { error: 'the webhook is misconfigured; its logs say what to fix', correlationId: ctx.correlationId }, ctx.correlationId)
+        : jsonResponse(503, { error: 'temporarily unable to accept the event; it was not queued', correlationId: ctx.correlationId }, ctx.correlationId);
     },
   };
 }
