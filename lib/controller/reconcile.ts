@@ -248,14 +248,8 @@ export async function reconcilePass(deps: ReconcileDeps, input: PassInput): Prom
     log.error(`no worker has reported since ${new Date(rep.quietSince).toISOString()}: the reporting path (the report queue, the workers' network or their IAM role) looks down; no worker is taken for silent meanwhile`, { passId });
   for (const f of rep.floods) log.error(`worker ${f.instanceId} sent ${f.reports} reports in one pass (a worker sends a few): a job on it may be flooding the report queue`, { passId, ...f });
   const discovered = rep.workers;
-  if (fm && input.reports?.length) {
-    // A worker's first ready report: how long the pool's boots take (the forecast's horizon).
-    const booting = new Map(found.filter((w) => w.readyAt === undefined).map((w) => [w.id, w]));
-    for (const r of input.reports) {
-      const w = booting.get(r.instanceId);
-      if (w && r.readyAt !== undefined) fm.boots.observe(w.pool, (r.readyAt - w.launchedAt) / 1000);
-    }
-  }
+  // Each worker's first known readiness: how long the pool's boots take (the forecast's horizon).
+  if (fm) for (const b of rep.readied) fm.boots.observe(b.pool, b.seconds);
   recordInterruptionCooldowns(config, state, discovered, now);
   pruneCooldowns(state, now);
   const workers: WorkerView[] = [...discovered, ...inflightPlaceholders(state, discovered, now, opts.inflightGraceMs)];

@@ -286,6 +286,12 @@ export interface ReportsOutcome {
   refusals: { id: string; instanceId: string; reason: string }[];
   /** Boot timelines the pass's accepted reports carried (one per instance), for the log and the metrics. */
   boots: { instanceId: string; pool: string; boot: BootTimeline }[];
+  /**
+   * Workers whose readiness this pass learnt first (not on their tags, not remembered from an
+   * earlier pass), from an accepted report's own ready time (capped at SQS receipt): once per
+   * worker, so a redelivery or a second report of the same pass counts no second boot.
+   */
+  readied: { instanceId: string; pool: string; seconds: number }[];
   /** Instances that sent more than FLOOD_REPORTS reports into one pass: a worker sends a few (a job on it may be flooding the queue). */
   floods: { instanceId: string; reports: number }[];
   /** Set while no worker of a fleet of REPORTING.quietFleet or more has reported for REPORTING.quietSeconds: since when (silence is not judged meanwhile). */
@@ -333,11 +339,12 @@ export function applyReports(
     judgeSilence?: boolean;
   },
 ): ReportsOutcome {
-  const out: ReportsOutcome = { workers: [], writes: [], settled: [], retry: [], counts: { applied: 0, unchanged: 0, stale: 0, refused: 0, unknown: 0 }, refusals: [], boots: [], floods: [] };
+  const out: ReportsOutcome = { workers: [], writes: [], settled: [], retry: [], counts: { applied: 0, unchanged: 0, stale: 0, refused: 0, unknown: 0 }, refusals: [], boots: [], readied: [], floods: [] };
   const perInstance = new Map<string, number>();
   const heardAt: number[] = [];
   const byId = new Map(discovered.map((w) => [w.id, w]));
   const newest = new Map<string, WorkerReport>();
+  const timelined = new Set<string>();
   for (const r of reports) {
     const problem = senderProblem(r, opts.workerRoleIds);
     if (problem) {
@@ -350,7 +357,10 @@ export function applyReports(
     const w = byId.get(r.instanceId);
     // The ready report carries the timeline; a later report of the same pass may supersede it below,
     // so it is taken from whichever accepted report has it, once per instance.
-    if (w && r.boot && w.readyAt === undefined && !out.boots.some((x) => x.instanceId === r.instanceId)) out.boots.push({ instanceId: r.instanceId, pool: w.pool, boot: r.boot });
+    if (w && r.boot && w.readyAt === undefined && !timelined.has(r.instanceId)) {
+      timelined.add(r.instanceId);
+      out.boots.push({ instanceId: r.instanceId, pool: w.pool, boot: r.boot });
+    }
     if (w) {
       opts.memory.heardFrom(w.id, Math.min(r.sentAt ?? opts.now, opts.now));
       heardAt.push(Math.min(r.sentAt ?? opts.now, opts.now));
@@ -397,7 +407,10 @@ export function applyReports(
     // the future would hold IdleTime off for as long as the clock is ahead).
     const upTo = (t: number) => Math.min(t, r.sentAt ?? opts.now, opts.now);
     const ready = r.readyAt ?? (r.state === 'idle' || r.state === 'busy' ? r.at : undefined);
-    if (w.readyAt === undefined && ready !== undefined) w.readyAt = floorMinute(upTo(ready));
+    if (w.readyAt === undefined && ready !== undefined) {
+      w.readyAt = floorMinute(upTo(ready));
+      if (r.readyAt !== undefined) out.readied.push({ instanceId: w.id, pool: w.pool, seconds: (upTo(r.readyAt) - w.launchedAt) / 1000 });
+    }
     if (r.state === 'idle') w.idleSince = ceilMinute(upTo(r.idleSince ?? r.at));
     if (r.state === 'stopped') w.stoppedAt = before.reported === 'stopped' && before.stoppedAt !== undefined ? before.stoppedAt : ceilMinute(r.sentAt ?? opts.now);
     w.state = deriveState(w);

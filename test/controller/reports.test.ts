@@ -166,4 +166,16 @@ describe('the boot timeline (docs/worker.md, "Boot timeline")', () => {
     const refused = apply([booting(4)], [report(4, 1, 'idle', { boot, sender: `${ROLE}:${id(5)}` })]);
     expect(refused.boots).toEqual([]);
   });
+
+  test('applyReports counts each worker\'s boot (launch to ready) once: not twice for ready and busy in one pass, not again when the reports come back, never from a refused report', () => {
+    const memory = new ReportMemory();
+    const ws = [booting(1), booting(2)];
+    const out = apply(ws, [report(1, 1, 'idle'), report(1, 2, 'busy'), report(2, 1, 'idle', { sender: `${ROLE}:${id(9)}` })], memory);
+    // booting() launched at T0 - 300 s, report() says ready at T0 - 60 s.
+    expect(out.readied).toEqual([{ instanceId: id(1), pool: 'docker', seconds: 240 }]);
+    // The tag write failed: the same reports come back next pass (the tags still show no ready).
+    expect(apply(ws, [report(1, 1, 'idle'), report(1, 2, 'busy')], memory).readied).toEqual([]);
+    // A ready time later than SQS received the report is capped there.
+    expect(apply([booting(3)], [report(3, 1, 'idle', { readyAt: T0 + 3_600_000, sentAt: T0 - 10_000 })]).readied).toEqual([{ instanceId: id(3), pool: 'docker', seconds: 290 }]);
+  });
 });
