@@ -22,16 +22,16 @@ import { SqsInbox } from '../lib/aws/sqs-inbox';
 import { SsmOperatorHolds } from '../lib/aws/operator-holds';
 import { parameterNames, type Config } from '../lib/config';
 import { reconcilePass, type PassInput, type PassReport } from '../lib/controller/reconcile';
-import { CADENCE, runLoop, type LoopOptions, type LoopReport } from '../lib/controller/loop';
+import { CADENCE, decodeEvents, runLoop, type LoopOptions, type LoopReport } from '../lib/controller/loop';
 import { ReportMemory } from '../lib/controller/reports';
 import { ForecastMemory } from '../lib/forecast';
-import type { GitLabSide, JobEvent, Logger } from '../lib/controller/ports';
+import type { GitLabSide, Logger } from '../lib/controller/ports';
 import { sqsClient } from '../lib/lambda/clients';
 import { controllerEnv, type ControllerEnv } from '../lib/lambda/env';
 import { correlate, type LoggedContext } from '../lib/lambda/middleware';
 import { invocationLine, passFailureLine, passMetricLines, stdoutSink, type MetricsSink } from '../lib/lambda/metrics';
 import { loadConfig } from '../lib/lambda/runtime';
-import { decodeQueueMessage, dedupeEvents, RecentDeliveries } from '../lib/webhook/job-hook';
+import { dedupeEvents, RecentDeliveries } from '../lib/webhook/job-hook';
 import { gitlabFor } from '../lib/lambda/gitlab';
 import { LoggerRelay } from '../lib/lambda/logger';
 
@@ -202,22 +202,13 @@ async function handle(event: ReconcileEvent, context: LoggedContext): Promise<Re
     return { passId: loop.last?.passId ?? '', passes: loop.passes, decisions: loop.last?.decisions ?? [], launched: loop.last?.launched ?? {} };
   }
 
-  const events: JobEvent[] = [];
-  const failures: { itemIdentifier: string }[] = [];
-  const used: string[] = [];
-  let interruption = false;
-  for (const record of event.Records) {
-    try {
-      const m = decodeQueueMessage(record.body);
-      if (m.type === 'job') events.push(m.event);
-      else interruption = true;
-      used.push(record.messageId);
-    } catch (e) {
-      // Unreadable: left to fail until the dead-letter queue takes it (and its alarm fires).
-      log.error('queue message refused', { messageId: record.messageId, error: e });
-      failures.push({ itemIdentifier: record.messageId });
-    }
-  }
+  const { events, interruption, used } = decodeEvents(
+    event.Records.map((r) => ({ id: r.messageId, body: r.body })),
+    log,
+  );
+  // Unreadable ones fail until the dead-letter queue takes them (and its alarm fires).
+  const read = new Set(used);
+  const failures = event.Records.filter((r) => !read.has(r.messageId)).map((r) => ({ itemIdentifier: r.messageId }));
   const unique = dedupeEvents(events, recentDeliveries);
   if (unique.length < events.length) log.info('duplicate deliveries dropped', { received: events.length, kept: unique.length });
   try {

@@ -98,14 +98,15 @@ export function scheduleRate(everyMs: number = CADENCE.scheduleEveryMs): string 
 
 export const LOOP_DEFAULTS = { minPassIntervalMs: CADENCE.minPassIntervalMs, tickIntervalMs: CADENCE.tickIntervalMs, maxEventsPerPass: 5_000, maxReportsPerPass: 10_000, stopReserveMs: 15_000, maxConsecutiveFailures: 3, loopForMs: Infinity };
 
-interface Decoded {
+export interface Decoded {
   events: JobEvent[];
   interruption: boolean;
   used: string[];
   unreadable: number;
 }
 
-function decodeEvents(messages: readonly InboxMessage[], log: Logger): Decoded {
+/** Job-event queue messages -> job events, whether one asks for an interruption pass, the ids read; unreadable ones are logged and left (dead-letter queue). */
+export function decodeEvents(messages: readonly InboxMessage[], log: Logger): Decoded {
   const out: Decoded = { events: [], interruption: false, used: [], unreadable: 0 };
   for (const m of messages) {
     try {
