@@ -141,7 +141,12 @@ export function waitTarget(targetWait: number, fc: PoolForecast, floor: number):
  */
 function notIdleTargetWorkers(workers: readonly WorkerView[], usedToo: boolean): Set<string> {
   const groups = new Map<string, WorkerView[]>();
-  for (const w of workers) if (w.launchedFor) groups.set(w.launchedFor.launch, [...(groups.get(w.launchedFor.launch) ?? []), w]);
+  for (const w of workers) {
+    if (!w.launchedFor) continue;
+    const members = groups.get(w.launchedFor.launch);
+    if (members) members.push(w);
+    else groups.set(w.launchedFor.launch, [w]);
+  }
   const out = new Set<string>();
   for (const members of groups.values()) {
     const { demand, count } = members[0].launchedFor!;

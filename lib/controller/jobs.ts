@@ -335,7 +335,9 @@ export function describeUntaken(jobs: readonly UntakenJob[], config: Config): st
   const groups = new Map<string, UntakenJob[]>();
   for (const j of jobs) {
     const key = `${j.pool}|${j.projectId}`;
-    groups.set(key, [...(groups.get(key) ?? []), j]);
+    const members = groups.get(key);
+    if (members) members.push(j);
+    else groups.set(key, [j]);
   }
   return [...groups.values()].map((g) => {
     const { pool, projectId, idleWorkers } = g[0];
