@@ -504,23 +504,40 @@ export class Ec2Fleet implements Fleet, InstanceMarker {
   }
 
   /**
-   * Batches of `size` ids. One unknown id fails a whole EC2 batch (InvalidInstanceID.NotFound): the
-   * batch is then retried id by id, and instances that are already gone are skipped.
+   * Batches of `size` ids. One unknown id fails a whole EC2 batch (InvalidInstanceID.NotFound), and
+   * EC2's message names the ids ("The instance IDs 'i-…, i-…' do not exist"): the batch is sent
+   * again without them (a few rounds at most). Only when the message names none of the batch's ids
+   * is it retried id by id (up to `size` calls into the account-wide bucket). Gone instances are skipped.
    */
   private async perInstanceBatches(ids: readonly string[], size: number, send: (ids: string[], o: { abortSignal?: AbortSignal }) => Promise<unknown>): Promise<void> {
-    for (const batch of chunks([...new Set(ids)], size)) {
+    for (let batch of chunks([...new Set(ids)], size)) {
+      for (let round = 0; ; round++) {
+        try {
+          await this.call((o) => send(batch, o));
+          break;
+        } catch (e) {
+          if (!errorCode(e).startsWith('InvalidInstanceID')) throw e;
+          const named = new Set((e as Error).message?.match(/\bi-[0-9a-f]{8,17}\b/g) ?? []);
+          const rest = batch.filter((id) => !named.has(id));
+          if (rest.length === batch.length || round >= 3) {
+            await this.oneByOne(batch, send);
+            break;
+          }
+          for (const id of batch) if (named.has(id)) this.opts.log?.info('instance already gone', { id });
+          if (rest.length === 0) break;
+          batch = rest;
+        }
+      }
+    }
+  }
+
+  private async oneByOne(batch: readonly string[], send: (ids: string[], o: { abortSignal?: AbortSignal }) => Promise<unknown>): Promise<void> {
+    for (const id of batch) {
       try {
-        await this.call((o) => send(batch, o));
+        await this.call((o) => send([id], o));
       } catch (e) {
         if (!errorCode(e).startsWith('InvalidInstanceID')) throw e;
-        for (const id of batch) {
-          try {
-            await this.call((o) => send([id], o));
-          } catch (e2) {
-            if (!errorCode(e2).startsWith('InvalidInstanceID')) throw e2;
-            this.opts.log?.info('instance already gone', { id });
-          }
-        }
+        this.opts.log?.info('instance already gone', { id });
       }
     }
   }

@@ -347,6 +347,21 @@ describe('retire and terminate', () => {
     expect(calls).toEqual([100, 50, ...Array(50).fill(1)]);
   });
 
+  test('an unknown id that EC2 names in its message: the batch goes again without it, not one by one', async () => {
+    const ids = Array.from({ length: 600 }, (_, i) => `i-${i.toString(16).padStart(17, '0')}`);
+    const gone = [ids[7], ids[520]];
+    ec2Mock.on(CreateTagsCommand).callsFake((input: { Resources: string[] }) => {
+      const missing = input.Resources.filter((id) => gone.includes(id));
+      if (missing.length) throw Object.assign(new Error(`The instance IDs '${missing.join(', ')}' do not exist`), { name: 'InvalidInstanceID.NotFound' });
+      return {};
+    });
+    const { fleet } = fleetUnderTest();
+    await fleet.requestRetirement(ids.map((id) => ({ id, reason: 'test', kind: 'surplus' as const })));
+    const calls = ec2Mock.commandCalls(CreateTagsCommand).map((c) => c.args[0].input.Resources!);
+    expect(calls.map((r) => r.length)).toEqual([500, 499, 100, 99]);
+    expect(calls.flat().filter((id) => gone.includes(id))).toHaveLength(2); // only in the refused batches
+  });
+
   test('worker reports: one CreateTags per tag set for many instances; a failed set says so', async () => {
     ec2Mock.on(CreateTagsCommand).callsFake((input: { Tags: { Key: string; Value: string }[] }) => {
       if (input.Tags.some((t) => t.Value === 'draining')) throw Object.assign(new Error('slow down'), { name: 'RequestLimitExceeded' });
