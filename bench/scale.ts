@@ -28,7 +28,7 @@ import { Ec2Fleet, ensureLaunchTemplate } from '../lib/aws/ec2-fleet';
 import { SsmStateStore } from '../lib/aws/ssm-state-store';
 import { SqsInbox } from '../lib/aws/sqs-inbox';
 import { reconcilePass, type PassInput, type PassReport } from '../lib/controller/reconcile';
-import { CADENCE, runLoop } from '../lib/controller/loop';
+import { CADENCE, LOOP_DEFAULTS, runLoop } from '../lib/controller/loop';
 import { encodeReport, ReportMemory } from '../lib/controller/reports';
 import { reportQueueName, TAGS } from '../lib/controller/tags';
 import type { Logger } from '../lib/controller/ports';
@@ -239,13 +239,13 @@ async function inMemory(n: number): Promise<void> {
       const ssmWrites = r.passes.reduce((s, p) => s + p.stateWrites, 0);
       const tagWrites = r.passes.reduce((s, p) => s + p.reports.tagWrites, 0);
       console.log(
-        `    loop, ${label}, ${SECONDS} s: drained ${Math.round(r.sustained).toLocaleString('en')} events/min sustained (largest pass ${r.largest}; a pass takes up to 5,000: ${Math.round(5000 * (passes / r.minutes)).toLocaleString('en')}/min at this pass rate); ${Math.round(passes / r.minutes)} passes/min, pass ${passMs[Math.floor(passMs.length / 2)] ?? 0} ms median, ${passMs[passMs.length - 1] ?? 0} ms max`,
+        `    loop, ${label}, ${SECONDS} s: drained ${Math.round(r.sustained).toLocaleString('en')} events/min sustained (largest pass ${r.largest}; a pass takes up to ${LOOP_DEFAULTS.maxEventsPerPass.toLocaleString('en')}: ${Math.round(LOOP_DEFAULTS.maxEventsPerPass * (passes / r.minutes)).toLocaleString('en')}/min at this pass rate); ${Math.round(passes / r.minutes)} passes/min, pass ${passMs[Math.floor(passMs.length / 2)] ?? 0} ms median, ${passMs[passMs.length - 1] ?? 0} ms max`,
       );
       if (label !== 'steady') continue;
       console.log(`      AWS calls per pass: ${fmt(perPass)}; SSM writes per pass ${(ssmWrites / passes).toFixed(2)}`);
       console.log(`      AWS calls per minute: ${fmt(perMinute)}`);
       console.log(
-        `      CreateTags per minute: ${(perMinute.CreateTags ?? 0).toFixed(1)} (${(tagWrites / r.minutes).toFixed(1)} worker-state sets for ${Math.round(r.tagged / r.minutes)} instances; the rest retire requests); workers: none (they send ${(2 * n) / 5} reports/min to SQS, plus ${n / 10} heartbeats/min); before: ${2 * jobsPerMinute} worker CreateTags/min`,
+        `      CreateTags per minute: ${(perMinute.CreateTags ?? 0).toFixed(1)} (${(tagWrites / r.minutes).toFixed(1)} worker-state sets for ${Math.round(r.tagged / r.minutes)} instances; the rest retire requests); workers: none (they send ${(2 * n) / 5} reports/min to SQS, plus ${n / 10} heartbeats/min); before (model, not measured here: each worker tagged itself busy and idle per job): ${2 * jobsPerMinute} worker CreateTags/min`,
       );
       const perJob = Object.fromEntries(Object.entries(perMinute).map(([k, v]) => [k, Math.round((v / jobsPerMinute) * 1000) / 1000]));
       console.log(`      per job (at ${jobsPerMinute} jobs/min): ${fmt(perJob, 3)}`);
@@ -278,7 +278,7 @@ async function drain(n: number): Promise<void> {
     const { events, reports } = d.inbox();
     const r = await runLoop({ pass: d.pass, events, reports, remainingMs: () => 60_000, log: quiet }, 'schedule', { maxPasses: 1 });
     console.log(
-      `    drain of ${n.toLocaleString('en')} workers (build counts 0-149): CreateTags ${askCalls} in the pass that asks ${asked.retired.length} to retire, ${d.aws.since(b).CreateTags ?? 0} in the pass that records ${r.reports} answers (${r.last?.reports.tagWrites ?? 0} tag sets); the bucket holds 100 and refills 10/s`,
+      `    drain of ${n.toLocaleString('en')} workers (build counts 0-149): CreateTags ${askCalls} in the pass that asks ${asked.retired.length} to retire, ${d.aws.since(b).CreateTags ?? 0} in the pass that records ${r.reports} answers (${r.last?.reports.tagWrites ?? 0} tag sets); EC2's documented CreateTags bucket holds 100 and refills 10/s`,
     );
   } finally {
     d.aws.restore();
@@ -466,7 +466,7 @@ async function main() {
   if (parts.includes('latency')) await latency(2000);
   if (process.env.SCALE_MOTO !== '0' && parts.includes('moto')) {
     const max = Number(process.env.SCALE_MOTO_MAX ?? 5000);
-    console.log('\n  against moto (its DescribeInstances renders ~8 ms per instance, its status calls ~1.5 s: far slower than EC2):');
+    console.log('\n  against moto (far slower than EC2: docs/controller.md measured ~8 ms per instance in its DescribeInstances and ~1.5 s per status call; not measured in this run):');
     await againstMoto(SIZES.filter((n) => n <= max));
   }
 }
