@@ -93,6 +93,29 @@ function fail(error: string, status?: number): { ok: false; error: string; statu
   return { ok: false, error, status };
 }
 
+/**
+ * Runs a query; a whole-query failure is thrown: GraphQLUnsupported when GitLab cannot run it at all
+ * (no GraphQL endpoint, a field or argument it does not know), else a GitLabApiError. `tooBig` is
+ * called when GitLab refuses the query as too complex (the caller asks for fewer projects next time).
+ */
+export async function runGraphQL(client: GitLabClient, query: string, variables: Record<string, unknown>, what: string, tooBig: () => void): Promise<GraphQLAnswer> {
+  let answer: GraphQLAnswer;
+  try {
+    answer = await client.graphql(query, variables);
+  } catch (e) {
+    if (e instanceof GitLabApiError && e.status === 404) throw new GraphQLUnsupported(e.message, 404);
+    throw e;
+  }
+  const errors = list(answer.errors).map((x) => obj(x)).filter((x): x is Obj => !!x);
+  if (!obj(answer.data) && errors.length) {
+    const message = errors.map((x) => String(x.message ?? '')).join('; ').slice(0, 400);
+    if (UNSUPPORTED.test(message)) throw new GraphQLUnsupported(`GitLab GraphQL cannot run ${what}: ${message}`);
+    if (TOO_BIG.test(message)) tooBig();
+    throw new GitLabApiError(`GitLab GraphQL: ${message}`);
+  }
+  return answer;
+}
+
 export class GraphQLApi implements GitLabApi {
   readonly mode = 'graphql';
   projectsPerRequest = PROJECTS_PER_REQUEST;
@@ -123,23 +146,10 @@ export class GraphQLApi implements GitLabApi {
     return this.client.rateLimitedUntil();
   }
 
-  /** Runs a query; a whole-query failure is thrown (GraphQLUnsupported when GitLab cannot run it at all). */
-  private async run(query: string, variables: Record<string, unknown>): Promise<GraphQLAnswer> {
-    let answer: GraphQLAnswer;
-    try {
-      answer = await this.client.graphql(query, variables);
-    } catch (e) {
-      if (e instanceof GitLabApiError && e.status === 404) throw new GraphQLUnsupported(e.message, 404);
-      throw e;
-    }
-    const errors = list(answer.errors).map((x) => obj(x)).filter((x): x is Obj => !!x);
-    if (!obj(answer.data) && errors.length) {
-      const message = errors.map((x) => String(x.message ?? '')).join('; ').slice(0, 400);
-      if (UNSUPPORTED.test(message)) throw new GraphQLUnsupported(`GitLab GraphQL cannot run our query: ${message}`);
-      if (TOO_BIG.test(message) && this.projectsPerRequest > 1) this.projectsPerRequest = Math.max(1, Math.floor(this.projectsPerRequest / 2));
-      throw new GitLabApiError(`GitLab GraphQL: ${message}`);
-    }
-    return answer;
+  private run(query: string, variables: Record<string, unknown>): Promise<GraphQLAnswer> {
+    return runGraphQL(this.client, query, variables, 'our query', () => {
+      if (this.projectsPerRequest > 1) this.projectsPerRequest = Math.max(1, Math.floor(this.projectsPerRequest / 2));
+    });
   }
 
   /**

@@ -17,7 +17,7 @@
  */
 import { GitLabApiError, type GitLabClient } from './client';
 import { idOf, type Outcome } from './api';
-import { GraphQLUnsupported, hasNext, list, obj, TOO_BIG, UNSUPPORTED } from './graphql';
+import { GraphQLUnsupported, hasNext, list, obj, runGraphQL } from './graphql';
 import { PIPELINE_PROJECTS_PER_REQUEST, type GraphJob, type PipelineApi, type PipelineGraph, type PipelineListing } from './pipeline-api';
 
 /** Active pipelines per scope and project: the same page as the job listing (graphql.ts PIPELINES_PER_SCOPE). */
@@ -76,19 +76,15 @@ export class GraphQLPipelineApi implements PipelineApi {
     };
     let answer;
     try {
-      answer = await this.client.graphql(PIPELINE_GRAPHS_QUERY, { ids: projectIds.map((id) => `gid://gitlab/Project/${id}`), n: projectIds.length });
+      answer = await runGraphQL(this.client, PIPELINE_GRAPHS_QUERY, { ids: projectIds.map((id) => `gid://gitlab/Project/${id}`), n: projectIds.length }, 'the pipeline query', () => {
+        if (this.pipelineProjectsPerRequest > 1) this.pipelineProjectsPerRequest = Math.max(1, Math.floor(this.pipelineProjectsPerRequest / 2));
+      });
     } catch (e) {
-      if (e instanceof GitLabApiError && e.status === 404) throw new GraphQLUnsupported(e.message, 404);
+      if (e instanceof GraphQLUnsupported) throw e;
       return failAll((e as Error).message, (e as GitLabApiError).status);
     }
     const errors = list(answer.errors).map(obj).filter((x) => x !== undefined);
     const nodes = list(obj(obj(answer.data)?.projects)?.nodes);
-    if (!obj(answer.data) && errors.length) {
-      const message = errors.map((x) => String(x.message ?? '')).join('; ').slice(0, 400);
-      if (UNSUPPORTED.test(message)) throw new GraphQLUnsupported(`GitLab GraphQL cannot run the pipeline query: ${message}`);
-      if (TOO_BIG.test(message) && this.pipelineProjectsPerRequest > 1) this.pipelineProjectsPerRequest = Math.max(1, Math.floor(this.pipelineProjectsPerRequest / 2));
-      return failAll(`GitLab GraphQL: ${message}`);
-    }
     // An error inside a project's answer leaves the rest of it usable but not complete.
     const cut = new Set<number>();
     for (const e of errors) {
